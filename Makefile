@@ -1,0 +1,120 @@
+# DevOpsLab — one non-recursive Makefile.
+#
+#   make              build provisioner/devopslab
+#   make check        install deps, build, run every test (plain and ASan+UBSan)
+#   make demo         install deps, build, show the plan for the example bundle
+#   make fuzz         run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench        benchmarks (speed and memory targets live here, not in tests)
+#   make lint         cppcheck + the style checks
+#
+# BUILD=dir puts objects elsewhere; SAN=1 builds with ASan+UBSan (used by check).
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+
+PKG_LIBS := yaml-0.1 json-c libarchive libcurl libcrypto blkid fdisk
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))
+PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS))
+# Debian 12's mbedtls 2.28 ships no .pc file; Debian 13's 3.x does.
+MBEDTLS_LDLIBS := $(shell pkg-config --silence-errors --libs mbedtls mbedx509 mbedcrypto || echo -lmbedtls -lmbedx509 -lmbedcrypto)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wundef -Wwrite-strings \
+	-Wstrict-prototypes -Wmissing-prototypes -fno-common
+INCLUDES := -Iprovisioner/basic -Iprovisioner/lib -Iprovisioner/verbs
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -fstack-protector-strong $(INCLUDES) $(PKG_CFLAGS) -MMD -MP
+ifeq ($(SAN),1)
+ALL_CFLAGS += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_LDFLAGS := -fsanitize=address,undefined
+else
+ALL_CFLAGS += -D_FORTIFY_SOURCE=3
+endif
+LDLIBS := -Wl,--as-needed $(PKG_LDLIBS) $(MBEDTLS_LDLIBS)
+
+ifeq ($(BUILD),build)
+BIN := provisioner/devopslab
+else
+BIN := $(BUILD)/devopslab
+endif
+
+LIB_SRC := $(sort $(wildcard provisioner/basic/*.c provisioner/lib/*.c))
+VERB_SRC := $(sort $(wildcard provisioner/verbs/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
+LIBA := $(BUILD)/libdevopslab.a
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster fuzz fuzz-check \
+	bench demo lint clean image rootfs
+
+all: $(BIN)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(VERB_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(SAN_LDFLAGS) -o $@ $(VERB_OBJ) $(LIBA) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MF $(BUILD)/tests/.$*.d -Itests/unit $(SAN_LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+tests: $(BIN) $(UNIT_BIN)
+
+# --- fuzzing (clang + libFuzzer) --------------------------------------------
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(INCLUDES) $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+FUZZ_SECONDS ?= 60
+fuzz: deps fuzz-build
+	tests/fuzz/run.sh --seconds $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# --- tests --------------------------------------------------------------------
+check: deps
+	tests/check.sh
+
+test-unit: tests
+	tests/run.sh --unit $(UNIT_BIN)
+
+test-integration: $(BIN)
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-*.sh
+
+bench: deps all
+	scripts/bench.sh
+
+demo: deps all
+	scripts/demo.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+		$(INCLUDES) --suppress=missingIncludeSystem provisioner
+
+clean:
+	rm -rf build build-asan build-fuzz out provisioner/devopslab
+
+-include $(LIB_OBJ:.o=.d) $(VERB_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tests/.*.d)

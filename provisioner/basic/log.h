@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h — the program's one logger. Verbs log; library modules do not
+ * (they fill an error buffer and return -errno), except log_debug().
+ *
+ * The log level is the single piece of process-wide state outside a run's
+ * context; it is set once by main() from --verbose/--quiet.
+ *
+ * Never pass a secret to any of these: there is no redaction after the fact.
+ */
+#pragma once
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h — libc-only helpers shared by every tier: cleanup attributes,
+ * ownership transfer, small string predicates.
+ *
+ * Ownership convention: a local declared with a _cleanup_*_ attribute owns
+ * what it points to; TAKE_PTR() hands that ownership on (to a ret_* output
+ * or a struct) and leaves NULL behind so the cleanup becomes a no-op.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define TAKE_PTR(p)                        \
+	({                                 \
+		__typeof__(p) _p_ = (p);   \
+		(p) = NULL;                \
+		_p_;                       \
+	})
+
+#define TAKE_FD(fd)                        \
+	({                                 \
+		int _fd_ = (fd);           \
+		(fd) = -1;                 \
+		_fd_;                      \
+	})
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Declare a pointer cleanup helper for a type with a foo_free() function. */
+#define DEFINE_FREE_FUNC(type, func)                 \
+	static inline void func##p(type **p)         \
+	{                                            \
+		if (*p)                              \
+			func(*p);                    \
+	}
+
+static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
+static inline bool streq_ptr(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+static inline bool isempty(const char *s) { return !s || !*s; }
+
+/* Return a negative errno from the current errno, never 0. */
+static inline int negative_errno(void) { return errno > 0 ? -errno : -EIO; }
+
+/* Overwrite memory that held a secret; not optimised away. */
+static inline void explicit_wipe(void *p, size_t n)
+{
+	if (p && n)
+		explicit_bzero(p, n);
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manifest.h — the cluster manifest (cluster.yaml): its model, and loading
+ * with complete validation. docs/manifest.md documents every field.
+ *
+ * Ownership: manifest_load() returns a struct manifest the caller frees
+ * with manifest_free(); every string and array inside belongs to it.
+ * Nothing here prints: problems are collected as diagnostics (all of them,
+ * in one run) and the verb prints them.
+ *
+ * Units: sizes are uint64_t bytes; memory of VMs is MiB as in Proxmox
+ * (`memory: 2048`); IPv4 addresses are host-order uint32_t.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hard limits on input; exceeding one is a diagnostic, not a crash. */
+#define MANIFEST_MAX_BYTES (4u << 20)
+#define MANIFEST_MAX_DEPTH 32
+#define MANIFEST_MAX_NODES 1024
+#define MANIFEST_MAX_VMS 4096
+
+/* ---- diagnostics ------------------------------------------------------ */
+
+enum diag_severity { DIAG_ERROR, DIAG_WARNING };
+
+struct diag {
+	enum diag_severity severity;
+	unsigned line, column; /* 1-based; 0 when not tied to a position */
+	char *path;            /* field path: "nodes[1].disk.min_size" */
+	char *message;         /* what is wrong, e.g. "must be a size like 20G" */
+};
+
+struct diags {
+	char *file; /* as given by the user */
+	struct diag *items;
+	size_t n, n_errors;
+};
+
+/* Format: "FILE:LINE:COL: error: PATH: MESSAGE" (warning likewise). */
+int diags_format(const struct diags *d, size_t i, char *buf, size_t size);
+void diags_done(struct diags *d);
+
+/* ---- the model --------------------------------------------------------- */
+
+struct mf_pos {
+	unsigned line, column;
+};
+
+/* A secret is only ever a reference by name (`{secret: NAME}`); the value
+ * comes from the encrypted secrets file of the bundle (docs/security.md). */
+struct mf_secret {
+	char *name;
+	struct mf_pos pos;
+};
+
+struct mf_cidr {
+	uint32_t addr;
+	unsigned prefix;
+};
+
+struct mf_cluster {
+	char *name;
+	char *domain;   /* homelab.local: valid, with a warning (RFC 6762) */
+	char *timezone; /* Area/City */
+	char *keyboard; /* XKB layout, "us" */
+	char *seed;     /* derives disk/partition/fs UUIDs; default: cluster name */
+	bool unattended; /* disk apply without --yes inside the image */
+};
+
+struct mf_network {
+	struct mf_cidr subnet;
+	uint32_t gateway;
+	uint32_t *dns;
+	size_t n_dns;
+	char *bridge; /* vmbr0 */
+	unsigned vlan; /* 0 = untagged, else 1..4094 */
+	unsigned mtu;  /* 0 = default */
+};
+
+enum mf_wipe {
+	MF_WIPE_NEVER,     /* default: a disk with any signature is refused */
+	MF_WIPE_DEVOPSLAB, /* only a disk carrying our own GPT marker */
+	MF_WIPE_ALWAYS,
+};
+
+/* Disk selection rules: every rule set must hold; at least one is given
+ * or largest_nvme is true. Sizes 0 = no bound. */
+struct mf_disk_rules {
+	char *by_id;     /* "nvme-Samsung_SSD_980_1TB_S64ANS0T123456" or /dev/disk/by-id/... */
+	char *serial;
+	char *model;     /* fnmatch(3) glob */
+	char *transport; /* nvme, sata, usb, virtio, mmc */
+	uint64_t min_size, max_size;
+	bool largest_nvme;
+	enum mf_wipe wipe;
+	struct mf_pos pos;
+};
+
+enum mf_role {
+	MF_ROLE_MEMBER,
+	MF_ROLE_FIRST, /* creates the cluster; exactly one node has it */
+};
+
+struct mf_node {
+	char *name;
+	enum mf_role role;
+	uint8_t mac[6];
+	bool has_mac;
+	char *serial;       /* DMI system serial */
+	char *product_uuid; /* DMI product UUID, lower case */
+	uint32_t ip;        /* management IP, inside network.subnet */
+	char *nic;          /* interface bridged into vmbr0: name or MAC-matched */
+	uint64_t min_memory; /* pre-flight minimum RAM, bytes; 0 = no check */
+	struct mf_disk_rules disk;
+	struct mf_pos pos;
+};
+
+/* Proxmox installer sizing knobs; 'set' false = the installer's default. */
+struct mf_size_opt {
+	uint64_t bytes;
+	bool set;
+};
+
+struct mf_storage {
+	struct mf_size_opt hdsize, swapsize, maxroot, minfree, maxvz;
+};
+
+struct mf_asset {
+	char *name; /* how the manifest refers to it */
+	char *file; /* path inside the bundle's assets/ */
+	struct mf_pos pos;
+};
+
+struct mf_proxmox {
+	char *rootfs; /* asset name */
+	struct mf_secret root_password;
+	char **ssh_keys;
+	size_t n_ssh_keys;
+	struct mf_storage storage;
+};
+
+struct mf_template {
+	char *name;
+	unsigned vmid;
+	char *image; /* asset name */
+	char *target_node;
+	char *storage;
+	struct mf_pos pos;
+};
+
+/* A group of `count` VMs, like Terraform's proxmox_vm_qemu with count.
+ * `name` is a pattern: "{n}" is the 1-based index, "{n:02}" zero-padded.
+ * vmid and the ipconfig0 address are the first VM's; VM i adds i. */
+struct mf_vm_group {
+	char *id;   /* referenced from k3s/dns: "k3s_worker" */
+	char *name; /* "devops-k3s-worker-{n:02}" */
+	unsigned count;
+	unsigned vmid;
+	char **target_nodes; /* one, or several used round-robin */
+	size_t n_target_nodes;
+	char *clone; /* template name */
+	unsigned cores, sockets;
+	unsigned memory; /* MiB */
+	bool agent;
+	struct {
+		uint64_t size;
+		char *type;    /* scsi, virtio, sata, ide */
+		char *storage; /* local-lvm */
+	} disk;
+	struct {
+		char *model;  /* virtio, e1000 */
+		char *bridge; /* vmbr0 */
+	} network;
+	struct {
+		uint32_t ip; /* first VM's */
+		unsigned prefix;
+		uint32_t gw;
+	} ipconfig0;
+	struct mf_pos pos;
+};
+
+/* One concrete VM of a group (see manifest_vm_expand()). */
+struct mf_vm {
+	char name[64];
+	unsigned vmid;
+	const char *target_node;
+	uint32_t ip;
+	const struct mf_vm_group *group;
+	unsigned index; /* 0-based */
+};
+
+struct mf_k3s {
+	char *version;
+	struct mf_secret token;
+	char **servers; /* VM group ids */
+	size_t n_servers;
+	char **agents;
+	size_t n_agents;
+	bool ha; /* embedded etcd; needs an odd number >= 3 of servers */
+	struct {
+		char *binary, *images, *install_script; /* asset names */
+	} airgap;
+	bool present;
+};
+
+enum mf_dns_proto { MF_DNS_UDP, MF_DNS_TCP, MF_DNS_TLS, MF_DNS_HTTPS };
+
+struct mf_dns_forwarder {
+	char *address; /* IP, or host for TLS/HTTPS */
+	char *name;    /* TLS server name or DoH URL */
+	enum mf_dns_proto protocol;
+};
+
+struct mf_dns_record {
+	char *name; /* relative to the zone */
+	char *type; /* A, AAAA, CNAME, TXT */
+	char *value;
+};
+
+struct mf_dns {
+	char *primary;   /* VM name (an expanded VM) that runs Technitium */
+	char *secondary; /* VM name, optional */
+	char *zone;
+	char *wildcard;  /* target of *.zone: an IP, or "edge" for edge.ip */
+	bool node_records;
+	struct mf_dns_record *records;
+	size_t n_records;
+	struct mf_dns_forwarder *forwarders;
+	size_t n_forwarders;
+	struct mf_secret admin_password;
+	bool present;
+};
+
+enum mf_cert_mode { MF_CERT_INTERNAL_CA, MF_CERT_ACME_DNS01 };
+
+struct mf_edge {
+	uint32_t ip; /* Traefik's load-balancer address */
+	enum mf_cert_mode cert;
+	struct {
+		char *email, *server, *provider;
+		struct mf_secret credentials;
+	} acme;
+	char *dashboard_host;
+	bool present;
+};
+
+struct mf_secrets {
+	char *key_source; /* where the decryption key comes from at boot */
+	char **names;     /* every secret the manifest may reference */
+	size_t n_names;
+};
+
+struct manifest {
+	unsigned version;
+	struct mf_cluster cluster;
+	struct mf_network network;
+	struct mf_node *nodes;
+	size_t n_nodes;
+	struct mf_proxmox proxmox;
+	struct mf_asset *assets;
+	size_t n_assets;
+	struct mf_template *templates;
+	size_t n_templates;
+	struct mf_vm_group *vms;
+	size_t n_vms;
+	struct mf_k3s k3s;
+	struct mf_dns dns;
+	struct mf_edge edge;
+	struct mf_secrets secrets;
+};
+
+/* Parse and validate. Returns 0 and a manifest when there is no error
+ * (warnings may be present in *diags); -EINVAL with every error in *diags
+ * when the manifest is invalid; other -errno when the file cannot be read.
+ * `display_name` is used in diagnostics (defaults to path). */
+int manifest_load(const char *path, const char *display_name, struct diags *diags, struct manifest **ret);
+int manifest_load_buffer(const char *data, size_t size, const char *display_name, struct diags *diags,
+			 struct manifest **ret);
+struct manifest *manifest_free(struct manifest *m);
+
+const struct mf_node *manifest_find_node(const struct manifest *m, const char *name);
+const struct mf_template *manifest_find_template(const struct manifest *m, const char *name);
+const struct mf_vm_group *manifest_find_vm_group(const struct manifest *m, const char *id);
+const struct mf_asset *manifest_find_asset(const struct manifest *m, const char *name);
+
+/* Fill *ret with VM `index` (0-based) of group g. */
+int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm *ret);

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install every Debian package needed to build, test, benchmark and demo
+# DevOpsLab.  Idempotent: quiet and fast when everything is present.
+# Usage: scripts/install-deps.sh            (as root, on Debian 12 or 13)
+set -eu
+
+PKGS="
+build-essential pkg-config clang libclang-rt-14-dev llvm
+libyaml-dev libjson-c-dev libarchive-dev libcurl4-openssl-dev libssl-dev
+libmbedtls-dev libblkid-dev libfdisk-dev libcmocka-dev
+openssl zstd xz-utils jq python3 python3-yaml python3-jsonschema
+util-linux fdisk lvm2 thin-provisioning-tools dosfstools e2fsprogs
+mtools xorriso cpio kmod busybox-static
+grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common
+qemu-system-x86 qemu-utils ovmf ipxe-qemu
+mmdebstrap debian-archive-keyring
+iproute2 procps psmisc valgrind
+"
+
+missing=""
+for p in $PKGS; do
+	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$s" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages:$missing" >&2
+	echo "install-deps: run as root (or install them) and try again" >&2
+	exit 1
+fi
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done"

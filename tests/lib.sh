@@ -1,0 +1,43 @@
+# tests/lib.sh — sourced by tests/integration/t-*.sh.
+# Provides: DEVOPSLAB (binary), TOP (repo), TESTTMP (scratch dir, removed
+# after the test), SHARED (../shared), PY (Debian's python3, which has
+# python3-yaml and python3-jsonschema), and small assertion helpers that
+# print both values when they fail.
+set -euo pipefail
+: "${TOP:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${DEVOPSLAB:=$TOP/provisioner/devopslab}"
+: "${TESTTMP:=$(mktemp -d)}"
+SHARED=${SHARED:-$TOP/../shared}
+PY=/usr/bin/python3
+export DEVOPSLAB TOP TESTTMP SHARED PY
+
+# PIDs started with bg_start are killed when the test exits, pass or fail.
+_test_pids=()
+_test_cleanups=()
+_test_exit() {
+	local rc=$?
+	for ((i = ${#_test_cleanups[@]} - 1; i >= 0; i--)); do eval "${_test_cleanups[i]}" || true; done
+	for p in "${_test_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${_test_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	exit $rc
+}
+trap _test_exit EXIT
+bg_start() { "$@" & _test_pids+=($!); }
+on_exit() { _test_cleanups+=("$*"); }
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skip: $*"; exit 77; }
+
+assert_eq() { # expected actual [what]
+	[ "$1" = "$2" ] || fail "${3:-value}: expected '$1', got '$2'"
+}
+assert_contains() { # file-or-string needle
+	if [ -f "$1" ]; then grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "'$1' lacks '$2'"; }
+	else case "$1" in *"$2"*) ;; *) fail "output lacks '$2': $1" ;; esac; fi
+}
+# expect_exit CODE CMD... — run CMD, capture stdout+stderr in $OUT, check the exit code.
+expect_exit() {
+	local want=$1; shift
+	set +e; OUT=$("$@" 2>&1); local got=$?; set -e
+	[ "$got" = "$want" ] || { echo "$OUT" >&2; fail "'$*' exited $got, expected $want"; }
+}

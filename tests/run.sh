@@ -1,0 +1,52 @@
+#!/bin/bash
+# tests/run.sh — run unit test binaries or integration scripts, one line each,
+# and tally them.
+#
+#   tests/run.sh --unit BIN...           cmocka binaries
+#   tests/run.sh --integration SCRIPT... t-*.sh scripts (exit 0 pass, 77 skip)
+#
+# Environment: DEVOPSLAB (binary under test), TALLY (file to append
+# "pass|fail|skip NAME" lines to; the caller prints the total), LABEL
+# (prefix for the report lines, e.g. "asan"), TEST_TIMEOUT (seconds, 900).
+set -u
+mode=$1; shift
+top=$(cd "$(dirname "$0")/.." && pwd)
+label=${LABEL:-plain}
+tally=${TALLY:-}
+logdir=${TEST_LOGDIR:-$top/build/test-logs}
+mkdir -p "$logdir"
+pass=0 fail=0 skip=0
+
+record() { # result name
+	[ -n "$tally" ] && echo "$1 $label:$2" >>"$tally"
+	case $1 in pass) pass=$((pass + 1)) ;; fail) fail=$((fail + 1)) ;; skip) skip=$((skip + 1)) ;; esac
+}
+
+for t in "$@"; do
+	name=$(basename "$t" .sh)
+	log="$logdir/$label-$name.log"
+	start=$(date +%s)
+	tmo=${TEST_TIMEOUT:-900}
+	if [ "$mode" = --integration ]; then
+		# A script may ask for a longer limit with a "# timeout: N" line.
+		t_tmo=$(sed -n 's/^# timeout: \([0-9]*\)$/\1/p' "$t" | head -1)
+		[ -n "$t_tmo" ] && tmo=$t_tmo
+		tmp=$(mktemp -d "/tmp/devopslab-test.$name.XXXXXX")
+		TOP=$top TESTTMP=$tmp timeout --kill-after=10 "$tmo" bash "$t" >"$log" 2>&1
+		rc=$?
+		rm -rf "$tmp"
+	else
+		timeout --kill-after=10 "$tmo" "$t" >"$log" 2>&1
+		rc=$?
+	fi
+	secs=$(($(date +%s) - start))
+	case $rc in
+	0) record pass "$name"; printf 'PASS  %-6s %-40s %4ss\n' "$label" "$name" "$secs" ;;
+	77) record skip "$name"; printf 'SKIP  %-6s %-40s %s\n' "$label" "$name" "$(tail -n1 "$log")" ;;
+	*) record fail "$name"
+	   printf 'FAIL  %-6s %-40s %4ss (exit %s; log %s)\n' "$label" "$name" "$secs" "$rc" "$log"
+	   tail -n 40 "$log" | sed 's/^/    | /' ;;
+	esac
+done
+[ -z "$tally" ] && echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
