@@ -194,7 +194,8 @@ static int uniq_cmp(const void *a, const void *b)
 /* Report every later occurrence of a key, naming the first. */
 static void uniq_report(struct mf_ctx *c, struct uniq_set *s, const char *noun)
 {
-	qsort(s->v, s->n, sizeof(*s->v), uniq_cmp);
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), uniq_cmp);
 	for (size_t i = 1; i < s->n; i++) {
 		const struct uniq *first = &s->v[i], *dup = &s->v[i];
 
