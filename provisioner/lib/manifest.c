@@ -118,7 +118,7 @@ bool mf_failed(const struct mf_ctx *c, const char *path)
 	return false;
 }
 
-static void vreport(struct mf_ctx *c, enum diag_severity sev, unsigned line, unsigned column, const char *path,
+__attribute__((format(printf, 6, 0))) static void vreport(struct mf_ctx *c, enum diag_severity sev, unsigned line, unsigned column, const char *path,
 		    const char *fmt, va_list ap)
 {
 	_cleanup_free_ char *msg = NULL;
