@@ -330,18 +330,23 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 {
 	const struct mf_network *net = &m->network;
 	uint32_t mask = ipv4_netmask(net->subnet.prefix);
-	char a[16], s[16];
+	char a[96], s[16];
 
-	ipv4_format(ip, a, sizeof(a));
+	if (mf_failed(c, "network.subnet"))
+		return;
+	ipv4_format(ip, s, sizeof(s));
+	if (what)
+		snprintf(a, sizeof(a), "%s (%s)", s, what);
+	else
+		snprintf(a, sizeof(a), "%s", s);
 	ipv4_format(net->subnet.addr, s, sizeof(s));
 	if (!ipv4_in_cidr(ip, net->subnet.addr, net->subnet.prefix))
-		mf_error_at(c, path, "%s%s%s is outside network.subnet %s/%u", a, what ? " " : "", what ? what : "",
-			    s, net->subnet.prefix);
+		mf_error_at(c, path, "%s is outside network.subnet %s/%u", a, s, net->subnet.prefix);
 	else if (ip == net->subnet.addr || ip == (net->subnet.addr | ~mask))
-		mf_error_at(c, path, "%s%s%s is the %s address of network.subnet", a, what ? " " : "",
-			    what ? what : "", ip == net->subnet.addr ? "network" : "broadcast");
-	else if (ip == net->gateway)
-		mf_error_at(c, path, "%s%s%s is the gateway's address", a, what ? " " : "", what ? what : "");
+		mf_error_at(c, path, "%s is the %s address of network.subnet", a,
+			    ip == net->subnet.addr ? "network" : "broadcast");
+	else if (ip == net->gateway && !mf_failed(c, "network.gateway"))
+		mf_error_at(c, path, "%s is the gateway's address", a);
 }
 
 /* ---- sections --------------------------------------------------------------- */
@@ -376,7 +381,9 @@ static int check_network(struct mf_ctx *c, struct manifest *m)
 	char a[16];
 
 	ipv4_format(net->gateway, a, sizeof(a));
-	if (!ipv4_in_cidr(net->gateway, net->subnet.addr, net->subnet.prefix))
+	if (mf_failed(c, "network.subnet") || mf_failed(c, "network.gateway"))
+		; /* already reported */
+	else if (!ipv4_in_cidr(net->gateway, net->subnet.addr, net->subnet.prefix))
 		mf_error_at(c, "network.gateway", "%s is outside network.subnet", a);
 	else if (net->gateway == net->subnet.addr || net->gateway == (net->subnet.addr | ~mask))
 		mf_error_at(c, "network.gateway", "%s is the network or broadcast address", a);
@@ -545,7 +552,7 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 		mf_error_at(c, P(p, "vms[%zu].disk.size", i), "is smaller than 1M");
 	if ((uint64_t)g->vmid + g->count - 1 > 999999999)
 		mf_error_at(c, P(p, "vms[%zu].count", i), "VMIDs of this group run past 999999999");
-	if (g->ipconfig0.ip) {
+	if (g->ipconfig0.ip && !mf_failed(c, "network.subnet") && !mf_failed(c, "network.gateway")) {
 		if (g->ipconfig0.prefix != net->subnet.prefix)
 			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "prefix /%u differs from network.subnet's /%u",
 				    g->ipconfig0.prefix, net->subnet.prefix);
@@ -562,10 +569,12 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 	if (r == -EINVAL) {
 		mf_error_at(c, P(p, "vms[%zu].name", i), "'%s': only {n} and {n:0W} (W = 1..9) may appear in braces",
 			    g->name);
+		mf_mark_failed(c, p);
 		return 0;
 	}
 	if (g->count > 1 && !strstr(g->name, "{n")) {
 		mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' needs {n} or {n:02}: count is %u", g->name, g->count);
+		mf_mark_failed(c, p);
 		return 0;
 	}
 	for (unsigned j = 0; j < g->count; j++) {
@@ -578,6 +587,7 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 				vm.name[0] = '\0';
 			mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' gives '%s' for VM %u, not a valid host name",
 				    g->name, vm.name, j + 1);
+			mf_mark_failed(c, p);
 			return 0;
 		}
 		snprintf(what, sizeof(what), "VM %s", vm.name);
@@ -611,6 +621,7 @@ static int check_vms(struct mf_ctx *c, struct manifest *m, struct uniq_set *name
 		total += m->vms[i].count ? m->vms[i].count : 1;
 		if (total > MANIFEST_MAX_VMS) {
 			mf_error_at(c, P(p, "vms[%zu].count", i), "more than %d VMs in total", MANIFEST_MAX_VMS);
+			mf_mark_failed(c, "vms");
 			return 0;
 		}
 	}
@@ -709,18 +720,30 @@ static void check_forwarder(struct mf_ctx *c, const struct mf_dns_forwarder *f, 
 		mf_error_at(c, P(p, "dns.forwarders[%zu].name", i), "'%s' is not an https:// URL", f->name);
 }
 
+/* Whether every VM name could be expanded: a name lookup means something. */
+static bool vm_names_known(struct mf_ctx *c, const struct manifest *m)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < m->n_vms; i++)
+		if (mf_failed(c, P(p, "vms[%zu].name", i)) || mf_failed(c, P(p, "vms[%zu].count", i)))
+			return false;
+	return true;
+}
+
 static int check_dns(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_dns *d = &m->dns;
+	bool names = vm_names_known(c, m);
 	struct mf_vm vm;
 	uint32_t ip;
 
 	if (!d->present)
 		return 0;
 	check_secret(c, m, &d->admin_password, "dns.admin_password");
-	if (d->primary && manifest_find_vm(m, d->primary, &vm) < 0)
+	if (names && d->primary && manifest_find_vm(m, d->primary, &vm) < 0)
 		mf_error_at(c, "dns.primary", "no VM named '%s' (after expanding vms[].name)", d->primary);
-	if (d->secondary && manifest_find_vm(m, d->secondary, &vm) < 0)
+	if (names && d->secondary && manifest_find_vm(m, d->secondary, &vm) < 0)
 		mf_error_at(c, "dns.secondary", "no VM named '%s' (after expanding vms[].name)", d->secondary);
 	if (d->secondary && streq_ptr(d->primary, d->secondary))
 		mf_error_at(c, "dns.secondary", "must differ from dns.primary");

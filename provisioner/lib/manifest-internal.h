@@ -43,6 +43,9 @@ void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, co
 #define mf_error_at(c, path, ...) mf_report_at(c, DIAG_ERROR, path, __VA_ARGS__)
 #define mf_warning_at(c, path, ...) mf_report_at(c, DIAG_WARNING, path, __VA_ARGS__)
 
+/* Mark path as broken (from a check): later checks stay silent on it. */
+void mf_mark_failed(struct mf_ctx *c, const char *path);
+
 /* Whether path, a parent or a child of it failed to decode. */
 bool mf_failed(const struct mf_ctx *c, const char *path);
 

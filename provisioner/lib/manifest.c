@@ -83,7 +83,7 @@ static void record_pos(struct mf_ctx *c, const struct ynode *n)
 	c->pos[c->n_pos++] = (struct mf_posent){ .path = p, .line = n->line, .column = n->column };
 }
 
-static void mark_failed(struct mf_ctx *c, const char *path)
+void mf_mark_failed(struct mf_ctx *c, const char *path)
 {
 	char **a;
 
@@ -194,7 +194,7 @@ __attribute__((format(printf, 3, 4))) static int derr(struct mf_ctx *c, const st
 	va_start(ap, fmt);
 	vreport(c, DIAG_ERROR, n ? n->line : 0, n ? n->column : 0, c->path, fmt, ap);
 	va_end(ap);
-	mark_failed(c, c->path);
+	mf_mark_failed(c, c->path);
 	return -EINVAL;
 }
 
@@ -656,7 +656,7 @@ static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct fiel
 
 			dnote(c, n, "missing required key '%s'", fields[j].key);
 			old = path_push_key(c, fields[j].key);
-			mark_failed(c, c->path);
+			mf_mark_failed(c, c->path);
 			path_pop(c, old);
 		}
 	return 0;
