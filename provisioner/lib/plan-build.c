@@ -467,8 +467,14 @@ static void add_config(struct builder *b, const struct mf_node *n)
 		push(b, dns, str(b, ip));
 	}
 	put(b, p, "dns", dns);
-	put_u64(b, p, "vlan", m->network.vlan);
-	put_u64(b, p, "mtu", m->network.mtu);
+	if (m->network.vlan) /* 0: untagged */
+		put_u64(b, p, "vlan", m->network.vlan);
+	else
+		put(b, p, "vlan", NULL);
+	if (m->network.mtu) /* 0: the interface's default */
+		put_u64(b, p, "mtu", m->network.mtu);
+	else
+		put(b, p, "mtu", NULL);
 	bfmt(b, title, sizeof(title), "Configuring the network (%s)", m->network.bridge ? m->network.bridge : "?");
 	s[2] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_NETWORK, n->name, p, title, "node/%s/config/network", n->name);
 
@@ -778,21 +784,13 @@ static void add_k3s(struct builder *b)
 	add_k3s_groups(b, k->agents, k->n_agents, false, &init, &have_init);
 }
 
-/* Find an expanded VM by name. */
 static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)
 {
-	for (size_t i = 0; name && i < b->m->n_vms; i++)
-		for (unsigned k = 0; k < b->m->vms[i].count; k++) {
-			struct mf_vm vm;
+	int r = name ? manifest_find_vm(b->m, name, ret) : -ENOENT;
 
-			if (manifest_vm_expand(&b->m->vms[i], k, &vm) >= 0 && streq(vm.name, name)) {
-				*ret = vm;
-				return 0;
-			}
-		}
-	if (b->error >= 0)
+	if (r < 0 && b->error >= 0)
 		b->error = plan_fail(-EINVAL, "dns: no VM named \"%s\"", name ? name : "(none)");
-	return -EINVAL;
+	return r;
 }
 
 static void add_dns_server(struct builder *b, const struct mf_vm *vm, const char *role)
