@@ -145,6 +145,45 @@ void step_done(struct step *s)
 	*s = (struct step){};
 }
 
+int step_progress_format(const struct step_progress *p, char *buf, size_t size)
+{
+	double secs = (double)p->elapsed_usec / 1e6;
+	int n;
+
+	switch (p->event) {
+	case STEP_EVENT_BEGIN:
+		n = snprintf(buf, size, "[%zu/%zu] %s ... ", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_PARAMS_CHANGED:
+		n = snprintf(buf, size, "(parameters changed) ");
+		break;
+	case STEP_EVENT_REAPPLY:
+		n = snprintf(buf, size, "(no longer done) ");
+		break;
+	case STEP_EVENT_APPLY:
+		n = snprintf(buf, size, "%s", "");
+		break;
+	case STEP_EVENT_APPLIED:
+		n = snprintf(buf, size, "done (%.1fs)\n", secs);
+		break;
+	case STEP_EVENT_FOUND_DONE:
+		n = snprintf(buf, size, "already done\n");
+		break;
+	case STEP_EVENT_SKIP_JOURNAL:
+		n = snprintf(buf, size, "done earlier\n");
+		break;
+	case STEP_EVENT_WOULD_APPLY:
+		n = snprintf(buf, size, "would apply\n");
+		break;
+	case STEP_EVENT_FAILED:
+		n = snprintf(buf, size, "FAILED (%.1fs)\n", secs);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return n < 0 ? -EINVAL : n;
+}
+
 /* ---- the engine --------------------------------------------------------- */
 
 struct engine {

@@ -369,6 +369,44 @@ static void test_names_and_ids(void **state)
 	plan_free(p);
 }
 
+/* The verb's view: the concatenated progress text of a run. */
+static char lines[4096];
+
+static void progress_text(const struct step_progress *p, void *userdata)
+{
+	size_t len = strlen(lines);
+	struct step_progress q = *p;
+
+	(void)userdata;
+	q.elapsed_usec = 2100000; /* deterministic */
+	assert_true(step_progress_format(&q, lines + len, sizeof(lines) - len) >= 0);
+}
+
+static void test_progress_text(void **state)
+{
+	struct plan *p = make_plan(0);
+	struct journal *j = NULL;
+	struct run_ctx ctx;
+
+	(void)state;
+	W.done[0] = true;
+	W.fail_apply = 2;
+	assert_int_equal(journal_open(journal_path, JOURNAL_CREATE, &j), 0);
+	run_ctx_init(&ctx);
+	ctx.journal = j;
+	ctx.ops = fake_table;
+	ctx.progress = progress_text;
+	lines[0] = '\0';
+	assert_int_equal(step_run(&ctx, p, STEP_PHASE_ANY), -EIO);
+	assert_string_equal(lines, "[1/5] Doing step 0 ... already done\n"
+				   "[2/5] Doing step 1 ... done (2.1s)\n"
+				   "[3/5] Doing step 2 ... FAILED (2.1s)\n");
+	assert_string_equal(ctx.error, "fake apply 2 broke");
+	run_ctx_done(&ctx);
+	journal_free(j);
+	plan_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +419,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_implemented, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_and_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress_text, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
