@@ -122,6 +122,26 @@ if diff != ["cluster/vm/devops-k3s-worker-01", "cluster/vm/devops-k3s-worker-02"
     sys.exit("FAIL: changed hashes: %s" % diff)
 PYEOF
 
+# From a signed bundle: verified first, then the same plan; a bundle signed
+# by another key is refused (exit 4) before anything is parsed; the verified
+# copy lives in a private scratch directory that does not outlive the run.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/key.pem" 2>/dev/null
+openssl pkey -in "$TESTTMP/key.pem" -pubout -out "$TESTTMP/pub.pem"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/other.pem" 2>/dev/null
+openssl pkey -in "$TESTTMP/other.pem" -pubout -out "$TESTTMP/other.pub"
+mkdir "$TESTTMP/assets" "$TESTTMP/scratch"
+"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/assets" --key "$TESTTMP/key.pem" \
+	-o "$TESTTMP/b.bundle" >/dev/null
+TMPDIR=$TESTTMP/scratch "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/pub.pem" \
+	>"$TESTTMP/bundle.txt" 2>"$TESTTMP/bundle.err"
+diff -u "$golden/homelab.txt" "$TESTTMP/bundle.txt" || fail "plan from the bundle differs"
+assert_contains "$TESTTMP/bundle.err" "$TESTTMP/b.bundle:manifest.yaml:11:11: warning:"
+assert_eq "" "$(ls -A "$TESTTMP/scratch")" "scratch directory left behind"
+TMPDIR=$TESTTMP/scratch expect_exit 4 "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/other.pub"
+assert_contains "$OUT" "failed verification"
+assert_eq "" "$(ls -A "$TESTTMP/scratch")" "scratch directory left behind after a refusal"
+expect_exit 2 "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/missing.pem"
+
 # Errors.
 expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --node devops-node-09
 assert_contains "$OUT" 'no node "devops-node-09" in the manifest'
