@@ -545,29 +545,25 @@ static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = si
 
 static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
+	static const struct field list = FIELD2("target_node", p_seq, struct mf_vm_group, target_nodes,
+						n_target_nodes, true, &labels_spec);
+	static const struct field one = { .offset = 0 };
 	struct mf_vm_group *g = base;
+	_cleanup_free_ char **v = NULL;
 
+	(void)f;
 	if (n->kind == YNODE_SEQUENCE) {
-		struct field lf = FIELD2("", p_seq, struct mf_vm_group, target_nodes, n_target_nodes, false,
-					 &labels_spec);
 		if (n->n == 0)
 			return derr(c, n, "must name at least one node");
-		return p_seq(c, n, base, &lf);
+		return p_seq(c, n, base, &list);
 	}
-	(void)f;
-	g->target_nodes = calloc(1, sizeof(char *));
-	if (!g->target_nodes)
+	v = calloc(1, sizeof(char *));
+	if (!v)
 		return c->oom = -ENOMEM;
+	if (p_label(c, n, v, &one) < 0)
+		return -EINVAL;
+	g->target_nodes = TAKE_PTR(v);
 	g->n_target_nodes = 1;
-	{
-		struct field ef = { .offset = 0 };
-		if (p_label(c, n, g->target_nodes, &ef) < 0) {
-			g->n_target_nodes = 0;
-			free(g->target_nodes);
-			g->target_nodes = NULL;
-			return -EINVAL;
-		}
-	}
 	return 0;
 }
 
