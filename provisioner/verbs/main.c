@@ -17,6 +17,8 @@ static const struct verb verbs[] = {
 	{ "validate", "MANIFEST", "check a cluster manifest; report every error", verb_validate },
 	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
+	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]",
+	  "show which steps of the plan the journal records as done", verb_status },
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
