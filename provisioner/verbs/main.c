@@ -20,6 +20,9 @@ static const struct verb verbs[] = {
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
+	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
+		       "[--fingerprint NODE=SHA256]... [--ca FILE] [--password-file FILE]",
+	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
 };
 
 static void help(FILE *f)
