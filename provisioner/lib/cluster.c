@@ -281,6 +281,8 @@ static int repin_self(struct cluster_ctx *c, size_t via)
 	self = c->clients[c->self];
 	if (!self)
 		return r;
+	if (c->cfg.nodes[c->self].has_fp && memcmp(c->cfg.nodes[c->self].fp, fp, HTTP_FP_LEN) == 0)
+		return 0; /* already pinned */
 	r = pve_client_pin(self, fp);
 	if (r < 0)
 		return r;
@@ -370,21 +372,31 @@ int cluster_create_apply(struct cluster_ctx *c)
 			 name_of(c, via), c->cfg.cluster_name);
 		return join_via(c, via);
 	}
-	r = client(c, c->self, &pc);
-	if (r < 0)
-		return r;
-	progress(c, "creating cluster '%s' on '%s' (link0 %s)", c->cfg.cluster_name, me->name, me->ip);
-	r = pve_cluster_create(pc, c->cfg.cluster_name, me->ip);
-	if (r < 0) {
+	for (int attempt = 0; attempt < 10; attempt++) {
 		bool done = false;
 
-		seterr(c, "%s", pve_client_error(pc));
-		/* The answer may be lost while the cluster was made: look. */
-		if (transient(r) && cluster_create_check(c, &done) >= 0 && done)
+		r = client(c, c->self, &pc);
+		if (r < 0)
+			return r;
+		progress(c, "creating cluster '%s' on '%s' (link0 %s)", c->cfg.cluster_name, me->name, me->ip);
+		r = pve_cluster_create(pc, c->cfg.cluster_name, me->ip);
+		if (r >= 0)
 			return 0;
-		return r;
+		seterr(c, "%s", pve_client_error(pc));
+		if (!transient(r) && !strstr(c->err, "already exists"))
+			return r;
+		/* The answer may be lost while the cluster is being made: look
+		 * (a running create also answers "already exists"). */
+		progress(c, "cluster create request failed (%s); checking the node's state", c->err);
+		sleep_ms(c->cfg.poll_ms);
+		r = cluster_create_check(c, &done);
+		if (r >= 0 && done)
+			return 0;
+		if (r < 0 && !transient(r))
+			return r;
 	}
-	return 0;
+	seterr(c, "could not create cluster '%s' after 10 attempts; last: %s", c->cfg.cluster_name, c->err);
+	return -EIO;
 }
 
 /* ---- cluster-join --------------------------------------------------------------- */
@@ -635,8 +647,16 @@ static int join_via(struct cluster_ctx *c, size_t via)
 			goto out;
 		}
 		seterr(c, "%s", pve_client_error(self));
-		if (!transient(r) && !lock_busy(c->err))
+		if (r == -EKEYREJECTED) {
+			/* An earlier join whose answer we lost has finished: our
+			 * node has its new certificate. Only a trusted member's
+			 * join info can vouch for it (repin_self). */
+			r = repin_self(c, via);
+			if (r < 0)
+				goto out;
+		} else if (!transient(r) && !lock_busy(c->err)) {
 			goto out;
+		}
 		/* The answer may be lost while the join runs: look before asking again. */
 		progress(c, "join request failed (%s); checking the node's state", c->err);
 		sleep_ms(c->cfg.poll_ms);

@@ -511,6 +511,11 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 		return r;
 	t->verify_failed = false;
 	curl_easy_setopt(t->curl, CURLOPT_URL, url);
+	/* libcurl silently re-sends a request whose reused connection died
+	 * before any answer; for a non-idempotent request that could be a
+	 * second POST. A fresh connection is never re-sent. */
+	if (!req->idempotent)
+		curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(timeout_ms < t->o.connect_timeout_ms ? timeout_ms : t->o.connect_timeout_ms));
 	curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);

@@ -337,6 +337,8 @@ static int errno_for_status(long status)
 	case 403: return -EPERM;
 	case 404: case 501: return -ENOENT;
 	case 424: return -ENODATA;
+	/* Proxmox answers 500 when a handler dies: a real error, not an outage. */
+	case 500: return -EREMOTEIO;
 	default: return status >= 500 ? -EIO : -EPROTO;
 	}
 }
@@ -935,7 +937,7 @@ int pve_task_wait(struct pve_client *c, const char *upid)
 					seterr(c, "task %s on '%s' failed: %s; log: %s", u.type, u.node,
 					       es ? es : "?", tail[0] ? tail : "(empty)");
 				}
-				return -EIO;
+				return -EREMOTEIO;
 			}
 		} else if (!transient(r)) {
 			return r;

@@ -14,7 +14,10 @@
  * Parameters are form-encoded as Proxmox expects: booleans are 1/0, values of
  * format "urlencoded" (sshkeys) are percent-encoded once more before form
  * encoding. Answers are {"data": ...}; a non-2xx answer becomes a -errno and
- * an error text with Proxmox's reason phrase and its per-parameter "errors".
+ * an error text with Proxmox's reason phrase and its per-parameter "errors":
+ * 400 -EINVAL, 401 -EACCES, 403 -EPERM, 404/501 -ENOENT, 424 -ENODATA,
+ * 500 -EREMOTEIO (a handler died: a real error), other 5xx -EIO (an outage);
+ * transport failures as in http.h.
  *
  * Ownership: pve_client_new() returns a client freed with pve_client_free(),
  * which wipes the password, ticket and token it holds. Secrets are never
@@ -170,8 +173,8 @@ int pve_node_set_certificate(struct pve_client *c, const char *node, const char 
 int pve_token_create(struct pve_client *c, const char *userid, const char *tokenid, char **ret_secret);
 
 /* Poll /nodes/{node}/tasks/{upid}/status until stopped. 0 if exitstatus is
- * "OK" (or "WARNINGS: n"); -EIO with the exit status and the log's last
- * lines in the error text otherwise; -ETIMEDOUT after task_timeout_ms.
+ * "OK" (or "WARNINGS: n"); -EREMOTEIO with the exit status and the log's
+ * last lines in the error text otherwise; -ETIMEDOUT after task_timeout_ms.
  * Transient failures (the API restarting) are polled through;
  * -EKEYREJECTED (the node's certificate changed) is returned to the caller. */
 int pve_task_wait(struct pve_client *c, const char *upid);
