@@ -202,7 +202,7 @@ static int client(struct cluster_ctx *c, size_t i, struct pve_client **ret)
 		else if (c->cfg.ca_file)
 			r = pve_client_ca(pc, c->cfg.ca_file);
 		else
-			r = -EKEYREJECTED;
+			r = -ENOKEY; /* never trust on first use */
 		if (r < 0) {
 			seterr(c, "no trust for node '%s': give its certificate fingerprint or the cluster CA", n->name);
 			pve_client_free(pc);

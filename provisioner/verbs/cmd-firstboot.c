@@ -141,12 +141,12 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 	return 0;
 }
 
-/* "NODE=VALUE" entries: the value for `node`, or NULL. */
+/* "NODE=VALUE" entries: the value for `node` (the last one given wins), or NULL. */
 static const char *lookup(const char *const *list, size_t n, const char *node)
 {
 	size_t len = strlen(node);
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = n; i-- > 0;)
 		if (strncmp(list[i], node, len) == 0 && list[i][len] == '=')
 			return list[i] + len + 1;
 	return NULL;
@@ -379,7 +379,7 @@ int verb_firstboot(int argc, char *argv[])
 	if (r < 0) {
 		log_error("%s: %s", ctx.failed_step ? ctx.failed_step->id : "firstboot",
 			  ctx.error[0] ? ctx.error : strerror(-r));
-		ret = r == -EKEYREJECTED ? EXIT_REFUSED : EXIT_FAIL;
+		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;
 	} else {
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;

@@ -122,12 +122,19 @@ form_all() {
 	done
 }
 
-requests() { cat "$PVE_SIM_RECORD_DIR"/*.jsonl 2>/dev/null | wc -l; }
-
-mutations() {
-	cat "$PVE_SIM_RECORD_DIR"/*.jsonl 2>/dev/null |
-		"$PY" -c 'import json,sys; print(sum(1 for l in sys.stdin if json.loads(l)["method"] != "GET" and json.loads(l)["path"] != "/api2/json/access/ticket"))'
+requests() { # [FILTER: python expression over r, the record]
+	"$PY" - "$PVE_SIM_RECORD_DIR" "${1:-True}" <<'PYEOF'
+import glob, json, sys
+n = 0
+for f in glob.glob(sys.argv[1] + "/*.jsonl"):
+    for line in open(f, encoding="utf-8"):
+        r = json.loads(line)
+        n += bool(eval(sys.argv[2]))
+print(n)
+PYEOF
 }
+
+mutations() { requests 'r["method"] != "GET" and r["path"] != "/api2/json/access/ticket"'; }
 
 sim_query() { # python expression over s (the state)
 	"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$SIM_STATE/state.json" "$1"
