@@ -106,6 +106,10 @@ test-unit: tests
 test-integration: $(BIN)
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-*.sh
 
+# Proxmox cluster formation against the simulator (tests/sim/pve_sim.py).
+test-cluster: $(BIN)
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-cluster-*.sh
+
 bench: deps all
 	scripts/bench.sh
 
