@@ -17,10 +17,12 @@
 #define _GNU_SOURCE 1
 #include "cluster.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <time.h>
 
+#include "cert.h"
 #include "log.h"
 #include "run.h"
 
@@ -752,6 +754,119 @@ int cluster_quorum_apply(struct cluster_ctx *c)
 	}
 }
 
+/* ---- cluster-certs -------------------------------------------------------------- */
+
+/* Does the node's API serve a certificate the cluster CA vouches for? Any
+ * HTTP answer (even 401) means the TLS handshake verified. */
+int cluster_certs_check(struct cluster_ctx *c, bool *ret_done)
+{
+	const struct cluster_node_cfg *me = &c->cfg.nodes[c->self];
+	struct http_opts o = c->cfg.client.http;
+	struct http_request req = { .method = HTTP_GET, .path = "/api2/json/version", .idempotent = true };
+	struct http_response resp = {};
+	struct http_transport *t;
+	int r;
+
+	if (!c->cfg.ca_file || !c->cfg.ca_key_file) {
+		seterr(c, "node certificates need the cluster CA certificate and its key");
+		return -EINVAL;
+	}
+	t = http_transport_new(me->api_url, &o);
+	if (!t)
+		return -ENOMEM;
+	r = http_transport_ca(t, c->cfg.ca_file);
+	if (r >= 0)
+		r = http_request(t, &req, &resp);
+	if (r == -EKEYREJECTED) {
+		seterr(c, "%s", http_transport_error(t));
+		*ret_done = false;
+		r = 0;
+	} else if (r >= 0) {
+		*ret_done = true;
+	} else {
+		seterr(c, "%s", http_transport_error(t));
+	}
+	http_response_done(&resp);
+	http_transport_free(t);
+	return r;
+}
+
+/* "https://HOST:PORT" -> HOST, when it is not already one of the names. */
+static void api_host(const char *url, char *buf, size_t size)
+{
+	const char *h = url + strlen("https://"), *e;
+
+	buf[0] = 0;
+	if (*h == '[')
+		return; /* IPv6 literal: the manifest IP covers it */
+	e = strpbrk(h, ":/");
+	snprintf(buf, size, "%.*s", e ? (int)(e - h) : (int)strlen(h), h);
+}
+
+static int upload_certificate(struct cluster_ctx *c)
+{
+	const struct cluster_node_cfg *me = &c->cfg.nodes[c->self];
+	struct cert_request req = { .common_name = me->name, .dns = { me->name }, .n_dns = 1,
+				    .ips = { me->ip }, .n_ips = 1 };
+	_cleanup_free_ char *chain = NULL;
+	char host[256], *key = NULL;
+	struct pve_client *pc;
+	unsigned char a[16];
+	int r;
+
+	api_host(me->api_url, host, sizeof(host));
+	if (*host && !streq(host, me->name) && !streq(host, me->ip)) {
+		if (inet_pton(strchr(host, ':') ? AF_INET6 : AF_INET, host, a) == 1)
+			req.ips[req.n_ips++] = host;
+		else
+			req.dns[req.n_dns++] = host;
+	}
+	r = cert_issue(c->cfg.ca_file, c->cfg.ca_key_file, &req, &chain, &key);
+	if (r < 0) {
+		seterr(c, "cannot issue a certificate for '%s': %s", me->name, cert_error());
+		return r;
+	}
+	r = client(c, c->self, &pc);
+	if (r >= 0) {
+		progress(c, "installing a certificate signed by the cluster CA on '%s'", me->name);
+		r = pve_node_set_certificate(pc, me->name, chain, key);
+		if (r < 0)
+			seterr(c, "%s", pve_client_error(pc));
+	}
+	explicit_wipe(key, strlen(key));
+	free(key);
+	return r;
+}
+
+int cluster_certs_apply(struct cluster_ctx *c)
+{
+	struct waiter w;
+	bool done = false;
+	int r;
+
+	r = upload_certificate(c);
+	if (r < 0 && !transient(r))
+		return r;
+	/* pveproxy restarts with the new certificate: from now on the CA
+	 * vouches for this node, not a pinned fingerprint. */
+	waiter_init(c, &w, "the API to serve the new certificate", c->cfg.wait_quorum_ms);
+	do {
+		r = cluster_certs_check(c, &done);
+		if (r < 0 && !transient(r))
+			return r;
+		if (r >= 0 && done) {
+			c->cfg.nodes[c->self].has_fp = false;
+			if (c->clients[c->self]) {
+				r = pve_client_ca(c->clients[c->self], c->cfg.ca_file);
+				pve_logout(c->clients[c->self]);
+			}
+			return r;
+		}
+	} while (waiter_next(c, &w, c->err));
+	seterr(c, "'%s' does not serve the certificate signed by the cluster CA: %s", name_of(c, c->self), c->err);
+	return -ETIMEDOUT;
+}
+
 /* ---- step engine bindings --------------------------------------------------- */
 
 static int step_result(struct run_ctx *ctx, struct cluster_ctx *c, int r)
@@ -777,3 +892,4 @@ static int step_result(struct run_ctx *ctx, struct cluster_ctx *c, int r)
 BIND(create)
 BIND(join)
 BIND(quorum)
+BIND(certs)

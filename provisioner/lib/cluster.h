@@ -16,6 +16,12 @@
  *                   our turn (manifest order), read the first node's
  *                   fingerprint from its join info, join, follow the task
  *                   through the API restart, re-pin and re-authenticate.
+ *   cluster-certs   (every node, with the cluster CA's key) give the node's
+ *                   API a certificate signed by the cluster CA
+ *                   (/nodes/{node}/certificates/custom), then trust it by
+ *                   the CA; the first node does it before creating the
+ *                   cluster, members after joining (a join replaces
+ *                   /etc/pve and with it the custom certificate).
  *   cluster-quorum  (every node) wait until the cluster is quorate and every
  *                   manifest node is an online member.
  *
@@ -53,6 +59,7 @@ struct cluster_cfg {
 	const char *self;         /* the node we run on */
 	const char *password;     /* root@pam password (secret) */
 	const char *ca_file;      /* trust for nodes without a pinned fingerprint */
+	const char *ca_key_file;  /* the cluster CA's key (secret): enables cluster-certs */
 
 	uint64_t wait_first_ms;   /* first node's API and cluster; default 30 min */
 	uint64_t wait_quorum_ms;  /* default 10 min */
@@ -82,8 +89,11 @@ int cluster_join_check(struct cluster_ctx *c, bool *ret_done);
 int cluster_join_apply(struct cluster_ctx *c);
 int cluster_quorum_check(struct cluster_ctx *c, bool *ret_done);
 int cluster_quorum_apply(struct cluster_ctx *c);
+int cluster_certs_check(struct cluster_ctx *c, bool *ret_done);
+int cluster_certs_apply(struct cluster_ctx *c);
 
 /* Step engine bindings (ctx->pve is the struct cluster_ctx *). */
 extern const struct step_ops cluster_create_ops;
 extern const struct step_ops cluster_join_ops;
 extern const struct step_ops cluster_quorum_ops;
+extern const struct step_ops cluster_certs_ops;

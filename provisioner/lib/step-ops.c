@@ -49,7 +49,7 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_CLUSTER_QUORUM] = &cluster_quorum_ops, /* pve */
 
-	[STEP_CLUSTER_CERTS] = NULL,     /* pve */
+	[STEP_CLUSTER_CERTS] = &cluster_certs_ops, /* pve */
 
 	[STEP_STORAGE] = NULL,           /* pve */
 

@@ -32,7 +32,7 @@
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
 
 struct fb_opts {
-	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *password_file;
+	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *ca_key, *password_file;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
 	const char *fps[CLUSTER_MAX_NODES];   /* "NODE=FP" */
@@ -45,7 +45,7 @@ struct fb_opts {
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: devopslab firstboot (--bundle B --pubkey P | --manifest M) --node NAME\n"
-		   "         [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]... [--ca FILE]\n"
+		   "         [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]]\n"
 		   "         [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC] [--wait-turn SEC]\n"
 		   "         [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
 		   "         [--attempts N] [--seed N]\n");
@@ -69,7 +69,7 @@ static int parse_u64(const char *s, uint64_t *ret)
 static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
-	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED };
+	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -79,6 +79,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "api", required_argument, NULL, O_API },
 		{ "fingerprint", required_argument, NULL, O_FP },
 		{ "ca", required_argument, NULL, O_CA },
+		{ "ca-key", required_argument, NULL, O_CAKEY },
 		{ "password-file", required_argument, NULL, O_PW },
 		{ "wait-first", required_argument, NULL, O_WFIRST },
 		{ "wait-quorum", required_argument, NULL, O_WQUORUM },
@@ -105,6 +106,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_NODE: o->node = optarg; break;
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_CA: o->ca = optarg; break;
+		case O_CAKEY: o->ca_key = optarg; break;
 		case O_PW: o->password_file = optarg; break;
 		case O_API:
 		case O_FP:
@@ -133,6 +135,10 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 			log_error("invalid number '%s'", optarg);
 			return r;
 		}
+	}
+	if (o->ca_key && !o->ca) {
+		log_error("--ca-key needs --ca (the CA certificate)");
+		return -EINVAL;
 	}
 	if (optind < argc || !o->node || (!o->manifest && !(o->bundle && o->pubkey))) {
 		usage(stderr);
@@ -246,19 +252,27 @@ static void on_step(const struct step_progress *p, void *userdata)
 	}
 }
 
-static int build_plan(const struct manifest *m, const char *node, bool first, struct plan **ret)
+/* first: certificates, create, quorum; members: join, certificates, quorum
+ * (a join replaces the node's certificates, so members sign afterwards). */
+static int build_plan(const struct manifest *m, const char *node, bool first, bool certs, struct plan **ret)
 {
 	struct plan *p = plan_new(m, node);
-	int r;
+	int r = 0;
 
 	if (!p)
 		return -ENOMEM;
-	if (first)
+	if (certs && first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
+			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
+	if (r >= 0 && first)
 		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, node, NULL, "Creating the Proxmox cluster",
 			     "cluster/create");
-	else
+	if (r >= 0 && !first)
 		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, node, NULL, "Joining the Proxmox cluster",
 			     "node/%s/cluster/join", node);
+	if (r >= 0 && certs && !first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
+			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
 	if (r >= 0)
 		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, node, NULL,
 			     "Waiting for quorum with every node", "node/%s/cluster/quorum", node);
@@ -335,6 +349,7 @@ int verb_firstboot(int argc, char *argv[])
 	cfg->self = o.node;
 	cfg->password = password;
 	cfg->ca_file = o.ca;
+	cfg->ca_key_file = o.ca_key;
 	cfg->wait_first_ms = o.wait_first_ms;
 	cfg->wait_quorum_ms = o.wait_quorum_ms;
 	cfg->wait_turn_ms = o.wait_turn_ms;
@@ -362,7 +377,7 @@ int verb_firstboot(int argc, char *argv[])
 			goto out;
 		}
 	}
-	r = build_plan(m, o.node, cluster_self_is_first(cc), &plan);
+	r = build_plan(m, o.node, cluster_self_is_first(cc), o.ca_key != NULL, &plan);
 	if (r < 0) {
 		log_error("cannot build the first-boot plan: %s", strerror(-r));
 		goto out;

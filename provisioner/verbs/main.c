@@ -21,7 +21,7 @@ static const struct verb verbs[] = {
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
 	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
-		       "[--fingerprint NODE=SHA256]... [--ca FILE] [--password-file FILE]",
+		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
 };
 

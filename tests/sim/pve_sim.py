@@ -397,6 +397,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         red = {k: ("<redacted>" if k in SECRET_PARAMS else v) for k, v in params.items()}
         line = json.dumps({"node": self.sim.node, "method": method, "path": rawpath, "params": red,
+                           "redacted": sorted(k for k in params if k in SECRET_PARAMS),
                            "status": status, "auth": auth, "time": time.time()}, sort_keys=True)
         with self.sim.record_lock:
             with open(os.path.join(d, "%s.jsonl" % self.sim.node), "a", encoding="utf-8") as f:
