@@ -32,7 +32,7 @@
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
 
 struct fb_opts {
-	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *ca_key, *password_file;
+	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
 	const char *fps[CLUSTER_MAX_NODES];   /* "NODE=FP" */
@@ -46,8 +46,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: devopslab firstboot (--bundle B --pubkey P | --manifest M) --node NAME\n"
 		   "         [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]]\n"
-		   "         [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC] [--wait-turn SEC]\n"
-		   "         [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
+		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
+		   "         [--wait-turn SEC]"
+		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
 		   "         [--attempts N] [--seed N]\n");
 }
 
@@ -69,7 +70,7 @@ static int parse_u64(const char *s, uint64_t *ret)
 static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
-	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY };
+	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -80,6 +81,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "fingerprint", required_argument, NULL, O_FP },
 		{ "ca", required_argument, NULL, O_CA },
 		{ "ca-key", required_argument, NULL, O_CAKEY },
+		{ "local-cert", required_argument, NULL, O_LOCALCERT },
 		{ "password-file", required_argument, NULL, O_PW },
 		{ "wait-first", required_argument, NULL, O_WFIRST },
 		{ "wait-quorum", required_argument, NULL, O_WQUORUM },
@@ -107,6 +109,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_CA: o->ca = optarg; break;
 		case O_CAKEY: o->ca_key = optarg; break;
+		case O_LOCALCERT: o->local_cert = optarg; break;
 		case O_PW: o->password_file = optarg; break;
 		case O_API:
 		case O_FP:
@@ -177,6 +180,26 @@ static int read_password(const char *path, char buf[PASSWORD_MAX + 2])
 	return 0;
 }
 
+/* Our own node's certificate, read from the local file system (root's, as
+ * trusted as this program): what its API serves, custom certificate first
+ * (as Proxmox's get_node_fingerprint). 1 = found, 0 = none, -errno. */
+static int local_trust(const struct fb_opts *o, uint8_t fp[HTTP_FP_LEN])
+{
+	static const char *const defaults[] = { "/etc/pve/local/pveproxy-ssl.pem", "/etc/pve/local/pve-ssl.pem" };
+	int r;
+
+	if (o->local_cert) {
+		r = http_fp_from_pem_file(o->local_cert, fp);
+		if (r < 0)
+			log_error("--local-cert '%s': no certificate: %s", o->local_cert, strerror(-r));
+		return r < 0 ? r : 1;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+		if (http_fp_from_pem_file(defaults[i], fp) >= 0)
+			return 1;
+	return 0;
+}
+
 struct names {
 	char ip[CLUSTER_MAX_NODES][16];
 	char url[CLUSTER_MAX_NODES][64];
@@ -212,6 +235,17 @@ static int build_cfg(const struct fb_opts *o, const struct manifest *m, struct n
 			}
 			c->has_fp = true;
 		}
+	}
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		struct cluster_node_cfg *c = &cfg->nodes[i];
+		int r;
+
+		if (c->has_fp || !streq(c->name, o->node))
+			continue;
+		r = local_trust(o, c->fp);
+		if (r < 0)
+			return r;
+		c->has_fp = r > 0;
 	}
 	for (size_t i = 0; i < o->n_api + o->n_fps; i++) {
 		const char *e = i < o->n_api ? o->api[i] : o->fps[i - o->n_api];

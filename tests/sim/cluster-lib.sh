@@ -90,9 +90,12 @@ fb_cmd() { # NODE [args]
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
-		# FB_PIN=self: pin only the node's own certificate (the CA vouches for the others).
-		[ "${FB_PIN:-all}" = self ] && [ "pve$i" != "$node" ] && continue
-		[ -s "$SIM_STATE/pve$i.fp" ] && FB+=(--fingerprint "pve$i=$(fp_of "pve$i")")
+		# FB_PIN: all (default) pins every node; local trusts the node's own
+		# certificate file (--local-cert) and the CA for the others; none: CA only.
+		case ${FB_PIN:-all} in
+		local) [ "pve$i" = "$node" ] && FB+=(--local-cert "$SIM_STATE/$node.pem") ;;
+		all) [ -s "$SIM_STATE/pve$i.fp" ] && FB+=(--fingerprint "pve$i=$(fp_of "pve$i")") ;;
+		esac
 	done
 	FB+=("$@")
 }

@@ -150,8 +150,18 @@ class Sim:
             self.cert_gen = n["cert_gen"]
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(n["cert"], n["key"])
-            with open(os.path.join(a.state, "%s.fp" % self.node), "w", encoding="ascii") as f:
-                f.write(n["fp"] + "\n")
+            self.publish(n)
+
+    def publish(self, n):
+        """What the node serves, for tests: DIR/NODE.pem (as /etc/pve/local
+        would hold it) and DIR/NODE.fp."""
+        d = self.state.dir
+        with open(n["cert"], encoding="ascii") as f:
+            pem = f.read()
+        for name, text in (("%s.pem" % self.node, pem), ("%s.fp" % self.node, n["fp"] + "\n")):
+            with open(os.path.join(d, name + ".tmp"), "w", encoding="ascii") as f:
+                f.write(text)
+            os.rename(os.path.join(d, name + ".tmp"), os.path.join(d, name))
 
     # -- background: heartbeat, finishing tasks, certificate swaps --
     def ticker(self):
@@ -172,8 +182,7 @@ class Sim:
             if me["cert_gen"] != self.cert_gen:
                 self.ctx.load_cert_chain(me["cert"], me["key"])
                 self.cert_gen = me["cert_gen"]
-                with open(os.path.join(self.state.dir, "%s.fp" % self.node), "w", encoding="ascii") as f:
-                    f.write(me["fp"] + "\n")
+                self.publish(me)
                 self.restart()
 
     def restart(self):
