@@ -583,7 +583,8 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 		r = -ENOMEM;
 		goto out;
 	}
-	if (ret->status >= 500) {
+	/* 501 (no such method) and 505 will not change on retry. */
+	if (ret->status >= 500 && ret->status != 501 && ret->status != 505) {
 		seterr(t, "%s: HTTP %ld %s", url, ret->status, ret->reason);
 		*ret_outcome = OUT_RETRY_IDEMPOTENT;
 	} else {

@@ -26,7 +26,7 @@ struct pve_client {
 	char *password;   /* secret */
 	char *ticket;     /* secret */
 	char *csrf;
-	uint64_t ticket_ms;
+	uint64_t ticket_renew_at; /* CLOCK_MONOTONIC ms */
 	char *token;      /* secret: "USER@REALM!ID=SECRET" */
 	bool relogin_done;
 	char err[1024];
@@ -310,7 +310,7 @@ void pve_client_age_ticket(struct pve_client *c, uint64_t age_ms)
 {
 	uint64_t now = http_now_ms();
 
-	c->ticket_ms = now > age_ms ? now - age_ms : 0;
+	c->ticket_renew_at = now + c->o.ticket_renew_ms > age_ms ? now + c->o.ticket_renew_ms - age_ms : 0;
 }
 
 int pve_use_token(struct pve_client *c, const char *full_tokenid, const char *secret)
@@ -474,7 +474,7 @@ static int ticket_request(struct pve_client *c, const char *userid, const char *
 	c->csrf = strdup(csrf);
 	if (!c->ticket || !c->csrf)
 		return -ENOMEM;
-	c->ticket_ms = http_now_ms();
+	c->ticket_renew_at = http_now_ms() + c->o.ticket_renew_ms;
 	return 0;
 }
 
@@ -509,7 +509,7 @@ static int ensure_ticket(struct pve_client *c)
 		return 0;
 	if (!c->ticket)
 		return ticket_request(c, c->userid, c->password);
-	if (http_now_ms() - c->ticket_ms < c->o.ticket_renew_ms)
+	if (http_now_ms() < c->ticket_renew_at)
 		return 0;
 	old = strdup(c->ticket);
 	if (!old)

@@ -34,5 +34,21 @@ set +e; dbg=$("$DEVOPSLAB" --verbose "${FB[@]:1}" 2>&1); set -e
 case $dbg in *"correct horse"*|*PVEAuthCookie=*|*"PVE:root@pam"*) fail "a secret was printed" ;; esac
 assert_contains "$dbg" "debug: "
 
+# The simulator, like pve-http-server, refuses a write without the CSRF token.
+"$PY" - "${SIM_PORT[pve1]}" "$TESTTMP/root.pw" <<'PYEOF' || fail "a write without CSRF token was not refused"
+import http.client, json, ssl, sys, urllib.parse
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the simulator's own test, no client code
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
+pw = open(sys.argv[2]).read().strip()
+c.request("POST", "/api2/json/access/ticket", urllib.parse.urlencode({"username": "root@pam", "password": pw}),
+          {"Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); t = json.loads(r.read())["data"]["ticket"]
+c.request("POST", "/api2/json/cluster/config", "clustername=x", {"Cookie": "PVEAuthCookie=" + t,
+          "Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); r.read()
+assert (r.status, r.reason) == (401, "Permission denied - invalid csrf token"), (r.status, r.reason)
+PYEOF
+
 sim_schema_check || fail "schema check"
 echo "requests: $(requests)"

@@ -407,7 +407,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         red = {k: ("<redacted>" if k in SECRET_PARAMS else v) for k, v in params.items()}
         line = json.dumps({"node": self.sim.node, "method": method, "path": rawpath, "params": red,
                            "redacted": sorted(k for k in params if k in SECRET_PARAMS),
-                           "status": status, "auth": auth, "time": time.time()}, sort_keys=True)
+                           "status": status, "auth": auth, "time": time.time(),
+                           "login": getattr(self, "login_kind", None)}, sort_keys=True)
+        self.login_kind = None
         with self.sim.record_lock:
             with open(os.path.join(d, "%s.jsonl" % self.sim.node), "a", encoding="utf-8") as f:
                 f.write(line + "\n")
@@ -607,9 +609,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "@" not in user and p.get("realm"):
             user = "%s@%s" % (user, p["realm"])
         u = s["users"].get(user)
-        ok = u is not None and (hmac.compare_digest(u["password"], p["password"])
-                                or self.sim.check_ticket(s, p["password"]) == user)
-        if not ok:
+        by_password = u is not None and hmac.compare_digest(u["password"], p["password"])
+        renewal = u is not None and not by_password and self.sim.check_ticket(s, p["password"]) == user
+        self.login_kind = "renewal" if renewal else "password"
+        if not (by_password or renewal):
             time.sleep(0.05)  # Proxmox delays failed logins (3 s there)
             raise Fail(401, "authentication failure")
         res = {"username": user, "ticket": self.sim.make_ticket(s, user),
