@@ -133,7 +133,12 @@ static int pem_of(bool key, void *o, char **ret)
 	if (!ok)
 		return fail(-ENOMEM, "cannot write PEM");
 	n = BIO_get_mem_data(b, &data);
-	*ret = strndup(data, (size_t)n);
+	/* Not strndup(): the BIO's buffer is not NUL-terminated. */
+	*ret = malloc((size_t)n + 1);
+	if (*ret) {
+		memcpy(*ret, data, (size_t)n);
+		(*ret)[n] = '\0';
+	}
 	if (key)
 		explicit_wipe(data, (size_t)n);
 	return *ret ? 0 : -ENOMEM;
