@@ -408,8 +408,8 @@ static void test_limits(void **state)
 	assert_int_equal(extract_rm_rf_at(fx->basefd, "target"), 0);
 	assert_int_equal(mkdirat(fx->basefd, "target", 0755), 0);
 	/* too many entries */
-	for (int i = 0; i < 11; i++) {
-		snprintf(names[i], sizeof(names[i]), "f%d", i);
+	for (unsigned i = 0; i < 11; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%u", i);
 		many[i] = (struct member){ 'f', names[i], "", 0 };
 	}
 	r = run(fx, EXTRACT_POLICY_FILES_ONLY, &small, many, 11);
