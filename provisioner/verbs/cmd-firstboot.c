@@ -318,9 +318,6 @@ static int build_plan(const struct manifest *m, const char *node, bool first, bo
 	return 0;
 }
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free);
-DEFINE_FREE_FUNC(struct plan, plan_free);
-DEFINE_FREE_FUNC(struct journal, journal_free);
 
 int verb_firstboot(int argc, char *argv[])
 {

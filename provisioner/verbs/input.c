@@ -31,7 +31,7 @@ int input_check(const struct input_opts *in, const char *verb)
 }
 
 /* Same format as `validate`: every diagnostic on stderr, warnings included. */
-static void print_diags(const struct diags *d)
+void input_print_diags(const struct diags *d)
 {
 	char line[2048];
 
@@ -54,7 +54,7 @@ static int load_file(const char *path, const char *display, struct manifest **re
 		diags_done(&d);
 		return EXIT_BADINPUT;
 	}
-	print_diags(&d);
+	input_print_diags(&d);
 	diags_done(&d);
 	return r < 0 ? EXIT_BADINPUT : EXIT_OK;
 }

@@ -16,6 +16,9 @@ struct input_opts {
 /* Check that exactly one source was given; logs and returns EXIT_BADINPUT if not. */
 int input_check(const struct input_opts *in, const char *verb);
 
+/* Print diagnostics in validate's format (stderr), warnings included. */
+void input_print_diags(const struct diags *d);
+
 /* Load (and verify) the manifest. Returns EXIT_OK with *ret set, or the
  * exit status to use (EXIT_BADINPUT, EXIT_UNVERIFIED, EXIT_FAIL). */
 int input_load_manifest(const struct input_opts *in, struct manifest **ret);
