@@ -799,7 +799,7 @@ static int p_str_elem(struct mf_ctx *c, const struct ynode *n, void *base, const
 	return p_str(c, n, base, &ef);
 }
 
-static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = 64,
+static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = MANIFEST_MAX_NODES,
 					     .pos_offset = SIZE_MAX };
 static const struct seq_spec idents_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *), .max = 256,
 					     .pos_offset = SIZE_MAX };
