@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "manifest-internal.h"
+#include "fileio.h"
 #include "manifest.h"
 #include "parse.h"
 #include "util.h"
@@ -936,7 +937,6 @@ struct manifest *manifest_free(struct manifest *m)
 	return NULL;
 }
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
 DEFINE_FREE_FUNC(struct ynode, ynode_free)
 
 int manifest_load_buffer(const char *data, size_t size, const char *display_name, struct diags *diags,
@@ -992,8 +992,9 @@ int manifest_load(const char *path, const char *display_name, struct diags *diag
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
+	size_t n;
 	struct stat st;
+	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -1002,24 +1003,10 @@ int manifest_load(const char *path, const char *display_name, struct diags *diag
 		return negative_errno();
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	/* Read at most one byte past the limit, so an oversized file (or a
-	 * pipe) is recognised without reading it all. */
-	buf = malloc(MANIFEST_MAX_BYTES + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t k = read(fd, buf + n, MANIFEST_MAX_BYTES + 1 - n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > MANIFEST_MAX_BYTES)
-			break;
-	}
+	/* One byte past the limit at most: manifest_load_buffer() reports
+	 * an oversized file as a diagnostic. */
+	r = read_fd_capped(fd, MANIFEST_MAX_BYTES, &buf, &n);
+	if (r < 0)
+		return r;
 	return manifest_load_buffer(buf, n, display_name ? display_name : path, diags, ret);
 }

@@ -10,6 +10,7 @@
  * this build": the engine stops there and says so.
  */
 #include "step.h"
+#include "cluster.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = NULL,     /* bundle */
@@ -42,13 +43,13 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_FIRSTBOOT_INSTALL] = NULL, /* install: firstboot unit */
 
-	[STEP_CLUSTER_CREATE] = NULL,    /* pve */
+	[STEP_CLUSTER_CREATE] = &cluster_create_ops, /* pve */
 
-	[STEP_CLUSTER_JOIN] = NULL,      /* pve */
+	[STEP_CLUSTER_JOIN] = &cluster_join_ops, /* pve */
 
-	[STEP_CLUSTER_QUORUM] = NULL,    /* pve */
+	[STEP_CLUSTER_QUORUM] = &cluster_quorum_ops, /* pve */
 
-	[STEP_CLUSTER_CERTS] = NULL,     /* pve */
+	[STEP_CLUSTER_CERTS] = &cluster_certs_ops, /* pve */
 
 	[STEP_STORAGE] = NULL,           /* pve */
 

@@ -30,3 +30,4 @@ int verb_status(int argc, char *argv[]);
 int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
 int verb_bundle_extract(int argc, char *argv[]);
+int verb_firstboot(int argc, char *argv[]);

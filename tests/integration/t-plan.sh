@@ -129,11 +129,10 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/ke
 openssl pkey -in "$TESTTMP/key.pem" -pubout -out "$TESTTMP/pub.pem"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/other.pem" 2>/dev/null
 openssl pkey -in "$TESTTMP/other.pem" -pubout -out "$TESTTMP/other.pub"
-mkdir "$TESTTMP/assets" "$TESTTMP/scratch"
-# (one asset: bundle_assets_scan() on an empty directory passes NULL to qsort, which UBSan rejects)
-printf 'x\n' >"$TESTTMP/assets/dummy.txt"
-"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/assets" --key "$TESTTMP/key.pem" \
-	-o "$TESTTMP/b.bundle" >/dev/null
+mkdir "$TESTTMP/scratch"
+"$TOP/scripts/example-inputs.sh" "$ex" "$TESTTMP/in" # placeholder assets, secrets and their key
+"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/in/assets" --key "$TESTTMP/key.pem" \
+	--secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" -o "$TESTTMP/b.bundle" >/dev/null
 TMPDIR=$TESTTMP/scratch "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/pub.pem" \
 	>"$TESTTMP/bundle.txt" 2>"$TESTTMP/bundle.err"
 diff -u "$golden/homelab.txt" "$TESTTMP/bundle.txt" || fail "plan from the bundle differs"
