@@ -332,7 +332,7 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 	uint32_t mask = ipv4_netmask(net->subnet.prefix);
 	char a[96], s[16];
 
-	if (mf_failed(c, "network.subnet"))
+	if (c->subnet_failed)
 		return;
 	ipv4_format(ip, s, sizeof(s));
 	if (what)
@@ -345,7 +345,7 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 	else if (ip == net->subnet.addr || ip == (net->subnet.addr | ~mask))
 		mf_error_at(c, path, "%s is the %s address of network.subnet", a,
 			    ip == net->subnet.addr ? "network" : "broadcast");
-	else if (ip == net->gateway && !mf_failed(c, "network.gateway"))
+	else if (ip == net->gateway && !c->gateway_failed)
 		mf_error_at(c, path, "%s is the gateway's address", a);
 }
 
@@ -381,7 +381,7 @@ static int check_network(struct mf_ctx *c, struct manifest *m)
 	char a[16];
 
 	ipv4_format(net->gateway, a, sizeof(a));
-	if (mf_failed(c, "network.subnet") || mf_failed(c, "network.gateway"))
+	if (c->subnet_failed || c->gateway_failed)
 		; /* already reported */
 	else if (!ipv4_in_cidr(net->gateway, net->subnet.addr, net->subnet.prefix))
 		mf_error_at(c, "network.gateway", "%s is outside network.subnet", a);
@@ -552,7 +552,7 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 		mf_error_at(c, P(p, "vms[%zu].disk.size", i), "is smaller than 1M");
 	if ((uint64_t)g->vmid + g->count - 1 > 999999999)
 		mf_error_at(c, P(p, "vms[%zu].count", i), "VMIDs of this group run past 999999999");
-	if (g->ipconfig0.ip && !mf_failed(c, "network.subnet") && !mf_failed(c, "network.gateway")) {
+	if (g->ipconfig0.ip && !c->subnet_failed && !c->gateway_failed) {
 		if (g->ipconfig0.prefix != net->subnet.prefix)
 			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "prefix /%u differs from network.subnet's /%u",
 				    g->ipconfig0.prefix, net->subnet.prefix);
@@ -815,6 +815,8 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 	struct uniq_set names = {}, ips = {}, vmids = {};
 	int r;
 
+	c->subnet_failed = mf_failed(c, "network.subnet");
+	c->gateway_failed = mf_failed(c, "network.gateway");
 	r = check_cluster(c, m);
 	if (r >= 0)
 		r = check_network(c, m);

@@ -31,6 +31,9 @@ struct mf_ctx {
 	 * above them, so one mistake gives one diagnostic. */
 	char **failed;
 	size_t n_failed;
+	/* mf_failed() for network.subnet and .gateway, computed once by
+	 * manifest_check(): every host address is checked against them. */
+	bool subnet_failed, gateway_failed;
 	int oom; /* -ENOMEM once memory ran out; decoding stops */
 };
 

@@ -946,6 +946,9 @@ int manifest_load_buffer(const char *data, size_t size, const char *display_name
 		.max_depth = MANIFEST_MAX_DEPTH,
 		/* Generous for MANIFEST_MAX_NODES nodes of ~30 values each. */
 		.max_nodes = 200000,
+		/* Longer than any string field (4096) or SSH key, short enough
+		 * to quote in a diagnostic. */
+		.max_scalar = 65536,
 	};
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	_cleanup_(ynode_freep) struct ynode *root = NULL;

@@ -165,6 +165,11 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 		berror(b, &e->start_mark, "anchors (&) are not allowed");
 	if (e->data.scalar.tag)
 		berror(b, &e->start_mark, "tags (!) are not allowed");
+	if (e->data.scalar.length > b->limits->max_scalar) {
+		b->bad = true;
+		(void)diags_add(b->diags, DIAG_ERROR, (unsigned)e->start_mark.line + 1,
+				(unsigned)e->start_mark.column + 1, "", "a value longer than %zu bytes", b->limits->max_scalar);
+	}
 	if (memchr(e->data.scalar.value, 0, e->data.scalar.length))
 		berror(b, &e->start_mark, "a NUL character is not allowed");
 	n = node_new(YNODE_SCALAR, &e->start_mark);

@@ -37,6 +37,7 @@ struct ynode {
 struct yaml_limits {
 	size_t max_depth;
 	size_t max_nodes;
+	size_t max_scalar; /* bytes in one scalar (key or value) */
 };
 
 /* Returns 0 and the root node (NULL for an empty document) when the YAML

@@ -14,7 +14,7 @@
 #define DEVOPSLAB_VERSION "0.1.0"
 
 static const struct verb verbs[] = {
-	{ "validate", "MANIFEST", "check a cluster manifest; report every error", verb_validate },
+	{ "validate", "[--json] MANIFEST", "check a cluster manifest; report every error", verb_validate },
 	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
 	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]",
