@@ -290,39 +290,6 @@ static void on_step(const struct step_progress *p, void *userdata)
 	}
 }
 
-/* first: certificates, create, quorum; members: join, certificates, quorum
- * (a join replaces the node's certificates, so members sign afterwards). */
-static int build_plan(const struct manifest *m, const char *node, bool first, bool certs, struct plan **ret)
-{
-	struct plan *p = plan_new(m, node);
-	int r = 0;
-
-	if (!p)
-		return -ENOMEM;
-	if (certs && first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
-			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
-	if (r >= 0 && first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, node, NULL, "Creating the Proxmox cluster",
-			     "cluster/create");
-	if (r >= 0 && !first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, node, NULL, "Joining the Proxmox cluster",
-			     "node/%s/cluster/join", node);
-	if (r >= 0 && certs && !first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
-			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
-	if (r >= 0)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, node, NULL,
-			     "Waiting for quorum with every node", "node/%s/cluster/quorum", node);
-	if (r < 0) {
-		plan_free(p);
-		return r;
-	}
-	*ret = p;
-	return 0;
-}
-
-
 /* The manifest and the root password: from the verified bundle and its
  * sealed secrets, or (drafts, tests) from --manifest and --password-file;
  * --password-file also overrides the bundle's value. */
@@ -431,7 +398,8 @@ int verb_firstboot(int argc, char *argv[])
 			goto out;
 		}
 	}
-	r = build_plan(m, o.node, cluster_self_is_first(cc), o.ca_key != NULL, &plan);
+	/* The plan `devopslab plan --node` prints is exactly what runs here. */
+	r = plan_build(m, o.node, &plan);
 	if (r < 0) {
 		log_error("cannot build the first-boot plan: %s", strerror(-r));
 		goto out;
@@ -445,7 +413,13 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.pve = cc;
 	ctx.progress = on_step;
 	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
-	if (r < 0) {
+	if (r == -EOPNOTSUPP) {
+		/* Honest about what this build cannot do yet: the steps so far
+		 * are done and journaled; the rest of the plan is not run. */
+		log_warning("%s: %s; stopping here: the remaining first-boot steps are not run by this build",
+			    ctx.failed_step->id, ctx.error);
+		ret = EXIT_INCOMPLETE;
+	} else if (r < 0) {
 		log_error("%s: %s", ctx.failed_step ? ctx.failed_step->id : "firstboot",
 			  ctx.error[0] ? ctx.error : strerror(-r));
 		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;

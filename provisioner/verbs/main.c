@@ -37,7 +37,8 @@ static void help(FILE *f)
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
 		fprintf(f, "  %-14s %s\n  %-14s   %s\n", verbs[i].name, verbs[i].synopsis, "", verbs[i].summary);
 	fprintf(f, "\nExit status: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a safety policy,\n"
-		   "4 bundle verification failed, 10 installed (reboot needed).\n"
+		   "4 bundle verification failed, 5 incomplete (steps this build cannot run yet),\n"
+		   "10 installed (reboot needed).\n"
 		   "See devopslab(1).\n");
 }
 

@@ -44,7 +44,9 @@ sim_init() { # N
 		done
 		echo "proxmox: {rootfs: rootfs, root_password: {secret: pw}}"
 		echo "assets: [{name: rootfs, file: rootfs.tar.zst}]"
-		echo "secrets: {names: [pw]}"
+		# SIM_SECRETS: the declared secrets; "pw, cluster_ca_key" puts the
+		# cluster-certificate steps into the plan.
+		echo "secrets: {names: [${SIM_SECRETS:-pw}]}"
 	} >"$TESTTMP/cluster.yaml"
 	for ((i = 1; i <= n; i++)); do SIM_PORT[pve$i]=$(free_port); done
 	SIM_NODES=$n
@@ -123,13 +125,26 @@ fb_wait() { # NODE -> $OUT, $RC
 	OUT=$(cat "$TESTTMP/fb-$1.out")
 }
 
+# The cluster steps of a firstboot run succeeded: exit 0, or 5 when it then
+# stopped at a cluster-wide step this build does not implement yet (the first
+# node's plan goes on with templates, VMs, ... and "verify").
+fb_formed() { # NODE
+	[ "$RC" = 0 ] && return 0
+	if [ "$RC" = 5 ] && grep -q "not implemented in this build; stopping here" <<<"$OUT" &&
+		! grep -q "error: node/$1/cluster/" <<<"$OUT"; then
+		return 0
+	fi
+	echo "$OUT" >&2
+	fail "firstboot $1 exited $RC"
+}
+
 # Form the cluster with all nodes started at once; every run must succeed.
 form_all() {
 	local i
 	for ((i = 1; i <= SIM_NODES; i++)); do fb_bg "pve$i" "$@"; done
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		fb_wait "pve$i"
-		[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "firstboot pve$i exited $RC"; }
+		fb_formed "pve$i"
 	done
 }
 
