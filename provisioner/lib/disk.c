@@ -782,9 +782,25 @@ int disk_probe_path(const struct disk_probe_opts *o, const char *path, struct di
 
 /* ---- lifecycle and descriptions ----------------------------------------------- */
 
-static void sig_done(struct disk_sig *s)
+void disk_sig_done(struct disk_sig *s)
 {
+	if (!s)
+		return;
 	free(s->type), free(s->label), free(s->uuid);
+	*s = (struct disk_sig){ 0 };
+}
+
+int disk_probe_region(int fd, uint64_t off, uint64_t size, struct disk_sig *ret)
+{
+	struct disk_part p = { .start = off, .size = size };
+	int r = probe_part_content(&p, fd);
+
+	if (r < 0) {
+		disk_sig_done(&p.sig);
+		return r;
+	}
+	*ret = p.sig;
+	return 0;
 }
 
 void disk_done(struct disk *d)
@@ -797,12 +813,12 @@ void disk_done(struct disk *d)
 		free(d->by_id[i]);
 	free(d->by_id);
 	for (size_t i = 0; i < d->n_sigs; i++)
-		sig_done(&d->sigs[i]);
+		disk_sig_done(&d->sigs[i]);
 	free(d->sigs);
 	for (size_t i = 0; i < d->n_parts; i++) {
 		struct disk_part *p = &d->parts[i];
 		free(p->devname), free(p->type), free(p->name), free(p->uuid);
-		sig_done(&p->sig);
+		disk_sig_done(&p->sig);
 	}
 	free(d->parts);
 	*d = (struct disk){ 0 };

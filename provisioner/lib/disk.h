@@ -115,3 +115,8 @@ const char *disk_errbuf(void);
 
 static inline void disk_list_freep(struct disk_list **l) { disk_list_free(*l); }
 static inline void disk_freep(struct disk **d) { disk_free(*d); }
+
+/* What libblkid finds in [off, off+size) of an open disk: ret->type NULL
+ * when nothing. The caller frees with disk_sig_done(). */
+int disk_probe_region(int fd, uint64_t off, uint64_t size, struct disk_sig *ret);
+void disk_sig_done(struct disk_sig *s);
