@@ -20,6 +20,8 @@ static const struct verb verbs[] = {
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
+	{ "bundle extract", "--pubkey PUB.pem [--secret-key FILE] BUNDLE DIR",
+	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
 };
 
 static void help(FILE *f)

@@ -28,3 +28,4 @@ int verb_validate(int argc, char *argv[]);
 int verb_plan(int argc, char *argv[]);
 int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
+int verb_bundle_extract(int argc, char *argv[]);
