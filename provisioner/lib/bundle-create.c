@@ -155,7 +155,8 @@ int bundle_assets_scan(const char *dir, struct bundle_asset **ret, size_t *ret_n
 		bundle_assets_free(s.v, s.n);
 		return r;
 	}
-	qsort(s.v, s.n, sizeof(*s.v), asset_cmp);
+	if (s.n > 1) /* qsort(NULL, 0, …) is undefined behaviour */
+		qsort(s.v, s.n, sizeof(*s.v), asset_cmp);
 	*ret = s.v;
 	*ret_n = s.n;
 	return 0;

@@ -214,7 +214,9 @@ static int open_beneath(int dirfd, const char *rel)
 #ifdef SYS_openat2
 	static bool no_openat2;
 	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+		/* No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a trailing
+		 * symlink too, with ELOOP rather than ENOTDIR. */
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 
@@ -248,8 +250,17 @@ static int open_beneath(int dirfd, const char *rel)
 			if (streq(comp, "..") || streq(comp, "."))
 				return -EINVAL;
 			next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (next < 0)
-				return negative_errno();
+			if (next < 0) {
+				struct stat st;
+				int r = negative_errno();
+
+				/* O_DIRECTORY|O_NOFOLLOW on a symlink gives ENOTDIR;
+				 * report it as openat2(RESOLVE_NO_SYMLINKS) would. */
+				if (r == -ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISLNK(st.st_mode))
+					r = -ELOOP;
+				return r;
+			}
 			close(cur);
 			cur = next;
 			p = *end ? end + 1 : end;

@@ -1210,7 +1210,6 @@ struct manifest *manifest_free(struct manifest *m)
 	return NULL;
 }
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
 DEFINE_FREE_FUNC(struct ynode, ynode_free)
 
 static void ctx_done(struct mf_ctx *c)
