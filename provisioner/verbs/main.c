@@ -24,7 +24,7 @@ static const struct verb verbs[] = {
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
 	{ "bundle extract", "--pubkey PUB.pem [--secret-key FILE] BUNDLE DIR",
 	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
-	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
+	{ "firstboot", "(--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
 	{ "disk list", "[--json]", "every whole disk: identity, size, contents, whether in use", verb_disk_list },

@@ -85,8 +85,14 @@ fp_of() { cat "$SIM_STATE/$1.fp"; }
 # The firstboot command line for NODE: every node's endpoint and pin.
 fb_cmd() { # NODE [args]
 	local node=$1 i; shift
-	FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --node "$node"
-		--password-file "$TESTTMP/root.pw" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
+	# FB_BUNDLE: read the manifest and the root password from a signed
+	# bundle (FB_PUBKEY, FB_SECRET_KEY) instead of the draft and a file.
+	if [ -n "${FB_BUNDLE:-}" ]; then
+		FB=("$DEVOPSLAB" firstboot --bundle "$FB_BUNDLE" --pubkey "$FB_PUBKEY" --secret-key "$FB_SECRET_KEY")
+	else
+		FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --password-file "$TESTTMP/root.pw")
+	fi
+	FB+=(--node "$node" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
