@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "disk-apply.h"
+#include "disk-step.h"
 #include "disk-select.h"
 #include "disk.h"
 #include "input.h"
@@ -33,6 +34,9 @@
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
+#include "plan.h"
+#include "run.h"
+#include "step.h"
 #include "util.h"
 #include "verbs.h"
 
@@ -216,52 +220,6 @@ int verb_disk_list(int argc, char *argv[])
 
 /* ---- plan and apply ----------------------------------------------------------- */
 
-static uint64_t mem_total(void)
-{
-	char line[256];
-	unsigned long long kb = 0;
-	_cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
-			break;
-	return kb ? (uint64_t)kb * 1024 : 512ULL << 20; /* RunEnv.pm's fallback: 512 MiB */
-}
-
-/* The rules pick exactly one disk, or we list every candidate and refuse. */
-static int select_disk(const struct mf_node *n, char **ret_path)
-{
-	_cleanup_(disk_list_freep) struct disk_list *l = NULL;
-	struct disk_selection s;
-	int r;
-
-	r = disk_probe_all(NULL, &l);
-	if (r < 0) {
-		log_error("listing disks: %s", disk_errbuf());
-		return EXIT_FAIL;
-	}
-	r = disk_select(l, &n->disk, &s);
-	if (r == -EINVAL) {
-		log_error("node '%s' has no disk rule (by_id, serial, model, transport, sizes or largest_nvme)", n->name);
-		return EXIT_BADINPUT;
-	}
-	if (r < 0) {
-		log_error("node '%s': %s disk matches the manifest's rules; candidates:", n->name,
-			  r == -ENODEV ? "no" : "more than one");
-		for (size_t i = 0; i < s.n; i++)
-			log_error("  %s %s: %s", s.verdicts[i].match ? "+" : "-", s.verdicts[i].disk->path,
-				  s.verdicts[i].reason);
-		if (s.n == 0)
-			log_error("  (no disks at all)");
-		disk_selection_done(&s);
-		return EXIT_REFUSED;
-	}
-	log_info("node '%s': selected %s: %s", n->name, s.chosen->path, s.verdicts[0].reason[0] ? "" : "");
-	*ret_path = strdup(s.chosen->path);
-	disk_selection_done(&s);
-	return *ret_path ? EXIT_OK : EXIT_FAIL;
-}
-
 static void print_plan(const struct disk_target *t)
 {
 	const struct layout *l = &t->layout;
@@ -298,12 +256,36 @@ static bool confirm(const char *path)
 	return fgets(line, sizeof(line), stdin) && streq(line, "yes\n");
 }
 
-/* Load the manifest, find the node, choose the device, open the target. */
-static int prepare(struct disk_args *a, const char *verb, struct manifest **ret_m, const struct mf_node **ret_n,
-		   struct disk_target *t)
+/* Exit status for a failure of disk_step_open() or of a stage. */
+static int exit_for(int r)
 {
-	_cleanup_free_ char *path = NULL;
-	struct layout_input in = { 0 };
+	switch (r) {
+	case -ENODEV: case -ENOTUNIQ: case -EPERM: case -EBUSY: case -EWOULDBLOCK: case -ENOSPC: case -EEXIST:
+		return EXIT_REFUSED;
+	case -EINVAL:
+		return EXIT_BADINPUT;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+static void log_lines(const char *msg)
+{
+	const char *p = msg, *nl;
+
+	while ((nl = strchr(p, '\n'))) {
+		log_error("%.*s", (int)(nl - p), p);
+		p = nl + 1;
+	}
+	log_error("%s", p);
+}
+
+/* Load the manifest, find the node, then select (or take --device), open,
+ * lock and check the policy — the disk-select step, done up front so the
+ * plan can be shown before anything is written. */
+static int prepare(struct disk_args *a, const char *verb, struct manifest **ret_m, const struct mf_node **ret_n,
+		   struct disk_step_state *st)
+{
 	const struct mf_node *n;
 	int r;
 
@@ -323,124 +305,153 @@ static int prepare(struct disk_args *a, const char *verb, struct manifest **ret_
 		return EXIT_BADINPUT;
 	}
 	*ret_n = n;
-	if (a->device)
-		path = strdup(a->device);
-	else if ((r = select_disk(n, &path)) != EXIT_OK)
-		return r;
-	if (!path)
-		return EXIT_FAIL;
-	in.ram_bytes = a->memory ? a->memory : mem_total();
-	in.storage = (*ret_m)->proxmox.storage;
-	const char *seed = (*ret_m)->cluster.seed ? (*ret_m)->cluster.seed : (*ret_m)->cluster.name;
-	r = disk_target_open(t, path, &in, seed, n->name, a->backup_dir);
+	st->device = a->device;
+	st->ram_bytes = a->memory;
+	st->backup_dir = a->backup_dir;
+	st->recovery = a->recovery;
+	r = disk_step_open(st, *ret_m, n);
 	if (r < 0) {
-		log_error("%s", t->err[0] ? t->err : strerror(-r));
-		return r == -EPERM || r == -EBUSY || r == -EWOULDBLOCK || r == -ENOSPC ? EXIT_REFUSED : EXIT_FAIL;
+		if (st->have_layout && !streq(verb, "disk apply"))
+			print_plan(&st->target);
+		log_lines(st->err);
+		return exit_for(r);
 	}
+	if (!a->device)
+		log_info("node '%s': selected %s", n->name, st->target.path);
 	return EXIT_OK;
+}
+
+static const char *verdict_text(enum disk_verdict_code v)
+{
+	return v == DISK_OK_CONVERGE ? "finish or confirm this layout (no wipe)" :
+	       v == DISK_OK_WIPE     ? "save the old tables, wipe, then write" :
+				       "write onto the empty disk";
 }
 
 int verb_disk_plan(int argc, char *argv[])
 {
 	struct disk_args a = { 0 };
 	struct manifest *m = NULL;
-	struct disk_target t = DISK_TARGET_INIT;
+	struct disk_step_state st;
 	const struct mf_node *n = NULL;
-	enum disk_verdict_code v;
 	int r = parse_args(argc, argv, &a);
 
 	if (r != EXIT_OK)
 		return r < 0 ? EXIT_OK : r;
-	r = prepare(&a, "disk plan", &m, &n, &t);
+	disk_step_state_init(&st);
+	r = prepare(&a, "disk plan", &m, &n, &st);
 	if (r == EXIT_OK) {
-		print_plan(&t);
-		if (disk_policy_check(&t, n->disk.wipe, a.recovery, &v) < 0) {
-			log_error("%s", t.err);
-			r = EXIT_REFUSED;
-		} else
-			printf("  apply would: %s\n", v == DISK_OK_CONVERGE ? "finish or confirm this layout (no wipe)" :
-						      v == DISK_OK_WIPE     ? "save the old tables, wipe, then write" :
-									      "write onto the empty disk");
+		print_plan(&st.target);
+		printf("  apply would: %s\n", verdict_text(st.verdict));
 	}
-	disk_target_done(&t);
+	disk_step_state_done(&st);
 	return r;
 }
 
-static int run_stage(struct disk_target *t, const char *name, int (*check)(struct disk_target *, bool *),
-		     int (*apply)(struct disk_target *), bool *changed)
+/* The disk steps of the node's plan — the ones `install` runs — in order. */
+static int disk_steps(const struct manifest *m, const char *node, struct plan **ret)
 {
-	bool done = false;
-	int r = check(t, &done);
+	_cleanup_(plan_freep) struct plan *full = NULL;
+	_cleanup_(plan_freep) struct plan *sub = NULL;
+	int r;
 
-	if (r >= 0 && !done) {
-		t->done[0] = '\0';
-		r = apply(t);
-		if (r >= 0)
-			log_info("%s: %s", name, t->done);
-		if (r >= 0)
-			r = check(t, &done);
-		if (r >= 0 && !done) {
-			snprintf(t->err, sizeof(t->err), "%s: applied, but the disk still does not match", name);
-			r = -EIO;
+	r = plan_build(m, node, &full);
+	if (r < 0) {
+		log_error("building the plan: %s", plan_error());
+		return r;
+	}
+	sub = plan_new(m, node);
+	if (!sub)
+		return -ENOMEM;
+	for (size_t i = 0; i < full->n_steps; i++) {
+		const struct step *s = &full->steps[i];
+		if (s->kind != STEP_DISK_SELECT && s->kind != STEP_DISK_PARTITION && s->kind != STEP_DISK_LVM &&
+		    s->kind != STEP_DISK_FILESYSTEMS)
+			continue;
+		r = plan_add(sub, s->phase, s->kind, s->node, json_object_get(s->params), s->title, "%s", s->id);
+		if (r < 0) {
+			log_error("building the plan: %s", plan_error());
+			return r;
 		}
-		*changed = true;
-	} else if (r >= 0)
-		log_info("%s: already done", name);
-	if (r < 0)
-		log_error("%s: %s", name, t->err[0] ? t->err : strerror(-r));
-	return r;
+		sub->steps[r].mf_node = s->mf_node;
+	}
+	if (sub->n_steps != 4) {
+		log_error("the plan has %zu disk steps for node '%s', expected 4", sub->n_steps, node);
+		return -EPROTO;
+	}
+	*ret = TAKE_PTR(sub);
+	return 0;
 }
 
-static int partition_apply_wipe(struct disk_target *t)
-{
-	return disk_partition_apply(t, true);
-}
+struct apply_progress {
+	struct disk_step_state *st;
+	bool changed;
+};
 
-static int partition_apply_plain(struct disk_target *t)
+static void on_progress(const struct step_progress *p, void *userdata)
 {
-	return disk_partition_apply(t, false);
+	struct apply_progress *ap = userdata;
+	char line[512];
+
+	if (step_progress_format(p, line, sizeof(line)) > 0)
+		fputs(line, stdout);
+	if (p->event == STEP_EVENT_APPLIED) {
+		ap->changed = true;
+		if (ap->st->target.done[0])
+			printf("    %s\n", ap->st->target.done);
+	}
+	fflush(stdout);
 }
 
 int verb_disk_apply(int argc, char *argv[])
 {
 	struct disk_args a = { 0 };
 	struct manifest *m = NULL;
-	struct disk_target t = DISK_TARGET_INIT;
+	struct disk_step_state st;
+	_cleanup_(plan_freep) struct plan *steps = NULL;
+	struct apply_progress ap = { .st = &st };
+	struct run_ctx ctx;
 	const struct mf_node *n = NULL;
-	enum disk_verdict_code v;
-	bool changed = false;
 	int r = parse_args(argc, argv, &a);
 
 	if (r != EXIT_OK)
 		return r < 0 ? EXIT_OK : r;
-	r = prepare(&a, "disk apply", &m, &n, &t);
+	disk_step_state_init(&st);
+	run_ctx_init(&ctx);
+	r = prepare(&a, "disk apply", &m, &n, &st);
 	if (r != EXIT_OK)
 		goto out;
-	if (disk_policy_check(&t, n->disk.wipe, a.recovery, &v) < 0) {
-		log_error("%s", t.err);
-		r = EXIT_REFUSED;
+	print_plan(&st.target);
+	printf("  apply will: %s\n", verdict_text(st.verdict));
+	fflush(stdout);
+	st.confirmed = a.yes || (m->cluster.unattended && access(INSTALLER_MARKER, F_OK) == 0);
+	if (st.verdict != DISK_OK_CONVERGE && !st.confirmed) {
+		if (!confirm(st.target.path)) {
+			log_error("refusing to write to '%s' without --yes", st.target.path);
+			r = EXIT_REFUSED;
+			goto out;
+		}
+		st.confirmed = true;
+	}
+	if (disk_steps(m, n->name, &steps) < 0) {
+		r = EXIT_FAIL;
 		goto out;
 	}
-	print_plan(&t);
-	if (v != DISK_OK_CONVERGE && !a.yes && !(m->cluster.unattended && access(INSTALLER_MARKER, F_OK) == 0) &&
-	    !confirm(t.path)) {
-		log_error("refusing to write to '%s' without --yes", t.path);
-		r = EXIT_REFUSED;
-		goto out;
-	}
-	r = run_stage(&t, "partition", disk_partition_check,
-		      v == DISK_OK_WIPE ? partition_apply_wipe : partition_apply_plain, &changed);
-	if (r >= 0)
-		r = run_stage(&t, "lvm", disk_lvm_check, disk_lvm_apply, &changed);
-	if (r >= 0)
-		r = run_stage(&t, "filesystems", disk_fs_check, disk_fs_apply, &changed);
+	ctx.manifest = m;
+	ctx.node = n->name;
+	ctx.disk = &st;
+	ctx.progress = on_progress;
+	ctx.userdata = &ap;
+	r = step_run(&ctx, steps, STEP_PHASE_ANY);
 	if (r < 0) {
-		r = r == -EEXIST ? EXIT_REFUSED : EXIT_FAIL;
+		log_lines(ctx.error[0] ? ctx.error : strerror(-r));
+		r = exit_for(r);
 		goto out;
 	}
-	printf("%s: %s\n", t.path, changed ? "done" : "already matches the layout, nothing to do");
+	printf("%s: %s\n", st.target.path, ap.changed ? "done" : "already matches the layout, nothing to do");
 	r = EXIT_OK;
 out:
-	disk_target_done(&t);
+	run_ctx_done(&ctx);
+	disk_step_state_done(&st);
 	return r;
 }
