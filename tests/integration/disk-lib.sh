@@ -6,6 +6,28 @@
 exec 9>/run/devopslab-test-lvm.lock
 flock 9
 
+# Loop devices of ours: detach_ours DIR-PREFIX detaches every loop device
+# whose backing file lies under it. (attach runs in $(...), a subshell, so
+# it cannot register its own on_exit; this one runs even on failure.)
+detach_ours() {
+	local dev file
+	losetup -l -n -O NAME,BACK-FILE 2>/dev/null | while read -r dev file; do
+		case $file in "$1"*) losetup -d "$dev" 2>/dev/null || true ;; esac
+	done
+}
+on_exit "detach_ours '$TESTTMP/'"
+# Stale state from earlier disk tests that died before cleaning up: we hold
+# the lock, so no other t-disk-* test is running, and every loop device
+# backed by another t-disk-* scratch directory is left over.
+losetup -l -n -O NAME,BACK-FILE 2>/dev/null | while read -r dev file; do
+	case $file in
+	"$TESTTMP"/*) ;;
+	/tmp/devopslab-test.t-disk-*)
+		echo "disk-lib: detaching stale $dev ($file)"
+		losetup -d "$dev" 2>/dev/null || true ;;
+	esac
+done
+
 # mk_manifest FILE WIPE 'DISK-RULES' ['STORAGE'] [SEED]
 mk_manifest() {
 	local storage=""
@@ -46,7 +68,6 @@ EOM
 attach() {
 	local l
 	l=$(losetup -f --show "$@")
-	on_exit "losetup -d $l 2>/dev/null"
 	echo "$l"
 }
 
