@@ -208,6 +208,21 @@ static int partition_apply(struct run_ctx *ctx, const struct step *s)
 
 const struct step_ops disk_partition_ops = { partition_check, partition_apply };
 
+/* A stage cannot be done while an earlier one is not (and its own check
+ * may not even be able to look: no GPT, no PV yet), so the check of lvm
+ * asks partition first, and that of filesystems asks lvm; in a dry run on
+ * an empty disk every stage is then simply "not done". */
+static int earlier_done(struct disk_target *t, enum step_kind kind, bool *ret_done)
+{
+	int r;
+
+	*ret_done = true;
+	r = disk_partition_check(t, ret_done);
+	if (r >= 0 && *ret_done && kind == STEP_DISK_FILESYSTEMS)
+		r = disk_lvm_check(t, ret_done);
+	return r;
+}
+
 #define BIND(name, stage)                                                                           \
 	static int name##_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)            \
 	{                                                                                             \
@@ -216,6 +231,9 @@ const struct step_ops disk_partition_ops = { partition_check, partition_apply };
 		if (!(st = state(ctx, s, &r)))                                                        \
 			return r;                                                                     \
 		st->target.err[0] = '\0';                                                             \
+		r = earlier_done(&st->target, s->kind, ret_done);                                     \
+		if (r < 0 || !*ret_done)                                                              \
+			return target_result(ctx, &st->target, r);                                    \
 		return target_result(ctx, &st->target, disk_##stage##_check(&st->target, ret_done)); \
 	}                                                                                             \
 	static int name##_apply(struct run_ctx *ctx, const struct step *s)                            \
