@@ -331,7 +331,7 @@ static const char *verdict_text(enum disk_verdict_code v)
 int verb_disk_plan(int argc, char *argv[])
 {
 	struct disk_args a = { 0 };
-	struct manifest *m = NULL;
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	struct disk_step_state st;
 	const struct mf_node *n = NULL;
 	int r = parse_args(argc, argv, &a);
@@ -406,7 +406,7 @@ static void on_progress(const struct step_progress *p, void *userdata)
 int verb_disk_apply(int argc, char *argv[])
 {
 	struct disk_args a = { 0 };
-	struct manifest *m = NULL;
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	struct disk_step_state st;
 	_cleanup_(plan_freep) struct plan *steps = NULL;
 	struct apply_progress ap = { .st = &st };
