@@ -27,6 +27,11 @@ static const struct verb verbs[] = {
 	{ "firstboot", "(--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
+	{ "disk list", "[--json]", "every whole disk: identity, size, contents, whether in use", verb_disk_list },
+	{ "disk plan", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--memory SIZE]",
+	  "print the node's disk layout and what apply would do; changes nothing", verb_disk_plan },
+	{ "disk apply", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--yes] [--recovery]",
+	  "partition the node's disk: GPT, ESP, LVM (Proxmox installer layout)", verb_disk_apply },
 };
 
 static void help(FILE *f)

@@ -33,3 +33,6 @@ int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
 int verb_bundle_extract(int argc, char *argv[]);
 int verb_firstboot(int argc, char *argv[]);
+int verb_disk_list(int argc, char *argv[]);
+int verb_disk_plan(int argc, char *argv[]);
+int verb_disk_apply(int argc, char *argv[]);
