@@ -132,14 +132,12 @@ static int pem_of(bool key, void *o, char **ret)
 	ok = key ? PEM_write_bio_PrivateKey(b, o, NULL, NULL, 0, NULL, NULL) : PEM_write_bio_X509(b, o);
 	if (!ok)
 		return fail(-ENOMEM, "cannot write PEM");
-	/* The BIO's data is not NUL-terminated: copy exactly n bytes. */
 	n = BIO_get_mem_data(b, &data);
-	if (n < 0)
-		return -EIO;
+	/* Not strndup(): the BIO's buffer is not NUL-terminated. */
 	*ret = malloc((size_t)n + 1);
 	if (*ret) {
 		memcpy(*ret, data, (size_t)n);
-		(*ret)[n] = 0;
+		(*ret)[n] = '\0';
 	}
 	if (key)
 		explicit_wipe(data, (size_t)n);

@@ -112,7 +112,6 @@ struct journal *journal_free(struct journal *j)
 	return NULL;
 }
 
-DEFINE_FREE_FUNC(struct journal, journal_free);
 
 static bool is_hash(const char *s)
 {
@@ -526,14 +525,16 @@ int journal_append(struct journal *j, const struct journal_record *rec)
 		return fail(-E2BIG, "record for '%s' is %zu bytes, more than %u", rec->id, len + 1, JOURNAL_MAX_RECORD);
 	if (j->size + len + 1 > JOURNAL_MAX_BYTES)
 		return fail(-EFBIG, "journal would exceed %u bytes", JOURNAL_MAX_BYTES);
-	line = malloc(len + 1);
-	if (!line)
-		return -ENOMEM;
-	memcpy(line, s, len);
-	line[len] = '\n';
 	r = copy_record(rec, time, &copy); /* before writing: no ENOMEM after the fact */
 	if (r < 0)
 		return r;
+	line = malloc(len + 1);
+	if (!line) {
+		record_done(&copy);
+		return -ENOMEM;
+	}
+	memcpy(line, s, len);
+	line[len] = '\n';
 	r = write_line(j, line, len + 1);
 	if (r < 0) {
 		record_done(&copy);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 
 #include "json-util.h"
+#include "plan-internal.h"
 
 static char errbuf[512];
 
@@ -15,10 +16,6 @@ const char *plan_error(void)
 {
 	return errbuf;
 }
-
-/* For plan-build.c: first error wins until plan_build() clears it. */
-int plan_fail(int error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void plan_clear_error(void);
 
 int plan_fail(int error, const char *fmt, ...)
 {

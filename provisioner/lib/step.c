@@ -4,13 +4,13 @@
  */
 #include "step.h"
 
-#include <openssl/evp.h>
 #include <time.h>
 
 #include "journal.h"
 #include "json-util.h"
 #include "plan.h"
 #include "run.h"
+#include "sig.h"
 
 static const char *const phase_names[_STEP_PHASE_MAX] = {
 	[STEP_PHASE_INSTALL] = "install",
@@ -113,11 +113,12 @@ int step_param_u64(const struct step *s, const char *key, uint64_t *ret)
  * SHA-256 is used for its collision resistance, not for security: the
  * journal is trusted local state.
  */
+_Static_assert(STEP_HASH_HEX == 2 * SIG_SHA256_LEN, "params hash is a hex SHA-256");
+
 int step_hash_params(struct step *s)
 {
 	_cleanup_json_ struct json_object *o = json_object_new_object();
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned md_len = 0;
+	uint8_t md[SIG_SHA256_LEN];
 	const char *text;
 
 	if (!o)
@@ -128,10 +129,8 @@ int step_hash_params(struct step *s)
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text)
 		return -ENOMEM;
-	if (EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL) != 1 || md_len * 2 != STEP_HASH_HEX)
-		return -EIO;
-	for (unsigned i = 0; i < md_len; i++)
-		snprintf(s->params_hash + 2 * i, 3, "%02x", md[i]);
+	sig_sha256(text, strlen(text), md);
+	sig_hex(md, s->params_hash);
 	return 0;
 }
 
@@ -143,6 +142,45 @@ void step_done(struct step *s)
 	if (s->params)
 		json_object_put(s->params);
 	*s = (struct step){};
+}
+
+int step_progress_format(const struct step_progress *p, char *buf, size_t size)
+{
+	double secs = (double)p->elapsed_usec / 1e6;
+	int n;
+
+	switch (p->event) {
+	case STEP_EVENT_BEGIN:
+		n = snprintf(buf, size, "[%zu/%zu] %s ... ", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_PARAMS_CHANGED:
+		n = snprintf(buf, size, "(parameters changed) ");
+		break;
+	case STEP_EVENT_REAPPLY:
+		n = snprintf(buf, size, "(no longer done) ");
+		break;
+	case STEP_EVENT_APPLY:
+		n = snprintf(buf, size, "%s", "");
+		break;
+	case STEP_EVENT_APPLIED:
+		n = snprintf(buf, size, "done (%.1fs)\n", secs);
+		break;
+	case STEP_EVENT_FOUND_DONE:
+		n = snprintf(buf, size, "already done\n");
+		break;
+	case STEP_EVENT_SKIP_JOURNAL:
+		n = snprintf(buf, size, "done earlier\n");
+		break;
+	case STEP_EVENT_WOULD_APPLY:
+		n = snprintf(buf, size, "would apply\n");
+		break;
+	case STEP_EVENT_FAILED:
+		n = snprintf(buf, size, "FAILED (%.1fs)\n", secs);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return n < 0 ? -EINVAL : n;
 }
 
 /* ---- the engine --------------------------------------------------------- */

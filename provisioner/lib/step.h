@@ -145,6 +145,7 @@ enum step_event {
 
 const char *step_event_to_string(enum step_event e);
 
+
 struct step_progress {
 	const struct step *step;
 	size_t index, total;  /* 1-based position among the steps this run looks at */
@@ -153,6 +154,17 @@ struct step_progress {
 	int error;             /* for FAILED: the -errno */
 	const char *message;   /* for FAILED: ctx->error */
 };
+
+/*
+ * The progress line, piece by piece, for verbs to print as events arrive:
+ *   BEGIN        "[3/17] Creating VM devops-k3s-worker-01 ... "
+ *   PARAMS_CHANGED "(parameters changed) ", REAPPLY "(no longer done) ", APPLY ""
+ *   APPLIED      "done (2.1s)\n"        FOUND_DONE "already done\n"
+ *   SKIP_JOURNAL "done earlier\n"      WOULD_APPLY "would apply\n"
+ *   FAILED       "FAILED (0.3s)\n"  (the verb then prints ctx->error)
+ * Returns the length written (truncated to size), or -EINVAL.
+ */
+int step_progress_format(const struct step_progress *p, char *buf, size_t size);
 
 /*
  * Run the steps of `phase` (or STEP_PHASE_ANY) of plan, in order. Returns 0

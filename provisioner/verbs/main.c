@@ -14,13 +14,17 @@
 #define DEVOPSLAB_VERSION "0.1.0"
 
 static const struct verb verbs[] = {
-	{ "validate", "MANIFEST", "check a cluster manifest; report every error", verb_validate },
+	{ "validate", "[--json] MANIFEST", "check a cluster manifest; report every error", verb_validate },
 	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
+	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]",
+	  "show which steps of the plan the journal records as done", verb_status },
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
-	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
+	{ "bundle extract", "--pubkey PUB.pem [--secret-key FILE] BUNDLE DIR",
+	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
+	{ "firstboot", "(--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
 };
@@ -33,7 +37,8 @@ static void help(FILE *f)
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
 		fprintf(f, "  %-14s %s\n  %-14s   %s\n", verbs[i].name, verbs[i].synopsis, "", verbs[i].summary);
 	fprintf(f, "\nExit status: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a safety policy,\n"
-		   "4 bundle verification failed, 10 installed (reboot needed).\n"
+		   "4 bundle verification failed, 5 incomplete (steps this build cannot run yet),\n"
+		   "10 installed (reboot needed).\n"
 		   "See devopslab(1).\n");
 }
 

@@ -13,6 +13,8 @@ enum {
 	EXIT_BADINPUT = 2,    /* bad usage or bad input: manifest, options, files */
 	EXIT_REFUSED = 3,     /* a safety policy refused (disk not selectable or not wipeable) */
 	EXIT_UNVERIFIED = 4,  /* bundle signature or integrity check failed */
+	EXIT_INCOMPLETE = 5,  /* every step this build implements is done; the plan goes on with
+			       * steps it cannot run yet (named in the message) */
 	EXIT_REBOOT = 10,     /* install finished: reboot into the installed system */
 };
 
@@ -26,6 +28,8 @@ struct verb {
 /* Each cmd-*.c defines its verbs' run functions. */
 int verb_validate(int argc, char *argv[]);
 int verb_plan(int argc, char *argv[]);
+int verb_status(int argc, char *argv[]);
 int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
+int verb_bundle_extract(int argc, char *argv[]);
 int verb_firstboot(int argc, char *argv[]);

@@ -44,7 +44,9 @@ sim_init() { # N
 		done
 		echo "proxmox: {rootfs: rootfs, root_password: {secret: pw}}"
 		echo "assets: [{name: rootfs, file: rootfs.tar.zst}]"
-		echo "secrets: {names: [pw]}"
+		# SIM_SECRETS: the declared secrets; "pw, cluster_ca_key" puts the
+		# cluster-certificate steps into the plan.
+		echo "secrets: {names: [${SIM_SECRETS:-pw}]}"
 	} >"$TESTTMP/cluster.yaml"
 	for ((i = 1; i <= n; i++)); do SIM_PORT[pve$i]=$(free_port); done
 	SIM_NODES=$n
@@ -85,8 +87,14 @@ fp_of() { cat "$SIM_STATE/$1.fp"; }
 # The firstboot command line for NODE: every node's endpoint and pin.
 fb_cmd() { # NODE [args]
 	local node=$1 i; shift
-	FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --node "$node"
-		--password-file "$TESTTMP/root.pw" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
+	# FB_BUNDLE: read the manifest and the root password from a signed
+	# bundle (FB_PUBKEY, FB_SECRET_KEY) instead of the draft and a file.
+	if [ -n "${FB_BUNDLE:-}" ]; then
+		FB=("$DEVOPSLAB" firstboot --bundle "$FB_BUNDLE" --pubkey "$FB_PUBKEY" --secret-key "$FB_SECRET_KEY")
+	else
+		FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --password-file "$TESTTMP/root.pw")
+	fi
+	FB+=(--node "$node" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
@@ -117,13 +125,26 @@ fb_wait() { # NODE -> $OUT, $RC
 	OUT=$(cat "$TESTTMP/fb-$1.out")
 }
 
+# The cluster steps of a firstboot run succeeded: exit 0, or 5 when it then
+# stopped at a cluster-wide step this build does not implement yet (the first
+# node's plan goes on with templates, VMs, ... and "verify").
+fb_formed() { # NODE
+	[ "$RC" = 0 ] && return 0
+	if [ "$RC" = 5 ] && grep -q "not implemented in this build; stopping here" <<<"$OUT" &&
+		! grep -q "error: node/$1/cluster/" <<<"$OUT"; then
+		return 0
+	fi
+	echo "$OUT" >&2
+	fail "firstboot $1 exited $RC"
+}
+
 # Form the cluster with all nodes started at once; every run must succeed.
 form_all() {
 	local i
 	for ((i = 1; i <= SIM_NODES; i++)); do fb_bg "pve$i" "$@"; done
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		fb_wait "pve$i"
-		[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "firstboot pve$i exited $RC"; }
+		fb_formed "pve$i"
 	done
 }
 

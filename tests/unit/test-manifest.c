@@ -217,6 +217,75 @@ static void test_limits(void **state)
 	diags_done(&d);
 }
 
+/* Plain scalars that YAML 1.1 readers (PyYAML, the JSON Schema test) take
+ * for non-strings are refused where a string belongs; the expectations
+ * are PyYAML's yaml.safe_load() types. */
+static void test_yaml_typing(void **state)
+{
+	static const struct {
+		const char *value;
+		bool typed;
+	} cases[] = {
+		{ "no", true },          { "yes", true },         { "on", true },          { "y", false },
+		{ "n", false },          { "1:20", true },        { "00:11:22:33:44:55", false },
+		{ "52:54:00:12:34:56", true },                   { "52:54:00:12:34:99", false },
+		{ "0x1f", true },        { "0b101", true },       { "0777", true },        { "089", false },
+		{ "1_000", true },       { "1.5", true },         { ".5", true },          { "1e5", false },
+		{ "1.0e+5", true },      { "-1.5", true },        { ".inf", true },        { "-.inf", true },
+		{ ".nan", true },        { "2024-01-01", true },  { "10.0.10.1", false },  { "cafe", false },
+		{ "12345", true },       { "abc", false },        { "20G", false },        { "~", true },
+		{ "1:20.5", true },      { "+12", true },         { "0", true },           { "-0", true },
+		{ "0o17", false },       { "1.", true },          { "1.e-3", true },       { "\"12345\"", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char buf[sizeof(minimal) + 64];
+		struct diags d = {};
+		struct manifest *m = NULL;
+		int r;
+
+		const char *at = strstr(minimal, "{name: lab") + 1;
+
+		snprintf(buf, sizeof(buf), "%.*sseed: %s, %s", (int)(at - minimal), minimal, cases[i].value, at);
+		r = manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m);
+		if (cases[i].typed) {
+			if (r != -EINVAL || d.n != 1 || !strstr(d.items[0].message, "must be a string"))
+				fail_msg("'%s' should be refused as typed (r=%d, n=%zu: %s)", cases[i].value, r, d.n,
+					 d.n ? d.items[0].message : "");
+		} else if (r != 0)
+			fail_msg("'%s' should be a string: %s", cases[i].value, d.n ? d.items[0].message : "?");
+		manifest_free(m);
+		diags_done(&d);
+	}
+}
+
+/* At most DIAGS_MAX diagnostics are kept, then one that says so; the
+ * error count stays complete. */
+static void test_diag_cap(void **state)
+{
+	const size_t keys = DIAGS_MAX + 100;
+	size_t size = keys * 16 + 1, o = 0;
+	char *buf = malloc(size);
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	assert_non_null(buf);
+	for (size_t i = 0; i < keys; i++)
+		o += (size_t)snprintf(buf + o, size - o, "k%zu: 1\n", i);
+	assert_int_equal(manifest_load_buffer(buf, o, "cap.yaml", &d, &m), -EINVAL);
+	/* every unknown key, plus the 5 required keys that are missing */
+	assert_int_equal(d.n_errors, keys + 5);
+	assert_int_equal(d.n, DIAGS_MAX + 1);
+	assert_string_equal(d.items[DIAGS_MAX].message, "too many problems; the rest are not shown");
+	assert_int_equal(d.items[DIAGS_MAX].line, 0);
+	assert_string_equal(d.items[0].message, "unknown key 'k0'");
+	assert_string_equal(d.items[DIAGS_MAX - 1].message, "unknown key 'k999'");
+	free(buf);
+	diags_done(&d);
+}
+
 static void test_vm_name(void **state)
 {
 	char buf[64];
@@ -241,7 +310,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example), cmocka_unit_test(test_defaults), cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name),
+		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing), cmocka_unit_test(test_diag_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
