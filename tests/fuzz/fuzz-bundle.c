@@ -31,10 +31,18 @@ static const char test_pub[] = "-----BEGIN PUBLIC KEY-----\n"
 			       "mpoYBQ8A2iojrtb/ExH71HHVzzdCLBPlPpVKq8GjLuCafqVPMEsoyam89g==\n"
 			       "-----END PUBLIC KEY-----\n";
 
+static char base[64]; /* the scratch directory, made on first use */
+
+/* libFuzzer ends with exit(): leave no empty directory behind in /tmp. */
+static void remove_base(void)
+{
+	if (base[0])
+		(void)rmdir(base);
+}
+
 static void fuzz_bundle(const uint8_t *data, size_t size, bool extract)
 {
 	static struct sig_pubkey *key; /* loaded once, kept for the process */
-	static char base[64];
 	struct bundle *b = NULL;
 	char dest[96];
 
@@ -44,6 +52,7 @@ static void fuzz_bundle(const uint8_t *data, size_t size, bool extract)
 		snprintf(base, sizeof(base), "/tmp/fuzz-bundle.XXXXXX");
 		if (!mkdtemp(base))
 			abort();
+		atexit(remove_base);
 	}
 	snprintf(dest, sizeof(dest), "%s/out", base);
 	if (bundle_open_verified_memory(data, size, key, extract ? dest : NULL, &b) >= 0)
