@@ -53,16 +53,22 @@ sim_init() { # N
 }
 
 sim_start() { # NODE [pve_sim args]
-	local node=$1 i=${1#pve}; shift
-	rm -f "$SIM_STATE/$node.fp"
-	bg_start "$PY" "$SIM/pve_sim.py" --state "$SIM_STATE" --node "$node" --ip "10.0.0.1$i" \
-		--port "${SIM_PORT[$node]}" --password-file "$TESTTMP/root.pw" --task-ms "$SIM_TASK_MS" \
-		"$@" >>"$TESTTMP/sim-$node.log" 2>&1
-	SIM_PID[$node]=$!
-	for _ in $(seq 100); do
-		[ -s "$SIM_STATE/$node.fp" ] && "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
-			"${SIM_PORT[$node]}" 2>/dev/null && return 0
-		sleep 0.1
+	local node=$1 i=${1#pve} try; shift
+	# The simulator writes NODE.fp only once its port is bound; a port taken
+	# meanwhile by another process (the machine is shared) means a new port.
+	for try in 1 2 3; do
+		rm -f "$SIM_STATE/$node.fp"
+		bg_start "$PY" "$SIM/pve_sim.py" --state "$SIM_STATE" --node "$node" --ip "10.0.0.1$i" \
+			--port "${SIM_PORT[$node]}" --password-file "$TESTTMP/root.pw" --task-ms "$SIM_TASK_MS" \
+			"$@" >>"$TESTTMP/sim-$node.log" 2>&1
+		SIM_PID[$node]=$!
+		for _ in $(seq 100); do
+			[ -s "$SIM_STATE/$node.fp" ] && kill -0 "${SIM_PID[$node]}" 2>/dev/null && return 0
+			kill -0 "${SIM_PID[$node]}" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -q "Address already in use" "$TESTTMP/sim-$node.log" || break
+		SIM_PORT[$node]=$(free_port)
 	done
 	cat "$TESTTMP/sim-$node.log" >&2
 	fail "simulator $node did not start"
