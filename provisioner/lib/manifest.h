@@ -263,6 +263,11 @@ struct mf_edge {
 	bool present;
 };
 
+/* Secrets with a meaning of their own: the cluster CA (docs/pve.md). Their
+ * values are base64 of the PEM (a secrets file holds one line per value). */
+#define MANIFEST_SECRET_CA_KEY "cluster_ca_key"
+#define MANIFEST_SECRET_CA_CERT "cluster_ca_cert"
+
 struct mf_secrets {
 	char *key_source; /* where the decryption key comes from at boot */
 	char **names;     /* every secret the manifest may reference */

@@ -546,8 +546,8 @@ static void add_install(struct builder *b, const struct mf_node *n)
 /* ---- first boot: cluster ------------------------------------------------ */
 
 /* The CA that signs the nodes' API certificates is the cluster CA whose key
- * the bundle carries as this secret (docs/manifest.md, docs/pve.md). */
-#define CLUSTER_CA_SECRET "cluster_ca_key"
+ * the bundle carries as a secret (docs/manifest.md, docs/pve.md). */
+#define CLUSTER_CA_SECRET MANIFEST_SECRET_CA_KEY
 
 static bool has_secret(const struct manifest *m, const char *name)
 {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 
+#include "base64.h"
 #include "cluster.h"
 #include "journal.h"
 #include "log.h"
@@ -293,7 +294,8 @@ static void on_step(const struct step_progress *p, void *userdata)
 /* The manifest and the root password: from the verified bundle and its
  * sealed secrets, or (drafts, tests) from --manifest and --password-file;
  * --password-file also overrides the bundle's value. */
-static int load_inputs(const struct fb_opts *o, struct manifest **ret, char password[PASSWORD_MAX + 2])
+static int load_inputs(const struct fb_opts *o, struct manifest **ret, struct secrets **ret_secrets,
+		       char password[PASSWORD_MAX + 2])
 {
 	struct input_opts in = { .bundle = o->bundle, .pubkey = o->pubkey, .manifest = o->manifest,
 				 .secret_key = o->secret_key };
@@ -305,7 +307,7 @@ static int load_inputs(const struct fb_opts *o, struct manifest **ret, char pass
 	r = input_check(&in, "firstboot");
 	if (r != EXIT_OK)
 		return r;
-	if (o->bundle && !o->password_file)
+	if (o->bundle)
 		r = input_load_with_secrets(&in, &m, &s);
 	else
 		r = input_load_manifest(&in, &m);
@@ -335,7 +337,74 @@ static int load_inputs(const struct fb_opts *o, struct manifest **ret, char pass
 		memcpy(password, value, strlen(value) + 1);
 	}
 	*ret = TAKE_PTR(m);
+	*ret_secrets = TAKE_PTR(s);
 	return EXIT_OK;
+}
+
+/* The cluster CA from the bundle's secrets (base64 of the PEMs), written to
+ * a private directory for the CA-trust and certificate code, which read
+ * files; removed when firstboot ends. --ca/--ca-key take precedence. */
+struct ca_files {
+	char dir[64], cert[96], key[96];
+	bool made;
+};
+
+static void ca_files_done(struct ca_files *f)
+{
+	if (!f->made)
+		return;
+	(void)unlink(f->key);
+	(void)unlink(f->cert);
+	(void)rmdir(f->dir);
+	f->made = false;
+}
+
+static int write_secret_pem(const struct secrets *s, const char *name, const char *path)
+{
+	_cleanup_free_ uint8_t *pem = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *b64 = secrets_get(s, name);
+	size_t n;
+	int r;
+
+	if (!b64) {
+		log_error("the bundle's secrets have '%s' but not '%s': the cluster CA needs both", MANIFEST_SECRET_CA_KEY,
+			  name);
+		return -ENOENT;
+	}
+	r = base64_decode(b64, strlen(b64), &pem, &n);
+	if (r < 0) {
+		log_error("secret '%s' is not base64 (of a PEM file): %s", name, strerror(-r));
+		return r;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	r = fd < 0 ? negative_errno() : (write(fd, pem, n) == (ssize_t)n ? 0 : -EIO);
+	explicit_wipe(pem, n);
+	if (r < 0)
+		log_error("cannot write the cluster CA: %s", strerror(-r));
+	return r;
+}
+
+static int ca_files_from_secrets(const struct secrets *s, struct ca_files *f)
+{
+	const char *tmp = getenv("TMPDIR");
+	int r;
+
+	if (!s || !secrets_get(s, MANIFEST_SECRET_CA_KEY))
+		return 0;
+	if (isempty(tmp) || snprintf(f->dir, sizeof(f->dir), "%s/devopslab-ca.XXXXXX", tmp) >= (int)sizeof(f->dir))
+		snprintf(f->dir, sizeof(f->dir), "/tmp/devopslab-ca.XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		log_error("cannot create a private directory: %m");
+		return negative_errno();
+	}
+	f->made = true;
+	snprintf(f->cert, sizeof(f->cert), "%s/ca.pem", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/ca.key", f->dir);
+	r = write_secret_pem(s, MANIFEST_SECRET_CA_CERT, f->cert);
+	if (r >= 0)
+		r = write_secret_pem(s, MANIFEST_SECRET_CA_KEY, f->key);
+	return r;
 }
 
 int verb_firstboot(int argc, char *argv[])
@@ -347,6 +416,8 @@ int verb_firstboot(int argc, char *argv[])
 	struct fb_opts o = {};
 	struct cluster_cfg *cfg = NULL;
 	struct names nm = {};
+	_cleanup_(secrets_freep) struct secrets *secrets = NULL;
+	_cleanup_(ca_files_done) struct ca_files ca = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
 	int r, ret = EXIT_FAIL;
@@ -354,9 +425,20 @@ int verb_firstboot(int argc, char *argv[])
 	r = parse_args(argc, argv, &o);
 	if (r != 0)
 		return r > 0 ? EXIT_OK : EXIT_BADINPUT;
-	r = load_inputs(&o, &m, password);
+	r = load_inputs(&o, &m, &secrets, password);
 	if (r != EXIT_OK)
 		return r;
+	if (!o.ca && !o.ca_key) {
+		r = ca_files_from_secrets(secrets, &ca);
+		if (r < 0) {
+			explicit_wipe(password, sizeof(password));
+			return EXIT_BADINPUT;
+		}
+		if (ca.made) {
+			o.ca = ca.cert;
+			o.ca_key = ca.key;
+		}
+	}
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
 		explicit_wipe(password, sizeof(password));

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Trust from the bundle, all the way: the cluster CA's certificate and key
+# travel as sealed secrets (base64 of the PEMs) in the signed bundle, and
+# firstboot uses them with no --ca/--ca-key: each node pins only its own
+# certificate (read locally, as on a real node), signs its API certificate
+# with the CA, and trusts the others through the CA. No CA file is left
+# behind, and the CA key never appears in any output.
+. "$TOP/tests/lib.sh"
+SIM_SECRETS="pw, cluster_ca_key, cluster_ca_cert"
+. "$TOP/tests/sim/cluster-lib.sh"
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=lab cluster CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+sim_init 3
+mkdir -p "$TESTTMP/in/assets" "$TESTTMP/scratch"
+echo "placeholder rootfs" >"$TESTTMP/in/assets/rootfs.tar.zst"
+{
+	printf 'pw=%s\n' "$(cat "$TESTTMP/root.pw")"
+	printf 'cluster_ca_key=%s\n' "$(base64 -w0 "$TESTTMP/ca.key")"
+	printf 'cluster_ca_cert=%s\n' "$(base64 -w0 "$TESTTMP/ca.pem")"
+} >"$TESTTMP/in/secrets.env"
+openssl rand -hex 32 >"$TESTTMP/in/secret.key"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/key.pem" 2>/dev/null
+openssl pkey -in "$TESTTMP/in/key.pem" -pubout -out "$TESTTMP/in/pub.pem"
+"$DEVOPSLAB" bundle create --manifest "$TESTTMP/cluster.yaml" --assets "$TESTTMP/in/assets" \
+	--key "$TESTTMP/in/key.pem" --secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" \
+	-o "$TESTTMP/cluster.bundle" >/dev/null
+export FB_BUNDLE=$TESTTMP/cluster.bundle FB_PUBKEY=$TESTTMP/in/pub.pem FB_SECRET_KEY=$TESTTMP/in/secret.key
+export FB_PIN=local TMPDIR=$TESTTMP/scratch
+
+sim_start_all
+form_all
+assert_one_cluster 3
+assert_joins 2
+for n in pve1 pve2 pve3; do
+	assert_eq True "$(sim_query "s['nodes']['$n']['custom']")" "$n serves a custom certificate"
+	"$PY" - "${SIM_PORT[$n]}" "$TESTTMP/ca.pem" <<'PYEOF' || fail "$n's certificate does not verify against the CA"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5) as s:
+    with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+        assert t.getpeercert()["subject"]
+PYEOF
+done
+assert_eq "" "$(ls -A "$TESTTMP/scratch")" "files left in TMPDIR (CA copies, bundle scratch)"
+keyline=$(sed -n 2p "$TESTTMP/ca.key")
+for f in "$TESTTMP"/fb-*; do ! grep -qF -- "$keyline" "$f" || fail "the CA key is in $f"; done
+sim_schema_check || fail "schema check"
