@@ -5,6 +5,7 @@
 #                          names (NOT a real rootfs or cloud image: the demo
 #                          and tests say so where it matters)
 #   OUTDIR/secrets.env     a random value for every secret it declares
+#                          (the cluster CA, if declared, is a real one: ca.pem, ca.key)
 #   OUTDIR/secret.key      the 32-byte key that encrypts them (hex)
 #   OUTDIR/signing.key, OUTDIR/signing.pub   a fresh P-256 key pair
 # Existing files are kept, so a real asset put there first is used as is.
@@ -30,6 +31,16 @@ if not os.path.exists(env):
         for name in (m.get("secrets") or {}).get("names") or []:
             f.write("%s=%s\n" % (name, secrets.token_urlsafe(24)))
 PY
+# The cluster CA, when the manifest declares it: a real P-256 CA whose
+# certificate and key go into the secrets as base64 of the PEM files.
+if /usr/bin/python3 -c 'import sys,yaml; sys.exit(0 if "cluster_ca_key" in ((yaml.safe_load(open(sys.argv[1])).get("secrets") or {}).get("names") or []) else 1)' "$manifest" &&
+	[ ! -e "$out/ca.pem" ]; then
+	(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+		-keyout "$out/ca.key" -out "$out/ca.pem" -subj "/O=DevOpsLab/CN=cluster CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null)
+	sed -i '/^cluster_ca_key=/d; /^cluster_ca_cert=/d' "$out/secrets.env"
+	printf 'cluster_ca_key=%s\ncluster_ca_cert=%s\n' "$(base64 -w0 "$out/ca.key")" "$(base64 -w0 "$out/ca.pem")" >>"$out/secrets.env"
+fi
 if [ ! -e "$out/secret.key" ]; then
 	(umask 077 && openssl rand -hex 32 >"$out/secret.key")
 fi
