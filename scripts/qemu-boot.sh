@@ -82,10 +82,11 @@ bios-usb | uefi-usb)
 		-device "usb-storage,bus=xhci.0,drive=usb0,bootindex=1")
 	;;
 pxe-bios)
-	# SeaBIOS + iPXE (the NIC's option ROM) + QEMU's built-in TFTP serving
-	# an iPXE script as the boot file.
+	# SeaBIOS + iPXE (the NIC's default option ROM, ipxe-qemu's
+	# efi-virtio.rom) + QEMU's built-in TFTP serving an iPXE script as the
+	# boot file.
 	nic=(-netdev "user,id=net0,tftp=$pxe,bootfile=${bootfile:-boot.ipxe}"
-		-device "virtio-net-pci,netdev=net0,mac=$mac,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom,bootindex=1")
+		-device "virtio-net-pci,netdev=net0,mac=$mac,bootindex=1")
 	;;
 pxe-uefi)
 	# OVMF's own PXE client (no option ROM) fetching shim over TFTP.
