@@ -14,6 +14,8 @@ SAN ?= 0
 CC ?= cc
 
 PKG_LIBS := yaml-0.1 json-c libarchive libcurl libcrypto blkid fdisk
+# http.c verifies certificate fingerprints in an OpenSSL verify callback.
+PKG_LIBS += libssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS))
 # Debian 12's mbedtls 2.28 ships no .pc file; Debian 13's 3.x does.
@@ -103,6 +105,10 @@ test-unit: tests
 
 test-integration: $(BIN)
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-*.sh
+
+# Proxmox cluster formation against the simulator (tests/sim/pve_sim.py).
+test-cluster: $(BIN)
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-cluster-*.sh
 
 bench: deps all
 	scripts/bench.sh

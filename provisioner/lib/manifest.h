@@ -40,9 +40,22 @@ struct diags {
 	size_t n, n_errors;
 };
 
-/* Format: "FILE:LINE:COL: error: PATH: MESSAGE" (warning likewise). */
+/* Format: "FILE:LINE:COL: error: PATH: MESSAGE" (warning likewise).
+ * Without a position: "FILE: error: ..."; without a path: "...: error: MESSAGE".
+ * Returns the length snprintf would have written, or -EINVAL. */
 int diags_format(const struct diags *d, size_t i, char *buf, size_t size);
 void diags_done(struct diags *d);
+
+/* At most this many diagnostics are stored (n_errors still counts all);
+ * one more item says that the rest were dropped. */
+#define DIAGS_MAX 1000
+
+/* Append a diagnostic; path may be NULL or "". Returns 0 or -ENOMEM. */
+int diags_add(struct diags *d, enum diag_severity severity, unsigned line, unsigned column, const char *path,
+	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Sort by position (line, column), keeping insertion order for ties;
+ * diagnostics without a position go last. */
+void diags_sort(struct diags *d);
 
 /* ---- the model --------------------------------------------------------- */
 
@@ -287,5 +300,16 @@ const struct mf_template *manifest_find_template(const struct manifest *m, const
 const struct mf_vm_group *manifest_find_vm_group(const struct manifest *m, const char *id);
 const struct mf_asset *manifest_find_asset(const struct manifest *m, const char *name);
 
-/* Fill *ret with VM `index` (0-based) of group g. */
+/* Fill *ret with VM `index` (0-based) of group g. Returns -EINVAL when
+ * index >= g->count or the name pattern does not expand to a host name. */
 int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm *ret);
+
+/* Expand a VM name pattern ("{n}", "{n:02}") for the 1-based index n into
+ * buf. Returns 0, -EINVAL for a malformed pattern, -ENAMETOOLONG. */
+int manifest_vm_name(const char *pattern, unsigned n, char *buf, size_t size);
+
+/* Find an expanded VM by name; fills *ret. Returns 0 or -ENOENT. */
+int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *ret);
+
+/* Total number of VMs in the groups listed (k3s servers, say). */
+size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n);

@@ -17,9 +17,16 @@ static const struct verb verbs[] = {
 	{ "validate", "MANIFEST", "check a cluster manifest; report every error", verb_validate },
 	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
+	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]",
+	  "show which steps of the plan the journal records as done", verb_status },
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
+	{ "bundle extract", "--pubkey PUB.pem [--secret-key FILE] BUNDLE DIR",
+	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
+	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
+		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
+	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
 };
 
 static void help(FILE *f)

@@ -26,5 +26,8 @@ struct verb {
 /* Each cmd-*.c defines its verbs' run functions. */
 int verb_validate(int argc, char *argv[]);
 int verb_plan(int argc, char *argv[]);
+int verb_status(int argc, char *argv[]);
 int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
+int verb_bundle_extract(int argc, char *argv[]);
+int verb_firstboot(int argc, char *argv[]);

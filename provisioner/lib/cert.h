@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cert.h — the cluster CA issues each node's API certificate (OpenSSL
+ * libcrypto). The CA certificate travels in the bundle; its key is one of
+ * the bundle's secrets. docs/security-pve.md describes the chain.
+ *
+ * Ownership: the PEM strings returned are the caller's (free(); the key
+ * is a secret: explicit_wipe() it first). Nothing here logs.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#define CERT_MAX_NAMES 8
+#define CERT_FILE_MAX (64u << 10) /* a CA certificate or key file */
+
+struct cert_request {
+	const char *common_name;               /* the node name */
+	const char *dns[CERT_MAX_NAMES];       /* subjectAltName DNS entries */
+	size_t n_dns;
+	const char *ips[CERT_MAX_NAMES];       /* subjectAltName IP entries */
+	size_t n_ips;
+	unsigned days;                         /* validity; default 825 */
+};
+
+/* A new P-256 key and a certificate for it signed by the CA. ret_chain is
+ * the leaf followed by the CA certificate (what Proxmox's
+ * /nodes/{node}/certificates/custom takes as "certificates"); ret_key the
+ * PKCS#8 private key. -EINVAL for a bad request or a CA whose key does not
+ * match its certificate; -EBADMSG for unreadable PEM; detail in cert_error(). */
+int cert_issue(const char *ca_cert_file, const char *ca_key_file, const struct cert_request *req, char **ret_chain,
+	       char **ret_key);
+
+const char *cert_error(void);

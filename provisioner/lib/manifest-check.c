@@ -1,0 +1,840 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manifest-check.c — the rules that span fields, run once every value has
+ * been decoded: defaults that depend on other fields, references (to
+ * nodes, templates, assets, VM groups, secrets), duplicates (names, IPs,
+ * VMIDs, MACs), addresses inside network.subnet, the HA quorum rule.
+ * Also the small lookups other modules use (manifest_find_*, VM expansion).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "manifest-internal.h"
+#include "manifest.h"
+#include "parse.h"
+#include "util.h"
+
+/* Format a field path; a path too long for MF_PATH_MAX is cut short
+ * (it is only used to look up a position and in messages). */
+__attribute__((format(printf, 3, 4))) static const char *pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+#define P(buf, ...) pathf(buf, sizeof(buf), __VA_ARGS__)
+
+/* ---- lookups and VM expansion ------------------------------------------- */
+
+const struct mf_node *manifest_find_node(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; name && i < m->n_nodes; i++)
+		if (streq_ptr(m->nodes[i].name, name))
+			return &m->nodes[i];
+	return NULL;
+}
+
+const struct mf_template *manifest_find_template(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; name && i < m->n_templates; i++)
+		if (streq_ptr(m->templates[i].name, name))
+			return &m->templates[i];
+	return NULL;
+}
+
+const struct mf_vm_group *manifest_find_vm_group(const struct manifest *m, const char *id)
+{
+	for (size_t i = 0; id && i < m->n_vms; i++)
+		if (streq_ptr(m->vms[i].id, id))
+			return &m->vms[i];
+	return NULL;
+}
+
+const struct mf_asset *manifest_find_asset(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; name && i < m->n_assets; i++)
+		if (streq_ptr(m->assets[i].name, name))
+			return &m->assets[i];
+	return NULL;
+}
+
+int manifest_vm_name(const char *pattern, unsigned n, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (!pattern || size == 0)
+		return -EINVAL;
+	for (const char *p = pattern; *p;) {
+		char num[16];
+		size_t l;
+
+		if (*p != '{') {
+			if (*p == '}')
+				return -EINVAL;
+			if (o + 1 >= size)
+				return -ENAMETOOLONG;
+			buf[o++] = *p++;
+			continue;
+		}
+		if (strncmp(p, "{n}", 3) == 0) {
+			snprintf(num, sizeof(num), "%u", n);
+			p += 3;
+		} else if (strncmp(p, "{n:0", 4) == 0 && p[4] >= '1' && p[4] <= '9' && p[5] == '}') {
+			snprintf(num, sizeof(num), "%0*u", p[4] - '0', n);
+			p += 6;
+		} else
+			return -EINVAL;
+		l = strlen(num);
+		if (o + l >= size)
+			return -ENAMETOOLONG;
+		memcpy(buf + o, num, l);
+		o += l;
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm *ret)
+{
+	struct mf_vm vm = { .group = g, .index = index };
+	int r;
+
+	if (!g || index >= g->count || g->n_target_nodes == 0)
+		return -EINVAL;
+	r = manifest_vm_name(g->name, index + 1, vm.name, sizeof(vm.name));
+	if (r < 0)
+		return r;
+	vm.vmid = g->vmid + index;
+	vm.target_node = g->target_nodes[index % g->n_target_nodes];
+	vm.ip = g->ipconfig0.ip + index;
+	*ret = vm;
+	return 0;
+}
+
+int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *ret)
+{
+	for (size_t i = 0; name && i < m->n_vms; i++)
+		for (unsigned j = 0; j < m->vms[i].count; j++) {
+			struct mf_vm vm;
+
+			if (manifest_vm_expand(&m->vms[i], j, &vm) == 0 && streq(vm.name, name)) {
+				*ret = vm;
+				return 0;
+			}
+		}
+	return -ENOENT;
+}
+
+size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct mf_vm_group *g = manifest_find_vm_group(m, group_ids[i]);
+
+		if (g)
+			total += g->count;
+	}
+	return total;
+}
+
+/* ---- duplicate detection ------------------------------------------------ */
+
+/* A value that must be unique, with where it was written. Sorting by
+ * (key, seq) puts duplicates next to each other, first occurrence first. */
+struct uniq {
+	char key[72];
+	char path[80];
+	char what[80]; /* e.g. "VM devops-k3s-worker-02" or "" */
+	size_t seq;
+};
+
+struct uniq_set {
+	struct uniq *v;
+	size_t n, cap;
+};
+
+static int uniq_add(struct uniq_set *s, const char *key, const char *path, const char *what)
+{
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 64;
+		struct uniq *v = reallocarray(s->v, ncap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = ncap;
+	}
+	struct uniq *u = &s->v[s->n];
+	snprintf(u->key, sizeof(u->key), "%s", key);
+	snprintf(u->path, sizeof(u->path), "%s", path);
+	snprintf(u->what, sizeof(u->what), "%s", what ? what : "");
+	u->seq = s->n++;
+	return 0;
+}
+
+static int uniq_cmp(const void *a, const void *b)
+{
+	const struct uniq *x = a, *y = b;
+	int r = strcmp(x->key, y->key);
+
+	if (r)
+		return r;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Report every later occurrence of a key, naming the first. */
+static void uniq_report(struct mf_ctx *c, struct uniq_set *s, const char *noun)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), uniq_cmp);
+	for (size_t i = 1; i < s->n; i++) {
+		const struct uniq *first = &s->v[i], *dup = &s->v[i];
+
+		if (!streq(s->v[i - 1].key, dup->key))
+			continue;
+		while (first > s->v && streq((first - 1)->key, dup->key))
+			first--;
+		mf_error_at(c, dup->path, "duplicate %s '%s'%s%s%s: already used by %s%s%s%s", noun, dup->key,
+			    *dup->what ? " (" : "", dup->what, *dup->what ? ")" : "", first->path,
+			    *first->what ? " (" : "", first->what, *first->what ? ")" : "");
+	}
+	free(s->v);
+	*s = (struct uniq_set){};
+}
+
+/* ---- small rules ---------------------------------------------------------- */
+
+static bool cluster_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 15)
+		return false;
+	return hostname_label_valid(s);
+}
+
+static bool timezone_valid(const char *s)
+{
+	int parts = 1;
+
+	if (streq(s, "UTC"))
+		return true;
+	if (!(*s >= 'A' && *s <= 'Z'))
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (*p == '/') {
+			if (p[1] == '\0' || p[1] == '/')
+				return false;
+			parts++;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("_+-", *p)))
+			return false;
+	}
+	return parts >= 2 && parts <= 3 && strlen(s) < 64;
+}
+
+static bool word_valid(const char *s, size_t max, const char *extra)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr(extra, *p)))
+			return false;
+	return true;
+}
+
+/* Linux interface names: 1..15 bytes, no '/', ':' or white space. */
+static bool ifname_valid(const char *s)
+{
+	return word_valid(s, 15, "-_.");
+}
+
+/* A path inside the bundle's assets/: relative, no "..", no empty parts. */
+static bool asset_file_valid(const char *s)
+{
+	if (*s == '/' || strlen(s) > 255)
+		return false;
+	for (const char *p = s; *p;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\')
+				return false;
+		if (!slash)
+			break;
+		p = slash + 1;
+		if (!*p)
+			return false;
+	}
+	return true;
+}
+
+static bool has_suffix_domain(const char *name, const char *zone)
+{
+	size_t n = strlen(name), z = strlen(zone);
+
+	return n > z + 1 && name[n - z - 1] == '.' && strcasecmp(name + n - z, zone) == 0;
+}
+
+static int set_default(char **field, const char *value)
+{
+	if (*field)
+		return 0;
+	*field = strdup(value);
+	return *field ? 0 : -ENOMEM;
+}
+
+static bool secret_declared(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; i < m->secrets.n_names; i++)
+		if (streq_ptr(m->secrets.names[i], name))
+			return true;
+	return false;
+}
+
+static void check_secret(struct mf_ctx *c, const struct manifest *m, const struct mf_secret *s, const char *path)
+{
+	char p[MF_PATH_MAX];
+
+	if (s->name && !secret_declared(m, s->name))
+		mf_error_at(c, P(p, "%s.secret", path), "secret '%s' is not declared in secrets.names", s->name);
+}
+
+static void check_asset_ref(struct mf_ctx *c, const struct manifest *m, const char *name, const char *path)
+{
+	if (name && !manifest_find_asset(m, name))
+		mf_error_at(c, path, "no asset named '%s' in assets", name);
+}
+
+/* An address of a host on the management network: inside the subnet, not
+ * its network or broadcast address, not the gateway. */
+static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t ip, const char *path,
+			  const char *what)
+{
+	const struct mf_network *net = &m->network;
+	uint32_t mask = ipv4_netmask(net->subnet.prefix);
+	char a[96], s[16];
+
+	if (mf_failed(c, "network.subnet"))
+		return;
+	ipv4_format(ip, s, sizeof(s));
+	if (what)
+		snprintf(a, sizeof(a), "%s (%s)", s, what);
+	else
+		snprintf(a, sizeof(a), "%s", s);
+	ipv4_format(net->subnet.addr, s, sizeof(s));
+	if (!ipv4_in_cidr(ip, net->subnet.addr, net->subnet.prefix))
+		mf_error_at(c, path, "%s is outside network.subnet %s/%u", a, s, net->subnet.prefix);
+	else if (ip == net->subnet.addr || ip == (net->subnet.addr | ~mask))
+		mf_error_at(c, path, "%s is the %s address of network.subnet", a,
+			    ip == net->subnet.addr ? "network" : "broadcast");
+	else if (ip == net->gateway && !mf_failed(c, "network.gateway"))
+		mf_error_at(c, path, "%s is the gateway's address", a);
+}
+
+/* ---- sections --------------------------------------------------------------- */
+
+static int check_cluster(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_cluster *cl = &m->cluster;
+
+	if (cl->name && !cluster_name_valid(cl->name))
+		mf_error_at(c, "cluster.name", "'%s' is not a valid Proxmox cluster name (1-15 letters, digits, '-')",
+			    cl->name);
+	if (cl->domain && (streq(cl->domain, "local") || has_suffix_domain(cl->domain, "local")))
+		mf_warning_at(c, "cluster.domain",
+			      "'%s' is under .local, the mDNS domain (RFC 6762): some clients never send such "
+			      "names to a DNS server; consider home.arpa (RFC 8375)",
+			      cl->domain);
+	if (cl->timezone && !timezone_valid(cl->timezone))
+		mf_error_at(c, "cluster.timezone", "'%s' is not a time zone in Area/City form (or UTC)", cl->timezone);
+	if (cl->keyboard && !word_valid(cl->keyboard, 32, "-_"))
+		mf_error_at(c, "cluster.keyboard", "'%s' is not a keyboard layout name like us or de-ch",
+			    cl->keyboard);
+	if (set_default(&cl->timezone, "UTC") < 0 || set_default(&cl->keyboard, "us") < 0 ||
+	    (cl->name && set_default(&cl->seed, cl->name) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
+static int check_network(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_network *net = &m->network;
+	uint32_t mask = ipv4_netmask(net->subnet.prefix);
+	char a[16];
+
+	ipv4_format(net->gateway, a, sizeof(a));
+	if (mf_failed(c, "network.subnet") || mf_failed(c, "network.gateway"))
+		; /* already reported */
+	else if (!ipv4_in_cidr(net->gateway, net->subnet.addr, net->subnet.prefix))
+		mf_error_at(c, "network.gateway", "%s is outside network.subnet", a);
+	else if (net->gateway == net->subnet.addr || net->gateway == (net->subnet.addr | ~mask))
+		mf_error_at(c, "network.gateway", "%s is the network or broadcast address", a);
+	if (net->bridge && !ifname_valid(net->bridge))
+		mf_error_at(c, "network.bridge", "'%s' is not a Linux interface name", net->bridge);
+	return set_default(&net->bridge, "vmbr0");
+}
+
+static void check_disk(struct mf_ctx *c, const struct mf_disk_rules *d, const char *path)
+{
+	char p[MF_PATH_MAX];
+
+	if (!d->by_id && !d->serial && !d->model && !d->transport && !d->min_size && !d->max_size &&
+	    !d->largest_nvme)
+		mf_error_at(c, path,
+			    "needs at least one selection rule (by_id, serial, model, transport, min_size, "
+			    "max_size, largest_nvme)");
+	if (d->min_size && d->max_size && d->min_size > d->max_size)
+		mf_error_at(c, P(p, "%s.max_size", path), "is smaller than min_size");
+	if (d->by_id && strchr(d->by_id, '/') && (strncmp(d->by_id, "/dev/disk/by-id/", 16) != 0 ||
+						  strchr(d->by_id + 16, '/') || !d->by_id[16]))
+		mf_error_at(c, P(p, "%s.by_id", path), "'%s' must be a name in /dev/disk/by-id/", d->by_id);
+}
+
+static int check_nodes(struct mf_ctx *c, struct manifest *m, struct uniq_set *names, struct uniq_set *ips)
+{
+	struct uniq_set macs = {}, serials = {}, uuids = {};
+	size_t first = 0;
+	char p[MF_PATH_MAX], k[32];
+	int r = 0;
+
+	if (m->n_nodes == 0)
+		mf_error_at(c, "nodes", "needs at least one node");
+	for (size_t i = 0; i < m->n_nodes && r >= 0; i++) {
+		const struct mf_node *n = &m->nodes[i];
+
+		if (n->role == MF_ROLE_FIRST && ++first > 1)
+			mf_error_at(c, P(p, "nodes[%zu].role", i), "only one node can be 'first' (it creates the cluster)");
+		if (!n->has_mac && !n->serial && !n->product_uuid)
+			mf_error_at(c, P(p, "nodes[%zu]", i),
+				    "needs at least one of mac, serial, product_uuid to recognise the machine");
+		if (n->nic && !ifname_valid(n->nic)) {
+			uint8_t mac[6];
+			if (parse_mac(n->nic, mac) < 0)
+				mf_error_at(c, P(p, "nodes[%zu].nic", i), "'%s' is neither an interface name nor a MAC",
+					    n->nic);
+		}
+		check_host_ip(c, m, n->ip, P(p, "nodes[%zu].ip", i), NULL);
+		check_disk(c, &n->disk, P(p, "nodes[%zu].disk", i));
+		if (n->name)
+			r = uniq_add(names, n->name, P(p, "nodes[%zu].name", i), NULL);
+		if (r >= 0)
+			r = uniq_add(ips, ipv4_format(n->ip, k, sizeof(k)), P(p, "nodes[%zu].ip", i), NULL);
+		if (r >= 0 && n->has_mac) {
+			snprintf(k, sizeof(k), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
+				 n->mac[3], n->mac[4], n->mac[5]);
+			r = uniq_add(&macs, k, P(p, "nodes[%zu].mac", i), NULL);
+		}
+		if (r >= 0 && n->serial)
+			r = uniq_add(&serials, n->serial, P(p, "nodes[%zu].serial", i), NULL);
+		if (r >= 0 && n->product_uuid)
+			r = uniq_add(&uuids, n->product_uuid, P(p, "nodes[%zu].product_uuid", i), NULL);
+	}
+	if (m->n_nodes > 0 && first == 0)
+		mf_error_at(c, "nodes", "exactly one node needs role: first (it creates the cluster)");
+	uniq_report(c, &macs, "MAC");
+	uniq_report(c, &serials, "serial");
+	uniq_report(c, &uuids, "product_uuid");
+	return r;
+}
+
+static int check_assets_proxmox(struct mf_ctx *c, struct manifest *m)
+{
+	struct uniq_set names = {};
+	char p[MF_PATH_MAX];
+	int r = 0;
+
+	for (size_t i = 0; i < m->n_assets && r >= 0; i++) {
+		const struct mf_asset *a = &m->assets[i];
+
+		if (a->file && !asset_file_valid(a->file))
+			mf_error_at(c, P(p, "assets[%zu].file", i),
+				    "'%s' must be a relative path inside the bundle's assets/ (no '..')", a->file);
+		if (a->name)
+			r = uniq_add(&names, a->name, P(p, "assets[%zu].name", i), NULL);
+	}
+	uniq_report(c, &names, "asset name");
+	check_asset_ref(c, m, m->proxmox.rootfs, "proxmox.rootfs");
+	check_secret(c, m, &m->proxmox.root_password, "proxmox.root_password");
+	const struct mf_storage *s = &m->proxmox.storage;
+	if (s->hdsize.set && s->maxroot.set && s->maxroot.bytes > s->hdsize.bytes)
+		mf_error_at(c, "proxmox.storage.maxroot", "is larger than hdsize");
+	if (s->hdsize.set && s->swapsize.set && s->swapsize.bytes >= s->hdsize.bytes)
+		mf_error_at(c, "proxmox.storage.swapsize", "is not smaller than hdsize");
+	return r;
+}
+
+static int check_templates(struct mf_ctx *c, struct manifest *m, struct uniq_set *vmids)
+{
+	struct uniq_set names = {};
+	char p[MF_PATH_MAX], k[16];
+	int r = 0;
+
+	for (size_t i = 0; i < m->n_templates && r >= 0; i++) {
+		struct mf_template *t = &m->templates[i];
+
+		check_asset_ref(c, m, t->image, P(p, "templates[%zu].image", i));
+		if (t->target_node && !manifest_find_node(m, t->target_node))
+			mf_error_at(c, P(p, "templates[%zu].target_node", i), "no node named '%s' in nodes",
+				    t->target_node);
+		if (t->storage && !word_valid(t->storage, 64, "-_."))
+			mf_error_at(c, P(p, "templates[%zu].storage", i), "'%s' is not a Proxmox storage id", t->storage);
+		if (t->name)
+			r = uniq_add(&names, t->name, P(p, "templates[%zu].name", i), NULL);
+		snprintf(k, sizeof(k), "%u", t->vmid);
+		if (r >= 0)
+			r = uniq_add(vmids, k, P(p, "templates[%zu].vmid", i), NULL);
+		if (r >= 0)
+			r = set_default(&t->storage, "local-lvm");
+	}
+	uniq_report(c, &names, "template name");
+	return r;
+}
+
+static int group_defaults(struct manifest *m, struct mf_vm_group *g)
+{
+	if (!g->count)
+		g->count = 1;
+	if (!g->cores)
+		g->cores = 1;
+	if (!g->sockets)
+		g->sockets = 1;
+	if (!g->ipconfig0.gw)
+		g->ipconfig0.gw = m->network.gateway;
+	if (set_default(&g->disk.type, "scsi") < 0 || set_default(&g->disk.storage, "local-lvm") < 0 ||
+	    set_default(&g->network.model, "virtio") < 0 ||
+	    set_default(&g->network.bridge, m->network.bridge ? m->network.bridge : "vmbr0") < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct uniq_set *names,
+			  struct uniq_set *ips, struct uniq_set *vmids)
+{
+	struct mf_vm_group *g = &m->vms[i];
+	const struct mf_network *net = &m->network;
+	char p[MF_PATH_MAX], k[32], buf[64];
+	int r;
+
+	r = group_defaults(m, g);
+	if (r < 0)
+		return r;
+	if (g->clone && !manifest_find_template(m, g->clone))
+		mf_error_at(c, P(p, "vms[%zu].clone", i), "no template named '%s' in templates", g->clone);
+	for (size_t j = 0; j < g->n_target_nodes; j++)
+		if (g->target_nodes[j] && !manifest_find_node(m, g->target_nodes[j]))
+			mf_error_at(c, g->n_target_nodes > 1 ? P(p, "vms[%zu].target_node[%zu]", i, j)
+							     : P(p, "vms[%zu].target_node", i),
+				    "no node named '%s' in nodes", g->target_nodes[j]);
+	if (g->disk.storage && !word_valid(g->disk.storage, 64, "-_."))
+		mf_error_at(c, P(p, "vms[%zu].disk.storage", i), "'%s' is not a Proxmox storage id", g->disk.storage);
+	if (g->network.bridge && !ifname_valid(g->network.bridge))
+		mf_error_at(c, P(p, "vms[%zu].network.bridge", i), "'%s' is not a Linux interface name",
+			    g->network.bridge);
+	if (g->disk.size && g->disk.size < (1ULL << 20))
+		mf_error_at(c, P(p, "vms[%zu].disk.size", i), "is smaller than 1M");
+	if ((uint64_t)g->vmid + g->count - 1 > 999999999)
+		mf_error_at(c, P(p, "vms[%zu].count", i), "VMIDs of this group run past 999999999");
+	if (g->ipconfig0.ip && !mf_failed(c, "network.subnet") && !mf_failed(c, "network.gateway")) {
+		if (g->ipconfig0.prefix != net->subnet.prefix)
+			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "prefix /%u differs from network.subnet's /%u",
+				    g->ipconfig0.prefix, net->subnet.prefix);
+		if (!ipv4_in_cidr(g->ipconfig0.gw, net->subnet.addr, net->subnet.prefix))
+			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "gw=%s is outside network.subnet",
+				    ipv4_format(g->ipconfig0.gw, k, sizeof(k)));
+		else if (g->ipconfig0.gw != net->gateway)
+			mf_warning_at(c, P(p, "vms[%zu].ipconfig0", i), "gw=%s differs from network.gateway",
+				      ipv4_format(g->ipconfig0.gw, k, sizeof(k)));
+	}
+	if (!g->name)
+		return 0;
+	r = manifest_vm_name(g->name, 1, buf, sizeof(buf));
+	if (r == -EINVAL) {
+		mf_error_at(c, P(p, "vms[%zu].name", i), "'%s': only {n} and {n:0W} (W = 1..9) may appear in braces",
+			    g->name);
+		mf_mark_failed(c, p);
+		return 0;
+	}
+	if (g->count > 1 && !strstr(g->name, "{n")) {
+		mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' needs {n} or {n:02}: count is %u", g->name, g->count);
+		mf_mark_failed(c, p);
+		return 0;
+	}
+	for (unsigned j = 0; j < g->count; j++) {
+		struct mf_vm vm;
+		char what[80];
+
+		r = manifest_vm_expand(g, j, &vm);
+		if (r < 0 || !hostname_label_valid(vm.name)) {
+			if (r < 0)
+				vm.name[0] = '\0';
+			mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' gives '%s' for VM %u, not a valid host name",
+				    g->name, vm.name, j + 1);
+			mf_mark_failed(c, p);
+			return 0;
+		}
+		snprintf(what, sizeof(what), "VM %s", vm.name);
+		r = uniq_add(names, vm.name, P(p, "vms[%zu].name", i), what);
+		if (r >= 0 && g->ipconfig0.ip) {
+			if (vm.ip < g->ipconfig0.ip) {
+				mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "addresses run past 255.255.255.255");
+				return 0;
+			}
+			check_host_ip(c, m, vm.ip, P(p, "vms[%zu].ipconfig0", i), what);
+			r = uniq_add(ips, ipv4_format(vm.ip, k, sizeof(k)), P(p, "vms[%zu].ipconfig0", i), what);
+		}
+		snprintf(k, sizeof(k), "%u", vm.vmid);
+		if (r >= 0)
+			r = uniq_add(vmids, k, P(p, "vms[%zu].vmid", i), what);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int check_vms(struct mf_ctx *c, struct manifest *m, struct uniq_set *names, struct uniq_set *ips,
+		     struct uniq_set *vmids)
+{
+	struct uniq_set ids = {};
+	size_t total = 0;
+	char p[MF_PATH_MAX];
+	int r = 0;
+
+	for (size_t i = 0; i < m->n_vms; i++) {
+		total += m->vms[i].count ? m->vms[i].count : 1;
+		if (total > MANIFEST_MAX_VMS) {
+			mf_error_at(c, P(p, "vms[%zu].count", i), "more than %d VMs in total", MANIFEST_MAX_VMS);
+			mf_mark_failed(c, "vms");
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < m->n_vms && r >= 0; i++) {
+		if (m->vms[i].id)
+			r = uniq_add(&ids, m->vms[i].id, P(p, "vms[%zu].id", i), NULL);
+		if (r >= 0)
+			r = check_vm_group(c, m, i, names, ips, vmids);
+	}
+	uniq_report(c, &ids, "VM group id");
+	return r;
+}
+
+static void check_groups(struct mf_ctx *c, const struct manifest *m, char *const *ids, size_t n, const char *key)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] && !manifest_find_vm_group(m, ids[i]))
+			mf_error_at(c, P(p, "k3s.%s[%zu]", key, i), "no VM group with id '%s' in vms", ids[i]);
+}
+
+static void check_k3s(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_k3s *k = &m->k3s;
+	char p[MF_PATH_MAX];
+	size_t servers;
+
+	if (!k->present)
+		return;
+	check_secret(c, m, &k->token, "k3s.token");
+	if (k->n_servers == 0)
+		mf_error_at(c, "k3s.servers", "needs at least one VM group");
+	check_groups(c, m, k->servers, k->n_servers, "servers");
+	check_groups(c, m, k->agents, k->n_agents, "agents");
+	for (size_t i = 0; i < k->n_agents; i++)
+		for (size_t j = 0; j < k->n_servers; j++)
+			if (streq_ptr(k->agents[i], k->servers[j]))
+				mf_error_at(c, P(p, "k3s.agents[%zu]", i), "group '%s' is already in k3s.servers",
+					    k->agents[i]);
+	servers = manifest_count_vms(m, k->servers, k->n_servers);
+	if (k->ha && (servers < 3 || servers % 2 == 0))
+		mf_error_at(c, "k3s.servers",
+			    "ha (embedded etcd) needs an odd number of server VMs, at least 3; the groups have %zu",
+			    servers);
+	else if (!k->ha && servers > 1)
+		mf_error_at(c, "k3s.servers", "%zu server VMs need ha: true (embedded etcd)", servers);
+	check_asset_ref(c, m, k->airgap.binary, "k3s.airgap.binary");
+	check_asset_ref(c, m, k->airgap.images, "k3s.airgap.images");
+	check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
+}
+
+static void check_record(struct mf_ctx *c, const struct mf_dns_record *rec, size_t i)
+{
+	char p[MF_PATH_MAX];
+	unsigned char buf[16];
+	uint32_t ip;
+
+	if (rec->name && !streq(rec->name, "@") && !dns_name_valid(rec->name) &&
+	    !(rec->name[0] == '*' && rec->name[1] == '.' && dns_name_valid(rec->name + 2)))
+		mf_error_at(c, P(p, "dns.records[%zu].name", i), "'%s' is not a name inside the zone (or @)",
+			    rec->name);
+	if (!rec->type || !rec->value)
+		return;
+	P(p, "dns.records[%zu].value", i);
+	if (streq(rec->type, "A") && parse_ipv4(rec->value, &ip) < 0)
+		mf_error_at(c, p, "'%s' is not an IPv4 address", rec->value);
+	else if (streq(rec->type, "AAAA") && inet_pton(AF_INET6, rec->value, buf) != 1)
+		mf_error_at(c, p, "'%s' is not an IPv6 address", rec->value);
+	else if (streq(rec->type, "CNAME") && !dns_name_valid(rec->value))
+		mf_error_at(c, p, "'%s' is not a DNS name", rec->value);
+	else if (streq(rec->type, "TXT") && strlen(rec->value) > 255)
+		mf_error_at(c, p, "TXT values are at most 255 bytes");
+}
+
+static void check_forwarder(struct mf_ctx *c, const struct mf_dns_forwarder *f, size_t i)
+{
+	char p[MF_PATH_MAX];
+	uint32_t ip;
+
+	if (!f->address)
+		return;
+	if ((f->protocol == MF_DNS_UDP || f->protocol == MF_DNS_TCP) && parse_ipv4(f->address, &ip) < 0)
+		mf_error_at(c, P(p, "dns.forwarders[%zu].address", i), "'%s' is not an IPv4 address", f->address);
+	if ((f->protocol == MF_DNS_TLS || f->protocol == MF_DNS_HTTPS) && parse_ipv4(f->address, &ip) < 0 &&
+	    !dns_name_valid(f->address))
+		mf_error_at(c, P(p, "dns.forwarders[%zu].address", i), "'%s' is not an IPv4 address or host name",
+			    f->address);
+	if (f->protocol == MF_DNS_TLS && !f->name)
+		mf_error_at(c, P(p, "dns.forwarders[%zu]", i), "protocol tls needs name (the server's TLS name)");
+	else if (f->protocol == MF_DNS_TLS && !dns_name_valid(f->name))
+		mf_error_at(c, P(p, "dns.forwarders[%zu].name", i), "'%s' is not a DNS name", f->name);
+	if (f->protocol == MF_DNS_HTTPS && !f->name)
+		mf_error_at(c, P(p, "dns.forwarders[%zu]", i), "protocol https needs name (the DoH URL)");
+	else if (f->protocol == MF_DNS_HTTPS && strncmp(f->name, "https://", 8) != 0)
+		mf_error_at(c, P(p, "dns.forwarders[%zu].name", i), "'%s' is not an https:// URL", f->name);
+}
+
+/* Whether every VM name could be expanded: a name lookup means something. */
+static bool vm_names_known(struct mf_ctx *c, const struct manifest *m)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < m->n_vms; i++)
+		if (mf_failed(c, P(p, "vms[%zu].name", i)) || mf_failed(c, P(p, "vms[%zu].count", i)))
+			return false;
+	return true;
+}
+
+static int check_dns(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_dns *d = &m->dns;
+	bool names = vm_names_known(c, m);
+	struct mf_vm vm;
+	uint32_t ip;
+
+	if (!d->present)
+		return 0;
+	check_secret(c, m, &d->admin_password, "dns.admin_password");
+	if (names && d->primary && manifest_find_vm(m, d->primary, &vm) < 0)
+		mf_error_at(c, "dns.primary", "no VM named '%s' (after expanding vms[].name)", d->primary);
+	if (names && d->secondary && manifest_find_vm(m, d->secondary, &vm) < 0)
+		mf_error_at(c, "dns.secondary", "no VM named '%s' (after expanding vms[].name)", d->secondary);
+	if (d->secondary && streq_ptr(d->primary, d->secondary))
+		mf_error_at(c, "dns.secondary", "must differ from dns.primary");
+	if (d->wildcard && streq(d->wildcard, "edge") && !m->edge.present)
+		mf_error_at(c, "dns.wildcard", "'edge' needs an edge section");
+	else if (d->wildcard && !streq(d->wildcard, "edge") && parse_ipv4(d->wildcard, &ip) < 0)
+		mf_error_at(c, "dns.wildcard", "'%s' is neither an IPv4 address nor 'edge'", d->wildcard);
+	for (size_t i = 0; i < d->n_records; i++)
+		check_record(c, &d->records[i], i);
+	for (size_t i = 0; i < d->n_forwarders; i++)
+		check_forwarder(c, &d->forwarders[i], i);
+	if (m->cluster.domain && set_default(&d->zone, m->cluster.domain) < 0)
+		return -ENOMEM;
+	if (m->edge.present && set_default(&d->wildcard, "edge") < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void check_edge(struct mf_ctx *c, const struct manifest *m, struct uniq_set *ips)
+{
+	const struct mf_edge *e = &m->edge;
+	const char *zone = m->dns.zone ? m->dns.zone : m->cluster.domain;
+	char k[16];
+
+	if (!e->present)
+		return;
+	check_host_ip(c, m, e->ip, "edge.ip", NULL);
+	if (uniq_add(ips, ipv4_format(e->ip, k, sizeof(k)), "edge.ip", NULL) < 0)
+		c->oom = -ENOMEM;
+	if (e->cert == MF_CERT_ACME_DNS01 && !e->acme.email)
+		mf_error_at(c, "edge.certificate", "acme-dns01 needs an acme section");
+	if (e->cert == MF_CERT_INTERNAL_CA && e->acme.email)
+		mf_error_at(c, "edge.acme", "is only used with certificate: acme-dns01");
+	if (e->acme.email && !strchr(e->acme.email, '@'))
+		mf_error_at(c, "edge.acme.email", "'%s' is not an e-mail address", e->acme.email);
+	if (e->acme.server && strncmp(e->acme.server, "https://", 8) != 0)
+		mf_error_at(c, "edge.acme.server", "'%s' is not an https:// URL", e->acme.server);
+	if (e->acme.credentials.name)
+		check_secret(c, m, &e->acme.credentials, "edge.acme.credentials");
+	if (e->dashboard_host && zone && !has_suffix_domain(e->dashboard_host, zone))
+		mf_error_at(c, "edge.dashboard_host", "'%s' is not inside the DNS zone '%s'", e->dashboard_host,
+			    zone);
+}
+
+static int check_secrets(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_secrets *s = &m->secrets;
+	struct uniq_set names = {};
+	char p[MF_PATH_MAX];
+	int r = 0;
+
+	if (s->key_source && !streq(s->key_source, "cmdline") && !streq(s->key_source, "initramfs") &&
+	    !(strncmp(s->key_source, "file:/", 6) == 0 && !strstr(s->key_source, "/../") &&
+	      !strstr(s->key_source, "/./")))
+		mf_error_at(c, "secrets.key_source", "'%s' is not cmdline, initramfs or file:/ABSOLUTE/PATH",
+			    s->key_source);
+	for (size_t i = 0; i < s->n_names && r >= 0; i++)
+		if (s->names[i])
+			r = uniq_add(&names, s->names[i], P(p, "secrets.names[%zu]", i), NULL);
+	uniq_report(c, &names, "secret name");
+	if (r >= 0)
+		r = set_default(&s->key_source, "cmdline");
+	return r;
+}
+
+int manifest_check(struct mf_ctx *c, struct manifest *m)
+{
+	struct uniq_set names = {}, ips = {}, vmids = {};
+	int r;
+
+	r = check_cluster(c, m);
+	if (r >= 0)
+		r = check_network(c, m);
+	if (r >= 0)
+		r = check_secrets(c, m);
+	if (r >= 0)
+		r = check_nodes(c, m, &names, &ips);
+	if (r >= 0)
+		r = check_assets_proxmox(c, m);
+	if (r >= 0)
+		r = check_templates(c, m, &vmids);
+	if (r >= 0)
+		r = check_vms(c, m, &names, &ips, &vmids);
+	if (r >= 0)
+		r = check_dns(c, m);
+	if (r >= 0)
+		check_k3s(c, m);
+	if (r >= 0)
+		check_edge(c, m, &ips);
+	uniq_report(c, &names, "host name");
+	uniq_report(c, &ips, "IP");
+	uniq_report(c, &vmids, "VMID");
+	return r < 0 ? r : c->oom;
+}

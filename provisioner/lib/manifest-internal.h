@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manifest-internal.h — shared between manifest.c (decoding the YAML tree
+ * into struct manifest, field by field from declarative tables) and
+ * manifest-check.c (the rules that span fields: references, duplicates,
+ * addresses inside the subnet). Not for other modules.
+ */
+#pragma once
+
+#include <stdarg.h>
+
+#include "manifest.h"
+
+#define MF_PATH_MAX 256
+
+/* Where each decoded field was written, so that checks across fields can
+ * point at the right line:column by field path. */
+struct mf_posent {
+	char *path;
+	unsigned line, column;
+};
+
+struct mf_ctx {
+	struct diags *diags;
+	char path[MF_PATH_MAX];
+	size_t plen;
+	struct mf_posent *pos;
+	size_t n_pos, cap_pos;
+	/* Paths whose value could not be decoded (or is missing): checks
+	 * across fields stay silent about them and everything below and
+	 * above them, so one mistake gives one diagnostic. */
+	char **failed;
+	size_t n_failed;
+	int oom; /* -ENOMEM once memory ran out; decoding stops */
+};
+
+/* Report at an explicit position, or at the recorded position of `path`
+ * (falling back to its closest recorded parent). */
+void mf_error(struct mf_ctx *c, unsigned line, unsigned column, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define mf_error_at(c, path, ...) mf_report_at(c, DIAG_ERROR, path, __VA_ARGS__)
+#define mf_warning_at(c, path, ...) mf_report_at(c, DIAG_WARNING, path, __VA_ARGS__)
+
+/* Mark path as broken (from a check): later checks stay silent on it. */
+void mf_mark_failed(struct mf_ctx *c, const char *path);
+
+/* Whether path, a parent or a child of it failed to decode. */
+bool mf_failed(const struct mf_ctx *c, const char *path);
+
+/* Cross-field validation and defaults; run after decoding succeeded
+ * structurally. Adds diagnostics; returns 0 or -ENOMEM. */
+int manifest_check(struct mf_ctx *c, struct manifest *m);

@@ -1,0 +1,1309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manifest.c — load cluster.yaml: read (bounded), parse into a YAML tree
+ * (yaml-util.c), decode the tree into struct manifest with one declarative
+ * table per mapping, then run the cross-field checks (manifest-check.c).
+ *
+ * Each table row names a key, the parser for its value, where the value
+ * goes and whether the key is required; a key not in the table is an
+ * error. Every rule about a single value is written once, in its parser.
+ * Decoding never stops at the first problem: each problem becomes a
+ * diagnostic with line:column and field path, and decoding goes on.
+ */
+#define _GNU_SOURCE 1 /* vasprintf */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest-internal.h"
+#include "manifest.h"
+#include "parse.h"
+#include "util.h"
+#include "yaml-util.h"
+
+#define MF_MAX_STRING 4096
+#define MF_MAX_LIST 4096
+
+/* ---- context: path, positions, diagnostics ----------------------------- */
+
+static size_t path_push_key(struct mf_ctx *c, const char *key)
+{
+	size_t old = c->plen;
+	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", key);
+
+	if (r > 0)
+		c->plen = strnlen(c->path, sizeof(c->path) - 1);
+	return old;
+}
+
+static size_t path_push_index(struct mf_ctx *c, size_t i)
+{
+	size_t old = c->plen;
+	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
+
+	if (r > 0)
+		c->plen = strnlen(c->path, sizeof(c->path) - 1);
+	return old;
+}
+
+static void path_pop(struct mf_ctx *c, size_t old)
+{
+	c->plen = old;
+	c->path[old] = '\0';
+}
+
+static void record_pos(struct mf_ctx *c, const struct ynode *n)
+{
+	char *p;
+
+	if (c->oom)
+		return;
+	if (c->n_pos == c->cap_pos) {
+		size_t ncap = c->cap_pos ? c->cap_pos * 2 : 64;
+		struct mf_posent *a = reallocarray(c->pos, ncap, sizeof(*a));
+
+		if (!a) {
+			c->oom = -ENOMEM;
+			return;
+		}
+		c->pos = a;
+		c->cap_pos = ncap;
+	}
+	p = strdup(c->path);
+	if (!p) {
+		c->oom = -ENOMEM;
+		return;
+	}
+	c->pos[c->n_pos++] = (struct mf_posent){ .path = p, .line = n->line, .column = n->column };
+}
+
+void mf_mark_failed(struct mf_ctx *c, const char *path)
+{
+	char **a;
+
+	if (c->oom)
+		return;
+	a = reallocarray(c->failed, c->n_failed + 1, sizeof(*a));
+	if (!a) {
+		c->oom = -ENOMEM;
+		return;
+	}
+	c->failed = a;
+	c->failed[c->n_failed] = strdup(path);
+	if (!c->failed[c->n_failed])
+		c->oom = -ENOMEM;
+	else
+		c->n_failed++;
+}
+
+/* a is b, or a is below b ("nodes[1].ip" below "nodes[1]"). */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '.' || a[n] == '[' || n == 0);
+}
+
+bool mf_failed(const struct mf_ctx *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_failed; i++)
+		if (path_within(path, c->failed[i]) || path_within(c->failed[i], path))
+			return true;
+	return false;
+}
+
+__attribute__((format(printf, 6, 0))) static void vreport(struct mf_ctx *c, enum diag_severity sev, unsigned line, unsigned column, const char *path,
+		    const char *fmt, va_list ap)
+{
+	_cleanup_free_ char *msg = NULL;
+
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		msg = NULL;
+		c->oom = -ENOMEM;
+		return;
+	}
+	if (diags_add(c->diags, sev, line, column, path, "%s", msg) < 0)
+		c->oom = -ENOMEM;
+}
+
+void mf_error(struct mf_ctx *c, unsigned line, unsigned column, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(c, DIAG_ERROR, line, column, path, fmt, ap);
+	va_end(ap);
+}
+
+static const struct mf_posent *find_pos(const struct mf_ctx *c, const char *path)
+{
+	char buf[MF_PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (;;) {
+		char *cut;
+
+		for (size_t i = 0; i < c->n_pos; i++)
+			if (streq(c->pos[i].path, buf))
+				return &c->pos[i];
+		cut = strrchr(buf, '.');
+		if (!cut || (strrchr(buf, '[') && strrchr(buf, '[') > cut))
+			cut = strrchr(buf, '[');
+		if (!cut)
+			return NULL;
+		*cut = '\0';
+	}
+}
+
+void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+{
+	const struct mf_posent *p = NULL;
+	va_list ap;
+
+	if (mf_failed(c, path))
+		return;
+	/* Past the cap nothing is stored: skip the position search. */
+	if (c->diags->n <= DIAGS_MAX)
+		p = find_pos(c, path);
+	va_start(ap, fmt);
+	vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
+	va_end(ap);
+}
+
+/* A problem with the map itself (unknown or missing key): its values are
+ * not marked as failed. */
+__attribute__((format(printf, 3, 4))) static void dnote(struct mf_ctx *c, const struct ynode *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(c, DIAG_ERROR, n->line, n->column, c->path, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static int derr(struct mf_ctx *c, const struct ynode *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(c, DIAG_ERROR, n ? n->line : 0, n ? n->column : 0, c->path, fmt, ap);
+	va_end(ap);
+	mf_mark_failed(c, c->path);
+	return -EINVAL;
+}
+
+/* ---- field tables -------------------------------------------------------- */
+
+struct field;
+typedef int (*field_parser)(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f);
+
+struct field {
+	const char *key;
+	field_parser parse;
+	size_t offset;  /* where the value goes, from the struct's start */
+	bool required;
+	const void *arg; /* parser-specific: a range, a name table, a sub-table */
+	size_t offset2;  /* count of an array; has_* flag */
+};
+
+struct range {
+	uint64_t min, max;
+};
+
+struct seq_spec {
+	const struct field *fields; /* element table (NULL: scalars) */
+	field_parser elem;          /* element parser for scalar lists */
+	size_t elem_size;
+	size_t max;
+	size_t pos_offset; /* struct mf_pos in the element, or SIZE_MAX */
+};
+
+#define AT(base, off, type) ((type *)((char *)(base) + (off)))
+#define FIELD(k, p, type, member, req, a) { k, p, offsetof(type, member), req, a, 0 }
+#define FIELD2(k, p, type, member, member2, req, a) \
+	{ k, p, offsetof(type, member), req, a, offsetof(type, member2) }
+
+static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct field *fields, void *base);
+
+/* YAML 1.1 implicit typing, as PyYAML and many editors apply it to plain
+ * (unquoted) scalars: where we want a string, a plain scalar that such a
+ * reader takes for a bool, an int, a float, a date or null is refused, so
+ * that "no" never silently becomes false and 1:20 never becomes 80. These
+ * matchers follow the resolver patterns of the YAML 1.1 type repository
+ * (yaml.org/type/{bool,int,float,timestamp,null}.html). */
+static const char *skip_sign(const char *s)
+{
+	return (*s == '+' || *s == '-') ? s + 1 : s;
+}
+
+/* [set]* from s; returns the end. */
+static const char *span(const char *s, const char *set)
+{
+	while (*s && strchr(set, *s))
+		s++;
+	return s;
+}
+
+#define DIGITS "0123456789"
+
+/* (:[0-5]?[0-9])+ ; NULL when there is none. */
+static const char *sexagesimal_tail(const char *s)
+{
+	const char *p = s;
+
+	while (*p == ':') {
+		const char *q = p + 1;
+
+		if (q[0] >= '0' && q[0] <= '5' && q[1] >= '0' && q[1] <= '9')
+			p = q + 2;
+		else if (q[0] >= '0' && q[0] <= '9')
+			p = q + 1;
+		else
+			break;
+	}
+	return p == s ? NULL : p;
+}
+
+static bool yaml11_int(const char *s)
+{
+	const char *p = skip_sign(s), *q;
+
+	if (p[0] == '0' && p[1] == 'b')
+		return p[2] && !*span(p + 2, "01_");
+	if (p[0] == '0' && p[1] == 'x')
+		return p[2] && !*span(p + 2, DIGITS "abcdefABCDEF_");
+	if (p[0] == '0')
+		return !*span(p + 1, "01234567_");
+	if (!(p[0] >= '1' && p[0] <= '9'))
+		return false;
+	q = span(p + 1, DIGITS "_");
+	if (!*q)
+		return true;
+	q = sexagesimal_tail(q);
+	return q && !*q;
+}
+
+static bool exponent_ok(const char *p)
+{
+	if (!*p)
+		return true;
+	if ((*p != 'e' && *p != 'E') || (p[1] != '+' && p[1] != '-') || !p[2])
+		return false;
+	return !*span(p + 2, DIGITS);
+}
+
+static bool yaml11_float(const char *s)
+{
+	const char *p = skip_sign(s), *q;
+
+	if (streq(p, ".inf") || streq(p, ".Inf") || streq(p, ".INF"))
+		return true;
+	if (streq(s, ".nan") || streq(s, ".NaN") || streq(s, ".NAN"))
+		return true;
+	if (s[0] == '.' && s[1] >= '0' && s[1] <= '9')
+		return exponent_ok(span(s + 1, DIGITS "_"));
+	if (!(p[0] >= '0' && p[0] <= '9'))
+		return false;
+	q = span(p + 1, DIGITS "_");
+	if (*q == ':') {
+		q = sexagesimal_tail(q);
+		return q && *q == '.' && !*span(q + 1, DIGITS "_");
+	}
+	if (*q != '.')
+		return false;
+	return exponent_ok(span(q + 1, DIGITS "_"));
+}
+
+/* Only the date form YYYY-MM-DD; a full timestamp has a space or 'T' and
+ * a time, which no field of ours looks like either. */
+static bool yaml11_date(const char *s)
+{
+	static const char form[] = "dddd-dd-dd";
+
+	if (strlen(s) != sizeof(form) - 1)
+		return false;
+	for (size_t i = 0; form[i]; i++)
+		if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != '-')
+			return false;
+	return true;
+}
+
+static bool plain_is_typed(const struct ynode *n)
+{
+	static const char *const bools[] = { "yes",  "Yes",  "YES",   "no",    "No",    "NO",
+					     "true", "True", "TRUE",  "false", "False", "FALSE",
+					     "on",   "On",   "ON",    "off",   "Off",   "OFF" };
+
+	if (!n->plain)
+		return false;
+	if (ynode_is_null(n))
+		return true;
+	for (size_t i = 0; i < ELEMENTSOF(bools); i++)
+		if (streq(n->value, bools[i]))
+			return true;
+	return yaml11_int(n->value) || yaml11_float(n->value) || yaml11_date(n->value);
+}
+
+static const char *scalar(struct mf_ctx *c, const struct ynode *n, const char *what)
+{
+	if (n->kind != YNODE_SCALAR || ynode_is_null(n)) {
+		derr(c, n, "must be %s, not %s", what, ynode_kind_name(n));
+		return NULL;
+	}
+	return n->value;
+}
+
+/* A string value: any scalar YAML reads as a string. */
+static const char *string_value(struct mf_ctx *c, const struct ynode *n)
+{
+	const char *s = scalar(c, n, "a string");
+
+	if (!s)
+		return NULL;
+	if (plain_is_typed(n)) {
+		derr(c, n, "must be a string; quote it (\"%s\") if it is meant as one", s);
+		return NULL;
+	}
+	if (n->len == 0) {
+		derr(c, n, "must not be empty");
+		return NULL;
+	}
+	if (n->len > MF_MAX_STRING) {
+		derr(c, n, "is longer than %d bytes", MF_MAX_STRING);
+		return NULL;
+	}
+	return s;
+}
+
+static int set_string(struct mf_ctx *c, void *base, const struct field *f, const char *s)
+{
+	char **dst = AT(base, f->offset, char *);
+	char *d = strdup(s);
+
+	if (!d)
+		return c->oom = -ENOMEM;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+static int p_str(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	return s ? set_string(c, base, f, s) : -EINVAL;
+}
+
+static int p_label(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (!hostname_label_valid(s))
+		return derr(c, n, "'%s' is not a valid host name (1-63 letters, digits and '-', not at either end)",
+			    s);
+	return set_string(c, base, f, s);
+}
+
+static int p_dnsname(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (!dns_name_valid(s))
+		return derr(c, n, "'%s' is not a valid DNS name", s);
+	return set_string(c, base, f, s);
+}
+
+static bool ident_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+/* Names of assets, VM groups, secrets. */
+static int p_ident(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (!ident_valid(s))
+		return derr(c, n, "'%s' is not a valid name (1-64 of letters, digits, '_', '-', '.')", s);
+	return set_string(c, base, f, s);
+}
+
+/* One of the names in f->arg (NULL-terminated), kept as a string. */
+static int p_str_enum(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *const *names = f->arg;
+	const char *s = string_value(c, n);
+	char list[256] = "";
+
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; names[i]; i++)
+		if (streq(s, names[i]))
+			return set_string(c, base, f, s);
+	for (size_t i = 0; names[i]; i++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
+	}
+	return derr(c, n, "'%s' is not one of: %s", s, list);
+}
+
+/* One of the names in f->arg, stored as its index (an enum). */
+static int p_enum(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *const *names = f->arg;
+	const char *s = string_value(c, n);
+	char list[256] = "";
+
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; names[i]; i++)
+		if (streq(s, names[i])) {
+			*AT(base, f->offset, int) = (int)i;
+			return 0;
+		}
+	for (size_t i = 0; names[i]; i++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
+	}
+	return derr(c, n, "'%s' is not one of: %s", s, list);
+}
+
+static int uint_value(struct mf_ctx *c, const struct ynode *n, const struct range *rg, uint64_t *ret)
+{
+	const char *s = scalar(c, n, "an integer");
+	uint64_t v;
+
+	if (!s)
+		return -EINVAL;
+	if (!n->plain || parse_uint64(s, &v) < 0)
+		return derr(c, n, "must be an integer, not '%s'", s);
+	if (rg && (v < rg->min || v > rg->max))
+		return derr(c, n, "%" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, v, rg->min, rg->max);
+	*ret = v;
+	return 0;
+}
+
+static int p_uint(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	uint64_t v = 0;
+	int r = uint_value(c, n, f->arg, &v);
+
+	if (r < 0)
+		return r;
+	*AT(base, f->offset, unsigned) = (unsigned)v;
+	return 0;
+}
+
+static int p_bool(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = scalar(c, n, "true or false");
+
+	if (!s)
+		return -EINVAL;
+	if (n->plain && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE")))
+		*AT(base, f->offset, bool) = true;
+	else if (n->plain && (streq(s, "false") || streq(s, "False") || streq(s, "FALSE")))
+		*AT(base, f->offset, bool) = false;
+	else
+		return derr(c, n, "must be true or false, not '%s'", s);
+	return 0;
+}
+
+/* Terraform's `agent = 1`: 0, 1, true or false. */
+static int p_agent(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	if (n->kind == YNODE_SCALAR && n->plain && (streq(n->value, "0") || streq(n->value, "1"))) {
+		*AT(base, f->offset, bool) = streq(n->value, "1");
+		return 0;
+	}
+	if (n->kind == YNODE_SCALAR && n->plain && !streq(n->value, "true") && !streq(n->value, "false"))
+		return derr(c, n, "must be 0, 1, true or false, not '%s'", n->value);
+	return p_bool(c, n, base, f);
+}
+
+static int size_value(struct mf_ctx *c, const struct ynode *n, uint64_t *ret)
+{
+	const char *s = scalar(c, n, "a size");
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = parse_size(s, ret);
+	if (r == -ERANGE)
+		return derr(c, n, "size '%s' is too large", s);
+	if (r < 0)
+		return derr(c, n, "'%s' is not a size (like 20G, 512M, 1T, 20GiB, 20GB or bytes)", s);
+	return 0;
+}
+
+static int p_size(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return size_value(c, n, AT(base, f->offset, uint64_t));
+}
+
+static int p_size_opt(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_size_opt *o = AT(base, f->offset, struct mf_size_opt);
+	int r = size_value(c, n, &o->bytes);
+
+	if (r >= 0)
+		o->set = true;
+	return r;
+}
+
+static int ipv4_value(struct mf_ctx *c, const struct ynode *n, uint32_t *ret)
+{
+	const char *s = scalar(c, n, "an IPv4 address");
+
+	if (!s)
+		return -EINVAL;
+	if (parse_ipv4(s, ret) < 0)
+		return derr(c, n, "'%s' is not an IPv4 address", s);
+	return 0;
+}
+
+static int p_ipv4(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return ipv4_value(c, n, AT(base, f->offset, uint32_t));
+}
+
+static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_cidr *dst = AT(base, f->offset, struct mf_cidr);
+	const char *s = scalar(c, n, "an IPv4 prefix (CIDR)");
+	uint32_t a;
+	unsigned p;
+
+	if (!s)
+		return -EINVAL;
+	if (parse_cidr(s, false, &a, &p) < 0)
+		return derr(c, n, "'%s' is not an IPv4 prefix like 10.0.10.0/24", s);
+	if (parse_cidr(s, true, &a, &p) < 0)
+		return derr(c, n, "'%s' has host bits set; the network address is needed", s);
+	if (p < 8 || p > 30)
+		return derr(c, n, "prefix length /%u is out of range 8..30", p);
+	dst->addr = a;
+	dst->prefix = p;
+	return 0;
+}
+
+static int p_mac(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (parse_mac(s, AT(base, f->offset, uint8_t)) < 0)
+		return derr(c, n, "'%s' is not a MAC address like 52:54:00:0a:00:01", s);
+	*AT(base, f->offset2, bool) = true;
+	return 0;
+}
+
+static int p_uuid(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+	char u[37];
+
+	if (!s)
+		return -EINVAL;
+	if (parse_uuid(s, u) < 0)
+		return derr(c, n, "'%s' is not a UUID like 4c4c4544-0042-3610-8052-b4c04f4e4d32", s);
+	return set_string(c, base, f, u);
+}
+
+/* `{secret: NAME}`, the only way to give a secret. */
+static const struct field secret_fields[];
+
+static int p_secret(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_secret *s = AT(base, f->offset, struct mf_secret);
+
+	if (n->kind == YNODE_SCALAR && !ynode_is_null(n))
+		return derr(c, n, "secrets are never given in clear text; use {secret: NAME}");
+	if (n->kind != YNODE_MAPPING)
+		return derr(c, n, "must be {secret: NAME}, not %s", ynode_kind_name(n));
+	s->pos = (struct mf_pos){ n->line, n->column };
+	return decode_map(c, n, secret_fields, s);
+}
+
+/* Any list: elements decoded by the element table or parser. */
+static int p_seq(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const struct seq_spec *spec = f->arg;
+	void **arr = AT(base, f->offset, void *);
+	size_t *count = AT(base, f->offset2, size_t);
+	char *a;
+
+	if (n->kind != YNODE_SEQUENCE)
+		return derr(c, n, "must be a list, not %s", ynode_kind_name(n));
+	if (n->n > spec->max)
+		return derr(c, n, "has %zu entries; at most %zu are allowed", n->n, spec->max);
+	if (n->n == 0)
+		return 0;
+	a = calloc(n->n, spec->elem_size);
+	if (!a)
+		return c->oom = -ENOMEM;
+	*arr = a;
+	*count = n->n;
+	for (size_t i = 0; i < n->n && !c->oom; i++) {
+		size_t old = path_push_index(c, i);
+		void *elem = a + i * spec->elem_size;
+		const struct ynode *item = n->items[i];
+
+		record_pos(c, item);
+		if (spec->pos_offset != SIZE_MAX)
+			*AT(elem, spec->pos_offset, struct mf_pos) = (struct mf_pos){ item->line, item->column };
+		if (spec->fields)
+			(void)decode_map(c, item, spec->fields, elem);
+		else {
+			struct field ef = { .offset = 0, .arg = NULL };
+			(void)spec->elem(c, item, elem, &ef);
+		}
+		path_pop(c, old);
+	}
+	return 0;
+}
+
+/* A nested mapping, decoded by the table in f->arg. */
+static int p_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return decode_map(c, n, f->arg, AT(base, f->offset, void));
+}
+
+static int p_ipv4_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	(void)f;
+	return ipv4_value(c, n, base);
+}
+
+static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct field *fields, void *base)
+{
+	bool seen[32] = {};
+	size_t nf = 0;
+
+	while (fields[nf].key)
+		nf++;
+	if (nf > ELEMENTSOF(seen))
+		abort(); /* a table bigger than `seen`: programmer error */
+	if (n->kind != YNODE_MAPPING)
+		return derr(c, n, "must be a mapping, not %s", ynode_kind_name(n));
+	for (size_t i = 0; i < n->n && !c->oom; i++) {
+		const struct ynode *k = n->keys[i], *v = n->items[i];
+		size_t j, old;
+
+		for (j = 0; j < nf; j++)
+			if (streq(fields[j].key, k->value))
+				break;
+		if (j == nf) {
+			dnote(c, k, "unknown key '%s'", k->value);
+			continue;
+		}
+		seen[j] = true;
+		old = path_push_key(c, k->value);
+		record_pos(c, v);
+		(void)fields[j].parse(c, v, base, &fields[j]);
+		path_pop(c, old);
+	}
+	for (size_t j = 0; j < nf; j++)
+		if (fields[j].required && !seen[j]) {
+			size_t old;
+
+			dnote(c, n, "missing required key '%s'", fields[j].key);
+			old = path_push_key(c, fields[j].key);
+			mf_mark_failed(c, c->path);
+			path_pop(c, old);
+		}
+	return 0;
+}
+
+/* ---- special values -------------------------------------------------------- */
+
+/* "ip=10.0.10.21/24,gw=10.0.10.1", Proxmox's ipconfig0 syntax. */
+static int p_ipconfig(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_vm_group *g = AT(base, f->offset, struct mf_vm_group);
+	const char *s = string_value(c, n);
+	_cleanup_free_ char *copy = NULL;
+	bool have_ip = false;
+	char *save = NULL;
+
+	if (!s)
+		return -EINVAL;
+	copy = strdup(s);
+	if (!copy)
+		return c->oom = -ENOMEM;
+	for (char *part = strtok_r(copy, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(part, '=');
+
+		if (!eq)
+			return derr(c, n, "'%s' is not key=value (like ip=10.0.10.21/24,gw=10.0.10.1)", part);
+		*eq = '\0';
+		if (streq(part, "ip")) {
+			if (streq(eq + 1, "dhcp"))
+				return derr(c, n, "ip=dhcp is not supported: VMs get fixed addresses");
+			if (parse_cidr(eq + 1, false, &g->ipconfig0.ip, &g->ipconfig0.prefix) < 0)
+				return derr(c, n, "ip='%s' is not an address with prefix like 10.0.10.21/24", eq + 1);
+			have_ip = true;
+		} else if (streq(part, "gw")) {
+			if (parse_ipv4(eq + 1, &g->ipconfig0.gw) < 0)
+				return derr(c, n, "gw='%s' is not an IPv4 address", eq + 1);
+		} else if (streq(part, "ip6") || streq(part, "gw6"))
+			return derr(c, n, "%s: IPv6 is not supported yet", part);
+		else
+			return derr(c, n, "unknown ipconfig0 key '%s' (ip, gw)", part);
+	}
+	if (!have_ip)
+		return derr(c, n, "needs ip=ADDRESS/PREFIX");
+	return 0;
+}
+
+/* target_node: a node name, or a list of them used round-robin. */
+static int p_label_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	(void)f;
+	struct field ef = { .offset = 0 };
+	return p_label(c, n, base, &ef);
+}
+
+static int p_ident_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	(void)f;
+	struct field ef = { .offset = 0 };
+	return p_ident(c, n, base, &ef);
+}
+
+static int p_str_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	(void)f;
+	struct field ef = { .offset = 0 };
+	return p_str(c, n, base, &ef);
+}
+
+static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = 64,
+					     .pos_offset = SIZE_MAX };
+static const struct seq_spec idents_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *), .max = 256,
+					     .pos_offset = SIZE_MAX };
+static const struct seq_spec strings_spec = { .elem = p_str_elem, .elem_size = sizeof(char *), .max = 256,
+					      .pos_offset = SIZE_MAX };
+static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = sizeof(uint32_t), .max = 16,
+					    .pos_offset = SIZE_MAX };
+
+static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_vm_group *g = base;
+
+	if (n->kind == YNODE_SEQUENCE) {
+		struct field lf = FIELD2("", p_seq, struct mf_vm_group, target_nodes, n_target_nodes, false,
+					 &labels_spec);
+		if (n->n == 0)
+			return derr(c, n, "must name at least one node");
+		return p_seq(c, n, base, &lf);
+	}
+	(void)f;
+	g->target_nodes = calloc(1, sizeof(char *));
+	if (!g->target_nodes)
+		return c->oom = -ENOMEM;
+	g->n_target_nodes = 1;
+	{
+		struct field ef = { .offset = 0 };
+		if (p_label(c, n, g->target_nodes, &ef) < 0) {
+			g->n_target_nodes = 0;
+			free(g->target_nodes);
+			g->target_nodes = NULL;
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- the tables ------------------------------------------------------------- */
+
+static const struct range r_version = { 1, 1 };
+static const struct range r_vlan = { 1, 4094 };
+static const struct range r_mtu = { 576, 9216 };
+static const struct range r_vmid = { 100, 999999999 };
+static const struct range r_count = { 1, MANIFEST_MAX_VMS };
+static const struct range r_cores = { 1, 512 };
+static const struct range r_sockets = { 1, 16 };
+static const struct range r_memory = { 16, 4u << 20 }; /* MiB: 16 MiB .. 4 TiB */
+
+static const char *const wipe_names[] = { "never", "devopslab", "always", NULL };
+static const char *const role_names[] = { "member", "first", NULL };
+static const char *const transport_names[] = { "nvme", "sata", "usb", "virtio", "mmc", NULL };
+static const char *const disk_type_names[] = { "scsi", "virtio", "sata", "ide", NULL };
+static const char *const nic_model_names[] = { "virtio", "e1000", "rtl8139", "vmxnet3", NULL };
+static const char *const record_type_names[] = { "A", "AAAA", "CNAME", "TXT", NULL };
+static const char *const dns_proto_names[] = { "udp", "tcp", "tls", "https", NULL };
+static const char *const cert_names[] = { "internal-ca", "acme-dns01", NULL };
+
+static const struct field secret_fields[] = {
+	FIELD("secret", p_ident, struct mf_secret, name, true, NULL),
+	{}
+};
+
+static const struct field cluster_fields[] = {
+	FIELD("name", p_str, struct mf_cluster, name, true, NULL),
+	FIELD("domain", p_dnsname, struct mf_cluster, domain, true, NULL),
+	FIELD("timezone", p_str, struct mf_cluster, timezone, false, NULL),
+	FIELD("keyboard", p_str, struct mf_cluster, keyboard, false, NULL),
+	FIELD("seed", p_str, struct mf_cluster, seed, false, NULL),
+	FIELD("unattended", p_bool, struct mf_cluster, unattended, false, NULL),
+	{}
+};
+
+static const struct field network_fields[] = {
+	FIELD("subnet", p_cidr, struct mf_network, subnet, true, NULL),
+	FIELD("gateway", p_ipv4, struct mf_network, gateway, true, NULL),
+	FIELD2("dns", p_seq, struct mf_network, dns, n_dns, false, &ipv4s_spec),
+	FIELD("bridge", p_str, struct mf_network, bridge, false, NULL),
+	FIELD("vlan", p_uint, struct mf_network, vlan, false, &r_vlan),
+	FIELD("mtu", p_uint, struct mf_network, mtu, false, &r_mtu),
+	{}
+};
+
+static const struct field disk_fields[] = {
+	FIELD("by_id", p_str, struct mf_disk_rules, by_id, false, NULL),
+	FIELD("serial", p_str, struct mf_disk_rules, serial, false, NULL),
+	FIELD("model", p_str, struct mf_disk_rules, model, false, NULL),
+	FIELD("transport", p_str_enum, struct mf_disk_rules, transport, false, transport_names),
+	FIELD("min_size", p_size, struct mf_disk_rules, min_size, false, NULL),
+	FIELD("max_size", p_size, struct mf_disk_rules, max_size, false, NULL),
+	FIELD("largest_nvme", p_bool, struct mf_disk_rules, largest_nvme, false, NULL),
+	FIELD("wipe", p_enum, struct mf_disk_rules, wipe, false, wipe_names),
+	{}
+};
+
+static int p_disk(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_disk_rules *d = AT(base, f->offset, struct mf_disk_rules);
+
+	d->pos = (struct mf_pos){ n->line, n->column };
+	return decode_map(c, n, disk_fields, d);
+}
+
+static const struct field node_fields[] = {
+	FIELD("name", p_label, struct mf_node, name, true, NULL),
+	FIELD("role", p_enum, struct mf_node, role, false, role_names),
+	FIELD2("mac", p_mac, struct mf_node, mac, has_mac, false, NULL),
+	FIELD("serial", p_str, struct mf_node, serial, false, NULL),
+	FIELD("product_uuid", p_uuid, struct mf_node, product_uuid, false, NULL),
+	FIELD("ip", p_ipv4, struct mf_node, ip, true, NULL),
+	FIELD("nic", p_str, struct mf_node, nic, false, NULL),
+	FIELD("min_memory", p_size, struct mf_node, min_memory, false, NULL),
+	FIELD("disk", p_disk, struct mf_node, disk, true, NULL),
+	{}
+};
+
+static const struct seq_spec nodes_spec = { .fields = node_fields, .elem_size = sizeof(struct mf_node),
+					    .max = MANIFEST_MAX_NODES, .pos_offset = offsetof(struct mf_node, pos) };
+
+static const struct field asset_fields[] = {
+	FIELD("name", p_ident, struct mf_asset, name, true, NULL),
+	FIELD("file", p_str, struct mf_asset, file, true, NULL),
+	{}
+};
+
+static const struct seq_spec assets_spec = { .fields = asset_fields, .elem_size = sizeof(struct mf_asset),
+					     .max = 256, .pos_offset = offsetof(struct mf_asset, pos) };
+
+static const struct field storage_fields[] = {
+	FIELD("hdsize", p_size_opt, struct mf_storage, hdsize, false, NULL),
+	FIELD("swapsize", p_size_opt, struct mf_storage, swapsize, false, NULL),
+	FIELD("maxroot", p_size_opt, struct mf_storage, maxroot, false, NULL),
+	FIELD("minfree", p_size_opt, struct mf_storage, minfree, false, NULL),
+	FIELD("maxvz", p_size_opt, struct mf_storage, maxvz, false, NULL),
+	{}
+};
+
+static const struct field proxmox_fields[] = {
+	FIELD("rootfs", p_ident, struct mf_proxmox, rootfs, true, NULL),
+	FIELD("root_password", p_secret, struct mf_proxmox, root_password, true, NULL),
+	FIELD2("ssh_keys", p_seq, struct mf_proxmox, ssh_keys, n_ssh_keys, false, &strings_spec),
+	FIELD("storage", p_map, struct mf_proxmox, storage, false, storage_fields),
+	{}
+};
+
+static const struct field template_fields[] = {
+	FIELD("name", p_label, struct mf_template, name, true, NULL),
+	FIELD("vmid", p_uint, struct mf_template, vmid, true, &r_vmid),
+	FIELD("image", p_ident, struct mf_template, image, true, NULL),
+	FIELD("target_node", p_label, struct mf_template, target_node, true, NULL),
+	FIELD("storage", p_str, struct mf_template, storage, false, NULL),
+	{}
+};
+
+static const struct seq_spec templates_spec = { .fields = template_fields,
+						.elem_size = sizeof(struct mf_template),
+						.max = 64,
+						.pos_offset = offsetof(struct mf_template, pos) };
+
+static const struct field vm_disk_fields[] = {
+	FIELD("size", p_size, struct mf_vm_group, disk.size, true, NULL),
+	FIELD("type", p_str_enum, struct mf_vm_group, disk.type, false, disk_type_names),
+	FIELD("storage", p_str, struct mf_vm_group, disk.storage, false, NULL),
+	{}
+};
+
+static const struct field vm_network_fields[] = {
+	FIELD("model", p_str_enum, struct mf_vm_group, network.model, false, nic_model_names),
+	FIELD("bridge", p_str, struct mf_vm_group, network.bridge, false, NULL),
+	{}
+};
+
+/* disk: and network: write into the group itself (their tables use
+ * offsets from struct mf_vm_group). */
+static int p_group_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return decode_map(c, n, f->arg, base);
+}
+
+static const struct field vm_fields[] = {
+	FIELD("id", p_ident, struct mf_vm_group, id, true, NULL),
+	FIELD("name", p_str, struct mf_vm_group, name, true, NULL),
+	FIELD("count", p_uint, struct mf_vm_group, count, false, &r_count),
+	FIELD("vmid", p_uint, struct mf_vm_group, vmid, true, &r_vmid),
+	{ "target_node", p_target_nodes, 0, true, NULL, 0 },
+	FIELD("clone", p_label, struct mf_vm_group, clone, true, NULL),
+	FIELD("cores", p_uint, struct mf_vm_group, cores, false, &r_cores),
+	FIELD("sockets", p_uint, struct mf_vm_group, sockets, false, &r_sockets),
+	FIELD("memory", p_uint, struct mf_vm_group, memory, true, &r_memory),
+	FIELD("agent", p_agent, struct mf_vm_group, agent, false, NULL),
+	{ "disk", p_group_map, 0, true, vm_disk_fields, 0 },
+	{ "network", p_group_map, 0, false, vm_network_fields, 0 },
+	{ "ipconfig0", p_ipconfig, 0, true, NULL, 0 },
+	{}
+};
+
+static const struct seq_spec vms_spec = { .fields = vm_fields, .elem_size = sizeof(struct mf_vm_group),
+					  .max = MANIFEST_MAX_VMS, .pos_offset = offsetof(struct mf_vm_group, pos) };
+
+static const struct field airgap_fields[] = {
+	FIELD("binary", p_ident, struct mf_k3s, airgap.binary, true, NULL),
+	FIELD("images", p_ident, struct mf_k3s, airgap.images, true, NULL),
+	FIELD("install_script", p_ident, struct mf_k3s, airgap.install_script, true, NULL),
+	{}
+};
+
+static int p_k3s_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return decode_map(c, n, f->arg, base);
+}
+
+static const struct field k3s_fields[] = {
+	FIELD("version", p_str, struct mf_k3s, version, false, NULL),
+	FIELD("token", p_secret, struct mf_k3s, token, true, NULL),
+	FIELD2("servers", p_seq, struct mf_k3s, servers, n_servers, true, &idents_spec),
+	FIELD2("agents", p_seq, struct mf_k3s, agents, n_agents, false, &idents_spec),
+	FIELD("ha", p_bool, struct mf_k3s, ha, false, NULL),
+	{ "airgap", p_k3s_map, 0, false, airgap_fields, 0 },
+	{}
+};
+
+static const struct field record_fields[] = {
+	FIELD("name", p_str, struct mf_dns_record, name, true, NULL),
+	FIELD("type", p_str_enum, struct mf_dns_record, type, true, record_type_names),
+	FIELD("value", p_str, struct mf_dns_record, value, true, NULL),
+	{}
+};
+
+static const struct seq_spec records_spec = { .fields = record_fields, .elem_size = sizeof(struct mf_dns_record),
+					      .max = 1024, .pos_offset = SIZE_MAX };
+
+static const struct field forwarder_fields[] = {
+	FIELD("address", p_str, struct mf_dns_forwarder, address, true, NULL),
+	FIELD("protocol", p_enum, struct mf_dns_forwarder, protocol, false, dns_proto_names),
+	FIELD("name", p_str, struct mf_dns_forwarder, name, false, NULL),
+	{}
+};
+
+static const struct seq_spec forwarders_spec = { .fields = forwarder_fields,
+						 .elem_size = sizeof(struct mf_dns_forwarder),
+						 .max = 16,
+						 .pos_offset = SIZE_MAX };
+
+static const struct field dns_fields[] = {
+	FIELD("primary", p_label, struct mf_dns, primary, true, NULL),
+	FIELD("secondary", p_label, struct mf_dns, secondary, false, NULL),
+	FIELD("zone", p_dnsname, struct mf_dns, zone, false, NULL),
+	FIELD("wildcard", p_str, struct mf_dns, wildcard, false, NULL),
+	FIELD("node_records", p_bool, struct mf_dns, node_records, false, NULL),
+	FIELD2("records", p_seq, struct mf_dns, records, n_records, false, &records_spec),
+	FIELD2("forwarders", p_seq, struct mf_dns, forwarders, n_forwarders, false, &forwarders_spec),
+	FIELD("admin_password", p_secret, struct mf_dns, admin_password, true, NULL),
+	{}
+};
+
+static const struct field acme_fields[] = {
+	FIELD("email", p_str, struct mf_edge, acme.email, true, NULL),
+	FIELD("server", p_str, struct mf_edge, acme.server, false, NULL),
+	FIELD("provider", p_str, struct mf_edge, acme.provider, true, NULL),
+	FIELD("credentials", p_secret, struct mf_edge, acme.credentials, true, NULL),
+	{}
+};
+
+static const struct field edge_fields[] = {
+	FIELD("ip", p_ipv4, struct mf_edge, ip, true, NULL),
+	FIELD("certificate", p_enum, struct mf_edge, cert, false, cert_names),
+	{ "acme", p_group_map, 0, false, acme_fields, 0 },
+	FIELD("dashboard_host", p_dnsname, struct mf_edge, dashboard_host, false, NULL),
+	{}
+};
+
+static const struct field secrets_fields[] = {
+	FIELD("key_source", p_str, struct mf_secrets, key_source, false, NULL),
+	FIELD2("names", p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
+	{}
+};
+
+/* Sections that the model marks as present, with defaults set first. */
+static int p_k3s(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_k3s *k = AT(base, f->offset, struct mf_k3s);
+
+	k->present = true;
+	return decode_map(c, n, k3s_fields, k);
+}
+
+static int p_dns(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_dns *d = AT(base, f->offset, struct mf_dns);
+
+	d->present = true;
+	d->node_records = true;
+	return decode_map(c, n, dns_fields, d);
+}
+
+static int p_edge(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_edge *e = AT(base, f->offset, struct mf_edge);
+
+	e->present = true;
+	return decode_map(c, n, edge_fields, e);
+}
+
+static const struct field manifest_fields[] = {
+	FIELD("version", p_uint, struct manifest, version, true, &r_version),
+	FIELD("cluster", p_map, struct manifest, cluster, true, cluster_fields),
+	FIELD("network", p_map, struct manifest, network, true, network_fields),
+	FIELD2("nodes", p_seq, struct manifest, nodes, n_nodes, true, &nodes_spec),
+	FIELD2("assets", p_seq, struct manifest, assets, n_assets, false, &assets_spec),
+	FIELD("proxmox", p_map, struct manifest, proxmox, true, proxmox_fields),
+	FIELD2("templates", p_seq, struct manifest, templates, n_templates, false, &templates_spec),
+	FIELD2("vms", p_seq, struct manifest, vms, n_vms, false, &vms_spec),
+	FIELD("k3s", p_k3s, struct manifest, k3s, false, NULL),
+	FIELD("dns", p_dns, struct manifest, dns, false, NULL),
+	FIELD("edge", p_edge, struct manifest, edge, false, NULL),
+	FIELD("secrets", p_map, struct manifest, secrets, false, secrets_fields),
+	{}
+};
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+struct manifest *manifest_free(struct manifest *m)
+{
+	if (!m)
+		return NULL;
+	free(m->cluster.name);
+	free(m->cluster.domain);
+	free(m->cluster.timezone);
+	free(m->cluster.keyboard);
+	free(m->cluster.seed);
+	free(m->network.dns);
+	free(m->network.bridge);
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		struct mf_node *n = &m->nodes[i];
+		free(n->name);
+		free(n->serial);
+		free(n->product_uuid);
+		free(n->nic);
+		free(n->disk.by_id);
+		free(n->disk.serial);
+		free(n->disk.model);
+		free(n->disk.transport);
+	}
+	free(m->nodes);
+	for (size_t i = 0; i < m->n_assets; i++) {
+		free(m->assets[i].name);
+		free(m->assets[i].file);
+	}
+	free(m->assets);
+	free(m->proxmox.rootfs);
+	free(m->proxmox.root_password.name);
+	strv_free(m->proxmox.ssh_keys, m->proxmox.n_ssh_keys);
+	for (size_t i = 0; i < m->n_templates; i++) {
+		free(m->templates[i].name);
+		free(m->templates[i].image);
+		free(m->templates[i].target_node);
+		free(m->templates[i].storage);
+	}
+	free(m->templates);
+	for (size_t i = 0; i < m->n_vms; i++) {
+		struct mf_vm_group *g = &m->vms[i];
+		free(g->id);
+		free(g->name);
+		strv_free(g->target_nodes, g->n_target_nodes);
+		free(g->clone);
+		free(g->disk.type);
+		free(g->disk.storage);
+		free(g->network.model);
+		free(g->network.bridge);
+	}
+	free(m->vms);
+	free(m->k3s.version);
+	free(m->k3s.token.name);
+	strv_free(m->k3s.servers, m->k3s.n_servers);
+	strv_free(m->k3s.agents, m->k3s.n_agents);
+	free(m->k3s.airgap.binary);
+	free(m->k3s.airgap.images);
+	free(m->k3s.airgap.install_script);
+	free(m->dns.primary);
+	free(m->dns.secondary);
+	free(m->dns.zone);
+	free(m->dns.wildcard);
+	for (size_t i = 0; i < m->dns.n_records; i++) {
+		free(m->dns.records[i].name);
+		free(m->dns.records[i].type);
+		free(m->dns.records[i].value);
+	}
+	free(m->dns.records);
+	for (size_t i = 0; i < m->dns.n_forwarders; i++) {
+		free(m->dns.forwarders[i].address);
+		free(m->dns.forwarders[i].name);
+	}
+	free(m->dns.forwarders);
+	free(m->dns.admin_password.name);
+	free(m->edge.acme.email);
+	free(m->edge.acme.server);
+	free(m->edge.acme.provider);
+	free(m->edge.acme.credentials.name);
+	free(m->edge.dashboard_host);
+	free(m->secrets.key_source);
+	strv_free(m->secrets.names, m->secrets.n_names);
+	free(m);
+	return NULL;
+}
+
+DEFINE_FREE_FUNC(struct manifest, manifest_free)
+DEFINE_FREE_FUNC(struct ynode, ynode_free)
+
+static void ctx_done(struct mf_ctx *c)
+{
+	for (size_t i = 0; i < c->n_pos; i++)
+		free(c->pos[i].path);
+	free(c->pos);
+	for (size_t i = 0; i < c->n_failed; i++)
+		free(c->failed[i]);
+	free(c->failed);
+}
+
+int manifest_load_buffer(const char *data, size_t size, const char *display_name, struct diags *diags,
+			 struct manifest **ret)
+{
+	static const struct yaml_limits limits = {
+		.max_depth = MANIFEST_MAX_DEPTH,
+		/* Generous for MANIFEST_MAX_NODES nodes of ~30 values each. */
+		.max_nodes = 200000,
+	};
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
+	_cleanup_(ynode_freep) struct ynode *root = NULL;
+	struct mf_ctx c = { .diags = diags };
+	int r;
+
+	if (!diags->file) {
+		diags->file = strdup(display_name ? display_name : "-");
+		if (!diags->file)
+			return -ENOMEM;
+	}
+	if (size > MANIFEST_MAX_BYTES) {
+		diags_add(diags, DIAG_ERROR, 0, 0, NULL, "the manifest is larger than %u bytes", MANIFEST_MAX_BYTES);
+		return -EINVAL;
+	}
+	r = yaml_tree_parse(data, size, &limits, diags, &root);
+	if (r == -EINVAL) {
+		diags_sort(diags);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	if (!root) {
+		diags_add(diags, DIAG_ERROR, 0, 0, NULL, "the manifest is empty");
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	(void)decode_map(&c, root, manifest_fields, m);
+	if (!c.oom)
+		r = manifest_check(&c, m);
+	ctx_done(&c);
+	if (c.oom || r == -ENOMEM)
+		return -ENOMEM;
+	diags_sort(diags);
+	if (diags->n_errors > 0)
+		return -EINVAL;
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+int manifest_load(const char *path, const char *display_name, struct diags *diags, struct manifest **ret)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+	struct stat st;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return negative_errno();
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	/* Read at most one byte past the limit, so an oversized file (or a
+	 * pipe) is recognised without reading it all. */
+	buf = malloc(MANIFEST_MAX_BYTES + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t k = read(fd, buf + n, MANIFEST_MAX_BYTES + 1 - n);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n > MANIFEST_MAX_BYTES)
+			break;
+	}
+	return manifest_load_buffer(buf, n, display_name ? display_name : path, diags, ret);
+}

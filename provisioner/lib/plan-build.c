@@ -1,0 +1,1029 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plan-build.c — from a manifest to the ordered list of steps.
+ *
+ * The order is the bring-up order: each node's install phase, then first
+ * boot: the cluster is created on the `first` node and the others join in
+ * manifest order; then, run by the first node, quorum, certificates,
+ * storage, templates, VMs, K3s, DNS, the edge and a final verification.
+ * docs/plan.md lists every step with its id and parameters; keep it in step.
+ *
+ * Parameters are what the step is asked to do, in full, because they are
+ * both printed by `plan` and hashed for the journal: a step whose inputs
+ * change is looked at again. Secrets appear only by name ({"secret": N}).
+ * Sizes are integers in bytes under keys ending in "_bytes"; VM memory is
+ * MiB ("memory_mib") as in Proxmox.
+ */
+#include "plan.h"
+
+#include <stdarg.h>
+
+#include "json-util.h"
+#include "plan-internal.h"
+
+/* The layout the Proxmox VE installer makes, which the disk steps are asked
+ * to reproduce: BIOS boot partition, EFI system partition, one LVM PV. */
+#define BIOS_BOOT_BYTES (1ull << 20)
+#define ESP_BYTES (1ull << 30)
+#define PVE_VG "pve"
+#define K3S_API_PORT 6443
+#define FIRSTBOOT_UNIT "devopslab-firstboot.service"
+
+struct builder {
+	struct plan *plan;
+	const struct manifest *m;
+	const struct mf_node *first;
+	int error; /* first failure; every later call is a no-op */
+};
+
+/* snprintf that treats truncation as an error: a truncated name or id
+ * would silently refer to something else. */
+__attribute__((format(printf, 4, 5))) static void bfmt(struct builder *b, char *buf, size_t size, const char *fmt,
+							...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if ((n < 0 || (size_t)n >= size) && b->error >= 0)
+		b->error = plan_fail(-ENAMETOOLONG, "name too long: \"%.64s...\"", buf);
+}
+
+/* ---- parameter helpers: they latch the first error in b->error ---------- */
+
+static struct json_object *obj(struct builder *b)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o && b->error >= 0)
+		b->error = -ENOMEM;
+	return o;
+}
+
+static struct json_object *arr(struct builder *b)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!a && b->error >= 0)
+		b->error = -ENOMEM;
+	return a;
+}
+
+/* Add v (consumed) under key; v NULL means JSON null. */
+static void put(struct builder *b, struct json_object *o, const char *key, struct json_object *v)
+{
+	int r;
+
+	if (!o) {
+		json_object_put(v);
+		return;
+	}
+	r = json_add(o, key, v);
+	if (r < 0 && b->error >= 0)
+		b->error = r;
+}
+
+static struct json_object *str(struct builder *b, const char *s)
+{
+	struct json_object *v;
+
+	if (!s)
+		return NULL;
+	v = json_object_new_string(s);
+	if (!v && b->error >= 0)
+		b->error = -ENOMEM;
+	return v;
+}
+
+static void put_str(struct builder *b, struct json_object *o, const char *key, const char *s)
+{
+	put(b, o, key, str(b, s));
+}
+
+static void put_u64(struct builder *b, struct json_object *o, const char *key, uint64_t n)
+{
+	struct json_object *v = json_object_new_uint64(n);
+
+	if (!v && b->error >= 0)
+		b->error = -ENOMEM;
+	if (v)
+		put(b, o, key, v);
+}
+
+static void put_bool(struct builder *b, struct json_object *o, const char *key, bool val)
+{
+	struct json_object *v = json_object_new_boolean(val);
+
+	if (!v && b->error >= 0)
+		b->error = -ENOMEM;
+	if (v)
+		put(b, o, key, v);
+}
+
+static void push(struct builder *b, struct json_object *a, struct json_object *v)
+{
+	int r;
+
+	if (!a || !v) {
+		json_object_put(v);
+		if (b->error >= 0)
+			b->error = -ENOMEM;
+		return;
+	}
+	r = json_array_add(a, v);
+	if (r < 0 && b->error >= 0)
+		b->error = r;
+}
+
+static void fmt_ip(uint32_t ip, char buf[static 16])
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+}
+
+static void put_ip(struct builder *b, struct json_object *o, const char *key, uint32_t ip)
+{
+	char buf[16];
+
+	if (!ip) {
+		put(b, o, key, NULL);
+		return;
+	}
+	fmt_ip(ip, buf);
+	put_str(b, o, key, buf);
+}
+
+static void put_cidr(struct builder *b, struct json_object *o, const char *key, uint32_t ip, unsigned prefix)
+{
+	char ipbuf[16], buf[24];
+
+	fmt_ip(ip, ipbuf);
+	snprintf(buf, sizeof(buf), "%s/%u", ipbuf, prefix);
+	put_str(b, o, key, buf);
+}
+
+/* Bytes, or null = "the installer decides" (printed as auto). */
+static void put_size_opt(struct builder *b, struct json_object *o, const char *key, const struct mf_size_opt *s)
+{
+	if (s->set)
+		put_u64(b, o, key, s->bytes);
+	else
+		put(b, o, key, NULL);
+}
+
+static void put_secret(struct builder *b, struct json_object *o, const char *key, const struct mf_secret *s)
+{
+	struct json_object *ref;
+
+	if (!s->name) {
+		put(b, o, key, NULL);
+		return;
+	}
+	ref = obj(b);
+	put_str(b, ref, "secret", s->name);
+	put(b, o, key, ref);
+}
+
+static void put_strv(struct builder *b, struct json_object *o, const char *key, char *const *v, size_t n)
+{
+	struct json_object *a = arr(b);
+
+	for (size_t i = 0; i < n; i++)
+		push(b, a, str(b, v[i]));
+	put(b, o, key, a);
+}
+
+/* Append a step; consumes params. The id is printf-formatted. */
+__attribute__((format(printf, 7, 8))) static struct step *add(struct builder *b, enum step_phase phase,
+							       enum step_kind kind, const char *node,
+							       struct json_object *params, const char *title,
+							       const char *id_fmt, ...)
+{
+	char id[STEP_ID_MAX + 1];
+	va_list ap;
+	int n, r;
+
+	if (b->error < 0 || !params) {
+		json_object_put(params);
+		if (b->error >= 0)
+			b->error = -ENOMEM;
+		return NULL;
+	}
+	va_start(ap, id_fmt);
+	n = vsnprintf(id, sizeof(id), id_fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(id)) {
+		json_object_put(params);
+		b->error = plan_fail(-ENAMETOOLONG, "step id \"%.64s...\" is longer than %d bytes", id, STEP_ID_MAX);
+		return NULL;
+	}
+	r = plan_add(b->plan, phase, kind, node, params, title, "%s", id);
+	if (r < 0) {
+		b->error = r;
+		return NULL;
+	}
+	return &b->plan->steps[r];
+}
+
+static const char *wipe_name(enum mf_wipe w)
+{
+	static const char *const names[] = {
+		[MF_WIPE_NEVER] = "never",
+		[MF_WIPE_DEVOPSLAB] = "devopslab",
+		[MF_WIPE_ALWAYS] = "always",
+	};
+	return (unsigned)w < ELEMENTSOF(names) ? names[w] : "?";
+}
+
+static const char *seed_of(const struct manifest *m)
+{
+	return m->cluster.seed ? m->cluster.seed : m->cluster.name;
+}
+
+/* ---- install phase, per node -------------------------------------------- */
+
+static void add_identify(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b);
+	char title[STEP_TITLE_MAX], mac[18];
+	struct step *s;
+
+	put_str(b, p, "name", n->name);
+	if (n->has_mac) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
+			 n->mac[4], n->mac[5]);
+		put_str(b, p, "mac", mac);
+	} else
+		put(b, p, "mac", NULL);
+	put_str(b, p, "serial", n->serial);
+	put_str(b, p, "product_uuid", n->product_uuid);
+	bfmt(b, title, sizeof(title), "Identifying this machine as %s", n->name);
+	s = add(b, STEP_PHASE_INSTALL, STEP_NODE_IDENTIFY, n->name, p, title, "node/%s/identify", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void add_preflight(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b), *checks = arr(b);
+	struct step *s;
+
+	push(b, checks, str(b, "cpu-virtualization"));
+	push(b, checks, str(b, "memory"));
+	push(b, checks, str(b, "nic"));
+	push(b, checks, str(b, "firmware"));
+	put(b, p, "checks", checks);
+	if (n->min_memory)
+		put_u64(b, p, "min_memory_bytes", n->min_memory);
+	else
+		put(b, p, "min_memory_bytes", NULL);
+	put_str(b, p, "nic", n->nic);
+	s = add(b, STEP_PHASE_INSTALL, STEP_PREFLIGHT, n->name, p, "Running pre-flight checks", "node/%s/preflight",
+		n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void add_disk_select(struct builder *b, const struct mf_node *n)
+{
+	const struct mf_disk_rules *d = &n->disk;
+	struct json_object *p = obj(b);
+	struct step *s;
+
+	put_str(b, p, "by_id", d->by_id);
+	put_str(b, p, "serial", d->serial);
+	put_str(b, p, "model", d->model);
+	put_str(b, p, "transport", d->transport);
+	if (d->min_size)
+		put_u64(b, p, "min_size_bytes", d->min_size);
+	else
+		put(b, p, "min_size_bytes", NULL);
+	if (d->max_size)
+		put_u64(b, p, "max_size_bytes", d->max_size);
+	else
+		put(b, p, "max_size_bytes", NULL);
+	put_bool(b, p, "largest_nvme", d->largest_nvme);
+	put_str(b, p, "wipe", wipe_name(d->wipe));
+	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_SELECT, n->name, p, "Selecting the target disk",
+		"node/%s/disk/select", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static struct json_object *partition(struct builder *b, unsigned number, const char *name, const char *type,
+				     uint64_t size)
+{
+	struct json_object *p = obj(b);
+
+	put_u64(b, p, "number", number);
+	put_str(b, p, "name", name);
+	put_str(b, p, "type", type);
+	if (size)
+		put_u64(b, p, "size_bytes", size);
+	else
+		put(b, p, "size_bytes", NULL); /* the rest of hdsize */
+	return p;
+}
+
+static void add_disk_partition(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b), *parts = arr(b);
+	struct step *s;
+
+	put_str(b, p, "label", "gpt");
+	put_str(b, p, "seed", seed_of(b->m));
+	put_size_opt(b, p, "hdsize_bytes", &b->m->proxmox.storage.hdsize);
+	push(b, parts, partition(b, 1, "BIOS boot", "bios-boot", BIOS_BOOT_BYTES));
+	push(b, parts, partition(b, 2, "EFI system", "esp", ESP_BYTES));
+	push(b, parts, partition(b, 3, PVE_VG, "lvm", 0));
+	put(b, p, "partitions", parts);
+	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_PARTITION, n->name, p, "Partitioning the target disk (GPT)",
+		"node/%s/disk/partition", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static struct json_object *volume(struct builder *b, const char *name, const char *type)
+{
+	struct json_object *v = obj(b);
+
+	put_str(b, v, "name", name);
+	put_str(b, v, "type", type);
+	return v;
+}
+
+static void add_disk_lvm(struct builder *b, const struct mf_node *n)
+{
+	const struct mf_storage *st = &b->m->proxmox.storage;
+	struct json_object *p = obj(b), *lvs = arr(b);
+	char title[STEP_TITLE_MAX];
+	struct step *s;
+
+	put_str(b, p, "vg", PVE_VG);
+	put_u64(b, p, "pv_partition", 3);
+	put_size_opt(b, p, "swapsize_bytes", &st->swapsize);
+	put_size_opt(b, p, "maxroot_bytes", &st->maxroot);
+	put_size_opt(b, p, "minfree_bytes", &st->minfree);
+	put_size_opt(b, p, "maxvz_bytes", &st->maxvz);
+	push(b, lvs, volume(b, "swap", "linear"));
+	push(b, lvs, volume(b, "root", "linear"));
+	push(b, lvs, volume(b, "data", "thin-pool"));
+	put(b, p, "volumes", lvs);
+	bfmt(b, title, sizeof(title), "Creating LVM volume group %s", PVE_VG);
+	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_LVM, n->name, p, title, "node/%s/disk/lvm", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static struct json_object *filesystem(struct builder *b, const char *device, const char *type, const char *mount)
+{
+	struct json_object *f = obj(b);
+
+	put_str(b, f, "device", device);
+	put_str(b, f, "type", type);
+	put_str(b, f, "mount", mount);
+	return f;
+}
+
+static void add_disk_filesystems(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b), *fs = arr(b);
+	struct step *s;
+
+	put_str(b, p, "seed", seed_of(b->m));
+	push(b, fs, filesystem(b, "partition 2", "vfat", "/boot/efi"));
+	push(b, fs, filesystem(b, PVE_VG "/root", "ext4", "/"));
+	push(b, fs, filesystem(b, PVE_VG "/swap", "swap", NULL));
+	put(b, p, "filesystems", fs);
+	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_FILESYSTEMS, n->name, p, "Creating filesystems",
+		"node/%s/disk/filesystems", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void add_rootfs(struct builder *b, const struct mf_node *n)
+{
+	const struct mf_asset *a = manifest_find_asset(b->m, b->m->proxmox.rootfs);
+	struct json_object *p = obj(b);
+	struct step *s;
+
+	put_str(b, p, "asset", b->m->proxmox.rootfs);
+	put_str(b, p, "file", a ? a->file : NULL);
+	put_str(b, p, "target", "/");
+	s = add(b, STEP_PHASE_INSTALL, STEP_ROOTFS_EXTRACT, n->name, p, "Extracting the Proxmox VE root filesystem",
+		"node/%s/rootfs", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void fqdn(struct builder *b, const char *name, char *buf, size_t size)
+{
+	if (b->m->cluster.domain)
+		bfmt(b, buf, size, "%s.%s", name, b->m->cluster.domain);
+	else
+		bfmt(b, buf, size, "%s", name);
+}
+
+static void add_config(struct builder *b, const struct mf_node *n)
+{
+	const struct manifest *m = b->m;
+	struct json_object *p, *a, *dns;
+	char title[STEP_TITLE_MAX], name[320];
+	struct step *s[5];
+
+	p = obj(b);
+	fqdn(b, n->name, name, sizeof(name));
+	put_str(b, p, "hostname", n->name);
+	put_str(b, p, "fqdn", name);
+	bfmt(b, title, sizeof(title), "Setting the host name to %s", n->name);
+	s[0] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTNAME, n->name, p, title, "node/%s/config/hostname", n->name);
+
+	p = obj(b);
+	a = arr(b);
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		struct json_object *e = obj(b);
+
+		fqdn(b, m->nodes[i].name, name, sizeof(name));
+		put_ip(b, e, "ip", m->nodes[i].ip);
+		put_str(b, e, "fqdn", name);
+		put_str(b, e, "name", m->nodes[i].name);
+		push(b, a, e);
+	}
+	put(b, p, "entries", a);
+	s[1] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTS, n->name, p, "Writing /etc/hosts", "node/%s/config/hosts",
+		   n->name);
+
+	p = obj(b);
+	dns = arr(b);
+	put_str(b, p, "bridge", m->network.bridge);
+	put_str(b, p, "nic", n->nic);
+	put_cidr(b, p, "address", n->ip, m->network.subnet.prefix);
+	put_ip(b, p, "gateway", m->network.gateway);
+	for (size_t i = 0; i < m->network.n_dns; i++) {
+		char ip[16];
+
+		fmt_ip(m->network.dns[i], ip);
+		push(b, dns, str(b, ip));
+	}
+	put(b, p, "dns", dns);
+	if (m->network.vlan) /* 0: untagged */
+		put_u64(b, p, "vlan", m->network.vlan);
+	else
+		put(b, p, "vlan", NULL);
+	if (m->network.mtu) /* 0: the interface's default */
+		put_u64(b, p, "mtu", m->network.mtu);
+	else
+		put(b, p, "mtu", NULL);
+	bfmt(b, title, sizeof(title), "Configuring the network (%s)", m->network.bridge ? m->network.bridge : "?");
+	s[2] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_NETWORK, n->name, p, title, "node/%s/config/network", n->name);
+
+	p = obj(b);
+	put_str(b, p, "user", "root");
+	put_secret(b, p, "password", &m->proxmox.root_password);
+	put_strv(b, p, "ssh_keys", m->proxmox.ssh_keys, m->proxmox.n_ssh_keys);
+	s[3] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_USERS, n->name, p, "Setting root's password and SSH keys",
+		   "node/%s/config/users", n->name);
+
+	p = obj(b);
+	put_str(b, p, "timezone", m->cluster.timezone);
+	put_str(b, p, "keyboard", m->cluster.keyboard);
+	bfmt(b, title, sizeof(title), "Setting the time zone to %s", m->cluster.timezone ? m->cluster.timezone : "?");
+	s[4] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_TIMEZONE, n->name, p, title, "node/%s/config/timezone", n->name);
+
+	for (size_t i = 0; i < ELEMENTSOF(s); i++)
+		if (s[i])
+			s[i]->mf_node = n;
+}
+
+static void add_boot(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b), *targets = arr(b);
+	struct step *s;
+
+	put_str(b, p, "loader", "grub");
+	push(b, targets, str(b, "x86_64-efi"));
+	push(b, targets, str(b, "i386-pc"));
+	put(b, p, "targets", targets);
+	put_u64(b, p, "esp_partition", 2);
+	s = add(b, STEP_PHASE_INSTALL, STEP_BOOTLOADER, n->name, p, "Installing the boot loader",
+		"node/%s/bootloader", n->name);
+	if (s)
+		s->mf_node = n;
+
+	p = obj(b);
+	put_str(b, p, "unit", FIRSTBOOT_UNIT);
+	put_str(b, p, "journal", "/var/lib/devopslab/journal");
+	s = add(b, STEP_PHASE_INSTALL, STEP_FIRSTBOOT_INSTALL, n->name, p, "Installing the first-boot service",
+		"node/%s/firstboot", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void add_install(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b);
+	struct step *s;
+
+	put_str(b, p, "cluster", b->m->cluster.name);
+	put_u64(b, p, "manifest_version", b->m->version);
+	s = add(b, STEP_PHASE_INSTALL, STEP_BUNDLE_VERIFY, n->name, p, "Verifying the bundle signature",
+		"node/%s/bundle/verify", n->name);
+	if (s)
+		s->mf_node = n;
+	add_identify(b, n);
+	add_preflight(b, n);
+	add_disk_select(b, n);
+	add_disk_partition(b, n);
+	add_disk_lvm(b, n);
+	add_disk_filesystems(b, n);
+	add_rootfs(b, n);
+	add_config(b, n);
+	add_boot(b, n);
+}
+
+/* ---- first boot: cluster ------------------------------------------------ */
+
+static void add_cluster_formation(struct builder *b)
+{
+	const struct manifest *m = b->m;
+	const struct mf_node *f = b->first;
+	struct json_object *p = obj(b), *a;
+	char title[STEP_TITLE_MAX];
+	struct step *s;
+
+	put_str(b, p, "cluster", m->cluster.name);
+	put_ip(b, p, "link0", f->ip);
+	bfmt(b, title, sizeof(title), "Creating Proxmox cluster %s", m->cluster.name);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, f->name, p, title, "node/%s/cluster/create", f->name);
+	if (s)
+		s->mf_node = f;
+
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		const struct mf_node *n = &m->nodes[i];
+
+		if (n == f)
+			continue;
+		p = obj(b);
+		put_str(b, p, "cluster", m->cluster.name);
+		put_str(b, p, "via", f->name);
+		put_ip(b, p, "via_ip", f->ip);
+		put_ip(b, p, "link0", n->ip);
+		bfmt(b, title, sizeof(title), "Joining cluster %s", m->cluster.name);
+		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, n->name, p, title, "node/%s/cluster/join", n->name);
+		if (s)
+			s->mf_node = n;
+	}
+
+	p = obj(b);
+	a = arr(b);
+	for (size_t i = 0; i < m->n_nodes; i++)
+		push(b, a, str(b, m->nodes[i].name));
+	put(b, p, "nodes", a);
+	put_u64(b, p, "expected_votes", m->n_nodes);
+	bfmt(b, title, sizeof(title), "Waiting for quorum (%zu votes)", m->n_nodes);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, NULL, p, title, "cluster/quorum");
+
+	p = obj(b);
+	a = arr(b);
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		char name[320];
+
+		fqdn(b, m->nodes[i].name, name, sizeof(name));
+		push(b, a, str(b, name));
+	}
+	put(b, p, "nodes", a);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, NULL, p, "Updating the cluster's node certificates",
+	    "cluster/certificates");
+}
+
+static bool seen_storage(const struct plan *p, const char *name)
+{
+	char id[STEP_ID_MAX + 1];
+
+	snprintf(id, sizeof(id), "cluster/storage/%s", name);
+	return plan_find_step(p, id) != NULL;
+}
+
+static void add_storage_one(struct builder *b, const char *name)
+{
+	struct json_object *p, *a;
+	char title[STEP_TITLE_MAX];
+
+	if (!name || b->error < 0 || seen_storage(b->plan, name))
+		return;
+	p = obj(b);
+	a = arr(b);
+	put_str(b, p, "storage", name);
+	for (size_t i = 0; i < b->m->n_nodes; i++)
+		push(b, a, str(b, b->m->nodes[i].name));
+	put(b, p, "nodes", a);
+	bfmt(b, title, sizeof(title), "Checking storage %s on every node", name);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_STORAGE, NULL, p, title, "cluster/storage/%s", name);
+}
+
+/* Every storage a template or VM disk uses, in order of first use. */
+static void add_storage(struct builder *b)
+{
+	for (size_t i = 0; i < b->m->n_templates; i++)
+		add_storage_one(b, b->m->templates[i].storage);
+	for (size_t i = 0; i < b->m->n_vms; i++)
+		add_storage_one(b, b->m->vms[i].disk.storage);
+}
+
+static void add_templates(struct builder *b)
+{
+	for (size_t i = 0; i < b->m->n_templates; i++) {
+		const struct mf_template *t = &b->m->templates[i];
+		const struct mf_asset *a = manifest_find_asset(b->m, t->image);
+		struct json_object *p = obj(b);
+		char title[STEP_TITLE_MAX];
+		struct step *s;
+
+		put_u64(b, p, "vmid", t->vmid);
+		put_str(b, p, "name", t->name);
+		put_str(b, p, "node", t->target_node);
+		put_str(b, p, "storage", t->storage);
+		put_str(b, p, "image", t->image);
+		put_str(b, p, "file", a ? a->file : NULL);
+		bfmt(b, title, sizeof(title), "Creating template %s", t->name);
+		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s", t->name);
+		if (s)
+			s->mf_template = t;
+	}
+}
+
+static int expand(struct builder *b, const struct mf_vm_group *g, unsigned i, struct mf_vm *ret)
+{
+	int r = manifest_vm_expand(g, i, ret);
+
+	if (r < 0 && b->error >= 0)
+		b->error = plan_fail(r, "cannot expand VM %u of group \"%s\"", i + 1, g->id);
+	return r;
+}
+
+static void add_vm(struct builder *b, const struct mf_vm *vm)
+{
+	const struct mf_vm_group *g = vm->group;
+	struct json_object *p = obj(b), *disk = obj(b), *net = obj(b);
+	char title[STEP_TITLE_MAX];
+	struct step *s;
+
+	put_u64(b, p, "vmid", vm->vmid);
+	put_str(b, p, "name", vm->name);
+	put_str(b, p, "node", vm->target_node);
+	put_str(b, p, "group", g->id);
+	put_str(b, p, "clone", g->clone);
+	put_u64(b, p, "cores", g->cores);
+	put_u64(b, p, "sockets", g->sockets);
+	put_u64(b, p, "memory_mib", g->memory);
+	put_bool(b, p, "agent", g->agent);
+	put_u64(b, disk, "size_bytes", g->disk.size);
+	put_str(b, disk, "type", g->disk.type);
+	put_str(b, disk, "storage", g->disk.storage);
+	put(b, p, "disk", disk);
+	put_str(b, net, "model", g->network.model);
+	put_str(b, net, "bridge", g->network.bridge);
+	put(b, p, "network", net);
+	put_cidr(b, p, "ip", vm->ip, g->ipconfig0.prefix);
+	put_ip(b, p, "gateway", g->ipconfig0.gw);
+	bfmt(b, title, sizeof(title), "Creating VM %s", vm->name);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_VM, NULL, p, title, "cluster/vm/%s", vm->name);
+	if (s) {
+		s->vm = *vm;
+		s->has_vm = true;
+	}
+}
+
+static void add_vms(struct builder *b)
+{
+	for (size_t i = 0; i < b->m->n_vms && b->error >= 0; i++)
+		for (unsigned k = 0; k < b->m->vms[i].count && b->error >= 0; k++) {
+			struct mf_vm vm;
+
+			if (expand(b, &b->m->vms[i], k, &vm) >= 0)
+				add_vm(b, &vm);
+		}
+}
+
+/* ---- first boot: K3s, DNS, edge ----------------------------------------- */
+
+static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf_vm *vm, const struct mf_vm *init)
+{
+	const struct mf_k3s *k = &b->m->k3s;
+	struct json_object *p = obj(b);
+	char title[STEP_TITLE_MAX], url[48], ip[16];
+	const char *role = kind == STEP_K3S_AGENT ? "agent" : "server";
+	struct step *s;
+
+	put_str(b, p, "vm", vm->name);
+	put_ip(b, p, "ip", vm->ip);
+	put_str(b, p, "role", role);
+	put_str(b, p, "version", k->version);
+	if (kind == STEP_K3S_SERVER_INIT) {
+		put_str(b, p, "datastore", k->ha ? "embedded-etcd" : "sqlite");
+		put_bool(b, p, "cluster_init", k->ha);
+	} else {
+		fmt_ip(init->ip, ip);
+		bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
+		put_str(b, p, "server", url);
+	}
+	put_secret(b, p, "token", &k->token);
+	put_str(b, p, "airgap_binary", k->airgap.binary);
+	put_str(b, p, "airgap_images", k->airgap.images);
+	put_str(b, p, "install_script", k->airgap.install_script);
+	if (kind == STEP_K3S_SERVER_INIT)
+		bfmt(b, title, sizeof(title), "Initialising K3s server %s", vm->name);
+	else
+		bfmt(b, title, sizeof(title), "Joining K3s %s %s", role, vm->name);
+	s = add(b, STEP_PHASE_FIRSTBOOT, kind, NULL, p, title, "cluster/k3s/%s/%s", role, vm->name);
+	if (s) {
+		s->vm = *vm;
+		s->has_vm = true;
+	}
+}
+
+static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool servers, struct mf_vm *init,
+			   bool *have_init)
+{
+	for (size_t i = 0; i < n && b->error >= 0; i++) {
+		const struct mf_vm_group *g = manifest_find_vm_group(b->m, ids[i]);
+
+		if (!g) {
+			b->error = plan_fail(-EINVAL, "k3s: no VM group \"%s\"", ids[i]);
+			return;
+		}
+		for (unsigned k = 0; k < g->count && b->error >= 0; k++) {
+			struct mf_vm vm;
+
+			if (expand(b, g, k, &vm) < 0)
+				return;
+			if (servers && !*have_init) {
+				*init = vm;
+				*have_init = true;
+				add_k3s_node(b, STEP_K3S_SERVER_INIT, &vm, NULL);
+			} else
+				add_k3s_node(b, servers ? STEP_K3S_SERVER_JOIN : STEP_K3S_AGENT, &vm, init);
+		}
+	}
+}
+
+static void add_k3s(struct builder *b)
+{
+	const struct mf_k3s *k = &b->m->k3s;
+	struct mf_vm init = {};
+	bool have_init = false;
+
+	if (!k->present)
+		return;
+	add_k3s_groups(b, k->servers, k->n_servers, true, &init, &have_init);
+	if (!have_init && b->error >= 0) {
+		b->error = plan_fail(-EINVAL, "k3s: no server VM");
+		return;
+	}
+	add_k3s_groups(b, k->agents, k->n_agents, false, &init, &have_init);
+}
+
+static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)
+{
+	int r = name ? manifest_find_vm(b->m, name, ret) : -ENOENT;
+
+	if (r < 0 && b->error >= 0)
+		b->error = plan_fail(-EINVAL, "dns: no VM named \"%s\"", name ? name : "(none)");
+	return r;
+}
+
+static void add_dns_server(struct builder *b, const struct mf_vm *vm, const char *role)
+{
+	struct json_object *p = obj(b);
+	char title[STEP_TITLE_MAX];
+	struct step *s;
+
+	put_str(b, p, "vm", vm->name);
+	put_ip(b, p, "ip", vm->ip);
+	put_str(b, p, "role", role);
+	put_secret(b, p, "admin_password", &b->m->dns.admin_password);
+	bfmt(b, title, sizeof(title), "Installing Technitium DNS on %s", vm->name);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SERVER, NULL, p, title, "cluster/dns/server/%s", vm->name);
+	if (s) {
+		s->vm = *vm;
+		s->has_vm = true;
+	}
+}
+
+static void add_record(struct builder *b, const char *name, const char *type, const char *value)
+{
+	const char *zone = b->m->dns.zone;
+	struct json_object *p = obj(b);
+	char title[STEP_TITLE_MAX], full[320];
+
+	if (streq(name, "@"))
+		bfmt(b, full, sizeof(full), "%s", zone);
+	else
+		bfmt(b, full, sizeof(full), "%s.%s", name, zone);
+	put_str(b, p, "zone", zone);
+	put_str(b, p, "name", full);
+	put_str(b, p, "type", type);
+	put_str(b, p, "value", value);
+	bfmt(b, title, sizeof(title), "Adding DNS record %s %s %s", full, type, value);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_RECORD, NULL, p, title, "cluster/dns/record/%s/%s", full, type);
+}
+
+static void add_dns_records(struct builder *b)
+{
+	const struct mf_dns *d = &b->m->dns;
+	char ip[16];
+
+	if (d->wildcard) {
+		if (streq(d->wildcard, "edge")) {
+			fmt_ip(b->m->edge.ip, ip);
+			add_record(b, "*", "A", ip);
+		} else
+			add_record(b, "*", "A", d->wildcard);
+	}
+	if (d->node_records)
+		for (size_t i = 0; i < b->m->n_nodes; i++) {
+			fmt_ip(b->m->nodes[i].ip, ip);
+			add_record(b, b->m->nodes[i].name, "A", ip);
+		}
+	for (size_t i = 0; i < d->n_records; i++)
+		add_record(b, d->records[i].name, d->records[i].type, d->records[i].value);
+}
+
+static const char *proto_name(enum mf_dns_proto p)
+{
+	static const char *const names[] = {
+		[MF_DNS_UDP] = "udp",
+		[MF_DNS_TCP] = "tcp",
+		[MF_DNS_TLS] = "tls",
+		[MF_DNS_HTTPS] = "https",
+	};
+	return (unsigned)p < ELEMENTSOF(names) ? names[p] : "?";
+}
+
+static void add_dns(struct builder *b)
+{
+	const struct mf_dns *d = &b->m->dns;
+	struct mf_vm primary, secondary;
+	struct json_object *p, *a;
+	char title[STEP_TITLE_MAX];
+
+	if (!d->present || find_vm(b, d->primary, &primary) < 0)
+		return;
+	if (d->secondary && find_vm(b, d->secondary, &secondary) < 0)
+		return;
+	add_dns_server(b, &primary, "primary");
+	if (d->secondary)
+		add_dns_server(b, &secondary, "secondary");
+
+	p = obj(b);
+	put_str(b, p, "zone", d->zone);
+	put_str(b, p, "primary", primary.name);
+	put_ip(b, p, "primary_ip", primary.ip);
+	bfmt(b, title, sizeof(title), "Creating DNS zone %s", d->zone);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_ZONE, NULL, p, title, "cluster/dns/zone/%s", d->zone);
+	add_dns_records(b);
+
+	if (d->n_forwarders > 0) {
+		p = obj(b);
+		a = arr(b);
+		for (size_t i = 0; i < d->n_forwarders; i++) {
+			struct json_object *f = obj(b);
+
+			put_str(b, f, "address", d->forwarders[i].address);
+			put_str(b, f, "protocol", proto_name(d->forwarders[i].protocol));
+			put_str(b, f, "name", d->forwarders[i].name);
+			push(b, a, f);
+		}
+		put_str(b, p, "server", primary.name);
+		put(b, p, "forwarders", a);
+		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_FORWARDERS, NULL, p, "Setting the DNS forwarders",
+		    "cluster/dns/forwarders");
+	}
+	if (d->secondary) {
+		p = obj(b);
+		put_str(b, p, "zone", d->zone);
+		put_str(b, p, "secondary", secondary.name);
+		put_ip(b, p, "secondary_ip", secondary.ip);
+		put_ip(b, p, "primary_ip", primary.ip);
+		bfmt(b, title, sizeof(title), "Making %s a secondary for %s", secondary.name, d->zone);
+		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SECONDARY, NULL, p, title, "cluster/dns/secondary/%s",
+		    secondary.name);
+	}
+}
+
+static void add_edge(struct builder *b)
+{
+	const struct mf_edge *e = &b->m->edge;
+	const char *domain = b->m->dns.present ? b->m->dns.zone : b->m->cluster.domain;
+	struct json_object *p, *a, *acme;
+	char title[STEP_TITLE_MAX], ip[16], wild[320];
+
+	if (!e->present)
+		return;
+	fmt_ip(e->ip, ip);
+	p = obj(b);
+	put_str(b, p, "ip", ip);
+	put_str(b, p, "dashboard_host", e->dashboard_host);
+	bfmt(b, title, sizeof(title), "Deploying the Traefik edge on %s", ip);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_TRAEFIK, NULL, p, title, "cluster/edge/traefik");
+
+	p = obj(b);
+	a = arr(b);
+	bfmt(b, wild, sizeof(wild), "*.%s", domain ? domain : "?");
+	push(b, a, str(b, wild));
+	push(b, a, str(b, domain));
+	put_str(b, p, "mode", e->cert == MF_CERT_ACME_DNS01 ? "acme-dns01" : "internal-ca");
+	put(b, p, "domains", a);
+	if (e->cert == MF_CERT_ACME_DNS01) {
+		acme = obj(b);
+		put_str(b, acme, "email", e->acme.email);
+		put_str(b, acme, "server", e->acme.server);
+		put_str(b, acme, "provider", e->acme.provider);
+		put_secret(b, acme, "credentials", &e->acme.credentials);
+		put(b, p, "acme", acme);
+	}
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_CERTS, NULL, p, "Issuing the edge certificates",
+	    "cluster/edge/certificates");
+}
+
+static void add_verify(struct builder *b)
+{
+	const struct manifest *m = b->m;
+	struct json_object *p = obj(b), *a = arr(b);
+	size_t n_vms = 0;
+
+	for (size_t i = 0; i < m->n_vms; i++)
+		n_vms += m->vms[i].count;
+	push(b, a, str(b, "quorum"));
+	push(b, a, str(b, "vms-running"));
+	if (m->k3s.present)
+		push(b, a, str(b, "k3s-nodes-ready"));
+	if (m->dns.present)
+		push(b, a, str(b, "dns-resolves"));
+	if (m->edge.present)
+		push(b, a, str(b, "edge-https"));
+	put(b, p, "checks", a);
+	put_u64(b, p, "nodes", m->n_nodes);
+	put_u64(b, p, "vms", n_vms);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_VERIFY, NULL, p, "Verifying the cluster end to end", "cluster/verify");
+}
+
+/* ---- the whole plan ----------------------------------------------------- */
+
+static const struct mf_node *find_first(const struct manifest *m)
+{
+	for (size_t i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].role == MF_ROLE_FIRST)
+			return &m->nodes[i];
+	return NULL;
+}
+
+/* Keep only the steps `node` runs, preserving order. */
+static void filter(struct plan *p, const char *node)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->n_steps; i++) {
+		if (plan_step_runs_on(p, &p->steps[i], node))
+			p->steps[k++] = p->steps[i];
+		else
+			step_done(&p->steps[i]);
+	}
+	p->n_steps = k;
+}
+
+int plan_build(const struct manifest *m, const char *node, struct plan **ret)
+{
+	struct builder b = { .m = m };
+
+	plan_clear_error();
+	if (node && !manifest_find_node(m, node))
+		return plan_fail(-ENOENT, "no node \"%s\" in the manifest", node);
+	b.first = find_first(m);
+	if (!b.first)
+		return plan_fail(-EINVAL, "no node has role \"first\"");
+	b.plan = plan_new(m, node);
+	if (!b.plan)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < m->n_nodes; i++)
+		add_install(&b, &m->nodes[i]);
+	add_cluster_formation(&b);
+	add_storage(&b);
+	add_templates(&b);
+	add_vms(&b);
+	add_k3s(&b);
+	add_dns(&b);
+	add_edge(&b);
+	add_verify(&b);
+
+	if (b.error < 0) {
+		plan_free(b.plan);
+		return b.error;
+	}
+	if (node)
+		filter(b.plan, node);
+	*ret = b.plan;
+	return 0;
+}

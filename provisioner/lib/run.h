@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.h — the context every step's check()/apply() receives.
+ *
+ * The verb (install, firstboot) sets it up: run_ctx_init(), then fills in
+ * the manifest, node, journal and the subsystem slots it needs; it owns
+ * everything it puts in and frees it after run_ctx_done(). The engine
+ * (step.c) only uses manifest, journal, dry_run, ops, progress, result,
+ * error and failed_step.
+ *
+ * Subsystem slots: each module that implements step kinds owns one slot's
+ * type and lifetime (documented next to it). A module that needs a new slot
+ * adds a field here — add, never repurpose.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "manifest.h"
+#include "step.h"
+
+struct journal;
+struct json_object;
+
+#define RUN_ERROR_MAX 512
+
+struct run_ctx {
+	const struct manifest *manifest; /* borrowed */
+	const char *node;                /* the node this run executes on; NULL in tests/plan */
+	const char *root;                /* where the target system is: "/mnt/target" in install, "/" in firstboot */
+	struct journal *journal;         /* borrowed; NULL = nothing recorded or remembered */
+	bool dry_run;                    /* check() only: never apply(), never append */
+
+	/* Ops per kind; NULL = the build's step_ops_table. Tests point it at fakes. */
+	const struct step_ops *const *ops;
+
+	/* Progress callback (may be NULL) and its data. */
+	void (*progress)(const struct step_progress *p, void *userdata);
+	void *userdata;
+
+	/* Subsystem slots, owned by the verb; the module defines the type. */
+	void *bundle;  /* bundle: the verified, extracted bundle */
+	void *disk;    /* disk: the selected, locked target disk */
+	void *pve;     /* pve: the Proxmox API client */
+	void *k3s;     /* k3s: client / SSH session to the K3s VMs */
+	void *dns;     /* technitium: the DNS API client */
+	void *edge;    /* edge: Traefik / certificates */
+	void *secrets; /* bundle: the decrypted secrets (never logged) */
+
+	/* Engine-managed, per step. */
+	struct json_object *result;  /* set by apply() via run_ctx_set_result(); recorded in the journal */
+	char error[RUN_ERROR_MAX];   /* why the current step failed; first error wins */
+	const struct step *failed_step; /* set when step_run() fails */
+};
+
+void run_ctx_init(struct run_ctx *ctx);
+/* Drops a pending result; does not touch the borrowed pointers or slots. */
+void run_ctx_done(struct run_ctx *ctx);
+
+/* Record why a step failed (first call wins until the engine clears it).
+ * Returns -err... convenience: `return run_ctx_error(ctx, -EIO, "...")`. */
+int run_ctx_error(struct run_ctx *ctx, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Hand a result object to the engine for the journal record (takes the
+ * reference; replaces a previous one). NULL clears it. */
+void run_ctx_set_result(struct run_ctx *ctx, struct json_object *result);

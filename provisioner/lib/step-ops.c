@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * step-ops.c — which module implements which step kind in this build.
+ *
+ * One line per kind. A module that implements a kind defines
+ * `const struct step_ops foo_ops` (declared in its own header), includes
+ * that header below and changes its kind's line from NULL to &foo_ops.
+ * Lines stay one per kind, separated by blank lines between subsystems, so
+ * parallel branches edit different lines. NULL means "not implemented in
+ * this build": the engine stops there and says so.
+ */
+#include "step.h"
+#include "cluster.h"
+
+const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
+	[STEP_BUNDLE_VERIFY] = NULL,     /* bundle */
+
+	[STEP_NODE_IDENTIFY] = NULL,     /* install: node identity */
+
+	[STEP_PREFLIGHT] = NULL,         /* install: pre-flight */
+
+	[STEP_DISK_SELECT] = NULL,       /* disk */
+
+	[STEP_DISK_PARTITION] = NULL,    /* disk */
+
+	[STEP_DISK_LVM] = NULL,          /* disk */
+
+	[STEP_DISK_FILESYSTEMS] = NULL,  /* disk */
+
+	[STEP_ROOTFS_EXTRACT] = NULL,    /* install: rootfs */
+
+	[STEP_CONFIG_HOSTNAME] = NULL,   /* install: configure */
+
+	[STEP_CONFIG_HOSTS] = NULL,      /* install: configure */
+
+	[STEP_CONFIG_NETWORK] = NULL,    /* install: configure */
+
+	[STEP_CONFIG_USERS] = NULL,      /* install: configure */
+
+	[STEP_CONFIG_TIMEZONE] = NULL,   /* install: configure */
+
+	[STEP_BOOTLOADER] = NULL,        /* install: boot loader */
+
+	[STEP_FIRSTBOOT_INSTALL] = NULL, /* install: firstboot unit */
+
+	[STEP_CLUSTER_CREATE] = &cluster_create_ops, /* pve */
+
+	[STEP_CLUSTER_JOIN] = &cluster_join_ops, /* pve */
+
+	[STEP_CLUSTER_QUORUM] = &cluster_quorum_ops, /* pve */
+
+	[STEP_CLUSTER_CERTS] = &cluster_certs_ops, /* pve */
+
+	[STEP_STORAGE] = NULL,           /* pve */
+
+	[STEP_TEMPLATE] = NULL,          /* pve */
+
+	[STEP_VM] = NULL,                /* pve */
+
+	[STEP_K3S_SERVER_INIT] = NULL,   /* k3s */
+
+	[STEP_K3S_SERVER_JOIN] = NULL,   /* k3s */
+
+	[STEP_K3S_AGENT] = NULL,         /* k3s */
+
+	[STEP_DNS_SERVER] = NULL,        /* dns */
+
+	[STEP_DNS_ZONE] = NULL,          /* dns */
+
+	[STEP_DNS_RECORD] = NULL,        /* dns */
+
+	[STEP_DNS_FORWARDERS] = NULL,    /* dns */
+
+	[STEP_DNS_SECONDARY] = NULL,     /* dns */
+
+	[STEP_EDGE_TRAEFIK] = NULL,      /* edge */
+
+	[STEP_EDGE_CERTS] = NULL,        /* edge */
+
+	[STEP_VERIFY] = NULL,            /* verify */
+};

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * step.h — the step engine: the one runner for `install` and `firstboot`.
+ *
+ * A plan (plan.h) is an ordered list of steps. Each step has a stable id
+ * ("node/devops-node-01/disk/partition", "cluster/vm/devops-k3s-worker-01"),
+ * a kind, and parameters (a json-c object) that are both what `plan` prints
+ * and what the journal hashes to notice a changed manifest. What a step
+ * does is bound per KIND through the ops table (step-ops.c): a read-only
+ * check() ("already done?") and an apply().
+ *
+ * step_run() walks the plan in order:
+ *   journal has the id with the same params hash -> check(); done: skip,
+ *                                                   not done any more: apply
+ *   otherwise                                    -> check(); done: record, skip
+ *   apply -> check() again (must now say done, or the step failed: an apply
+ *   that does not converge is an error) -> append to the journal.
+ * It stops at the first failure (ctx->failed_step, ctx->error say which and
+ * why); a re-run resumes, because done steps are skipped.
+ *
+ * Adding a kind: append it to enum step_kind (before _STEP_KIND_MAX) and to
+ * the name table in step.c; ids and names are stable (they are in journals).
+ * Implementing a kind: define a `const struct step_ops` in your module and
+ * set its line in step-ops.c. A kind without ops stops the engine with
+ * "step KIND is not implemented in this build" — never a fake success.
+ *
+ * docs/plan.md lists every step, its id and its parameters.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+
+struct json_object;
+struct run_ctx;
+
+enum step_phase {
+	STEP_PHASE_INSTALL,   /* from the boot image, onto the target disk */
+	STEP_PHASE_FIRSTBOOT, /* on the installed node, first boot */
+	_STEP_PHASE_MAX,
+	STEP_PHASE_ANY = -1,  /* for step_run(): every phase */
+};
+
+const char *step_phase_to_string(enum step_phase p);
+int step_phase_from_string(const char *s); /* enum value, or -EINVAL */
+
+/* Names (step_kind_to_string) are stable: they appear in journals and JSON. */
+enum step_kind {
+	/* install phase, per node */
+	STEP_BUNDLE_VERIFY,       /* "bundle-verify" */
+	STEP_NODE_IDENTIFY,       /* "node-identify" */
+	STEP_PREFLIGHT,           /* "preflight" */
+	STEP_DISK_SELECT,         /* "disk-select" */
+	STEP_DISK_PARTITION,      /* "disk-partition" */
+	STEP_DISK_LVM,            /* "disk-lvm" */
+	STEP_DISK_FILESYSTEMS,    /* "disk-filesystems" */
+	STEP_ROOTFS_EXTRACT,      /* "rootfs-extract" */
+	STEP_CONFIG_HOSTNAME,     /* "config-hostname" */
+	STEP_CONFIG_HOSTS,        /* "config-hosts" */
+	STEP_CONFIG_NETWORK,      /* "config-network" */
+	STEP_CONFIG_USERS,        /* "config-users" */
+	STEP_CONFIG_TIMEZONE,     /* "config-timezone" */
+	STEP_BOOTLOADER,          /* "bootloader" */
+	STEP_FIRSTBOOT_INSTALL,   /* "firstboot-install" */
+	/* first-boot phase */
+	STEP_CLUSTER_CREATE,      /* "cluster-create" */
+	STEP_CLUSTER_JOIN,        /* "cluster-join" */
+	STEP_CLUSTER_QUORUM,      /* "cluster-quorum" */
+	STEP_CLUSTER_CERTS,       /* "cluster-certs" */
+	STEP_STORAGE,             /* "storage" */
+	STEP_TEMPLATE,            /* "template" */
+	STEP_VM,                  /* "vm" */
+	STEP_K3S_SERVER_INIT,     /* "k3s-server-init" */
+	STEP_K3S_SERVER_JOIN,     /* "k3s-server-join" */
+	STEP_K3S_AGENT,           /* "k3s-agent" */
+	STEP_DNS_SERVER,          /* "dns-server" */
+	STEP_DNS_ZONE,            /* "dns-zone" */
+	STEP_DNS_RECORD,          /* "dns-record" */
+	STEP_DNS_FORWARDERS,      /* "dns-forwarders" */
+	STEP_DNS_SECONDARY,       /* "dns-secondary" */
+	STEP_EDGE_TRAEFIK,        /* "edge-traefik" */
+	STEP_EDGE_CERTS,          /* "edge-certs" */
+	STEP_VERIFY,              /* "verify" */
+	_STEP_KIND_MAX,
+};
+
+const char *step_kind_to_string(enum step_kind k);
+int step_kind_from_string(const char *s); /* enum value, or -EINVAL */
+
+#define STEP_ID_MAX 256     /* bytes, without the NUL */
+#define STEP_TITLE_MAX 256
+#define STEP_HASH_HEX 64    /* SHA-256 of the canonical params JSON */
+
+struct step {
+	char *id;    /* stable key, see docs/plan.md; unique within a plan */
+	char *title; /* gerund, for progress: "Creating VM devops-k3s-worker-01" */
+	enum step_phase phase;
+	enum step_kind kind;
+	char *node;  /* the node that runs it; NULL = cluster-wide, run by the `first` node */
+	struct json_object *params; /* owned; never NULL (an empty object at least) */
+	char params_hash[STEP_HASH_HEX + 1];
+
+	/* Typed references for the ops, borrowed from the plan's manifest; set
+	 * where they apply, NULL otherwise. */
+	const struct mf_node *mf_node;         /* the node a node/... step is about */
+	const struct mf_template *mf_template; /* STEP_TEMPLATE */
+	struct mf_vm vm;                       /* STEP_VM, STEP_K3S_*, STEP_DNS_SERVER/SECONDARY */
+	bool has_vm;
+};
+
+/* Parameter accessors for ops (NULL / -ENOENT when absent). */
+const char *step_param_string(const struct step *s, const char *key);
+int step_param_u64(const struct step *s, const char *key, uint64_t *ret);
+
+/*
+ * What a kind does. Both return 0 or -errno; on failure they explain in
+ * ctx->error via run_ctx_error(). check() must not change anything (it also
+ * runs in dry-run mode). apply() may leave a small result for the journal
+ * (a partition UUID, a VM's MAC) with run_ctx_set_result().
+ */
+struct step_ops {
+	int (*check)(struct run_ctx *ctx, const struct step *s, bool *ret_done);
+	int (*apply)(struct run_ctx *ctx, const struct step *s);
+};
+
+/* The build's registry (step-ops.c): one entry per kind, NULL = not implemented. */
+extern const struct step_ops *const step_ops_table[_STEP_KIND_MAX];
+
+/* Progress, reported through ctx->progress; the verb prints it. */
+enum step_event {
+	STEP_EVENT_BEGIN,           /* about to look at the step */
+	STEP_EVENT_SKIP_JOURNAL,    /* journal says done, check() confirms */
+	STEP_EVENT_FOUND_DONE,      /* not in the journal, check() says already done: recorded */
+	STEP_EVENT_REAPPLY,         /* journal says done but check() says no longer done */
+	STEP_EVENT_PARAMS_CHANGED,  /* journal has the id with another params hash */
+	STEP_EVENT_APPLY,           /* apply() starts */
+	STEP_EVENT_APPLIED,         /* applied, converged, recorded */
+	STEP_EVENT_WOULD_APPLY,     /* dry run: check() says not done */
+	STEP_EVENT_FAILED,          /* stopped here; ctx->error says why */
+	_STEP_EVENT_MAX,
+};
+
+const char *step_event_to_string(enum step_event e);
+
+
+struct step_progress {
+	const struct step *step;
+	size_t index, total;  /* 1-based position among the steps this run looks at */
+	enum step_event event;
+	uint64_t elapsed_usec; /* for APPLIED, FOUND_DONE, SKIP_JOURNAL, FAILED: since BEGIN */
+	int error;             /* for FAILED: the -errno */
+	const char *message;   /* for FAILED: ctx->error */
+};
+
+/*
+ * The progress line, piece by piece, for verbs to print as events arrive:
+ *   BEGIN        "[3/17] Creating VM devops-k3s-worker-01 ... "
+ *   PARAMS_CHANGED "(parameters changed) ", REAPPLY "(no longer done) ", APPLY ""
+ *   APPLIED      "done (2.1s)\n"        FOUND_DONE "already done\n"
+ *   SKIP_JOURNAL "done earlier\n"      WOULD_APPLY "would apply\n"
+ *   FAILED       "FAILED (0.3s)\n"  (the verb then prints ctx->error)
+ * Returns the length written (truncated to size), or -EINVAL.
+ */
+int step_progress_format(const struct step_progress *p, char *buf, size_t size);
+
+/*
+ * Run the steps of `phase` (or STEP_PHASE_ANY) of plan, in order. Returns 0
+ * when every step is done, or the first failure's -errno with
+ * ctx->failed_step and ctx->error set:
+ *   -EOPNOTSUPP  the kind has no ops in this build
+ *   -EPROTO      apply() returned 0 but check() still says not done
+ *   anything a check()/apply()/journal append returned.
+ * The plan must have been built for ctx->node (plan_build(m, node, ...)) so
+ * that it holds exactly the steps this machine runs.
+ */
+struct plan;
+int step_run(struct run_ctx *ctx, const struct plan *plan, enum step_phase phase);
+
+/* Compute s->params_hash from s->params (plan.c calls it for every step). */
+int step_hash_params(struct step *s);
+
+void step_done(struct step *s);

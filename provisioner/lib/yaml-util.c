@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "util.h"
+#include "yaml-util.h"
+
+#define YAML_DEPTH_CAP 64
+
+struct builder {
+	const struct yaml_limits *limits;
+	struct diags *diags;
+	struct ynode *stack[YAML_DEPTH_CAP + 1];
+	size_t depth, nodes;
+	struct ynode *root;
+	bool bad;  /* a diagnostic was added: the tree is not decoded */
+	bool stop; /* a hard limit was hit: stop reading events */
+};
+
+struct ynode *ynode_free(struct ynode *n)
+{
+	if (!n)
+		return NULL;
+	for (size_t i = 0; i < n->n_keys; i++)
+		ynode_free(n->keys[i]);
+	for (size_t i = 0; i < n->n; i++)
+		ynode_free(n->items[i]);
+	free(n->keys);
+	free(n->items);
+	free(n->value);
+	free(n);
+	return NULL;
+}
+
+DEFINE_FREE_FUNC(struct ynode, ynode_free)
+
+bool ynode_is_null(const struct ynode *n)
+{
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+
+	if (!n || n->kind != YNODE_SCALAR || !n->plain)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(nulls); i++)
+		if (streq(n->value, nulls[i]))
+			return true;
+	return false;
+}
+
+const char *ynode_kind_name(const struct ynode *n)
+{
+	if (!n)
+		return "nothing";
+	switch (n->kind) {
+	case YNODE_MAPPING:
+		return "a mapping";
+	case YNODE_SEQUENCE:
+		return "a list";
+	default:
+		return ynode_is_null(n) ? "null" : "a scalar";
+	}
+}
+
+static void berror(struct builder *b, const yaml_mark_t *m, const char *msg)
+{
+	b->bad = true;
+	(void)diags_add(b->diags, DIAG_ERROR, (unsigned)m->line + 1, (unsigned)m->column + 1, "", "%s", msg);
+}
+
+static int push_ptr(struct ynode ***arr, size_t n, size_t *cap, struct ynode *child)
+{
+	if (n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4;
+		struct ynode **p = reallocarray(*arr, ncap, sizeof(**arr));
+
+		if (!p)
+			return -ENOMEM;
+		*arr = p;
+		*cap = ncap;
+	}
+	(*arr)[n] = child;
+	return 0;
+}
+
+static bool key_is_duplicate(const struct ynode *map, const struct ynode *key)
+{
+	for (size_t i = 0; i < map->n_keys; i++) {
+		const struct ynode *k = map->keys[i];
+
+		if (k->kind == YNODE_SCALAR && k->len == key->len && memcmp(k->value, key->value, k->len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Attach a new node to the container on top of the stack (or make it the
+ * root). Takes ownership of child in every case. */
+static int attach(struct builder *b, struct ynode *child, const yaml_mark_t *m)
+{
+	_cleanup_(ynode_freep) struct ynode *c = child;
+	struct ynode *parent;
+	int r;
+
+	if (++b->nodes > b->limits->max_nodes) {
+		berror(b, m, "too many YAML nodes (limit reached)");
+		b->stop = true;
+		return 0;
+	}
+	if (b->depth == 0) {
+		b->root = TAKE_PTR(c);
+		return 0;
+	}
+	parent = b->stack[b->depth - 1];
+	if (parent->kind == YNODE_SEQUENCE) {
+		r = push_ptr(&parent->items, parent->n, &parent->cap, c);
+		if (r < 0)
+			return r;
+		parent->n++;
+		TAKE_PTR(c);
+		return 0;
+	}
+	if (parent->n_keys == parent->n) {
+		/* A key: the keys array grows in step with items, so its capacity
+		 * is tracked by items' capacity plus one spare slot. */
+		struct ynode **p = reallocarray(parent->keys, parent->n_keys + 1, sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		parent->keys = p;
+		if (c->kind != YNODE_SCALAR)
+			berror(b, m, "mapping keys must be plain scalars");
+		else if (c->plain && streq(c->value, "<<"))
+			berror(b, m, "merge keys (<<) are not allowed");
+		else if (key_is_duplicate(parent, c)) {
+			b->bad = true;
+			(void)diags_add(b->diags, DIAG_ERROR, c->line, c->column, "", "duplicate key '%s'", c->value);
+		}
+		parent->keys[parent->n_keys++] = TAKE_PTR(c);
+		return 0;
+	}
+	r = push_ptr(&parent->items, parent->n, &parent->cap, c);
+	if (r < 0)
+		return r;
+	parent->n++;
+	TAKE_PTR(c);
+	return 0;
+}
+
+static struct ynode *node_new(enum ynode_kind kind, const yaml_mark_t *m)
+{
+	struct ynode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->line = (unsigned)m->line + 1;
+	n->column = (unsigned)m->column + 1;
+	return n;
+}
+
+static int on_scalar(struct builder *b, const yaml_event_t *e)
+{
+	struct ynode *n;
+
+	if (e->data.scalar.anchor)
+		berror(b, &e->start_mark, "anchors (&) are not allowed");
+	if (e->data.scalar.tag)
+		berror(b, &e->start_mark, "tags (!) are not allowed");
+	if (memchr(e->data.scalar.value, 0, e->data.scalar.length))
+		berror(b, &e->start_mark, "a NUL character is not allowed");
+	n = node_new(YNODE_SCALAR, &e->start_mark);
+	if (!n)
+		return -ENOMEM;
+	n->value = strndup((const char *)e->data.scalar.value, e->data.scalar.length);
+	if (!n->value) {
+		ynode_free(n);
+		return -ENOMEM;
+	}
+	n->len = strlen(n->value);
+	n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	return attach(b, n, &e->start_mark);
+}
+
+static int on_start(struct builder *b, const yaml_event_t *e, enum ynode_kind kind)
+{
+	const yaml_char_t *anchor = kind == YNODE_MAPPING ? e->data.mapping_start.anchor : e->data.sequence_start.anchor;
+	const yaml_char_t *tag = kind == YNODE_MAPPING ? e->data.mapping_start.tag : e->data.sequence_start.tag;
+	struct ynode *n;
+	int r;
+
+	if (anchor)
+		berror(b, &e->start_mark, "anchors (&) are not allowed");
+	if (tag)
+		berror(b, &e->start_mark, "tags (!) are not allowed");
+	if (b->depth >= b->limits->max_depth || b->depth >= YAML_DEPTH_CAP) {
+		berror(b, &e->start_mark, "nesting is too deep (limit reached)");
+		b->stop = true;
+		return 0;
+	}
+	n = node_new(kind, &e->start_mark);
+	if (!n)
+		return -ENOMEM;
+	r = attach(b, n, &e->start_mark);
+	if (r < 0 || b->stop)
+		return r;
+	b->stack[b->depth++] = n;
+	return 0;
+}
+
+static int on_event(struct builder *b, const yaml_event_t *e, unsigned *docs)
+{
+	switch (e->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (++*docs > 1) {
+			berror(b, &e->start_mark, "only one YAML document is allowed");
+			b->stop = true;
+		}
+		return 0;
+	case YAML_ALIAS_EVENT: {
+		/* Stand a null in for it, so a mapping's keys and values stay
+		 * paired and later problems are still found. */
+		struct ynode *n = node_new(YNODE_SCALAR, &e->start_mark);
+
+		berror(b, &e->start_mark, "aliases (*) are not allowed");
+		if (!n || !(n->value = strdup(""))) {
+			ynode_free(n);
+			return -ENOMEM;
+		}
+		n->plain = true;
+		return attach(b, n, &e->start_mark);
+	}
+	case YAML_SCALAR_EVENT:
+		return on_scalar(b, e);
+	case YAML_MAPPING_START_EVENT:
+		return on_start(b, e, YNODE_MAPPING);
+	case YAML_SEQUENCE_START_EVENT:
+		return on_start(b, e, YNODE_SEQUENCE);
+	case YAML_MAPPING_END_EVENT:
+	case YAML_SEQUENCE_END_EVENT:
+		if (b->depth > 0)
+			b->depth--;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void syntax_error(struct builder *b, const yaml_parser_t *p)
+{
+	const yaml_mark_t *m = &p->problem_mark;
+	char msg[256];
+
+	if (p->error == YAML_MEMORY_ERROR) {
+		berror(b, m, "out of memory while parsing YAML");
+		return;
+	}
+	if (p->context)
+		snprintf(msg, sizeof(msg), "YAML syntax error: %s %s", p->problem ? p->problem : "error", p->context);
+	else
+		snprintf(msg, sizeof(msg), "YAML syntax error: %s", p->problem ? p->problem : "error");
+	b->bad = true;
+	(void)diags_add(b->diags, DIAG_ERROR, (unsigned)m->line + 1, (unsigned)m->column + 1, "", "%s", msg);
+}
+
+int yaml_tree_parse(const char *data, size_t size, const struct yaml_limits *limits, struct diags *diags,
+		    struct ynode **ret)
+{
+	struct builder b = { .limits = limits, .diags = diags };
+	yaml_parser_t parser;
+	unsigned docs = 0;
+	int r = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)data, size);
+	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+	for (;;) {
+		yaml_event_t e;
+		bool end;
+
+		if (!yaml_parser_parse(&parser, &e)) {
+			syntax_error(&b, &parser);
+			break;
+		}
+		end = e.type == YAML_STREAM_END_EVENT;
+		r = on_event(&b, &e, &docs);
+		yaml_event_delete(&e);
+		if (r < 0 || end || b.stop)
+			break;
+	}
+	yaml_parser_delete(&parser);
+	if (r < 0 || b.bad) {
+		ynode_free(b.root);
+		return r < 0 ? r : -EINVAL;
+	}
+	*ret = b.root;
+	return 0;
+}

@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-firstboot.c — `devopslab firstboot`: the first-boot phase on one node.
+ * Today it forms the Proxmox cluster (cluster.h); later issues add storage,
+ * templates and VMs as further steps of the same plan.
+ *
+ *   devopslab firstboot (--bundle B --pubkey P | --manifest M) --node NAME
+ *       [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]...
+ *       [--ca FILE] [--password-file FILE] [timing options]
+ *
+ * Trust: a node is trusted by its pinned certificate fingerprint
+ * (--fingerprint) or by the cluster CA (--ca); never on first use. The root
+ * password comes from --password-file until the bundle's secrets API lands.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+
+#include "cluster.h"
+#include "journal.h"
+#include "log.h"
+#include "manifest.h"
+#include "plan.h"
+#include "run.h"
+#include "step.h"
+#include "util.h"
+#include "verbs.h"
+
+#define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
+
+struct fb_opts {
+	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
+	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
+	size_t n_api;
+	const char *fps[CLUSTER_MAX_NODES];   /* "NODE=FP" */
+	size_t n_fps;
+	uint64_t wait_first_ms, wait_quorum_ms, wait_turn_ms, poll_ms, task_poll_ms, timeout_ms, retry_base_ms;
+	uint64_t seed;
+	unsigned attempts;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: devopslab firstboot (--bundle B --pubkey P | --manifest M) --node NAME\n"
+		   "         [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]]\n"
+		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
+		   "         [--wait-turn SEC]"
+		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
+		   "         [--attempts N] [--seed N]\n");
+}
+
+static int parse_u64(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > UINT64_MAX / 1000)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_args(int argc, char *argv[], struct fb_opts *o)
+{
+	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
+	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT };
+	static const struct option options[] = {
+		{ "manifest", required_argument, NULL, O_MANIFEST },
+		{ "bundle", required_argument, NULL, O_BUNDLE },
+		{ "pubkey", required_argument, NULL, O_PUBKEY },
+		{ "node", required_argument, NULL, O_NODE },
+		{ "journal", required_argument, NULL, O_JOURNAL },
+		{ "api", required_argument, NULL, O_API },
+		{ "fingerprint", required_argument, NULL, O_FP },
+		{ "ca", required_argument, NULL, O_CA },
+		{ "ca-key", required_argument, NULL, O_CAKEY },
+		{ "local-cert", required_argument, NULL, O_LOCALCERT },
+		{ "password-file", required_argument, NULL, O_PW },
+		{ "wait-first", required_argument, NULL, O_WFIRST },
+		{ "wait-quorum", required_argument, NULL, O_WQUORUM },
+		{ "wait-turn", required_argument, NULL, O_WTURN },
+		{ "poll-ms", required_argument, NULL, O_POLL },
+		{ "task-poll-ms", required_argument, NULL, O_TPOLL },
+		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+		{ "retry-base-ms", required_argument, NULL, O_RETRY },
+		{ "attempts", required_argument, NULL, O_ATTEMPTS },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		int r = 0;
+
+		switch (c) {
+		case O_MANIFEST: o->manifest = optarg; break;
+		case O_BUNDLE: o->bundle = optarg; break;
+		case O_PUBKEY: o->pubkey = optarg; break;
+		case O_NODE: o->node = optarg; break;
+		case O_JOURNAL: o->journal = optarg; break;
+		case O_CA: o->ca = optarg; break;
+		case O_CAKEY: o->ca_key = optarg; break;
+		case O_LOCALCERT: o->local_cert = optarg; break;
+		case O_PW: o->password_file = optarg; break;
+		case O_API:
+		case O_FP:
+			if (!strchr(optarg, '=') || (c == O_API ? o->n_api : o->n_fps) >= CLUSTER_MAX_NODES) {
+				log_error("--%s takes NODE=VALUE", c == O_API ? "api" : "fingerprint");
+				return -EINVAL;
+			}
+			if (c == O_API)
+				o->api[o->n_api++] = optarg;
+			else
+				o->fps[o->n_fps++] = optarg;
+			break;
+		case O_WFIRST: r = parse_u64(optarg, &v); o->wait_first_ms = v * 1000; break;
+		case O_WQUORUM: r = parse_u64(optarg, &v); o->wait_quorum_ms = v * 1000; break;
+		case O_WTURN: r = parse_u64(optarg, &v); o->wait_turn_ms = v * 1000; break;
+		case O_POLL: r = parse_u64(optarg, &o->poll_ms); break;
+		case O_TPOLL: r = parse_u64(optarg, &o->task_poll_ms); break;
+		case O_TIMEOUT: r = parse_u64(optarg, &o->timeout_ms); break;
+		case O_RETRY: r = parse_u64(optarg, &o->retry_base_ms); break;
+		case O_ATTEMPTS: r = parse_u64(optarg, &v); o->attempts = v > 50 ? 50 : (unsigned)v; break;
+		case O_SEED: r = parse_u64(optarg, &o->seed); break;
+		case 'h': usage(stdout); return 1;
+		default: usage(stderr); return -EINVAL;
+		}
+		if (r < 0) {
+			log_error("invalid number '%s'", optarg);
+			return r;
+		}
+	}
+	if (o->ca_key && !o->ca) {
+		log_error("--ca-key needs --ca (the CA certificate)");
+		return -EINVAL;
+	}
+	if (optind < argc || !o->node || (!o->manifest && !(o->bundle && o->pubkey))) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "NODE=VALUE" entries: the value for `node` (the last one given wins), or NULL. */
+static const char *lookup(const char *const *list, size_t n, const char *node)
+{
+	size_t len = strlen(node);
+
+	for (size_t i = n; i-- > 0;)
+		if (strncmp(list[i], node, len) == 0 && list[i][len] == '=')
+			return list[i] + len + 1;
+	return NULL;
+}
+
+/* The root password: one line, at most PASSWORD_MAX bytes. */
+static int read_password(const char *path, char buf[PASSWORD_MAX + 2])
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, PASSWORD_MAX + 1);
+	if (n < 0)
+		return negative_errno();
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || n > PASSWORD_MAX || memchr(buf, '\n', (size_t)n) || memchr(buf, 0, (size_t)n))
+		return -EINVAL;
+	buf[n] = 0;
+	return 0;
+}
+
+/* Our own node's certificate, read from the local file system (root's, as
+ * trusted as this program): what its API serves, custom certificate first
+ * (as Proxmox's get_node_fingerprint). 1 = found, 0 = none, -errno. */
+static int local_trust(const struct fb_opts *o, uint8_t fp[HTTP_FP_LEN])
+{
+	static const char *const defaults[] = { "/etc/pve/local/pveproxy-ssl.pem", "/etc/pve/local/pve-ssl.pem" };
+	int r;
+
+	if (o->local_cert) {
+		r = http_fp_from_pem_file(o->local_cert, fp);
+		if (r < 0)
+			log_error("--local-cert '%s': no certificate: %s", o->local_cert, strerror(-r));
+		return r < 0 ? r : 1;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+		if (http_fp_from_pem_file(defaults[i], fp) >= 0)
+			return 1;
+	return 0;
+}
+
+struct names {
+	char ip[CLUSTER_MAX_NODES][16];
+	char url[CLUSTER_MAX_NODES][64];
+};
+
+static int build_cfg(const struct fb_opts *o, const struct manifest *m, struct names *nm, struct cluster_cfg *cfg)
+{
+	if (m->n_nodes > CLUSTER_MAX_NODES) {
+		log_error("%zu nodes: at most %d are supported", m->n_nodes, CLUSTER_MAX_NODES);
+		return -E2BIG;
+	}
+	cfg->cluster_name = m->cluster.name;
+	cfg->n_nodes = m->n_nodes;
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		const struct mf_node *n = &m->nodes[i];
+		struct cluster_node_cfg *c = &cfg->nodes[i];
+		const char *fp;
+
+		snprintf(nm->ip[i], sizeof(nm->ip[i]), "%u.%u.%u.%u", n->ip >> 24, (n->ip >> 16) & 255,
+			 (n->ip >> 8) & 255, n->ip & 255);
+		snprintf(nm->url[i], sizeof(nm->url[i]), "https://%s:8006", nm->ip[i]);
+		c->name = n->name;
+		c->ip = nm->ip[i];
+		c->api_url = lookup(o->api, o->n_api, n->name);
+		if (!c->api_url)
+			c->api_url = nm->url[i];
+		c->first = n->role == MF_ROLE_FIRST;
+		fp = lookup(o->fps, o->n_fps, n->name);
+		if (fp) {
+			if (http_fp_parse(fp, c->fp) < 0) {
+				log_error("--fingerprint %s: not a SHA-256 fingerprint (AA:BB:... 32 bytes)", n->name);
+				return -EINVAL;
+			}
+			c->has_fp = true;
+		}
+	}
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		struct cluster_node_cfg *c = &cfg->nodes[i];
+		int r;
+
+		if (c->has_fp || !streq(c->name, o->node))
+			continue;
+		r = local_trust(o, c->fp);
+		if (r < 0)
+			return r;
+		c->has_fp = r > 0;
+	}
+	for (size_t i = 0; i < o->n_api + o->n_fps; i++) {
+		const char *e = i < o->n_api ? o->api[i] : o->fps[i - o->n_api];
+		char name[256];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(strchr(e, '=') - e), e);
+		if (!manifest_find_node(m, name)) {
+			log_error("--%s %s: no node '%s' in the manifest", i < o->n_api ? "api" : "fingerprint", e, name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void on_progress(void *userdata, const char *msg)
+{
+	(void)userdata;
+	log_info("%s", msg);
+}
+
+static void on_step(const struct step_progress *p, void *userdata)
+{
+	(void)userdata;
+	switch (p->event) {
+	case STEP_EVENT_APPLY:
+		log_info("[%zu/%zu] %s", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_FOUND_DONE:
+	case STEP_EVENT_SKIP_JOURNAL:
+		log_info("[%zu/%zu] %s: already done", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_APPLIED:
+		log_info("[%zu/%zu] %s: done (%" PRIu64 " ms)", p->index, p->total, p->step->title,
+			 p->elapsed_usec / 1000);
+		break;
+	default:
+		break;
+	}
+}
+
+/* first: certificates, create, quorum; members: join, certificates, quorum
+ * (a join replaces the node's certificates, so members sign afterwards). */
+static int build_plan(const struct manifest *m, const char *node, bool first, bool certs, struct plan **ret)
+{
+	struct plan *p = plan_new(m, node);
+	int r = 0;
+
+	if (!p)
+		return -ENOMEM;
+	if (certs && first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
+			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
+	if (r >= 0 && first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, node, NULL, "Creating the Proxmox cluster",
+			     "cluster/create");
+	if (r >= 0 && !first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, node, NULL, "Joining the Proxmox cluster",
+			     "node/%s/cluster/join", node);
+	if (r >= 0 && certs && !first)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
+			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
+	if (r >= 0)
+		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, node, NULL,
+			     "Waiting for quorum with every node", "node/%s/cluster/quorum", node);
+	if (r < 0) {
+		plan_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+DEFINE_FREE_FUNC(struct manifest, manifest_free);
+DEFINE_FREE_FUNC(struct plan, plan_free);
+DEFINE_FREE_FUNC(struct journal, journal_free);
+
+int verb_firstboot(int argc, char *argv[])
+{
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
+	_cleanup_(cluster_ctx_freep) struct cluster_ctx *cc = NULL;
+	_cleanup_(plan_freep) struct plan *plan = NULL;
+	_cleanup_(journal_freep) struct journal *journal = NULL;
+	struct fb_opts o = {};
+	struct cluster_cfg *cfg = NULL;
+	struct names nm = {};
+	struct diags diags = {};
+	struct run_ctx ctx;
+	char password[PASSWORD_MAX + 2];
+	int r, ret = EXIT_FAIL;
+
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? EXIT_OK : EXIT_BADINPUT;
+	if (!o.manifest) {
+		log_error("--bundle is not available in this build yet; use --manifest");
+		return EXIT_BADINPUT;
+	}
+	r = manifest_load(o.manifest, NULL, &diags, &m);
+	for (size_t i = 0; i < diags.n; i++) {
+		char buf[1024];
+
+		if (diags_format(&diags, i, buf, sizeof(buf)) >= 0)
+			log_msg(diags.items[i].severity == DIAG_ERROR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "%s", buf);
+	}
+	diags_done(&diags);
+	if (r < 0) {
+		if (r != -EINVAL)
+			log_error("cannot read '%s': %s", o.manifest, strerror(-r));
+		return EXIT_BADINPUT;
+	}
+	if (!manifest_find_node(m, o.node)) {
+		log_error("node '%s' is not in '%s'", o.node, o.manifest);
+		return EXIT_BADINPUT;
+	}
+	if (!o.password_file) {
+		log_error("the root password is needed: --password-file FILE");
+		return EXIT_BADINPUT;
+	}
+	r = read_password(o.password_file, password);
+	if (r < 0) {
+		log_error("cannot read the root password from '%s': %s", o.password_file,
+			  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+		return EXIT_BADINPUT;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		explicit_wipe(password, sizeof(password));
+		return EXIT_FAIL;
+	}
+	r = build_cfg(&o, m, &nm, cfg);
+	if (r < 0) {
+		ret = EXIT_BADINPUT;
+		goto out;
+	}
+	cfg->self = o.node;
+	cfg->password = password;
+	cfg->ca_file = o.ca;
+	cfg->ca_key_file = o.ca_key;
+	cfg->wait_first_ms = o.wait_first_ms;
+	cfg->wait_quorum_ms = o.wait_quorum_ms;
+	cfg->wait_turn_ms = o.wait_turn_ms;
+	cfg->poll_ms = o.poll_ms;
+	cfg->progress_ms = o.poll_ms ? o.poll_ms * 5 : 0;
+	cfg->client.task_poll_ms = o.task_poll_ms;
+	cfg->client.http.request_timeout_ms = o.timeout_ms;
+	cfg->client.http.connect_timeout_ms = o.timeout_ms;
+	cfg->client.http.backoff_base_ms = o.retry_base_ms;
+	cfg->client.http.backoff_max_ms = o.retry_base_ms ? o.retry_base_ms * 16 : 0;
+	cfg->client.http.max_attempts = o.attempts;
+	cfg->client.http.seed = o.seed;
+	cfg->progress = on_progress;
+	r = cluster_ctx_new(cfg, &cc);
+	explicit_wipe(password, sizeof(password));
+	if (r < 0) {
+		log_error("%s", cc ? cluster_error(cc) : strerror(-r));
+		ret = EXIT_BADINPUT;
+		goto out;
+	}
+	if (o.journal) {
+		r = journal_open(o.journal, JOURNAL_CREATE, &journal);
+		if (r < 0) {
+			log_error("journal '%s': %s", o.journal, journal_error());
+			goto out;
+		}
+	}
+	r = build_plan(m, o.node, cluster_self_is_first(cc), o.ca_key != NULL, &plan);
+	if (r < 0) {
+		log_error("cannot build the first-boot plan: %s", strerror(-r));
+		goto out;
+	}
+
+	run_ctx_init(&ctx);
+	ctx.manifest = m;
+	ctx.node = o.node;
+	ctx.root = "/";
+	ctx.journal = journal;
+	ctx.pve = cc;
+	ctx.progress = on_step;
+	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
+	if (r < 0) {
+		log_error("%s: %s", ctx.failed_step ? ctx.failed_step->id : "firstboot",
+			  ctx.error[0] ? ctx.error : strerror(-r));
+		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;
+	} else {
+		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
+		ret = EXIT_OK;
+	}
+	run_ctx_done(&ctx);
+out:
+	free(cfg);
+	return ret;
+}

@@ -1,0 +1,159 @@
+#!/bin/bash
+# `devopslab plan`: golden text and JSON for examples/homelab.yaml (byte for
+# byte), the JSON's structure, --node filtering, parameter hashes that move
+# exactly when the manifest changes, and the usage/input errors.
+# UPDATE_GOLDEN=1 rewrites tests/plan/homelab.{txt,json} (review the diff!).
+. "$TOP/tests/lib.sh"
+
+ex=$TOP/examples/homelab.yaml
+golden=$TOP/tests/plan
+
+"$DEVOPSLAB" plan --manifest "$ex" >"$TESTTMP/plan.txt" 2>"$TESTTMP/plan.err"
+"$DEVOPSLAB" plan --manifest "$ex" --json >"$TESTTMP/plan.json" 2>/dev/null
+if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then
+	cp "$TESTTMP/plan.txt" "$golden/homelab.txt"
+	cp "$TESTTMP/plan.json" "$golden/homelab.json"
+fi
+diff -u "$golden/homelab.txt" "$TESTTMP/plan.txt" || fail "text plan differs from tests/plan/homelab.txt"
+diff -u "$golden/homelab.json" "$TESTTMP/plan.json" || fail "JSON plan differs from tests/plan/homelab.json"
+# Warnings go to stderr in validate's format, never into the plan.
+assert_contains "$TESTTMP/plan.err" "homelab.yaml:11:11: warning: cluster.domain:"
+
+# Structure, checked independently of the golden file.
+$PY - "$TESTTMP/plan.json" "$ex" <<'PYEOF'
+import json, sys, yaml
+plan = json.load(open(sys.argv[1]))
+man = yaml.safe_load(open(sys.argv[2]))
+steps = plan["steps"]
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+def kinds(k):
+    return [s for s in steps if s["kind"] == k]
+if plan["n_steps"] != len(steps): fail("n_steps")
+if [s["index"] for s in steps] != list(range(1, len(steps) + 1)): fail("indexes not 1..n")
+ids = [s["id"] for s in steps]
+if len(set(ids)) != len(ids): fail("duplicate ids")
+# VMs: 2 workers + 3 servers + 2 dns, each with its parameters.
+vms = kinds("vm")
+if len(vms) != 7: fail("expected 7 VMs, got %d" % len(vms))
+names = [v["params"]["name"] for v in vms]
+want = ["devops-k3s-worker-01", "devops-k3s-worker-02", "devops-k3s-server-01", "devops-k3s-server-02",
+        "devops-k3s-server-03", "devops-dns-01", "devops-dns-02"]
+if names != want: fail("VM names %s" % names)
+w2 = vms[1]["params"]
+if (w2["vmid"], w2["node"], w2["ip"], w2["memory_mib"], w2["cores"], w2["disk"]["size_bytes"]) != \
+        (202, "devops-node-01", "10.0.10.22/24", 2048, 2, 20 << 30):
+    fail("worker-02 params %s" % w2)
+if [v["params"]["node"] for v in vms[2:5]] != ["devops-node-01", "devops-node-02", "devops-node-03"]:
+    fail("servers are not round-robin over the nodes")
+if [v["id"] for v in vms] != ["cluster/vm/" + n for n in want]: fail("VM ids are not by name")
+# Every node: the same 15 install steps, in order, ids keyed by node name.
+nodes = [n["name"] for n in man["nodes"]]
+for n in nodes:
+    inst = [s for s in steps if s["phase"] == "install" and s["node"] == n]
+    if len(inst) != 15: fail("%s has %d install steps" % (n, len(inst)))
+    if not all(s["id"].startswith("node/%s/" % n) for s in inst): fail("install ids of " + n)
+    if inst[0]["kind"] != "bundle-verify" or inst[-1]["kind"] != "firstboot-install": fail("install order")
+# All install steps come before all first-boot steps.
+phases = [s["phase"] for s in steps]
+if phases != sorted(phases, key=lambda p: p != "install"): fail("phases interleave")
+# Cluster formation: create on the first node, then the others join in order.
+if [(s["kind"], s["node"]) for s in steps if s["kind"].startswith("cluster-c") or s["kind"] == "cluster-join"] != \
+        [("cluster-create", "devops-node-01"), ("cluster-join", "devops-node-02"),
+         ("cluster-join", "devops-node-03"), ("cluster-certs", None)]:
+    fail("cluster formation order")
+# K3s: one init (embedded etcd), two server joins, two agents; all after the VMs.
+init = kinds("k3s-server-init")
+if len(init) != 1 or init[0]["params"]["datastore"] != "embedded-etcd": fail("k3s init")
+if len(kinds("k3s-server-join")) != 2 or len(kinds("k3s-agent")) != 2: fail("k3s joins")
+if ids.index(init[0]["id"]) < ids.index(vms[-1]["id"]): fail("k3s before the VMs exist")
+if any(s["params"]["server"] != "https://10.0.10.31:6443" for s in kinds("k3s-agent")): fail("agent server url")
+# DNS: zone, wildcard to the edge, per-node records, forwarders, secondary.
+recs = {s["params"]["name"]: s["params"]["value"] for s in kinds("dns-record")}
+if recs.get("*.homelab.local") != "10.0.10.30": fail("wildcard record %s" % recs)
+for n in man["nodes"]:
+    if recs.get(n["name"] + ".homelab.local") != n["ip"]: fail("node record " + n["name"])
+if len(kinds("dns-forwarders")[0]["params"]["forwarders"]) != 2: fail("forwarders")
+if kinds("dns-secondary")[0]["params"]["secondary"] != "devops-dns-02": fail("secondary")
+if kinds("edge-certs")[0]["params"]["domains"] != ["*.homelab.local", "homelab.local"]: fail("edge domains")
+if kinds("template")[0]["params"]["vmid"] != 9000: fail("template")
+if steps[-1]["kind"] != "verify": fail("verification is not last")
+# Secrets only by name.
+if kinds("config-users")[0]["params"]["password"] != {"secret": "root_password"}: fail("secret ref")
+for s in steps:
+    if len(s["params_hash"]) != 64: fail("hash of " + s["id"])
+PYEOF
+
+# --node: exactly that node's steps (plus the cluster-wide ones on the first
+# node), in the same order and with the same hashes as in the full plan.
+for n in devops-node-01 devops-node-02 devops-node-03; do
+	"$DEVOPSLAB" plan --manifest "$ex" --node "$n" --json >"$TESTTMP/$n.json" 2>/dev/null
+done
+$PY - "$TESTTMP" <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+full = json.load(open(d + "/plan.json"))["steps"]
+first = "devops-node-01"
+union = []
+for n in ["devops-node-01", "devops-node-02", "devops-node-03"]:
+    p = json.load(open("%s/%s.json" % (d, n)))
+    if p["node"] != n: sys.exit("FAIL: node field")
+    want = [(s["id"], s["params_hash"]) for s in full if s["node"] == n or (s["node"] is None and n == first)]
+    got = [(s["id"], s["params_hash"]) for s in p["steps"]]
+    if got != want: sys.exit("FAIL: --node %s: %s" % (n, got[:3]))
+    union += [s["id"] for s in p["steps"]]
+if sorted(union) != sorted(s["id"] for s in full): sys.exit("FAIL: node plans do not partition the full plan")
+PYEOF
+"$DEVOPSLAB" plan --manifest "$ex" --node devops-node-02 >"$TESTTMP/n2.txt" 2>/dev/null
+assert_eq "Plan for cluster devopslab, node devops-node-02: 16 steps" "$(head -1 "$TESTTMP/n2.txt")" "header"
+assert_eq "  16. Joining cluster devopslab" "$(grep -E '^ +16\.' "$TESTTMP/n2.txt")" "last step of node 02"
+
+# A changed manifest changes the hash of exactly the steps it concerns.
+sed 's/^    memory: 2048$/    memory: 3072/; 0,/memory: 3072/!s/memory: 3072/memory: 2048/' "$ex" >"$TESTTMP/changed.yaml"
+grep -c 'memory: 3072' "$TESTTMP/changed.yaml" | grep -qx 1 || fail "test setup: sed did not change one VM group"
+"$DEVOPSLAB" plan --manifest "$TESTTMP/changed.yaml" --json >"$TESTTMP/changed.json" 2>/dev/null
+$PY - "$TESTTMP/plan.json" "$TESTTMP/changed.json" <<'PYEOF'
+import json, sys
+a = {s["id"]: s["params_hash"] for s in json.load(open(sys.argv[1]))["steps"]}
+b = {s["id"]: s["params_hash"] for s in json.load(open(sys.argv[2]))["steps"]}
+if a.keys() != b.keys(): sys.exit("FAIL: ids changed")
+diff = sorted(k for k in a if a[k] != b[k])
+if diff != ["cluster/vm/devops-k3s-worker-01", "cluster/vm/devops-k3s-worker-02"]:
+    sys.exit("FAIL: changed hashes: %s" % diff)
+PYEOF
+
+# From a signed bundle: verified first, then the same plan; a bundle signed
+# by another key is refused (exit 4) before anything is parsed; the verified
+# copy lives in a private scratch directory that does not outlive the run.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/key.pem" 2>/dev/null
+openssl pkey -in "$TESTTMP/key.pem" -pubout -out "$TESTTMP/pub.pem"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/other.pem" 2>/dev/null
+openssl pkey -in "$TESTTMP/other.pem" -pubout -out "$TESTTMP/other.pub"
+mkdir "$TESTTMP/assets" "$TESTTMP/scratch"
+"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/assets" --key "$TESTTMP/key.pem" \
+	-o "$TESTTMP/b.bundle" >/dev/null
+TMPDIR=$TESTTMP/scratch "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/pub.pem" \
+	>"$TESTTMP/bundle.txt" 2>"$TESTTMP/bundle.err"
+diff -u "$golden/homelab.txt" "$TESTTMP/bundle.txt" || fail "plan from the bundle differs"
+assert_contains "$TESTTMP/bundle.err" "$TESTTMP/b.bundle:manifest.yaml:11:11: warning:"
+assert_eq "" "$(ls -A "$TESTTMP/scratch")" "scratch directory left behind"
+TMPDIR=$TESTTMP/scratch expect_exit 4 "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/other.pub"
+assert_contains "$OUT" "failed verification"
+assert_eq "" "$(ls -A "$TESTTMP/scratch")" "scratch directory left behind after a refusal"
+expect_exit 2 "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/missing.pem"
+
+# Errors.
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --node devops-node-09
+assert_contains "$OUT" 'no node "devops-node-09" in the manifest'
+printf 'version: 1\ncluster: {name: x}\nnodes: 7\n' >"$TESTTMP/bad.yaml"
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$TESTTMP/bad.yaml"
+assert_contains "$OUT" "$TESTTMP/bad.yaml:3:"
+assert_contains "$OUT" ": error: "
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$TESTTMP/missing.yaml"
+expect_exit 2 "$DEVOPSLAB" plan
+expect_exit 2 "$DEVOPSLAB" plan --bundle b.tar
+assert_contains "$OUT" "--bundle needs --pubkey"
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --bundle b.tar --pubkey k.pem
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" extra
+expect_exit 0 "$DEVOPSLAB" plan --help
+assert_contains "$OUT" "--node NAME"

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-plan.c — plan_build() on small manifests: optional sections leave
+ * no steps behind, the node filter, typed references for the ops,
+ * deterministic hashes, and the text/JSON renderings.
+ * (examples/homelab.yaml is covered byte for byte by t-plan.sh.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "json-util.h"
+#include "plan.h"
+
+static const char small[] =
+	"version: 1\n"
+	"cluster: {name: lab, domain: home.arpa, timezone: UTC}\n"
+	"network: {subnet: 10.0.10.0/24, gateway: 10.0.10.1}\n"
+	"nodes:\n"
+	"  - {name: n1, role: first, mac: \"52:54:00:0a:00:01\", ip: 10.0.10.11, disk: {transport: nvme}}\n"
+	"  - {name: n2, mac: \"52:54:00:0a:00:02\", ip: 10.0.10.12, disk: {transport: nvme}}\n"
+	"assets:\n"
+	"  - {name: rootfs, file: rootfs.tar.zst}\n"
+	"  - {name: jammy, file: jammy.img}\n"
+	"proxmox: {rootfs: rootfs, root_password: {secret: root_password}}\n"
+	"templates:\n"
+	"  - {name: tpl, vmid: 9000, image: jammy, target_node: n1, storage: local-lvm}\n"
+	"vms:\n"
+	"  - id: app\n"
+	"    name: \"app-{n}\"\n"
+	"    count: 3\n"
+	"    vmid: 300\n"
+	"    target_node: [n1, n2]\n"
+	"    clone: tpl\n"
+	"    memory: 1024\n"
+	"    disk: {size: 8G, storage: local-lvm}\n"
+	"    ipconfig0: \"ip=10.0.10.51/24,gw=10.0.10.1\"\n"
+	"secrets: {names: [root_password]}\n";
+
+static struct manifest *load(const char *yaml)
+{
+	struct diags d = {};
+	struct manifest *m = NULL;
+	char line[1024];
+	int r = manifest_load_buffer(yaml, strlen(yaml), "test.yaml", &d, &m);
+
+	for (size_t i = 0; r < 0 && i < d.n; i++)
+		if (diags_format(&d, i, line, sizeof(line)) >= 0)
+			print_error("%s\n", line);
+	diags_done(&d);
+	assert_int_equal(r, 0);
+	return m;
+}
+
+static size_t count_kind(const struct plan *p, enum step_kind k)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n_steps; i++)
+		n += p->steps[i].kind == k;
+	return n;
+}
+
+static void test_optional_sections(void **state)
+{
+	struct manifest *m = load(small);
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *checks;
+
+	(void)state;
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	/* 2 nodes x 15 install + create + join + quorum + certs + storage + template + 3 VMs + verify */
+	assert_int_equal(p->n_steps, 30 + 2 + 2 + 1 + 1 + 3 + 1);
+	assert_int_equal(count_kind(p, STEP_VM), 3);
+	assert_int_equal(count_kind(p, STEP_K3S_SERVER_INIT) + count_kind(p, STEP_DNS_ZONE) + count_kind(p, STEP_EDGE_TRAEFIK),
+			 0);
+	assert_int_equal(count_kind(p, STEP_STORAGE), 1); /* used twice, checked once */
+	s = &p->steps[p->n_steps - 1];
+	assert_int_equal(s->kind, STEP_VERIFY);
+	checks = json_get_array(s->params, "checks");
+	assert_non_null(checks);
+	assert_int_equal(json_object_array_length(checks), 2); /* no k3s, dns, edge checks */
+	plan_free(p);
+	manifest_free(m);
+}
+
+static void test_typed_refs(void **state)
+{
+	struct manifest *m = load(small);
+	struct plan *p = NULL;
+	const struct step *s;
+	uint64_t vmid = 0;
+
+	(void)state;
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/vm/app-3");
+	assert_non_null(s);
+	assert_true(s->has_vm);
+	assert_int_equal(s->vm.vmid, 302);
+	assert_string_equal(s->vm.target_node, "n1"); /* round-robin n1, n2, n1 */
+	assert_int_equal(step_param_u64(s, "vmid", &vmid), 0);
+	assert_int_equal(vmid, 302);
+	assert_string_equal(step_param_string(s, "ip"), "10.0.10.53/24");
+	assert_string_equal(step_param_string(s, "node"), "n1");
+	s = plan_find_step(p, "node/n2/disk/partition");
+	assert_non_null(s);
+	assert_ptr_equal(s->mf_node, manifest_find_node(m, "n2"));
+	assert_string_equal(s->node, "n2");
+	s = plan_find_step(p, "cluster/template/tpl");
+	assert_non_null(s);
+	assert_ptr_equal(s->mf_template, manifest_find_template(m, "tpl"));
+	assert_null(s->node);
+	plan_free(p);
+	manifest_free(m);
+}
+
+static void test_node_filter(void **state)
+{
+	struct manifest *m = load(small);
+	struct plan *all = NULL, *p1 = NULL, *p2 = NULL;
+
+	(void)state;
+	assert_int_equal(plan_build(m, NULL, &all), 0);
+	assert_int_equal(plan_build(m, "n1", &p1), 0);
+	assert_int_equal(plan_build(m, "n2", &p2), 0);
+	assert_int_equal(p1->n_steps + p2->n_steps, all->n_steps);
+	assert_int_equal(p2->n_steps, 16); /* install + join */
+	for (size_t i = 0; i < p2->n_steps; i++)
+		assert_string_equal(p2->steps[i].node, "n2");
+	assert_string_equal(p2->steps[15].id, "node/n2/cluster/join");
+	assert_non_null(plan_find_step(p1, "cluster/verify"));
+	assert_null(plan_find_step(p2, "cluster/verify"));
+	assert_true(plan_step_runs_on(all, plan_find_step(all, "cluster/verify"), "n1"));
+	assert_false(plan_step_runs_on(all, plan_find_step(all, "cluster/verify"), "n2"));
+	/* Same step, same hash, whichever plan it is in. */
+	assert_string_equal(plan_find_step(p2, "node/n2/rootfs")->params_hash,
+			    plan_find_step(all, "node/n2/rootfs")->params_hash);
+	assert_int_equal(plan_build(m, "n3", &p1), -ENOENT); /* p1 untouched on failure */
+	assert_string_equal(plan_error(), "no node \"n3\" in the manifest");
+	plan_free(all);
+	plan_free(p1);
+	plan_free(p2);
+	manifest_free(m);
+}
+
+static void test_hash_follows_params(void **state)
+{
+	struct manifest *a = load(small);
+	char *changed = strdup(small);
+	struct manifest *b;
+	struct plan *pa = NULL, *pb = NULL;
+
+	(void)state;
+	memcpy(strstr(changed, "memory: 1024"), "memory: 2048", 12);
+	b = load(changed);
+	assert_int_equal(plan_build(a, NULL, &pa), 0);
+	assert_int_equal(plan_build(b, NULL, &pb), 0);
+	assert_int_equal(pa->n_steps, pb->n_steps);
+	for (size_t i = 0; i < pa->n_steps; i++) {
+		bool vm = pa->steps[i].kind == STEP_VM;
+
+		assert_string_equal(pa->steps[i].id, pb->steps[i].id);
+		if (vm != !streq(pa->steps[i].params_hash, pb->steps[i].params_hash))
+			fail_msg("step %s: hash %s after a VM memory change", pa->steps[i].id,
+				 vm ? "unchanged" : "changed");
+	}
+	plan_free(pa);
+	plan_free(pb);
+	manifest_free(a);
+	manifest_free(b);
+	free(changed);
+}
+
+static void test_render(void **state)
+{
+	struct manifest *m = load(small);
+	struct plan *p = NULL;
+	struct json_object *o = NULL, *steps;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(plan_build(m, "n2", &p), 0);
+	f = open_memstream(&text, &size);
+	assert_non_null(f);
+	assert_int_equal(plan_print_text(f, p), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "Plan for cluster lab, node n2: 16 steps\n\ninstall on n2\n"));
+	assert_non_null(strstr(text, "      password: <secret root_password>\n"));
+	assert_non_null(strstr(text, "        - number: 2, name: EFI system, type: esp, size_bytes: 1073741824 (1 GiB)\n"));
+	assert_non_null(strstr(text, "\nfirstboot on n2\n  16. Joining cluster lab\n      id: node/n2/cluster/join (cluster-join)\n"));
+	free(text);
+	assert_int_equal(plan_to_json(p, &o), 0);
+	assert_string_equal(json_get_string(o, "node"), "n2");
+	steps = json_get_array(o, "steps");
+	assert_int_equal(json_object_array_length(steps), 16);
+	assert_string_equal(json_get_string(json_object_array_get_idx(steps, 15), "kind"), "cluster-join");
+	json_object_put(o);
+	plan_free(p);
+	manifest_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_optional_sections),
+		cmocka_unit_test(test_typed_refs),
+		cmocka_unit_test(test_node_filter),
+		cmocka_unit_test(test_hash_follows_params),
+		cmocka_unit_test(test_render),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
