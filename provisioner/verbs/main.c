@@ -27,6 +27,8 @@ static const struct verb verbs[] = {
 	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
+	{ "install", "--bundle B|URL --pubkey P [--node NAME] [--workdir DIR]",
+	  "install phase of the boot image: verify, identify the node, pre-flight, disks", verb_install },
 };
 
 static void help(FILE *f)

@@ -31,3 +31,4 @@ int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
 int verb_bundle_extract(int argc, char *argv[]);
 int verb_firstboot(int argc, char *argv[]);
+int verb_install(int argc, char *argv[]);
