@@ -11,7 +11,7 @@
 #   --bootfile NAME     TFTP boot file                            [boot.ipxe | bootx64.efi]
 #   --mac MAC           the NIC's MAC                             [52:54:00:0a:00:01]
 #   --nvme-serial S     the blank NVMe's serial                   [DEVOPSLAB-NVME-01]
-#   --nvme-size SIZE    its size                                  [4G]
+#   --nvme-size SIZE    its size (sparse)                         [20G]
 #   --memory MIB        guest RAM                                 [1024]
 #   --log FILE          serial console log (else: the terminal)
 #   --workdir DIR       scratch (NVMe image, OVMF VARS copy)      [mktemp]
@@ -20,7 +20,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mode= iso=$top/out/devopslab.iso pxe=$top/out/pxe bootfile= mac=52:54:00:0a:00:01
-nvme_serial=DEVOPSLAB-NVME-01 nvme_size=4G memory=1024 log= workdir= background=0 interactive=0
+nvme_serial=DEVOPSLAB-NVME-01 nvme_size=20G memory=1024 log= workdir= background=0 interactive=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mode) mode=$2; shift 2 ;;
