@@ -11,7 +11,8 @@
 #   --bundle-url   the URL netbooted nodes fetch the bundle from
 #   --timeout      GRUB menu timeout in seconds [3]
 #   --cmdline      extra kernel command line options (docs/boot.md)
-# Environment: OUT (out/), CACHE (out/cache/), SOURCE_DATE_EPOCH.
+# Environment: OUT (out/), CACHE (out/cache/), SOURCE_DATE_EPOCH, ZSTD_LEVEL
+# (initramfs compression, 19; tests use 9: 20x faster, 15% larger).
 . "$(dirname "$0")/lib.sh"
 
 pubkey= bundle= url= embed=0 binary=$TOP/provisioner/devopslab timeout=3 extra=

@@ -28,6 +28,7 @@ done
 kver=$(kernel_version)
 kroot=$CACHE/kernel/root
 
+mkdir -p "$OUT"
 stage=$(mktemp -d /tmp/devopslab-initramfs.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc,dev,proc,sys,run,tmp,root,mnt,var/log}
@@ -128,6 +129,6 @@ echo "$kver" >"$stage/etc/devopslab/kernel-version"
 fix_mtimes "$stage"
 mkdir -p "$(dirname "$output")"
 (cd "$stage" && find . -mindepth 1 | sort | cpio --quiet -o -H newc -R 0:0 --reproducible) |
-	zstd -q -19 -T2 -c >"$output.tmp"
+	zstd -q "-${ZSTD_LEVEL:-19}" -T2 -c >"$output.tmp"
 mv "$output.tmp" "$output"
 msg "initramfs: $(du -h "$output" | cut -f1) ($output)"
