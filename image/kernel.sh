@@ -9,8 +9,16 @@
 mkdir -p "$CACHE"
 deb=${KERNEL_DEB:-}
 if [ -z "$deb" ]; then
-	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-		sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
+	resolve() {
+		apt-cache depends linux-image-amd64 2>/dev/null |
+			sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1
+	}
+	pkg=$(resolve)
+	# A fresh machine may have no package lists yet.
+	if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >&2 || true
+		pkg=$(resolve)
+	fi
 	if [ -z "$pkg" ]; then
 		# Offline, or no package lists: fall back on any cached kernel.
 		deb=$(ls "$CACHE"/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | sort | tail -1 || true)

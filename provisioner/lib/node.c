@@ -118,7 +118,7 @@ static int read_nics(const char *sysfs, struct node_facts *f)
 			continue;
 		if (!memcmp(n->mac, "\0\0\0\0\0\0", 6))
 			continue;
-		snprintf(n->name, sizeof(n->name), "%s", de->d_name);
+		memcpy(n->name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
 		f->n_nics++;
 	}
 	closedir(d);
