@@ -1,46 +1,58 @@
 #!/bin/bash
-# scripts/demo.sh — what `make demo` runs: validate the example manifest,
-# show its plan, sign it into a bundle with a demo key, build the boot image
-# around it and boot it in QEMU (UEFI, Secure Boot on, a blank NVMe, the NIC
-# of devops-node-01), showing the console.
-#   On a terminal: the console is interactive (Ctrl-A X quits QEMU).
-#   Otherwise: the console is printed until the rescue shell, then QEMU stops.
-# DEMO_MODE=bios-cd|uefi-cd|uefi-sb-cd|bios-usb|pxe-bios picks another boot.
+# scripts/demo.sh — what `make demo` runs: the example cluster, end to end as
+# far as this build goes: validate the manifest, make a signed bundle with
+# encrypted secrets, verify it, print the plan every node will execute, then
+# build the boot image around the bundle and boot it under QEMU (UEFI,
+# Secure Boot on, a blank NVMe, the NIC of devops-node-01), showing the
+# console: on a terminal interactively (Ctrl-A X quits QEMU), otherwise
+# printed until the rescue shell. DEMO_MODE=bios-cd|bios-usb|uefi-cd picks
+# another boot; DEMO_BOOT=0 stops after the plan.
+# Work files go to out/demo/ (placeholder assets: not a real rootfs or cloud
+# image; keys generated there on first run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bin=$top/provisioner/devopslab
-demo=$top/out/demo
-manifest=$top/examples/homelab.yaml
-mode=${DEMO_MODE:-uefi-sb-cd}
-mkdir -p "$demo/assets"
+manifest=examples/homelab.yaml
+out=out/demo
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-step "devopslab validate $manifest"
+say "1. Validate the manifest ($manifest)"
 "$bin" validate "$manifest"
-step "devopslab plan --manifest $manifest --node devops-node-01"
-"$bin" plan --manifest "$manifest" --node devops-node-01 | sed -n "1,40p"
 
-step "signing the bundle (demo key in $demo; small dummy assets)"
-[ -f "$demo/key.pem" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$demo/key.pem" 2>/dev/null
-openssl pkey -in "$demo/key.pem" -pubout -out "$demo/pub.pem"
-for f in debian-13-rootfs.tar.zst jammy-server-cloudimg-amd64.img k3s k3s-airgap-images-amd64.tar.zst install.sh; do
-	printf 'demo placeholder %s\n' "$f" >"$demo/assets/$f"
-done
-"$bin" bundle create --manifest "$manifest" --assets "$demo/assets" --key "$demo/key.pem" -o "$demo/bundle.tar.zst"
+say "2. Make the inputs of a bundle (placeholder assets, secrets, keys) in $out"
+scripts/example-inputs.sh "$manifest" "$out"
+ls -l "$out" "$out/assets"
 
-step "building the boot image (kernel from Debian, initramfs, ISO, netboot)"
-image/build.sh --pubkey "$demo/pub.pem" --bundle "$demo/bundle.tar.zst" --timeout 2
+say "3. Create the signed bundle (secrets sealed with AES-256-GCM)"
+rm -f "$out/homelab.bundle"
+"$bin" bundle create --manifest "$manifest" --assets "$out/assets" --key "$out/signing.key" \
+	--secrets "$out/secrets.env" --secret-key "$out/secret.key" -o "$out/homelab.bundle"
+
+say "4. Verify it with the public key (mbedtls), as the image does"
+"$bin" bundle verify --pubkey "$out/signing.pub" "$out/homelab.bundle"
+
+say "5. The plan: the ordered steps install and firstboot will execute"
+"$bin" plan --bundle "$out/homelab.bundle" --pubkey "$out/signing.pub"
+
+[ "${DEMO_BOOT:-1}" = 0 ] && {
+	say "Done. The bundle is $out/homelab.bundle; try:"
+	echo "  $bin plan --bundle $out/homelab.bundle --pubkey $out/signing.pub --node devops-node-02 --json"
+	exit 0
+}
+
+say "6. Build the boot image around the bundle (Debian's signed kernel, initramfs, ISO, netboot)"
+image/build.sh --pubkey "$out/signing.pub" --bundle "$out/homelab.bundle" --timeout 2
 cat out/image-info.txt
 
-step "booting out/devopslab.iso in QEMU ($mode): NVMe serial DEMO-NVME-0001, MAC 52:54:00:0a:00:01"
-args=(--mode "$mode" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001 --workdir "$demo/vm")
+mode=${DEMO_MODE:-uefi-sb-cd}
+say "7. Boot out/devopslab.iso under QEMU ($mode): NVMe serial DEMO-NVME-0001, MAC 52:54:00:0a:00:01"
+args=(--mode "$mode" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001 --workdir "$out/vm")
 if [ -t 0 ] && [ -t 1 ]; then
 	echo "(Ctrl-A X quits QEMU)"
 	exec scripts/qemu-boot.sh "${args[@]}" --interactive
 fi
-log=$demo/console.log
+log=$out/console.log
 : >"$log"
 pid=$(scripts/qemu-boot.sh "${args[@]}" --log "$log" --background)
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -54,4 +66,4 @@ done
 sleep 1
 kill "$tailpid" 2>/dev/null || true
 echo
-echo "demo: the node stopped in its rescue shell as designed (console log: $log)"
+say "Done. The node stopped in its rescue shell as designed (console log: $log)"

@@ -14,7 +14,7 @@ mtools xorriso cpio kmod busybox-static
 grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common
 qemu-system-x86 qemu-utils ovmf ipxe-qemu ipxe
 mmdebstrap debian-archive-keyring
-iproute2 procps psmisc valgrind
+iproute2 procps psmisc valgrind time hyperfine
 "
 
 missing=""

@@ -6,6 +6,17 @@
 
 #include "parse.h"
 
+int unhexchar(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int parse_uint64(const char *s, uint64_t *ret)
 {
 	uint64_t v = 0;
@@ -150,16 +161,6 @@ int parse_cidr(const char *s, bool host_bits_zero, uint32_t *ret_addr, unsigned 
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int parse_mac(const char *s, uint8_t ret[6])
 {
@@ -172,7 +173,7 @@ int parse_mac(const char *s, uint8_t ret[6])
 	if (sep != ':' && sep != '-')
 		return -EINVAL;
 	for (int i = 0; i < 6; i++) {
-		int hi = hexval(s[i * 3]), lo = hexval(s[i * 3 + 1]);
+		int hi = unhexchar(s[i * 3]), lo = unhexchar(s[i * 3 + 1]);
 
 		if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != sep))
 			return -EINVAL;
@@ -195,7 +196,7 @@ int parse_uuid(const char *s, char ret[37])
 			out[i] = '-';
 			continue;
 		}
-		if (hexval(s[i]) < 0)
+		if (unhexchar(s[i]) < 0)
 			return -EINVAL;
 		out[i] = (char)tolower((unsigned char)s[i]);
 	}

@@ -17,6 +17,9 @@
  * K/M/G/T/P and KiB/MiB/... are powers of 1024 (as Proxmox and
  * Terraform's "20G" mean); KB/MB/GB/TB/PB are powers of 1000. A trailing
  * "B" alone means bytes. Decimal fractions are refused. */
+/* The value of one hex digit (either case), or -1. */
+int unhexchar(char c);
+
 int parse_size(const char *s, uint64_t *ret);
 
 /* Decimal digits only (no sign, no spaces, no leading '+'). */

@@ -377,8 +377,9 @@ static int write_archive(int fd, const struct bundle_create_args *args, int asse
 
 	if (!a)
 		return -ENOMEM;
+	/* bytes_in_last_block 1: no zero padding after the zstd frame */
 	if (archive_write_add_filter_zstd(a) != ARCHIVE_OK || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK)
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK || archive_write_open_fd(a, fd) != ARCHIVE_OK)
 		return bundle_failf(-EIO, "cannot start the bundle archive: %s", archive_error_string(a));
 	r = write_buffer(a, BUNDLE_SUMS, sums, sums_size, args->mtime);
 	if (r >= 0)

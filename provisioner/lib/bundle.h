@@ -68,8 +68,9 @@ struct bundle {
 const char *bundle_error(void);
 
 /* Verify the bundle at `path` (or in memory) with `key`. When dest_dir is
- * not NULL it must not exist: the verified members end up there (files
- * 0644, directories 0755) and nowhere else. */
+ * not NULL it must not exist: the verified members end up there and
+ * nowhere else (dest_dir itself 0700, as mkdtemp(3) makes the staging
+ * directory; subdirectories 0755; files 0644). */
 int bundle_open_verified(const char *path, const struct sig_pubkey *key, const char *dest_dir,
 			 struct bundle **ret);
 int bundle_open_verified_memory(const void *data, size_t size, const struct sig_pubkey *key,

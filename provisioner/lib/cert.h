@@ -2,7 +2,7 @@
 /*
  * cert.h — the cluster CA issues each node's API certificate (OpenSSL
  * libcrypto). The CA certificate travels in the bundle; its key is one of
- * the bundle's secrets. docs/security-pve.md describes the chain.
+ * the bundle's secrets. docs/security.md ("Proxmox API trust") describes the chain.
  *
  * Ownership: the PEM strings returned are the caller's (free(); the key
  * is a secret: explicit_wipe() it first). Nothing here logs.

@@ -601,6 +601,36 @@ static bool lock_busy(const char *err)
 	return strstr(err, "can't lock file") || strstr(err, "got lock") || strstr(err, "got timeout");
 }
 
+/* A join request whose answer was lost may have gone through: a second
+ * request then fails Proxmox's "Check if node may join a cluster" (the
+ * corosync authkey and config exist). Wait for that earlier join to show
+ * (bounded), rather than failing on our own retry. 1 = joined, 0 = no. */
+static int earlier_join_finished(struct cluster_ctx *c, size_t via)
+{
+	struct waiter w;
+	bool done = false;
+	int r;
+
+	if (!strstr(c->err, "may join a cluster failed"))
+		return 0;
+	progress(c, "'%s' cannot join again: an earlier request whose answer was lost went through; waiting for it",
+		 name_of(c, c->self));
+	waiter_init(c, &w, "the earlier join to complete", c->cfg.wait_turn_ms);
+	do {
+		r = cluster_join_check(c, &done);
+		if (r == -EKEYREJECTED) {
+			r = repin_self(c, via);
+			if (r >= 0)
+				r = cluster_join_check(c, &done);
+		}
+		if (r < 0 && !transient(r))
+			return r;
+		if (r >= 0 && done)
+			return repin_self(c, via) < 0 ? -EKEYREJECTED : 1;
+	} while (waiter_next(c, &w, "this node is not a member yet"));
+	return 0;
+}
+
 static int join_via(struct cluster_ctx *c, size_t via)
 {
 	struct pve_cluster_status *cs = calloc(1, sizeof(*cs));
@@ -646,6 +676,12 @@ static int join_via(struct cluster_ctx *c, size_t via)
 			r = wait_join_task(c, via, upid);
 			if (r >= 0)
 				r = repin_self(c, via);
+			else if (attempt > 0) {
+				int k = earlier_join_finished(c, via);
+
+				if (k != 0)
+					r = k < 0 ? k : 0;
+			}
 			goto out;
 		}
 		seterr(c, "%s", pve_client_error(self));

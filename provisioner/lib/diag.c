@@ -15,8 +15,7 @@
 int diags_add(struct diags *d, enum diag_severity severity, unsigned line, unsigned column, const char *path,
 	      const char *fmt, ...)
 {
-	_cleanup_free_ char *msg = NULL, *p = NULL;
-	struct diag *items;
+	struct diag *items, *x;
 	va_list ap;
 	int r;
 
@@ -31,27 +30,23 @@ int diags_add(struct diags *d, enum diag_severity severity, unsigned line, unsig
 		path = NULL;
 		fmt = "too many problems; the rest are not shown";
 	}
-	va_start(ap, fmt);
-	r = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		msg = NULL;
-		return -ENOMEM;
-	}
-	p = strdup(path ? path : "");
-	if (!p)
-		return -ENOMEM;
 	items = reallocarray(d->items, d->n + 1, sizeof(*items));
 	if (!items)
 		return -ENOMEM;
 	d->items = items;
-	d->items[d->n++] = (struct diag){
-		.severity = severity,
-		.line = line,
-		.column = column,
-		.path = TAKE_PTR(p),
-		.message = TAKE_PTR(msg),
-	};
+	x = &d->items[d->n];
+	*x = (struct diag){ .severity = severity, .line = line, .column = column };
+	x->path = strdup(path ? path : "");
+	if (!x->path)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	r = vasprintf(&x->message, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		free(x->path);
+		return -ENOMEM;
+	}
+	d->n++; /* only now: a failed item is not half there */
 	return 0;
 }
 

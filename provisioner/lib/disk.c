@@ -278,7 +278,8 @@ static int probe_sysfs_parts(struct disk *d, const char *sysfs)
 		if (num && parse_u64(num, &v))
 			p->size = v * 512;
 	}
-	qsort(d->parts, d->n_parts, sizeof(*d->parts), part_cmp);
+	if (d->n_parts)
+		qsort(d->parts, d->n_parts, sizeof(*d->parts), part_cmp);
 	return 0;
 }
 
@@ -438,7 +439,8 @@ static int probe_parts(struct disk *d, int fd)
 		if (!p->type)
 			return -ENOMEM;
 	}
-	qsort(d->parts, d->n_parts, sizeof(*d->parts), part_cmp);
+	if (d->n_parts)
+		qsort(d->parts, d->n_parts, sizeof(*d->parts), part_cmp);
 	for (size_t i = 0; i < d->n_parts; i++) {
 		r = probe_part_content(&d->parts[i], fd);
 		if (r < 0)

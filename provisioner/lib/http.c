@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE 1
 #include "http.h"
+#include "parse.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -106,16 +107,6 @@ static void sleep_ms(uint64_t ms)
 
 /* ---- fingerprints ------------------------------------------------------ */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int http_fp_parse(const char *s, uint8_t ret[HTTP_FP_LEN])
 {
@@ -129,8 +120,8 @@ int http_fp_parse(const char *s, uint8_t ret[HTTP_FP_LEN])
 
 		if (n == HTTP_FP_LEN)
 			return -EINVAL;
-		hi = hexval(s[0]);
-		lo = hi < 0 ? -1 : hexval(s[1]);
+		hi = unhexchar(s[0]);
+		lo = hi < 0 ? -1 : unhexchar(s[1]);
 		if (lo < 0)
 			return -EINVAL;
 		fp[n++] = (uint8_t)(hi << 4 | lo);

@@ -112,7 +112,6 @@ struct journal *journal_free(struct journal *j)
 	return NULL;
 }
 
-DEFINE_FREE_FUNC(struct journal, journal_free);
 
 static bool is_hash(const char *s)
 {

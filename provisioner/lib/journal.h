@@ -22,6 +22,8 @@
  */
 #pragma once
 
+#include "util.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,3 +84,5 @@ const struct journal_record *journal_get(const struct journal *j, size_t i);
 bool journal_was_torn(const struct journal *j);
 
 const char *journal_error(void);
+
+DEFINE_FREE_FUNC(struct journal, journal_free)

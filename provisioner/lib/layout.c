@@ -70,8 +70,10 @@ static int compute_partitions(struct layout *l, bool restricted, char *err, size
 	p[l->n_parts++] = (struct layout_part){ 2, mib, (1 + l->esp_mib) * mib - 1, GPT_TYPE_ESP, LAYOUT_NAME_ESP,
 						"vfat" };
 	struct layout_part *lvm = &p[l->n_parts++];
-	*lvm = (struct layout_part){ 3, (1 + l->esp_mib) * mib, last_usable, GPT_TYPE_LINUX_LVM, LAYOUT_NAME_LVM,
-				     "LVM2_member" };
+	/* To the end of the disk, rounded down to the 1 MiB grain, as libfdisk
+	 * (and sgdisk) align a partition's end when it fills the free space. */
+	*lvm = (struct layout_part){ 3, (1 + l->esp_mib) * mib, (last_usable + 1) / mib * mib - 1, GPT_TYPE_LINUX_LVM,
+				     LAYOUT_NAME_LVM, "LVM2_member" };
 	if (restricted)
 		lvm->end = (l->hdsize_kib / KIB_PER_MIB) * mib - 1;
 	if (lvm->end > last_usable || lvm->end <= lvm->start)

@@ -332,7 +332,7 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 	uint32_t mask = ipv4_netmask(net->subnet.prefix);
 	char a[96], s[16];
 
-	if (mf_failed(c, "network.subnet"))
+	if (c->subnet_failed)
 		return;
 	ipv4_format(ip, s, sizeof(s));
 	if (what)
@@ -345,7 +345,7 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 	else if (ip == net->subnet.addr || ip == (net->subnet.addr | ~mask))
 		mf_error_at(c, path, "%s is the %s address of network.subnet", a,
 			    ip == net->subnet.addr ? "network" : "broadcast");
-	else if (ip == net->gateway && !mf_failed(c, "network.gateway"))
+	else if (ip == net->gateway && !c->gateway_failed)
 		mf_error_at(c, path, "%s is the gateway's address", a);
 }
 
@@ -381,7 +381,7 @@ static int check_network(struct mf_ctx *c, struct manifest *m)
 	char a[16];
 
 	ipv4_format(net->gateway, a, sizeof(a));
-	if (mf_failed(c, "network.subnet") || mf_failed(c, "network.gateway"))
+	if (c->subnet_failed || c->gateway_failed)
 		; /* already reported */
 	else if (!ipv4_in_cidr(net->gateway, net->subnet.addr, net->subnet.prefix))
 		mf_error_at(c, "network.gateway", "%s is outside network.subnet", a);
@@ -552,7 +552,7 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 		mf_error_at(c, P(p, "vms[%zu].disk.size", i), "is smaller than 1M");
 	if ((uint64_t)g->vmid + g->count - 1 > 999999999)
 		mf_error_at(c, P(p, "vms[%zu].count", i), "VMIDs of this group run past 999999999");
-	if (g->ipconfig0.ip && !mf_failed(c, "network.subnet") && !mf_failed(c, "network.gateway")) {
+	if (g->ipconfig0.ip && !c->subnet_failed && !c->gateway_failed) {
 		if (g->ipconfig0.prefix != net->subnet.prefix)
 			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "prefix /%u differs from network.subnet's /%u",
 				    g->ipconfig0.prefix, net->subnet.prefix);
@@ -578,29 +578,30 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 		return 0;
 	}
 	for (unsigned j = 0; j < g->count; j++) {
-		struct mf_vm vm;
-		char what[80];
+		/* Not manifest_vm_expand(): that needs target_nodes, which may
+		 * have failed to decode; names, addresses and VMIDs do not. */
+		uint32_t ip = g->ipconfig0.ip + j;
+		char name[64], what[80];
 
-		r = manifest_vm_expand(g, j, &vm);
-		if (r < 0 || !hostname_label_valid(vm.name)) {
-			if (r < 0)
-				vm.name[0] = '\0';
-			mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' gives '%s' for VM %u, not a valid host name",
-				    g->name, vm.name, j + 1);
+		r = manifest_vm_name(g->name, j + 1, name, sizeof(name));
+		if (r < 0 || !hostname_label_valid(name)) {
+			mf_error_at(c, P(p, "vms[%zu].name", i), "'%s' gives %s%s%s for VM %u, not a valid host name",
+				    g->name, r < 0 ? "a name over 63 bytes" : "'", r < 0 ? "" : name, r < 0 ? "" : "'",
+				    j + 1);
 			mf_mark_failed(c, p);
 			return 0;
 		}
-		snprintf(what, sizeof(what), "VM %s", vm.name);
-		r = uniq_add(names, vm.name, P(p, "vms[%zu].name", i), what);
+		snprintf(what, sizeof(what), "VM %s", name);
+		r = uniq_add(names, name, P(p, "vms[%zu].name", i), what);
 		if (r >= 0 && g->ipconfig0.ip) {
-			if (vm.ip < g->ipconfig0.ip) {
+			if (ip < g->ipconfig0.ip) {
 				mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "addresses run past 255.255.255.255");
 				return 0;
 			}
-			check_host_ip(c, m, vm.ip, P(p, "vms[%zu].ipconfig0", i), what);
-			r = uniq_add(ips, ipv4_format(vm.ip, k, sizeof(k)), P(p, "vms[%zu].ipconfig0", i), what);
+			check_host_ip(c, m, ip, P(p, "vms[%zu].ipconfig0", i), what);
+			r = uniq_add(ips, ipv4_format(ip, k, sizeof(k)), P(p, "vms[%zu].ipconfig0", i), what);
 		}
-		snprintf(k, sizeof(k), "%u", vm.vmid);
+		snprintf(k, sizeof(k), "%u", g->vmid + j);
 		if (r >= 0)
 			r = uniq_add(vmids, k, P(p, "vms[%zu].vmid", i), what);
 		if (r < 0)
@@ -814,6 +815,8 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 	struct uniq_set names = {}, ips = {}, vmids = {};
 	int r;
 
+	c->subnet_failed = mf_failed(c, "network.subnet");
+	c->gateway_failed = mf_failed(c, "network.gateway");
 	r = check_cluster(c, m);
 	if (r >= 0)
 		r = check_network(c, m);

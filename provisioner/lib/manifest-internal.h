@@ -31,13 +31,26 @@ struct mf_ctx {
 	 * above them, so one mistake gives one diagnostic. */
 	char **failed;
 	size_t n_failed;
+	/* mf_failed() for network.subnet and .gateway, computed once by
+	 * manifest_check(): every host address is checked against them. */
+	bool subnet_failed, gateway_failed;
 	int oom; /* -ENOMEM once memory ran out; decoding stops */
 };
 
-/* Report at an explicit position, or at the recorded position of `path`
+struct ynode;
+
+/* The field path: push a key or an index, pop back to a saved length. */
+size_t mf_path_push_key(struct mf_ctx *c, const char *key);
+size_t mf_path_push_index(struct mf_ctx *c, size_t i);
+void mf_path_pop(struct mf_ctx *c, size_t old);
+/* Remember where the value at the current path is. */
+void mf_record_pos(struct mf_ctx *c, const struct ynode *n);
+void mf_vreport(struct mf_ctx *c, enum diag_severity sev, unsigned line, unsigned column, const char *path,
+		const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+void mf_ctx_done(struct mf_ctx *c);
+
+/* Report at the recorded position of `path`
  * (falling back to its closest recorded parent). */
-void mf_error(struct mf_ctx *c, unsigned line, unsigned column, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
 void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define mf_error_at(c, path, ...) mf_report_at(c, DIAG_ERROR, path, __VA_ARGS__)

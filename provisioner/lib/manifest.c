@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "manifest-internal.h"
+#include "fileio.h"
 #include "manifest.h"
 #include "parse.h"
 #include "util.h"
@@ -30,152 +31,6 @@
 #define MF_MAX_STRING 4096
 #define MF_MAX_LIST 4096
 
-/* ---- context: path, positions, diagnostics ----------------------------- */
-
-static size_t path_push_key(struct mf_ctx *c, const char *key)
-{
-	size_t old = c->plen;
-	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", key);
-
-	if (r > 0)
-		c->plen = strnlen(c->path, sizeof(c->path) - 1);
-	return old;
-}
-
-static size_t path_push_index(struct mf_ctx *c, size_t i)
-{
-	size_t old = c->plen;
-	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
-
-	if (r > 0)
-		c->plen = strnlen(c->path, sizeof(c->path) - 1);
-	return old;
-}
-
-static void path_pop(struct mf_ctx *c, size_t old)
-{
-	c->plen = old;
-	c->path[old] = '\0';
-}
-
-static void record_pos(struct mf_ctx *c, const struct ynode *n)
-{
-	char *p;
-
-	if (c->oom)
-		return;
-	if (c->n_pos == c->cap_pos) {
-		size_t ncap = c->cap_pos ? c->cap_pos * 2 : 64;
-		struct mf_posent *a = reallocarray(c->pos, ncap, sizeof(*a));
-
-		if (!a) {
-			c->oom = -ENOMEM;
-			return;
-		}
-		c->pos = a;
-		c->cap_pos = ncap;
-	}
-	p = strdup(c->path);
-	if (!p) {
-		c->oom = -ENOMEM;
-		return;
-	}
-	c->pos[c->n_pos++] = (struct mf_posent){ .path = p, .line = n->line, .column = n->column };
-}
-
-void mf_mark_failed(struct mf_ctx *c, const char *path)
-{
-	char **a;
-
-	if (c->oom)
-		return;
-	a = reallocarray(c->failed, c->n_failed + 1, sizeof(*a));
-	if (!a) {
-		c->oom = -ENOMEM;
-		return;
-	}
-	c->failed = a;
-	c->failed[c->n_failed] = strdup(path);
-	if (!c->failed[c->n_failed])
-		c->oom = -ENOMEM;
-	else
-		c->n_failed++;
-}
-
-/* a is b, or a is below b ("nodes[1].ip" below "nodes[1]"). */
-static bool path_within(const char *a, const char *b)
-{
-	size_t n = strlen(b);
-
-	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '.' || a[n] == '[' || n == 0);
-}
-
-bool mf_failed(const struct mf_ctx *c, const char *path)
-{
-	for (size_t i = 0; i < c->n_failed; i++)
-		if (path_within(path, c->failed[i]) || path_within(c->failed[i], path))
-			return true;
-	return false;
-}
-
-__attribute__((format(printf, 6, 0))) static void vreport(struct mf_ctx *c, enum diag_severity sev, unsigned line, unsigned column, const char *path,
-		    const char *fmt, va_list ap)
-{
-	_cleanup_free_ char *msg = NULL;
-
-	if (vasprintf(&msg, fmt, ap) < 0) {
-		msg = NULL;
-		c->oom = -ENOMEM;
-		return;
-	}
-	if (diags_add(c->diags, sev, line, column, path, "%s", msg) < 0)
-		c->oom = -ENOMEM;
-}
-
-void mf_error(struct mf_ctx *c, unsigned line, unsigned column, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(c, DIAG_ERROR, line, column, path, fmt, ap);
-	va_end(ap);
-}
-
-static const struct mf_posent *find_pos(const struct mf_ctx *c, const char *path)
-{
-	char buf[MF_PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (;;) {
-		char *cut;
-
-		for (size_t i = 0; i < c->n_pos; i++)
-			if (streq(c->pos[i].path, buf))
-				return &c->pos[i];
-		cut = strrchr(buf, '.');
-		if (!cut || (strrchr(buf, '[') && strrchr(buf, '[') > cut))
-			cut = strrchr(buf, '[');
-		if (!cut)
-			return NULL;
-		*cut = '\0';
-	}
-}
-
-void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
-{
-	const struct mf_posent *p = NULL;
-	va_list ap;
-
-	if (mf_failed(c, path))
-		return;
-	/* Past the cap nothing is stored: skip the position search. */
-	if (c->diags->n <= DIAGS_MAX)
-		p = find_pos(c, path);
-	va_start(ap, fmt);
-	vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
-	va_end(ap);
-}
-
 /* A problem with the map itself (unknown or missing key): its values are
  * not marked as failed. */
 __attribute__((format(printf, 3, 4))) static void dnote(struct mf_ctx *c, const struct ynode *n, const char *fmt, ...)
@@ -183,7 +38,7 @@ __attribute__((format(printf, 3, 4))) static void dnote(struct mf_ctx *c, const 
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport(c, DIAG_ERROR, n->line, n->column, c->path, fmt, ap);
+	mf_vreport(c, DIAG_ERROR, n->line, n->column, c->path, fmt, ap);
 	va_end(ap);
 }
 
@@ -192,7 +47,7 @@ __attribute__((format(printf, 3, 4))) static int derr(struct mf_ctx *c, const st
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport(c, DIAG_ERROR, n ? n->line : 0, n ? n->column : 0, c->path, fmt, ap);
+	mf_vreport(c, DIAG_ERROR, n ? n->line : 0, n ? n->column : 0, c->path, fmt, ap);
 	va_end(ap);
 	mf_mark_failed(c, c->path);
 	return -EINVAL;
@@ -231,125 +86,6 @@ struct seq_spec {
 
 static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct field *fields, void *base);
 
-/* YAML 1.1 implicit typing, as PyYAML and many editors apply it to plain
- * (unquoted) scalars: where we want a string, a plain scalar that such a
- * reader takes for a bool, an int, a float, a date or null is refused, so
- * that "no" never silently becomes false and 1:20 never becomes 80. These
- * matchers follow the resolver patterns of the YAML 1.1 type repository
- * (yaml.org/type/{bool,int,float,timestamp,null}.html). */
-static const char *skip_sign(const char *s)
-{
-	return (*s == '+' || *s == '-') ? s + 1 : s;
-}
-
-/* [set]* from s; returns the end. */
-static const char *span(const char *s, const char *set)
-{
-	while (*s && strchr(set, *s))
-		s++;
-	return s;
-}
-
-#define DIGITS "0123456789"
-
-/* (:[0-5]?[0-9])+ ; NULL when there is none. */
-static const char *sexagesimal_tail(const char *s)
-{
-	const char *p = s;
-
-	while (*p == ':') {
-		const char *q = p + 1;
-
-		if (q[0] >= '0' && q[0] <= '5' && q[1] >= '0' && q[1] <= '9')
-			p = q + 2;
-		else if (q[0] >= '0' && q[0] <= '9')
-			p = q + 1;
-		else
-			break;
-	}
-	return p == s ? NULL : p;
-}
-
-static bool yaml11_int(const char *s)
-{
-	const char *p = skip_sign(s), *q;
-
-	if (p[0] == '0' && p[1] == 'b')
-		return p[2] && !*span(p + 2, "01_");
-	if (p[0] == '0' && p[1] == 'x')
-		return p[2] && !*span(p + 2, DIGITS "abcdefABCDEF_");
-	if (p[0] == '0')
-		return !*span(p + 1, "01234567_");
-	if (!(p[0] >= '1' && p[0] <= '9'))
-		return false;
-	q = span(p + 1, DIGITS "_");
-	if (!*q)
-		return true;
-	q = sexagesimal_tail(q);
-	return q && !*q;
-}
-
-static bool exponent_ok(const char *p)
-{
-	if (!*p)
-		return true;
-	if ((*p != 'e' && *p != 'E') || (p[1] != '+' && p[1] != '-') || !p[2])
-		return false;
-	return !*span(p + 2, DIGITS);
-}
-
-static bool yaml11_float(const char *s)
-{
-	const char *p = skip_sign(s), *q;
-
-	if (streq(p, ".inf") || streq(p, ".Inf") || streq(p, ".INF"))
-		return true;
-	if (streq(s, ".nan") || streq(s, ".NaN") || streq(s, ".NAN"))
-		return true;
-	if (s[0] == '.' && s[1] >= '0' && s[1] <= '9')
-		return exponent_ok(span(s + 1, DIGITS "_"));
-	if (!(p[0] >= '0' && p[0] <= '9'))
-		return false;
-	q = span(p + 1, DIGITS "_");
-	if (*q == ':') {
-		q = sexagesimal_tail(q);
-		return q && *q == '.' && !*span(q + 1, DIGITS "_");
-	}
-	if (*q != '.')
-		return false;
-	return exponent_ok(span(q + 1, DIGITS "_"));
-}
-
-/* Only the date form YYYY-MM-DD; a full timestamp has a space or 'T' and
- * a time, which no field of ours looks like either. */
-static bool yaml11_date(const char *s)
-{
-	static const char form[] = "dddd-dd-dd";
-
-	if (strlen(s) != sizeof(form) - 1)
-		return false;
-	for (size_t i = 0; form[i]; i++)
-		if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != '-')
-			return false;
-	return true;
-}
-
-static bool plain_is_typed(const struct ynode *n)
-{
-	static const char *const bools[] = { "yes",  "Yes",  "YES",   "no",    "No",    "NO",
-					     "true", "True", "TRUE",  "false", "False", "FALSE",
-					     "on",   "On",   "ON",    "off",   "Off",   "OFF" };
-
-	if (!n->plain)
-		return false;
-	if (ynode_is_null(n))
-		return true;
-	for (size_t i = 0; i < ELEMENTSOF(bools); i++)
-		if (streq(n->value, bools[i]))
-			return true;
-	return yaml11_int(n->value) || yaml11_float(n->value) || yaml11_date(n->value);
-}
-
 static const char *scalar(struct mf_ctx *c, const struct ynode *n, const char *what)
 {
 	if (n->kind != YNODE_SCALAR || ynode_is_null(n)) {
@@ -366,7 +102,7 @@ static const char *string_value(struct mf_ctx *c, const struct ynode *n)
 
 	if (!s)
 		return NULL;
-	if (plain_is_typed(n)) {
+	if (ynode_plain_is_typed(n)) {
 		derr(c, n, "must be a string; quote it (\"%s\") if it is meant as one", s);
 		return NULL;
 	}
@@ -666,11 +402,11 @@ static int p_seq(struct mf_ctx *c, const struct ynode *n, void *base, const stru
 	*arr = a;
 	*count = n->n;
 	for (size_t i = 0; i < n->n && !c->oom; i++) {
-		size_t old = path_push_index(c, i);
+		size_t old = mf_path_push_index(c, i);
 		void *elem = a + i * spec->elem_size;
 		const struct ynode *item = n->items[i];
 
-		record_pos(c, item);
+		mf_record_pos(c, item);
 		if (spec->pos_offset != SIZE_MAX)
 			*AT(elem, spec->pos_offset, struct mf_pos) = (struct mf_pos){ item->line, item->column };
 		if (spec->fields)
@@ -679,7 +415,7 @@ static int p_seq(struct mf_ctx *c, const struct ynode *n, void *base, const stru
 			struct field ef = { .offset = 0, .arg = NULL };
 			(void)spec->elem(c, item, elem, &ef);
 		}
-		path_pop(c, old);
+		mf_path_pop(c, old);
 	}
 	return 0;
 }
@@ -719,19 +455,19 @@ static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct fiel
 			continue;
 		}
 		seen[j] = true;
-		old = path_push_key(c, k->value);
-		record_pos(c, v);
+		old = mf_path_push_key(c, k->value);
+		mf_record_pos(c, v);
 		(void)fields[j].parse(c, v, base, &fields[j]);
-		path_pop(c, old);
+		mf_path_pop(c, old);
 	}
 	for (size_t j = 0; j < nf; j++)
 		if (fields[j].required && !seen[j]) {
 			size_t old;
 
 			dnote(c, n, "missing required key '%s'", fields[j].key);
-			old = path_push_key(c, fields[j].key);
+			old = mf_path_push_key(c, fields[j].key);
 			mf_mark_failed(c, c->path);
-			path_pop(c, old);
+			mf_path_pop(c, old);
 		}
 	return 0;
 }
@@ -799,7 +535,7 @@ static int p_str_elem(struct mf_ctx *c, const struct ynode *n, void *base, const
 	return p_str(c, n, base, &ef);
 }
 
-static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = 64,
+static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = MANIFEST_MAX_NODES,
 					     .pos_offset = SIZE_MAX };
 static const struct seq_spec idents_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *), .max = 256,
 					     .pos_offset = SIZE_MAX };
@@ -810,29 +546,25 @@ static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = si
 
 static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
+	static const struct field list = FIELD2("target_node", p_seq, struct mf_vm_group, target_nodes,
+						n_target_nodes, true, &labels_spec);
+	static const struct field one = { .offset = 0 };
 	struct mf_vm_group *g = base;
+	_cleanup_free_ char **v = NULL;
 
+	(void)f;
 	if (n->kind == YNODE_SEQUENCE) {
-		struct field lf = FIELD2("", p_seq, struct mf_vm_group, target_nodes, n_target_nodes, false,
-					 &labels_spec);
 		if (n->n == 0)
 			return derr(c, n, "must name at least one node");
-		return p_seq(c, n, base, &lf);
+		return p_seq(c, n, base, &list);
 	}
-	(void)f;
-	g->target_nodes = calloc(1, sizeof(char *));
-	if (!g->target_nodes)
+	v = calloc(1, sizeof(char *));
+	if (!v)
 		return c->oom = -ENOMEM;
+	if (p_label(c, n, v, &one) < 0)
+		return -EINVAL;
+	g->target_nodes = TAKE_PTR(v);
 	g->n_target_nodes = 1;
-	{
-		struct field ef = { .offset = 0 };
-		if (p_label(c, n, g->target_nodes, &ef) < 0) {
-			g->n_target_nodes = 0;
-			free(g->target_nodes);
-			g->target_nodes = NULL;
-			return -EINVAL;
-		}
-	}
 	return 0;
 }
 
@@ -1008,9 +740,9 @@ static const struct field vm_network_fields[] = {
 	{}
 };
 
-/* disk: and network: write into the group itself (their tables use
- * offsets from struct mf_vm_group). */
-static int p_group_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+/* A nested mapping whose table uses offsets from the enclosing struct
+ * (vms[].disk and .network, k3s.airgap, edge.acme). */
+static int p_inline_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	return decode_map(c, n, f->arg, base);
 }
@@ -1026,8 +758,8 @@ static const struct field vm_fields[] = {
 	FIELD("sockets", p_uint, struct mf_vm_group, sockets, false, &r_sockets),
 	FIELD("memory", p_uint, struct mf_vm_group, memory, true, &r_memory),
 	FIELD("agent", p_agent, struct mf_vm_group, agent, false, NULL),
-	{ "disk", p_group_map, 0, true, vm_disk_fields, 0 },
-	{ "network", p_group_map, 0, false, vm_network_fields, 0 },
+	{ "disk", p_inline_map, 0, true, vm_disk_fields, 0 },
+	{ "network", p_inline_map, 0, false, vm_network_fields, 0 },
 	{ "ipconfig0", p_ipconfig, 0, true, NULL, 0 },
 	{}
 };
@@ -1042,18 +774,13 @@ static const struct field airgap_fields[] = {
 	{}
 };
 
-static int p_k3s_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	return decode_map(c, n, f->arg, base);
-}
-
 static const struct field k3s_fields[] = {
 	FIELD("version", p_str, struct mf_k3s, version, false, NULL),
 	FIELD("token", p_secret, struct mf_k3s, token, true, NULL),
 	FIELD2("servers", p_seq, struct mf_k3s, servers, n_servers, true, &idents_spec),
 	FIELD2("agents", p_seq, struct mf_k3s, agents, n_agents, false, &idents_spec),
 	FIELD("ha", p_bool, struct mf_k3s, ha, false, NULL),
-	{ "airgap", p_k3s_map, 0, false, airgap_fields, 0 },
+	{ "airgap", p_inline_map, 0, false, airgap_fields, 0 },
 	{}
 };
 
@@ -1102,7 +829,7 @@ static const struct field acme_fields[] = {
 static const struct field edge_fields[] = {
 	FIELD("ip", p_ipv4, struct mf_edge, ip, true, NULL),
 	FIELD("certificate", p_enum, struct mf_edge, cert, false, cert_names),
-	{ "acme", p_group_map, 0, false, acme_fields, 0 },
+	{ "acme", p_inline_map, 0, false, acme_fields, 0 },
 	FIELD("dashboard_host", p_dnsname, struct mf_edge, dashboard_host, false, NULL),
 	{}
 };
@@ -1248,18 +975,7 @@ struct manifest *manifest_free(struct manifest *m)
 	return NULL;
 }
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
 DEFINE_FREE_FUNC(struct ynode, ynode_free)
-
-static void ctx_done(struct mf_ctx *c)
-{
-	for (size_t i = 0; i < c->n_pos; i++)
-		free(c->pos[i].path);
-	free(c->pos);
-	for (size_t i = 0; i < c->n_failed; i++)
-		free(c->failed[i]);
-	free(c->failed);
-}
 
 int manifest_load_buffer(const char *data, size_t size, const char *display_name, struct diags *diags,
 			 struct manifest **ret)
@@ -1268,6 +984,9 @@ int manifest_load_buffer(const char *data, size_t size, const char *display_name
 		.max_depth = MANIFEST_MAX_DEPTH,
 		/* Generous for MANIFEST_MAX_NODES nodes of ~30 values each. */
 		.max_nodes = 200000,
+		/* Longer than any string field (4096) or SSH key, short enough
+		 * to quote in a diagnostic. */
+		.max_scalar = 65536,
 	};
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	_cleanup_(ynode_freep) struct ynode *root = NULL;
@@ -1300,7 +1019,7 @@ int manifest_load_buffer(const char *data, size_t size, const char *display_name
 	(void)decode_map(&c, root, manifest_fields, m);
 	if (!c.oom)
 		r = manifest_check(&c, m);
-	ctx_done(&c);
+	mf_ctx_done(&c);
 	if (c.oom || r == -ENOMEM)
 		return -ENOMEM;
 	diags_sort(diags);
@@ -1314,8 +1033,9 @@ int manifest_load(const char *path, const char *display_name, struct diags *diag
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
+	size_t n;
 	struct stat st;
+	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -1324,24 +1044,10 @@ int manifest_load(const char *path, const char *display_name, struct diags *diag
 		return negative_errno();
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	/* Read at most one byte past the limit, so an oversized file (or a
-	 * pipe) is recognised without reading it all. */
-	buf = malloc(MANIFEST_MAX_BYTES + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t k = read(fd, buf + n, MANIFEST_MAX_BYTES + 1 - n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > MANIFEST_MAX_BYTES)
-			break;
-	}
+	/* One byte past the limit at most: manifest_load_buffer() reports
+	 * an oversized file as a diagnostic. */
+	r = read_fd_capped(fd, MANIFEST_MAX_BYTES, &buf, &n);
+	if (r < 0)
+		return r;
 	return manifest_load_buffer(buf, n, display_name ? display_name : path, diags, ret);
 }

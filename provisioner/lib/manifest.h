@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 /* Hard limits on input; exceeding one is a diagnostic, not a crash. */
 #define MANIFEST_MAX_BYTES (4u << 20)
 #define MANIFEST_MAX_DEPTH 32
@@ -322,3 +324,5 @@ int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *r
 
 /* Total number of VMs in the groups listed (k3s servers, say). */
 size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n);
+
+DEFINE_FREE_FUNC(struct manifest, manifest_free)

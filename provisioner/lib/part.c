@@ -243,7 +243,12 @@ int part_write(int fd, const char *name, const struct part_spec *spec)
 	}
 	/* Keep libfdisk from aligning our exact bounds (BIOS boot at 34). */
 	fdisk_disable_dialogs(c, 1);
-	r = fdisk_create_disklabel(c, "gpt");
+	/* The BIOS boot partition starts at LBA 34, the first usable sector of
+	 * a GPT with 128 entries (sgdisk -a1 -n1:34:2047); libfdisk's default
+	 * first LBA is the 1 MiB grain. */
+	r = l->sector_size == 512 ? (int)fdisk_set_first_lba(c, 34) : 0;
+	if (r >= 0)
+		r = fdisk_create_disklabel(c, "gpt");
 	if (r >= 0)
 		r = fdisk_set_disklabel_id_from_string(c, spec->disk_uuid);
 	if (r < 0) {

@@ -3,9 +3,10 @@
  * plan-build.c — from a manifest to the ordered list of steps.
  *
  * The order is the bring-up order: each node's install phase, then first
- * boot: the cluster is created on the `first` node and the others join in
- * manifest order; then, run by the first node, quorum, certificates,
- * storage, templates, VMs, K3s, DNS, the edge and a final verification.
+ * boot: each node's part of forming the cluster (the `first` node creates
+ * it, the others join in manifest order; each installs its certificate and
+ * waits for quorum); then, run by the first node, storage, templates, VMs,
+ * K3s, DNS, the edge and a final verification.
  * docs/plan.md lists every step with its id and parameters; keep it in step.
  *
  * Parameters are what the step is asked to do, in full, because they are
@@ -544,20 +545,79 @@ static void add_install(struct builder *b, const struct mf_node *n)
 
 /* ---- first boot: cluster ------------------------------------------------ */
 
+/* The CA that signs the nodes' API certificates is the cluster CA whose key
+ * the bundle carries as this secret (docs/manifest.md, docs/pve.md). */
+#define CLUSTER_CA_SECRET "cluster_ca_key"
+
+static bool has_secret(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; i < m->secrets.n_names; i++)
+		if (streq(m->secrets.names[i], name))
+			return true;
+	return false;
+}
+
+static void add_node_certs(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p, *ref;
+	char name[320];
+	struct step *s;
+
+	if (!has_secret(b->m, CLUSTER_CA_SECRET))
+		return;
+	p = obj(b);
+	ref = obj(b);
+	fqdn(b, n->name, name, sizeof(name));
+	put_str(b, p, "node", n->name);
+	put_str(b, p, "fqdn", name);
+	put_ip(b, p, "ip", n->ip);
+	put_str(b, ref, "secret", CLUSTER_CA_SECRET);
+	put(b, p, "ca_key", ref);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, n->name, p,
+		"Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+static void add_quorum(struct builder *b, const struct mf_node *n)
+{
+	struct json_object *p = obj(b), *a = arr(b);
+	char title[STEP_TITLE_MAX];
+	struct step *s;
+
+	for (size_t i = 0; i < b->m->n_nodes; i++)
+		push(b, a, str(b, b->m->nodes[i].name));
+	put(b, p, "nodes", a);
+	put_u64(b, p, "expected_votes", b->m->n_nodes);
+	bfmt(b, title, sizeof(title), "Waiting for quorum (%zu votes)", b->m->n_nodes);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, n->name, p, title, "node/%s/cluster/quorum", n->name);
+	if (s)
+		s->mf_node = n;
+}
+
+/*
+ * Each node's own first boot, as `firstboot` runs it (docs/pve.md):
+ *   first:   certs, create, quorum
+ *   members: join, certs, quorum  (a join replaces the node's certificates,
+ *            so members install theirs afterwards)
+ * Listed node by node, the first node first.
+ */
 static void add_cluster_formation(struct builder *b)
 {
 	const struct manifest *m = b->m;
 	const struct mf_node *f = b->first;
-	struct json_object *p = obj(b), *a;
+	struct json_object *p = obj(b);
 	char title[STEP_TITLE_MAX];
 	struct step *s;
 
+	add_node_certs(b, f);
 	put_str(b, p, "cluster", m->cluster.name);
 	put_ip(b, p, "link0", f->ip);
 	bfmt(b, title, sizeof(title), "Creating Proxmox cluster %s", m->cluster.name);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, f->name, p, title, "node/%s/cluster/create", f->name);
 	if (s)
 		s->mf_node = f;
+	add_quorum(b, f);
 
 	for (size_t i = 0; i < m->n_nodes; i++) {
 		const struct mf_node *n = &m->nodes[i];
@@ -573,28 +633,9 @@ static void add_cluster_formation(struct builder *b)
 		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, n->name, p, title, "node/%s/cluster/join", n->name);
 		if (s)
 			s->mf_node = n;
+		add_node_certs(b, n);
+		add_quorum(b, n);
 	}
-
-	p = obj(b);
-	a = arr(b);
-	for (size_t i = 0; i < m->n_nodes; i++)
-		push(b, a, str(b, m->nodes[i].name));
-	put(b, p, "nodes", a);
-	put_u64(b, p, "expected_votes", m->n_nodes);
-	bfmt(b, title, sizeof(title), "Waiting for quorum (%zu votes)", m->n_nodes);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, NULL, p, title, "cluster/quorum");
-
-	p = obj(b);
-	a = arr(b);
-	for (size_t i = 0; i < m->n_nodes; i++) {
-		char name[320];
-
-		fqdn(b, m->nodes[i].name, name, sizeof(name));
-		push(b, a, str(b, name));
-	}
-	put(b, p, "nodes", a);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, NULL, p, "Updating the cluster's node certificates",
-	    "cluster/certificates");
 }
 
 static bool seen_storage(const struct plan *p, const char *name)

@@ -14,6 +14,8 @@
  */
 #pragma once
 
+#include "util.h"
+
 #include <stdio.h>
 
 #include "manifest.h"
@@ -54,3 +56,5 @@ int plan_print_text(FILE *f, const struct plan *p);
 int plan_to_json(const struct plan *p, struct json_object **ret);
 
 const char *plan_error(void);
+
+DEFINE_FREE_FUNC(struct plan, plan_free)

@@ -608,24 +608,19 @@ int pve_get_version(struct pve_client *c, struct pve_version *ret)
 	return 0;
 }
 
-int pve_cluster_status(struct pve_client *c, struct pve_cluster_status *ret)
+int pve_decode_cluster_status(struct json_object *d, struct pve_cluster_status *ret)
 {
-	_cleanup_json_ struct json_object *d = NULL;
 	struct pve_cluster_status *s;
 	size_t n;
-	int r = pve_call(c, HTTP_GET, "/cluster/status", NULL, &d);
+	int r = 0;
 
-	if (r < 0)
-		return r;
-	if (!d || !json_object_is_type(d, json_type_array)) {
-		seterr(c, "GET /cluster/status on '%s': not an array", c->node);
+	if (!d || !json_object_is_type(d, json_type_array))
 		return -EBADMSG;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	n = json_object_array_length(d);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && r >= 0; i++) {
 		struct json_object *e = json_object_array_get_idx(d, i);
 		const char *type = json_get_string(e, "type");
 
@@ -633,8 +628,7 @@ int pve_cluster_status(struct pve_client *c, struct pve_cluster_status *ret)
 			s->in_cluster = true;
 			s->quorate = json_truthy(e, "quorate");
 			s->expected_nodes = (unsigned)json_int(e, "nodes");
-			if (copy_str(s->name, sizeof(s->name), json_get_string(e, "name")) < 0)
-				r = -EBADMSG;
+			r = copy_str(s->name, sizeof(s->name), json_get_string(e, "name"));
 		} else if (type && streq(type, "node")) {
 			struct pve_member *m;
 
@@ -643,8 +637,7 @@ int pve_cluster_status(struct pve_client *c, struct pve_cluster_status *ret)
 				break;
 			}
 			m = &s->members[s->n_members++];
-			if (copy_str(m->name, sizeof(m->name), json_get_string(e, "name")) < 0)
-				r = -EBADMSG;
+			r = copy_str(m->name, sizeof(m->name), json_get_string(e, "name"));
 			if (json_get_string(e, "ip"))
 				(void)copy_str(m->ip, sizeof(m->ip), json_get_string(e, "ip"));
 			m->nodeid = (unsigned)json_int(e, "nodeid");
@@ -652,14 +645,23 @@ int pve_cluster_status(struct pve_client *c, struct pve_cluster_status *ret)
 			m->local = json_truthy(e, "local");
 		}
 	}
-	if (r < 0) {
-		seterr(c, "GET /cluster/status on '%s': unexpected answer", c->node);
-		free(s);
-		return r;
-	}
-	*ret = *s;
+	if (r >= 0)
+		*ret = *s;
 	free(s);
-	return 0;
+	return r;
+}
+
+int pve_cluster_status(struct pve_client *c, struct pve_cluster_status *ret)
+{
+	_cleanup_json_ struct json_object *d = NULL;
+	int r = pve_call(c, HTTP_GET, "/cluster/status", NULL, &d);
+
+	if (r < 0)
+		return r;
+	r = pve_decode_cluster_status(d, ret);
+	if (r < 0)
+		seterr(c, "GET /cluster/status on '%s': unexpected answer", c->node);
+	return r;
 }
 
 const struct pve_member *pve_cluster_find(const struct pve_cluster_status *s, const char *name)
@@ -670,16 +672,12 @@ const struct pve_member *pve_cluster_find(const struct pve_cluster_status *s, co
 	return NULL;
 }
 
-int pve_cluster_join_info(struct pve_client *c, struct pve_join_info *ret)
+int pve_decode_join_info(struct json_object *d, struct pve_join_info *ret)
 {
-	_cleanup_json_ struct json_object *d = NULL;
-	struct json_object *list;
+	struct json_object *list = json_get_array(d, "nodelist");
 	struct pve_join_info *j;
-	int r = pve_call(c, HTTP_GET, "/cluster/config/join", NULL, &d);
+	int r;
 
-	if (r < 0)
-		return r;
-	list = json_get_array(d, "nodelist");
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -700,14 +698,23 @@ int pve_cluster_join_info(struct pve_client *c, struct pve_join_info *ret)
 		if (r >= 0)
 			r = copy_str(n->addr, sizeof(n->addr), json_get_string(e, "pve_addr"));
 	}
-	if (r < 0) {
-		seterr(c, "GET /cluster/config/join on '%s': unexpected answer", c->node);
-		free(j);
-		return r;
-	}
-	*ret = *j;
+	if (r >= 0)
+		*ret = *j;
 	free(j);
-	return 0;
+	return r;
+}
+
+int pve_cluster_join_info(struct pve_client *c, struct pve_join_info *ret)
+{
+	_cleanup_json_ struct json_object *d = NULL;
+	int r = pve_call(c, HTTP_GET, "/cluster/config/join", NULL, &d);
+
+	if (r < 0)
+		return r;
+	r = pve_decode_join_info(d, ret);
+	if (r < 0)
+		seterr(c, "GET /cluster/config/join on '%s': unexpected answer", c->node);
+	return r;
 }
 
 const struct pve_join_node *pve_join_info_find(const struct pve_join_info *j, const char *name)

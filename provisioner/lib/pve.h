@@ -172,6 +172,11 @@ int pve_node_set_certificate(struct pve_client *c, const char *node, const char 
 /* Create an API token; *ret_secret (caller frees, wipes) holds its secret. */
 int pve_token_create(struct pve_client *c, const char *userid, const char *tokenid, char **ret_secret);
 
+/* Decoders of an answer's "data" (what the calls above use), exposed for
+ * tests and fuzzing: -EBADMSG for a shape or a string length we refuse. */
+int pve_decode_cluster_status(struct json_object *data, struct pve_cluster_status *ret);
+int pve_decode_join_info(struct json_object *data, struct pve_join_info *ret);
+
 /* Poll /nodes/{node}/tasks/{upid}/status until stopped. 0 if exitstatus is
  * "OK" (or "WARNINGS: n"); -EREMOTEIO with the exit status and the log's
  * last lines in the error text otherwise; -ETIMEDOUT after task_timeout_ms.

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "sig.h"
+#include "fileio.h"
+#include "parse.h"
 #include "util.h"
 
 static __thread char sig_errbuf[512];
@@ -44,27 +46,17 @@ void sig_hex(const uint8_t digest[SIG_SHA256_LEN], char out[2 * SIG_SHA256_LEN +
 	out[2 * SIG_SHA256_LEN] = 0;
 }
 
-static int unhex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int sig_unhex(const char *hex, uint8_t ret_digest[SIG_SHA256_LEN])
 {
 	uint8_t d[SIG_SHA256_LEN];
 
 	for (size_t i = 0; i < SIG_SHA256_LEN; i++) {
-		int hi = unhex_digit(hex[2 * i]), lo;
+		int hi = unhexchar(hex[2 * i]), lo;
 
 		if (hi < 0)
 			return -EINVAL;
-		lo = unhex_digit(hex[2 * i + 1]);
+		lo = unhexchar(hex[2 * i + 1]);
 		if (lo < 0)
 			return -EINVAL;
 		d[i] = (uint8_t)(hi << 4 | lo);
@@ -78,7 +70,8 @@ int sig_read_small_file(const char *path, size_t max, char **ret, size_t *ret_si
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
-	size_t n = 0;
+	size_t n;
+	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -89,24 +82,11 @@ int sig_read_small_file(const char *path, size_t max, char **ret, size_t *ret_si
 		return -EINVAL;
 	if ((uint64_t)st.st_size > max)
 		return -EFBIG;
-	buf = malloc(max + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t k = read(fd, buf + n, max + 1 - n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > max)
-			return -EFBIG; /* grew while we read it */
-	}
-	buf[n] = 0;
+	r = read_fd_capped(fd, max, &buf, &n);
+	if (r < 0)
+		return r;
+	if (n > max)
+		return -EFBIG; /* grew while we read it */
 	*ret_size = n;
 	*ret = TAKE_PTR(buf);
 	return 0;

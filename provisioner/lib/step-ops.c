@@ -11,6 +11,7 @@
  */
 #include "step.h"
 #include "cluster.h"
+#include "disk-step.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = NULL,     /* bundle */
@@ -19,13 +20,13 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_PREFLIGHT] = NULL,         /* install: pre-flight */
 
-	[STEP_DISK_SELECT] = NULL,       /* disk */
+	[STEP_DISK_SELECT] = &disk_select_ops, /* disk */
 
-	[STEP_DISK_PARTITION] = NULL,    /* disk */
+	[STEP_DISK_PARTITION] = &disk_partition_ops, /* disk */
 
-	[STEP_DISK_LVM] = NULL,          /* disk */
+	[STEP_DISK_LVM] = &disk_lvm_ops, /* disk */
 
-	[STEP_DISK_FILESYSTEMS] = NULL,  /* disk */
+	[STEP_DISK_FILESYSTEMS] = &disk_filesystems_ops, /* disk */
 
 	[STEP_ROOTFS_EXTRACT] = NULL,    /* install: rootfs */
 

@@ -121,13 +121,11 @@ static int attach(struct builder *b, struct ynode *child, const yaml_mark_t *m)
 		return 0;
 	}
 	if (parent->n_keys == parent->n) {
-		/* A key: the keys array grows in step with items, so its capacity
-		 * is tracked by items' capacity plus one spare slot. */
-		struct ynode **p = reallocarray(parent->keys, parent->n_keys + 1, sizeof(*p));
+		/* A key: the value that follows pairs with it. */
+		int k = push_ptr(&parent->keys, parent->n_keys, &parent->kcap, NULL);
 
-		if (!p)
-			return -ENOMEM;
-		parent->keys = p;
+		if (k < 0)
+			return k;
 		if (c->kind != YNODE_SCALAR)
 			berror(b, m, "mapping keys must be plain scalars");
 		else if (c->plain && streq(c->value, "<<"))
@@ -167,6 +165,11 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 		berror(b, &e->start_mark, "anchors (&) are not allowed");
 	if (e->data.scalar.tag)
 		berror(b, &e->start_mark, "tags (!) are not allowed");
+	if (e->data.scalar.length > b->limits->max_scalar) {
+		b->bad = true;
+		(void)diags_add(b->diags, DIAG_ERROR, (unsigned)e->start_mark.line + 1,
+				(unsigned)e->start_mark.column + 1, "", "a value longer than %zu bytes", b->limits->max_scalar);
+	}
 	if (memchr(e->data.scalar.value, 0, e->data.scalar.length))
 		berror(b, &e->start_mark, "a NUL character is not allowed");
 	n = node_new(YNODE_SCALAR, &e->start_mark);
@@ -296,4 +299,123 @@ int yaml_tree_parse(const char *data, size_t size, const struct yaml_limits *lim
 	}
 	*ret = b.root;
 	return 0;
+}
+
+/* YAML 1.1 implicit typing, as PyYAML and many editors apply it to plain
+ * (unquoted) scalars: where we want a string, a plain scalar that such a
+ * reader takes for a bool, an int, a float, a date or null is refused, so
+ * that "no" never silently becomes false and 1:20 never becomes 80. These
+ * matchers follow the resolver patterns of the YAML 1.1 type repository
+ * (yaml.org/type/{bool,int,float,timestamp,null}.html). */
+static const char *skip_sign(const char *s)
+{
+	return (*s == '+' || *s == '-') ? s + 1 : s;
+}
+
+/* [set]* from s; returns the end. */
+static const char *span(const char *s, const char *set)
+{
+	while (*s && strchr(set, *s))
+		s++;
+	return s;
+}
+
+#define DIGITS "0123456789"
+
+/* (:[0-5]?[0-9])+ ; NULL when there is none. */
+static const char *sexagesimal_tail(const char *s)
+{
+	const char *p = s;
+
+	while (*p == ':') {
+		const char *q = p + 1;
+
+		if (q[0] >= '0' && q[0] <= '5' && q[1] >= '0' && q[1] <= '9')
+			p = q + 2;
+		else if (q[0] >= '0' && q[0] <= '9')
+			p = q + 1;
+		else
+			break;
+	}
+	return p == s ? NULL : p;
+}
+
+static bool yaml11_int(const char *s)
+{
+	const char *p = skip_sign(s), *q;
+
+	if (p[0] == '0' && p[1] == 'b')
+		return p[2] && !*span(p + 2, "01_");
+	if (p[0] == '0' && p[1] == 'x')
+		return p[2] && !*span(p + 2, DIGITS "abcdefABCDEF_");
+	if (p[0] == '0')
+		return !*span(p + 1, "01234567_");
+	if (!(p[0] >= '1' && p[0] <= '9'))
+		return false;
+	q = span(p + 1, DIGITS "_");
+	if (!*q)
+		return true;
+	q = sexagesimal_tail(q);
+	return q && !*q;
+}
+
+static bool exponent_ok(const char *p)
+{
+	if (!*p)
+		return true;
+	if ((*p != 'e' && *p != 'E') || (p[1] != '+' && p[1] != '-') || !p[2])
+		return false;
+	return !*span(p + 2, DIGITS);
+}
+
+static bool yaml11_float(const char *s)
+{
+	const char *p = skip_sign(s), *q;
+
+	if (streq(p, ".inf") || streq(p, ".Inf") || streq(p, ".INF"))
+		return true;
+	if (streq(s, ".nan") || streq(s, ".NaN") || streq(s, ".NAN"))
+		return true;
+	if (s[0] == '.' && s[1] >= '0' && s[1] <= '9')
+		return exponent_ok(span(s + 1, DIGITS "_"));
+	if (!(p[0] >= '0' && p[0] <= '9'))
+		return false;
+	q = span(p + 1, DIGITS "_");
+	if (*q == ':') {
+		q = sexagesimal_tail(q);
+		return q && *q == '.' && !*span(q + 1, DIGITS "_");
+	}
+	if (*q != '.')
+		return false;
+	return exponent_ok(span(q + 1, DIGITS "_"));
+}
+
+/* Only the date form YYYY-MM-DD; a full timestamp has a space or 'T' and
+ * a time, which no field of ours looks like either. */
+static bool yaml11_date(const char *s)
+{
+	static const char form[] = "dddd-dd-dd";
+
+	if (strlen(s) != sizeof(form) - 1)
+		return false;
+	for (size_t i = 0; form[i]; i++)
+		if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != '-')
+			return false;
+	return true;
+}
+
+bool ynode_plain_is_typed(const struct ynode *n)
+{
+	static const char *const bools[] = { "yes",  "Yes",  "YES",   "no",    "No",    "NO",
+					     "true", "True", "TRUE",  "false", "False", "FALSE",
+					     "on",   "On",   "ON",    "off",   "Off",   "OFF" };
+
+	if (!n->plain)
+		return false;
+	if (ynode_is_null(n))
+		return true;
+	for (size_t i = 0; i < ELEMENTSOF(bools); i++)
+		if (streq(n->value, bools[i]))
+			return true;
+	return yaml11_int(n->value) || yaml11_float(n->value) || yaml11_date(n->value);
 }

@@ -30,12 +30,14 @@ struct ynode {
 	/* mapping: keys[i] (scalars) -> items[i]; sequence: items[i] */
 	struct ynode **keys;
 	struct ynode **items;
-	size_t n, n_keys, cap;
+	size_t n, n_keys;
+	size_t cap, kcap; /* allocated items, keys */
 };
 
 struct yaml_limits {
 	size_t max_depth;
 	size_t max_nodes;
+	size_t max_scalar; /* bytes in one scalar (key or value) */
 };
 
 /* Returns 0 and the root node (NULL for an empty document) when the YAML
@@ -47,3 +49,7 @@ struct ynode *ynode_free(struct ynode *n);
 /* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
 bool ynode_is_null(const struct ynode *n);
 const char *ynode_kind_name(const struct ynode *n);
+
+/* Whether a YAML 1.1 reader (PyYAML, many editors) takes this plain scalar
+ * for a bool, int, float, date or null rather than a string. */
+bool ynode_plain_is_typed(const struct ynode *n);

@@ -5,11 +5,15 @@
  */
 #define _GNU_SOURCE 1 /* asprintf */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "bundle.h"
+#include "extract.h"
+#include "input.h"
+#include "manifest.h"
 #include "log.h"
 #include "secret.h"
 #include "sig.h"
@@ -114,8 +118,32 @@ static int source_date_epoch(int64_t *ret)
 	return 0;
 }
 
-static int seal_secrets(const struct create_opts *o, const char *manifest, size_t manifest_size,
-			uint8_t **ret_blob, size_t *ret_size)
+/* Every secret the manifest declares must have a value; a value the
+ * manifest does not declare is carried but never used: say so. */
+static int check_secret_names(const struct create_opts *o, const struct manifest *m, const struct secrets *s)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < m->secrets.n_names; i++)
+		if (!secrets_get(s, m->secrets.names[i])) {
+			log_error("secrets file '%s' has no value for '%s', which the manifest declares", o->secrets,
+				  m->secrets.names[i]);
+			r = -EINVAL;
+		}
+	for (size_t i = 0; i < secrets_count(s); i++) {
+		bool declared = false;
+
+		for (size_t j = 0; j < m->secrets.n_names && !declared; j++)
+			declared = streq(secrets_name(s, i), m->secrets.names[j]);
+		if (!declared)
+			log_warning("secrets file '%s': '%s' is not declared in the manifest's secrets.names",
+				    o->secrets, secrets_name(s, i));
+	}
+	return r;
+}
+
+static int seal_secrets(const struct create_opts *o, const struct manifest *m, const char *manifest,
+			size_t manifest_size, uint8_t **ret_blob, size_t *ret_size)
 {
 	_cleanup_(secrets_freep) struct secrets *s = NULL;
 	uint8_t key[SECRET_KEY_LEN], digest[SIG_SHA256_LEN];
@@ -126,6 +154,9 @@ static int seal_secrets(const struct create_opts *o, const char *manifest, size_
 		log_error("secrets file '%s': %s", o->secrets, secret_error());
 		return r;
 	}
+	r = check_secret_names(o, m, s);
+	if (r < 0)
+		return r;
 	r = secret_key_load(o->secret_key, key);
 	if (r < 0) {
 		log_error("%s", secret_error());
@@ -142,11 +173,51 @@ static int seal_secrets(const struct create_opts *o, const char *manifest, size_
 	return 0;
 }
 
+/* The manifest must be valid before it is signed: the image trusts what
+ * the signature covers. */
+static int load_manifest(const char *path, const char *data, size_t size, struct manifest **ret)
+{
+	struct diags d = {};
+	int r;
+
+	r = manifest_load_buffer(data, size, path, &d, ret);
+	input_print_diags(&d);
+	diags_done(&d);
+	return r < 0 ? -EINVAL : 0;
+}
+
+/* Every asset the manifest names must be among the files being bundled. */
+static int check_assets(const struct create_opts *o, const struct manifest *m, const struct bundle_asset *a,
+			size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < m->n_assets; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < n && !found; j++)
+			found = streq(a[j].path, m->assets[i].file);
+		if (!found) {
+			log_error("%s:%u:%u: assets[%zu].file: '%s' (asset '%s') is not in '%s'", o->manifest,
+				  m->assets[i].pos.line, m->assets[i].pos.column, i, m->assets[i].file,
+				  m->assets[i].name, o->assets);
+			r = -EINVAL;
+		}
+	}
+	if (m->secrets.n_names > 0 && !o->secrets) {
+		log_error("the manifest declares %zu secret%s: give their values with --secrets FILE --secret-key KEYFILE",
+			  m->secrets.n_names, m->secrets.n_names == 1 ? "" : "s");
+		r = -EINVAL;
+	}
+	return r;
+}
+
 int verb_bundle_create(int argc, char *argv[])
 {
 	struct create_opts o = {};
 	_cleanup_free_ char *manifest = NULL;
 	_cleanup_free_ uint8_t *secrets_enc = NULL;
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	struct bundle_asset *assets = NULL;
 	size_t manifest_size = 0, secrets_size = 0, n_assets = 0;
 	struct bundle_create_args args;
@@ -160,10 +231,17 @@ int verb_bundle_create(int argc, char *argv[])
 		log_error("cannot read manifest '%s': %s", o.manifest, strerror(-r));
 		return EXIT_BADINPUT;
 	}
+	if (load_manifest(o.manifest, manifest, manifest_size, &m) < 0)
+		return EXIT_BADINPUT;
 	r = bundle_assets_scan(o.assets, &assets, &n_assets);
 	if (r < 0) {
 		log_error("%s", bundle_error());
 		return exit_status(r);
+	}
+	r = check_assets(&o, m, assets, n_assets);
+	if (r < 0) {
+		bundle_assets_free(assets, n_assets);
+		return EXIT_BADINPUT;
 	}
 	args = (struct bundle_create_args){
 		.manifest = manifest, .manifest_size = manifest_size,
@@ -172,7 +250,7 @@ int verb_bundle_create(int argc, char *argv[])
 	};
 	r = source_date_epoch(&args.mtime);
 	if (r >= 0 && o.secrets) {
-		r = seal_secrets(&o, manifest, manifest_size, &secrets_enc, &secrets_size);
+		r = seal_secrets(&o, m, manifest, manifest_size, &secrets_enc, &secrets_size);
 		args.secrets_enc = secrets_enc;
 		args.secrets_enc_size = secrets_size;
 	}
@@ -283,8 +361,12 @@ static int run_verify(int argc, char *argv[], bool extract)
 	print_summary(path, b);
 	if (secret_key) {
 		r = check_secrets(b, secret_key);
-		if (r < 0)
+		if (r < 0) {
+			/* All or nothing: a bundle whose secrets do not open
+			 * with this key is not left behind half-usable. */
+			(void)extract_rm_rf_at(AT_FDCWD, dest);
 			return exit_status(r);
+		}
 	}
 	return EXIT_OK;
 }

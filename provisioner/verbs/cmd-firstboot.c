@@ -10,7 +10,7 @@
  *
  * Trust: a node is trusted by its pinned certificate fingerprint
  * (--fingerprint) or by the cluster CA (--ca); never on first use. The root
- * password comes from --password-file until the bundle's secrets API lands.
+ * password comes from the bundle's sealed secrets (or --password-file).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,12 +27,14 @@
 #include "run.h"
 #include "step.h"
 #include "util.h"
+#include "input.h"
+#include "secret.h"
 #include "verbs.h"
 
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
 
 struct fb_opts {
-	const char *manifest, *bundle, *pubkey, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
+	const char *manifest, *bundle, *pubkey, *secret_key, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
 	const char *fps[CLUSTER_MAX_NODES];   /* "NODE=FP" */
@@ -44,7 +46,7 @@ struct fb_opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: devopslab firstboot (--bundle B --pubkey P | --manifest M) --node NAME\n"
+	fprintf(f, "Usage: devopslab firstboot (--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME\n"
 		   "         [--journal FILE] [--api NODE=URL]... [--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]]\n"
 		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
 		   "         [--wait-turn SEC]"
@@ -70,11 +72,12 @@ static int parse_u64(const char *s, uint64_t *ret)
 static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
-	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT };
+	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
 		{ "pubkey", required_argument, NULL, O_PUBKEY },
+		{ "secret-key", required_argument, NULL, O_SECRETKEY },
 		{ "node", required_argument, NULL, O_NODE },
 		{ "journal", required_argument, NULL, O_JOURNAL },
 		{ "api", required_argument, NULL, O_API },
@@ -105,6 +108,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_MANIFEST: o->manifest = optarg; break;
 		case O_BUNDLE: o->bundle = optarg; break;
 		case O_PUBKEY: o->pubkey = optarg; break;
+		case O_SECRETKEY: o->secret_key = optarg; break;
 		case O_NODE: o->node = optarg; break;
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_CA: o->ca = optarg; break;
@@ -286,41 +290,53 @@ static void on_step(const struct step_progress *p, void *userdata)
 	}
 }
 
-/* first: certificates, create, quorum; members: join, certificates, quorum
- * (a join replaces the node's certificates, so members sign afterwards). */
-static int build_plan(const struct manifest *m, const char *node, bool first, bool certs, struct plan **ret)
+/* The manifest and the root password: from the verified bundle and its
+ * sealed secrets, or (drafts, tests) from --manifest and --password-file;
+ * --password-file also overrides the bundle's value. */
+static int load_inputs(const struct fb_opts *o, struct manifest **ret, char password[PASSWORD_MAX + 2])
 {
-	struct plan *p = plan_new(m, node);
-	int r = 0;
+	struct input_opts in = { .bundle = o->bundle, .pubkey = o->pubkey, .manifest = o->manifest,
+				 .secret_key = o->secret_key };
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
+	_cleanup_(secrets_freep) struct secrets *s = NULL;
+	const char *value;
+	int r;
 
-	if (!p)
-		return -ENOMEM;
-	if (certs && first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
-			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
-	if (r >= 0 && first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, node, NULL, "Creating the Proxmox cluster",
-			     "cluster/create");
-	if (r >= 0 && !first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, node, NULL, "Joining the Proxmox cluster",
-			     "node/%s/cluster/join", node);
-	if (r >= 0 && certs && !first)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, node, NULL,
-			     "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", node);
-	if (r >= 0)
-		r = plan_add(p, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, node, NULL,
-			     "Waiting for quorum with every node", "node/%s/cluster/quorum", node);
-	if (r < 0) {
-		plan_free(p);
+	r = input_check(&in, "firstboot");
+	if (r != EXIT_OK)
 		return r;
+	if (o->bundle && !o->password_file)
+		r = input_load_with_secrets(&in, &m, &s);
+	else
+		r = input_load_manifest(&in, &m);
+	if (r != EXIT_OK)
+		return r;
+	if (!manifest_find_node(m, o->node)) {
+		log_error("node '%s' is not in the manifest", o->node);
+		return EXIT_BADINPUT;
 	}
-	*ret = p;
-	return 0;
+	if (o->password_file) {
+		r = read_password(o->password_file, password);
+		if (r < 0) {
+			log_error("cannot read the root password from '%s': %s", o->password_file,
+				  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+			return EXIT_BADINPUT;
+		}
+	} else if (!s) {
+		log_error("the root password is needed: --bundle with its secrets, or --password-file FILE");
+		return EXIT_BADINPUT;
+	} else {
+		value = secrets_get(s, m->proxmox.root_password.name);
+		if (!value || !*value || strlen(value) > PASSWORD_MAX) {
+			log_error("secret '%s' (proxmox.root_password) is %s", m->proxmox.root_password.name,
+				  !value ? "missing from the bundle" : "not 1 to 128 bytes long");
+			return EXIT_BADINPUT;
+		}
+		memcpy(password, value, strlen(value) + 1);
+	}
+	*ret = TAKE_PTR(m);
+	return EXIT_OK;
 }
-
-DEFINE_FREE_FUNC(struct manifest, manifest_free);
-DEFINE_FREE_FUNC(struct plan, plan_free);
-DEFINE_FREE_FUNC(struct journal, journal_free);
 
 int verb_firstboot(int argc, char *argv[])
 {
@@ -331,7 +347,6 @@ int verb_firstboot(int argc, char *argv[])
 	struct fb_opts o = {};
 	struct cluster_cfg *cfg = NULL;
 	struct names nm = {};
-	struct diags diags = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
 	int r, ret = EXIT_FAIL;
@@ -339,37 +354,9 @@ int verb_firstboot(int argc, char *argv[])
 	r = parse_args(argc, argv, &o);
 	if (r != 0)
 		return r > 0 ? EXIT_OK : EXIT_BADINPUT;
-	if (!o.manifest) {
-		log_error("--bundle is not available in this build yet; use --manifest");
-		return EXIT_BADINPUT;
-	}
-	r = manifest_load(o.manifest, NULL, &diags, &m);
-	for (size_t i = 0; i < diags.n; i++) {
-		char buf[1024];
-
-		if (diags_format(&diags, i, buf, sizeof(buf)) >= 0)
-			log_msg(diags.items[i].severity == DIAG_ERROR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, "%s", buf);
-	}
-	diags_done(&diags);
-	if (r < 0) {
-		if (r != -EINVAL)
-			log_error("cannot read '%s': %s", o.manifest, strerror(-r));
-		return EXIT_BADINPUT;
-	}
-	if (!manifest_find_node(m, o.node)) {
-		log_error("node '%s' is not in '%s'", o.node, o.manifest);
-		return EXIT_BADINPUT;
-	}
-	if (!o.password_file) {
-		log_error("the root password is needed: --password-file FILE");
-		return EXIT_BADINPUT;
-	}
-	r = read_password(o.password_file, password);
-	if (r < 0) {
-		log_error("cannot read the root password from '%s': %s", o.password_file,
-			  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
-		return EXIT_BADINPUT;
-	}
+	r = load_inputs(&o, &m, password);
+	if (r != EXIT_OK)
+		return r;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
 		explicit_wipe(password, sizeof(password));
@@ -411,7 +398,8 @@ int verb_firstboot(int argc, char *argv[])
 			goto out;
 		}
 	}
-	r = build_plan(m, o.node, cluster_self_is_first(cc), o.ca_key != NULL, &plan);
+	/* The plan `devopslab plan --node` prints is exactly what runs here. */
+	r = plan_build(m, o.node, &plan);
 	if (r < 0) {
 		log_error("cannot build the first-boot plan: %s", strerror(-r));
 		goto out;
@@ -425,7 +413,13 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.pve = cc;
 	ctx.progress = on_step;
 	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
-	if (r < 0) {
+	if (r == -EOPNOTSUPP) {
+		/* Honest about what this build cannot do yet: the steps so far
+		 * are done and journaled; the rest of the plan is not run. */
+		log_warning("%s: %s; stopping here: the remaining first-boot steps are not run by this build",
+			    ctx.failed_step->id, ctx.error);
+		ret = EXIT_INCOMPLETE;
+	} else if (r < 0) {
 		log_error("%s: %s", ctx.failed_step ? ctx.failed_step->id : "firstboot",
 			  ctx.error[0] ? ctx.error : strerror(-r));
 		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;

@@ -39,7 +39,6 @@
 #include "util.h"
 #include "verbs.h"
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
 
 struct install_args {
 	const char *bundle, *pubkey, *node, *workdir;

@@ -21,8 +21,6 @@
 #include "util.h"
 #include "verbs.h"
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
-DEFINE_FREE_FUNC(struct plan, plan_free)
 
 struct plan_args {
 	struct input_opts in;

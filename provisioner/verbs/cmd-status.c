@@ -27,9 +27,6 @@
 #include "util.h"
 #include "verbs.h"
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
-DEFINE_FREE_FUNC(struct plan, plan_free)
-DEFINE_FREE_FUNC(struct journal, journal_free)
 
 struct status_args {
 	struct input_opts in;

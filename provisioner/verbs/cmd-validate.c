@@ -19,7 +19,6 @@
 #include "util.h"
 #include "verbs.h"
 
-DEFINE_FREE_FUNC(struct manifest, manifest_free)
 
 static void json_string(FILE *f, const char *s)
 {

@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bundle.h"
 #include "extract.h"
 #include "log.h"
+#include "secret.h"
 #include "sig.h"
 #include "util.h"
 #include "verbs.h"
@@ -31,7 +33,7 @@ int input_check(const struct input_opts *in, const char *verb)
 }
 
 /* Same format as `validate`: every diagnostic on stderr, warnings included. */
-static void print_diags(const struct diags *d)
+void input_print_diags(const struct diags *d)
 {
 	char line[2048];
 
@@ -54,7 +56,7 @@ static int load_file(const char *path, const char *display, struct manifest **re
 		diags_done(&d);
 		return EXIT_BADINPUT;
 	}
-	print_diags(&d);
+	input_print_diags(&d);
 	diags_done(&d);
 	return r < 0 ? EXIT_BADINPUT : EXIT_OK;
 }
@@ -92,11 +94,71 @@ static int scratch_init(struct scratch *s)
  * "manifest only" read, so the assets are extracted too (into a private
  * directory that is removed before returning).
  */
-static int load_bundle(const struct input_opts *in, struct manifest **ret)
+#define SECRET_KEY_INITRAMFS "/etc/devopslab/secret.key"
+
+static int load_secret_key(const struct input_opts *in, const struct manifest *m, uint8_t key[SECRET_KEY_LEN])
+{
+	const char *src = m->secrets.key_source;
+	_cleanup_free_ char *cmdline = NULL;
+	size_t size;
+	int r;
+
+	if (in->secret_key)
+		r = secret_key_load(in->secret_key, key);
+	else if (!src || streq(src, "cmdline")) {
+		r = sig_read_small_file("/proc/cmdline", 65536, &cmdline, &size);
+		if (r >= 0)
+			r = secret_key_from_cmdline(cmdline, key);
+		if (r == -ENOENT) {
+			log_error("no secret key: give --secret-key FILE, or boot with " SECRET_CMDLINE_KEY "<64 hex digits>");
+			return r;
+		}
+	} else if (streq(src, "initramfs"))
+		r = secret_key_load(SECRET_KEY_INITRAMFS, key);
+	else if (strncmp(src, "file:", 5) == 0)
+		r = secret_key_load(src + 5, key);
+	else
+		r = -EINVAL;
+	if (r < 0)
+		log_error("cannot get the secret key (%s): %s", in->secret_key ? "--secret-key" : "secrets.key_source",
+			  secret_error()[0] ? secret_error() : strerror(-r));
+	return r;
+}
+
+static int open_secrets(const struct input_opts *in, const struct manifest *m, const struct bundle *b,
+			struct secrets **ret)
+{
+	const struct bundle_member *mm = bundle_find(b, BUNDLE_MANIFEST);
+	_cleanup_free_ char *blob = NULL;
+	uint8_t key[SECRET_KEY_LEN];
+	char path[PATH_MAX];
+	size_t size;
+	int r;
+
+	if (!bundle_find(b, BUNDLE_SECRETS)) {
+		log_error("bundle '%s' has no " BUNDLE_SECRETS, in->bundle);
+		return EXIT_BADINPUT;
+	}
+	if (load_secret_key(in, m, key) < 0)
+		return EXIT_BADINPUT;
+	snprintf(path, sizeof(path), "%s/" BUNDLE_SECRETS, b->dir);
+	r = sig_read_small_file(path, BUNDLE_SECRETS_MAX_BYTES, &blob, &size);
+	if (r >= 0)
+		r = secret_open((const uint8_t *)blob, size, key, mm->sha256, ret);
+	explicit_wipe(key, sizeof(key));
+	if (r < 0) {
+		log_error("cannot decrypt " BUNDLE_SECRETS " of '%s': %s", in->bundle, secret_error());
+		return r == -EBADMSG ? EXIT_UNVERIFIED : EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int load_bundle(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets)
 {
 	_cleanup_(sig_pubkey_freep) struct sig_pubkey *key = NULL;
 	_cleanup_(bundle_freep) struct bundle *b = NULL;
 	_cleanup_(scratch_done) struct scratch tmp = {};
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	char dest[128], path[192], display[1024];
 	int r;
 
@@ -123,12 +185,30 @@ static int load_bundle(const struct input_opts *in, struct manifest **ret)
 	}
 	snprintf(path, sizeof(path), "%s/" BUNDLE_MANIFEST, dest);
 	snprintf(display, sizeof(display), "%s:" BUNDLE_MANIFEST, in->bundle);
-	return load_file(path, display, ret);
+	r = load_file(path, display, &m);
+	if (r != EXIT_OK)
+		return r;
+	if (ret_secrets) {
+		r = open_secrets(in, m, b, ret_secrets);
+		if (r != EXIT_OK)
+			return r;
+	}
+	*ret = TAKE_PTR(m);
+	return EXIT_OK;
 }
 
 int input_load_manifest(const struct input_opts *in, struct manifest **ret)
 {
 	if (in->manifest)
 		return load_file(in->manifest, in->manifest, ret);
-	return load_bundle(in, ret);
+	return load_bundle(in, ret, NULL);
+}
+
+int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets)
+{
+	if (!in->bundle) {
+		log_error("secrets come only from a signed bundle: use --bundle B --pubkey P");
+		return EXIT_BADINPUT;
+	}
+	return load_bundle(in, ret, ret_secrets);
 }

@@ -9,13 +9,26 @@
 
 #include "manifest.h"
 
+struct secrets;
+
 struct input_opts {
 	const char *bundle, *pubkey, *manifest;
+	const char *secret_key; /* overrides the manifest's secrets.key_source */
 };
 
 /* Check that exactly one source was given; logs and returns EXIT_BADINPUT if not. */
 int input_check(const struct input_opts *in, const char *verb);
 
+/* Print diagnostics in validate's format (stderr), warnings included. */
+void input_print_diags(const struct diags *d);
+
 /* Load (and verify) the manifest. Returns EXIT_OK with *ret set, or the
  * exit status to use (EXIT_BADINPUT, EXIT_UNVERIFIED, EXIT_FAIL). */
 int input_load_manifest(const struct input_opts *in, struct manifest **ret);
+
+/* The same, and also open the bundle's secrets.enc with the secret key:
+ * --secret-key FILE, else where the manifest's secrets.key_source says
+ * ("cmdline": devopslab.secret_key= in /proc/cmdline; "file:/path";
+ * "initramfs": /etc/devopslab/secret.key). Needs --bundle: a draft
+ * manifest has no secrets. */
+int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets);

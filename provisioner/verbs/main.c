@@ -14,7 +14,7 @@
 #define DEVOPSLAB_VERSION "0.1.0"
 
 static const struct verb verbs[] = {
-	{ "validate", "MANIFEST", "check a cluster manifest; report every error", verb_validate },
+	{ "validate", "[--json] MANIFEST", "check a cluster manifest; report every error", verb_validate },
 	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
 	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]",
@@ -24,10 +24,15 @@ static const struct verb verbs[] = {
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },
 	{ "bundle extract", "--pubkey PUB.pem [--secret-key FILE] BUNDLE DIR",
 	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
-	{ "firstboot", "(--bundle B --pubkey P | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
+	{ "firstboot", "(--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
 	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
-	{ "install", "--bundle B|URL --pubkey P [--node NAME] [--workdir DIR]",
+	{ "disk list", "[--json]", "every whole disk: identity, size, contents, whether in use", verb_disk_list },
+	{ "disk plan", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--memory SIZE]",
+	  "print the node's disk layout and what apply would do; changes nothing", verb_disk_plan },
+	{ "disk apply", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--yes] [--recovery]",
+	  "partition the node's disk: GPT, ESP, LVM (Proxmox installer layout)", verb_disk_apply },
+	{ "install", "--bundle B|URL --pubkey P [--node NAME] [--workdir DIR] [--sysfs DIR] [--proc DIR] [--dev DIR]",
 	  "install phase of the boot image: verify, identify the node, pre-flight, disks", verb_install },
 };
 
@@ -39,7 +44,8 @@ static void help(FILE *f)
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
 		fprintf(f, "  %-14s %s\n  %-14s   %s\n", verbs[i].name, verbs[i].synopsis, "", verbs[i].summary);
 	fprintf(f, "\nExit status: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a safety policy,\n"
-		   "4 bundle verification failed, 10 installed (reboot needed).\n"
+		   "4 bundle verification failed, 5 incomplete (steps this build cannot run yet),\n"
+		   "10 installed (reboot needed).\n"
 		   "See devopslab(1).\n");
 }
 

@@ -13,6 +13,8 @@ enum {
 	EXIT_BADINPUT = 2,    /* bad usage or bad input: manifest, options, files */
 	EXIT_REFUSED = 3,     /* a safety policy refused (disk not selectable or not wipeable) */
 	EXIT_UNVERIFIED = 4,  /* bundle signature or integrity check failed */
+	EXIT_INCOMPLETE = 5,  /* every step this build implements is done; the plan goes on with
+			       * steps it cannot run yet (named in the message) */
 	EXIT_REBOOT = 10,     /* install finished: reboot into the installed system */
 };
 
@@ -31,4 +33,7 @@ int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
 int verb_bundle_extract(int argc, char *argv[]);
 int verb_firstboot(int argc, char *argv[]);
+int verb_disk_list(int argc, char *argv[]);
+int verb_disk_plan(int argc, char *argv[]);
+int verb_disk_apply(int argc, char *argv[]);
 int verb_install(int argc, char *argv[]);

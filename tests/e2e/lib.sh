@@ -13,19 +13,19 @@ E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-240}
 declare -A E2E_PID
 
 e2e_setup() {
-	mkdir -p "$E2E/assets" "$E2E/www"
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$E2E/key.pem" 2>/dev/null
-	openssl pkey -in "$E2E/key.pem" -pubout -out "$E2E/pub.pem"
+	mkdir -p "$E2E/www"
+	# Placeholder assets, secrets, a signing key (scripts/example-inputs.sh),
+	# and another key for the "wrong key" bundle.
+	"$TOP/scripts/example-inputs.sh" "$TOP/examples/homelab.yaml" "$E2E" >/dev/null
+	cp "$E2E/signing.key" "$E2E/key.pem"
+	cp "$E2E/signing.pub" "$E2E/pub.pem"
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$E2E/other.pem" 2>/dev/null
-	# Small dummy assets under the names examples/homelab.yaml refers to.
-	local f
-	for f in debian-13-rootfs.tar.zst jammy-server-cloudimg-amd64.img k3s k3s-airgap-images-amd64.tar.zst install.sh; do
-		printf 'e2e dummy %s\n' "$f" >"$E2E/assets/$f"
+	local k
+	for k in key:good other:wrongkey; do
+		"$DEVOPSLAB" bundle create --manifest "$TOP/examples/homelab.yaml" --assets "$E2E/assets" \
+			--secrets "$E2E/secrets.env" --secret-key "$E2E/secret.key" \
+			--key "$E2E/${k%%:*}.pem" -o "$E2E/www/${k#*:}.tar.zst" >/dev/null
 	done
-	"$DEVOPSLAB" bundle create --manifest "$TOP/examples/homelab.yaml" --assets "$E2E/assets" \
-		--key "$E2E/key.pem" -o "$E2E/www/good.tar.zst" >/dev/null
-	"$DEVOPSLAB" bundle create --manifest "$TOP/examples/homelab.yaml" --assets "$E2E/assets" \
-		--key "$E2E/other.pem" -o "$E2E/www/wrongkey.tar.zst" >/dev/null
 	cp "$E2E/www/good.tar.zst" "$E2E/www/corrupt.tar.zst"
 	local size
 	size=$(stat -c %s "$E2E/www/corrupt.tar.zst")

@@ -23,16 +23,20 @@ mkdir -p assets/images
 printf 'hello\n' >assets/hello.txt
 head -c 300000 /dev/urandom >assets/images/disk.img
 : >assets/empty
+# The manifest declares two secrets; bundle create refuses without values.
+printf 'root_password=%s\nk3s_token=%s\n' "$(openssl rand -hex 12)" "$(openssl rand -hex 12)" >secrets.env
+openssl rand -hex 32 >secret.key
+SEC=(--secrets secrets.env --secret-key secret.key)
 
 # --- create and verify ---------------------------------------------------------
-expect_exit 0 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem -o b.bundle
-assert_contains "$OUT" "b.bundle: 4 members"
+expect_exit 0 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem "${SEC[@]}" -o b.bundle
+assert_contains "$OUT" "b.bundle: 5 members (manifest, secrets, 3 assets)"
 expect_exit 0 "$DEVOPSLAB" bundle verify --pubkey pub.pem b.bundle
-assert_contains "$OUT" "b.bundle: OK: signature valid, 4 members"
+assert_contains "$OUT" "b.bundle: OK: signature valid, 5 members"
 
 # The layout: SHA256SUMS, its signature, the manifest, then sorted assets.
 mkdir u && $BT unpack b.bundle u
-assert_eq "SHA256SUMS SHA256SUMS.sig manifest.yaml assets/empty assets/hello.txt assets/images/disk.img" \
+assert_eq "SHA256SUMS SHA256SUMS.sig manifest.yaml secrets.enc assets/empty assets/hello.txt assets/images/disk.img" \
 	"$(tr '\n' ' ' <u/.order | sed 's/ $//')" "member order"
 cmp u/manifest.yaml "$manifest" || fail "manifest changed in the bundle"
 cmp u/assets/images/disk.img assets/images/disk.img || fail "asset changed in the bundle"
@@ -44,9 +48,11 @@ openssl dgst -sha256 -verify pub.pem -signature u/SHA256SUMS.sig u/SHA256SUMS >/
 
 # Reproducible: a second create gives the same members and metadata; with
 # OpenSSL >= 3.2 (RFC 6979 nonces) even the same bytes.
-SOURCE_DATE_EPOCH=0 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem -o b2.bundle >/dev/null
+SOURCE_DATE_EPOCH=0 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem "${SEC[@]}" -o b2.bundle >/dev/null
 mkdir u2 && $BT unpack b2.bundle u2
-for f in SHA256SUMS manifest.yaml assets/empty assets/hello.txt assets/images/disk.img; do
+# (secrets.enc has a random nonce, so its line in SHA256SUMS differs.)
+assert_eq "$(grep -v ' secrets.enc$' u/SHA256SUMS)" "$(grep -v ' secrets.enc$' u2/SHA256SUMS)" "SHA256SUMS of two creates"
+for f in manifest.yaml assets/empty assets/hello.txt assets/images/disk.img; do
 	cmp "u/$f" "u2/$f" || fail "member $f differs between two creates"
 done
 list() { zstd -dc "$1" | tar tvf - | grep -v 'SHA256SUMS.sig$'; }
@@ -131,12 +137,12 @@ expect_exit 2 "$DEVOPSLAB" bundle verify --pubkey p384.pub b.bundle
 assert_contains "$OUT" "only P-256"
 expect_exit 2 "$DEVOPSLAB" bundle verify --pubkey pub.pem no-such.bundle
 expect_exit 2 "$DEVOPSLAB" bundle verify b.bundle
-expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key p384.pem -o x.bundle
+expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key p384.pem "${SEC[@]}" -o x.bundle
 assert_contains "$OUT" "only P-256"
-expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key pub.pem -o x.bundle
-expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets -o x.bundle
+expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key pub.pem "${SEC[@]}" -o x.bundle
+expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets "${SEC[@]}" -o x.bundle
 ln -s hello.txt assets/link
-expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem -o x.bundle
+expect_exit 2 "$DEVOPSLAB" bundle create --manifest "$manifest" --assets assets --key key.pem "${SEC[@]}" -o x.bundle
 assert_contains "$OUT" "'link' is a symlink"
 rm assets/link
 [ ! -e x.bundle ] || fail "a refused create left x.bundle behind"

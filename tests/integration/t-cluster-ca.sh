@@ -13,6 +13,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 	-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=lab cluster CA" \
 	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 export FB_PIN=local
+SIM_SECRETS="pw, cluster_ca_key" # the manifest declares the CA key: certificate steps
 
 sim_init 3
 sim_start_all

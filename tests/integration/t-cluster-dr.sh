@@ -31,7 +31,7 @@ sim_stop pve1
 sim_start pve1 --fresh
 before=$(mutations)
 fb pve1
-assert_eq 0 "$RC" "firstboot of the reinstalled pve1"
+fb_formed pve1 # the reinstalled pve1
 assert_contains "$OUT" "this first node was reinstalled, joining it again"
 assert_eq 1 "$(sim_query 'len(s["clusters"])')" "number of clusters after pve1's rejoin"
 assert_eq 3 "$(sim_query 'len(s["clusters"]["1"]["members"])')" "members after pve1's rejoin"

@@ -55,7 +55,7 @@ assert_contains "$OUT" "task clusterjoin on 'pve3' failed: simulated: corosync f
 assert_contains "$OUT" "log: "
 fb pve3
 assert_eq 0 "$RC" "firstboot pve3 re-run"
-fb_wait pve1; assert_eq 0 "$RC" "firstboot pve1"
+fb_wait pve1; fb_formed pve1
 fb_wait pve2; assert_eq 0 "$RC" "firstboot pve2"
 assert_one_cluster 3
 assert_joins 2

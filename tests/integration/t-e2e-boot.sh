@@ -30,7 +30,7 @@ done
 check_install() { # NAME NODE MAC SERIAL
 	e2e_wait "$1" 'devopslab: provisioner started'
 	e2e_wait "$1" 'devopslab: (error: )?node .*not part of this build|devopslab: ERROR' 180
-	e2e_assert "$1" "devopslab: bundle verified: 6 members"
+	e2e_assert "$1" "devopslab: bundle verified: 7 members"
 	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
 	e2e_assert "$1" "devopslab: pre-flight: passed"
 	e2e_assert "$1" "devopslab: disk nvme0n1: nvme, 20480 MiB, model 'QEMU NVMe Ctrl', serial '$4'"

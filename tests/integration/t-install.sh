@@ -7,16 +7,16 @@
 . "$TOP/tests/lib.sh"
 cd "$TESTTMP"
 
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem 2>/dev/null
-openssl pkey -in key.pem -pubout -out pub.pem
+# Placeholder assets, secrets and a signing key (scripts/example-inputs.sh);
+# a second key for the "wrong key" case.
+"$TOP/scripts/example-inputs.sh" "$TOP/examples/homelab.yaml" . >/dev/null
+mv signing.key key.pem
+mv signing.pub pub.pem
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.pem 2>/dev/null
-mkdir assets
-for f in debian-13-rootfs.tar.zst jammy-server-cloudimg-amd64.img k3s k3s-airgap-images-amd64.tar.zst install.sh; do
-	printf 'dummy %s\n' "$f" >"assets/$f"
-done
 head -c 300000 /dev/urandom >assets/k3s # incompressible: the bundle is > 300 kB
 mk_bundle() { # manifest key out
-	"$DEVOPSLAB" bundle create --manifest "$1" --assets assets --key "$2" -o "$3" >/dev/null
+	"$DEVOPSLAB" bundle create --manifest "$1" --assets assets --secrets secrets.env --secret-key secret.key \
+		--key "$2" -o "$3" >/dev/null
 }
 mk_bundle "$TOP/examples/homelab.yaml" key.pem good.tar.zst
 mk_bundle "$TOP/examples/homelab.yaml" other.pem wrongkey.tar.zst
@@ -46,7 +46,7 @@ install() { # machine-dir bundle [args]
 # --- the good path: verified, identified, pre-flight passed, honest stop ------
 WANT=1 install m2 good.tar.zst
 assert_contains "$OUT" "provisioner started"
-assert_contains "$OUT" "bundle verified: 6 members"
+assert_contains "$OUT" "bundle verified: 7 members"
 assert_contains "$OUT" "identified node devops-node-02 by MAC 52:54:00:0a:00:02 (eth0)"
 assert_contains "$OUT" "virtualization pass        cpu      svm (AMD-V) present"
 assert_contains "$OUT" "link           pass        eth0     link up"

@@ -57,11 +57,14 @@ for n in nodes:
 # All install steps come before all first-boot steps.
 phases = [s["phase"] for s in steps]
 if phases != sorted(phases, key=lambda p: p != "install"): fail("phases interleave")
-# Cluster formation: create on the first node, then the others join in order.
-if [(s["kind"], s["node"]) for s in steps if s["kind"].startswith("cluster-c") or s["kind"] == "cluster-join"] != \
-        [("cluster-create", "devops-node-01"), ("cluster-join", "devops-node-02"),
-         ("cluster-join", "devops-node-03"), ("cluster-certs", None)]:
-    fail("cluster formation order")
+# Cluster formation, node by node as firstboot runs it (docs/pve.md): the
+# first node certs/create/quorum, then each member join/certs/quorum.
+form = [(s["kind"], s["node"]) for s in steps if s["kind"].startswith("cluster-")]
+want = [("cluster-certs", "devops-node-01"), ("cluster-create", "devops-node-01"), ("cluster-quorum", "devops-node-01")]
+for n in ("devops-node-02", "devops-node-03"):
+    want += [("cluster-join", n), ("cluster-certs", n), ("cluster-quorum", n)]
+if form != want: fail("cluster formation order %s" % form)
+if kinds("cluster-certs")[0]["params"]["ca_key"] != {"secret": "cluster_ca_key"}: fail("certs CA key")
 # K3s: one init (embedded etcd), two server joins, two agents; all after the VMs.
 init = kinds("k3s-server-init")
 if len(init) != 1 or init[0]["params"]["datastore"] != "embedded-etcd": fail("k3s init")
@@ -105,8 +108,9 @@ for n in ["devops-node-01", "devops-node-02", "devops-node-03"]:
 if sorted(union) != sorted(s["id"] for s in full): sys.exit("FAIL: node plans do not partition the full plan")
 PYEOF
 "$DEVOPSLAB" plan --manifest "$ex" --node devops-node-02 >"$TESTTMP/n2.txt" 2>/dev/null
-assert_eq "Plan for cluster devopslab, node devops-node-02: 16 steps" "$(head -1 "$TESTTMP/n2.txt")" "header"
-assert_eq "  16. Joining cluster devopslab" "$(grep -E '^ +16\.' "$TESTTMP/n2.txt")" "last step of node 02"
+assert_eq "Plan for cluster devopslab, node devops-node-02: 18 steps" "$(head -1 "$TESTTMP/n2.txt")" "header"
+assert_eq "  16. Joining cluster devopslab" "$(grep -E '^ +16\.' "$TESTTMP/n2.txt")" "join of node 02"
+assert_eq "  18. Waiting for quorum (3 votes)" "$(grep -E '^ +18\.' "$TESTTMP/n2.txt")" "last step of node 02"
 
 # A changed manifest changes the hash of exactly the steps it concerns.
 sed 's/^    memory: 2048$/    memory: 3072/; 0,/memory: 3072/!s/memory: 3072/memory: 2048/' "$ex" >"$TESTTMP/changed.yaml"
@@ -129,9 +133,10 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/ke
 openssl pkey -in "$TESTTMP/key.pem" -pubout -out "$TESTTMP/pub.pem"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/other.pem" 2>/dev/null
 openssl pkey -in "$TESTTMP/other.pem" -pubout -out "$TESTTMP/other.pub"
-mkdir "$TESTTMP/assets" "$TESTTMP/scratch"
-"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/assets" --key "$TESTTMP/key.pem" \
-	-o "$TESTTMP/b.bundle" >/dev/null
+mkdir "$TESTTMP/scratch"
+"$TOP/scripts/example-inputs.sh" "$ex" "$TESTTMP/in" # placeholder assets, secrets and their key
+"$DEVOPSLAB" bundle create --manifest "$ex" --assets "$TESTTMP/in/assets" --key "$TESTTMP/key.pem" \
+	--secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" -o "$TESTTMP/b.bundle" >/dev/null
 TMPDIR=$TESTTMP/scratch "$DEVOPSLAB" plan --bundle "$TESTTMP/b.bundle" --pubkey "$TESTTMP/pub.pem" \
 	>"$TESTTMP/bundle.txt" 2>"$TESTTMP/bundle.err"
 diff -u "$golden/homelab.txt" "$TESTTMP/bundle.txt" || fail "plan from the bundle differs"

@@ -61,6 +61,12 @@ head -c $((4 * 1024 * 1024 + 1)) /dev/zero | tr '\0' '#' >"$TESTTMP/big.yaml"
 expect_exit 2 "$DEVOPSLAB" validate "$TESTTMP/big.yaml"
 assert_contains "$OUT" "larger than 4194304 bytes"
 
+# One value over 64 KiB: refused, and not quoted back in full.
+"$PY" -c "print('version: ' + 'x' * 70000)" >"$TESTTMP/long.yaml"
+expect_exit 2 "$DEVOPSLAB" validate "$TESTTMP/long.yaml"
+assert_contains "$OUT" "long.yaml:1:10: error: a value longer than 65536 bytes"
+[ "${#OUT}" -lt 1000 ] || fail "the long value was echoed back (${#OUT} bytes)"
+
 # An alias bomb ("billion laughs") is refused at the first alias, fast.
 {
 	echo 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'

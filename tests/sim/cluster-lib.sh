@@ -44,23 +44,31 @@ sim_init() { # N
 		done
 		echo "proxmox: {rootfs: rootfs, root_password: {secret: pw}}"
 		echo "assets: [{name: rootfs, file: rootfs.tar.zst}]"
-		echo "secrets: {names: [pw]}"
+		# SIM_SECRETS: the declared secrets; "pw, cluster_ca_key" puts the
+		# cluster-certificate steps into the plan.
+		echo "secrets: {names: [${SIM_SECRETS:-pw}]}"
 	} >"$TESTTMP/cluster.yaml"
 	for ((i = 1; i <= n; i++)); do SIM_PORT[pve$i]=$(free_port); done
 	SIM_NODES=$n
 }
 
 sim_start() { # NODE [pve_sim args]
-	local node=$1 i=${1#pve}; shift
-	rm -f "$SIM_STATE/$node.fp"
-	bg_start "$PY" "$SIM/pve_sim.py" --state "$SIM_STATE" --node "$node" --ip "10.0.0.1$i" \
-		--port "${SIM_PORT[$node]}" --password-file "$TESTTMP/root.pw" --task-ms "$SIM_TASK_MS" \
-		"$@" >>"$TESTTMP/sim-$node.log" 2>&1
-	SIM_PID[$node]=$!
-	for _ in $(seq 100); do
-		[ -s "$SIM_STATE/$node.fp" ] && "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
-			"${SIM_PORT[$node]}" 2>/dev/null && return 0
-		sleep 0.1
+	local node=$1 i=${1#pve} try; shift
+	# The simulator writes NODE.fp only once its port is bound; a port taken
+	# meanwhile by another process (the machine is shared) means a new port.
+	for try in 1 2 3; do
+		rm -f "$SIM_STATE/$node.fp"
+		bg_start "$PY" "$SIM/pve_sim.py" --state "$SIM_STATE" --node "$node" --ip "10.0.0.1$i" \
+			--port "${SIM_PORT[$node]}" --password-file "$TESTTMP/root.pw" --task-ms "$SIM_TASK_MS" \
+			"$@" >>"$TESTTMP/sim-$node.log" 2>&1
+		SIM_PID[$node]=$!
+		for _ in $(seq 100); do
+			[ -s "$SIM_STATE/$node.fp" ] && kill -0 "${SIM_PID[$node]}" 2>/dev/null && return 0
+			kill -0 "${SIM_PID[$node]}" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -q "Address already in use" "$TESTTMP/sim-$node.log" || break
+		SIM_PORT[$node]=$(free_port)
 	done
 	cat "$TESTTMP/sim-$node.log" >&2
 	fail "simulator $node did not start"
@@ -85,8 +93,14 @@ fp_of() { cat "$SIM_STATE/$1.fp"; }
 # The firstboot command line for NODE: every node's endpoint and pin.
 fb_cmd() { # NODE [args]
 	local node=$1 i; shift
-	FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --node "$node"
-		--password-file "$TESTTMP/root.pw" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
+	# FB_BUNDLE: read the manifest and the root password from a signed
+	# bundle (FB_PUBKEY, FB_SECRET_KEY) instead of the draft and a file.
+	if [ -n "${FB_BUNDLE:-}" ]; then
+		FB=("$DEVOPSLAB" firstboot --bundle "$FB_BUNDLE" --pubkey "$FB_PUBKEY" --secret-key "$FB_SECRET_KEY")
+	else
+		FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --password-file "$TESTTMP/root.pw")
+	fi
+	FB+=(--node "$node" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
@@ -117,13 +131,26 @@ fb_wait() { # NODE -> $OUT, $RC
 	OUT=$(cat "$TESTTMP/fb-$1.out")
 }
 
+# The cluster steps of a firstboot run succeeded: exit 0, or 5 when it then
+# stopped at a cluster-wide step this build does not implement yet (the first
+# node's plan goes on with templates, VMs, ... and "verify").
+fb_formed() { # NODE
+	[ "$RC" = 0 ] && return 0
+	if [ "$RC" = 5 ] && grep -q "not implemented in this build; stopping here" <<<"$OUT" &&
+		! grep -q "error: node/$1/cluster/" <<<"$OUT"; then
+		return 0
+	fi
+	echo "$OUT" >&2
+	fail "firstboot $1 exited $RC"
+}
+
 # Form the cluster with all nodes started at once; every run must succeed.
 form_all() {
 	local i
 	for ((i = 1; i <= SIM_NODES; i++)); do fb_bg "pve$i" "$@"; done
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		fb_wait "pve$i"
-		[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "firstboot pve$i exited $RC"; }
+		fb_formed "pve$i"
 	done
 }
 

@@ -150,7 +150,11 @@ class Sim:
             self.cert_gen = n["cert_gen"]
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(n["cert"], n["key"])
-            self.publish(n)
+
+    def publish_now(self):
+        """Called once the port is bound: tests wait for the .fp file."""
+        with self.state as s:
+            self.publish(s["nodes"][self.node])
 
     def publish(self, n):
         """What the node serves, for tests: DIR/NODE.pem (as /etc/pve/local
@@ -787,6 +791,7 @@ def main():
     sim = Sim(a)
     Handler.sim = sim
     srv = Server(("127.0.0.1", a.port), Handler, sim)
+    sim.publish_now()
     threading.Thread(target=sim.ticker, daemon=True).start()
     print("pve_sim: node %s on https://127.0.0.1:%d fingerprint %s" % (a.node, a.port, sim.state_fp()),
           flush=True)

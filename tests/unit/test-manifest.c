@@ -260,6 +260,32 @@ static void test_yaml_typing(void **state)
 	}
 }
 
+/* At most DIAGS_MAX diagnostics are kept, then one that says so; the
+ * error count stays complete. */
+static void test_diag_cap(void **state)
+{
+	const size_t keys = DIAGS_MAX + 100;
+	size_t size = keys * 16 + 1, o = 0;
+	char *buf = malloc(size);
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	assert_non_null(buf);
+	for (size_t i = 0; i < keys; i++)
+		o += (size_t)snprintf(buf + o, size - o, "k%zu: 1\n", i);
+	assert_int_equal(manifest_load_buffer(buf, o, "cap.yaml", &d, &m), -EINVAL);
+	/* every unknown key, plus the 5 required keys that are missing */
+	assert_int_equal(d.n_errors, keys + 5);
+	assert_int_equal(d.n, DIAGS_MAX + 1);
+	assert_string_equal(d.items[DIAGS_MAX].message, "too many problems; the rest are not shown");
+	assert_int_equal(d.items[DIAGS_MAX].line, 0);
+	assert_string_equal(d.items[0].message, "unknown key 'k0'");
+	assert_string_equal(d.items[DIAGS_MAX - 1].message, "unknown key 'k999'");
+	free(buf);
+	diags_done(&d);
+}
+
 static void test_vm_name(void **state)
 {
 	char buf[64];
@@ -284,7 +310,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example), cmocka_unit_test(test_defaults), cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing),
+		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing), cmocka_unit_test(test_diag_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz-pve.c — what the Proxmox client parses from a server: task ids
+ * (UPIDs), certificate fingerprints, and the JSON answers of
+ * /cluster/status and /cluster/config/join. Whatever a (hostile) server
+ * sends must be refused or decoded within the limits, never crash.
+ * The first byte picks the parser; the rest is its input.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "json-util.h"
+#include "pve.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pve_cluster_status *cs;
+	struct pve_join_info *ji;
+	struct json_tokener *tok;
+	struct json_object *o;
+	struct pve_upid u;
+	uint8_t fp[HTTP_FP_LEN];
+	char *s, *e = NULL;
+
+	if (size < 1 || size > 65536)
+		return 0;
+	s = malloc(size);
+	if (!s)
+		return 0;
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = 0;
+	switch (data[0] % 4) {
+	case 0:
+		if (pve_upid_parse(s, &u) == 0 && (!u.node[0] || !u.type[0] || !u.user[0]))
+			abort();
+		break;
+	case 1:
+		if (http_fp_parse(s, fp) == 0) {
+			char buf[HTTP_FP_TEXT_MAX];
+			uint8_t again[HTTP_FP_LEN];
+
+			http_fp_format(fp, buf, sizeof(buf));
+			if (http_fp_parse(buf, again) != 0 || memcmp(fp, again, sizeof(fp)) != 0)
+				abort();
+		}
+		if (pve_escape(s, &e) == 0)
+			free(e);
+		break;
+	default:
+		tok = json_tokener_new_ex(32);
+		if (!tok)
+			break;
+		o = json_tokener_parse_ex(tok, s, (int)strlen(s));
+		json_tokener_free(tok);
+		cs = calloc(1, sizeof(*cs));
+		ji = calloc(1, sizeof(*ji));
+		if (cs && ji) {
+			if (data[0] % 4 == 2) {
+				if (pve_decode_cluster_status(o, cs) == 0 && cs->n_members > PVE_MAX_MEMBERS)
+					abort();
+			} else if (pve_decode_join_info(o, ji) == 0 && ji->n_nodes > PVE_MAX_MEMBERS) {
+				abort();
+			}
+		}
+		free(cs);
+		free(ji);
+		json_object_put(o);
+		break;
+	}
+	free(s);
+	return 0;
+}
