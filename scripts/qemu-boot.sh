@@ -42,6 +42,10 @@ done
 [ -n "$workdir" ] || workdir=$(mktemp -d /tmp/devopslab-qemu.XXXXXX)
 mkdir -p "$workdir"
 
+case $mode in
+*-cd | *-usb) [ -f "$iso" ] || { echo "qemu-boot: no ISO '$iso' (make image)" >&2; exit 1; } ;;
+pxe-*) [ -d "$pxe" ] || { echo "qemu-boot: no netboot tree '$pxe' (make image)" >&2; exit 1; } ;;
+esac
 ovmf=/usr/share/OVMF
 args=(-machine q35,accel=tcg -cpu max -m "$memory" -smp 1 -display none -no-reboot
 	-nodefaults -no-user-config)

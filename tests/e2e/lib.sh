@@ -51,8 +51,9 @@ e2e_boot() { # NAME MODE [args]
 	local name=$1 mode=$2 pid
 	shift 2
 	mkdir -p "$E2E/vm-$name"
-	pid=$("$TOP/scripts/qemu-boot.sh" --mode "$mode" --log "$E2E/$name.log" --workdir "$E2E/vm-$name" \
-		--background "$@")
+	# This test's own artefacts, never the ones in $TOP/out.
+	pid=$("$TOP/scripts/qemu-boot.sh" --mode "$mode" --iso "$OUT/devopslab.iso" --pxe "$OUT/pxe" \
+		--log "$E2E/$name.log" --workdir "$E2E/vm-$name" --background "$@")
 	_test_pids+=("$pid")
 	E2E_PID[$name]=$pid
 	echo "e2e: $name: booting ($mode $*), pid $pid"

@@ -27,10 +27,15 @@ for f in devopslab.iso initrd.img pxe/vmlinuz pxe/initrd.img pxe/boot.ipxe pxe/b
 	[ -s "$OUT/$f" ] || fail "build: $OUT/$f missing"
 done
 
+# The signed digest the console must show: this test's bundle, no other.
+sums=$(zstd -dc "$E2E/www/good.tar.zst" | tar -xO SHA256SUMS | sha256sum | cut -d' ' -f1)
+[ ${#sums} = 64 ] || fail "cannot read SHA256SUMS of the test bundle"
+
 check_install() { # NAME NODE MAC SERIAL
 	e2e_wait "$1" 'devopslab: provisioner started'
 	e2e_wait "$1" 'devopslab: (error: )?node .*not part of this build|devopslab: ERROR' 180
 	e2e_assert "$1" "devopslab: bundle verified: 7 members"
+	e2e_assert "$1" "SHA256SUMS sha256 $sums"
 	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
 	e2e_assert "$1" "devopslab: pre-flight: passed"
 	e2e_assert "$1" "devopslab: disk nvme0n1: nvme, 20480 MiB, model 'QEMU NVMe Ctrl', serial '$4'"
