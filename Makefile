@@ -110,6 +110,15 @@ test-integration: $(BIN)
 test-cluster: $(BIN)
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-cluster-*.sh
 
+# --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
+# make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]
+image: deps all
+	image/build.sh --pubkey "$(PUBKEY)" $(if $(BUNDLE),--bundle "$(BUNDLE)") \
+		$(if $(BUNDLE_URL),--bundle-url "$(BUNDLE_URL)")
+
+test-e2e: deps all
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-e2e-*.sh
+
 bench: deps all
 	scripts/bench.sh
 

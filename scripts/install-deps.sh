@@ -12,7 +12,7 @@ openssl zstd xz-utils jq python3 python3-yaml python3-jsonschema
 util-linux fdisk lvm2 thin-provisioning-tools dosfstools e2fsprogs
 mtools xorriso cpio kmod busybox-static
 grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common
-qemu-system-x86 qemu-utils ovmf ipxe-qemu
+qemu-system-x86 qemu-utils ovmf ipxe-qemu ipxe
 mmdebstrap debian-archive-keyring
 iproute2 procps psmisc valgrind time hyperfine
 "

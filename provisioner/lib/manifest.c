@@ -633,6 +633,43 @@ static int p_disk(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	return decode_map(c, n, disk_fields, d);
 }
 
+/* nodes[].preflight: {waive: [virtualization, memory, smart, link]}; the
+ * bit order follows enum mf_waive. */
+static const char *const waive_names[] = { "virtualization", "memory", "smart", "link", NULL };
+
+static int p_waive(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	unsigned *mask = AT(base, f->offset, unsigned);
+
+	if (n->kind != YNODE_SEQUENCE)
+		return derr(c, n, "must be a list, not %s", ynode_kind_name(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *s = string_value(c, n->items[i]);
+		size_t k;
+
+		if (!s)
+			continue;
+		for (k = 0; waive_names[k] && !streq(waive_names[k], s); k++)
+			;
+		if (!waive_names[k])
+			(void)derr(c, n->items[i], "'%s' is not one of virtualization, memory, smart, link", s);
+		else
+			*mask |= 1u << k;
+	}
+	return 0;
+}
+
+static const struct field preflight_fields[] = {
+	FIELD("waive", p_waive, struct mf_node, preflight_waive, false, NULL),
+	{}
+};
+
+static int p_preflight(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	(void)f;
+	return decode_map(c, n, preflight_fields, base);
+}
+
 static const struct field node_fields[] = {
 	FIELD("name", p_label, struct mf_node, name, true, NULL),
 	FIELD("role", p_enum, struct mf_node, role, false, role_names),
@@ -643,6 +680,7 @@ static const struct field node_fields[] = {
 	FIELD("nic", p_str, struct mf_node, nic, false, NULL),
 	FIELD("min_memory", p_size, struct mf_node, min_memory, false, NULL),
 	FIELD("disk", p_disk, struct mf_node, disk, true, NULL),
+	FIELD("preflight", p_preflight, struct mf_node, preflight_waive, false, NULL),
 	{}
 };
 

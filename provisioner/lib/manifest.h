@@ -115,6 +115,14 @@ struct mf_disk_rules {
 	struct mf_pos pos;
 };
 
+/* Pre-flight checks a node may waive (nodes[].preflight.waive), as bits. */
+enum mf_waive {
+	MF_WAIVE_VIRTUALIZATION = 1u << 0, /* CPU vmx/svm */
+	MF_WAIVE_MEMORY = 1u << 1,         /* RAM below min_memory */
+	MF_WAIVE_SMART = 1u << 2,          /* NVMe SMART health/wear */
+	MF_WAIVE_LINK = 1u << 3,           /* NIC without carrier */
+};
+
 enum mf_role {
 	MF_ROLE_MEMBER,
 	MF_ROLE_FIRST, /* creates the cluster; exactly one node has it */
@@ -131,6 +139,7 @@ struct mf_node {
 	char *nic;          /* interface bridged into vmbr0: name or MAC-matched */
 	uint64_t min_memory; /* pre-flight minimum RAM, bytes; 0 = no check */
 	struct mf_disk_rules disk;
+	unsigned preflight_waive; /* enum mf_waive bits */
 	struct mf_pos pos;
 };
 

@@ -36,3 +36,4 @@ int verb_firstboot(int argc, char *argv[]);
 int verb_disk_list(int argc, char *argv[]);
 int verb_disk_plan(int argc, char *argv[]);
 int verb_disk_apply(int argc, char *argv[]);
+int verb_install(int argc, char *argv[]);

@@ -5,7 +5,7 @@
 
 expect_exit 0 "$DEVOPSLAB" --help
 help=$OUT
-for v in validate plan "bundle create" "bundle verify"; do
+for v in validate plan "bundle create" "bundle verify" install; do
 	assert_contains "$help" "  $v "
 done
 expect_exit 2 "$DEVOPSLAB"

@@ -1,0 +1,122 @@
+#!/bin/bash
+# `devopslab install` on the host, with a fabricated sysfs/proc: verify the
+# bundle (local file and URL, resumed after a cut-off transfer), identify
+# the node by MAC or DMI, refuse unknown and ambiguous machines, the
+# pre-flight gate with its waivers, and the honest stop before the disk
+# steps. The same verb runs inside the boot image (tests/integration/t-e2e-*).
+. "$TOP/tests/lib.sh"
+cd "$TESTTMP"
+
+# Placeholder assets, secrets and a signing key (scripts/example-inputs.sh);
+# a second key for the "wrong key" case.
+"$TOP/scripts/example-inputs.sh" "$TOP/examples/homelab.yaml" . >/dev/null
+mv signing.key key.pem
+mv signing.pub pub.pem
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.pem 2>/dev/null
+head -c 300000 /dev/urandom >assets/k3s # incompressible: the bundle is > 300 kB
+mk_bundle() { # manifest key out
+	"$DEVOPSLAB" bundle create --manifest "$1" --assets assets --secrets secrets.env --secret-key secret.key \
+		--key "$2" -o "$3" >/dev/null
+}
+mk_bundle "$TOP/examples/homelab.yaml" key.pem good.tar.zst
+mk_bundle "$TOP/examples/homelab.yaml" other.pem wrongkey.tar.zst
+cp good.tar.zst corrupt.tar.zst
+size=$(stat -c %s corrupt.tar.zst)
+printf '\xff\xff\xff\xff' | dd of=corrupt.tar.zst bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+
+# A machine: one NIC (MAC of devops-node-02, link up), DMI, /proc with
+# virtualization flags and 8 GiB of RAM.
+machine() { # dir mac [serial]
+	mkdir -p "$1/sys/class/net/eth0" "$1/sys/class/dmi/id" "$1/proc"
+	echo "$2" >"$1/sys/class/net/eth0/address"
+	echo 1 >"$1/sys/class/net/eth0/carrier"
+	echo "${3:-To Be Filled By O.E.M.}" >"$1/sys/class/dmi/id/product_serial"
+	printf 'processor\t: 0\nflags\t\t: fpu vme de pse msr svm lm\n\n' >"$1/proc/cpuinfo"
+	printf 'MemTotal:        8052000 kB\nMemFree:  100 kB\n' >"$1/proc/meminfo"
+	mkdir -p "$1/sys/block"
+}
+machine m2 52:54:00:0a:00:02
+install() { # machine-dir bundle [args]
+	local m=$1 b=$2; shift 2
+	rm -rf work
+	expect_exit "$WANT" "$DEVOPSLAB" install --bundle "$b" --pubkey pub.pem --workdir "$TESTTMP/work" \
+		--sysfs "$TESTTMP/$m/sys" --proc "$TESTTMP/$m/proc" --dev "$TESTTMP/$m/dev" "$@"
+}
+
+# --- the good path: verified, identified, pre-flight passed, honest stop ------
+WANT=1 install m2 good.tar.zst
+assert_contains "$OUT" "provisioner started"
+assert_contains "$OUT" "bundle verified: 7 members"
+assert_contains "$OUT" "identified node devops-node-02 by MAC 52:54:00:0a:00:02 (eth0)"
+assert_contains "$OUT" "virtualization pass        cpu      svm (AMD-V) present"
+assert_contains "$OUT" "link           pass        eth0     link up"
+assert_contains "$OUT" "pre-flight: passed"
+assert_contains "$OUT" "not part of this build yet; stopping here with no disk touched"
+assert_contains work/preflight.json '"check": "link", "status": "pass", "subject": "eth0"'
+
+# --- the bundle: wrong key, corrupt, missing --------------------------------------
+WANT=4 install m2 wrongkey.tar.zst
+assert_contains "$OUT" "bundle verification failed"
+WANT=4 install m2 corrupt.tar.zst
+assert_contains "$OUT" "bundle verification failed"
+case $OUT in *"identified node"*) fail "an unverified bundle was used" ;; esac
+WANT=2 install m2 missing.tar.zst
+
+# --- identity: unknown, by DMI, ambiguous, contradictory, --node ---------------------
+machine mx 52:54:00:99:99:99
+WANT=3 install mx good.tar.zst
+assert_contains "$OUT" "unknown machine: no manifest node matches this machine (MACs 52:54:00:99:99:99 (eth0); DMI serial (none); product UUID (none)); refusing to guess"
+sed 's/^    mac: "52:54:00:0a:00:03"/    serial: "SN-0003"/' "$TOP/examples/homelab.yaml" >dmi.yaml
+grep -q 'serial: "SN-0003"' dmi.yaml || fail "dmi.yaml not derived"
+sed -i 's/^    nic: "52:54:00:0a:00:03"/    nic: eth0/' dmi.yaml
+mk_bundle dmi.yaml key.pem dmi.tar.zst
+machine m3 52:54:00:99:99:03 SN-0003
+WANT=1 install m3 dmi.tar.zst
+assert_contains "$OUT" "identified node devops-node-03 by DMI serial SN-0003"
+machine both 52:54:00:0a:00:01
+mkdir -p both/sys/class/net/eth1
+echo 52:54:00:0a:00:02 >both/sys/class/net/eth1/address
+WANT=3 install both good.tar.zst
+assert_contains "$OUT" "matches both node 'devops-node-01' and node 'devops-node-02'; refusing to choose"
+WANT=3 install m2 good.tar.zst --node devops-node-01
+assert_contains "$OUT" "no node of that name matches this machine"
+WANT=3 install m2 good.tar.zst --node nosuch
+assert_contains "$OUT" "the manifest has no node 'nosuch'"
+
+# --- pre-flight: failures are errors unless waived ----------------------------------------
+printf 'processor\t: 0\nflags\t\t: fpu vme de pse msr lm\n\n' >m2/proc/cpuinfo
+echo 0 >m2/sys/class/net/eth0/carrier
+WANT=3 install m2 good.tar.zst
+assert_contains "$OUT" "virtualization fail"
+assert_contains "$OUT" "no link: is the cable plugged in?"
+assert_contains "$OUT" "pre-flight: 2 checks failed; nothing was written to any disk"
+assert_contains work/preflight.json '"check": "virtualization", "status": "fail"'
+awk '{print} /^    mac: "52:54:00:0a:00:02"/ {print "    min_memory: 16G"; print "    preflight: {waive: [virtualization, link]}"}' \
+	"$TOP/examples/homelab.yaml" >waive.yaml
+mk_bundle waive.yaml key.pem waive.tar.zst
+WANT=3 install m2 waive.tar.zst
+assert_contains "$OUT" "virtualization waived"
+assert_contains "$OUT" "link           waived"
+assert_contains "$OUT" "memory         fail        ram      7863 MiB usable, the manifest asks for 16384 MiB"
+printf 'MemTotal:        16000000 kB\n' >m2/proc/meminfo # 15625 MiB: within 1/16 of 16 GiB
+WANT=1 install m2 waive.tar.zst
+assert_contains "$OUT" "pre-flight: passed (2 waived, 0 unavailable)"
+
+# --- by URL: a transfer cut off after 100 kB is resumed, then verified -------------------
+mkdir www && cp good.tar.zst corrupt.tar.zst www/
+bg_start "$PY" "$TOP/tests/e2e/httpd.py" www --cut 100000 >port 2>httpd.log
+for _ in $(seq 50); do [ -s port ] && break; sleep 0.1; done
+port=$(head -1 port)
+printf 'processor\t: 0\nflags\t\t: svm\n\n' >m2/proc/cpuinfo
+echo 1 >m2/sys/class/net/eth0/carrier
+WANT=1 install m2 "http://127.0.0.1:$port/good.tar.zst"
+assert_contains "$OUT" "fetched $(stat -c %s good.tar.zst) bytes in 2 attempts (resumed)"
+assert_contains "$OUT" "bundle verified"
+assert_contains httpd.log '"GET /good.tar.zst HTTP/1.1" 206'
+cmp work/bundle.tar.zst good.tar.zst
+WANT=4 install m2 "http://127.0.0.1:$port/corrupt.tar.zst"
+assert_contains "$OUT" "bundle verification failed"
+WANT=2 install m2 "http://127.0.0.1:$port/nosuch.tar.zst"
+assert_contains "$OUT" "HTTP 404"
+WANT=2 install m2 "ftp://127.0.0.1/x" # not a URL we fetch: a (missing) path
+echo "install: all checks passed"
