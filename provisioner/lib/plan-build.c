@@ -270,11 +270,22 @@ static void add_preflight(struct builder *b, const struct mf_node *n)
 	struct json_object *p = obj(b), *checks = arr(b);
 	struct step *s;
 
-	push(b, checks, str(b, "cpu-virtualization"));
-	push(b, checks, str(b, "memory"));
-	push(b, checks, str(b, "nic"));
-	push(b, checks, str(b, "firmware"));
+	static const struct {
+		const char *name;
+		unsigned waive;
+	} all[] = {
+		/* the checks of preflight.c, by the names nodes[].preflight.waive uses */
+		{ "virtualization", MF_WAIVE_VIRTUALIZATION },
+		{ "memory", MF_WAIVE_MEMORY },
+		{ "smart", MF_WAIVE_SMART },
+		{ "link", MF_WAIVE_LINK },
+	};
+	struct json_object *waived = arr(b);
+
+	for (size_t i = 0; i < ELEMENTSOF(all); i++)
+		push(b, n->preflight_waive & all[i].waive ? waived : checks, str(b, all[i].name));
 	put(b, p, "checks", checks);
+	put(b, p, "waived", waived);
 	if (n->min_memory)
 		put_u64(b, p, "min_memory_bytes", n->min_memory);
 	else
