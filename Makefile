@@ -33,6 +33,7 @@ else
 ALL_CFLAGS += -D_FORTIFY_SOURCE=3
 endif
 LDLIBS := -Wl,--as-needed $(PKG_LDLIBS) $(MBEDTLS_LDLIBS)
+LDLIBS += -lcrypt
 
 ifeq ($(BUILD),build)
 BIN := provisioner/devopslab
