@@ -111,6 +111,11 @@ test-integration: $(BIN)
 test-cluster: $(BIN)
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-cluster-*.sh
 
+# The Debian-only root file system for tests and the demo (docs/install.md);
+# image/rootfs.sh --variant pve is the Proxmox VE recipe.
+rootfs: deps
+	image/rootfs.sh --variant debian --out out/rootfs
+
 bench: deps all
 	scripts/bench.sh
 

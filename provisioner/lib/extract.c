@@ -412,7 +412,8 @@ static int set_owner_mode(struct extract *x, int fd, struct archive_entry *e, co
 
 #define XATTR_VALUE_MAX 65536u /* the kernel's XATTR_SIZE_MAX */
 
-/* The archive's extended attributes (pax SCHILY.xattr / LIBARCHIVE.xattr),
+/* The archive's extended attributes (pax SCHILY.xattr / LIBARCHIVE.xattr;
+ * GNU tar and mmdebstrap carry POSIX ACLs as system.posix_acl_* ones),
  * after owner and mode: chown(2) drops security.capability, so a file
  * capability (ping, newuidmap) survives only when it is set last. */
 static int set_xattrs(struct extract *x, int fd, struct archive_entry *e, const char *path)
@@ -426,7 +427,8 @@ static int set_xattrs(struct extract *x, int fd, struct archive_entry *e, const 
 	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
 		if (isempty(name) || size > XATTR_VALUE_MAX ||
 		    !(strncmp(name, "security.", 9) == 0 || strncmp(name, "user.", 5) == 0 ||
-		      strncmp(name, "trusted.", 8) == 0))
+		      strncmp(name, "trusted.", 8) == 0 || streq(name, "system.posix_acl_access") ||
+		      streq(name, "system.posix_acl_default")))
 			return failf(-EINVAL, "member '%s': extended attribute '%s' not allowed", path,
 				     name ? name : "");
 		if (fsetxattr(fd, name, value, size, 0) < 0)

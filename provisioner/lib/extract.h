@@ -39,7 +39,7 @@ enum {
 	EXTRACT_ALLOW_FIFOS = 1u << 5,
 	EXTRACT_KEEP_OWNER = 1u << 6,              /* numeric uid/gid from the archive */
 	EXTRACT_KEEP_SPECIAL_MODES = 1u << 7,      /* setuid, setgid, sticky */
-	EXTRACT_KEEP_XATTRS = 1u << 8,             /* pax xattrs of files and dirs: security.capability, user.* */
+	EXTRACT_KEEP_XATTRS = 1u << 8,             /* pax xattrs of files and dirs: security.*, user.*, trusted.*, POSIX ACLs */
 };
 
 /* A bundle holds regular files only; a root file system holds everything. */

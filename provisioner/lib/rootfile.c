@@ -171,6 +171,20 @@ int rootfile_read(int rootfd, const char *path, size_t max, char **ret, size_t *
 	return 0;
 }
 
+int rootfile_stat(int rootfd, const char *path, struct stat *ret)
+{
+	_cleanup_close_ int dfd = -1;
+	const char *base;
+	int r;
+
+	r = open_parent(rootfd, path, 0, &dfd, &base);
+	if (r < 0)
+		return r;
+	if (fstatat(dfd, base, ret, AT_SYMLINK_NOFOLLOW) < 0)
+		return failf(negative_errno(), "cannot stat '%s' in the target: %m", path);
+	return 0;
+}
+
 /* ---- the set ----------------------------------------------------------- */
 
 static int set_add(struct rootfile_set *s, enum rootfile_type type, const char *path, const char *content,

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define ROOTFILE_PATH_MAX 256u
@@ -63,6 +64,9 @@ int rootfile_open_root(const char *root, int *ret_fd);
 
 /* Read a file of the target: -ENOENT when it is absent, -EFBIG above max. */
 int rootfile_read(int rootfd, const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* lstat(2) of a file of the target (resolved as rootfile_read() does). */
+int rootfile_stat(int rootfd, const char *path, struct stat *ret);
 
 /* Adding artifacts (content is copied). -E2BIG when the set is full.
  * The last one added is s->items[s->n - 1] (to set its gid). */

@@ -526,7 +526,6 @@ static int build_shadow(struct run_ctx *ctx, const struct step *s, int rootfd, c
 	struct json_object *pw = json_get_object(s->params, "password");
 	const char *name = json_get_string(pw, "secret"), *password;
 	_cleanup_free_ char *old = NULL;
-	_cleanup_close_ int fd = -1;
 	struct stat st;
 	struct text t;
 	size_t len;
@@ -544,9 +543,9 @@ static int build_shadow(struct run_ctx *ctx, const struct step *s, int rootfd, c
 	if (r < 0)
 		return r == -ENOENT ? run_ctx_error(ctx, r, "the target has no /etc/shadow") : r;
 	/* keep the file's mode and group (Debian: 0640 root:shadow) */
-	fd = openat(rootfd, "etc/shadow", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return run_ctx_error(ctx, negative_errno(), "cannot stat the target's /etc/shadow");
+	r = rootfile_stat(rootfd, "/etc/shadow", &st);
+	if (r < 0)
+		return r;
 	r = text_open(&t);
 	if (r >= 0)
 		r = shadow_edit(ctx, old, len, user, password, &t);
