@@ -20,6 +20,7 @@
 #include <linux/fs.h>
 
 #include "blkid-util.h"
+#include "errbuf.h"
 #include "util.h"
 
 #define ATTR_MAX 4096
@@ -30,23 +31,12 @@ static inline void closedirp_(DIR **d)
 		closedir(*d);
 }
 
-static char errbuf[512];
-
-static void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void failf(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-}
+static struct errbuf err;
+#define failf(...) errbuf_setf(&err, __VA_ARGS__)
 
 const char *disk_errbuf(void)
 {
-	return errbuf;
+	return err.msg;
 }
 
 static const char *const transport_names[_DISK_TRANSPORT_MAX] = {
@@ -656,7 +646,7 @@ int disk_probe_all(const struct disk_probe_opts *o, struct disk_list **ret)
 	struct dirent *de;
 	int r;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	o = o ? o : &defaults;
 	sysfs = opt_root(o->sysfs, "/sys");
 	snprintf(dir, sizeof(dir), "%s/block", sysfs);
@@ -745,7 +735,7 @@ int disk_probe_path(const struct disk_probe_opts *o, const char *path, struct di
 	struct stat st;
 	int r;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	o = o ? o : &defaults;
 	if (stat(path, &st) < 0) {
 		r = negative_errno();

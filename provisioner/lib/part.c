@@ -25,25 +25,15 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "errbuf.h"
 #include "util.h"
 
-static char errbuf[512];
-
-static void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void failf(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-}
+static struct errbuf err;
+#define failf(...) errbuf_setf(&err, __VA_ARGS__)
 
 const char *part_errbuf(void)
 {
-	return errbuf;
+	return err.msg;
 }
 
 static void fdisk_unref_contextp(struct fdisk_context **c)
@@ -179,7 +169,7 @@ int part_check(int fd, const char *name, const struct part_spec *spec, enum part
 	char dummy[8];
 	int r;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	if (!why || !whysz)
 		why = dummy, whysz = sizeof(dummy);
 	why[0] = '\0';
@@ -232,7 +222,7 @@ int part_write(int fd, const char *name, const struct part_spec *spec)
 	struct stat st;
 	int r;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	r = open_ctx(fd, name, false, &c);
 	if (r < 0)
 		return r;

@@ -9,27 +9,17 @@
 #include <sys/stat.h>
 
 #include "blkid-util.h"
+#include "errbuf.h"
 #include "util.h"
 
 #define MiB (1024u * 1024u)
 
-static char errbuf[512];
-
-static void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void failf(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-}
+static struct errbuf err;
+#define failf(...) errbuf_setf(&err, __VA_ARGS__)
 
 const char *wipe_errbuf(void)
 {
-	return errbuf;
+	return err.msg;
 }
 
 static int copy_range(int fd, int out, uint64_t off, uint64_t len)
@@ -58,7 +48,7 @@ int wipe_save_backup(int fd, uint64_t size, const char *path)
 	uint64_t head = size < MiB ? size : MiB;
 	int r;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	if (asprintf(&tmp, "%s.tmp", path) < 0)
 		return -ENOMEM;
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -156,7 +146,7 @@ int wipe_all(int fd, const struct disk *d, char *report, size_t reportsz)
 {
 	int r, left = 0;
 
-	errbuf[0] = '\0';
+	errbuf_clear(&err);
 	if (reportsz)
 		report[0] = '\0';
 	/* Inside the partitions first: the table says where they are. */

@@ -121,7 +121,8 @@ static void test_example(void **state)
 	assert_int_equal(m->dns.forwarders[0].protocol, MF_DNS_HTTPS);
 	assert_int_equal(m->edge.ip, ip("10.0.10.30"));
 	assert_int_equal(m->edge.cert, MF_CERT_INTERNAL_CA);
-	assert_int_equal(m->secrets.n_names, 4);
+	assert_int_equal(m->secrets.n_names, 5);
+	assert_string_equal(m->secrets.names[4], MANIFEST_SECRET_CA_CERT);
 
 	manifest_free(m);
 	diags_done(&d);
