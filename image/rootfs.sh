@@ -49,7 +49,7 @@ pve)
 	# proxmox-boot-tool; postfix and open-iscsi are what the Proxmox
 	# installer adds, chrony is its time daemon.
 	pkgs="$base_pkgs proxmox-ve postfix open-iscsi"
-	keyring=$(mktemp)
+	keyring=$(mktemp --suffix=.gpg)
 	trap 'rm -f "$keyring"' EXIT
 	curl -fsSL -o "$keyring" "$pve_key_url"
 	;;
@@ -75,12 +75,13 @@ if [ "$variant" = pve ]; then
 	set -- "$@" \
 		--setup-hook='mkdir -p "$1/etc/apt/keyrings"' \
 		--setup-hook="upload $keyring /etc/apt/keyrings/proxmox-archive-keyring.gpg" \
+		--customize-hook="sed -i 's#signed-by=$keyring#signed-by=/etc/apt/keyrings/proxmox-archive-keyring.gpg#' \"\$1/etc/apt/sources.list\"" \
 		--customize-hook='rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources" "$1/etc/apt/sources.list.d/pve-enterprise.list" "$1/etc/apt/sources.list.d/ceph.sources"'
 	mmdebstrap "$@" "$suite" "$tmp" \
 		"deb $mirror $suite main contrib" \
 		"deb $mirror $suite-updates main contrib" \
 		"deb http://security.debian.org/debian-security $suite-security main contrib" \
-		"deb [signed-by=/etc/apt/keyrings/proxmox-archive-keyring.gpg] $pve_repo $suite pve-no-subscription"
+		"deb [signed-by=$keyring] $pve_repo $suite pve-no-subscription" # host path while building, the target's after
 else
 	mmdebstrap "$@" "$suite" "$tmp" \
 		"deb $mirror $suite main" \
