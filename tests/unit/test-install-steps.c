@@ -5,7 +5,7 @@
  * config-* steps, firstboot-install; the boot loader has no ops yet) onto
  * a temporary root, from a small rootfs tar.zst built here with
  * libarchive: owners, modes, setuid, symlinks, a hardlink, a device node,
- * a file capability and a user xattr survive; a second run applies
+ * a file capability, a user xattr and a default ACL survive; a second run applies
  * nothing; a killed extraction (a truncated archive) leaves a root that is
  * not done, and the next run wipes it and extracts cleanly — keeping a
  * mount point (as /boot/efi will be) in place.
@@ -45,6 +45,12 @@
 /* struct vfs_cap_data, revision 2, effective, permitted = CAP_NET_RAW (13) */
 static const uint8_t cap_net_raw[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00,
 					 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 };
+
+/* system.posix_acl_default (linux/posix_acl_xattr.h, version 2):
+ * user::rwx, group::r-x, other::r-x, as mmdebstrap's /var/log/journal */
+static const uint8_t acl_default[28] = { 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x07, 0x00, 0xff, 0xff,
+					 0xff, 0xff, 0x04, 0x00, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff,
+					 0x20, 0x00, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff };
 
 struct fixture {
 	char dir[64], root[128], bundle_dir[128], asset[256], file[128];
@@ -95,6 +101,8 @@ static void add(struct archive *a, const char *path, mode_t type, mode_t perm, i
 		archive_entry_xattr_add_entry(e, "security.capability", cap_net_raw, sizeof(cap_net_raw));
 		archive_entry_xattr_add_entry(e, "user.devopslab", "kept", 4);
 	}
+	if (streq(path, "./var/log/journal/"))
+		archive_entry_xattr_add_entry(e, "system.posix_acl_default", acl_default, sizeof(acl_default));
 	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 	if (type == AE_IFREG && len)
 		assert_int_equal(archive_write_data(a, data, len), (ssize_t)len);
@@ -154,6 +162,9 @@ static void make_rootfs(const char *path)
 	add(a, "./home/", AE_IFDIR, 0755, 0, 0, NULL, 0, NULL);
 	add(a, "./home/user/", AE_IFDIR, 0750, 1000, 1000, NULL, 0, NULL);
 	add(a, "./boot/", AE_IFDIR, 0755, 0, 0, NULL, 0, NULL);
+	add(a, "./var/", AE_IFDIR, 0755, 0, 0, NULL, 0, NULL);
+	add(a, "./var/log/", AE_IFDIR, 0755, 0, 0, NULL, 0, NULL);
+	add(a, "./var/log/journal/", AE_IFDIR, 02755, 0, 0, NULL, 0, NULL);
 	add(a, "./usr/lib/", AE_IFDIR, 0755, 0, 0, NULL, 0, NULL);
 	add(a, "./usr/lib/big.bin", AE_IFREG, 0644, 0, 0, big, BIG_BYTES, NULL);
 	add(a, "./usr/lib/last", AE_IFREG, 0644, 0, 0, "last member\n", 12, NULL);
@@ -349,6 +360,12 @@ static void assert_installed(const struct fixture *f)
 	k = getxattr(p, "user.devopslab", val, sizeof(val));
 	assert_int_equal(k, 4);
 	assert_memory_equal(val, "kept", 4);
+	snprintf(p, sizeof(p), "%s/var/log/journal", f->root);
+	k = getxattr(p, "system.posix_acl_default", val, sizeof(val));
+	assert_int_equal(k, sizeof(acl_default));
+	assert_memory_equal(val, acl_default, sizeof(acl_default));
+	st = st_of(f, "/var/log/journal");
+	assert_int_equal(st.st_mode & 07777, 02755);
 
 	/* the configuration on top */
 	assert_false(exists(f, "/etc/ssh/ssh_host_ed25519_key"));
