@@ -139,11 +139,16 @@ static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, bool *ret_kept
 
 int rootfs_wipe(int rootfd)
 {
-	struct stat st;
+	struct stat st, sys;
 	bool kept;
 
 	if (fstat(rootfd, &st) < 0)
 		return negative_errno();
+	/* Never the running system's own root, whatever path led here. */
+	if (stat("/", &sys) < 0)
+		return negative_errno();
+	if (st.st_dev == sys.st_dev && st.st_ino == sys.st_ino)
+		return -EPERM;
 	return wipe_dir(rootfd, st.st_dev, 0, true, &kept);
 }
 
@@ -180,6 +185,8 @@ static int rootfs_apply(struct run_ctx *ctx, const struct step *s)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return run_ctx_error(ctx, negative_errno(), "cannot open the rootfs asset '%s': %m", path);
 	r = rootfs_wipe(rootfd);
+	if (r == -EPERM)
+		return run_ctx_error(ctx, r, "refusing to empty '%s': it is this system's root", ctx->root);
 	if (r < 0)
 		return run_ctx_error(ctx, r, "cannot empty the target root '%s': %s", ctx->root, strerror(-r));
 	r = extract_new(ctx->root, EXTRACT_POLICY_ROOTFS, &rootfs_limits, &x);

@@ -28,5 +28,6 @@
 
 extern const struct step_ops rootfs_extract_ops;
 
-/* Remove everything below the directory fd rootfd as described above. */
+/* Remove everything below the directory fd rootfd as described above.
+ * -EPERM when rootfd is the running system's "/". */
 int rootfs_wipe(int rootfd);

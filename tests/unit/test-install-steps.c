@@ -25,6 +25,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -483,6 +484,38 @@ static void test_no_bundle(void **state)
 	run_ctx_done(&ctx);
 }
 
+/* The guard is tested inside a chroot of a scratch directory: were it
+ * broken, only that directory would be emptied, never this machine. */
+static void test_never_wipes_system_root(void **state)
+{
+	struct fixture *f = *state;
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	sh("echo precious > '%s/precious'", f->root);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd, ok = 1;
+
+		if (chroot(f->root) < 0 || chdir("/") < 0 || mkdir("/etc", 0755) < 0)
+			_exit(3);
+		fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ok &= fd >= 0 && rootfs_wipe(fd) == -EPERM;
+		close(fd);
+		fd = open("/etc/..", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* "/" in disguise */
+		ok &= fd >= 0 && rootfs_wipe(fd) == -EPERM;
+		ok &= access("/precious", F_OK) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(exists(f, "/precious"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_install_and_rerun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_extraction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_bundle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_never_wipes_system_root, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
