@@ -33,6 +33,7 @@ else
 ALL_CFLAGS += -D_FORTIFY_SOURCE=3
 endif
 LDLIBS := -Wl,--as-needed $(PKG_LDLIBS) $(MBEDTLS_LDLIBS)
+LDLIBS += -lcrypt
 
 ifeq ($(BUILD),build)
 BIN := provisioner/devopslab
@@ -118,6 +119,11 @@ image: deps all
 
 test-e2e: deps all
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-e2e-*.sh
+
+# The Debian-only root file system for tests and the demo (docs/install.md);
+# image/rootfs.sh --variant pve is the Proxmox VE recipe.
+rootfs: deps
+	image/rootfs.sh --variant debian --out out/rootfs
 
 bench: deps all
 	scripts/bench.sh

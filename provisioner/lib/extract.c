@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
@@ -40,6 +41,9 @@ struct extract {
 	struct extract_limits limits;
 	uint64_t entries, total_bytes;
 	struct pathset seen;
+	void (*progress)(uint64_t done, void *userdata);
+	void *userdata;
+	uint64_t progress_at;
 };
 
 static __thread char extract_errbuf[768];
@@ -406,6 +410,49 @@ static int set_owner_mode(struct extract *x, int fd, struct archive_entry *e, co
 	return 0;
 }
 
+#define XATTR_VALUE_MAX 65536u /* the kernel's XATTR_SIZE_MAX */
+
+/* The archive's extended attributes (pax SCHILY.xattr / LIBARCHIVE.xattr;
+ * GNU tar and mmdebstrap carry POSIX ACLs as system.posix_acl_* ones),
+ * after owner and mode: chown(2) drops security.capability, so a file
+ * capability (ping, newuidmap) survives only when it is set last. */
+static int set_xattrs(struct extract *x, int fd, struct archive_entry *e, const char *path)
+{
+	const char *name;
+	const void *value;
+	size_t size;
+
+	if (!(x->flags & EXTRACT_KEEP_XATTRS) || archive_entry_xattr_reset(e) == 0)
+		return 0;
+	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+		if (isempty(name) || size > XATTR_VALUE_MAX ||
+		    !(strncmp(name, "security.", 9) == 0 || strncmp(name, "user.", 5) == 0 ||
+		      strncmp(name, "trusted.", 8) == 0 || streq(name, "system.posix_acl_access") ||
+		      streq(name, "system.posix_acl_default")))
+			return failf(-EINVAL, "member '%s': extended attribute '%s' not allowed", path,
+				     name ? name : "");
+		if (fsetxattr(fd, name, value, size, 0) < 0)
+			return failf(negative_errno(), "member '%s': cannot set '%s': %m", path, name);
+	}
+	return 0;
+}
+
+void extract_set_progress(struct extract *x, void (*progress)(uint64_t done, void *userdata), void *userdata)
+{
+	x->progress = progress;
+	x->userdata = userdata;
+}
+
+static void report(struct extract *x, struct archive *a, bool final)
+{
+	uint64_t done = (uint64_t)archive_filter_bytes(a, -1);
+
+	if (x->progress && (final || done >= x->progress_at + (1u << 20))) {
+		x->progress_at = done;
+		x->progress(done, x->userdata);
+	}
+}
+
 static int write_file(struct extract *x, struct archive *a, struct archive_entry *e, const char *path)
 {
 	_cleanup_close_ int fd = -1;
@@ -439,7 +486,8 @@ static int write_file(struct extract *x, struct archive *a, struct archive_entry
 	}
 	if (ftruncate(fd, (off_t)size) < 0) /* a sparse file's trailing hole */
 		return failf(negative_errno(), "member '%s': %m", path);
-	return set_owner_mode(x, fd, e, path);
+	r = set_owner_mode(x, fd, e, path);
+	return r < 0 ? r : set_xattrs(x, fd, e, path);
 }
 
 static int make_dir(struct extract *x, struct archive_entry *e, const char *path)
@@ -461,7 +509,8 @@ static int make_dir(struct extract *x, struct archive_entry *e, const char *path
 	fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return why_parent(negative_errno(), path);
-	return set_owner_mode(x, fd, e, path);
+	r = set_owner_mode(x, fd, e, path);
+	return r < 0 ? r : set_xattrs(x, fd, e, path);
 }
 
 /* Does a relative symlink target, seen from the link's directory, climb
@@ -612,13 +661,16 @@ static int extract_archive(struct extract *x, struct archive *a)
 
 	for (;;) {
 		r = archive_read_next_header(a, &e);
-		if (r == ARCHIVE_EOF)
+		if (r == ARCHIVE_EOF) {
+			report(x, a, true);
 			return 0;
+		}
 		if (r < ARCHIVE_WARN)
 			return failf(-EBADMSG, "not a valid archive: %s", archive_error_string(a));
 		r = extract_entry(x, a, e);
 		if (r < 0)
 			return r;
+		report(x, a, false);
 	}
 }
 

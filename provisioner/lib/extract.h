@@ -39,6 +39,7 @@ enum {
 	EXTRACT_ALLOW_FIFOS = 1u << 5,
 	EXTRACT_KEEP_OWNER = 1u << 6,              /* numeric uid/gid from the archive */
 	EXTRACT_KEEP_SPECIAL_MODES = 1u << 7,      /* setuid, setgid, sticky */
+	EXTRACT_KEEP_XATTRS = 1u << 8,             /* pax xattrs of files and dirs: security.*, user.*, trusted.*, POSIX ACLs */
 };
 
 /* A bundle holds regular files only; a root file system holds everything. */
@@ -46,7 +47,7 @@ enum {
 #define EXTRACT_POLICY_ROOTFS                                                                        \
 	(EXTRACT_ALLOW_DIRS | EXTRACT_ALLOW_SYMLINKS | EXTRACT_ALLOW_ABSOLUTE_SYMLINKS |             \
 	 EXTRACT_ALLOW_HARDLINKS | EXTRACT_ALLOW_DEVICES | EXTRACT_ALLOW_FIFOS | EXTRACT_KEEP_OWNER | \
-	 EXTRACT_KEEP_SPECIAL_MODES)
+	 EXTRACT_KEEP_SPECIAL_MODES | EXTRACT_KEEP_XATTRS)
 
 #define EXTRACT_PATH_MAX 4095u
 #define EXTRACT_DEPTH_MAX 64u
@@ -83,6 +84,10 @@ int extract_file_open(struct extract *x, const char *path, uint64_t size, int *r
 /* Count `n` more bytes written; `compressed_in` is how many bytes of the
  * archive have been read so far (for the ratio). -EFBIG past a limit. */
 int extract_account(struct extract *x, uint64_t n, uint64_t compressed_in);
+
+/* Call progress(compressed bytes read so far, userdata) every megabyte
+ * or so of input, and once at the end. */
+void extract_set_progress(struct extract *x, void (*progress)(uint64_t done, void *userdata), void *userdata);
 
 /* Extract a whole archive (tar: ustar, pax, gnu; compressed with zstd, xz,
  * gzip or not at all) with the policy of x. */

@@ -47,6 +47,7 @@ struct run_ctx {
 	void *dns;     /* technitium: the DNS API client */
 	void *edge;    /* edge: Traefik / certificates */
 	void *secrets; /* bundle: the decrypted secrets (never logged) */
+	void *install; /* install: struct install_paths (sysconf.h): what firstboot-install lays down */
 
 	/* Engine-managed, per step. */
 	struct json_object *result;  /* set by apply() via run_ctx_set_result(); recorded in the journal */

@@ -12,6 +12,8 @@
 #include "step.h"
 #include "cluster.h"
 #include "disk-step.h"
+#include "rootfs.h"
+#include "sysconf.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = NULL,     /* bundle */
@@ -28,21 +30,21 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_DISK_FILESYSTEMS] = &disk_filesystems_ops, /* disk */
 
-	[STEP_ROOTFS_EXTRACT] = NULL,    /* install: rootfs */
+	[STEP_ROOTFS_EXTRACT] = &rootfs_extract_ops, /* install: rootfs */
 
-	[STEP_CONFIG_HOSTNAME] = NULL,   /* install: configure */
+	[STEP_CONFIG_HOSTNAME] = &sysconf_hostname_ops, /* install: configure */
 
-	[STEP_CONFIG_HOSTS] = NULL,      /* install: configure */
+	[STEP_CONFIG_HOSTS] = &sysconf_hosts_ops, /* install: configure */
 
-	[STEP_CONFIG_NETWORK] = NULL,    /* install: configure */
+	[STEP_CONFIG_NETWORK] = &sysconf_network_ops, /* install: configure */
 
-	[STEP_CONFIG_USERS] = NULL,      /* install: configure */
+	[STEP_CONFIG_USERS] = &sysconf_users_ops, /* install: configure */
 
-	[STEP_CONFIG_TIMEZONE] = NULL,   /* install: configure */
+	[STEP_CONFIG_TIMEZONE] = &sysconf_timezone_ops, /* install: configure */
 
 	[STEP_BOOTLOADER] = NULL,        /* install: boot loader */
 
-	[STEP_FIRSTBOOT_INSTALL] = NULL, /* install: firstboot unit */
+	[STEP_FIRSTBOOT_INSTALL] = &sysconf_firstboot_ops, /* install: firstboot unit */
 
 	[STEP_CLUSTER_CREATE] = &cluster_create_ops, /* pve */
 
