@@ -20,16 +20,7 @@ sim_start_all
 form_all --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
 assert_one_cluster 3
 assert_joins 2
-for n in pve1 pve2 pve3; do
-	assert_eq True "$(sim_query "s['nodes']['$n']['custom']")" "$n serves a custom certificate"
-	"$PY" - "${SIM_PORT[$n]}" "$TESTTMP/ca.pem" <<'PYEOF' || fail "$n's certificate does not verify against the CA"
-import socket, ssl, sys
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-with socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5) as s:
-    with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
-        assert t.getpeercert()["subject"]
-PYEOF
-done
+assert_ca_signed "$TESTTMP/ca.pem" pve1 pve2 pve3
 # first: 1 upload + create; members: join + upload each.
 assert_eq 6 "$(mutations)" "mutating requests (3 certificates, 1 create, 2 joins)"
 assert_eq 3 "$(requests 'r["method"] == "POST" and r["path"].endswith("/certificates/custom")')" "certificate uploads"

@@ -183,6 +183,21 @@ assert_one_cluster() { # N
 	assert_eq 1 "$(sim_query 'sum(1 for t in s["tasks"].values() if t["type"]=="clustercreate" and t["exitstatus"]=="OK")')" "successful creates"
 }
 
+# Each NODE serves a custom certificate that verifies against the CA file.
+assert_ca_signed() { # CA NODE...
+	local ca=$1 n; shift
+	for n in "$@"; do
+		assert_eq True "$(sim_query "s['nodes']['$n']['custom']")" "$n serves a custom certificate"
+		"$PY" - "${SIM_PORT[$n]}" "$ca" <<'PYEOF' || fail "$n's certificate does not verify against the CA"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5) as s:
+    with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+        assert t.getpeercert()["subject"]
+PYEOF
+	done
+}
+
 assert_joins() { # N: successful joins
 	assert_eq "$1" "$(sim_query 'sum(1 for t in s["tasks"].values() if t["type"]=="clusterjoin" and t["exitstatus"]=="OK")')" "successful joins"
 }
