@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 static enum log_level max_level = LOG_LEVEL_INFO;
+static log_sink_fn sink;
+static void *sink_userdata;
+static bool in_sink;
+
+void log_set_sink(log_sink_fn fn, void *userdata)
+{
+	sink = fn;
+	sink_userdata = userdata;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -33,4 +43,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (sink && !in_sink) {
+		char line[1024]; /* a longer line is cut for the sink */
+
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		in_sink = true;
+		sink(level, line, sink_userdata);
+		in_sink = false;
+	}
 }

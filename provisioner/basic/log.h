@@ -22,6 +22,12 @@ enum log_level {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
+/* A sink gets every line the logger prints (without the "devopslab: " and
+ * level prefixes), after it is printed; NULL removes it. Default: none. The
+ * sink must not log itself (such lines are not passed on to it again). */
+typedef void (*log_sink_fn)(enum log_level level, const char *line, void *userdata);
+void log_set_sink(log_sink_fn fn, void *userdata);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)

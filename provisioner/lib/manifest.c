@@ -323,6 +323,53 @@ static int p_ipv4(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	return ipv4_value(c, n, AT(base, f->offset, uint32_t));
 }
 
+/* network.syslog: "HOST[:PORT]", HOST an IPv4 address or a DNS name, PORT
+ * 1-65535 (default 514). */
+static int p_syslog(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_network *net = base;
+	const char *s = string_value(c, n), *colon;
+	char host[256];
+	unsigned port = 514;
+	uint32_t ip;
+	size_t hlen;
+
+	(void)f;
+	if (!s)
+		return -EINVAL;
+	colon = strchr(s, ':');
+	hlen = colon ? (size_t)(colon - s) : strlen(s);
+	if (colon) {
+		unsigned long v = 0;
+		const char *p = colon + 1;
+
+		if (!*p || strlen(p) > 5)
+			goto bad;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9')
+				goto bad;
+			v = v * 10 + (unsigned long)(*p - '0');
+		}
+		if (v < 1 || v > 65535 || colon[1] == '0')
+			goto bad;
+		port = (unsigned)v;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (parse_ipv4(host, &ip) < 0 && !dns_name_valid(host))
+		goto bad;
+	free(net->syslog_host);
+	net->syslog_host = strdup(host);
+	if (!net->syslog_host)
+		return c->oom = -ENOMEM;
+	net->syslog_port = port;
+	return 0;
+bad:
+	return derr(c, n, "'%s' is not HOST[:PORT] (an IPv4 address or DNS name, port 1-65535)", s);
+}
+
 static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	struct mf_cidr *dst = AT(base, f->offset, struct mf_cidr);
@@ -610,6 +657,7 @@ static const struct field network_fields[] = {
 	FIELD("bridge", p_str, struct mf_network, bridge, false, NULL),
 	FIELD("vlan", p_uint, struct mf_network, vlan, false, &r_vlan),
 	FIELD("mtu", p_uint, struct mf_network, mtu, false, &r_mtu),
+	FIELD("syslog", p_syslog, struct mf_network, syslog_host, false, NULL),
 	{}
 };
 
@@ -902,6 +950,7 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->cluster.seed);
 	free(m->network.dns);
 	free(m->network.bridge);
+	free(m->network.syslog_host);
 	for (size_t i = 0; i < m->n_nodes; i++) {
 		struct mf_node *n = &m->nodes[i];
 		free(n->name);

@@ -94,6 +94,8 @@ struct mf_network {
 	char *bridge; /* vmbr0 */
 	unsigned vlan; /* 0 = untagged, else 1..4094 */
 	unsigned mtu;  /* 0 = default */
+	char *syslog_host;    /* network.syslog: IPv4 address or DNS name; NULL = none */
+	unsigned syslog_port; /* its UDP port, default 514 */
 };
 
 enum mf_wipe {

@@ -12,6 +12,13 @@
  *              DIR/preflight.json
  *   disks      what is attached (each NVMe with its serial)
  *
+ * With the manifest's network.syslog set (and no devopslab.syslog= on the
+ * kernel command line: the init forwards then), once the node is known the
+ * log goes to that syslog receiver too: first the boot log the init kept
+ * (--boot-log FILE, or $DEVOPSLAB_BOOT_LOG, [/run/devopslab/boot.log]) as
+ * it was when this verb started, then this verb's lines so far, then every
+ * further line (docs/boot.md, "Remote syslog").
+ *
  * The disk layout and the Proxmox install steps are not bound into this
  * verb yet: it says so and exits 1 rather than pretend.
  *
@@ -35,6 +42,7 @@
 #include "manifest.h"
 #include "node.h"
 #include "preflight.h"
+#include "remotelog.h"
 #include "sig.h"
 #include "util.h"
 #include "verbs.h"
@@ -43,6 +51,7 @@
 struct install_args {
 	const char *bundle, *pubkey, *node, *workdir;
 	const char *sysfs, *proc, *dev;
+	const char *boot_log;
 };
 
 struct install_ctx {
@@ -53,6 +62,8 @@ struct install_ctx {
 	struct manifest *manifest;
 	struct node_facts facts;
 	struct node_match match;
+	struct remotelog *rlog;   /* queues this verb's lines until network.syslog is known */
+	long long boot_log_size; /* of the boot log when this verb started; -1: none */
 };
 
 static void usage(FILE *f)
@@ -65,7 +76,9 @@ static void usage(FILE *f)
 		   "  --pubkey P     public key (PEM) the bundle must be signed with\n"
 		   "  --node NAME    only consider node NAME (it must still match this machine)\n"
 		   "  --workdir DIR  downloads, the extracted bundle, preflight.json [/run/devopslab/work]\n"
-		   "  --sysfs DIR, --proc DIR, --dev DIR   other roots (tests) [/sys, /proc, /dev]\n");
+		   "  --sysfs DIR, --proc DIR, --dev DIR   other roots (tests) [/sys, /proc, /dev]\n"
+		   "  --boot-log FILE  the init's log, replayed to network.syslog\n"
+		   "                 [$DEVOPSLAB_BOOT_LOG, else /run/devopslab/boot.log]\n");
 }
 
 static int parse_args(int argc, char *argv[], struct install_args *a)
@@ -75,11 +88,14 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		{ "node", required_argument, NULL, 'n' },   { "workdir", required_argument, NULL, 'w' },
 		{ "sysfs", required_argument, NULL, 's' },  { "proc", required_argument, NULL, 'P' },
 		{ "dev", required_argument, NULL, 'd' },    { "help", no_argument, NULL, 'h' },
+		{ "boot-log", required_argument, NULL, 'L' },
 		{}
 	};
 	int c;
 
-	*a = (struct install_args){ .workdir = "/run/devopslab/work" };
+	*a = (struct install_args){ .workdir = "/run/devopslab/work", .boot_log = getenv("DEVOPSLAB_BOOT_LOG") };
+	if (isempty(a->boot_log))
+		a->boot_log = "/run/devopslab/boot.log";
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'b': a->bundle = optarg; break;
@@ -89,6 +105,7 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		case 's': a->sysfs = optarg; break;
 		case 'P': a->proc = optarg; break;
 		case 'd': a->dev = optarg; break;
+		case 'L': a->boot_log = optarg; break;
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return EXIT_BADINPUT;
 		}
@@ -256,6 +273,59 @@ static const char *node_nic(const struct install_ctx *c)
 	return c->match.nic ? c->match.nic->name : NULL;
 }
 
+/* Whether the kernel command line has devopslab.syslog= (then the init's
+ * syslogd already forwards the whole log, ours included). */
+static bool cmdline_has_syslog(const struct install_ctx *c)
+{
+	char path[1100], buf[4096];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/cmdline", c->a.proc ? c->a.proc : "/proc");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (char *p = buf; (p = strstr(p, "devopslab.syslog=")); p++)
+		if (p == buf || p[-1] == ' ' || p[-1] == '\t')
+			return true;
+	return false;
+}
+
+/* network.syslog: never fatal; the install goes on without it. */
+static void step_remotelog(struct install_ctx *c)
+{
+	const struct mf_network *net = &c->manifest->network;
+	int r;
+
+	if (!net->syslog_host || cmdline_has_syslog(c)) {
+		if (net->syslog_host)
+			log_info("network.syslog: the kernel command line's devopslab.syslog= is used instead");
+		log_set_sink(NULL, NULL);
+		c->rlog = remotelog_free(c->rlog);
+		return;
+	}
+	if (!c->rlog)
+		return;
+	r = remotelog_open(c->rlog, net->syslog_host, net->syslog_port, c->match.node->name);
+	if (r < 0) {
+		log_set_sink(NULL, NULL);
+		c->rlog = remotelog_free(c->rlog);
+		log_warning("network.syslog: %s; going on without it", remotelog_error());
+		return;
+	}
+	if (c->boot_log_size >= 0) {
+		r = remotelog_replay_file(c->rlog, c->a.boot_log, c->boot_log_size);
+		if (r < 0)
+			log_warning("network.syslog: the boot log is not replayed: %s", remotelog_error());
+	}
+	remotelog_flush(c->rlog);
+	log_info("logging to syslog at %s:%u (UDP)", net->syslog_host, net->syslog_port);
+}
+
 static int step_preflight(struct install_ctx *c)
 {
 	struct preflight_opts po = {
@@ -324,6 +394,14 @@ int verb_install(int argc, char *argv[])
 	r = parse_args(argc, argv, &c.a);
 	if (r != EXIT_OK)
 		return r < 0 ? EXIT_OK : r;
+	/* The boot log as it is now: what the init wrote before this verb. */
+	{
+		struct stat st;
+
+		c.boot_log_size = stat(c.a.boot_log, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
+	}
+	if (remotelog_new(&c.rlog) >= 0)
+		log_set_sink(remotelog_sink, c.rlog);
 	log_info("provisioner started: devopslab install");
 	r = make_workdir(c.a.workdir);
 	if (r == EXIT_OK)
@@ -335,6 +413,8 @@ int verb_install(int argc, char *argv[])
 	if (r == EXIT_OK)
 		r = step_identify(&c);
 	if (r == EXIT_OK)
+		step_remotelog(&c);
+	if (r == EXIT_OK)
 		r = step_preflight(&c);
 	if (r == EXIT_OK)
 		r = step_disks(&c);
@@ -343,6 +423,8 @@ int verb_install(int argc, char *argv[])
 			  "stopping here with no disk touched", c.match.node->name);
 		r = EXIT_FAIL;
 	}
+	log_set_sink(NULL, NULL);
+	remotelog_free(c.rlog);
 	manifest_free(c.manifest);
 	bundle_free(c.bundle);
 	return r;
