@@ -17,10 +17,12 @@
  */
 #include "plan.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 
 #include "json-util.h"
 #include "plan-internal.h"
+#include "seed-id.h"
 
 /* The layout the Proxmox VE installer makes, which the disk steps are asked
  * to reproduce: BIOS boot partition, EFI system partition, one LVM PV. */
@@ -437,6 +439,31 @@ static void fqdn(struct builder *b, const char *name, char *buf, size_t size)
 		bfmt(b, buf, size, "%s", name);
 }
 
+/* The file systems disk-filesystems makes, by the UUIDs it gives them
+ * (seed-id.h: the same seed, node and purposes), so fstab needs no probing. */
+static void add_fstab(struct builder *b, const struct mf_node *n)
+{
+	const char *seed = seed_of(b->m);
+	char root[SEED_UUID_STR], swap[SEED_UUID_STR], esp[9], esp_uuid[10];
+	struct json_object *p = obj(b);
+
+	if (b->error)
+		return;
+	if (seed_id_uuid(seed, n->name, "fs:root", root) < 0 || seed_id_uuid(seed, n->name, "fs:swap", swap) < 0 ||
+	    seed_id_vfat(seed, n->name, "fs:esp", esp) < 0) {
+		b->error = -ENOMEM;
+		return;
+	}
+	/* blkid and /dev/disk/by-uuid show a FAT serial as XXXX-XXXX, upper case */
+	for (size_t i = 0; i < 8; i++)
+		esp[i] = (char)toupper((unsigned char)esp[i]);
+	snprintf(esp_uuid, sizeof(esp_uuid), "%.4s-%.4s", esp, esp + 4);
+	put_str(b, p, "root_uuid", root);
+	put_str(b, p, "esp_uuid", esp_uuid);
+	put_str(b, p, "swap_uuid", swap);
+	add(b, STEP_PHASE_INSTALL, STEP_CONFIG_FSTAB, n->name, p, "Writing /etc/fstab", "node/%s/config/fstab", n->name);
+}
+
 static void add_config(struct builder *b, const struct mf_node *n)
 {
 	const struct manifest *m = b->m;
@@ -444,6 +471,7 @@ static void add_config(struct builder *b, const struct mf_node *n)
 	char title[STEP_TITLE_MAX], name[320];
 	struct step *s[5];
 
+	add_fstab(b, n);
 	p = obj(b);
 	fqdn(b, n->name, name, sizeof(name));
 	put_str(b, p, "hostname", n->name);

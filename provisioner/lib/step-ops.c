@@ -32,6 +32,8 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_ROOTFS_EXTRACT] = &rootfs_extract_ops, /* install: rootfs */
 
+	[STEP_CONFIG_FSTAB] = &sysconf_fstab_ops, /* install: configure */
+
 	[STEP_CONFIG_HOSTNAME] = &sysconf_hostname_ops, /* install: configure */
 
 	[STEP_CONFIG_HOSTS] = &sysconf_hosts_ops, /* install: configure */

@@ -26,6 +26,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_DISK_LVM] = "disk-lvm",
 	[STEP_DISK_FILESYSTEMS] = "disk-filesystems",
 	[STEP_ROOTFS_EXTRACT] = "rootfs-extract",
+	[STEP_CONFIG_FSTAB] = "config-fstab",
 	[STEP_CONFIG_HOSTNAME] = "config-hostname",
 	[STEP_CONFIG_HOSTS] = "config-hosts",
 	[STEP_CONFIG_NETWORK] = "config-network",

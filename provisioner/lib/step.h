@@ -58,6 +58,7 @@ enum step_kind {
 	STEP_DISK_LVM,            /* "disk-lvm" */
 	STEP_DISK_FILESYSTEMS,    /* "disk-filesystems" */
 	STEP_ROOTFS_EXTRACT,      /* "rootfs-extract" */
+	STEP_CONFIG_FSTAB,        /* "config-fstab" */
 	STEP_CONFIG_HOSTNAME,     /* "config-hostname" */
 	STEP_CONFIG_HOSTS,        /* "config-hosts" */
 	STEP_CONFIG_NETWORK,      /* "config-network" */

@@ -153,6 +153,39 @@ static int need_param(struct run_ctx *ctx, const struct step *s, const char *key
 	return 0;
 }
 
+/* ---- config-fstab ------------------------------------------------------- */
+
+/* As the Proxmox installer writes it, but by UUID for every file system. A
+ * swap volume may be absent (swapsize 0): nofail keeps boot from waiting. */
+static int build_fstab(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)
+{
+	const char *root = NULL, *esp = NULL, *swap = NULL;
+	char text[1024];
+	int r, n;
+
+	(void)rootfd;
+	r = need_param(ctx, s, "root_uuid", 36, &root);
+	if (r >= 0)
+		r = need_param(ctx, s, "esp_uuid", 9, &esp);
+	if (r >= 0)
+		r = need_param(ctx, s, "swap_uuid", 36, &swap);
+	if (r < 0)
+		return r;
+	n = snprintf(text, sizeof(text),
+		     "# /etc/fstab: written by devopslab (docs/install.md)\n"
+		     "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+		     "UUID=%s / ext4 errors=remount-ro 0 1\n"
+		     "UUID=%s /boot/efi vfat defaults 0 1\n"
+		     "UUID=%s none swap sw,nofail 0 0\n"
+		     "proc /proc proc defaults 0 0\n",
+		     root, esp, swap);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -ENAMETOOLONG;
+	return rootfile_set_file(set, "/etc/fstab", text, (size_t)n, 0644, 0755);
+}
+
+DEFINE_OPS(fstab, build_fstab);
+
 /* ---- config-hostname ---------------------------------------------------- */
 
 static int build_hostname(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)

@@ -6,6 +6,7 @@
  * apply() writes only what differs (rootfile.h: temp file, fsync, rename),
  * so a second run writes nothing. docs/install.md lists every file.
  *
+ *   config-fstab       /etc/fstab: root, ESP and swap by their seeded UUIDs
  *   config-hostname    /etc/hostname; a fresh machine-id (/etc/machine-id
  *                      empty, /var/lib/dbus/machine-id absent: systemd
  *                      makes one on first boot)
@@ -55,6 +56,7 @@ struct install_paths {
 int sysconf_parse_mac(const char *s, uint8_t ret[6]);
 
 extern const struct step_ops sysconf_hostname_ops;
+extern const struct step_ops sysconf_fstab_ops;
 extern const struct step_ops sysconf_hosts_ops;
 extern const struct step_ops sysconf_network_ops;
 extern const struct step_ops sysconf_users_ops;

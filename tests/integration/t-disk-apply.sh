@@ -38,6 +38,11 @@ sfdisk --json d32b.img | sed 's/d32b.img/d32.img/' >second.json
 cmp first.json second.json || fail "same seed, different GPT"
 u1=$(blkid -p -O 1048576 -o value -s UUID d32.img); u2=$(blkid -p -O 1048576 -o value -s UUID d32b.img)
 assert_eq "$u1" "$u2" "ESP volume id"
+# the planned /etc/fstab names the ESP by the volume id apply gave it
+planned=$("$DEVOPSLAB" plan --manifest m.yaml --node n1 --json 2>/dev/null | $PY -c '
+import json, sys
+print(next(s["params"]["esp_uuid"] for s in json.load(sys.stdin)["steps"] if s["kind"] == "config-fstab"))')
+assert_eq "$u1" "$planned" "ESP UUID in the planned /etc/fstab"
 rm -f d32b.img
 
 # --- 256 GiB with storage overrides, 16 GiB RAM

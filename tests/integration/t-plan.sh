@@ -47,11 +47,11 @@ if (w2["vmid"], w2["node"], w2["ip"], w2["memory_mib"], w2["cores"], w2["disk"][
 if [v["params"]["node"] for v in vms[2:5]] != ["devops-node-01", "devops-node-02", "devops-node-03"]:
     fail("servers are not round-robin over the nodes")
 if [v["id"] for v in vms] != ["cluster/vm/" + n for n in want]: fail("VM ids are not by name")
-# Every node: the same 15 install steps, in order, ids keyed by node name.
+# Every node: the same 16 install steps, in order, ids keyed by node name.
 nodes = [n["name"] for n in man["nodes"]]
 for n in nodes:
     inst = [s for s in steps if s["phase"] == "install" and s["node"] == n]
-    if len(inst) != 15: fail("%s has %d install steps" % (n, len(inst)))
+    if len(inst) != 16: fail("%s has %d install steps" % (n, len(inst)))
     if not all(s["id"].startswith("node/%s/" % n) for s in inst): fail("install ids of " + n)
     if inst[0]["kind"] != "bundle-verify" or inst[-1]["kind"] != "firstboot-install": fail("install order")
 # All install steps come before all first-boot steps.
@@ -108,9 +108,9 @@ for n in ["devops-node-01", "devops-node-02", "devops-node-03"]:
 if sorted(union) != sorted(s["id"] for s in full): sys.exit("FAIL: node plans do not partition the full plan")
 PYEOF
 "$DEVOPSLAB" plan --manifest "$ex" --node devops-node-02 >"$TESTTMP/n2.txt" 2>/dev/null
-assert_eq "Plan for cluster devopslab, node devops-node-02: 18 steps" "$(head -1 "$TESTTMP/n2.txt")" "header"
-assert_eq "  16. Joining cluster devopslab" "$(grep -E '^ +16\.' "$TESTTMP/n2.txt")" "join of node 02"
-assert_eq "  18. Waiting for quorum (3 votes)" "$(grep -E '^ +18\.' "$TESTTMP/n2.txt")" "last step of node 02"
+assert_eq "Plan for cluster devopslab, node devops-node-02: 19 steps" "$(head -1 "$TESTTMP/n2.txt")" "header"
+assert_eq "  17. Joining cluster devopslab" "$(grep -E '^ +17\.' "$TESTTMP/n2.txt")" "join of node 02"
+assert_eq "  19. Waiting for quorum (3 votes)" "$(grep -E '^ +19\.' "$TESTTMP/n2.txt")" "last step of node 02"
 
 # A changed manifest changes the hash of exactly the steps it concerns.
 sed 's/^    memory: 2048$/    memory: 3072/; 0,/memory: 3072/!s/memory: 3072/memory: 2048/' "$ex" >"$TESTTMP/changed.yaml"

@@ -245,7 +245,7 @@ static int setup(void **state)
 		assert_true(r >= 0);
 		f->plan->steps[r].mf_node = s->mf_node;
 	}
-	assert_int_equal(f->plan->n_steps, 7);
+	assert_int_equal(f->plan->n_steps, 8);
 	plan_free(full);
 	*state = f;
 	return 0;
@@ -399,7 +399,7 @@ static void test_install_and_rerun(void **state)
 	if (geteuid() != 0)
 		skip(); /* owners, devices and capabilities need root */
 	run_ok(f);
-	assert_int_equal(f->events[STEP_EVENT_APPLIED], 7);
+	assert_int_equal(f->events[STEP_EVENT_APPLIED], 8);
 	assert_installed(f);
 	assert_true(f->progress_calls >= 1);
 	assert_int_equal(f->progress_last, f->progress_total);
@@ -414,7 +414,7 @@ static void test_install_and_rerun(void **state)
 	/* second run: every step found done, nothing applied */
 	f->progress_calls = 0;
 	run_ok(f);
-	assert_int_equal(f->events[STEP_EVENT_FOUND_DONE], 7);
+	assert_int_equal(f->events[STEP_EVENT_FOUND_DONE], 8);
 	assert_int_equal(f->events[STEP_EVENT_APPLY], 0);
 	assert_int_equal(f->progress_calls, 0);
 }
@@ -460,7 +460,7 @@ static void test_killed_extraction(void **state)
 	make_rootfs(f->asset);
 	digest(f);
 	run_ok(f);
-	assert_int_equal(f->events[STEP_EVENT_APPLIED], 7);
+	assert_int_equal(f->events[STEP_EVENT_APPLIED], 8);
 	assert_installed(f);
 	assert_true(exists(f, "/usr/lib/last"));
 	if (f->mounted) {

@@ -72,8 +72,8 @@ static void test_optional_sections(void **state)
 
 	(void)state;
 	assert_int_equal(plan_build(m, NULL, &p), 0);
-	/* 2 nodes x 15 install + create + join + 2 quorum + storage + template + 3 VMs + verify */
-	assert_int_equal(p->n_steps, 30 + 2 + 2 + 1 + 1 + 3 + 1);
+	/* 2 nodes x 16 install + create + join + 2 quorum + storage + template + 3 VMs + verify */
+	assert_int_equal(p->n_steps, 32 + 2 + 2 + 1 + 1 + 3 + 1);
 	assert_int_equal(count_kind(p, STEP_VM), 3);
 	assert_int_equal(count_kind(p, STEP_K3S_SERVER_INIT) + count_kind(p, STEP_DNS_ZONE) + count_kind(p, STEP_EDGE_TRAEFIK),
 			 0);
@@ -127,11 +127,11 @@ static void test_node_filter(void **state)
 	assert_int_equal(plan_build(m, "n1", &p1), 0);
 	assert_int_equal(plan_build(m, "n2", &p2), 0);
 	assert_int_equal(p1->n_steps + p2->n_steps, all->n_steps);
-	assert_int_equal(p2->n_steps, 17); /* install + join + quorum (no CA secret: no certs) */
+	assert_int_equal(p2->n_steps, 18); /* install + join + quorum (no CA secret: no certs) */
 	for (size_t i = 0; i < p2->n_steps; i++)
 		assert_string_equal(p2->steps[i].node, "n2");
-	assert_string_equal(p2->steps[15].id, "node/n2/cluster/join");
-	assert_string_equal(p2->steps[16].id, "node/n2/cluster/quorum");
+	assert_string_equal(p2->steps[16].id, "node/n2/cluster/join");
+	assert_string_equal(p2->steps[17].id, "node/n2/cluster/quorum");
 	assert_int_equal(count_kind(all, STEP_CLUSTER_CERTS), 0);
 	assert_non_null(plan_find_step(p1, "cluster/verify"));
 	assert_null(plan_find_step(p2, "cluster/verify"));
@@ -191,16 +191,16 @@ static void test_render(void **state)
 	assert_non_null(f);
 	assert_int_equal(plan_print_text(f, p), 0);
 	fclose(f);
-	assert_non_null(strstr(text, "Plan for cluster lab, node n2: 17 steps\n\ninstall on n2\n"));
+	assert_non_null(strstr(text, "Plan for cluster lab, node n2: 18 steps\n\ninstall on n2\n"));
 	assert_non_null(strstr(text, "      password: <secret root_password>\n"));
 	assert_non_null(strstr(text, "        - number: 2, name: EFI system, type: esp, size_bytes: 1073741824 (1 GiB)\n"));
-	assert_non_null(strstr(text, "\nfirstboot on n2\n  16. Joining cluster lab\n      id: node/n2/cluster/join (cluster-join)\n"));
+	assert_non_null(strstr(text, "\nfirstboot on n2\n  17. Joining cluster lab\n      id: node/n2/cluster/join (cluster-join)\n"));
 	free(text);
 	assert_int_equal(plan_to_json(p, &o), 0);
 	assert_string_equal(json_get_string(o, "node"), "n2");
 	steps = json_get_array(o, "steps");
-	assert_int_equal(json_object_array_length(steps), 17);
-	assert_string_equal(json_get_string(json_object_array_get_idx(steps, 15), "kind"), "cluster-join");
+	assert_int_equal(json_object_array_length(steps), 18);
+	assert_string_equal(json_get_string(json_object_array_get_idx(steps, 16), "kind"), "cluster-join");
 	json_object_put(o);
 	plan_free(p);
 	manifest_free(m);

@@ -237,6 +237,24 @@ static void test_hostname(void **state)
 	assert_false(exists(f->root, "/var/lib/dbus/machine-id"));
 }
 
+/* The UUIDs are the ones disk-filesystems gives this node's file systems
+ * (seed "devopslab"); t-disk-apply checks the ESP's against blkid. */
+static void test_fstab(void **state)
+{
+	struct fixture *f = *state;
+
+	put(f->root, "/etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n", 0644);
+	run_twice(f, STEP_CONFIG_FSTAB);
+	assert_file(f->root, "/etc/fstab",
+		    "# /etc/fstab: written by devopslab (docs/install.md)\n"
+		    "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+		    "UUID=b8d1a8de-13cb-4690-ac54-f55a413be8e8 / ext4 errors=remount-ro 0 1\n"
+		    "UUID=3784-2C68 /boot/efi vfat defaults 0 1\n"
+		    "UUID=823b2bae-ac5f-48c2-a419-1c67fb81e64e none swap sw,nofail 0 0\n"
+		    "proc /proc proc defaults 0 0\n",
+		    0644);
+}
+
 static const char debian_hosts[] = "127.0.0.1\tlocalhost\n"
 				   "127.0.1.1\tbuilder\n"
 				   "\n"
@@ -567,6 +585,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registered),
+		cmocka_unit_test_setup_teardown(test_fstab, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostname, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hosts_missing, setup, teardown),
