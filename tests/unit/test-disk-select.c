@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "fake-tree.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,34 +31,16 @@
 
 static char root[256];
 
-static void mkparents(const char *path)
-{
-	char dir[1024];
-
-	for (const char *p = path + strlen(root) + 1; (p = strchr(p, '/')); p++) {
-		snprintf(dir, sizeof(dir), "%.*s", (int)(p - path), path);
-		mkdir(dir, 0755);
-	}
-}
-
 static void put(const char *rel, const char *content)
 {
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	mkparents(path);
-	f = fopen(path, "we");
-	assert_non_null(f);
-	fputs(content, f);
-	fclose(f);
+	fake_tree_put(root, rel, content);
 }
 
 static void link_(const char *target, const char *rel)
 {
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	mkparents(path);
+	fake_tree_mkparents(path);
 	assert_int_equal(symlink(target, path), 0);
 }
 

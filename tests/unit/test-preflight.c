@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fake-tree.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,20 +26,7 @@ static char root[64], proc[96], sys[96], dev[96];
 
 static void put(const char *rel, const char *content)
 {
-	char path[256], dir[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *p = dir + strlen(root) + 1; (p = strchr(p, '/')); p++) {
-		*p = '\0';
-		(void)mkdir(dir, 0755);
-		*p = '/';
-	}
-	f = fopen(path, "we");
-	assert_non_null(f);
-	fputs(content, f);
-	fclose(f);
+	fake_tree_put(root, rel, content);
 }
 
 static int setup(void **state)
