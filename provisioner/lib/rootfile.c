@@ -337,22 +337,35 @@ static int check_file(int dfd, const char *base, const struct rootfile *f, bool 
 	return fds_equal(src, fd, ret_same);
 }
 
-static int check_prefix(int rootfd, const struct rootfile *f, bool *ret_same)
+/* The directory of a "no file named PREFIX*" entry; *ret NULL when the
+ * directory does not exist (nothing can be there). */
+static int open_prefix_dir(int rootfd, const struct rootfile *f, DIR **ret)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
 	int fd = open_in_root(rootfd, f->path, O_RDONLY | O_DIRECTORY);
 
-	*ret_same = true;
+	*ret = NULL;
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
 		return failf(fd, "cannot open '%s': %s", f->path, strerror(-fd));
-	d = fdopendir(fd);
-	if (!d) {
+	*ret = fdopendir(fd);
+	if (!*ret) {
 		close(fd);
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+static int check_prefix(int rootfd, const struct rootfile *f, bool *ret_same)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r;
+
+	*ret_same = true;
+	r = open_prefix_dir(rootfd, f, &d);
+	if (r < 0 || !d)
+		return r;
 	while ((de = readdir(d)))
 		if (strncmp(de->d_name, f->content, f->len) == 0)
 			*ret_same = false;
@@ -509,17 +522,11 @@ static int remove_prefix(int rootfd, const struct rootfile *f)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
 	struct dirent *de;
-	int fd = open_in_root(rootfd, f->path, O_RDONLY | O_DIRECTORY);
+	int r;
 
-	if (fd == -ENOENT)
-		return 0;
-	if (fd < 0)
-		return failf(fd, "cannot open '%s': %s", f->path, strerror(-fd));
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
+	r = open_prefix_dir(rootfd, f, &d);
+	if (r < 0 || !d)
+		return r;
 	while ((de = readdir(d)))
 		if (strncmp(de->d_name, f->content, f->len) == 0 && unlinkat(dirfd(d), de->d_name, 0) < 0 &&
 		    errno != ENOENT)
