@@ -32,7 +32,7 @@ done
 # What every node needs to boot (UEFI and BIOS), come up on the network the
 # way Proxmox configures it (ifupdown2, vmbr0) and run the first-boot phase.
 base_pkgs="systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools
-grub-efi-amd64 grub-pc-bin grub-efi-amd64-bin efibootmgr
+grub-efi-amd64 grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed efibootmgr
 ifupdown2 bridge-utils iproute2 openssh-server chrony ca-certificates
 lvm2 thin-provisioning-tools e2fsprogs dosfstools locales tzdata
 console-setup keyboard-configuration libyaml-0-2 libjson-c5 libarchive13
