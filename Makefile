@@ -19,7 +19,12 @@ PKG_LIBS += libssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS))
 # Debian 12's mbedtls 2.28 ships no .pc file; Debian 13's 3.x does.
-MBEDTLS_LDLIBS := $(shell pkg-config --silence-errors --libs mbedtls mbedx509 mbedcrypto || echo -lmbedtls -lmbedx509 -lmbedcrypto)
+# mbedtls is linked statically: its soname changes between Debian releases
+# (12: libmbedtls.so.14, 13: .so.21) and the binary the boot image runs is
+# the one laid down on the installed Proxmox VE 9 (Debian 13) system
+# (docs/install.md). Every other library keeps its soname across both.
+MBEDTLS_LDLIBS := $(shell pkg-config --silence-errors --static --libs mbedtls mbedx509 mbedcrypto || echo -lmbedtls -lmbedx509 -lmbedcrypto)
+MBEDTLS_LDLIBS := -Wl,-Bstatic $(MBEDTLS_LDLIBS) -Wl,-Bdynamic
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wundef -Wwrite-strings \
 	-Wstrict-prototypes -Wmissing-prototypes -fno-common

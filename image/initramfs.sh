@@ -59,11 +59,17 @@ add_bin() { # SRC DEST-in-stage
 # --- the provisioner and the tools the install phase runs ------------------
 add_bin "$binary" /usr/bin/devopslab
 for t in /usr/sbin/lvm /usr/sbin/mke2fs /usr/sbin/mkfs.vfat /usr/sbin/blkid \
-	/usr/sbin/sfdisk /usr/sbin/wipefs /usr/sbin/blkdiscard /usr/sbin/dmsetup; do
+	/usr/sbin/sfdisk /usr/sbin/wipefs /usr/sbin/blkdiscard /usr/sbin/dmsetup /usr/sbin/pdata_tools \
+	/usr/sbin/mkswap /usr/sbin/e2fsck /usr/sbin/fsck.fat; do
 	[ -x "$t" ] || die "'$t' missing (scripts/install-deps.sh installs it)"
 	add_bin "$t" "$t"
 done
 ln -s mke2fs "$stage/usr/sbin/mkfs.ext4"
+ln -s fsck.fat "$stage/usr/sbin/fsck.vfat"
+# LVM checks a thin pool's metadata with thin_check when it activates one.
+for l in thin_check thin_repair thin_dump thin_restore; do
+	ln -s pdata_tools "$stage/usr/sbin/$l"
+done
 for l in pvcreate pvs vgcreate vgchange vgs lvcreate lvchange lvs lvremove vgremove pvremove; do
 	ln -s lvm "$stage/usr/sbin/$l"
 done
@@ -116,6 +122,8 @@ echo "$fwmissing" | tr ' ' '\n' | sed '/^$/d' | sort -u >"$OUT/firmware-missing.
 # --- overlays, key, bundle ----------------------------------------------------
 cp -a "$TOP/overlays/initramfs/." "$stage/"
 install -D -m 644 "$pubkey" "$stage/etc/devopslab/bundle.pub"
+# Only here: with cluster.unattended, the install writes without asking.
+echo "DevOpsLab boot image" >"$stage/etc/devopslab/installer-image"
 if [ -n "$bundle" ]; then
 	install -D -m 644 "$bundle" "$stage/devopslab/bundle.tar.zst"
 fi

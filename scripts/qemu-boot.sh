@@ -6,12 +6,15 @@
 #
 #   scripts/qemu-boot.sh --mode MODE [options]
 #   MODE: bios-cd | uefi-cd | uefi-sb-cd | bios-usb | uefi-usb | pxe-bios | pxe-uefi
+#         bios-disk | uefi-disk | uefi-sb-disk   (boot the installed NVMe, --nvme)
 #   --iso FILE          the hybrid ISO (cd and usb modes)        [out/devopslab.iso]
 #   --pxe DIR           TFTP root (pxe modes)                     [out/pxe]
 #   --bootfile NAME     TFTP boot file                            [boot.ipxe | bootx64.efi]
 #   --mac MAC           the NIC's MAC                             [52:54:00:0a:00:01]
 #   --nvme-serial S     the blank NVMe's serial                   [DEVOPSLAB-NVME-01]
 #   --nvme-size SIZE    its size (sparse)                         [20G]
+#   --nvme FILE         use this NVMe image as it is (an installed disk) [a blank one]
+#   --console-socket P  the serial console also on a UNIX socket (tests log in)
 #   --memory MIB        guest RAM                                 [1024]
 #   --log FILE          serial console log (else: the terminal)
 #   --workdir DIR       scratch (NVMe image, OVMF VARS copy)      [mktemp]
@@ -21,6 +24,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mode= iso=$top/out/devopslab.iso pxe=$top/out/pxe bootfile= mac=52:54:00:0a:00:01
 nvme_serial=DEVOPSLAB-NVME-01 nvme_size=20G memory=1024 log= workdir= background=0 interactive=0
+nvme= sock=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mode) mode=$2; shift 2 ;;
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
 	--mac) mac=$2; shift 2 ;;
 	--nvme-serial) nvme_serial=$2; shift 2 ;;
 	--nvme-size) nvme_size=$2; shift 2 ;;
+	--nvme) nvme=$2; shift 2 ;;
+	--console-socket) sock=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--workdir) workdir=$2; shift 2 ;;
@@ -51,15 +57,21 @@ args=(-machine q35,accel=tcg -cpu max -m "$memory" -smp 1 -display none -no-rebo
 	-nodefaults -no-user-config)
 if [ "$interactive" = 1 ]; then
 	args+=(-serial mon:stdio)
+elif [ -n "$sock" ]; then
+	args+=(-chardev "socket,id=ser0,path=$sock,server=on,wait=off${log:+,logfile=$log}" -serial chardev:ser0)
 elif [ -n "$log" ]; then
 	args+=(-serial "file:$log")
 else
 	args+=(-serial stdio)
 fi
 
-# The blank NVMe the provisioner must find by its serial.
-truncate -s "$nvme_size" "$workdir/nvme.img"
-args+=(-drive "if=none,id=nvme0,file=$workdir/nvme.img,format=raw"
+# The blank NVMe the provisioner must find by its serial (or a given one).
+if [ -z "$nvme" ]; then
+	nvme=$workdir/nvme.img
+	truncate -s "$nvme_size" "$nvme"
+fi
+[ -f "$nvme" ] || { echo "qemu-boot: no NVMe image '$nvme'" >&2; exit 1; }
+args+=(-drive "if=none,id=nvme0,file=$nvme,format=raw"
 	-device "nvme,drive=nvme0,serial=$nvme_serial")
 
 uefi() { # CODE VARS [smm]
@@ -84,6 +96,13 @@ bios-usb | uefi-usb)
 	[ "$mode" = uefi-usb ] && uefi OVMF_CODE_4M.fd OVMF_VARS_4M.fd
 	args+=(-device qemu-xhci,id=xhci -drive "if=none,id=usb0,file=$workdir/usb.img,format=raw"
 		-device "usb-storage,bus=xhci.0,drive=usb0,bootindex=1")
+	;;
+bios-disk) ;;
+uefi-disk) uefi OVMF_CODE_4M.fd OVMF_VARS_4M.fd ;;
+uefi-sb-disk)
+	args[1]=q35,accel=tcg,smm=on
+	args+=(-global driver=cfi.pflash01,property=secure,value=on)
+	uefi OVMF_CODE_4M.secboot.fd OVMF_VARS_4M.ms.fd
 	;;
 pxe-bios)
 	# SeaBIOS + iPXE (the NIC's default option ROM, ipxe-qemu's

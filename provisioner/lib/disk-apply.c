@@ -50,6 +50,29 @@ const char *disk_wipe_name(enum mf_wipe w)
 	return w == MF_WIPE_ALWAYS ? "always" : w == MF_WIPE_DEVOPSLAB ? "devopslab" : "never";
 }
 
+int disk_target_share(struct disk_target *t)
+{
+	struct stat a, b;
+	int fd;
+
+	if (t->fd < 0 || !t->path)
+		return -EBADF;
+	fd = open(t->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return tfail(t, negative_errno(), "cannot open '%s' again: %m", t->path);
+	/* the same device, not whatever the path leads to now */
+	if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev) {
+		close(fd);
+		return tfail(t, -ESTALE, "'%s' is no longer the disk that was selected", t->path);
+	}
+	close(t->fd); /* drops O_EXCL and the flock */
+	t->fd = fd;
+	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0)
+		return tfail(t, negative_errno(), "'%s' was locked by another process (flock): %m", t->path);
+	return 0;
+}
+
 void disk_target_done(struct disk_target *t)
 {
 	if (!t)

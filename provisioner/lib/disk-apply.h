@@ -57,6 +57,11 @@ struct disk_target {
 int disk_target_open(struct disk_target *t, const char *path, const struct layout_input *in, const char *seed,
 		     const char *node, const char *backup_dir);
 void disk_target_done(struct disk_target *t);
+/* Keep the disk open and flock()ed, but no longer exclusively (O_EXCL):
+ * once its partitions are made, the install uses them (LVM activates the
+ * root LV on partition 3, the ESP is mounted), which the kernel refuses
+ * while the whole disk is claimed. 0 or -errno with t->err. */
+int disk_target_share(struct disk_target *t);
 
 /* The safety policy. -EPERM with t->err saying what is on the disk or why
  * it is in use; else the verdict. `recovery` is disaster-recovery mode. */

@@ -75,7 +75,7 @@ static int select_by_rules(struct disk_step_state *st, const struct mf_node *n, 
 	struct disk_selection s = { 0 };
 	int r;
 
-	r = disk_probe_all(NULL, &l);
+	r = disk_probe_all(st->probe, &l);
 	if (r < 0)
 		return sfail(st, r, "listing disks: %s", disk_errbuf());
 	r = disk_select(l, &n->disk, &s);

@@ -28,6 +28,7 @@
 struct disk_step_state {
 	/* Options, set by the verb. */
 	const char *device;     /* a block device or image file instead of the rules; NULL = rules */
+	const struct disk_probe_opts *probe; /* where the rules look (tests: a fabricated machine); NULL = this one */
 	uint64_t ram_bytes;     /* for the swap size; 0 = this machine's MemTotal */
 	const char *backup_dir; /* where wipe saves the old tables; NULL = the default */
 	bool recovery;          /* disaster-recovery mode: any content may be wiped */

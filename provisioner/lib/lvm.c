@@ -242,6 +242,21 @@ int lvm_lvcreate(struct lvm *l, const char *name, uint64_t kib)
 	return r;
 }
 
+int lvm_activate_lv(struct lvm *l, const char *name)
+{
+	struct exec_result res = { 0 };
+	char lv[128];
+	int r;
+
+	if (!l->dm)
+		return -EOPNOTSUPP;
+	if (snprintf(lv, sizeof(lv), "%s/%s", LVM_VG, name) >= (int)sizeof(lv))
+		return -ENAMETOOLONG;
+	r = run(l, &res, false, "lvchange", "-ay", "-K", lv, NULL);
+	exec_result_done(&res);
+	return r;
+}
+
 int lvm_deactivate(struct lvm *l)
 {
 	struct exec_result res = { 0 };

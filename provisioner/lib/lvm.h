@@ -61,5 +61,8 @@ int lvm_lvcreate(struct lvm *l, const char *name, uint64_t kib);
  * metadata LV's first 4 KiB are zeroed through disk_fd at
  * pv_offset + its extents (what lvconvert itself does). */
 int lvm_thin_pool(struct lvm *l, uint64_t meta_kib, int disk_fd, uint64_t pv_offset);
+/* Activate one LV of the VG (/dev/mapper/pve-NAME; LVM makes the node
+ * itself: udev_rules=0). -EOPNOTSUPP without device-mapper. */
+int lvm_activate_lv(struct lvm *l, const char *name);
 /* Deactivate the VG (nothing to do without device-mapper). */
 int lvm_deactivate(struct lvm *l);

@@ -122,6 +122,33 @@ int plan_add(struct plan *p, enum step_phase phase, enum step_kind kind, const c
 	return (int)p->n_steps++;
 }
 
+int plan_filter(const struct plan *p, bool (*keep)(const struct step *s, void *userdata), void *userdata,
+		struct plan **ret)
+{
+	_cleanup_(plan_freep) struct plan *sub = plan_new(p->manifest, p->node);
+
+	if (!sub)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_steps; i++) {
+		const struct step *s = &p->steps[i];
+		struct step *t;
+		int r;
+
+		if (!keep(s, userdata))
+			continue;
+		r = plan_add(sub, s->phase, s->kind, s->node, json_object_get(s->params), s->title, "%s", s->id);
+		if (r < 0)
+			return r;
+		t = &sub->steps[r];
+		t->mf_node = s->mf_node;
+		t->mf_template = s->mf_template;
+		t->vm = s->vm;
+		t->has_vm = s->has_vm;
+	}
+	*ret = TAKE_PTR(sub);
+	return 0;
+}
+
 static const char *first_node(const struct manifest *m)
 {
 	for (size_t i = 0; m && i < m->n_nodes; i++)

@@ -45,6 +45,11 @@ int plan_add(struct plan *p, enum step_phase phase, enum step_kind kind, const c
 	__attribute__((format(printf, 7, 8)));
 struct plan *plan_free(struct plan *p);
 
+/* A new plan holding the steps of p for which keep() is true, in order
+ * (ids, titles, parameters and typed references as in p). 0 or -errno. */
+int plan_filter(const struct plan *p, bool (*keep)(const struct step *s, void *userdata), void *userdata,
+		struct plan **ret);
+
 const struct step *plan_find_step(const struct plan *p, const char *id);
 
 /* True when the step runs on `node` (see the node filter above). */

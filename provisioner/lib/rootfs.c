@@ -89,7 +89,7 @@ static int rootfs_check(struct run_ctx *ctx, const struct step *s, bool *ret_don
 
 /* Empty directory dfd (whose st_dev is dev); *ret_kept: something stayed
  * (a mount point below), so the directory itself cannot go. */
-static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, bool *ret_kept)
+static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, const char *keep, bool *ret_kept)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
 	struct dirent *de;
@@ -107,12 +107,24 @@ static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, bool *ret_kept
 		return -ELOOP;
 	while ((de = readdir(d))) {
 		_cleanup_close_ int sub = -1;
+		const char *keep_below = NULL;
 		struct stat st;
 		bool kept = false;
 		int r;
 
 		if (streq(de->d_name, ".") || streq(de->d_name, "..") || (top && streq(de->d_name, "lost+found")))
 			continue;
+		if (keep) {
+			size_t n = strcspn(keep, "/");
+
+			if (strlen(de->d_name) == n && strncmp(de->d_name, keep, n) == 0) {
+				if (!keep[n]) { /* the kept file itself */
+					*ret_kept = true;
+					continue;
+				}
+				keep_below = keep + n + 1;
+			}
+		}
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return negative_errno();
 		if (!S_ISDIR(st.st_mode)) {
@@ -123,7 +135,7 @@ static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, bool *ret_kept
 		sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0)
 			return negative_errno();
-		r = wipe_dir(sub, st.st_dev, depth + 1, false, &kept);
+		r = wipe_dir(sub, st.st_dev, depth + 1, false, keep_below, &kept);
 		if (r < 0)
 			return r;
 		/* another file system mounted here: emptied, kept */
@@ -137,7 +149,7 @@ static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, bool *ret_kept
 	return 0;
 }
 
-int rootfs_wipe(int rootfd)
+int rootfs_wipe(int rootfd, const char *keep)
 {
 	struct stat st, sys;
 	bool kept;
@@ -149,7 +161,9 @@ int rootfs_wipe(int rootfd)
 		return negative_errno();
 	if (st.st_dev == sys.st_dev && st.st_ino == sys.st_ino)
 		return -EPERM;
-	return wipe_dir(rootfd, st.st_dev, 0, true, &kept);
+	if (keep && (keep[0] == '/' || strstr(keep, "..") || !keep[0]))
+		return -EINVAL;
+	return wipe_dir(rootfd, st.st_dev, 0, true, keep, &kept);
 }
 
 struct progress {
@@ -184,7 +198,7 @@ static int rootfs_apply(struct run_ctx *ctx, const struct step *s)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return run_ctx_error(ctx, negative_errno(), "cannot open the rootfs asset '%s': %m", path);
-	r = rootfs_wipe(rootfd);
+	r = rootfs_wipe(rootfd, ROOTFS_INSTALL_JOURNAL + 1);
 	if (r == -EPERM)
 		return run_ctx_error(ctx, r, "refusing to empty '%s': it is this system's root", ctx->root);
 	if (r < 0)

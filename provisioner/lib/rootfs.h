@@ -25,9 +25,14 @@
 #include "step.h"
 
 #define ROOTFS_MARKER "/var/lib/devopslab/rootfs.sha256"
+/* The install phase's journal on the target: the one file the wipe keeps,
+ * so a redone extraction does not forget the steps done before it. */
+#define ROOTFS_INSTALL_JOURNAL "/var/lib/devopslab/install.journal"
 
 extern const struct step_ops rootfs_extract_ops;
 
-/* Remove everything below the directory fd rootfd as described above.
- * -EPERM when rootfd is the running system's "/". */
-int rootfs_wipe(int rootfd);
+/* Remove everything below the directory fd rootfd as described above,
+ * except `keep` (a path relative to the root, or NULL) and the directories
+ * leading to it. -EPERM when rootfd is the running system's "/", -EINVAL
+ * for an absolute keep or one with "..". */
+int rootfs_wipe(int rootfd, const char *keep);

@@ -48,6 +48,7 @@ struct run_ctx {
 	void *edge;    /* edge: Traefik / certificates */
 	void *secrets; /* bundle: the decrypted secrets (never logged) */
 	void *install; /* install: struct install_paths (sysconf.h): what firstboot-install lays down */
+	void *gate;    /* install: struct install_gate (gate.h): what the verb established before the plan */
 
 	/* Engine-managed, per step. */
 	struct json_object *result;  /* set by apply() via run_ctx_set_result(); recorded in the journal */

@@ -12,15 +12,16 @@
 #include "step.h"
 #include "cluster.h"
 #include "disk-step.h"
+#include "gate.h"
 #include "rootfs.h"
 #include "sysconf.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
-	[STEP_BUNDLE_VERIFY] = NULL,     /* bundle */
+	[STEP_BUNDLE_VERIFY] = &gate_bundle_ops, /* install: gate */
 
-	[STEP_NODE_IDENTIFY] = NULL,     /* install: node identity */
+	[STEP_NODE_IDENTIFY] = &gate_identify_ops, /* install: gate */
 
-	[STEP_PREFLIGHT] = NULL,         /* install: pre-flight */
+	[STEP_PREFLIGHT] = &gate_preflight_ops, /* install: gate */
 
 	[STEP_DISK_SELECT] = &disk_select_ops, /* disk */
 

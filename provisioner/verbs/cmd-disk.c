@@ -42,7 +42,7 @@
 
 /* The image's init creates this file; with cluster.unattended it stands in
  * for --yes (an operator at a shell never has it). */
-#define INSTALLER_MARKER "/etc/devopslab/installer-image"
+#include "verbs.h" /* INSTALLER_MARKER */
 
 struct disk_args {
 	struct input_opts in;
@@ -348,6 +348,13 @@ int verb_disk_plan(int argc, char *argv[])
 	return r;
 }
 
+static bool is_disk_step(const struct step *s, void *userdata)
+{
+	(void)userdata;
+	return s->kind == STEP_DISK_SELECT || s->kind == STEP_DISK_PARTITION || s->kind == STEP_DISK_LVM ||
+	       s->kind == STEP_DISK_FILESYSTEMS;
+}
+
 /* The disk steps of the node's plan — the ones `install` runs — in order. */
 static int disk_steps(const struct manifest *m, const char *node, struct plan **ret)
 {
@@ -356,24 +363,11 @@ static int disk_steps(const struct manifest *m, const char *node, struct plan **
 	int r;
 
 	r = plan_build(m, node, &full);
+	if (r >= 0)
+		r = plan_filter(full, is_disk_step, NULL, &sub);
 	if (r < 0) {
-		log_error("building the plan: %s", plan_error());
+		log_error("building the plan: %s", r == -ENOMEM ? strerror(-r) : plan_error());
 		return r;
-	}
-	sub = plan_new(m, node);
-	if (!sub)
-		return -ENOMEM;
-	for (size_t i = 0; i < full->n_steps; i++) {
-		const struct step *s = &full->steps[i];
-		if (s->kind != STEP_DISK_SELECT && s->kind != STEP_DISK_PARTITION && s->kind != STEP_DISK_LVM &&
-		    s->kind != STEP_DISK_FILESYSTEMS)
-			continue;
-		r = plan_add(sub, s->phase, s->kind, s->node, json_object_get(s->params), s->title, "%s", s->id);
-		if (r < 0) {
-			log_error("building the plan: %s", plan_error());
-			return r;
-		}
-		sub->steps[r].mf_node = s->mf_node;
 	}
 	if (sub->n_steps != 4) {
 		log_error("the plan has %zu disk steps for node '%s', expected 4", sub->n_steps, node);

@@ -11,6 +11,14 @@
  *   preflight  the gate before any disk is touched; findings kept in
  *              DIR/preflight.json
  *   disks      what is attached (each NVMe with its serial)
+ *   secrets    the bundle's sealed secrets, opened with the secret key
+ *   install    the node's plan, install phase, through the step engine:
+ *              the gate (the three steps above, recorded), the disk steps
+ *              (nothing written without --yes or cluster.unattended on the
+ *              boot image), then the target mounted at --target DIR
+ *              (/mnt/target; the ESP at boot/efi) with its journal
+ *              (/var/lib/devopslab/install.journal) and the rest: rootfs,
+ *              configuration, boot loader, first-boot service
  *
  * With the manifest's network.syslog set (and no devopslab.syslog= on the
  * kernel command line: the init forwards then), once the node is known the
@@ -19,12 +27,13 @@
  * it was when this verb started, then this verb's lines so far, then every
  * further line (docs/boot.md, "Remote syslog").
  *
- * The disk layout and the Proxmox install steps are not bound into this
- * verb yet: it says so and exits 1 rather than pretend.
+ * A killed run is resumed by running again: every step checks what is
+ * already there (docs/install.md, "Resume").
  *
- * Exit status: 1 failure (and, for now, "install steps not in this build"),
- * 2 bad usage or input, 3 refused (unknown machine, pre-flight failed),
- * 4 bundle verification failed.
+ * Exit status: 10 installed (something was done: reboot into it), 0 the
+ * node was already installed (nothing to do), 1 failure, 2 bad usage or
+ * input, 3 refused (unknown machine, pre-flight failed, the disk policy or
+ * no confirmation), 4 bundle or secrets verification failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,15 +44,25 @@
 #include <sys/stat.h>
 
 #include "bundle.h"
+#include "disk-step.h"
 #include "disk.h"
 #include "extract.h"
 #include "fetch.h"
+#include "gate.h"
+#include "input.h"
+#include "journal.h"
 #include "log.h"
 #include "manifest.h"
 #include "node.h"
+#include "plan.h"
 #include "preflight.h"
 #include "remotelog.h"
+#include "rootfs.h"
+#include "run.h"
+#include "secret.h"
 #include "sig.h"
+#include "sysconf.h"
+#include "target.h"
 #include "util.h"
 #include "verbs.h"
 
@@ -52,6 +71,16 @@ struct install_args {
 	const char *bundle, *pubkey, *node, *workdir;
 	const char *sysfs, *proc, *dev;
 	const char *boot_log;
+	const char *secret_key, *target;
+	bool yes;
+};
+
+/* One step of the gate and disk part, as it ended before the journal (on
+ * the target) could be opened: recorded there afterwards. */
+struct early_step {
+	const struct step *step;
+	enum journal_status status;
+	uint64_t elapsed_ms;
 };
 
 struct install_ctx {
@@ -64,6 +93,14 @@ struct install_ctx {
 	struct node_match match;
 	struct remotelog *rlog;   /* queues this verb's lines until network.syslog is known */
 	long long boot_log_size; /* of the boot log when this verb started; -1: none */
+	struct secrets *secrets;
+	char key_file[1100];     /* the secret key as a file, for firstboot-install; "" = none */
+	bool key_file_made;      /* key_file is ours (removed at the end) */
+	struct install_gate gate;
+	struct early_step early[16];
+	size_t n_early;
+	size_t n_applied;        /* steps applied in this run */
+	unsigned last_pct;       /* extraction progress last printed */
 };
 
 static void usage(FILE *f)
@@ -71,19 +108,26 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: devopslab install --bundle B --pubkey P [--node NAME] [--workdir DIR]\n"
 		   "                         [--sysfs DIR] [--proc DIR] [--dev DIR]\n"
 		   "Install phase of the boot image: verify the bundle, identify this node, run the\n"
-		   "pre-flight gate, find the disks.\n\n"
+		   "pre-flight gate, then the node's install steps: disk, root file system,\n"
+		   "configuration, boot loader, first-boot service.\n\n"
 		   "  --bundle B     bundle file, or an http://, https:// or tftp:// URL (resumable)\n"
 		   "  --pubkey P     public key (PEM) the bundle must be signed with\n"
 		   "  --node NAME    only consider node NAME (it must still match this machine)\n"
 		   "  --workdir DIR  downloads, the extracted bundle, preflight.json [/run/devopslab/work]\n"
 		   "  --sysfs DIR, --proc DIR, --dev DIR   other roots (tests) [/sys, /proc, /dev]\n"
 		   "  --boot-log FILE  the init's log, replayed to network.syslog\n"
-		   "                 [$DEVOPSLAB_BOOT_LOG, else /run/devopslab/boot.log]\n");
+		   "                 [$DEVOPSLAB_BOOT_LOG, else /run/devopslab/boot.log]\n"
+		   "  --secret-key FILE  the key of the bundle's secrets [the manifest's secrets.key_source]\n"
+		   "  --target DIR   where the new system is mounted [" TARGET_DIR "]\n"
+		   "  --yes          write to the selected disk without asking (the boot image does\n"
+		   "                 so by itself when the manifest sets cluster.unattended)\n");
 }
 
 static int parse_args(int argc, char *argv[], struct install_args *a)
 {
 	static const struct option options[] = {
+		{ "secret-key", required_argument, NULL, 'k' }, { "target", required_argument, NULL, 't' },
+		{ "yes", no_argument, NULL, 'y' },
 		{ "bundle", required_argument, NULL, 'b' }, { "pubkey", required_argument, NULL, 'p' },
 		{ "node", required_argument, NULL, 'n' },   { "workdir", required_argument, NULL, 'w' },
 		{ "sysfs", required_argument, NULL, 's' },  { "proc", required_argument, NULL, 'P' },
@@ -93,7 +137,8 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 	};
 	int c;
 
-	*a = (struct install_args){ .workdir = "/run/devopslab/work", .boot_log = getenv("DEVOPSLAB_BOOT_LOG") };
+	*a = (struct install_args){ .workdir = "/run/devopslab/work", .boot_log = getenv("DEVOPSLAB_BOOT_LOG"),
+				    .target = TARGET_DIR };
 	if (isempty(a->boot_log))
 		a->boot_log = "/run/devopslab/boot.log";
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -106,6 +151,9 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		case 'P': a->proc = optarg; break;
 		case 'd': a->dev = optarg; break;
 		case 'L': a->boot_log = optarg; break;
+		case 'k': a->secret_key = optarg; break;
+		case 't': a->target = optarg; break;
+		case 'y': a->yes = true; break;
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return EXIT_BADINPUT;
 		}
@@ -386,6 +434,286 @@ static int step_disks(struct install_ctx *c)
 	return EXIT_OK;
 }
 
+/* The secrets the configuration steps need (the root password), and the
+ * key as a file for the installed system's first boot. */
+static int step_secrets(struct install_ctx *c)
+{
+	struct input_opts in = { .bundle = c->bundle_path, .secret_key = c->a.secret_key };
+	uint8_t key[SECRET_KEY_LEN];
+	char hex[2 * SECRET_KEY_LEN + 2];
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!bundle_find(c->bundle, BUNDLE_SECRETS)) {
+		log_info("the bundle carries no secrets");
+		return EXIT_OK;
+	}
+	r = input_open_secrets(&in, c->manifest, c->bundle, &c->secrets, key);
+	if (r != EXIT_OK)
+		return r;
+	log_info("secrets: %zu opened", secrets_count(c->secrets));
+	if (c->a.secret_key) {
+		snprintf(c->key_file, sizeof(c->key_file), "%s", c->a.secret_key);
+		explicit_wipe(key, sizeof(key));
+		return EXIT_OK;
+	}
+	/* From the kernel command line or the image: written where only we read it. */
+	snprintf(c->key_file, sizeof(c->key_file), "%s/secret.key", c->a.workdir);
+	for (size_t i = 0; i < SECRET_KEY_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	hex[2 * SECRET_KEY_LEN] = '\n';
+	explicit_wipe(key, sizeof(key));
+	(void)unlink(c->key_file);
+	fd = open(c->key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	r = fd < 0 || write(fd, hex, 2 * SECRET_KEY_LEN + 1) != 2 * SECRET_KEY_LEN + 1 ? -EIO : 0;
+	explicit_wipe(hex, sizeof(hex));
+	if (r < 0) {
+		log_error("cannot keep the secret key in '%s': %m", c->key_file);
+		c->key_file[0] = '\0';
+		return EXIT_FAIL;
+	}
+	c->key_file_made = true;
+	return EXIT_OK;
+}
+
+static void on_step(const struct step_progress *p, void *userdata)
+{
+	struct install_ctx *c = userdata;
+
+	switch (p->event) {
+	case STEP_EVENT_APPLY:
+		log_info("[%zu/%zu] %s", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_FOUND_DONE:
+	case STEP_EVENT_SKIP_JOURNAL:
+		log_info("[%zu/%zu] %s: %s", p->index, p->total, p->step->title,
+			 p->event == STEP_EVENT_SKIP_JOURNAL ? "done earlier" : "already done");
+		break;
+	case STEP_EVENT_REAPPLY:
+		log_info("[%zu/%zu] %s: no longer done, doing it again", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_PARAMS_CHANGED:
+		log_info("[%zu/%zu] %s: the manifest changed it, looking again", p->index, p->total, p->step->title);
+		break;
+	case STEP_EVENT_APPLIED:
+		c->n_applied++;
+		log_info("[%zu/%zu] %s: done (%" PRIu64 ".%01" PRIu64 " s)", p->index, p->total, p->step->title,
+			 p->elapsed_usec / 1000000, p->elapsed_usec / 100000 % 10);
+		break;
+	default:
+		break;
+	}
+	/* Before the target's journal exists: kept, recorded once it does. */
+	if ((p->event == STEP_EVENT_APPLIED || p->event == STEP_EVENT_FOUND_DONE) && c->n_early < ELEMENTSOF(c->early))
+		c->early[c->n_early++] = (struct early_step){
+			.step = p->step,
+			.status = p->event == STEP_EVENT_APPLIED ? JOURNAL_STATUS_APPLIED : JOURNAL_STATUS_FOUND,
+			.elapsed_ms = p->elapsed_usec / 1000,
+		};
+}
+
+/* The console progress of the root file system's extraction: one line per
+ * 5 %, a bar that reads in a serial log as well as on a screen. */
+static void on_extract(uint64_t done, uint64_t total, void *userdata)
+{
+	struct install_ctx *c = userdata;
+	char bar[21];
+	unsigned pct;
+
+	if (!total)
+		return;
+	pct = (unsigned)(done * 100 / total);
+	if (pct > 100)
+		pct = 100;
+	if (pct < c->last_pct + 5 && pct != 100)
+		return;
+	if (pct == 100 && c->last_pct == 100)
+		return;
+	c->last_pct = pct;
+	for (unsigned i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = '\0';
+	log_info("  extracting [%s] %3u%%  %" PRIu64 " / %" PRIu64 " MiB", bar, pct, done >> 20, total >> 20);
+}
+
+static bool is_disk_kind(enum step_kind k)
+{
+	return k == STEP_DISK_SELECT || k == STEP_DISK_PARTITION || k == STEP_DISK_LVM || k == STEP_DISK_FILESYSTEMS;
+}
+
+static bool is_early(const struct step *s, void *userdata)
+{
+	(void)userdata;
+	return s->phase == STEP_PHASE_INSTALL && (s->kind == STEP_BUNDLE_VERIFY || s->kind == STEP_NODE_IDENTIFY ||
+						  s->kind == STEP_PREFLIGHT || is_disk_kind(s->kind));
+}
+
+static bool is_on_target(const struct step *s, void *userdata)
+{
+	return s->phase == STEP_PHASE_INSTALL && !is_early(s, userdata);
+}
+
+/* Exit status for a failed step. */
+static int exit_for_step(const struct run_ctx *ctx, int r)
+{
+	if (r == -EOPNOTSUPP)
+		return EXIT_FAIL;
+	if (ctx->failed_step && is_disk_kind(ctx->failed_step->kind))
+		switch (r) {
+		case -ENODEV: case -ENOTUNIQ: case -EPERM: case -EBUSY: case -EWOULDBLOCK: case -ENOSPC: case -EEXIST:
+			return EXIT_REFUSED;
+		}
+	return r == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+}
+
+static void log_step_error(const struct run_ctx *ctx, int r)
+{
+	const char *msg = ctx->error[0] ? ctx->error : strerror(-r), *p = msg, *nl;
+
+	log_error("%s failed:", ctx->failed_step ? ctx->failed_step->id : "install");
+	while ((nl = strchr(p, '\n'))) {
+		log_error("  %.*s", (int)(nl - p), p);
+		p = nl + 1;
+	}
+	log_error("  %s", p);
+}
+
+/* The journal on the target, with the early steps this run did or found. */
+static int open_journal(struct install_ctx *c, const char *root, struct journal **ret)
+{
+	_cleanup_(journal_freep) struct journal *j = NULL;
+	char path[1100], dir[1100];
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/var/lib/devopslab", root);
+	snprintf(path, sizeof(path), "%s" ROOTFS_INSTALL_JOURNAL, root);
+	for (char *p = dir + strlen(root) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		(void)mkdir(dir, 0755);
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		log_error("cannot create '%s': %m", dir);
+		return -errno;
+	}
+	r = journal_open(path, JOURNAL_CREATE, &j);
+	if (r < 0) {
+		log_error("journal '%s': %s", path, journal_error());
+		return r;
+	}
+	for (size_t i = 0; i < c->n_early; i++) {
+		const struct step *s = c->early[i].step;
+		const struct journal_record *old = journal_find(j, s->id);
+		struct journal_record rec = {
+			.id = s->id, .phase = (char *)step_phase_to_string(s->phase), .node = s->node,
+			.status = c->early[i].status, .elapsed_ms = c->early[i].elapsed_ms,
+		};
+
+		if (old && streq(old->hash, s->params_hash))
+			continue;
+		memcpy(rec.hash, s->params_hash, sizeof(rec.hash));
+		r = journal_append(j, &rec);
+		if (r < 0) {
+			log_error("journal '%s': %s", path, journal_error());
+			return r;
+		}
+	}
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+/* The node's install phase through the step engine (docs/install.md). */
+static int step_install(struct install_ctx *c)
+{
+	_cleanup_(plan_freep) struct plan *plan = NULL;
+	_cleanup_(plan_freep) struct plan *early = NULL;
+	_cleanup_(plan_freep) struct plan *rest = NULL;
+	_cleanup_(journal_freep) struct journal *journal = NULL;
+	const char *node = c->match.node->name;
+	struct install_paths paths = {
+		.bundle_file = c->bundle_path, .pubkey = c->a.pubkey,
+		.secret_key = c->key_file[0] ? c->key_file : NULL,
+		.extract_progress = on_extract, .userdata = c,
+	};
+	struct disk_probe_opts probe = { .sysfs = c->a.sysfs, .dev = c->a.dev, .proc = c->a.proc };
+	struct disk_step_state st;
+	struct target tg = TARGET_INIT;
+	struct run_ctx ctx;
+	int r, ret = EXIT_FAIL;
+
+	r = plan_build(c->manifest, node, &plan);
+	if (r >= 0)
+		r = plan_filter(plan, is_early, NULL, &early);
+	if (r >= 0)
+		r = plan_filter(plan, is_on_target, NULL, &rest);
+	if (r < 0) {
+		log_error("cannot build the plan for node %s: %s", node, r == -ENOMEM ? strerror(-r) : plan_error());
+		return EXIT_FAIL;
+	}
+	log_info("plan for node %s: %zu install steps (devopslab plan --node %s shows them)", node,
+		 early->n_steps + rest->n_steps, node);
+
+	disk_step_state_init(&st);
+	st.probe = &probe;
+	st.confirmed = c->a.yes || (c->manifest->cluster.unattended && access(INSTALLER_MARKER, F_OK) == 0);
+	run_ctx_init(&ctx);
+	ctx.manifest = c->manifest;
+	ctx.node = node;
+	ctx.bundle = c->bundle;
+	ctx.secrets = c->secrets;
+	ctx.install = &paths;
+	ctx.gate = &c->gate;
+	ctx.disk = &st;
+	ctx.progress = on_step;
+	ctx.userdata = c;
+	r = step_run(&ctx, early, STEP_PHASE_INSTALL);
+	if (r < 0) {
+		log_step_error(&ctx, r);
+		if (ctx.failed_step && is_disk_kind(ctx.failed_step->kind) && r == -EPERM && !st.confirmed)
+			log_error("nothing was written: run with --yes, or set cluster.unattended: true in the manifest "
+				  "to let the boot image write without asking");
+		ret = exit_for_step(&ctx, r);
+		goto out;
+	}
+	r = disk_target_share(&st.target);
+	if (r < 0) {
+		log_error("%s", st.target.err);
+		goto out;
+	}
+	r = target_mount(&tg, st.target.path, c->a.target);
+	if (r < 0) {
+		log_error("cannot mount the new system: %s", tg.err);
+		goto out;
+	}
+	log_info("new system mounted at %s (root %s, ESP %s)", tg.dir, tg.root_dev, tg.esp_dev);
+	r = open_journal(c, tg.dir, &journal);
+	if (r < 0)
+		goto out;
+	ctx.root = tg.dir;
+	ctx.journal = journal;
+	r = step_run(&ctx, rest, STEP_PHASE_INSTALL);
+	if (r < 0) {
+		log_step_error(&ctx, r);
+		ret = exit_for_step(&ctx, r);
+		goto out;
+	}
+	ret = c->n_applied ? EXIT_REBOOT : EXIT_OK;
+out:
+	run_ctx_done(&ctx);
+	journal = journal_free(journal); /* closed before its file system goes */
+	if (target_umount(&tg) < 0) {
+		log_error("%s", tg.err);
+		if (ret == EXIT_OK || ret == EXIT_REBOOT)
+			ret = EXIT_FAIL;
+	}
+	disk_step_state_done(&st);
+	if (ret == EXIT_REBOOT)
+		log_info("node %s is installed (%zu steps done in this run); reboot into it", node, c->n_applied);
+	else if (ret == EXIT_OK)
+		log_info("node %s was installed already: nothing to do; boot it from its disk", node);
+	return ret;
+}
+
 int verb_install(int argc, char *argv[])
 {
 	struct install_ctx c = {};
@@ -408,23 +736,30 @@ int verb_install(int argc, char *argv[])
 		r = step_fetch(&c);
 	if (r == EXIT_OK)
 		r = step_verify(&c);
-	if (r == EXIT_OK)
+	if (r == EXIT_OK) {
+		c.gate.bundle_verified = true;
 		r = step_manifest(&c);
+	}
 	if (r == EXIT_OK)
 		r = step_identify(&c);
-	if (r == EXIT_OK)
-		step_remotelog(&c);
-	if (r == EXIT_OK)
-		r = step_preflight(&c);
-	if (r == EXIT_OK)
-		r = step_disks(&c);
 	if (r == EXIT_OK) {
-		log_error("node %s: the disk layout and Proxmox install steps are not part of this build yet; "
-			  "stopping here with no disk touched", c.match.node->name);
-		r = EXIT_FAIL;
+		c.gate.node = c.match.node->name;
+		step_remotelog(&c);
+		r = step_preflight(&c);
 	}
+	if (r == EXIT_OK) {
+		c.gate.preflight_passed = true;
+		r = step_disks(&c);
+	}
+	if (r == EXIT_OK)
+		r = step_secrets(&c);
+	if (r == EXIT_OK)
+		r = step_install(&c);
 	log_set_sink(NULL, NULL);
 	remotelog_free(c.rlog);
+	if (c.key_file_made)
+		(void)unlink(c.key_file);
+	secrets_free(c.secrets);
 	manifest_free(c.manifest);
 	bundle_free(c.bundle);
 	return r;

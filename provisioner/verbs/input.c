@@ -125,8 +125,8 @@ static int load_secret_key(const struct input_opts *in, const struct manifest *m
 	return r;
 }
 
-static int open_secrets(const struct input_opts *in, const struct manifest *m, const struct bundle *b,
-			struct secrets **ret)
+int input_open_secrets(const struct input_opts *in, const struct manifest *m, const struct bundle *b,
+		       struct secrets **ret, uint8_t ret_key[SECRET_KEY_LEN])
 {
 	const struct bundle_member *mm = bundle_find(b, BUNDLE_MANIFEST);
 	_cleanup_free_ char *blob = NULL;
@@ -145,6 +145,8 @@ static int open_secrets(const struct input_opts *in, const struct manifest *m, c
 	r = sig_read_small_file(path, BUNDLE_SECRETS_MAX_BYTES, &blob, &size);
 	if (r >= 0)
 		r = secret_open((const uint8_t *)blob, size, key, mm->sha256, ret);
+	if (r >= 0 && ret_key)
+		memcpy(ret_key, key, SECRET_KEY_LEN);
 	explicit_wipe(key, sizeof(key));
 	if (r < 0) {
 		log_error("cannot decrypt " BUNDLE_SECRETS " of '%s': %s", in->bundle, secret_error());
@@ -189,7 +191,7 @@ static int load_bundle(const struct input_opts *in, struct manifest **ret, struc
 	if (r != EXIT_OK)
 		return r;
 	if (ret_secrets) {
-		r = open_secrets(in, m, b, ret_secrets);
+		r = input_open_secrets(in, m, b, ret_secrets, NULL);
 		if (r != EXIT_OK)
 			return r;
 	}

@@ -7,8 +7,12 @@
  */
 #pragma once
 
-#include "manifest.h"
+#include <stdint.h>
 
+#include "manifest.h"
+#include "secret.h"
+
+struct bundle;
 struct secrets;
 
 struct input_opts {
@@ -32,3 +36,10 @@ int input_load_manifest(const struct input_opts *in, struct manifest **ret);
  * "initramfs": /etc/devopslab/secret.key). Needs --bundle: a draft
  * manifest has no secrets. */
 int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets);
+
+/* Open the secrets of a bundle already verified and extracted (b), with
+ * the key found as input_load_with_secrets() finds it (in->bundle names the
+ * bundle in messages). When ret_key is not NULL it receives the key (the
+ * caller wipes it). Returns EXIT_OK or the exit status to use. */
+int input_open_secrets(const struct input_opts *in, const struct manifest *m, const struct bundle *b,
+		       struct secrets **ret, uint8_t ret_key[SECRET_KEY_LEN]);

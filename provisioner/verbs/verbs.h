@@ -7,6 +7,11 @@
 #pragma once
 
 /* Exit status table; docs/devopslab.1 EXIT STATUS lists the same. */
+/* Present only in the DevOpsLab boot image (image/initramfs.sh): there,
+ * a manifest with cluster.unattended writes to the selected disk without
+ * asking, as --yes does. */
+#define INSTALLER_MARKER "/etc/devopslab/installer-image"
+
 enum {
 	EXIT_OK = 0,          /* success (also: nothing to do, already converged) */
 	EXIT_FAIL = 1,        /* the operation failed */

@@ -100,3 +100,19 @@ e2e_stop() { # NAME
 	kill "${E2E_PID[$1]}" 2>/dev/null || true
 	wait "${E2E_PID[$1]}" 2>/dev/null || true
 }
+
+# The guest powered off or rebooted (QEMU runs with -no-reboot): its QEMU
+# exits by itself within SECONDS.
+e2e_wait_exit() { # NAME SECONDS
+	local name=$1 tmo=$2 start=$SECONDS
+	while ((SECONDS - start < tmo)); do
+		if ! kill -0 "${E2E_PID[$name]}" 2>/dev/null; then
+			wait "${E2E_PID[$name]}" 2>/dev/null || true
+			echo "e2e: $name: QEMU exited after $((SECONDS - start)) s"
+			return 0
+		fi
+		sleep 1
+	done
+	e2e_console "$name" | tail -20 >&2
+	fail "$name: QEMU still runs $tmo s later"
+}

@@ -2,8 +2,10 @@
 # `devopslab install` on the host, with a fabricated sysfs/proc: verify the
 # bundle (local file and URL, resumed after a cut-off transfer), identify
 # the node by MAC or DMI, refuse unknown and ambiguous machines, the
-# pre-flight gate with its waivers, and the honest stop before the disk
-# steps. The same verb runs inside the boot image (tests/integration/t-e2e-*).
+# pre-flight gate with its waivers, the sealed secrets, then the plan's
+# install steps: the gate recorded, and disk-select refusing a machine with
+# no disk the rules select (nothing written). The whole install, disks to
+# boot loader, runs inside the boot image (tests/integration/t-e2e-install.sh).
 . "$TOP/tests/lib.sh"
 cd "$TESTTMP"
 
@@ -40,18 +42,31 @@ install() { # machine-dir bundle [args]
 	local m=$1 b=$2; shift 2
 	rm -rf work
 	expect_exit "$WANT" "$DEVOPSLAB" install --bundle "$b" --pubkey pub.pem --workdir "$TESTTMP/work" \
-		--sysfs "$TESTTMP/$m/sys" --proc "$TESTTMP/$m/proc" --dev "$TESTTMP/$m/dev" "$@"
+		--sysfs "$TESTTMP/$m/sys" --proc "$TESTTMP/$m/proc" --dev "$TESTTMP/$m/dev" \
+		--secret-key "$TESTTMP/secret.key" "$@"
 }
 
-# --- the good path: verified, identified, pre-flight passed, honest stop ------
-WANT=1 install m2 good.tar.zst
+# --- the good path: verified, identified, pre-flight passed, secrets opened, the
+# plan's gate steps recorded; this fabricated machine has no disk: refused ---------
+WANT=3 install m2 good.tar.zst
 assert_contains "$OUT" "provisioner started"
 assert_contains "$OUT" "bundle verified: 7 members"
 assert_contains "$OUT" "identified node devops-node-02 by MAC 52:54:00:0a:00:02 (eth0)"
 assert_contains "$OUT" "virtualization pass        cpu      svm (AMD-V) present"
 assert_contains "$OUT" "link           pass        eth0     link up"
 assert_contains "$OUT" "pre-flight: passed"
-assert_contains "$OUT" "not part of this build yet; stopping here with no disk touched"
+assert_contains "$OUT" "secrets: 5 opened"
+assert_contains "$OUT" "plan for node devops-node-02: 16 install steps"
+assert_contains "$OUT" "[3/7] Running pre-flight checks: already done"
+assert_contains "$OUT" "node/devops-node-02/disk/select failed:"
+assert_contains "$OUT" "no disk matches the manifest's rules; candidates:"
+assert_contains "$OUT" "(no disks at all)"
+case $OUT in *"Partitioning"*) fail "went past disk-select" ;; esac
+# without the secret key: bad input, named
+rm -rf work
+expect_exit 2 "$DEVOPSLAB" install --bundle good.tar.zst --pubkey pub.pem --workdir "$TESTTMP/work" \
+	--sysfs "$TESTTMP/m2/sys" --proc "$TESTTMP/m2/proc" --dev "$TESTTMP/m2/dev" --secret-key "$TESTTMP/nosuch.key"
+assert_contains "$OUT" "cannot get the secret key (--secret-key)"
 assert_contains work/preflight.json '"check": "link", "status": "pass", "subject": "eth0"'
 
 # --- the bundle: wrong key, corrupt, missing --------------------------------------
@@ -71,7 +86,7 @@ grep -q 'serial: "SN-0003"' dmi.yaml || fail "dmi.yaml not derived"
 sed -i 's/^    nic: "52:54:00:0a:00:03"/    nic: eth0/' dmi.yaml
 mk_bundle dmi.yaml key.pem dmi.tar.zst
 machine m3 52:54:00:99:99:03 SN-0003
-WANT=1 install m3 dmi.tar.zst
+WANT=3 install m3 dmi.tar.zst
 assert_contains "$OUT" "identified node devops-node-03 by DMI serial SN-0003"
 machine both 52:54:00:0a:00:01
 mkdir -p both/sys/class/net/eth1
@@ -99,7 +114,7 @@ assert_contains "$OUT" "virtualization waived"
 assert_contains "$OUT" "link           waived"
 assert_contains "$OUT" "memory         fail        ram      7863 MiB usable, the manifest asks for 16384 MiB"
 printf 'MemTotal:        16000000 kB\n' >m2/proc/meminfo # 15625 MiB: within 1/16 of 16 GiB
-WANT=1 install m2 waive.tar.zst
+WANT=3 install m2 waive.tar.zst
 assert_contains "$OUT" "pre-flight: passed (2 waived, 0 unavailable)"
 
 # --- by URL: a transfer cut off after 100 kB is resumed, then verified -------------------
@@ -109,7 +124,7 @@ for _ in $(seq 50); do [ -s port ] && break; sleep 0.1; done
 port=$(head -1 port)
 printf 'processor\t: 0\nflags\t\t: svm\n\n' >m2/proc/cpuinfo
 echo 1 >m2/sys/class/net/eth0/carrier
-WANT=1 install m2 "http://127.0.0.1:$port/good.tar.zst"
+WANT=3 install m2 "http://127.0.0.1:$port/good.tar.zst"
 assert_contains "$OUT" "fetched $(stat -c %s good.tar.zst) bytes in 2 attempts (resumed)"
 assert_contains "$OUT" "bundle verified"
 assert_contains httpd.log '"GET /good.tar.zst HTTP/1.1" 206'

@@ -59,15 +59,17 @@ printf 'devopslab: boot-log-first-line\ndevopslab: network: eth0 52:54:00:0a:00:
 install() { # bundle [args]
 	local b=$1; shift
 	rm -rf work
-	expect_exit 1 "$DEVOPSLAB" install --bundle "$b" --pubkey signing.pub --workdir "$TESTTMP/work" \
-		--sysfs "$TESTTMP/m/sys" --proc "$TESTTMP/m/proc" --dev "$TESTTMP/m/dev" "$@"
+	# this machine has no disk: disk-select refuses (exit 3), the last line an error
+	expect_exit 3 "$DEVOPSLAB" install --bundle "$b" --pubkey signing.pub --workdir "$TESTTMP/work" \
+		--sysfs "$TESTTMP/m/sys" --proc "$TESTTMP/m/proc" --dev "$TESTTMP/m/dev" \
+		--secret-key "$TESTTMP/secret.key" "$@"
 }
 
 # --- network.syslog set: boot log replayed first, then every line --------------------
 install syslog.tar.zst --boot-log "$TESTTMP/boot.log"
 assert_contains "$OUT" "identified node devops-node-02 by MAC"
 assert_contains "$OUT" "logging to syslog at 127.0.0.1:$port (UDP)"
-wait_for "not part of this build yet" # the last line
+wait_for "(no disks at all)" # the last line
 "$PY" - got.log <<'PYEOF'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
@@ -90,18 +92,18 @@ ident = [m for m in msgs if m[2].startswith("identified node devops-node-02 by M
 assert len(ident) == 1 and ident[0][:2] == ("install", 6), msgs
 assert any(t.startswith("pre-flight: passed") for t in texts), texts  # after the receiver was opened
 last = msgs[-1]
-assert last[1] == 3 and "not part of this build yet" in last[2], last  # an error: severity 3
+assert last[1] == 3 and "(no disks at all)" in last[2], last  # an error: severity 3
 assert len([t for t in texts if "boot-log-first-line" in t]) == 1, texts
 PYEOF
 
 # $DEVOPSLAB_BOOT_LOG instead of --boot-log; a missing boot log is no failure.
 : >got.log
 DEVOPSLAB_BOOT_LOG="$TESTTMP/boot.log" install syslog.tar.zst
-wait_for "not part of this build yet"
+wait_for "(no disks at all)"
 head -1 got.log | grep -q ' boot - devopslab: boot-log-first-line$' || fail "env boot log not replayed first: $(head -1 got.log)"
 : >got.log
 install syslog.tar.zst --boot-log "$TESTTMP/nosuch.log"
-wait_for "not part of this build yet"
+wait_for "(no disks at all)"
 head -1 got.log | grep -q ' install - provisioner started' || fail "unexpected first line: $(head -1 got.log)"
 
 # --- nothing sent: network.syslog unset; devopslab.syslog= on the command line --------

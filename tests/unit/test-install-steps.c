@@ -440,6 +440,9 @@ static void test_killed_extraction(void **state)
 	sh("mkdir -p '%s'", p);
 	f->mounted = mount("tmpfs", p, "tmpfs", 0, "size=1m") == 0;
 	sh("echo stray > '%s/stray'", f->root);
+	/* the install journal, and a neighbour that is not kept */
+	sh("mkdir -p '%s/var/lib/devopslab' && echo journal > '%s" ROOTFS_INSTALL_JOURNAL "'", f->root, f->root);
+	sh("echo other > '%s/var/lib/devopslab/other'", f->root);
 	if (f->mounted)
 		sh("echo old > '%s/boot/efi/old'", f->root);
 
@@ -453,6 +456,8 @@ static void test_killed_extraction(void **state)
 	run_ctx_done(&ctx);
 	assert_false(exists(f, ROOTFS_MARKER));
 	assert_false(exists(f, "/stray"));        /* wiped before extracting */
+	assert_true(exists(f, ROOTFS_INSTALL_JOURNAL)); /* ... but the journal kept */
+	assert_false(exists(f, "/var/lib/devopslab/other"));
 	assert_true(exists(f, "/etc/shadow"));    /* partial content */
 	assert_false(exists(f, "/usr/lib/last")); /* ... that never got to the end */
 
@@ -463,6 +468,7 @@ static void test_killed_extraction(void **state)
 	assert_int_equal(f->events[STEP_EVENT_APPLIED], 8);
 	assert_installed(f);
 	assert_true(exists(f, "/usr/lib/last"));
+	assert_true(exists(f, ROOTFS_INSTALL_JOURNAL));
 	if (f->mounted) {
 		struct stat root_st = st_of(f, "/"), efi_st = st_of(f, "/boot/efi");
 
@@ -503,10 +509,10 @@ static void test_never_wipes_system_root(void **state)
 		if (chroot(f->root) < 0 || chdir("/") < 0 || mkdir("/etc", 0755) < 0)
 			_exit(3);
 		fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		ok &= fd >= 0 && rootfs_wipe(fd) == -EPERM;
+		ok &= fd >= 0 && rootfs_wipe(fd, NULL) == -EPERM;
 		close(fd);
 		fd = open("/etc/..", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* "/" in disguise */
-		ok &= fd >= 0 && rootfs_wipe(fd) == -EPERM;
+		ok &= fd >= 0 && rootfs_wipe(fd, NULL) == -EPERM;
 		ok &= access("/precious", F_OK) == 0;
 		_exit(ok ? 0 : 1);
 	}

@@ -1,0 +1,141 @@
+#!/bin/bash
+# The whole install under QEMU (TCG), twice, then each installed disk booted
+# and looked at from inside (this host's kernel cannot mount vfat):
+#   uefi  the image booted from CD with UEFI Secure Boot on; installs the
+#         Debian-only rootfs (out/rootfs, `make rootfs`) onto a blank NVMe
+#         and reboots; the NVMe then boots alone, Secure Boot still on
+#         (shim → signed GRUB → signed kernel from the installed system).
+#   bios  the image booted from CD with SeaBIOS; QEMU is killed (SIGKILL: a
+#         power cut) in the middle of the root file system's extraction;
+#         the image boots again, the install resumes (the disk steps found
+#         done, the root file system and its extraction redone) and completes; the NVMe
+#         then boots alone with SeaBIOS (GRUB in the BIOS boot partition).
+# In each installed system: the host name, /etc/hosts, vmbr0 with the
+# static IP over the renamed NIC, root's SSH key and password (the login
+# itself), fresh SSH host keys and machine-id, root on LVM (pve/root) with
+# the thin pool pve/data, the ESP mounted, swap on, the console carried
+# over, and the first-boot service started and reporting in its journal.
+# sanitizer: skip
+# timeout: 1800
+. "$TOP/tests/lib.sh"
+. "$TOP/tests/e2e/lib.sh"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+
+rootfs=$TOP/out/rootfs/debian-13-rootfs.tar.zst
+if [ ! -s "$rootfs" ]; then
+	# Debian packages only (mmdebstrap from the Debian archive), ~1 min.
+	echo "e2e: building the Debian-only rootfs (make rootfs)"
+	make -C "$TOP" rootfs >"$E2E/rootfs.log" 2>&1 || { tail -20 "$E2E/rootfs.log" >&2; fail "make rootfs failed"; }
+fi
+
+# The example manifest, unattended (no keyboard: the image writes the disk
+# by itself), with an SSH key for root.
+mkdir -p "$E2E/assets"
+ssh-keygen -q -t ed25519 -N '' -C e2e@devopslab -f "$E2E/id_e2e" || fail "ssh-keygen"
+"$PY" - "$TOP/examples/homelab.yaml" "$E2E/install.yaml" "$E2E/id_e2e.pub" <<'PY' || fail "manifest"
+import sys, yaml
+m = yaml.safe_load(open(sys.argv[1]))
+m["cluster"]["unattended"] = True
+m["proxmox"]["ssh_keys"] = [open(sys.argv[3]).read().strip()]
+yaml.safe_dump(m, open(sys.argv[2], "w"), sort_keys=False)
+PY
+cp "$rootfs" "$E2E/assets/debian-13-rootfs.tar.zst"
+"$TOP/scripts/example-inputs.sh" "$E2E/install.yaml" "$E2E" >/dev/null
+"$DEVOPSLAB" bundle create --manifest "$E2E/install.yaml" --assets "$E2E/assets" --secrets "$E2E/secrets.env" \
+	--secret-key "$E2E/secret.key" --key "$E2E/signing.key" -o "$E2E/install.tar.zst" >/dev/null ||
+	fail "bundle create"
+sed -n 's/^root_password=//p' "$E2E/secrets.env" >"$E2E/root.pw"
+[ -s "$E2E/root.pw" ] || fail "no root_password in secrets.env"
+e2e_build --pubkey "$E2E/signing.pub" --bundle "$E2E/install.tar.zst" --timeout 1 \
+	--cmdline "devopslab.secret_key=$(cat "$E2E/secret.key") devopslab.reboot_delay=0"
+
+installed() { # NAME NODE
+	e2e_wait "$1" "devopslab: node $2 is installed \\([0-9]+ steps done in this run\\); reboot into it" 900
+	e2e_wait_exit "$1" 120 # the image reboots; QEMU (-no-reboot) exits
+	e2e_assert "$1" "devopslab: installed; remove the boot medium"
+	if e2e_console "$1" | grep -aE 'devopslab: (ERROR|error)'; then fail "$1: errors on the console"; fi
+}
+
+# 1. UEFI with Secure Boot, uninterrupted.  2. BIOS, killed during extraction.
+e2e_boot uefi uefi-sb-cd --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 --memory 2048
+e2e_boot bios bios-cd --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 --memory 2048
+
+e2e_wait bios 'devopslab:   extracting \[#####' 900
+kill -KILL "${E2E_PID[bios]}"
+wait "${E2E_PID[bios]}" 2>/dev/null || true
+echo "e2e: bios: killed during the extraction (SIGKILL)"
+e2e_boot bios-again bios-cd --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 --memory 2048 \
+	--nvme "$E2E/vm-bios/nvme.img"
+
+installed uefi devops-node-01
+e2e_assert uefi "devopslab: kernel: secureboot: Secure boot enabled"
+e2e_assert uefi "[1/9] Extracting the Proxmox VE root filesystem"
+installed bios-again devops-node-02
+# The resumed run: the GPT and LVM were found as the killed run left them
+# (nothing re-partitioned); the root file system, cut off while mounted,
+# and the half-extracted root were made again.
+e2e_assert bios-again "Partitioning the target disk (GPT): already done"
+e2e_assert bios-again "Creating LVM volume group pve: already done"
+e2e_assert bios-again "Extracting the Proxmox VE root filesystem"
+e2e_console bios-again | grep -aq 'Extracting the Proxmox VE root filesystem: done' ||
+	fail "bios-again: the extraction was not redone"
+
+# Boot each installed disk alone and look inside.
+e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \
+	--memory 2048 --console-socket "$E2E/uefi-disk.sock"
+e2e_boot bios-disk bios-disk --nvme "$E2E/vm-bios/nvme.img" --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 \
+	--memory 2048 --console-socket "$E2E/bios-disk.sock"
+
+inspect() { # NAME NODE IP
+	local out=$E2E/$1.inspect
+	e2e_wait "$1" "login: " 600
+	"$PY" "$TOP/tests/e2e/console.py" "$E2E/$1.sock" root "$E2E/root.pw" 300 \
+		'hostname' \
+		'cat /etc/hosts' \
+		'ip -4 -o addr show dev vmbr0' \
+		'ip -o link show master vmbr0' \
+		'cat /root/.ssh/authorized_keys' \
+		'ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub' \
+		'cat /etc/machine-id' \
+		'findmnt -n -o SOURCE,FSTYPE /' \
+		'findmnt -n -o FSTYPE /boot/efi' \
+		'swapon --show=NAME --noheadings' \
+		'lvs --noheadings -o lv_name,lv_attr pve' \
+		'cat /proc/cmdline' \
+		'systemctl show -p ExecMainStartTimestampMonotonic devopslab-firstboot.service' \
+		'journalctl -b -u devopslab-firstboot.service --no-pager -o cat | head -20' \
+		'wc -l < /var/lib/devopslab/install.journal' \
+		'cat /sys/kernel/security/lockdown' \
+		>"$out" 2>"$out.err" || { cat "$out" "$out.err" >&2; fail "$1: cannot log in as root"; }
+	section() { awk -v c="=== $1" '$0 == c { on = 1; next } /^=== / { on = 0 } on' "$out"; }
+	assert_eq "$2" "$(section hostname)" "$1: host name"
+	section 'cat /etc/hosts' | grep -qE "^$3[[:space:]]+$2\.homelab\.local[[:space:]]+$2\$" ||
+		fail "$1: /etc/hosts does not map $2 to $3: $(section 'cat /etc/hosts')"
+	section 'ip -4 -o addr show dev vmbr0' | grep -qw "$3/24" || fail "$1: vmbr0 lacks $3/24"
+	section 'ip -o link show master vmbr0' | grep -q 'nic0' || fail "$1: nic0 is not in vmbr0"
+	assert_eq "$(cat "$E2E/id_e2e.pub")" "$(section 'cat /root/.ssh/authorized_keys')" "$1: root's SSH key"
+	section 'ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub' | grep -q 'ED25519' || fail "$1: no SSH host key"
+	section 'cat /etc/machine-id' | grep -qE '^[0-9a-f]{32}$' || fail "$1: no machine-id"
+	assert_eq "/dev/mapper/pve-root ext4" "$(section 'findmnt -n -o SOURCE,FSTYPE /' | tr -s ' ')" "$1: root"
+	assert_eq vfat "$(section 'findmnt -n -o FSTYPE /boot/efi')" "$1: ESP"
+	section 'swapon --show=NAME --noheadings' | grep -q . || fail "$1: no swap"
+	section 'lvs --noheadings -o lv_name,lv_attr pve' | grep -qE '^ *data +twi' || fail "$1: no thin pool pve/data"
+	section 'cat /proc/cmdline' | grep -q 'console=ttyS0,115200' || fail "$1: the serial console was not carried over"
+	section 'systemctl show -p ExecMainStartTimestampMonotonic devopslab-firstboot.service' |
+		grep -qE '=[1-9][0-9]*$' || fail "$1: the first-boot service never started"
+	section 'journalctl -b -u devopslab-firstboot.service --no-pager -o cat | head -20' |
+		grep -q 'provisioner started: devopslab firstboot' || fail "$1: the first-boot service did not report"
+	[ "$(section 'wc -l < /var/lib/devopslab/install.journal')" -ge 18 ] || fail "$1: install journal too short"
+	echo "e2e: $1: installed system checked"
+}
+inspect uefi-disk devops-node-01 10.0.10.11
+inspect bios-disk devops-node-02 10.0.10.12
+grep -A2 '=== cat /sys/kernel/security/lockdown' "$E2E/uefi-disk.inspect" | grep -q '\[integrity\]' ||
+	fail "uefi-disk: the installed system did not boot with Secure Boot (lockdown not integrity)"
+# Two installs, two identities.
+a=$(awk '/^=== cat \/etc\/machine-id/{getline; print}' "$E2E/uefi-disk.inspect")
+b=$(awk '/^=== cat \/etc\/machine-id/{getline; print}' "$E2E/bios-disk.inspect")
+[ "$a" != "$b" ] || fail "both nodes have machine-id $a"
+e2e_stop uefi-disk
+e2e_stop bios-disk
+echo "e2e install: all checks passed"
