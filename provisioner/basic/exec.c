@@ -74,6 +74,8 @@ static void child(char *const argv[], const struct exec_opts *o, int in, int out
 		if (fd != errp)
 			close(fd);
 	signal(SIGPIPE, SIG_DFL);
+	if (o && o->root && (chroot(o->root) < 0 || chdir("/") < 0))
+		goto fail;
 	execvpe(argv[0], argv, o && o->env ? o->env : environ);
 fail:
 	e = errno;
