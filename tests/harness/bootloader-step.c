@@ -6,9 +6,10 @@
  * t-bootloader.sh (and QEMU tests that want the step without the rest of
  * `install`).
  *
- *   bootloader-step ROOT DISK [PROC]
+ *   bootloader-step ROOT DISK [PROC [TARGET...]]
  *
- * PROC is where cmdline is read (default /proc). Firmware variables are
+ * PROC is where cmdline is read (default /proc; "" for the default);
+ * TARGETs replace the plan's ["x86_64-efi", "i386-pc"]. Firmware variables are
  * never written (--no-nvram): a test must not change its host's boot
  * entries. Prints "check: done|not done", "apply: ok|failed: WHY" and
  * "check: ..." again; exit 0 when the step is done at the end, 1 if not.
@@ -47,13 +48,13 @@ int main(int argc, char **argv)
 	struct run_ctx ctx;
 	int r;
 
-	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: %s ROOT DISK [PROC]\n", argv[0]);
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s ROOT DISK [PROC [TARGET...]]\n", argv[0]);
 		return 2;
 	}
 	disk_step_state_init(&disk);
 	disk.target.path = strdup(argv[2]);
-	opts.proc = argc > 3 ? argv[3] : NULL;
+	opts.proc = argc > 3 && argv[3][0] ? argv[3] : NULL;
 	s.id = (char *)"node/test/bootloader";
 	s.kind = STEP_BOOTLOADER;
 	s.phase = STEP_PHASE_INSTALL;
@@ -61,6 +62,13 @@ int main(int argc, char **argv)
 				      "\"esp_partition\":2}");
 	if (!disk.target.path || !s.params)
 		return 1;
+	if (argc > 4) {
+		struct json_object *t = json_object_new_array();
+
+		for (int i = 4; i < argc; i++)
+			json_object_array_add(t, json_object_new_string(argv[i]));
+		json_object_object_add(s.params, "targets", t);
+	}
 	run_ctx_init(&ctx);
 	ctx.root = argv[1];
 	ctx.disk = &disk;

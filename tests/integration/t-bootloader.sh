@@ -11,9 +11,6 @@
 # boot partition, grub.cfg with our console settings), write no marker,
 # and leave no mount behind. The UEFI half (shim, fallback path, Secure
 # Boot) and booting both ways are the QEMU e2e test's.
-# sanitizer: skip
-# (one run is enough: the C paths are the same, and update-initramfs is
-# the slow part; the unit test covers the module under ASan.)
 # timeout: 300
 . "$TOP/tests/lib.sh"
 cd "$TESTTMP"
@@ -147,15 +144,9 @@ grep -q 'reboot' "$MNT/etc/default/grub.d/devopslab.cfg" && fail "a hostile cons
 # failed: no marker, check not done
 [ ! -e "$MNT/var/lib/devopslab/bootloader.done" ] || fail "marker written after a failure"
 
-# --- a killed run's leftover bind mount is detached by the next run -----------
+# --- a killed run's leftover bind mount, then a failing update-initramfs -------
 mount --bind /dev "$MNT/dev"
 mount --make-rslave "$MNT/dev"
-expect_exit 1 "$HARNESS" "$MNT" "$LOOP" "$TESTTMP/proc"
-assert_contains "$OUT" "doesn't look like an EFI partition"
-left=$(findmnt -rn -o TARGET | grep -F "$MNT/" || true)
-assert_eq "" "$left" "mounts left below the target after a leftover"
-
-# --- a failing command early: update-initramfs refused ------------------------
 mv "$MNT/usr/sbin/update-initramfs" "$MNT/usr/sbin/update-initramfs.off"
 printf '#!/bin/sh\necho "update-initramfs: refusing for the test" >&2\nexit 3\n' >"$MNT/usr/sbin/update-initramfs"
 chmod 755 "$MNT/usr/sbin/update-initramfs"
@@ -164,6 +155,24 @@ assert_contains "$OUT" "apply: failed: '/usr/sbin/update-initramfs -u -k $kver' 
 left=$(findmnt -rn -o TARGET | grep -F "$MNT/" || true)
 assert_eq "" "$left" "mounts left below the target after a failed command"
 mv "$MNT/usr/sbin/update-initramfs.off" "$MNT/usr/sbin/update-initramfs"
+
+# --- BIOS only: the whole step succeeds, converges, and is found done ----------
+expect_exit 0 "$HARNESS" "$MNT" "$LOOP" "$TESTTMP/proc" i386-pc
+assert_contains "$OUT" "apply: ok"
+assert_eq "check: not done
+apply: ok
+check: done" "$OUT" "harness output"
+printf 'loader grub\ntargets i386-pc\ndisk %s\nkernel %s\n' "$LOOP" "$kver" >want.marker
+cmp want.marker "$MNT/var/lib/devopslab/bootloader.done" || fail "marker content"
+left=$(findmnt -rn -o TARGET | grep -F "$MNT/" || true)
+assert_eq "" "$left" "mounts left below the target after success"
+expect_exit 0 "$HARNESS" "$MNT" "$LOOP" "$TESTTMP/proc" i386-pc
+assert_eq "check: done" "$OUT" "second run"
+# the plan's targets (with EFI) are not done by a BIOS-only install
+expect_exit 1 "$HARNESS" "$MNT" "$LOOP" "$TESTTMP/proc" x86_64-efi
+assert_contains "$OUT" "check: not done"
+assert_contains "$OUT" "doesn't look like an EFI partition"
+[ ! -e "$MNT/var/lib/devopslab/bootloader.done" ] || fail "marker kept after a failed re-run"
 
 # --- unmount and detach: nothing of ours left ---------------------------------
 umount "$MNT"
