@@ -437,9 +437,16 @@ static void test_apply_missing_tools(void **state)
 	assert_false(mounted_below(f->dir));
 }
 
+static void test_registered(void **state)
+{
+	(void)state;
+	assert_ptr_equal(step_ops_table[STEP_BOOTLOADER], &bootloader_ops);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_registered),
 		cmocka_unit_test(test_cfg_none),
 		cmocka_unit_test(test_cfg_vga_and_serial),
 		cmocka_unit_test(test_cfg_serial_no_speed),
