@@ -177,17 +177,18 @@ int bootloader_grub_cfg(const char *cmdline, char **ret, size_t *ret_len)
 static int read_cmdline(struct run_ctx *ctx, char **ret)
 {
 	const struct bootloader_opts *o = ctx->boot;
-	_cleanup_free_ char *buf = malloc(BOOTLOADER_CMDLINE_MAX + 1);
+	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
 	char path[4096];
 	size_t len = 0;
 
-	if (!buf)
-		return run_ctx_error(ctx, -ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/cmdline", o && o->proc ? o->proc : "/proc");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return run_ctx_error(ctx, negative_errno(), "cannot open '%s': %m", path);
+	buf = malloc(BOOTLOADER_CMDLINE_MAX + 1);
+	if (!buf)
+		return run_ctx_error(ctx, -ENOMEM, "out of memory");
 	for (;;) {
 		ssize_t k = read(fd, buf + len, BOOTLOADER_CMDLINE_MAX + 1 - len);
 
@@ -514,9 +515,10 @@ static int unbind_all(struct binds *b)
 
 /* ---- apply: the commands --------------------------------------------------- */
 
-static int run_in_root(struct run_ctx *ctx, const char *const argv[])
+static int run_in_root_stdin(struct run_ctx *ctx, const char *const argv[], const char *stdin_data)
 {
-	struct exec_opts o = { .env = chroot_env, .root = ctx->root };
+	struct exec_opts o = { .env = chroot_env, .root = ctx->root, .stdin_data = stdin_data,
+			       .stdin_len = stdin_data ? strlen(stdin_data) : 0 };
 	struct exec_result res = { 0 };
 	char cmd[512], brief[512];
 	int r = exec_run((char *const *)argv, &o, &res);
@@ -529,6 +531,11 @@ static int run_in_root(struct run_ctx *ctx, const char *const argv[])
 				  exec_result_brief(&res, brief, sizeof(brief)));
 	exec_result_done(&res);
 	return r;
+}
+
+static int run_in_root(struct run_ctx *ctx, const char *const argv[])
+{
+	return run_in_root_stdin(ctx, argv, NULL);
 }
 
 /* One initramfs per kernel: created where there is none yet, updated
@@ -561,6 +568,7 @@ static int run_grub(struct run_ctx *ctx, const struct want *w, bool nvram)
 	const char *removable[] = { "/usr/sbin/grub-install", "--target=x86_64-efi", "--efi-directory=/boot/efi",
 				    "--removable", "--no-nvram", NULL };
 	const char *mkconfig[] = { "/usr/sbin/update-grub", NULL };
+	const char *debconf[] = { "/usr/bin/debconf-set-selections", NULL };
 	int r = 0;
 
 	if (w->bios)
@@ -569,6 +577,11 @@ static int run_grub(struct run_ctx *ctx, const struct want *w, bool nvram)
 	 * machine whose ESP refuses GRUB still has a complete BIOS boot. */
 	if (r >= 0)
 		r = run_in_root(ctx, mkconfig);
+	/* Debian's grub-efi-amd64 runs grub-install again on every upgrade;
+	 * with this it renews the fallback path too, so a shim and GRUB there
+	 * never go stale (and revoked by SBAT) under Secure Boot. */
+	if (r >= 0 && w->efi)
+		r = run_in_root_stdin(ctx, debconf, "grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n");
 	if (r >= 0 && w->efi)
 		r = run_in_root(ctx, efi);
 	if (r >= 0 && w->efi)

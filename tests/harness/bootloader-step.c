@@ -60,8 +60,11 @@ int main(int argc, char **argv)
 	s.phase = STEP_PHASE_INSTALL;
 	s.params = json_tokener_parse("{\"loader\":\"grub\",\"targets\":[\"x86_64-efi\",\"i386-pc\"],"
 				      "\"esp_partition\":2}");
-	if (!disk.target.path || !s.params)
+	if (!disk.target.path || !s.params) {
+		disk_step_state_done(&disk);
+		json_object_put(s.params);
 		return 1;
+	}
 	if (argc > 4) {
 		struct json_object *t = json_object_new_array();
 

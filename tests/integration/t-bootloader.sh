@@ -141,6 +141,11 @@ assert_contains "$cfg" "terminal_input console serial"
 assert_contains "$cfg" "terminal_output console serial"
 grep -q 'reboot' "$MNT/etc/default/grub.d/devopslab.cfg" && fail "a hostile console= value was carried over"
 
+# the fallback path stays renewed on grub-efi-amd64 upgrades (debconf)
+grep -A3 '^Name: grub2/force_efi_extra_removable$' "$MNT/var/cache/debconf/config.dat" >debconf.txt ||
+	fail "grub2/force_efi_extra_removable not in debconf"
+assert_contains debconf.txt "Value: true"
+
 # failed: no marker, check not done
 [ ! -e "$MNT/var/lib/devopslab/bootloader.done" ] || fail "marker written after a failure"
 

@@ -27,6 +27,7 @@
 
 #include "bootloader.h"
 #include "disk-step.h"
+#include "exec.h"
 #include "extract.h"
 #include "fake-tree.h"
 #include "run.h"
@@ -437,6 +438,23 @@ static void test_apply_missing_tools(void **state)
 	assert_false(mounted_below(f->dir));
 }
 
+/* exec.h as the step uses it: stdin fed to a child that reads to EOF
+ * (debconf-set-selections does), which must see EOF while we wait. */
+static void test_exec_stdin(void **state)
+{
+	const char *argv[] = { "cat", NULL };
+	struct exec_opts o = { .stdin_data = "grub-efi-amd64 x boolean true\n", .stdin_len = 31 };
+	struct exec_result res = { 0 };
+
+	(void)state;
+	alarm(20); /* a hang fails here, not at the harness's timeout */
+	assert_int_equal(exec_run((char *const *)argv, &o, &res), 0);
+	alarm(0);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(res.out, "grub-efi-amd64 x boolean true\n");
+	exec_result_done(&res);
+}
+
 static void test_registered(void **state)
 {
 	(void)state;
@@ -447,6 +465,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registered),
+		cmocka_unit_test(test_exec_stdin),
 		cmocka_unit_test(test_cfg_none),
 		cmocka_unit_test(test_cfg_vga_and_serial),
 		cmocka_unit_test(test_cfg_serial_no_speed),
