@@ -144,3 +144,17 @@ clean:
 	rm -rf build build-asan build-fuzz out provisioner/devopslab
 
 -include $(LIB_OBJ:.o=.d) $(VERB_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tests/.*.d)
+
+# --- test harnesses: tests/harness/NAME.c -> $(BUILD)/tests/harness/NAME -------
+# Small drivers that integration tests run (never installed).
+HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
+HARNESS_BIN := $(HARNESS_SRC:tests/harness/%.c=$(BUILD)/tests/harness/%)
+
+$(BUILD)/tests/harness/%: tests/harness/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MF $(BUILD)/tests/harness/.$*.d $(SAN_LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+tests: $(HARNESS_BIN)
+test-integration: $(HARNESS_BIN)
+
+-include $(wildcard $(BUILD)/tests/harness/.*.d)

@@ -74,6 +74,8 @@ static void child(char *const argv[], const struct exec_opts *o, int in, int out
 		if (fd != errp)
 			close(fd);
 	signal(SIGPIPE, SIG_DFL);
+	if (o && o->root && (chroot(o->root) < 0 || chdir("/") < 0))
+		goto fail;
 	execvpe(argv[0], argv, o && o->env ? o->env : environ);
 fail:
 	e = errno;
@@ -81,14 +83,17 @@ fail:
 	_exit(127);
 }
 
-/* Feed stdin (small: argument-sized data) and drain both pipes. */
-static int pump(int in_w, const struct exec_opts *o, int out_r, int err_r, struct capture *co, struct capture *ce)
+/* Feed stdin (small: argument-sized data) and drain both pipes. The
+ * write end is closed as soon as everything is written (*in_w = -1): a
+ * child that reads stdin to its end must see EOF while we still wait for
+ * its output. */
+static int pump(int *in_w, const struct exec_opts *o, int out_r, int err_r, struct capture *co, struct capture *ce)
 {
 	size_t off = 0;
 	int r = 0;
 
-	while (out_r >= 0 || err_r >= 0 || in_w >= 0) {
-		struct pollfd p[3] = { { out_r, POLLIN, 0 }, { err_r, POLLIN, 0 }, { in_w, POLLOUT, 0 } };
+	while (out_r >= 0 || err_r >= 0 || *in_w >= 0) {
+		struct pollfd p[3] = { { out_r, POLLIN, 0 }, { err_r, POLLIN, 0 }, { *in_w, POLLOUT, 0 } };
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -104,12 +109,14 @@ static int pump(int in_w, const struct exec_opts *o, int out_r, int err_r, struc
 			if (r == 0)
 				*fd = -1; /* closed by the caller */
 		}
-		if (in_w >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			ssize_t n = o->stdin_len > off ? write(in_w, o->stdin_data + off, o->stdin_len - off) : 0;
+		if (*in_w >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t n = o->stdin_len > off ? write(*in_w, o->stdin_data + off, o->stdin_len - off) : 0;
 			if (n > 0)
 				off += (size_t)n;
-			if (n <= 0 || off >= o->stdin_len)
-				in_w = -1;
+			if (n <= 0 || off >= o->stdin_len) {
+				close(*in_w);
+				*in_w = -1;
+			}
 		}
 	}
 	return 0;
@@ -147,7 +154,7 @@ int exec_run(char *const argv[], const struct exec_opts *opts, struct exec_resul
 	{
 		struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 		sigaction(SIGPIPE, &ign, &old);
-		r = pump(in[1], opts, out[0], err[0], &co, &ce);
+		r = pump(&in[1], opts, out[0], err[0], &co, &ce);
 		sigaction(SIGPIPE, &old, NULL);
 	}
 	if (in[1] >= 0)

@@ -20,6 +20,10 @@ struct exec_opts {
 	size_t max_output;       /* cap per stream; 0 = EXEC_DEFAULT_MAX_OUTPUT */
 	const char *stdin_data;  /* NULL: /dev/null */
 	size_t stdin_len;
+	/* Non-NULL: the child does chroot(root) + chdir("/") before execve, so
+	 * argv[0] (and a PATH search) is resolved inside that root. The caller
+	 * must be root; a failed chroot is reported like a failed exec. */
+	const char *root;
 };
 
 struct exec_result {

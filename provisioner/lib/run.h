@@ -49,6 +49,7 @@ struct run_ctx {
 	void *secrets; /* bundle: the decrypted secrets (never logged) */
 	void *install; /* install: struct install_paths (sysconf.h): what firstboot-install lays down */
 	void *gate;    /* install: struct install_gate (gate.h): what the verb established before the plan */
+	void *boot;    /* bootloader: struct bootloader_opts (bootloader.h); NULL = the defaults */
 
 	/* Engine-managed, per step. */
 	struct json_object *result;  /* set by apply() via run_ctx_set_result(); recorded in the journal */

@@ -10,6 +10,7 @@
  * this build": the engine stops there and says so.
  */
 #include "step.h"
+#include "bootloader.h"
 #include "cluster.h"
 #include "disk-step.h"
 #include "gate.h"
@@ -45,7 +46,7 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_CONFIG_TIMEZONE] = &sysconf_timezone_ops, /* install: configure */
 
-	[STEP_BOOTLOADER] = NULL,        /* install: boot loader */
+	[STEP_BOOTLOADER] = &bootloader_ops, /* install: boot loader */
 
 	[STEP_FIRSTBOOT_INSTALL] = &sysconf_firstboot_ops, /* install: firstboot unit */
 

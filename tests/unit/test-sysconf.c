@@ -221,7 +221,6 @@ static void test_registered(void **state)
 	assert_ptr_equal(step_ops_table[STEP_CONFIG_USERS], &sysconf_users_ops);
 	assert_ptr_equal(step_ops_table[STEP_CONFIG_TIMEZONE], &sysconf_timezone_ops);
 	assert_ptr_equal(step_ops_table[STEP_FIRSTBOOT_INSTALL], &sysconf_firstboot_ops);
-	assert_null(step_ops_table[STEP_BOOTLOADER]); /* not implemented: says so */
 }
 
 static void test_hostname(void **state)
