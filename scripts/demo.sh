@@ -1,26 +1,43 @@
 #!/bin/bash
-# scripts/demo.sh — what `make demo` runs: the example cluster, end to end as
-# far as this build goes: validate the manifest, make a signed bundle with
-# encrypted secrets, verify it, print the plan every node will execute, then
-# build the boot image around the bundle and boot it under QEMU (UEFI,
-# Secure Boot on, a blank NVMe, the NIC of devops-node-01), showing the
-# console: on a terminal interactively (Ctrl-A X quits QEMU), otherwise
-# printed until the rescue shell. DEMO_MODE=bios-cd|bios-usb|uefi-cd picks
-# another boot; DEMO_BOOT=0 stops after the plan.
-# Work files go to out/demo/ (placeholder assets: not a real rootfs or cloud
-# image; keys generated there on first run).
+# scripts/demo.sh — what `make demo` runs: the example cluster's first node,
+# end to end as far as this build goes: validate the manifest, make a signed
+# bundle with encrypted secrets around the Debian-only root file system
+# (`make rootfs`: Proxmox's repository is not reachable here, see
+# docs/install.md), verify it, print the plan every node will execute, build
+# the boot image and boot it under QEMU (UEFI, Secure Boot on, a blank NVMe,
+# the NIC of devops-node-01): the image installs the node and reboots; then
+# the installed NVMe boots alone, Secure Boot still on, to its login prompt
+# (root's password is root_password in out/demo/secrets.env). On a terminal
+# the installed system's console is interactive (Ctrl-A X quits QEMU).
+# The demo manifest is examples/homelab.yaml with cluster.unattended: true
+# (no keyboard: the image writes the disk by itself). DEMO_MODE=bios-cd|
+# uefi-cd picks another firmware; DEMO_BOOT=0 stops after the plan.
+# Work files go to out/demo/ (the cloud image and K3s assets are
+# placeholders; keys generated there on first run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bin=$top/provisioner/devopslab
-manifest=examples/homelab.yaml
 out=out/demo
+manifest=$out/homelab.yaml
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "1. Validate the manifest ($manifest)"
+mkdir -p "$out/assets"
+/usr/bin/python3 - examples/homelab.yaml "$manifest" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+# the example, unattended: the boot image writes the selected disk by itself
+out = text.replace("  keyboard: us\n", "  keyboard: us\n  unattended: true\n", 1)
+assert out != text
+open(sys.argv[2], "w").write(out)
+PY
+say "1. Validate the manifest ($manifest: examples/homelab.yaml, unattended)"
 "$bin" validate "$manifest"
 
-say "2. Make the inputs of a bundle (placeholder assets, secrets, keys) in $out"
+say "2. The inputs of a bundle: the Debian-only rootfs, secrets, keys (in $out)"
+rootfs=out/rootfs/debian-13-rootfs.tar.zst
+[ -s "$rootfs" ] || image/rootfs.sh --variant debian --out out/rootfs
+cp "$rootfs" "$out/assets/debian-13-rootfs.tar.zst"
 scripts/example-inputs.sh "$manifest" "$out"
 ls -l "$out" "$out/assets"
 
@@ -42,28 +59,58 @@ say "5. The plan: the ordered steps install and firstboot will execute"
 }
 
 say "6. Build the boot image around the bundle (Debian's signed kernel, initramfs, ISO, netboot)"
-image/build.sh --pubkey "$out/signing.pub" --bundle "$out/homelab.bundle" --timeout 2
+# The secrets' key on the kernel command line (secrets.key_source: cmdline).
+image/build.sh --pubkey "$out/signing.pub" --bundle "$out/homelab.bundle" --timeout 2 \
+	--cmdline "devopslab.secret_key=$(cat "$out/secret.key") devopslab.reboot_delay=5"
 cat out/image-info.txt
 
 mode=${DEMO_MODE:-uefi-sb-cd}
+case $mode in
+uefi-sb-cd) disk_mode=uefi-sb-disk ;;
+uefi-cd) disk_mode=uefi-disk ;;
+bios-cd | bios-usb) disk_mode=bios-disk ;;
+*) echo "demo: DEMO_MODE is uefi-sb-cd, uefi-cd, bios-cd or bios-usb" >&2; exit 2 ;;
+esac
+rm -rf "$out/vm" "$out/vm2"
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; true' EXIT
+show() { # LOG PID UNTIL-REGEX
+	local tailpid
+	tail -n +1 -f "$1" --pid "$2" | LC_ALL=C sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/[^[:print:]\t]//g' &
+	tailpid=$!
+	for _ in $(seq 1800); do
+		grep -aqE "$3" "$1" && break
+		kill -0 "$2" 2>/dev/null || break
+		sleep 1
+	done
+	sleep 1
+	kill "$tailpid" 2>/dev/null || true
+	echo
+}
+
 say "7. Boot out/devopslab.iso under QEMU ($mode): NVMe serial DEMO-NVME-0001, MAC 52:54:00:0a:00:01"
-args=(--mode "$mode" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001 --workdir "$out/vm")
-if [ -t 0 ] && [ -t 1 ]; then
-	echo "(Ctrl-A X quits QEMU)"
-	exec scripts/qemu-boot.sh "${args[@]}" --interactive
-fi
 log=$out/console.log
 : >"$log"
+pid=$(scripts/qemu-boot.sh --mode "$mode" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001 --memory 2048 \
+	--workdir "$out/vm" --log "$log" --background)
+show "$log" "$pid" 'reboot: Restarting system|\(devopslab rescue\)'
+if grep -aq '(devopslab rescue)' "$log"; then
+	say "The install stopped in the image's rescue shell (console log: $log)"
+	exit 1
+fi
+while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+pid=
+
+say "8. Boot the installed NVMe alone ($disk_mode)"
+args=(--mode "$disk_mode" --nvme "$out/vm/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001
+	--memory 2048 --workdir "$out/vm2")
+if [ -t 0 ] && [ -t 1 ]; then
+	echo "(log in as root with root_password from $out/secrets.env; Ctrl-A X quits QEMU)"
+	exec scripts/qemu-boot.sh "${args[@]}" --interactive
+fi
+log=$out/installed.log
+: >"$log"
 pid=$(scripts/qemu-boot.sh "${args[@]}" --log "$log" --background)
-trap 'kill $pid 2>/dev/null || true' EXIT
-tail -n +1 -f "$log" --pid "$pid" | LC_ALL=C sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/[^[:print:]\t]//g' &
-tailpid=$!
-for _ in $(seq 300); do
-	grep -aq '(devopslab rescue)' "$log" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 1
-done
-sleep 1
-kill "$tailpid" 2>/dev/null || true
-echo
-say "Done. The node stopped in its rescue shell as designed (console log: $log)"
+show "$log" "$pid" 'login: '
+grep -aq 'login: ' "$log" || { say "The installed system did not reach its login prompt (log: $log)"; exit 1; }
+say "Done: devops-node-01 is installed and boots from its NVMe (console logs: $out/console.log, $log)"

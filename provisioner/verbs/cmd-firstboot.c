@@ -425,6 +425,7 @@ int verb_firstboot(int argc, char *argv[])
 	r = parse_args(argc, argv, &o);
 	if (r != 0)
 		return r > 0 ? EXIT_OK : EXIT_BADINPUT;
+	log_info("provisioner started: devopslab firstboot (node %s)", o.node);
 	r = load_inputs(&o, &m, &secrets, password);
 	if (r != EXIT_OK)
 		return r;

@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bootloader.h"
 #include "bundle.h"
 #include "disk-step.h"
 #include "disk.h"
@@ -636,6 +637,7 @@ static int step_install(struct install_ctx *c)
 		.extract_progress = on_extract, .userdata = c,
 	};
 	struct disk_probe_opts probe = { .sysfs = c->a.sysfs, .dev = c->a.dev, .proc = c->a.proc };
+	struct bootloader_opts boot = { .proc = c->a.proc };
 	struct disk_step_state st;
 	struct target tg = TARGET_INIT;
 	struct run_ctx ctx;
@@ -664,6 +666,7 @@ static int step_install(struct install_ctx *c)
 	ctx.install = &paths;
 	ctx.gate = &c->gate;
 	ctx.disk = &st;
+	ctx.boot = &boot;
 	ctx.progress = on_step;
 	ctx.userdata = c;
 	r = step_run(&ctx, early, STEP_PHASE_INSTALL);

@@ -66,7 +66,7 @@ e2e_console() {
 e2e_wait() { # NAME REGEX [SECONDS]
 	local name=$1 re=$2 tmo=${3:-$E2E_BOOT_TIMEOUT} start=$SECONDS
 	while ((SECONDS - start < tmo)); do
-		if e2e_console "$name" | grep -aEq -- "$re"; then
+		if e2e_console "$name" | grep -aE -- "$re" >/dev/null; then
 			echo "e2e: $name: '$re' after $((SECONDS - start)) s"
 			return 0
 		fi
@@ -82,7 +82,7 @@ e2e_wait() { # NAME REGEX [SECONDS]
 }
 
 e2e_assert() { # NAME TEXT
-	e2e_console "$1" | grep -aqF -- "$2" || { e2e_console "$1" | tail -40 >&2; fail "$1: console lacks '$2'"; }
+	e2e_console "$1" | grep -aF -- "$2" >/dev/null || { e2e_console "$1" | tail -40 >&2; fail "$1: console lacks '$2'"; }
 }
 
 # The boot stopped in the rescue shell and stays there: QEMU (-no-reboot)

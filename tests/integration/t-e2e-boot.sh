@@ -69,7 +69,7 @@ e2e_stop bios-cd
 e2e_boot usb bios-usb --mac 52:54:00:0a:00:03 --nvme-serial E2E-USB-0003
 e2e_boot pxe pxe-bios --pxe "$OUT/pxe" --mac 52:54:00:0a:00:01 --nvme-serial E2E-PXE-0001
 check_install usb devops-node-03 52:54:00:0a:00:03 E2E-USB-0003
-e2e_console usb | grep -aqE 'devopslab: bundle: /run/devopslab/medium/devopslab/bundle.tar.zst \(on /dev/sd[a-z]1?\)' ||
+e2e_console usb | grep -aE 'devopslab: bundle: /run/devopslab/medium/devopslab/bundle.tar.zst \(on /dev/sd[a-z]1?\)' >/dev/null ||
 	fail "usb: the bundle was not found on the USB stick"
 e2e_stop usb
 check_install pxe devops-node-01 52:54:00:0a:00:01 E2E-PXE-0001

@@ -29,7 +29,7 @@ for vm in wrongkey corrupt; do
 	e2e_wait $vm 'devopslab: ERROR: '
 	e2e_assert $vm "devopslab: error: bundle verification failed: "
 	e2e_assert $vm "devopslab: ERROR: bundle verification failed (exit 4): the bundle is not trusted and was not used"
-	e2e_console $vm | grep -aq 'identified node' && fail "$vm: an unverified bundle was used"
+	e2e_console $vm | grep -a 'identified node' >/dev/null && fail "$vm: an unverified bundle was used"
 	e2e_assert_rescue $vm
 	e2e_stop $vm
 done
