@@ -14,10 +14,12 @@
  *      /run into the root (recursive, then slave, so nothing propagates
  *      back), and unmounts them again at one exit, success or failure;
  *   4. in the root: update-initramfs (-u, or -c when there is no initrd
- *      yet), grub-install --target=i386-pc DISK, grub-install
- *      --target=x86_64-efi --bootloader-id=proxmox (--no-nvram unless
- *      booted UEFI with efivars), again with --removable (EFI/BOOT/
- *      BOOTX64.EFI: firmware without our boot entry, OVMF), update-grub;
+ *      yet), grub-install --target=i386-pc DISK, update-grub (grub.cfg
+ *      does not depend on the EFI part), debconf's
+ *      grub2/force_efi_extra_removable, grub-install --target=x86_64-efi
+ *      --bootloader-id=proxmox (--no-nvram unless booted UEFI with
+ *      efivars), again with --removable (EFI/BOOT/BOOTX64.EFI: firmware
+ *      without our boot entry, OVMF);
  *   5. syncfs(2) of root and ESP, then the marker BOOTLOADER_MARKER
  *      (targets, disk, kernels found in /boot).
  * With shim-signed in the root, Debian's grub-install puts shim first
