@@ -14,7 +14,8 @@
 #   --nvme-serial S     the blank NVMe's serial                   [DEVOPSLAB-NVME-01]
 #   --nvme-size SIZE    its size (sparse)                         [20G]
 #   --nvme FILE         use this NVMe image as it is (an installed disk) [a blank one]
-#   --console-socket P  the serial console also on a UNIX socket (tests log in)
+#   --login-socket P    a virtio console (hvc0) on a UNIX socket: systemd starts a
+#                       getty there, free of kernel and service messages (tests log in)
 #   --memory MIB        guest RAM                                 [1024]
 #   --log FILE          serial console log (else: the terminal)
 #   --workdir DIR       scratch (NVMe image, OVMF VARS copy)      [mktemp]
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--nvme-serial) nvme_serial=$2; shift 2 ;;
 	--nvme-size) nvme_size=$2; shift 2 ;;
 	--nvme) nvme=$2; shift 2 ;;
-	--console-socket) sock=$2; shift 2 ;;
+	--login-socket) sock=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--workdir) workdir=$2; shift 2 ;;
@@ -57,12 +58,15 @@ args=(-machine q35,accel=tcg -cpu max -m "$memory" -smp 1 -display none -no-rebo
 	-nodefaults -no-user-config)
 if [ "$interactive" = 1 ]; then
 	args+=(-serial mon:stdio)
-elif [ -n "$sock" ]; then
-	args+=(-chardev "socket,id=ser0,path=$sock,server=on,wait=off${log:+,logfile=$log}" -serial chardev:ser0)
 elif [ -n "$log" ]; then
 	args+=(-serial "file:$log")
 else
 	args+=(-serial stdio)
+fi
+
+if [ -n "$sock" ]; then
+	args+=(-device virtio-serial-pci -chardev "socket,id=hvc0,path=$sock,server=on,wait=off"
+		-device virtconsole,chardev=hvc0)
 fi
 
 # The blank NVMe the provisioner must find by its serial (or a given one).

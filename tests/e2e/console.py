@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # tests/e2e/console.py SOCKET USER PASSWORD_FILE TIMEOUT CMD... — log in on
-# a guest's serial console (QEMU chardev socket, scripts/qemu-boot.sh
-# --console-socket) and run each CMD in the guest's shell. Prints, per
+# a guest's virtio console (hvc0 on a QEMU chardev socket, scripts/qemu-boot.sh
+# --login-socket: a getty with no kernel or service messages mixed in) and
+# run each CMD in the guest's shell. Prints, per
 # command:
 #   === CMD
 #   <its output>
@@ -61,7 +62,11 @@ def read_until(pattern, poke=None, poke_every=10.0):
 
 
 def send(text):
-    s.sendall(text.encode())
+    # a few bytes at a time: a guest still busy booting must not lose input
+    data = text.encode()
+    for i in range(0, len(data), 16):
+        s.sendall(data[i:i + 16])
+        time.sleep(0.01)
 
 
 # A getty may have printed its prompt before we connected: poke it.
@@ -73,7 +78,7 @@ send(password + "\n")
 # The shell: give it a prompt we know.
 read_until(r"[#$] $", poke="\n")
 send("PS1='E2E''# '; export TERM=dumb; stty -echo cols 300 2>/dev/null\n")
-read_until(r"\nE2E# $", poke="\n")
+read_until(r"E2E# $", poke="\n")
 for i, cmd in enumerate(cmds):
     # The markers are split in what is typed, whole only in what is printed.
     send("echo __E2E_B''EGIN_%d__; %s; echo __E2E_E''ND_%d__ $?\n" % (i, cmd, i))

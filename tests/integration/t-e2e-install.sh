@@ -82,9 +82,9 @@ e2e_console bios-again | grep -a 'Extracting the Proxmox VE root filesystem: don
 
 # Boot each installed disk alone and look inside.
 e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \
-	--memory 2048 --console-socket "$E2E/uefi-disk.sock"
+	--memory 2048 --login-socket "$E2E/uefi-disk.sock"
 e2e_boot bios-disk bios-disk --nvme "$E2E/vm-bios/nvme.img" --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 \
-	--memory 2048 --console-socket "$E2E/bios-disk.sock"
+	--memory 2048 --login-socket "$E2E/bios-disk.sock"
 
 inspect() { # NAME NODE IP
 	local out=$E2E/$1.inspect
@@ -106,6 +106,7 @@ inspect() { # NAME NODE IP
 		'journalctl -b -u devopslab-firstboot.service --no-pager -o cat | head -20' \
 		'wc -l < /var/lib/devopslab/install.journal' \
 		'cat /sys/kernel/security/lockdown' \
+		'ls -1 /boot/efi/EFI/proxmox /boot/efi/EFI/BOOT' \
 		>"$out" 2>"$out.err" || { cat "$out" "$out.err" >&2; fail "$1: cannot log in as root"; }
 	section() { awk -v c="=== $1" '$0 == c { on = 1; next } /^=== / { on = 0 } on' "$out"; }
 	assert_eq "$2" "$(section hostname)" "$1: host name"
@@ -127,6 +128,10 @@ inspect() { # NAME NODE IP
 		grep -q 'provisioner started: devopslab firstboot' || fail "$1: the first-boot service did not report"
 	# every install step of the plan, once: the gate, disk, rootfs, config, boot loader, first boot
 	assert_eq 16 "$(section 'wc -l < /var/lib/devopslab/install.journal')" "$1: install journal records"
+	# GRUB for UEFI through shim (Secure Boot), and the firmware's fallback path
+	for f in shimx64.efi grubx64.efi BOOTX64.EFI; do
+		section 'ls -1 /boot/efi/EFI/proxmox /boot/efi/EFI/BOOT' | grep -qx "$f" || fail "$1: no $f on the ESP"
+	done
 	echo "e2e: $1: installed system checked"
 }
 inspect uefi-disk devops-node-01 10.0.10.11
