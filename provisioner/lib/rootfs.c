@@ -198,7 +198,7 @@ static int rootfs_apply(struct run_ctx *ctx, const struct step *s)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return run_ctx_error(ctx, negative_errno(), "cannot open the rootfs asset '%s': %m", path);
-	r = rootfs_wipe(rootfd, ROOTFS_INSTALL_JOURNAL + 1);
+	r = rootfs_wipe(rootfd, &ROOTFS_INSTALL_JOURNAL[1]); /* relative to the root */
 	if (r == -EPERM)
 		return run_ctx_error(ctx, r, "refusing to empty '%s': it is this system's root", ctx->root);
 	if (r < 0)

@@ -52,6 +52,7 @@
 #include "gate.h"
 #include "input.h"
 #include "journal.h"
+#include "json-util.h"
 #include "log.h"
 #include "manifest.h"
 #include "node.h"
@@ -82,6 +83,7 @@ struct early_step {
 	const struct step *step;
 	enum journal_status status;
 	uint64_t elapsed_ms;
+	struct json_object *result; /* what apply() produced (a reference), or NULL */
 };
 
 struct install_ctx {
@@ -100,6 +102,7 @@ struct install_ctx {
 	struct install_gate gate;
 	struct early_step early[16];
 	size_t n_early;
+	const struct run_ctx *run; /* while the steps run: their results */
 	size_t n_applied;        /* steps applied in this run */
 	unsigned last_pct;       /* extraction progress last printed */
 };
@@ -510,6 +513,7 @@ static void on_step(const struct step_progress *p, void *userdata)
 			.step = p->step,
 			.status = p->event == STEP_EVENT_APPLIED ? JOURNAL_STATUS_APPLIED : JOURNAL_STATUS_FOUND,
 			.elapsed_ms = p->elapsed_usec / 1000,
+			.result = p->event == STEP_EVENT_APPLIED && c->run ? json_object_get(c->run->result) : NULL,
 		};
 }
 
@@ -579,8 +583,23 @@ static void log_step_error(const struct run_ctx *ctx, int r)
 	log_error("  %s", p);
 }
 
+/* What disk-select chose, for its journal record (its check() does the
+ * choosing, so the engine has no apply() result for it). */
+static struct json_object *selected_disk(const struct disk_target *t)
+{
+	_cleanup_json_ struct json_object *o = json_object_new_object();
+
+	if (!o || json_add_string(o, "path", t->path) < 0 ||
+	    (t->disk->serial && json_add_string(o, "serial", t->disk->serial) < 0) ||
+	    (t->disk->model && json_add_string(o, "model", t->disk->model) < 0) ||
+	    json_add_u64(o, "size_bytes", t->disk->size) < 0)
+		return NULL;
+	return TAKE_PTR(o);
+}
+
 /* The journal on the target, with the early steps this run did or found. */
-static int open_journal(struct install_ctx *c, const char *root, struct journal **ret)
+static int open_journal(struct install_ctx *c, const char *root, const struct disk_target *disk,
+			struct journal **ret)
 {
 	_cleanup_(journal_freep) struct journal *j = NULL;
 	char path[1100], dir[1100];
@@ -608,10 +627,15 @@ static int open_journal(struct install_ctx *c, const char *root, struct journal 
 		struct journal_record rec = {
 			.id = s->id, .phase = (char *)step_phase_to_string(s->phase), .node = s->node,
 			.status = c->early[i].status, .elapsed_ms = c->early[i].elapsed_ms,
+			.result = c->early[i].result,
 		};
+
+		_cleanup_json_ struct json_object *chosen = NULL;
 
 		if (old && streq(old->hash, s->params_hash))
 			continue;
+		if (s->kind == STEP_DISK_SELECT && !rec.result && disk->disk)
+			rec.result = chosen = selected_disk(disk);
 		memcpy(rec.hash, s->params_hash, sizeof(rec.hash));
 		r = journal_append(j, &rec);
 		if (r < 0) {
@@ -659,6 +683,7 @@ static int step_install(struct install_ctx *c)
 	st.probe = &probe;
 	st.confirmed = c->a.yes || (c->manifest->cluster.unattended && access(INSTALLER_MARKER, F_OK) == 0);
 	run_ctx_init(&ctx);
+	c->run = &ctx;
 	ctx.manifest = c->manifest;
 	ctx.node = node;
 	ctx.bundle = c->bundle;
@@ -689,7 +714,7 @@ static int step_install(struct install_ctx *c)
 		goto out;
 	}
 	log_info("new system mounted at %s (root %s, ESP %s)", tg.dir, tg.root_dev, tg.esp_dev);
-	r = open_journal(c, tg.dir, &journal);
+	r = open_journal(c, tg.dir, &st.target, &journal);
 	if (r < 0)
 		goto out;
 	ctx.root = tg.dir;
@@ -702,7 +727,13 @@ static int step_install(struct install_ctx *c)
 	}
 	ret = c->n_applied ? EXIT_REBOOT : EXIT_OK;
 out:
+	c->run = NULL;
 	run_ctx_done(&ctx);
+	for (size_t i = 0; i < c->n_early; i++) {
+		json_object_put(c->early[i].result);
+		c->early[i].result = NULL;
+	}
+	c->n_early = 0;
 	journal = journal_free(journal); /* closed before its file system goes */
 	if (target_umount(&tg) < 0) {
 		log_error("%s", tg.err);
