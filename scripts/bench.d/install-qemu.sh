@@ -15,7 +15,7 @@ fi
 command -v qemu-system-x86_64 >/dev/null || { echo "install-qemu: skipped: no QEMU"; exit 0; }
 cd "$BENCHTMP"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 mkdir -p assets
 $PY - "$TOP/examples/homelab.yaml" install.yaml <<'PY'
@@ -43,6 +43,8 @@ wait_line() { # LOG PID REGEX TIMEOUT START
 	echo $(($(date +%s) - $5))
 }
 
+: >install.log
+: >disk.log
 start=$(date +%s)
 pid=$("$TOP/scripts/qemu-boot.sh" --mode uefi-cd --iso out/devopslab.iso --log install.log --workdir vm \
 	--mac 52:54:00:0a:00:01 --nvme-serial BENCH-0001 --memory 2048 --background)
