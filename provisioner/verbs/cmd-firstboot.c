@@ -25,6 +25,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "plan.h"
+#include "progress.h"
 #include "run.h"
 #include "step.h"
 #include "util.h"
@@ -274,21 +275,7 @@ static void on_progress(void *userdata, const char *msg)
 static void on_step(const struct step_progress *p, void *userdata)
 {
 	(void)userdata;
-	switch (p->event) {
-	case STEP_EVENT_APPLY:
-		log_info("[%zu/%zu] %s", p->index, p->total, p->step->title);
-		break;
-	case STEP_EVENT_FOUND_DONE:
-	case STEP_EVENT_SKIP_JOURNAL:
-		log_info("[%zu/%zu] %s: already done", p->index, p->total, p->step->title);
-		break;
-	case STEP_EVENT_APPLIED:
-		log_info("[%zu/%zu] %s: done (%" PRIu64 " ms)", p->index, p->total, p->step->title,
-			 p->elapsed_usec / 1000);
-		break;
-	default:
-		break;
-	}
+	verbs_log_step(p);
 }
 
 /* The manifest and the root password: from the verified bundle and its

@@ -58,6 +58,7 @@
 #include "node.h"
 #include "plan.h"
 #include "preflight.h"
+#include "progress.h"
 #include "remotelog.h"
 #include "rootfs.h"
 #include "run.h"
@@ -484,29 +485,8 @@ static void on_step(const struct step_progress *p, void *userdata)
 {
 	struct install_ctx *c = userdata;
 
-	switch (p->event) {
-	case STEP_EVENT_APPLY:
-		log_info("[%zu/%zu] %s", p->index, p->total, p->step->title);
-		break;
-	case STEP_EVENT_FOUND_DONE:
-	case STEP_EVENT_SKIP_JOURNAL:
-		log_info("[%zu/%zu] %s: %s", p->index, p->total, p->step->title,
-			 p->event == STEP_EVENT_SKIP_JOURNAL ? "done earlier" : "already done");
-		break;
-	case STEP_EVENT_REAPPLY:
-		log_info("[%zu/%zu] %s: no longer done, doing it again", p->index, p->total, p->step->title);
-		break;
-	case STEP_EVENT_PARAMS_CHANGED:
-		log_info("[%zu/%zu] %s: the manifest changed it, looking again", p->index, p->total, p->step->title);
-		break;
-	case STEP_EVENT_APPLIED:
-		c->n_applied++;
-		log_info("[%zu/%zu] %s: done (%" PRIu64 ".%01" PRIu64 " s)", p->index, p->total, p->step->title,
-			 p->elapsed_usec / 1000000, p->elapsed_usec / 100000 % 10);
-		break;
-	default:
-		break;
-	}
+	verbs_log_step(p);
+	c->n_applied += p->event == STEP_EVENT_APPLIED;
 	/* Before the target's journal exists: kept, recorded once it does. */
 	if ((p->event == STEP_EVENT_APPLIED || p->event == STEP_EVENT_FOUND_DONE) && c->n_early < ELEMENTSOF(c->early))
 		c->early[c->n_early++] = (struct early_step){
