@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "fileio.h"
 
+#include <limits.h>
+#include <sys/stat.h>
+
 #include "util.h"
 
 int read_fd_capped(int fd, size_t max, char **ret, size_t *ret_size)
@@ -26,5 +29,24 @@ int read_fd_capped(int fd, size_t max, char **ret, size_t *ret_size)
 	buf[n] = 0;
 	*ret_size = n;
 	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return negative_errno();
 	return 0;
 }

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,11 +37,13 @@
 static inline void freep(void *p) { free(*(void **)p); }
 static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void closedirp(DIR **d) { if (*d) closedir(*d); }
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 /* Declare a pointer cleanup helper for a type with a foo_free() function. */
 #define DEFINE_FREE_FUNC(type, func)                 \

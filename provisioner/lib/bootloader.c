@@ -65,11 +65,6 @@ static void want_done(struct want *w)
 	*w = (struct want){ 0 };
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 /* ---- the config file ------------------------------------------------------ */
 
@@ -254,7 +249,7 @@ static int cmp_kver(const void *a, const void *b)
 /* The kernels in the target's /boot (regular files vmlinuz-KVER), sorted. */
 static int find_kernels(struct run_ctx *ctx, int rootfd, struct want *w)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd = openat(rootfd, "boot", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

@@ -74,15 +74,10 @@ static int scan_push(struct scan *s, char *path, uint64_t size)
 	return 0;
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 static int scan_dir(int dfd, const char *prefix, unsigned depth, struct scan *s)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd, r;
 

@@ -181,6 +181,11 @@ static int select_apply(struct run_ctx *ctx, const struct step *s)
 
 const struct step_ops disk_select_ops = { select_check, select_apply };
 
+bool disk_step_kind(enum step_kind k)
+{
+	return k == STEP_DISK_SELECT || k == STEP_DISK_PARTITION || k == STEP_DISK_LVM || k == STEP_DISK_FILESYSTEMS;
+}
+
 static int partition_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
 	struct disk_step_state *st;

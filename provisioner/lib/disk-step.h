@@ -55,6 +55,10 @@ int disk_step_open(struct disk_step_state *st, const struct manifest *m, const s
  * Proxmox installer assumes). */
 uint64_t disk_step_mem_total(void);
 
+/* True for the four kinds these ops implement (disk-select, -partition,
+ * -lvm, -filesystems). */
+bool disk_step_kind(enum step_kind k);
+
 extern const struct step_ops disk_select_ops;
 extern const struct step_ops disk_partition_ops;
 extern const struct step_ops disk_lvm_ops;

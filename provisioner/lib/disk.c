@@ -25,11 +25,6 @@
 
 #define ATTR_MAX 4096
 
-static inline void closedirp_(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 static struct errbuf err;
 #define failf(...) errbuf_setf(&err, __VA_ARGS__)
@@ -158,7 +153,7 @@ static int cmp_str(const void *a, const void *b)
 static int probe_by_id(struct disk *d, const char *dev)
 {
 	char dir[PATH_MAX];
-	_cleanup_(closedirp_) DIR *dh = NULL;
+	_cleanup_closedir_ DIR *dh = NULL;
 	struct dirent *de;
 	int r;
 
@@ -232,7 +227,7 @@ static int part_cmp(const void *a, const void *b)
 static int probe_sysfs_parts(struct disk *d, const char *sysfs)
 {
 	char dir[PATH_MAX];
-	_cleanup_(closedirp_) DIR *dh = NULL;
+	_cleanup_closedir_ DIR *dh = NULL;
 	struct dirent *de;
 
 	snprintf(dir, sizeof(dir), "%s/block/%s", sysfs, d->name);
@@ -502,7 +497,7 @@ static void mark_dev(struct disk_list *l, const char *sysfs, dev_t devnum, enum 
 			}
 	}
 	snprintf(dir, sizeof(dir), "%s/dev/block/%u:%u/slaves", sysfs, major(devnum), minor(devnum));
-	_cleanup_(closedirp_) DIR *dh = opendir(dir);
+	_cleanup_closedir_ DIR *dh = opendir(dir);
 	for (struct dirent *de; dh && (de = readdir(dh));) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -558,7 +553,7 @@ static void mark_swaps(struct disk_list *l, const char *sysfs, const char *proc)
 
 static void mark_holders_one(struct disk *d, const char *dir, const char *what)
 {
-	_cleanup_(closedirp_) DIR *dh = opendir(dir);
+	_cleanup_closedir_ DIR *dh = opendir(dir);
 	char detail[512];
 
 	for (struct dirent *de; dh && (de = readdir(dh));) {
@@ -650,7 +645,7 @@ int disk_probe_all(const struct disk_probe_opts *o, struct disk_list **ret)
 	o = o ? o : &defaults;
 	sysfs = opt_root(o->sysfs, "/sys");
 	snprintf(dir, sizeof(dir), "%s/block", sysfs);
-	_cleanup_(closedirp_) DIR *dh = opendir(dir);
+	_cleanup_closedir_ DIR *dh = opendir(dir);
 	if (!dh) {
 		r = negative_errno();
 		failf("cannot read %s: %s", dir, strerror(-r));

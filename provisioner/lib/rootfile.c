@@ -40,11 +40,6 @@ static int __attribute__((format(printf, 2, 3))) failf(int r, const char *fmt, .
 	return r;
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 /* Resolve `path` as the target system would, never leaving rootfd. */
 static int open_in_root(int rootfd, const char *path, int flags)
@@ -358,7 +353,7 @@ static int open_prefix_dir(int rootfd, const struct rootfile *f, DIR **ret)
 
 static int check_prefix(int rootfd, const struct rootfile *f, bool *ret_same)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int r;
 
@@ -520,7 +515,7 @@ static int replace(int dfd, const char *base, const struct rootfile *f)
 
 static int remove_prefix(int rootfd, const struct rootfile *f)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int r;
 

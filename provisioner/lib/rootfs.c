@@ -30,11 +30,6 @@ static const struct extract_limits rootfs_limits = {
 	.max_ratio = 1000,
 };
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 /* The asset's file and signed digest, from the step's parameters. */
 static int asset_of(struct run_ctx *ctx, const struct step *s, char *path, size_t size, char hex[65])
@@ -91,7 +86,7 @@ static int rootfs_check(struct run_ctx *ctx, const struct step *s, bool *ret_don
  * (a mount point below), so the directory itself cannot go. */
 static int wipe_dir(int dfd, dev_t dev, unsigned depth, bool top, const char *keep, bool *ret_kept)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd = dup(dfd);
 

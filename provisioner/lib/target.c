@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "lvm.h"
 #include "parse.h"
 #include "util.h"
@@ -30,11 +31,6 @@ __attribute__((format(printf, 3, 4))) static int fail(struct target *t, int erro
 	return error;
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 /* The partition number sysfs gives DIR/NAME, or 0. */
 static unsigned partition_number(int dirfd, const char *name)
@@ -59,7 +55,7 @@ static unsigned partition_number(int dirfd, const char *name)
 
 static int find_partition(const char *sysfs, const char *name, unsigned number, char *ret, size_t size)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	char path[512];
 	struct dirent *de;
 
@@ -96,25 +92,6 @@ int target_partition_node(const char *sysfs, const char *disk, unsigned number, 
 			return r == 0 ? -ENOENT : r;
 		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
 	}
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[512];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 int target_mount(struct target *t, const char *disk, const char *dir)

@@ -35,6 +35,7 @@
 #include "manifest.h"
 #include "parse.h"
 #include "plan.h"
+#include "progress.h"
 #include "run.h"
 #include "step.h"
 #include "util.h"
@@ -256,8 +257,7 @@ static bool confirm(const char *path)
 	return fgets(line, sizeof(line), stdin) && streq(line, "yes\n");
 }
 
-/* Exit status for a failure of disk_step_open() or of a stage. */
-static int exit_for(int r)
+int verbs_exit_for_disk(int r)
 {
 	switch (r) {
 	case -ENODEV: case -ENOTUNIQ: case -EPERM: case -EBUSY: case -EWOULDBLOCK: case -ENOSPC: case -EEXIST:
@@ -267,17 +267,6 @@ static int exit_for(int r)
 	default:
 		return EXIT_FAIL;
 	}
-}
-
-static void log_lines(const char *msg)
-{
-	const char *p = msg, *nl;
-
-	while ((nl = strchr(p, '\n'))) {
-		log_error("%.*s", (int)(nl - p), p);
-		p = nl + 1;
-	}
-	log_error("%s", p);
 }
 
 /* Load the manifest, find the node, then select (or take --device), open,
@@ -313,8 +302,8 @@ static int prepare(struct disk_args *a, const char *verb, struct manifest **ret_
 	if (r < 0) {
 		if (st->have_layout && !streq(verb, "disk apply"))
 			print_plan(&st->target);
-		log_lines(st->err);
-		return exit_for(r);
+		verbs_log_lines("", st->err);
+		return verbs_exit_for_disk(r);
 	}
 	if (!a->device)
 		log_info("node '%s': selected %s", n->name, st->target.path);
@@ -351,8 +340,7 @@ int verb_disk_plan(int argc, char *argv[])
 static bool is_disk_step(const struct step *s, void *userdata)
 {
 	(void)userdata;
-	return s->kind == STEP_DISK_SELECT || s->kind == STEP_DISK_PARTITION || s->kind == STEP_DISK_LVM ||
-	       s->kind == STEP_DISK_FILESYSTEMS;
+	return disk_step_kind(s->kind);
 }
 
 /* The disk steps of the node's plan — the ones `install` runs — in order. */
@@ -438,8 +426,8 @@ int verb_disk_apply(int argc, char *argv[])
 	ctx.userdata = &ap;
 	r = step_run(&ctx, steps, STEP_PHASE_ANY);
 	if (r < 0) {
-		log_lines(ctx.error[0] ? ctx.error : strerror(-r));
-		r = exit_for(r);
+		verbs_log_lines("", ctx.error[0] ? ctx.error : strerror(-r));
+		r = verbs_exit_for_disk(r);
 		goto out;
 	}
 	printf("%s: %s\n", st.target.path, ap.changed ? "done" : "already matches the layout, nothing to do");

@@ -49,6 +49,7 @@
 #include "disk.h"
 #include "extract.h"
 #include "fetch.h"
+#include "fileio.h"
 #include "gate.h"
 #include "input.h"
 #include "journal.h"
@@ -521,16 +522,11 @@ static void on_extract(uint64_t done, uint64_t total, void *userdata)
 	log_info("  extracting [%s] %3u%%  %" PRIu64 " / %" PRIu64 " MiB", bar, pct, done >> 20, total >> 20);
 }
 
-static bool is_disk_kind(enum step_kind k)
-{
-	return k == STEP_DISK_SELECT || k == STEP_DISK_PARTITION || k == STEP_DISK_LVM || k == STEP_DISK_FILESYSTEMS;
-}
-
 static bool is_early(const struct step *s, void *userdata)
 {
 	(void)userdata;
 	return s->phase == STEP_PHASE_INSTALL && (s->kind == STEP_BUNDLE_VERIFY || s->kind == STEP_NODE_IDENTIFY ||
-						  s->kind == STEP_PREFLIGHT || is_disk_kind(s->kind));
+						  s->kind == STEP_PREFLIGHT || disk_step_kind(s->kind));
 }
 
 static bool is_on_target(const struct step *s, void *userdata)
@@ -541,26 +537,15 @@ static bool is_on_target(const struct step *s, void *userdata)
 /* Exit status for a failed step. */
 static int exit_for_step(const struct run_ctx *ctx, int r)
 {
-	if (r == -EOPNOTSUPP)
-		return EXIT_FAIL;
-	if (ctx->failed_step && is_disk_kind(ctx->failed_step->kind))
-		switch (r) {
-		case -ENODEV: case -ENOTUNIQ: case -EPERM: case -EBUSY: case -EWOULDBLOCK: case -ENOSPC: case -EEXIST:
-			return EXIT_REFUSED;
-		}
+	if (ctx->failed_step && disk_step_kind(ctx->failed_step->kind))
+		return verbs_exit_for_disk(r);
 	return r == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
 }
 
 static void log_step_error(const struct run_ctx *ctx, int r)
 {
-	const char *msg = ctx->error[0] ? ctx->error : strerror(-r), *p = msg, *nl;
-
 	log_error("%s failed:", ctx->failed_step ? ctx->failed_step->id : "install");
-	while ((nl = strchr(p, '\n'))) {
-		log_error("  %.*s", (int)(nl - p), p);
-		p = nl + 1;
-	}
-	log_error("  %s", p);
+	verbs_log_lines("  ", ctx->error[0] ? ctx->error : strerror(-r));
 }
 
 /* What disk-select chose, for its journal record (its check() does the
@@ -587,14 +572,10 @@ static int open_journal(struct install_ctx *c, const char *root, const struct di
 
 	snprintf(dir, sizeof(dir), "%s/var/lib/devopslab", root);
 	snprintf(path, sizeof(path), "%s" ROOTFS_INSTALL_JOURNAL, root);
-	for (char *p = dir + strlen(root) + 1; (p = strchr(p, '/')); p++) {
-		*p = '\0';
-		(void)mkdir(dir, 0755);
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		log_error("cannot create '%s': %m", dir);
-		return -errno;
+	r = mkdir_p(dir, 0755);
+	if (r < 0) {
+		log_error("cannot create '%s': %s", dir, strerror(-r));
+		return r;
 	}
 	r = journal_open(path, JOURNAL_CREATE, &j);
 	if (r < 0) {
@@ -677,7 +658,7 @@ static int step_install(struct install_ctx *c)
 	r = step_run(&ctx, early, STEP_PHASE_INSTALL);
 	if (r < 0) {
 		log_step_error(&ctx, r);
-		if (ctx.failed_step && is_disk_kind(ctx.failed_step->kind) && r == -EPERM && !st.confirmed)
+		if (ctx.failed_step && disk_step_kind(ctx.failed_step->kind) && r == -EPERM && !st.confirmed)
 			log_error("nothing was written: run with --yes, or set cluster.unattended: true in the manifest "
 				  "to let the boot image write without asking");
 		ret = exit_for_step(&ctx, r);

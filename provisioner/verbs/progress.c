@@ -5,8 +5,20 @@
 #include "progress.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #include "log.h"
+
+void verbs_log_lines(const char *indent, const char *msg)
+{
+	const char *p = msg, *nl;
+
+	while ((nl = strchr(p, '\n'))) {
+		log_error("%s%.*s", indent, (int)(nl - p), p);
+		p = nl + 1;
+	}
+	log_error("%s%s", indent, p);
+}
 
 void verbs_log_step(const struct step_progress *p)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * progress.h — how the verbs that run plan steps (install, firstboot) log
- * the step engine's progress: one line per step event worth a line.
+ * progress.h — how the verbs that run plan steps (install, firstboot,
+ * disk apply) log the step engine's progress (one line per step event
+ * worth a line) and its multi-line failure messages.
  */
 #pragma once
 
@@ -10,3 +11,6 @@
 /* Log p ("[3/9] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,
  * WOULD_APPLY and FAILED (the verb reports a failure itself). */
 void verbs_log_step(const struct step_progress *p);
+
+/* Log msg as errors, one per line, each after indent. */
+void verbs_log_lines(const char *indent, const char *msg);

@@ -12,6 +12,11 @@
  * asking, as --yes does. */
 #define INSTALLER_MARKER "/etc/devopslab/installer-image"
 
+/* The exit status for a failure of a disk step (or of disk_step_open()):
+ * no disk / several / the policy / in use / too small are refusals (3),
+ * -EINVAL bad input (2), anything else 1. In cmd-disk.c. */
+int verbs_exit_for_disk(int r);
+
 enum {
 	EXIT_OK = 0,          /* success (also: nothing to do, already converged) */
 	EXIT_FAIL = 1,        /* the operation failed */
