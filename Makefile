@@ -46,7 +46,7 @@ else
 BIN := $(BUILD)/devopslab
 endif
 
-LIB_SRC := $(sort $(wildcard provisioner/basic/*.c provisioner/lib/*.c))
+LIB_SRC := $(sort $(wildcard provisioner/basic/*.c provisioner/lib/*.c provisioner/lib/*/*.c))
 VERB_SRC := $(sort $(wildcard provisioner/verbs/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))

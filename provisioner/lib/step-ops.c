@@ -9,13 +9,13 @@
  * parallel branches edit different lines. NULL means "not implemented in
  * this build": the engine stops there and says so.
  */
-#include "step.h"
-#include "bootloader.h"
-#include "cluster.h"
-#include "disk-step.h"
-#include "gate.h"
-#include "rootfs.h"
-#include "sysconf.h"
+#include "plan/step.h"
+#include "install/bootloader.h"
+#include "pve/cluster.h"
+#include "disk/disk-step.h"
+#include "node/gate.h"
+#include "install/rootfs.h"
+#include "install/sysconf.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = &gate_bundle_ops, /* install: gate */

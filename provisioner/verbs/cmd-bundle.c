@@ -10,13 +10,13 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bundle.h"
-#include "extract.h"
+#include "bundle/bundle.h"
+#include "bundle/extract.h"
 #include "input.h"
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "log.h"
-#include "secret.h"
-#include "sig.h"
+#include "bundle/secret.h"
+#include "bundle/sig.h"
 #include "util.h"
 #include "verbs.h"
 

@@ -20,17 +20,17 @@
 #include <fcntl.h>
 
 #include "base64.h"
-#include "cluster.h"
-#include "journal.h"
+#include "pve/cluster.h"
+#include "plan/journal.h"
 #include "log.h"
-#include "manifest.h"
-#include "plan.h"
+#include "manifest/manifest.h"
+#include "plan/plan.h"
 #include "progress.h"
-#include "run.h"
-#include "step.h"
+#include "plan/run.h"
+#include "plan/step.h"
 #include "util.h"
 #include "input.h"
-#include "secret.h"
+#include "bundle/secret.h"
 #include "verbs.h"
 
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */

@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "input.h"
-#include "json-util.h"
+#include "plan/json-util.h"
 #include "log.h"
-#include "manifest.h"
-#include "plan.h"
+#include "manifest/manifest.h"
+#include "plan/plan.h"
 #include "util.h"
 #include "verbs.h"
 

@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "input.h"
-#include "journal.h"
-#include "json-util.h"
+#include "plan/journal.h"
+#include "plan/json-util.h"
 #include "log.h"
-#include "manifest.h"
-#include "plan.h"
+#include "manifest/manifest.h"
+#include "plan/plan.h"
 #include "util.h"
 #include "verbs.h"
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "util.h"
 #include "verbs.h"
 

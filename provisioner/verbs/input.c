@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bundle.h"
-#include "extract.h"
+#include "bundle/bundle.h"
+#include "bundle/extract.h"
 #include "log.h"
-#include "secret.h"
-#include "sig.h"
+#include "bundle/secret.h"
+#include "bundle/sig.h"
 #include "util.h"
 #include "verbs.h"
 

@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "manifest.h"
-#include "secret.h"
+#include "manifest/manifest.h"
+#include "bundle/secret.h"
 
 struct bundle;
 struct secrets;

@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "step.h"
+#include "plan/step.h"
 
 /* Log p ("[3/9] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,
  * WOULD_APPLY and FAILED (the verb reports a failure itself). */

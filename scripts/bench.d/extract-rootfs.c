@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "extract.h"
+#include "bundle/extract.h"
 
 int main(int argc, char **argv)
 {

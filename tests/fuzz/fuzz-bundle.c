@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "bundle.h"
-#include "extract.h"
-#include "secret.h"
-#include "sig.h"
+#include "bundle/bundle.h"
+#include "bundle/extract.h"
+#include "bundle/secret.h"
+#include "bundle/sig.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

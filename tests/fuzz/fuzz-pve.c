@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "json-util.h"
-#include "pve.h"
+#include "pve/http.h"
+#include "plan/json-util.h"
+#include "pve/pve.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,10 +22,10 @@
 
 #include <json-c/json.h>
 
-#include "bootloader.h"
-#include "disk-step.h"
-#include "run.h"
-#include "step.h"
+#include "install/bootloader.h"
+#include "disk/disk-step.h"
+#include "plan/run.h"
+#include "plan/step.h"
 
 static int check(struct run_ctx *ctx, const struct step *s)
 {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The bootloader step (provisioner/lib/bootloader.c) on this host, driven by
+# The bootloader step (provisioner/lib/install/bootloader.c) on this host, driven by
 # build/tests/harness/bootloader-step: a sparse disk image on a loop device
 # with our GPT (1 MiB BIOS boot, ESP, root), the Debian 13 rootfs extracted
 # onto an ext4 root, then check/apply/check as the step engine runs them.

@@ -25,13 +25,13 @@
 
 #include <json-c/json.h>
 
-#include "bootloader.h"
-#include "disk-step.h"
+#include "install/bootloader.h"
+#include "disk/disk-step.h"
 #include "exec.h"
-#include "extract.h"
+#include "bundle/extract.h"
 #include "fake-tree.h"
-#include "run.h"
-#include "step.h"
+#include "plan/run.h"
+#include "plan/step.h"
 
 #define KVER "6.12.57+deb13-amd64"
 #define KVER2 "6.12.60+deb13-amd64"

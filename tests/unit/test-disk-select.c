@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "disk-select.h"
+#include "disk/disk-select.h"
 #include "util.h"
 
 static char root[256];

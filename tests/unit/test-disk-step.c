@@ -19,11 +19,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "disk-step.h"
-#include "json-util.h"
-#include "plan.h"
-#include "run.h"
-#include "step.h"
+#include "disk/disk-step.h"
+#include "plan/json-util.h"
+#include "plan/plan.h"
+#include "plan/run.h"
+#include "plan/step.h"
 
 static const char yaml[] =
 	"version: 1\n"

@@ -20,7 +20,7 @@
 #include <sys/sysmacros.h>
 #include <cmocka.h>
 
-#include "extract.h"
+#include "bundle/extract.h"
 #include "util.h"
 
 struct member {

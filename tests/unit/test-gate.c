@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gate.h"
-#include "manifest.h"
-#include "plan.h"
-#include "run.h"
+#include "node/gate.h"
+#include "manifest/manifest.h"
+#include "plan/plan.h"
+#include "plan/run.h"
 
 struct fixture {
 	struct manifest *m;

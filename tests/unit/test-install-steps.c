@@ -30,15 +30,15 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "bundle.h"
-#include "json-util.h"
-#include "plan.h"
-#include "rootfs.h"
-#include "run.h"
-#include "secret.h"
-#include "sig.h"
-#include "step.h"
-#include "sysconf.h"
+#include "bundle/bundle.h"
+#include "plan/json-util.h"
+#include "plan/plan.h"
+#include "install/rootfs.h"
+#include "plan/run.h"
+#include "bundle/secret.h"
+#include "bundle/sig.h"
+#include "plan/step.h"
+#include "install/sysconf.h"
 
 #define ASSET "debian-13-rootfs.tar.zst"
 #define BIG_BYTES (3u << 20)

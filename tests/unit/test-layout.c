@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "layout.h"
+#include "disk/layout.h"
 
 #define GiB (1024.0 * 1024 * 1024)
 #define MiB (1024.0 * 1024)

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "parse.h"
 #include "util.h"
 

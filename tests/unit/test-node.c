@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "extract.h"
-#include "node.h"
+#include "bundle/extract.h"
+#include "node/node.h"
 #include "util.h"
 
 static char root[64];

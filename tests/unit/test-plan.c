@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "plan.h"
+#include "plan/json-util.h"
+#include "plan/plan.h"
 
 static const char small[] =
 	"version: 1\n"

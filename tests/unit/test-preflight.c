@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "extract.h"
-#include "manifest.h"
-#include "preflight.h"
+#include "bundle/extract.h"
+#include "manifest/manifest.h"
+#include "node/preflight.h"
 #include "util.h"
 
 static char root[64], proc[96], sys[96], dev[96];

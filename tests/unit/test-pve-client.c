@@ -20,9 +20,9 @@
 #include <netinet/in.h>
 #include <time.h>
 
-#include "http.h"
-#include "json-util.h"
-#include "pve.h"
+#include "pve/http.h"
+#include "plan/json-util.h"
+#include "pve/pve.h"
 
 extern char **environ;
 

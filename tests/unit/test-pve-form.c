@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "http.h"
-#include "pve.h"
+#include "pve/http.h"
+#include "pve/pve.h"
 
 static char *encode(struct pve_params *p)
 {

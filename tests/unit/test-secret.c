@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "secret.h"
-#include "sig.h"
+#include "bundle/secret.h"
+#include "bundle/sig.h"
 #include "util.h"
 
 static const char good[] = "# comment\n"

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "sig.h"
+#include "bundle/sig.h"
 #include "util.h"
 
 #define KEYS "tests/data/keys/"

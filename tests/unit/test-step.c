@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "journal.h"
-#include "json-util.h"
-#include "plan.h"
-#include "run.h"
-#include "step.h"
+#include "plan/journal.h"
+#include "plan/json-util.h"
+#include "plan/plan.h"
+#include "plan/run.h"
+#include "plan/step.h"
 
 #define N 5
 

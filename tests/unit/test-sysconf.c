@@ -22,13 +22,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "plan.h"
-#include "rootfile.h"
-#include "run.h"
-#include "secret.h"
-#include "step.h"
-#include "sysconf.h"
+#include "plan/json-util.h"
+#include "plan/plan.h"
+#include "install/rootfile.h"
+#include "plan/run.h"
+#include "bundle/secret.h"
+#include "plan/step.h"
+#include "install/sysconf.h"
 
 #define PASSWORD "correct horse battery staple"
 

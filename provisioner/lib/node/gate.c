@@ -6,7 +6,7 @@
 
 #include <errno.h>
 
-#include "run.h"
+#include "plan/run.h"
 #include "util.h"
 
 static const struct install_gate *gate_of(const struct run_ctx *ctx, const struct step *s)

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 
 struct json_object;
 struct run_ctx;

@@ -11,7 +11,7 @@
 #pragma once
 
 #include "disk.h"
-#include "manifest.h"
+#include "manifest/manifest.h"
 
 struct disk_verdict {
 	const struct disk *disk;

@@ -12,7 +12,7 @@
 #include "disk-select.h"
 #include "disk-step.h"
 #include "disk.h"
-#include "run.h"
+#include "plan/run.h"
 #include "util.h"
 
 static int sfail(struct disk_step_state *st, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#include "step.h"
+#include "plan/step.h"
 
 #define SYSCONF_PROVISIONER "/usr/local/sbin/devopslab"
 #define SYSCONF_BUNDLE "/var/lib/devopslab/bundle.tar.zst"

@@ -13,7 +13,7 @@
 
 #include "lvm.h"
 #include "mkfs.h"
-#include "seed-id.h"
+#include "manifest/seed-id.h"
 #include "util.h"
 #include "wipe.h"
 

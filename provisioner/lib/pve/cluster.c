@@ -24,7 +24,7 @@
 
 #include "cert.h"
 #include "log.h"
-#include "run.h"
+#include "plan/run.h"
 
 struct cluster_ctx {
 	struct cluster_cfg cfg;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
-#include "lvm.h"
+#include "disk/lvm.h"
 #include "parse.h"
 #include "util.h"
 

@@ -21,10 +21,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "json-util.h"
+#include "plan/json-util.h"
 #include "rootfile.h"
-#include "run.h"
-#include "secret.h"
+#include "plan/run.h"
+#include "bundle/secret.h"
 #include "sysconf.h"
 #include "util.h"
 

@@ -18,7 +18,7 @@
 
 #include <stdio.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "step.h"
 
 struct json_object;

@@ -25,11 +25,11 @@
 #include <json-c/json.h>
 
 #include "bootloader.h"
-#include "disk-step.h"
+#include "disk/disk-step.h"
 #include "exec.h"
-#include "json-util.h"
+#include "plan/json-util.h"
 #include "rootfile.h"
-#include "run.h"
+#include "plan/run.h"
 #include "util.h"
 
 #define DISTRIBUTOR "Proxmox VE"

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "step.h"
 
 struct journal;

@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #include "layout.h"
-#include "seed-id.h"
+#include "manifest/seed-id.h"
 
 struct part_spec {
 	const struct layout *layout;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 
 #define NODE_MAX_NICS 64
 #define NODE_DMI_MAX 128

@@ -40,7 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "step.h"
+#include "plan/step.h"
 
 #define BOOTLOADER_MARKER "/var/lib/devopslab/bootloader.done"
 #define BOOTLOADER_CFG "/etc/default/grub.d/devopslab.cfg"

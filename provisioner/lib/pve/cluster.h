@@ -39,7 +39,7 @@
 
 #include "http.h"
 #include "pve.h"
-#include "step.h"
+#include "plan/step.h"
 
 #define CLUSTER_MAX_NODES 64
 

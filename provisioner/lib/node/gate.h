@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "step.h"
+#include "plan/step.h"
 
 /* run_ctx's `gate` slot, owned by the install verb. */
 struct install_gate {

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
-#include "extract.h"
+#include "bundle/bundle.h"
+#include "bundle/extract.h"
 #include "rootfile.h"
 #include "rootfs.h"
-#include "run.h"
+#include "plan/run.h"
 #include "sysconf.h"
 #include "util.h"
 

@@ -10,7 +10,7 @@
 #include "json-util.h"
 #include "plan.h"
 #include "run.h"
-#include "sig.h"
+#include "bundle/sig.h"
 
 static const char *const phase_names[_STEP_PHASE_MAX] = {
 	[STEP_PHASE_INSTALL] = "install",

@@ -22,7 +22,7 @@
  */
 #pragma once
 
-#include "step.h"
+#include "plan/step.h"
 
 #define ROOTFS_MARKER "/var/lib/devopslab/rootfs.sha256"
 /* The install phase's journal on the target: the one file the wipe keeps,

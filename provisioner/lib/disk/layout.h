@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 
 #define LAYOUT_MAX_PARTS 3
 #define LAYOUT_HARD_MIN_GIB 2 /* partition_bootable_disk(): die below */

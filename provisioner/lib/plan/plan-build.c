@@ -22,7 +22,7 @@
 
 #include "json-util.h"
 #include "plan-internal.h"
-#include "seed-id.h"
+#include "manifest/seed-id.h"
 
 /* The layout the Proxmox VE installer makes, which the disk steps are asked
  * to reproduce: BIOS boot partition, EFI system partition, one LVM PV. */

@@ -22,8 +22,8 @@
 #include <stdint.h>
 
 #include "disk-apply.h"
-#include "manifest.h"
-#include "step.h"
+#include "manifest/manifest.h"
+#include "plan/step.h"
 
 struct disk_step_state {
 	/* Options, set by the verb. */

@@ -11,7 +11,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 
-#include "json-util.h"
+#include "plan/json-util.h"
 #include "log.h"
 
 #define API_PREFIX "/api2/json"

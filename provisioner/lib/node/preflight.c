@@ -15,7 +15,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "util.h"
 
 const char *preflight_check_name(enum preflight_check c)

@@ -27,7 +27,7 @@
 #include "disk.h"
 #include "layout.h"
 #include "loop.h"
-#include "manifest.h"
+#include "manifest/manifest.h"
 #include "part.h"
 
 enum disk_verdict_code {
