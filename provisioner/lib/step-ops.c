@@ -9,7 +9,7 @@
  * parallel branches edit different lines. NULL means "not implemented in
  * this build": the engine stops there and says so.
  */
-#include "plan/step.h"
+#include "step-ops.h"
 #include "install/bootloader.h"
 #include "pve/cluster.h"
 #include "disk/disk-step.h"

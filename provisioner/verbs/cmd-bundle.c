@@ -16,7 +16,7 @@
 #include "manifest/manifest.h"
 #include "log.h"
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
 #include "util.h"
 #include "verbs.h"
 

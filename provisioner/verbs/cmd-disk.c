@@ -37,9 +37,11 @@
 #include "plan/plan.h"
 #include "progress.h"
 #include "plan/run.h"
+#include "plan/engine.h"
 #include "plan/step.h"
 #include "util.h"
 #include "verbs.h"
+#include "step-ops.h"
 
 /* The image's init creates this file; with cluster.unattended it stands in
  * for --yes (an operator at a shell never has it). */
@@ -400,6 +402,7 @@ int verb_disk_apply(int argc, char *argv[])
 		return r < 0 ? EXIT_OK : r;
 	disk_step_state_init(&st);
 	run_ctx_init(&ctx);
+	ctx.ops = step_ops_table;
 	r = prepare(&a, "disk apply", &m, &n, &st);
 	if (r != EXIT_OK)
 		goto out;

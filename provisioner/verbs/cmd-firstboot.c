@@ -27,11 +27,13 @@
 #include "plan/plan.h"
 #include "progress.h"
 #include "plan/run.h"
+#include "plan/engine.h"
 #include "plan/step.h"
 #include "util.h"
 #include "input.h"
 #include "bundle/secret.h"
 #include "verbs.h"
+#include "step-ops.h"
 
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
 
@@ -476,6 +478,8 @@ int verb_firstboot(int argc, char *argv[])
 	}
 
 	run_ctx_init(&ctx);
+
+	ctx.ops = step_ops_table;
 	ctx.manifest = m;
 	ctx.node = o.node;
 	ctx.root = "/";

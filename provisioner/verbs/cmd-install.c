@@ -64,11 +64,13 @@
 #include "install/rootfs.h"
 #include "plan/run.h"
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
 #include "install/sysconf.h"
 #include "install/target.h"
 #include "util.h"
 #include "verbs.h"
+#include "step-ops.h"
+#include "plan/engine.h"
 
 
 struct install_args {
@@ -644,6 +646,7 @@ static int step_install(struct install_ctx *c)
 	st.probe = &probe;
 	st.confirmed = c->a.yes || (c->manifest->cluster.unattended && access(INSTALLER_MARKER, F_OK) == 0);
 	run_ctx_init(&ctx);
+	ctx.ops = step_ops_table;
 	c->run = &ctx;
 	ctx.manifest = c->manifest;
 	ctx.node = node;

@@ -11,7 +11,7 @@
 #include "bundle/extract.h"
 #include "log.h"
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
 #include "util.h"
 #include "verbs.h"
 

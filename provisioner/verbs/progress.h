@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include "plan/engine.h"
 #include "plan/step.h"
 
 /* Log p ("[3/9] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,

@@ -21,7 +21,7 @@
 #include "bundle/bundle.h"
 #include "bundle/extract.h"
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

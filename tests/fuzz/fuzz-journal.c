@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "plan/journal.h"
+#include "plan/engine.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -32,6 +32,7 @@
 #include "fake-tree.h"
 #include "plan/run.h"
 #include "plan/step.h"
+#include "step-ops.h"
 
 #define KVER "6.12.57+deb13-amd64"
 #define KVER2 "6.12.60+deb13-amd64"

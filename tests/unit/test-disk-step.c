@@ -23,7 +23,9 @@
 #include "plan/json-util.h"
 #include "plan/plan.h"
 #include "plan/run.h"
+#include "plan/engine.h"
 #include "plan/step.h"
+#include "step-ops.h"
 
 static const char yaml[] =
 	"version: 1\n"
@@ -116,6 +118,7 @@ static int run(struct fixture *f, bool dry, bool confirmed, const char *device, 
 	st.ram_bytes = 8ULL << 30;
 	st.confirmed = confirmed;
 	run_ctx_init(&ctx);
+	ctx.ops = step_ops_table;
 	ctx.manifest = f->m;
 	ctx.node = "n1";
 	ctx.dry_run = dry;
@@ -158,6 +161,7 @@ static void test_no_state(void **state)
 	f->plan = disk_steps(f->m, STEP_DISK_FILESYSTEMS);
 	assert_int_equal(f->plan->n_steps, 4);
 	run_ctx_init(&ctx);
+	ctx.ops = step_ops_table;
 	ctx.manifest = f->m;
 	assert_int_equal(step_run(&ctx, f->plan, STEP_PHASE_ANY), -EINVAL);
 	assert_non_null(strstr(ctx.error, "no disk state"));

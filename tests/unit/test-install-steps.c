@@ -36,9 +36,11 @@
 #include "install/rootfs.h"
 #include "plan/run.h"
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
+#include "plan/engine.h"
 #include "plan/step.h"
 #include "install/sysconf.h"
+#include "step-ops.h"
 
 #define ASSET "debian-13-rootfs.tar.zst"
 #define BIG_BYTES (3u << 20)
@@ -272,6 +274,7 @@ static int run(struct fixture *f, struct run_ctx *ctx)
 {
 	memset(f->events, 0, sizeof(f->events));
 	run_ctx_init(ctx);
+	ctx->ops = step_ops_table;
 	ctx->manifest = f->m;
 	ctx->node = "devops-node-01";
 	ctx->root = f->root;
@@ -484,6 +487,8 @@ static void test_no_bundle(void **state)
 	bool done;
 
 	run_ctx_init(&ctx);
+
+	ctx.ops = step_ops_table;
 	ctx.root = f->root;
 	assert_int_equal(rootfs_extract_ops.check(&ctx, &f->plan->steps[0], &done), -EINVAL);
 	assert_non_null(strstr(ctx.error, "no verified bundle"));

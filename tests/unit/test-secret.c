@@ -13,7 +13,8 @@
 #include <cmocka.h>
 
 #include "bundle/secret.h"
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
+#include "bundle/sig-openssl.h"
 #include "util.h"
 
 static const char good[] = "# comment\n"

@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bundle/sig.h"
+#include "bundle/sig-mbedtls.h"
+#include "bundle/sig-openssl.h"
 #include "util.h"
 
 #define KEYS "tests/data/keys/"

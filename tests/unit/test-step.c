@@ -14,6 +14,7 @@
 #include "plan/json-util.h"
 #include "plan/plan.h"
 #include "plan/run.h"
+#include "plan/engine.h"
 #include "plan/step.h"
 
 #define N 5

@@ -27,8 +27,10 @@
 #include "install/rootfile.h"
 #include "plan/run.h"
 #include "bundle/secret.h"
+#include "plan/engine.h"
 #include "plan/step.h"
 #include "install/sysconf.h"
+#include "step-ops.h"
 
 #define PASSWORD "correct horse battery staple"
 
@@ -165,6 +167,7 @@ static int teardown(void **state)
 static void ctx_init(struct fixture *f, struct run_ctx *ctx)
 {
 	run_ctx_init(ctx);
+	ctx->ops = step_ops_table;
 	ctx->manifest = f->m;
 	ctx->node = "devops-node-01";
 	ctx->root = f->root;

@@ -18,6 +18,7 @@
 
 #include "bundle.h"
 #include "bundle-internal.h"
+#include "sig-openssl.h"
 #include "util.h"
 
 #define COPY_BLOCK (1u << 20)

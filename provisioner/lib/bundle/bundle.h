@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sig.h"
+#include "sig-mbedtls.h"
 
 #define BUNDLE_SUMS "SHA256SUMS"
 #define BUNDLE_SUMS_SIG "SHA256SUMS.sig"

@@ -10,7 +10,8 @@
 #include <sys/stat.h>
 
 #include "secret.h"
-#include "sig.h"
+#include "sig-mbedtls.h"
+#include "sig-openssl.h"
 #include "util.h"
 
 struct secret_item {

@@ -10,7 +10,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
 
-#include "sig.h"
+#include "sig-mbedtls.h"
 #include "util.h"
 
 struct sig_sha256 {

@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
-#include "sig.h"
+#include "sig-openssl.h"
 #include "util.h"
 
 struct sig_openssl_key {

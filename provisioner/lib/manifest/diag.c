@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "manifest.h"
+#include "diag.h"
 #include "util.h"
 
 int diags_add(struct diags *d, enum diag_severity severity, unsigned line, unsigned column, const char *path,

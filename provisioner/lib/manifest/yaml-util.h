@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "manifest.h"
+#include "diag.h"
 
 enum ynode_kind { YNODE_SCALAR, YNODE_MAPPING, YNODE_SEQUENCE };
 

@@ -5,7 +5,7 @@
  * The verb (install, firstboot) sets it up: run_ctx_init(), then fills in
  * the manifest, node, journal and the subsystem slots it needs; it owns
  * everything it puts in and frees it after run_ctx_done(). The engine
- * (step.c) only uses manifest, journal, dry_run, ops, progress, result,
+ * (engine.c) only uses manifest, journal, dry_run, ops, progress, result,
  * error and failed_step.
  *
  * Subsystem slots: each module that implements step kinds owns one slot's
@@ -22,6 +22,7 @@
 
 struct journal;
 struct json_object;
+struct step_progress;
 
 #define RUN_ERROR_MAX 512
 
@@ -32,7 +33,8 @@ struct run_ctx {
 	struct journal *journal;         /* borrowed; NULL = nothing recorded or remembered */
 	bool dry_run;                    /* check() only: never apply(), never append */
 
-	/* Ops per kind; NULL = the build's step_ops_table. Tests point it at fakes. */
+	/* Ops per kind: the verbs set the build's step_ops_table (step-ops.h);
+	 * tests point it at fakes. step_run() requires it. */
 	const struct step_ops *const *ops;
 
 	/* Progress callback (may be NULL) and its data. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * step.h — the step engine: the one runner for `install` and `firstboot`.
+ * step.h — what a step is: its phase, its kind, its parameters, and the
+ * ops (check/apply) that implement a kind.
  *
  * A plan (plan.h) is an ordered list of steps. Each step has a stable id
  * ("node/devops-node-01/disk/partition", "cluster/vm/devops-k3s-worker-01"),
@@ -9,19 +10,13 @@
  * does is bound per KIND through the ops table (step-ops.c): a read-only
  * check() ("already done?") and an apply().
  *
- * step_run() walks the plan in order:
- *   journal has the id with the same params hash -> check(); done: skip,
- *                                                   not done any more: apply
- *   otherwise                                    -> check(); done: record, skip
- *   apply -> check() again (must now say done, or the step failed: an apply
- *   that does not converge is an error) -> append to the journal.
- * It stops at the first failure (ctx->failed_step, ctx->error say which and
- * why); a re-run resumes, because done steps are skipped.
+ * The engine that runs the steps is engine.h (step_run()).
  *
  * Adding a kind: append it to enum step_kind (before _STEP_KIND_MAX) and to
  * the name table in step.c; ids and names are stable (they are in journals).
  * Implementing a kind: define a `const struct step_ops` in your module and
- * set its line in step-ops.c. A kind without ops stops the engine with
+ * set its line in lib/step-ops.c (the table the verbs hand the engine in
+ * ctx->ops; the engine itself knows no module that implements a kind). A kind without ops stops the engine with
  * "step KIND is not implemented in this build" — never a fake success.
  *
  * docs/plan.md lists every step, its id and its parameters.
@@ -126,59 +121,6 @@ struct step_ops {
 	int (*check)(struct run_ctx *ctx, const struct step *s, bool *ret_done);
 	int (*apply)(struct run_ctx *ctx, const struct step *s);
 };
-
-/* The build's registry (step-ops.c): one entry per kind, NULL = not implemented. */
-extern const struct step_ops *const step_ops_table[_STEP_KIND_MAX];
-
-/* Progress, reported through ctx->progress; the verb prints it. */
-enum step_event {
-	STEP_EVENT_BEGIN,           /* about to look at the step */
-	STEP_EVENT_SKIP_JOURNAL,    /* journal says done, check() confirms */
-	STEP_EVENT_FOUND_DONE,      /* not in the journal, check() says already done: recorded */
-	STEP_EVENT_REAPPLY,         /* journal says done but check() says no longer done */
-	STEP_EVENT_PARAMS_CHANGED,  /* journal has the id with another params hash */
-	STEP_EVENT_APPLY,           /* apply() starts */
-	STEP_EVENT_APPLIED,         /* applied, converged, recorded */
-	STEP_EVENT_WOULD_APPLY,     /* dry run: check() says not done */
-	STEP_EVENT_FAILED,          /* stopped here; ctx->error says why */
-	_STEP_EVENT_MAX,
-};
-
-const char *step_event_to_string(enum step_event e);
-
-
-struct step_progress {
-	const struct step *step;
-	size_t index, total;  /* 1-based position among the steps this run looks at */
-	enum step_event event;
-	uint64_t elapsed_usec; /* for APPLIED, FOUND_DONE, SKIP_JOURNAL, FAILED: since BEGIN */
-	int error;             /* for FAILED: the -errno */
-	const char *message;   /* for FAILED: ctx->error */
-};
-
-/*
- * The progress line, piece by piece, for verbs to print as events arrive:
- *   BEGIN        "[3/17] Creating VM devops-k3s-worker-01 ... "
- *   PARAMS_CHANGED "(parameters changed) ", REAPPLY "(no longer done) ", APPLY ""
- *   APPLIED      "done (2.1s)\n"        FOUND_DONE "already done\n"
- *   SKIP_JOURNAL "done earlier\n"      WOULD_APPLY "would apply\n"
- *   FAILED       "FAILED (0.3s)\n"  (the verb then prints ctx->error)
- * Returns the length written (truncated to size), or -EINVAL.
- */
-int step_progress_format(const struct step_progress *p, char *buf, size_t size);
-
-/*
- * Run the steps of `phase` (or STEP_PHASE_ANY) of plan, in order. Returns 0
- * when every step is done, or the first failure's -errno with
- * ctx->failed_step and ctx->error set:
- *   -EOPNOTSUPP  the kind has no ops in this build
- *   -EPROTO      apply() returned 0 but check() still says not done
- *   anything a check()/apply()/journal append returned.
- * The plan must have been built for ctx->node (plan_build(m, node, ...)) so
- * that it holds exactly the steps this machine runs.
- */
-struct plan;
-int step_run(struct run_ctx *ctx, const struct plan *plan, enum step_phase phase);
 
 /* Compute s->params_hash from s->params (plan.c calls it for every step). */
 int step_hash_params(struct step *s);

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h — the step engine: the one runner for `install` and `firstboot`.
+ *
+ * step_run() walks the plan in order:
+ *   journal has the id with the same params hash -> check(); done: skip,
+ *                                                   not done any more: apply
+ *   otherwise                                    -> check(); done: record, skip
+ *   apply -> check() again (must now say done, or the step failed: an apply
+ *   that does not converge is an error) -> append to the journal.
+ * It stops at the first failure (ctx->failed_step, ctx->error say which and
+ * why); a re-run resumes, because done steps are skipped.
+ *
+ *
+ * What a kind does comes from ctx->ops (the verbs pass lib/step-ops.h's
+ * table; tests pass fakes).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "step.h"
+
+struct plan;
+struct run_ctx;
+
+/* Progress, reported through ctx->progress; the verb prints it. */
+enum step_event {
+	STEP_EVENT_BEGIN,           /* about to look at the step */
+	STEP_EVENT_SKIP_JOURNAL,    /* journal says done, check() confirms */
+	STEP_EVENT_FOUND_DONE,      /* not in the journal, check() says already done: recorded */
+	STEP_EVENT_REAPPLY,         /* journal says done but check() says no longer done */
+	STEP_EVENT_PARAMS_CHANGED,  /* journal has the id with another params hash */
+	STEP_EVENT_APPLY,           /* apply() starts */
+	STEP_EVENT_APPLIED,         /* applied, converged, recorded */
+	STEP_EVENT_WOULD_APPLY,     /* dry run: check() says not done */
+	STEP_EVENT_FAILED,          /* stopped here; ctx->error says why */
+	_STEP_EVENT_MAX,
+};
+
+const char *step_event_to_string(enum step_event e);
+
+
+struct step_progress {
+	const struct step *step;
+	size_t index, total;  /* 1-based position among the steps this run looks at */
+	enum step_event event;
+	uint64_t elapsed_usec; /* for APPLIED, FOUND_DONE, SKIP_JOURNAL, FAILED: since BEGIN */
+	int error;             /* for FAILED: the -errno */
+	const char *message;   /* for FAILED: ctx->error */
+};
+
+/*
+ * The progress line, piece by piece, for verbs to print as events arrive:
+ *   BEGIN        "[3/17] Creating VM devops-k3s-worker-01 ... "
+ *   PARAMS_CHANGED "(parameters changed) ", REAPPLY "(no longer done) ", APPLY ""
+ *   APPLIED      "done (2.1s)\n"        FOUND_DONE "already done\n"
+ *   SKIP_JOURNAL "done earlier\n"      WOULD_APPLY "would apply\n"
+ *   FAILED       "FAILED (0.3s)\n"  (the verb then prints ctx->error)
+ * Returns the length written (truncated to size), or -EINVAL.
+ */
+int step_progress_format(const struct step_progress *p, char *buf, size_t size);
+
+/*
+ * Run the steps of `phase` (or STEP_PHASE_ANY) of plan, in order. Returns 0
+ * when every step is done, or the first failure's -errno with
+ * ctx->failed_step and ctx->error set:
+ *   -EOPNOTSUPP  the kind has no ops in this build
+ *   -EPROTO      apply() returned 0 but check() still says not done
+ *   anything a check()/apply()/journal append returned.
+ * The plan must have been built for ctx->node (plan_build(m, node, ...)) so
+ * that it holds exactly the steps this machine runs.
+ */
+int step_run(struct run_ctx *ctx, const struct plan *plan, enum step_phase phase);
