@@ -136,7 +136,8 @@ bench: deps all
 demo: deps all
 	scripts/demo.sh
 
-lint:
+lint: all
+	scripts/check-layout.py --objects $(BUILD)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
 		$(INCLUDES) --suppress=missingIncludeSystem provisioner
 
