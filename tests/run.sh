@@ -5,6 +5,9 @@
 #   tests/run.sh --unit BIN...           cmocka binaries
 #   tests/run.sh --integration SCRIPT... t-*.sh scripts (exit 0 pass, 77 skip)
 #
+# A failed integration test's text files (consoles, inspections, records)
+# are kept in $TEST_LOGDIR/<label>-<name>.files/.
+#
 # Environment: DEVOPSLAB (binary under test), TALLY (file to append
 # "pass|fail|skip NAME" lines to; the caller prints the total), LABEL
 # (prefix for the report lines, e.g. "asan"), TEST_TIMEOUT (seconds, 900).
@@ -32,8 +35,18 @@ for t in "$@"; do
 		t_tmo=$(sed -n 's/^# timeout: \([0-9]*\)$/\1/p' "$t" | head -1)
 		[ -n "$t_tmo" ] && tmo=$t_tmo
 		tmp=$(mktemp -d "/tmp/devopslab-test.$name.XXXXXX")
-		TOP=$top TESTTMP=$tmp timeout --kill-after=10 "$tmo" bash "$t" >"$log" 2>&1
+		TOP=$top TESTTMP=$tmp TEST_NAME=$name timeout --kill-after=10 "$tmo" bash "$t" >"$log" 2>&1
 		rc=$?
+		# A failed test leaves its small text files (consoles, inspections,
+		# simulator records) next to its log: what CI shows is enough to tell
+		# why. Disk images and ISOs are not kept.
+		if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+			keep="$logdir/$label-$name.files"
+			rm -rf "$keep"
+			(cd "$tmp" && find . -type f -size -8M \( -name '*.log' -o -name '*.out' -o -name '*.err' \
+				-o -name '*.inspect' -o -name '*.jsonl' -o -name '*.txt' -o -name '*.yaml' \) -print0 |
+				xargs -0r cp --parents -t "$(mkdir -p "$keep" && echo "$keep")") 2>/dev/null || true
+		fi
 		rm -rf "$tmp"
 	else
 		timeout --kill-after=10 "$tmo" "$t" >"$log" 2>&1
@@ -41,7 +54,9 @@ for t in "$@"; do
 	fi
 	secs=$(($(date +%s) - start))
 	case $rc in
-	0) record pass "$name"; printf 'PASS  %-6s %-40s %4ss\n' "$label" "$name" "$secs" ;;
+	0) record pass "$name"; printf 'PASS  %-6s %-40s %4ss\n' "$label" "$name" "$secs"
+	   # A test that passed only through a fallback says so on a NOTE: line.
+	   grep -a '^NOTE: ' "$log" | sed 's/^/    | /' || true ;;
 	77) record skip "$name"; printf 'SKIP  %-6s %-40s %s\n' "$label" "$name" "$(tail -n1 "$log")" ;;
 	*) record fail "$name"
 	   printf 'FAIL  %-6s %-40s %4ss (exit %s; log %s)\n' "$label" "$name" "$secs" "$rc" "$log"

@@ -114,7 +114,11 @@ e2e_boot bios-disk bios-disk --nvme "$E2E/vm-bios/nvme.img" --mac 52:54:00:0a:00
 inspect() { # NAME NODE IP
 	local out=$E2E/$1.inspect
 	e2e_wait "$1" "login: " 600
-	"$PY" "$TOP/tests/e2e/console.py" "$E2E/$1.sock" root "$E2E/root.pw" 300 \
+	# The login prompt comes before the boot is over (getty does not wait
+	# for networking): every check waits until systemd says the boot
+	# finished, however slow the machine is, then looks.
+	"$PY" "$TOP/tests/e2e/console.py" "$E2E/$1.sock" root "$E2E/root.pw" 900 \
+		'systemctl is-system-running --wait' \
 		'hostname' \
 		'cat /etc/hosts' \
 		'ip -color=never -4 -o addr show dev vmbr0' \
