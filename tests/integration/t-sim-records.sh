@@ -74,27 +74,31 @@ assert_eq 1 "$(count "$direct" 'r["method"] == "POST" and r["path"] == "/api2/js
 assert_eq "$n" "$(count "$direct" 'r["path"] != "/api2/json/access/ticket" or r["params"].get("password") == "<redacted>"')" \
 	"records with the password redacted or none"
 
-# 2. Four processes append 300 records each to one file: no torn line. ------------
+# 2. Four processes append 2000 records each to one file at once: no torn line. --
 conc=$TESTTMP/conc
 cat >"$TESTTMP/append.py" <<'PYEOF'
-import sys
+import os, sys, time
 sys.path.insert(0, sys.argv[1])
 import sim_record
 rec = sim_record.Recorder("pve", "pve1")
-for i in range(300):
+while not os.path.exists(sys.argv[3]):  # all start together
+    time.sleep(0.01)
+for i in range(2000):
     rec.record({"writer": int(sys.argv[2]), "seq": i, "pad": "x" * (4000 + i)})
 PYEOF
 pids=()
 for w in 1 2 3 4; do
-	bg_start env SIM_RECORD_DIR="$conc" TEST_NAME=t-conc LABEL=plain "$PY" "$TESTTMP/append.py" "$TOP/tests/sim" "$w"
+	bg_start env SIM_RECORD_DIR="$conc" TEST_NAME=t-conc LABEL=plain "$PY" "$TESTTMP/append.py" "$TOP/tests/sim" "$w" "$TESTTMP/go"
 	pids+=($!)
 done
+sleep 0.5
+touch "$TESTTMP/go"
 for p in "${pids[@]}"; do wait "$p" || fail "an appending process failed"; done
 "$PY" - "$conc/t-conc/pve-pve1.jsonl" <<'PYEOF' || fail "concurrent appends"
 import json, sys
 seen = sorted((r["writer"], r["seq"]) for r in map(json.loads, open(sys.argv[1], encoding="utf-8")))
-if seen != sorted((w, i) for w in range(1, 5) for i in range(300)):
-    sys.exit("FAIL: %d records, not each of 4 x 300 exactly once" % len(seen))
+if seen != sorted((w, i) for w in range(1, 5) for i in range(2000)):
+    sys.exit("FAIL: %d records, not each of 4 x 2000 exactly once" % len(seen))
 PYEOF
 rm -rf "$conc"
 
