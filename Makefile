@@ -2,12 +2,15 @@
 #
 #   make              build provisioner/devopslab
 #   make check        install deps, build, run every test (plain and ASan+UBSan)
+#   make test-unit | test-integration | test-cluster | test-e2e   one kind of test
 #   make demo         install deps, build, show the plan for the example bundle
 #   make fuzz         run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench        benchmarks (speed and memory targets live here, not in tests)
 #   make lint         cppcheck + the style checks
 #
 # BUILD=dir puts objects elsewhere; SAN=1 builds with ASan+UBSan (used by check).
+# SIM_RECORD_DIR=dir (check, test-*): every simulator also appends each request
+# it receives to dir/TEST/SIMULATOR-NODE.jsonl (tests/README.md).
 
 BUILD ?= build
 SAN ?= 0

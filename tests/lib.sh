@@ -1,15 +1,18 @@
 # tests/lib.sh — sourced by tests/integration/t-*.sh.
 # Provides: DEVOPSLAB (binary), TOP (repo), TESTTMP (scratch dir, removed
 # after the test), SHARED (../shared), PY (Debian's python3, which has
-# python3-yaml and python3-jsonschema), and small assertion helpers that
-# print both values when they fail.
+# python3-yaml and python3-jsonschema), TEST_NAME (tests/run.sh sets it; the
+# script's name when run directly: simulators file their records under it,
+# tests/README.md), and small assertion helpers that print both values when
+# they fail.
 set -euo pipefail
 : "${TOP:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 : "${DEVOPSLAB:=$TOP/provisioner/devopslab}"
 : "${TESTTMP:=$(mktemp -d)}"
+: "${TEST_NAME:=$(basename "$0" .sh)}"
 SHARED=${SHARED:-$TOP/../shared}
 PY=/usr/bin/python3
-export DEVOPSLAB TOP TESTTMP SHARED PY
+export DEVOPSLAB TOP TESTTMP TEST_NAME SHARED PY
 
 # PIDs started with bg_start are killed when the test exits, pass or fail.
 _test_pids=()

@@ -10,11 +10,22 @@
 #
 # Environment: DEVOPSLAB (binary under test), TALLY (file to append
 # "pass|fail|skip NAME" lines to; the caller prints the total), LABEL
-# (prefix for the report lines, e.g. "asan"), TEST_TIMEOUT (seconds, 900).
+# (prefix for the report lines, e.g. "asan"), TEST_TIMEOUT (seconds, 900),
+# SIM_RECORD_DIR (every simulator appends each request it receives to
+# SIM_RECORD_DIR/TESTDIR/SIMULATOR-NODE.jsonl; TESTDIR is the test's name,
+# "LABEL-name" for a LABEL other than plain; tests/README.md).
+# Each test gets TEST_NAME (its name) and LABEL in its environment.
 set -u
 mode=$1; shift
 top=$(cd "$(dirname "$0")/.." && pwd)
 label=${LABEL:-plain}
+case $label in *[!A-Za-z0-9._-]* | .*) echo "run.sh: LABEL '$label' is not a plain name" >&2; exit 2 ;; esac
+export LABEL=$label
+if [ -n "${SIM_RECORD_DIR:-}" ]; then
+	# Absolute: tests and simulators change directory.
+	mkdir -p "$SIM_RECORD_DIR" && SIM_RECORD_DIR=$(cd "$SIM_RECORD_DIR" && pwd) || exit 1
+	export SIM_RECORD_DIR
+fi
 tally=${TALLY:-}
 logdir=${TEST_LOGDIR:-$top/build/test-logs}
 mkdir -p "$logdir"
@@ -27,7 +38,15 @@ record() { # result name
 
 for t in "$@"; do
 	name=$(basename "$t" .sh)
+	export TEST_NAME=$name
 	log="$logdir/$label-$name.log"
+	if [ -n "${SIM_RECORD_DIR:-}" ]; then
+		# The test's records are this run's only (tests/sim/sim_record.py
+		# names the directory the same way).
+		recdir=$SIM_RECORD_DIR/$name
+		[ "$label" = plain ] || recdir=$SIM_RECORD_DIR/$label-$name
+		rm -rf "$recdir"
+	fi
 	start=$(date +%s)
 	tmo=${TEST_TIMEOUT:-900}
 	if [ "$mode" = --integration ]; then

@@ -28,7 +28,9 @@ What it models (docs/pve.md, "The simulator"):
     "skip" lets the first N matching requests through, "times" (-1 = always)
     bounds how often it fires; counters are shared by all processes.
   * Records every request as one JSON line {node, method, path, params,
-    status, auth} into $PVE_SIM_RECORD_DIR/NODE.jsonl (secrets redacted).
+    redacted, status, auth, time, login} into $PVE_SIM_RECORD_DIR/NODE.jsonl
+    and, with SIM_RECORD_DIR set, into
+    $SIM_RECORD_DIR/TESTDIR/pve-NODE.jsonl (secrets redacted; sim_record.py).
 """
 import argparse
 import base64
@@ -51,6 +53,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pve_schema_check  # noqa: E402
+import sim_record  # noqa: E402
 
 TICKET_LIFETIME = 7200
 SECRET_PARAMS = ("password", "key", "value", "new-password", "confirmation-password")
@@ -129,8 +132,7 @@ class Sim:
         self.state = State(a.state)
         self.schema = pve_schema_check.Schema(a.schema)
         self.csrf_secret = b"csrf-" + a.node.encode()
-        self.record_dir = os.environ.get("PVE_SIM_RECORD_DIR")
-        self.record_lock = threading.Lock()
+        self.recorder = sim_record.Recorder("pve", a.node, local_dir=os.environ.get("PVE_SIM_RECORD_DIR"))
         self.restart_until = 0.0
         self.conn_gen = 0
         with self.state as s:
@@ -405,18 +407,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return params
 
     def record(self, method, rawpath, params, status, auth):
-        d = self.sim.record_dir
-        if not d:
-            return
         red = {k: ("<redacted>" if k in SECRET_PARAMS else v) for k, v in params.items()}
-        line = json.dumps({"node": self.sim.node, "method": method, "path": rawpath, "params": red,
-                           "redacted": sorted(k for k in params if k in SECRET_PARAMS),
-                           "status": status, "auth": auth, "time": time.time(),
-                           "login": getattr(self, "login_kind", None)}, sort_keys=True)
+        self.sim.recorder.record({"node": self.sim.node, "method": method, "path": rawpath, "params": red,
+                                  "redacted": sorted(k for k in params if k in SECRET_PARAMS),
+                                  "status": status, "auth": auth, "time": time.time(),
+                                  "login": getattr(self, "login_kind", None)})
         self.login_kind = None
-        with self.sim.record_lock:
-            with open(os.path.join(d, "%s.jsonl" % self.sim.node), "a", encoding="utf-8") as f:
-                f.write(line + "\n")
 
     def matching_faults(self, method, path):
         try:
