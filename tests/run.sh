@@ -54,7 +54,7 @@ for t in "$@"; do
 		t_tmo=$(sed -n 's/^# timeout: \([0-9]*\)$/\1/p' "$t" | head -1)
 		[ -n "$t_tmo" ] && tmo=$t_tmo
 		tmp=$(mktemp -d "/tmp/devopslab-test.$name.XXXXXX")
-		TOP=$top TESTTMP=$tmp TEST_NAME=$name timeout --kill-after=10 "$tmo" bash "$t" >"$log" 2>&1
+		TOP=$top TESTTMP=$tmp timeout --kill-after=10 "$tmo" bash "$t" >"$log" 2>&1
 		rc=$?
 		# A failed test leaves its small text files (consoles, inspections,
 		# simulator records) next to its log: what CI shows is enough to tell

@@ -6,6 +6,7 @@
 # a simulator writes the same lines to the test's own PVE_SIM_RECORD_DIR; a
 # LABEL other than plain keeps its records apart; many processes appending
 # to one file never tear a line.
+# sanitizer: skip
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 
