@@ -9,7 +9,7 @@
 #   e2e_console NAME     the console log without escape sequences
 : "${E2E:=$TESTTMP}"
 export OUT=$E2E/out CACHE=${E2E_CACHE:-$TOP/out/cache} ZSTD_LEVEL=${ZSTD_LEVEL:-9}
-E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-240}
+E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-600}
 declare -A E2E_PID
 
 e2e_setup() {
@@ -81,6 +81,38 @@ e2e_wait() { # NAME REGEX [SECONDS]
 	fail "$name: no '$re' on the console within $tmo s"
 }
 
+# Like e2e_wait, for long work (an install): no total limit short of
+# SECONDS, but a guest whose kernel reported a stuck NVMe command and whose
+# console then stays silent for E2E_STALL seconds (300) is hung: returns 2
+# (the caller may power-cycle it, and says so). A guest that is only slow
+# (a loaded machine) keeps printing and is waited for.
+E2E_STALL=${E2E_STALL:-300}
+e2e_wait_or_hang() { # NAME REGEX [SECONDS]
+	local name=$1 re=$2 tmo=${3:-1800} start=$SECONDS size=-1 since=$SECONDS now
+	while ((SECONDS - start < tmo)); do
+		if e2e_console "$name" | grep -aE -- "$re" >/dev/null; then
+			echo "e2e: $name: '$re' after $((SECONDS - start)) s"
+			return 0
+		fi
+		if ! kill -0 "${E2E_PID[$name]}" 2>/dev/null; then
+			e2e_console "$name" | tail -40 >&2
+			cat "$E2E/vm-$name/qemu.out" >&2 || true
+			fail "$name: QEMU exited before '$re'"
+		fi
+		now=$(stat -c %s "$E2E/$name.log" 2>/dev/null || echo 0)
+		if [ "$now" != "$size" ]; then size=$now since=$SECONDS; fi
+		if ((SECONDS - since >= E2E_STALL)) &&
+			e2e_console "$name" | grep -aE 'nvme[0-9]+: I/O [0-9]+ (\(.*\) )?QID [0-9]+ timeout' >/dev/null; then
+			echo "e2e: $name: an NVMe command timed out and the console has been silent for $((SECONDS - since)) s"
+			e2e_console "$name" | grep -aE 'nvme|blocked for more than' | tail -20
+			return 2
+		fi
+		sleep 2
+	done
+	e2e_console "$name" | tail -40 >&2
+	fail "$name: no '$re' on the console within $tmo s"
+}
+
 e2e_assert() { # NAME TEXT
 	e2e_console "$1" | grep -aF -- "$2" >/dev/null || { e2e_console "$1" | tail -40 >&2; fail "$1: console lacks '$2'"; }
 }
@@ -88,7 +120,7 @@ e2e_assert() { # NAME TEXT
 # The boot stopped in the rescue shell and stays there: QEMU (-no-reboot)
 # still runs, and the image booted exactly once.
 e2e_assert_rescue() { # NAME
-	e2e_wait "$1" '^\(devopslab rescue\) .*#' 120
+	e2e_wait "$1" '^\(devopslab rescue\) .*#' 300
 	sleep 3
 	kill -0 "${E2E_PID[$1]}" 2>/dev/null || fail "$1: QEMU exited: the guest rebooted or powered off"
 	local boots

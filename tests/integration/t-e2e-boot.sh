@@ -15,7 +15,7 @@
 # reboot loop). The whole install: t-e2e-install.sh.
 # Refusals (wrong key, corrupt bundle, unknown MAC): t-e2e-refusals.sh.
 # sanitizer: skip
-# timeout: 600
+# timeout: 1800
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
@@ -38,7 +38,7 @@ sums=$(zstd -dc "$E2E/www/good.tar.zst" | tar -xO SHA256SUMS | sha256sum | cut -
 # before its first write, and the NVMe stays blank (checked from here).
 check_install() { # NAME NODE MAC SERIAL
 	e2e_wait "$1" 'devopslab: provisioner started'
-	e2e_wait "$1" 'devopslab: ERROR' 180
+	e2e_wait "$1" 'devopslab: ERROR' 600
 	e2e_assert "$1" "devopslab: bundle verified: 7 members"
 	e2e_assert "$1" "SHA256SUMS sha256 $sums"
 	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
@@ -55,23 +55,24 @@ check_install() { # NAME NODE MAC SERIAL
 	tail -c 1048576 "$E2E/vm-$1/nvme.img" | cmp -s -n 1048576 - /dev/zero || fail "$1: the NVMe's end was written to"
 }
 
-# Two guests at a time: TCG is single-threaded per guest.
+# One guest at a time: each is a busy host thread under TCG, and a machine
+# whose other core is taken must still give every guest a whole core.
 e2e_boot uefi-sb uefi-sb-cd --mac 52:54:00:0a:00:01 --nvme-serial E2E-SB-0001
-e2e_boot bios-cd bios-cd --mac 52:54:00:0a:00:02 --nvme-serial E2E-CD-0002
 check_install uefi-sb devops-node-01 52:54:00:0a:00:01 E2E-SB-0001
 e2e_assert uefi-sb "devopslab: kernel: secureboot: Secure boot enabled"
 e2e_assert uefi-sb "devopslab: kernel lockdown: none [integrity] confidentiality"
 e2e_assert uefi-sb "devopslab: bundle: /run/devopslab/medium/devopslab/bundle.tar.zst (on /dev/sr0)"
 e2e_stop uefi-sb
+e2e_boot bios-cd bios-cd --mac 52:54:00:0a:00:02 --nvme-serial E2E-CD-0002
 check_install bios-cd devops-node-02 52:54:00:0a:00:02 E2E-CD-0002
 e2e_stop bios-cd
 
 e2e_boot usb bios-usb --mac 52:54:00:0a:00:03 --nvme-serial E2E-USB-0003
-e2e_boot pxe pxe-bios --pxe "$OUT/pxe" --mac 52:54:00:0a:00:01 --nvme-serial E2E-PXE-0001
 check_install usb devops-node-03 52:54:00:0a:00:03 E2E-USB-0003
 e2e_console usb | grep -aE 'devopslab: bundle: /run/devopslab/medium/devopslab/bundle.tar.zst \(on /dev/sd[a-z]1?\)' >/dev/null ||
 	fail "usb: the bundle was not found on the USB stick"
 e2e_stop usb
+e2e_boot pxe pxe-bios --pxe "$OUT/pxe" --mac 52:54:00:0a:00:01 --nvme-serial E2E-PXE-0001
 check_install pxe devops-node-01 52:54:00:0a:00:01 E2E-PXE-0001
 e2e_assert pxe "devopslab: fetching the bundle from $url"
 e2e_assert pxe "devopslab: fetched $(stat -c %s "$E2E/www/good.tar.zst") bytes in 1 attempt"

@@ -16,7 +16,7 @@
 # the thin pool pve/data, the ESP mounted, swap on, the console carried
 # over, and the first-boot service started and reporting in its journal.
 # sanitizer: skip
-# timeout: 1800
+# timeout: 3600
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
@@ -50,51 +50,53 @@ e2e_build --pubkey "$E2E/signing.pub" --bundle "$E2E/install.tar.zst" --timeout 
 	--cmdline "devopslab.secret_key=$(cat "$E2E/secret.key") devopslab.reboot_delay=0 \
 sysctl.kernel.hung_task_timeout_secs=60 loglevel=5"
 
-# The install of NAME ends with the node installed and the image rebooting.
-# QEMU's emulated NVMe under TCG now and then never completes an I/O (seen
-# in about one run in five here: the guest kernel reports a task "blocked
-# for more than 60 seconds" and nothing moves again). A real machine that
-# hangs gets power-cycled, so this one is too, once: the install must then
-# resume and complete like after any power cut. $LAST[NAME] is the console
-# the install finished on.
+# One guest at a time: under TCG each guest is one busy host thread, and two
+# of them on a 2-core machine whose other core is taken (CI) each get half a
+# core. The install of NAME ends with the node installed and the image
+# rebooting; it is waited for as long as the guest makes progress. A guest
+# whose NVMe command timed out and that then stays silent is hung: like a
+# real machine it is power-cycled, once, and the install must resume and
+# complete like after any power cut; the test then says so on a NOTE: line
+# (docs/testing: the QEMU NVMe note). $LAST[NAME] is the console the install
+# finished on.
 declare -A LAST BOOTARGS
-installed() { # NAME NODE
-	local name=$1 re="devopslab: node $2 is installed \\([0-9]+ steps done in this run\\); reboot into it"
+installed() { # NAME NODE [VM-DIR-NAME]
+	local name=$1 re="devopslab: node $2 is installed \\([0-9]+ steps done in this run\\); reboot into it" rc=0
 	LAST[$name]=$name
-	e2e_wait "$name" "$re|blocked for more than [0-9]+ seconds" 900
-	if ! e2e_console "$name" | grep -aE "$re" >/dev/null; then
-		echo "e2e: $name: the guest's I/O hung (hung task on its console); power-cycling it once"
+	e2e_wait_or_hang "$name" "$re" 1800 || rc=$?
+	if [ "$rc" = 2 ]; then
+		echo "NOTE: $name: the guest's NVMe hung (see above); power-cycled once, the install must resume"
 		kill -KILL "${E2E_PID[$name]}"
 		wait "${E2E_PID[$name]}" 2>/dev/null || true
 		LAST[$name]=$name-cycled
 		# shellcheck disable=SC2086
 		e2e_boot "$name-cycled" ${BOOTARGS[$name]} --nvme "$E2E/vm-${3:-$name}/nvme.img"
-		e2e_wait "$name-cycled" "$re" 900
+		e2e_wait_or_hang "$name-cycled" "$re" 1800 || fail "$name-cycled: hung again after the power cycle"
 	fi
 	name=${LAST[$name]}
-	e2e_wait_exit "$name" 120 # the image reboots; QEMU (-no-reboot) exits
+	e2e_wait_exit "$name" 300 # the image reboots; QEMU (-no-reboot) exits
 	e2e_assert "$name" "devopslab: installed; remove the boot medium"
 	if e2e_console "$name" | grep -aE 'devopslab: (ERROR|error)'; then fail "$name: errors on the console"; fi
 }
 
-# 1. UEFI with Secure Boot, uninterrupted.  2. BIOS, killed during extraction.
+# 1. UEFI with Secure Boot, uninterrupted.
 BOOTARGS[uefi]="uefi-sb-cd --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 --memory 2048"
 BOOTARGS[bios-again]="bios-cd --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 --memory 2048"
 # shellcheck disable=SC2086
 e2e_boot uefi ${BOOTARGS[uefi]}
+installed uefi devops-node-01
+e2e_assert uefi "devopslab: kernel: secureboot: Secure boot enabled"
+e2e_assert "${LAST[uefi]}" "[1/9] Extracting the Proxmox VE root filesystem"
+
+# 2. BIOS, killed during the extraction (a power cut), then booted again.
 # shellcheck disable=SC2086
 e2e_boot bios ${BOOTARGS[bios-again]}
-
-e2e_wait bios 'devopslab:   extracting \[#####' 900
+e2e_wait_or_hang bios 'devopslab:   extracting \[#####' 1800 || fail "bios: hung before the extraction"
 kill -KILL "${E2E_PID[bios]}"
 wait "${E2E_PID[bios]}" 2>/dev/null || true
 echo "e2e: bios: killed during the extraction (SIGKILL)"
 # shellcheck disable=SC2086
 e2e_boot bios-again ${BOOTARGS[bios-again]} --nvme "$E2E/vm-bios/nvme.img"
-
-installed uefi devops-node-01
-e2e_assert uefi "devopslab: kernel: secureboot: Secure boot enabled"
-e2e_assert "${LAST[uefi]}" "[1/9] Extracting the Proxmox VE root filesystem"
 installed bios-again devops-node-02 bios
 # The resumed run: the GPT and LVM were found as the killed run left them
 # (nothing re-partitioned); the root file system, cut off while mounted,
@@ -105,15 +107,10 @@ e2e_assert "${LAST[bios-again]}" "Extracting the Proxmox VE root filesystem"
 e2e_console "${LAST[bios-again]}" | grep -a 'Extracting the Proxmox VE root filesystem: done' >/dev/null ||
 	fail "bios-again: the extraction was not redone"
 
-# Boot each installed disk alone and look inside.
-e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \
-	--memory 2048 --login-socket "$E2E/uefi-disk.sock"
-e2e_boot bios-disk bios-disk --nvme "$E2E/vm-bios/nvme.img" --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 \
-	--memory 2048 --login-socket "$E2E/bios-disk.sock"
-
+# Boot each installed disk alone (one guest at a time) and look inside.
 inspect() { # NAME NODE IP
 	local out=$E2E/$1.inspect
-	e2e_wait "$1" "login: " 600
+	e2e_wait_or_hang "$1" "login: " 1200 || fail "$1: hung before its login prompt"
 	# The login prompt comes before the boot is over (getty does not wait
 	# for networking): every check waits until systemd says the boot
 	# finished, however slow the machine is, then looks.
@@ -167,14 +164,18 @@ inspect() { # NAME NODE IP
 	done
 	echo "e2e: $1: installed system checked"
 }
+e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \
+	--memory 2048 --login-socket "$E2E/uefi-disk.sock"
 inspect uefi-disk devops-node-01 10.0.10.11
+e2e_stop uefi-disk
+e2e_boot bios-disk bios-disk --nvme "$E2E/vm-bios/nvme.img" --mac 52:54:00:0a:00:02 --nvme-serial E2E-INST-0002 \
+	--memory 2048 --login-socket "$E2E/bios-disk.sock"
 inspect bios-disk devops-node-02 10.0.10.12
+e2e_stop bios-disk
 grep -A2 '=== cat /sys/kernel/security/lockdown' "$E2E/uefi-disk.inspect" | grep -q '\[integrity\]' ||
 	fail "uefi-disk: the installed system did not boot with Secure Boot (lockdown not integrity)"
 # Two installs, two identities.
 a=$(awk '/^=== cat \/etc\/machine-id/{getline; print}' "$E2E/uefi-disk.inspect")
 b=$(awk '/^=== cat \/etc\/machine-id/{getline; print}' "$E2E/bios-disk.inspect")
 [ "$a" != "$b" ] || fail "both nodes have machine-id $a"
-e2e_stop uefi-disk
-e2e_stop bios-disk
 echo "e2e install: all checks passed"
