@@ -54,7 +54,7 @@ fail() { echo "rootfs-pve.sh: error: $*" >&2; exit 1; }
 setup() {
 	mkdir -p "$root/etc/apt/preferences.d"
 	cat > "$root/etc/apt/preferences.d/proxmox-secure-boot.pref" <<EOF
-Explanation: Written by image/rootfs.sh --variant pve (docs/install.md, "Secure Boot").
+Explanation: Written by image/rootfs.sh --variant pve (docs/install.md, "The Proxmox VE recipe").
 Explanation: Proxmox VE boots with Secure Boot through Proxmox's shim, GRUB and
 Explanation: kernel (pve-docs, system-booting.adoc, "Secure Boot"). Debian's
 Explanation: packages of the same names trust Debian's key, not Proxmox's:
