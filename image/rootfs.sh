@@ -5,8 +5,8 @@
 # Usage: image/rootfs.sh [--variant debian|pve] [--out DIR] [--mirror URL]
 #   --variant debian  Debian 13 (trixie) only: what tests and the demo use,
 #                     because the Proxmox repository is not reachable here.
-#   --variant pve     Proxmox VE 9 on Debian 13 with the no-subscription
-#                     repository and its keyring, enterprise repo disabled.
+#   --variant pve     Proxmox VE 9 on Debian 13 as Proxmox documents it (its
+#                     hooks: image/rootfs-pve.sh); needs Proxmox's repository.
 # Output: DIR/<name>.tar.zst and DIR/<name>.packages (dpkg-query list:
 # the pinned versions, recorded next to the archive and put in the bundle).
 # Needs root (mmdebstrap --mode=root keeps owners, devices, capabilities).
@@ -17,6 +17,9 @@ out=out/rootfs
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 pve_repo=http://download.proxmox.com/debian/pve
 pve_key_url=https://enterprise.proxmox.com/debian/proxmox-archive-keyring-trixie.gpg
+# The keyring's SHA-256 as pve-docs gives it (pve-package-repos.adoc,
+# "SecureApt", pve-docs 9.1.3): a changed file stops the build.
+pve_key_sha256=136673be77aba35dcce385b28737689ad64fd785a797e57897589aed08db6e45
 suite=trixie
 
 while [ $# -gt 0 ]; do
@@ -45,13 +48,29 @@ debian)
 	;;
 pve)
 	name=pve-9-rootfs
-	# proxmox-ve pulls the Proxmox kernel (proxmox-default-kernel) and
-	# proxmox-boot-tool; postfix and open-iscsi are what the Proxmox
-	# installer adds, chrony is its time daemon.
-	pkgs="$base_pkgs proxmox-ve postfix open-iscsi"
+	# The steps of "Install Proxmox VE on Debian 13 Trixie" (pve.proxmox.com
+	# /wiki/Install_Proxmox_VE_on_Debian_13_Trixie: install the kernel,
+	# the packages, remove Debian's kernel and os-prober; the page is not
+	# readable from the build machines, docs/install.md says what rests on
+	# it): Proxmox's kernel, proxmox-default-kernel, in place of Debian's
+	# linux-image-amd64, which is never installed rather than removed
+	# afterwards (image/rootfs-pve.sh checks that no linux-image-* and no
+	# os-prober got in); proxmox-ve, postfix, open-iscsi (chrony: base list).
+	# proxmox-secure-boot-support: the Secure Boot packages, signed by
+	# Proxmox (pve-docs, system-booting.adoc, "Secure Boot").
+	pkgs=
+	for p in $base_pkgs; do
+		[ "$p" = linux-image-amd64 ] || pkgs="$pkgs $p"
+	done
+	pkgs="$pkgs proxmox-default-kernel proxmox-ve postfix open-iscsi proxmox-secure-boot-support"
 	keyring=$(mktemp --suffix=.gpg)
 	trap 'rm -f "$keyring"' EXIT
 	curl -fsSL -o "$keyring" "$pve_key_url"
+	if ! echo "$pve_key_sha256  $keyring" | sha256sum -c --status -; then
+		echo "rootfs.sh: '$pve_key_url' is not the keyring pve-docs gives" \
+			"(SHA-256 $pve_key_sha256); check Proxmox's documentation" >&2
+		exit 1
+	fi
 	;;
 *) echo "rootfs.sh: --variant is debian or pve" >&2; exit 2 ;;
 esac
@@ -75,18 +94,29 @@ set -- --mode=root --variant=minbase --format=tar \
 	--customize-hook='rm -f "$1/etc/ssh/ssh_host_"* "$1/var/lib/dbus/machine-id" && : > "$1/etc/machine-id"' \
 	--customize-hook='rm -rf "$1/var/cache/apt/"*.bin "$1/var/lib/apt/lists/"*_Packages'
 if [ "$variant" = pve ]; then
-	# The enterprise repository needs a subscription: disabled (it is
-	# also what the Proxmox installer's "no-subscription" setup does).
-	set -- "$@" \
-		--setup-hook='mkdir -p "$1/etc/apt/keyrings"' \
-		--setup-hook="upload $keyring /etc/apt/keyrings/proxmox-archive-keyring.gpg" \
-		--customize-hook="sed -i 's#signed-by=$keyring#signed-by=/etc/apt/keyrings/proxmox-archive-keyring.gpg#' \"\$1/etc/apt/sources.list\"" \
-		--customize-hook='rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources" "$1/etc/apt/sources.list.d/pve-enterprise.list" "$1/etc/apt/sources.list.d/ceph.sources"'
+	# The pve-only hooks are image/rootfs-pve.sh's phases (docs/install.md,
+	# "The Proxmox VE recipe"); mmdebstrap passes these variables on.
+	ROOTFS_PVE_HOOKS=$(cd "$(dirname "$0")" && pwd)/rootfs-pve.sh
+	ROOTFS_PVE_REPO=$pve_repo ROOTFS_MIRROR=$mirror ROOTFS_SUITE=$suite
+	export ROOTFS_PVE_HOOKS ROOTFS_PVE_REPO ROOTFS_MIRROR ROOTFS_SUITE
+	# "verify" reads apt's lists, so it goes before the hooks above (one
+	# of them deletes the lists); the Proxmox keyring goes where
+	# proxmox-archive-keyring keeps it up to date (pve-docs, "SecureApt").
+	# shellcheck disable=SC2016 # the hooks' $1 is for mmdebstrap's sh
+	set -- --customize-hook='"$ROOTFS_PVE_HOOKS" verify "$1"' "$@" \
+		--setup-hook='mkdir -p "$1/usr/share/keyrings"' \
+		--setup-hook="upload $keyring /usr/share/keyrings/proxmox-archive-keyring.gpg" \
+		--setup-hook='"$ROOTFS_PVE_HOOKS" setup "$1"' \
+		--essential-hook='"$ROOTFS_PVE_HOOKS" essential "$1"' \
+		--customize-hook='"$ROOTFS_PVE_HOOKS" customize "$1"'
+	# Debian's components as pve-docs lists them (pve-package-repos.adoc,
+	# "Debian Base Repositories"); the keyring by its host path while
+	# building: the hooks write the node's sources (deb822) at the end.
 	mmdebstrap "$@" "$suite" "$tmp" \
-		"deb $mirror $suite main contrib" \
-		"deb $mirror $suite-updates main contrib" \
-		"deb http://security.debian.org/debian-security $suite-security main contrib" \
-		"deb [signed-by=$keyring] $pve_repo $suite pve-no-subscription" # host path while building, the target's after
+		"deb $mirror $suite main non-free-firmware" \
+		"deb $mirror $suite-updates main non-free-firmware" \
+		"deb http://security.debian.org/debian-security $suite-security main non-free-firmware" \
+		"deb [signed-by=$keyring] $pve_repo $suite pve-no-subscription"
 else
 	mmdebstrap "$@" "$suite" "$tmp" \
 		"deb $mirror $suite main" \
