@@ -94,7 +94,7 @@ e2e_boot bios-again ${BOOTARGS[bios-again]} --nvme "$E2E/vm-bios/nvme.img"
 
 installed uefi devops-node-01
 e2e_assert uefi "devopslab: kernel: secureboot: Secure boot enabled"
-e2e_assert "${LAST[uefi]}" "[1/9] Extracting the Proxmox VE root filesystem"
+e2e_assert "${LAST[uefi]}" "[8/16] Extracting the Proxmox VE root filesystem"
 installed bios-again devops-node-02 bios
 # The resumed run: the GPT and LVM were found as the killed run left them
 # (nothing re-partitioned); the root file system, cut off while mounted,
