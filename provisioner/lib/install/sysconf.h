@@ -6,7 +6,9 @@
  * apply() writes only what differs (rootfile.h: temp file, fsync, rename),
  * so a second run writes nothing. docs/install.md lists every file.
  *
- *   config-fstab       /etc/fstab: root, ESP and swap by their seeded UUIDs
+ *   config-fstab       /etc/fstab: root, ESP and swap by their seeded UUIDs;
+ *                      a drop-in starting dmeventd with lvm2-monitor (and
+ *                      retrying it) so the thin pool is monitored from boot
  *   config-hostname    /etc/hostname; a fresh machine-id (/etc/machine-id
  *                      empty, /var/lib/dbus/machine-id absent: systemd
  *                      makes one on first boot)
