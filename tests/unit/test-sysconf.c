@@ -344,6 +344,13 @@ static void test_network(void **state)
 		    "# Written by devopslab (config-network): the manifest names this NIC by its MAC.\n"
 		    "[Match]\nMACAddress=52:54:00:0a:00:01\nType=ether\n\n[Link]\nName=nic0\n",
 		    0644);
+	assert_file(f->root, "/etc/systemd/system/networking.service.d/devopslab.conf",
+		    "# Written by devopslab (config-network): the network is up once ifupdown2 has\n"
+		    "# configured it (docs/install.md).\n"
+		    "[Unit]\n"
+		    "Wants=network.target\n"
+		    "Before=network.target network-online.target\n",
+		    0644);
 	assert_file(f->root, "/etc/resolv.conf",
 		    "# Written by devopslab (config-network).\nsearch homelab.local\nnameserver 10.0.10.1\n", 0644);
 	{

@@ -431,6 +431,17 @@ static int write_resolv(struct run_ctx *ctx, const struct step *s, struct text *
 }
 
 #define LINK_FILE "/etc/systemd/network/10-devopslab-" SYSCONF_NIC_NAME ".link"
+#define NETWORKING_DROPIN "/etc/systemd/system/networking.service.d/devopslab.conf"
+
+/* Debian 13's ifupdown2 networking.service is ordered before neither
+ * network.target nor network-online.target (ifupdown's is), so "the network
+ * is up" came before vmbr0 had its address: the first-boot service
+ * (After=network-online.target) and the login prompt did not wait for it.
+ * systemd.special(7): the network manager orders itself before both. */
+static const char networking_dropin[] =
+	MARK " (config-network): the network is up once ifupdown2 has\n"
+	"# configured it (docs/install.md).\n"
+	"[Unit]\nWants=network.target\nBefore=network.target network-online.target\n";
 
 static int build_network(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)
 {
@@ -455,6 +466,9 @@ static int build_network(struct run_ctx *ctx, const struct step *s, int rootfd, 
 	write_interfaces(&t, by_mac ? SYSCONF_NIC_NAME : nic, bridge, address, gateway, vlan, mtu);
 	r = add_text(set, "/etc/network/interfaces", &t, 0644, 0755);
 	text_done(&t);
+	if (r >= 0)
+		r = rootfile_set_file(set, NETWORKING_DROPIN, networking_dropin, strlen(networking_dropin), 0644,
+				      0755);
 	if (r < 0)
 		return r;
 	if (by_mac) {

@@ -17,7 +17,8 @@
  *                      localhost lines kept, Debian's 127.0.1.1 line dropped
  *   config-network     /etc/network/interfaces (ifupdown2, as Proxmox
  *                      writes it: vmbr0 bridged over the NIC), a systemd
- *                      .link naming a MAC-given NIC nic0, /etc/resolv.conf
+ *                      .link naming a MAC-given NIC nic0, /etc/resolv.conf,
+ *                      a drop-in ordering ifupdown2 before network-online
  *   config-users       root's password hash in /etc/shadow (SHA-512 crypt,
  *                      from the bundle's secrets), /root/.ssh/authorized_keys,
  *                      SSH host keys removed + a unit making fresh ones
