@@ -141,7 +141,7 @@ demo: deps all
 
 lint: all
 	scripts/check-layout.py --objects $(BUILD)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 --inline-suppr \
 		$(INCLUDES) --suppress=missingIncludeSystem provisioner
 
 clean:

@@ -2,7 +2,7 @@
 /*
  * step-ops.h — the build's registry: which module implements which step
  * kind (step-ops.c). The verbs hand it to the engine (ctx->ops =
- * step_ops_table) before step_run(); the engine (plan/step.c) never names
+ * step_ops_table) before step_run(); the engine (plan/engine.c) never names
  * it, so the stages depend on plan/ and not the other way round. One entry
  * per kind; NULL = not implemented in this build.
  */

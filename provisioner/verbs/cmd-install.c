@@ -658,6 +658,8 @@ static int step_install(struct install_ctx *c)
 	ctx.boot = &boot;
 	ctx.progress = on_step;
 	ctx.userdata = c;
+	/* Two runs, one count: [1/16] .. [7/16], then [8/16] .. [16/16]. */
+	ctx.progress_total = early->n_steps + rest->n_steps;
 	r = step_run(&ctx, early, STEP_PHASE_INSTALL);
 	if (r < 0) {
 		log_step_error(&ctx, r);
@@ -683,6 +685,7 @@ static int step_install(struct install_ctx *c)
 		goto out;
 	ctx.root = tg.dir;
 	ctx.journal = journal;
+	ctx.progress_offset = early->n_steps;
 	r = step_run(&ctx, rest, STEP_PHASE_INSTALL);
 	if (r < 0) {
 		log_step_error(&ctx, r);

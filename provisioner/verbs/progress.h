@@ -9,7 +9,7 @@
 #include "plan/engine.h"
 #include "plan/step.h"
 
-/* Log p ("[3/9] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,
+/* Log p ("[11/16] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,
  * WOULD_APPLY and FAILED (the verb reports a failure itself). */
 void verbs_log_step(const struct step_progress *p);
 

@@ -408,6 +408,37 @@ static void test_progress_text(void **state)
 	plan_free(p);
 }
 
+/* One count across two runs of a phase (as install runs its steps): the
+ * second run's steps are numbered after the first's, of the whole. */
+static void test_progress_offset(void **state)
+{
+	struct plan *p = make_plan(0);
+	struct run_ctx ctx;
+
+	(void)state;
+	run_ctx_init(&ctx);
+	ctx.ops = fake_table;
+	ctx.progress = progress_text;
+	ctx.progress_offset = 7;
+	ctx.progress_total = 16;
+	lines[0] = '\0';
+	W.done[1] = W.done[2] = W.done[3] = true;
+	assert_int_equal(step_run(&ctx, p, STEP_PHASE_ANY), 0);
+	assert_string_equal(lines, "[8/16] Doing step 0 ... done (2.1s)\n"
+				   "[9/16] Doing step 1 ... already done\n"
+				   "[10/16] Doing step 2 ... already done\n"
+				   "[11/16] Doing step 3 ... already done\n"
+				   "[12/16] Doing step 4 ... done (2.1s)\n");
+	/* A total too small for the steps is raised: never "[9/8]". */
+	ctx.progress_total = 3;
+	lines[0] = '\0';
+	assert_int_equal(step_run(&ctx, p, STEP_PHASE_ANY), 0);
+	assert_non_null(strstr(lines, "[8/12] Doing step 0 ... already done\n"));
+	assert_non_null(strstr(lines, "[12/12] Doing step 4 ... already done\n"));
+	run_ctx_done(&ctx);
+	plan_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +452,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_implemented, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_and_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress_offset, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

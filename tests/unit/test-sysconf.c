@@ -255,6 +255,19 @@ static void test_fstab(void **state)
 		    "UUID=823b2bae-ac5f-48c2-a419-1c67fb81e64e none swap sw,nofail 0 0\n"
 		    "proc /proc proc defaults 0 0\n",
 		    0644);
+	assert_file(f->root, "/etc/systemd/system/lvm2-monitor.service.d/devopslab.conf",
+		    "# Written by devopslab (config-fstab): dmeventd starts with lvm2-monitor, which\n"
+		    "# otherwise starts it on its first request and may give up waiting on a\n"
+		    "# slow first boot; a failed attempt is tried again (docs/install.md).\n"
+		    "[Unit]\n"
+		    "Wants=dm-event.service\n"
+		    "StartLimitIntervalSec=10min\n"
+		    "StartLimitBurst=4\n"
+		    "\n"
+		    "[Service]\n"
+		    "Restart=on-failure\n"
+		    "RestartSec=2\n",
+		    0644);
 }
 
 static const char debian_hosts[] = "127.0.0.1\tlocalhost\n"
@@ -330,6 +343,13 @@ static void test_network(void **state)
 	assert_file(f->root, "/etc/systemd/network/10-devopslab-nic0.link",
 		    "# Written by devopslab (config-network): the manifest names this NIC by its MAC.\n"
 		    "[Match]\nMACAddress=52:54:00:0a:00:01\nType=ether\n\n[Link]\nName=nic0\n",
+		    0644);
+	assert_file(f->root, "/etc/systemd/system/networking.service.d/devopslab.conf",
+		    "# Written by devopslab (config-network): the network is up once ifupdown2 has\n"
+		    "# configured it (docs/install.md).\n"
+		    "[Unit]\n"
+		    "Wants=network.target\n"
+		    "Before=network.target network-online.target\n",
 		    0644);
 	assert_file(f->root, "/etc/resolv.conf",
 		    "# Written by devopslab (config-network).\nsearch homelab.local\nnameserver 10.0.10.1\n", 0644);

@@ -148,16 +148,17 @@ static int secrets_finish(struct secrets *s)
 
 int secrets_parse(const char *text, size_t size, struct secrets **ret)
 {
-	_cleanup_(secrets_freep) struct secrets *s = calloc(1, sizeof(*s));
+	_cleanup_(secrets_freep) struct secrets *s = NULL;
 	const char *p = text, *end = text + size;
 	unsigned line = 0;
 	int r;
 
 	secret_errbuf[0] = 0;
-	if (!s)
-		return -ENOMEM;
 	if (size > SECRET_FILE_MAX)
 		return failf(-EFBIG, "secrets file larger than %u bytes", SECRET_FILE_MAX);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p)), *eq;
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -378,12 +379,9 @@ int secret_open(const uint8_t *blob, size_t size, const uint8_t key[SECRET_KEY_L
 	if (size < overhead || size > SECRET_FILE_MAX + overhead || memcmp(blob, SECRET_MAGIC, SECRET_MAGIC_LEN) != 0)
 		return failf(-EBADMSG, "secrets.enc: not an encrypted secrets file (format " SECRET_MAGIC ")");
 	ct_len = size - overhead;
-	s = calloc(1, sizeof(*s));
 	pt = malloc(ct_len ? ct_len : 1);
-	if (!s || !pt) {
-		free(pt);
+	if (!pt)
 		return -ENOMEM;
-	}
 	make_aad(manifest_sha256, aad);
 	sig_error_clear();
 	r = sig_aead_open(key, blob + SECRET_MAGIC_LEN, aad, sizeof(aad), blob + SECRET_MAGIC_LEN + SIG_AEAD_NONCE_LEN,
@@ -392,7 +390,8 @@ int secret_open(const uint8_t *blob, size_t size, const uint8_t key[SECRET_KEY_L
 		free(pt);
 		return failf(r, "secrets.enc: %s", sig_error());
 	}
-	r = parse_plaintext(pt, ct_len, s);
+	s = calloc(1, sizeof(*s));
+	r = s ? parse_plaintext(pt, ct_len, s) : -ENOMEM;
 	wipe_free(pt, ct_len);
 	if (r < 0)
 		return r;

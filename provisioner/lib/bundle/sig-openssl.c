@@ -121,11 +121,11 @@ static int key_load(const char *path, bool private, struct sig_openssl_key **ret
 		snprintf(msg, sizeof(msg), "%s '%s': not a PEM %s (or protected by a passphrase)", what, path,
 			 private ? "PKCS#8 or SEC 1 EC private key" : "SubjectPublicKeyInfo");
 		failf_openssl(msg);
-		return -EINVAL;
+		return -EINVAL; /* cppcheck-suppress memleak ; _cleanup_ frees k (cppcheck 2.10 misses it) */
 	}
 	r = check_p256(k->pkey, what);
 	if (r < 0)
-		return r;
+		return r; /* cppcheck-suppress memleak ; _cleanup_ frees k (cppcheck 2.10 misses it) */
 	*ret = TAKE_PTR(k);
 	return 0;
 }

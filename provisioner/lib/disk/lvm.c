@@ -61,7 +61,9 @@ int lvm_init(struct lvm *l, const char *pvdev)
 }
 
 /* Run "lvm SUBCMD --config ... ARGS..."; 0 when it exited 0, else -EIO
- * with the command and its last stderr line in l->errbuf. */
+ * with the command and its last stderr line in l->errbuf. ARGS end with
+ * (char *)NULL, as execl(3)'s do: a bare NULL may be an int 0 in a
+ * variadic call. */
 static int run(struct lvm *l, struct exec_result *res, bool quiet_fail, const char *sub, ...)
 {
 	const char *argv[MAX_ARGS] = { "lvm", sub, "--config", l->config };
@@ -128,7 +130,7 @@ static int read_pv(struct lvm *l, struct lvm_state *s)
 	int r;
 
 	r = run(l, &res, true, "pvs", "--noheadings", "--units", "b", "--nosuffix", "--separator", "|", "-o",
-		"pv_name,vg_name,pv_uuid,pe_start", l->dev, NULL);
+		"pv_name,vg_name,pv_uuid,pe_start", l->dev, (char *)NULL);
 	cur = res.out;
 	if (r == 0 && split_line(&cur, f, 4) == 4) {
 		s->pv = true;
@@ -148,7 +150,7 @@ static int read_lvs(struct lvm *l, struct lvm_state *s)
 	int r;
 
 	r = run(l, &res, false, "vgs", "--noheadings", "--units", "b", "--nosuffix", "--separator", "|", "-o",
-		"vg_name,vg_extent_size", LVM_VG, NULL);
+		"vg_name,vg_extent_size", LVM_VG, (char *)NULL);
 	if (r < 0)
 		goto out;
 	cur = res.out;
@@ -158,7 +160,7 @@ static int read_lvs(struct lvm *l, struct lvm_state *s)
 	}
 	exec_result_done(&res);
 	r = run(l, &res, false, "lvs", "-a", "--noheadings", "--units", "b", "--nosuffix", "--separator", "|", "-o",
-		"lv_name,lv_size,segtype,seg_pe_ranges", LVM_VG, NULL);
+		"lv_name,lv_size,segtype,seg_pe_ranges", LVM_VG, (char *)NULL);
 	if (r < 0)
 		goto out;
 	cur = res.out;
@@ -215,7 +217,7 @@ int lvm_pvcreate(struct lvm *l, const char *uuid)
 	struct exec_result res = { 0 };
 	/* --metadatasize 250k gives pe_start = 1 MiB (Install.pm's comment) */
 	int r = run(l, &res, false, "pvcreate", "--metadatasize", "250k", "-y", "-ff", "--uuid", uuid,
-		    "--norestorefile", l->dev, NULL);
+		    "--norestorefile", l->dev, (char *)NULL);
 	exec_result_done(&res);
 	return r;
 }
@@ -223,7 +225,7 @@ int lvm_pvcreate(struct lvm *l, const char *uuid)
 int lvm_vgcreate(struct lvm *l)
 {
 	struct exec_result res = { 0 };
-	int r = run(l, &res, false, "vgcreate", LVM_VG, l->dev, NULL);
+	int r = run(l, &res, false, "vgcreate", LVM_VG, l->dev, (char *)NULL);
 	exec_result_done(&res);
 	return r;
 }
@@ -237,7 +239,8 @@ int lvm_lvcreate(struct lvm *l, const char *name, uint64_t kib)
 	snprintf(size, sizeof(size), "%" PRIu64 "K", kib);
 	/* Not activated (-an) and so not zeroed (-Zn): every LV is formatted
 	 * next through a loop device at its extents, and the region was wiped. */
-	r = run(l, &res, false, "lvcreate", "--yes", "-an", "-Zn", "-Wn", "-L", size, "-n", name, LVM_VG, NULL);
+	r = run(l, &res, false, "lvcreate", "--yes", "-an", "-Zn", "-Wn", "-L", size, "-n", name, LVM_VG,
+		(char *)NULL);
 	exec_result_done(&res);
 	return r;
 }
@@ -252,7 +255,7 @@ int lvm_activate_lv(struct lvm *l, const char *name)
 		return -EOPNOTSUPP;
 	if (snprintf(lv, sizeof(lv), "%s/%s", LVM_VG, name) >= (int)sizeof(lv))
 		return -ENAMETOOLONG;
-	r = run(l, &res, false, "lvchange", "-ay", "-K", lv, NULL);
+	r = run(l, &res, false, "lvchange", "-ay", "-K", lv, (char *)NULL);
 	exec_result_done(&res);
 	return r;
 }
@@ -264,7 +267,7 @@ int lvm_deactivate(struct lvm *l)
 
 	if (!l->dm)
 		return 0;
-	r = run(l, &res, false, "vgchange", "-an", LVM_VG, NULL);
+	r = run(l, &res, false, "vgchange", "-an", LVM_VG, (char *)NULL);
 	exec_result_done(&res);
 	return r;
 }
@@ -373,7 +376,7 @@ static int thin_pool_metadata(struct lvm *l, uint64_t meta_kib, int disk_fd, uin
 	if (fd < 0)
 		return negative_errno();
 	close(fd);
-	r = run(l, &res, false, "vgcfgbackup", "-f", tmp, LVM_VG, NULL);
+	r = run(l, &res, false, "vgcfgbackup", "-f", tmp, LVM_VG, (char *)NULL);
 	exec_result_done(&res);
 	if (r < 0)
 		goto out;
@@ -410,7 +413,7 @@ static int thin_pool_metadata(struct lvm *l, uint64_t meta_kib, int disk_fd, uin
 		r = -EIO;
 		goto out;
 	}
-	r = run(l, &res, false, "vgcfgrestore", "--force", "-f", tmp, LVM_VG, NULL);
+	r = run(l, &res, false, "vgcfgrestore", "--force", "-f", tmp, LVM_VG, (char *)NULL);
 	exec_result_done(&res);
 out:
 	free(blk);
@@ -428,7 +431,7 @@ int lvm_thin_pool(struct lvm *l, uint64_t meta_kib, int disk_fd, uint64_t pv_off
 		return thin_pool_metadata(l, meta_kib, disk_fd, pv_offset);
 	snprintf(meta, sizeof(meta), "%" PRIu64 "K", meta_kib);
 	r = run(l, &res, false, "lvconvert", "--yes", "--type", "thin-pool", "--poolmetadatasize", meta,
-		LVM_VG "/data", NULL);
+		LVM_VG "/data", (char *)NULL);
 	exec_result_done(&res);
 	return r;
 }

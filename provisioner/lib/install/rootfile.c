@@ -283,6 +283,12 @@ static int fds_equal(int a, int b, bool *ret_same)
 
 		if (ka < 0)
 			return negative_errno();
+		if (ka == 0) { /* a ended: the same when b ends here too */
+			char c;
+
+			*ret_same = read(b, &c, 1) == 0;
+			return 0;
+		}
 		while (got < ka) { /* b may return shorter reads */
 			kb = read(b, bb + got, (size_t)(ka - got));
 			if (kb < 0)
@@ -293,12 +299,6 @@ static int fds_equal(int a, int b, bool *ret_same)
 		}
 		if (got != ka || memcmp(ba, bb, (size_t)ka) != 0) {
 			*ret_same = false;
-			return 0;
-		}
-		if (ka == 0) {
-			char c;
-
-			*ret_same = read(b, &c, 1) == 0;
 			return 0;
 		}
 	}

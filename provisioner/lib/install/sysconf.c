@@ -155,8 +155,27 @@ static int need_param(struct run_ctx *ctx, const struct step *s, const char *key
 
 /* ---- config-fstab ------------------------------------------------------- */
 
+#define LVM_MONITOR_DROPIN "/etc/systemd/system/lvm2-monitor.service.d/devopslab.conf"
+
+/* lvm2-monitor.service (early boot, before local-fs-pre.target) registers
+ * the thin pool pve/data with dmeventd, which that first request starts
+ * (dm-event.socket). libdevmapper-event gives every reply about 6 s; on a
+ * slow or busy first boot dmeventd's start plus its thin plugin took longer
+ * (seen under QEMU): "No input from event server", the unit failed and the
+ * pool stayed unmonitored. Starting dmeventd together with the monitor
+ * fixes that; a retry, bounded so that a broken setup still lets the boot
+ * go on, covers a slower machine still. */
+static const char lvm_monitor_dropin[] =
+	MARK " (config-fstab): dmeventd starts with lvm2-monitor, which\n"
+	"# otherwise starts it on its first request and may give up waiting on a\n"
+	"# slow first boot; a failed attempt is tried again (docs/install.md).\n"
+	"[Unit]\nWants=dm-event.service\nStartLimitIntervalSec=10min\nStartLimitBurst=4\n\n"
+	"[Service]\nRestart=on-failure\nRestartSec=2\n";
+
 /* As the Proxmox installer writes it, but by UUID for every file system. A
- * swap volume may be absent (swapsize 0): nofail keeps boot from waiting. */
+ * swap volume may be absent (swapsize 0): nofail keeps boot from waiting.
+ * With it, the drop-in that makes LVM's monitoring of the thin pool start
+ * reliably at boot. */
 static int build_fstab(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)
 {
 	const char *root = NULL, *esp = NULL, *swap = NULL;
@@ -181,7 +200,11 @@ static int build_fstab(struct run_ctx *ctx, const struct step *s, int rootfd, st
 		     root, esp, swap);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -ENAMETOOLONG;
-	return rootfile_set_file(set, "/etc/fstab", text, (size_t)n, 0644, 0755);
+	r = rootfile_set_file(set, "/etc/fstab", text, (size_t)n, 0644, 0755);
+	if (r >= 0)
+		r = rootfile_set_file(set, LVM_MONITOR_DROPIN, lvm_monitor_dropin, strlen(lvm_monitor_dropin), 0644,
+				      0755);
+	return r;
 }
 
 DEFINE_OPS(fstab, build_fstab);
@@ -408,6 +431,17 @@ static int write_resolv(struct run_ctx *ctx, const struct step *s, struct text *
 }
 
 #define LINK_FILE "/etc/systemd/network/10-devopslab-" SYSCONF_NIC_NAME ".link"
+#define NETWORKING_DROPIN "/etc/systemd/system/networking.service.d/devopslab.conf"
+
+/* Debian 13's ifupdown2 networking.service is ordered before neither
+ * network.target nor network-online.target (ifupdown's is), so "the network
+ * is up" came before vmbr0 had its address: the first-boot service
+ * (After=network-online.target) and the login prompt did not wait for it.
+ * systemd.special(7): the network manager orders itself before both. */
+static const char networking_dropin[] =
+	MARK " (config-network): the network is up once ifupdown2 has\n"
+	"# configured it (docs/install.md).\n"
+	"[Unit]\nWants=network.target\nBefore=network.target network-online.target\n";
 
 static int build_network(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)
 {
@@ -432,6 +466,9 @@ static int build_network(struct run_ctx *ctx, const struct step *s, int rootfd, 
 	write_interfaces(&t, by_mac ? SYSCONF_NIC_NAME : nic, bridge, address, gateway, vlan, mtu);
 	r = add_text(set, "/etc/network/interfaces", &t, 0644, 0755);
 	text_done(&t);
+	if (r >= 0)
+		r = rootfile_set_file(set, NETWORKING_DROPIN, networking_dropin, strlen(networking_dropin), 0644,
+				      0755);
 	if (r < 0)
 		return r;
 	if (by_mac) {
@@ -493,9 +530,9 @@ static int hash_new(const char *password, char ret[CRYPT_OUTPUT_SIZE])
 	if (!cd)
 		return -ENOMEM;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		return negative_errno();
+		return negative_errno(); /* cppcheck-suppress memleak ; _cleanup_ frees cd (cppcheck 2.10 misses it) */
 	if (!crypt_gensalt_rn("$6$", 0, rnd, sizeof(rnd), salt, sizeof(salt)))
-		return -EINVAL;
+		return -EINVAL; /* cppcheck-suppress memleak ; _cleanup_ frees cd (cppcheck 2.10 misses it) */
 	out = crypt_r(password, salt, cd);
 	if (!out || out[0] == '*' || strlen(out) >= CRYPT_OUTPUT_SIZE) {
 		explicit_wipe(cd, sizeof(*cd));

@@ -6,7 +6,9 @@
  * apply() writes only what differs (rootfile.h: temp file, fsync, rename),
  * so a second run writes nothing. docs/install.md lists every file.
  *
- *   config-fstab       /etc/fstab: root, ESP and swap by their seeded UUIDs
+ *   config-fstab       /etc/fstab: root, ESP and swap by their seeded UUIDs;
+ *                      a drop-in starting dmeventd with lvm2-monitor (and
+ *                      retrying it) so the thin pool is monitored from boot
  *   config-hostname    /etc/hostname; a fresh machine-id (/etc/machine-id
  *                      empty, /var/lib/dbus/machine-id absent: systemd
  *                      makes one on first boot)
@@ -15,7 +17,8 @@
  *                      localhost lines kept, Debian's 127.0.1.1 line dropped
  *   config-network     /etc/network/interfaces (ifupdown2, as Proxmox
  *                      writes it: vmbr0 bridged over the NIC), a systemd
- *                      .link naming a MAC-given NIC nic0, /etc/resolv.conf
+ *                      .link naming a MAC-given NIC nic0, /etc/resolv.conf,
+ *                      a drop-in ordering ifupdown2 before network-online
  *   config-users       root's password hash in /etc/shadow (SHA-512 crypt,
  *                      from the bundle's secrets), /root/.ssh/authorized_keys,
  *                      SSH host keys removed + a unit making fresh ones

@@ -207,13 +207,18 @@ static bool in_phase(const struct step *s, enum step_phase phase)
 
 int step_run(struct run_ctx *ctx, const struct plan *plan, enum step_phase phase)
 {
-	struct engine e = { .ctx = ctx };
+	struct engine e = { .ctx = ctx, .index = ctx->progress_offset };
 
 	assert(ctx->ops); /* the verb binds the kinds (step-ops.h) */
 	ctx->failed_step = NULL;
 	for (size_t i = 0; i < plan->n_steps; i++)
 		if (in_phase(&plan->steps[i], phase))
 			e.total++;
+	/* Numbered within the whole phase when the verb says how many steps it
+	 * has, never past the end when it says too few. */
+	e.total += ctx->progress_offset;
+	if (ctx->progress_total > e.total)
+		e.total = ctx->progress_total;
 	for (size_t i = 0; i < plan->n_steps; i++) {
 		const struct step *s = &plan->steps[i];
 		int r;

@@ -44,7 +44,8 @@ const char *step_event_to_string(enum step_event e);
 
 struct step_progress {
 	const struct step *step;
-	size_t index, total;  /* 1-based position among the steps this run looks at */
+	size_t index, total;  /* 1-based position in the phase: this run's steps, after
+			       * ctx->progress_offset, of ctx->progress_total (run.h) */
 	enum step_event event;
 	uint64_t elapsed_usec; /* for APPLIED, FOUND_DONE, SKIP_JOURNAL, FAILED: since BEGIN */
 	int error;             /* for FAILED: the -errno */

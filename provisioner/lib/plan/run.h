@@ -5,8 +5,8 @@
  * The verb (install, firstboot) sets it up: run_ctx_init(), then fills in
  * the manifest, node, journal and the subsystem slots it needs; it owns
  * everything it puts in and frees it after run_ctx_done(). The engine
- * (engine.c) only uses manifest, journal, dry_run, ops, progress, result,
- * error and failed_step.
+ * (engine.c) only uses manifest, journal, dry_run, ops, progress,
+ * progress_offset/progress_total, result, error and failed_step.
  *
  * Subsystem slots: each module that implements step kinds owns one slot's
  * type and lifetime (documented next to it). A module that needs a new slot
@@ -40,6 +40,11 @@ struct run_ctx {
 	/* Progress callback (may be NULL) and its data. */
 	void (*progress)(const struct step_progress *p, void *userdata);
 	void *userdata;
+	/* One count across the step_run() calls of one phase (install runs
+	 * its steps in two): this run's first step is number
+	 * progress_offset + 1 of progress_total. Both 0 (run_ctx_init): the
+	 * run counts its own steps, 1..n of n. */
+	size_t progress_offset, progress_total;
 
 	/* Subsystem slots, owned by the verb; the module defines the type. */
 	void *bundle;  /* bundle: the verified, extracted bundle */

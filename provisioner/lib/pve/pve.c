@@ -62,26 +62,26 @@ static bool unreserved(unsigned char ch)
 int pve_escape(const char *s, char **ret)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *o, *p;
+	size_t n = strlen(s), k = 0;
+	char *o;
 
 	if (n > (SIZE_MAX - 1) / 3)
 		return -E2BIG;
-	o = p = malloc(n * 3 + 1);
+	o = malloc(n * 3 + 1);
 	if (!o)
 		return -ENOMEM;
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		if (unreserved(ch)) {
-			*p++ = (char)ch;
+			o[k++] = (char)ch;
 		} else {
-			*p++ = '%';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
+			o[k++] = '%';
+			o[k++] = hex[ch >> 4];
+			o[k++] = hex[ch & 15];
 		}
 	}
-	*p = 0;
+	o[k] = '\0';
 	*ret = o;
 	return 0;
 }
