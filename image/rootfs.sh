@@ -61,15 +61,16 @@ out=$(cd "$out" && pwd) # the hooks run elsewhere
 tmp="$out/$name.partial.tar.zst" # the suffix tells mmdebstrap to compress
 start=$(date +%s)
 
+# Hooks are shell commands with the chroot in $1. (mmdebstrap's special
+# hooks, copy-out/sync-out/upload/download, are not run by a shell: a "$1"
+# there stays literal and makes a directory named '$1' in the current
+# one, which is how a stray '$1/.packages/.packages' once got committed.)
+# No comment lines inside the continued command below: one would end it.
 set -- --mode=root --variant=minbase --format=tar \
 	--include="$(echo $pkgs | tr ' ' ',')" \
 	--aptopt='APT::Install-Recommends "false"' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-	# Hooks are shell commands with the chroot in $1. (mmdebstrap's special
-	# hooks, copy-out/sync-out/upload/download, are not run by a shell: a "$1"
-	# there stays literal and makes a directory named '$1' in the current
-	# one, which is how a stray '$1/.packages/.packages' once got committed.)
 	--customize-hook='chroot "$1" dpkg-query -W -f="\${Package}\t\${Version}\t\${Architecture}\n" > "'"$out/$name.packages.tmp"'"' \
 	--customize-hook='rm -f "$1/etc/ssh/ssh_host_"* "$1/var/lib/dbus/machine-id" && : > "$1/etc/machine-id"' \
 	--customize-hook='rm -rf "$1/var/cache/apt/"*.bin "$1/var/lib/apt/lists/"*_Packages'
