@@ -88,7 +88,7 @@ for f in "boot/initrd.img-$kver" boot/grub/i386-pc/core.img boot/grub/i386-pc/bo
 	boot/grub/x86_64-efi/normal.mod boot/grub/fonts/unicode.pf2 boot/grub/grubenv; do
 	[ -s "$MNT/$f" ] || fail "the rootfs has no /$f (image/rootfs-boot.sh)"
 done
-initrd_sum=$(sha256sum <"$MNT/boot/initrd.img-$kver")
+cp "$MNT/boot/initrd.img-$kver" initrd.orig
 core_sum=$(sha256sum <"$MNT/boot/grub/i386-pc/core.img")
 dd if=/dev/zero of="$LOOP" bs=440 count=1 conv=notrunc 2>/dev/null
 
@@ -97,6 +97,12 @@ dd if=/dev/zero of="$LOOP" bs=440 count=1 conv=notrunc 2>/dev/null
 mkdir -p proc
 printf 'BOOT_IMAGE=/vmlinuz quiet console=tty0 console=ttyS0,115200n8 console=ttyS0";reboot devopslab.url=x\n' \
 	>proc/cmdline
+
+# config-network's .link (the NIC named by its MAC): it goes into the
+# initramfs, in front of the rootfs's one
+mkdir -p "$MNT/etc/systemd/network"
+printf '[Match]\nMACAddress=52:54:00:0a:00:01\nType=ether\n\n[Link]\nName=nic0\n' \
+	>"$MNT/etc/systemd/network/10-devopslab-nic0.link"
 
 # --- refused: no root UUID, no disk ------------------------------------------------
 expect_exit 1 "$HARNESS" "$MNT" "$LOOP" "$TESTTMP/proc"
@@ -126,12 +132,24 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
 EOF
 cmp want.cfg "$MNT/etc/default/grub.d/devopslab.cfg" || { diff want.cfg "$MNT/etc/default/grub.d/devopslab.cfg"; fail "devopslab.cfg"; }
 
-# the rootfs's initramfs is the one booted: not rebuilt
-assert_eq "$initrd_sum" "$(sha256sum <"$MNT/boot/initrd.img-$kver")" "initrd.img-$kver was rebuilt"
+# the rootfs's initramfs is the one booted, not rebuilt: the node's .link
+# file in an archive in front of it, the rest byte for byte
+initrd=$MNT/boot/initrd.img-$kver
+extra=$(($(stat -c %s "$initrd") - $(stat -c %s initrd.orig)))
+[ "$extra" -gt 0 ] && [ $((extra % 512)) = 0 ] || fail "no overlay archive in front of the initramfs ($extra bytes)"
+cmp -i "$extra:0" "$initrd" initrd.orig || fail "the initramfs behind the overlay is not the rootfs's"
 chroot "$MNT" /usr/bin/lsinitramfs "/boot/initrd.img-$kver" >initrd.list
-for f in usr/sbin/lvm usr/lib/udev/rules.d/69-lvm.rules usr/sbin/fsck.ext4; do
-	grep -qx "$f" initrd.list || fail "the initramfs has no $f"
+for f in usr/sbin/lvm usr/lib/udev/rules.d/69-lvm.rules usr/sbin/fsck.ext4 \
+	usr/lib/systemd/network/10-devopslab-nic0.link devopslab-node-files; do
+	grep -qx "$f" initrd.list || fail "the initramfs has no $f (lsinitramfs)"
 done
+rm -rf unpacked
+chroot "$MNT" /usr/bin/unmkinitramfs "/boot/initrd.img-$kver" /tmp/unpacked
+mv "$MNT/tmp/unpacked" unpacked
+# (Debian 13's unmkinitramfs unpacks every archive into the one directory)
+cmp "$MNT/etc/systemd/network/10-devopslab-nic0.link" unpacked/usr/lib/systemd/network/10-devopslab-nic0.link ||
+	fail "the .link file in the initramfs differs"
+[ -x unpacked/init ] && [ -x unpacked/usr/sbin/lvm ] || fail "unmkinitramfs found no initramfs behind the overlay"
 
 # GRUB for BIOS: boot.img in sector 0 (its "GRUB " message), the partition
 # table kept, the prepared core.img (unchanged) in the BIOS boot partition
@@ -220,6 +238,7 @@ apply: ok
 check: done" "$OUT" "harness output (initramfs made)"
 chroot "$MNT" /usr/bin/lsinitramfs "/boot/initrd.img-$kver" >initrd.list
 grep -qx usr/sbin/lvm initrd.list || fail "the initramfs made at install has no lvm"
+grep -qx usr/lib/systemd/network/10-devopslab-nic0.link initrd.list || fail "the initramfs made at install has no .link"
 assert_eq "" "$(binds_left)" "mounts left below the target"
 
 # --- the ESP not mounted: refused; BIOS alone still works ----------------------------

@@ -37,6 +37,7 @@
 #include "install/bootloader.h"
 #include "install/efi.h"
 #include "install/grubcfg.h"
+#include "install/initrd.h"
 #include "disk/disk-step.h"
 #include "exec.h"
 #include "bundle/extract.h"
@@ -539,6 +540,50 @@ static void test_check_each_artefact(void **state)
 	assert_false(check_done(f));
 }
 
+#define LINK "[Match]\nMACAddress=52:54:00:0a:00:01\nType=ether\n\n[Link]\nName=nic0\n"
+
+/* The initramfs with the node's .link file in front, as apply() makes it. */
+static void put_initrd_with_link(struct fixture *f)
+{
+	const struct initrd_file link = { "10-devopslab-nic0.link", LINK, sizeof(LINK) - 1 };
+	char *o = NULL, path[512];
+	size_t len = 0;
+	FILE *fp;
+
+	assert_int_equal(initrd_overlay(&link, 1, &o, &len), 0);
+	snprintf(path, sizeof(path), "%s/boot/initrd.img-" KVER, f->root);
+	fp = fopen(path, "we");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(o, 1, len, fp), len);
+	fputs("initrd", fp);
+	fclose(fp);
+	free(o);
+}
+
+/* config-network's .link file must be in every initramfs (initrd.h). */
+static void test_check_node_files(void **state)
+{
+	struct fixture *f = *state;
+
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
+	assert_false(check_done(f));
+	put_initrd_with_link(f);
+	assert_true(check_done(f));
+	/* another .link content: the initramfs's copy is stale */
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", "[Match]\n");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
+	assert_true(check_done(f));
+	/* a NIC given by name: no .link, so none may be in the initramfs */
+	unlink_in(f->root, "etc/systemd/network/10-devopslab-nic0.link");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "boot/initrd.img-" KVER, "initrd");
+	assert_true(check_done(f));
+	/* other files there are not udev's .link files */
+	fake_tree_put(f->root, "etc/systemd/network/10-x.network", "[Match]\n");
+	assert_true(check_done(f));
+}
+
 static void test_check_sector0(void **state)
 {
 	struct fixture *f = *state;
@@ -786,9 +831,31 @@ static void test_apply_efi(void **state)
 	fresh_root(f);
 	json_object_object_add(f->s.params, "targets", json_tokener_parse("[\"x86_64-efi\"]"));
 	esp_mount(f);
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
 	assert_false(check_done(f));
 	assert_int_equal(apply(f), 0);
 	assert_true(check_done(f));
+	/* the .link file in front of the rootfs's initramfs */
+	{
+		const struct initrd_file link = { "10-devopslab-nic0.link", LINK, sizeof(LINK) - 1 };
+		char *o = NULL, *got = NULL;
+		size_t len = 0, glen = 0;
+		FILE *fp;
+
+		assert_int_equal(initrd_overlay(&link, 1, &o, &len), 0);
+		snprintf(path, sizeof(path), "%s/boot/initrd.img-" KVER, f->root);
+		fp = fopen(path, "re");
+		assert_non_null(fp);
+		got = malloc(len + 64);
+		assert_non_null(got);
+		glen = fread(got, 1, len + 64, fp);
+		fclose(fp);
+		assert_int_equal(glen, len + strlen("initrd"));
+		assert_memory_equal(got, o, len);
+		assert_memory_equal(got + len, "initrd", 6);
+		free(o);
+		free(got);
+	}
 	/* the ESP as Debian's grub-install leaves it */
 	for (size_t i = 0; i < ELEMENTSOF(sources); i++)
 		for (size_t j = 0; j < 2; j++) {
@@ -835,7 +902,7 @@ static void test_apply_efi(void **state)
 	/* the journal's result: no initramfs made, no NVRAM entry */
 	assert_non_null(f->ctx.result);
 	snprintf(marker, sizeof(marker),
-		 "{\"kernels\":[\"" KVER "\"],\"initramfs_made\":[],\"disk\":\"%s\",\"efi\":true,"
+		 "{\"kernels\":[\"" KVER "\"],\"initramfs_made\":[],\"initramfs_node_files\":[\"10-devopslab-nic0.link\"],\"disk\":\"%s\",\"efi\":true,"
 		 "\"bios\":false,\"nvram\":false}", f->disk);
 	assert_string_equal(json_object_to_json_string_ext(f->ctx.result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), marker);
 	/* a second apply rewrites the same bytes; check stays done */
@@ -923,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_boot_entries),
 		cmocka_unit_test_setup_teardown(test_check_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_each_artefact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_node_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_sector0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_marker_and_cfg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_never_writes, setup, teardown),

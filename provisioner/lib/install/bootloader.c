@@ -30,6 +30,7 @@
 #include "efi.h"
 #include "exec.h"
 #include "grubcfg.h"
+#include "initrd.h"
 #include "plan/json-util.h"
 #include "rootfile.h"
 #include "plan/run.h"
@@ -40,6 +41,8 @@
 #define EFIVARS "/sys/firmware/efi/efivars"
 #define UNBIND_MAX 8 /* stacked leftovers of killed runs we detach */
 #define ESP_PART_MAX 128u /* a GPT's usual number of entries */
+#define LINK_DIR "/etc/systemd/network"
+#define LINK_MAX (64u << 10) /* a .link file we put into the initramfs */
 
 /* What image/rootfs-boot.sh prepared in the root (paths inside it). */
 #define GRUB_PC_DIR "/boot/grub/i386-pc"
@@ -89,6 +92,10 @@ struct want {
 	struct grubcfg_consoles cons;
 	char *cfg, *menu, *stub, *marker; /* devopslab.cfg, grub.cfg, the ESP stub, the marker */
 	size_t cfg_len, menu_len, stub_len, marker_len;
+	char *overlay; /* the node's .link files in front of each initramfs (initrd.h); NULL: none */
+	size_t overlay_len;
+	char links[INITRD_FILES_MAX][NAME_MAX + 1];
+	size_t n_links;
 	char kernels[BOOTLOADER_KERNELS_MAX][KVER_MAX + 1];
 	size_t n_kernels;
 };
@@ -99,6 +106,7 @@ static void want_done(struct want *w)
 	free(w->menu);
 	free(w->stub);
 	free(w->marker);
+	free(w->overlay);
 	*w = (struct want){ 0 };
 }
 
@@ -239,6 +247,71 @@ static int make_marker(struct want *w)
 	return fclose(f) != 0 || err ? -ENOMEM : 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The names of the .link files in the target's /etc/systemd/network, the
+ * ones Debian's udev initramfs hook copies ("*.link*"), sorted. */
+static int find_links(struct run_ctx *ctx, int rootfd, struct want *w)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(rootfd, LINK_DIR + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return run_ctx_error(ctx, negative_errno(), "cannot open '%s" LINK_DIR "': %m", ctx->root);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return run_ctx_error(ctx, -ENOMEM, "out of memory");
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strstr(de->d_name, ".link") || strlen(de->d_name) > NAME_MAX)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (w->n_links >= INITRD_FILES_MAX)
+			return run_ctx_error(ctx, -E2BIG, "more than %u .link files in '%s" LINK_DIR "'",
+					     INITRD_FILES_MAX, ctx->root);
+		snprintf(w->links[w->n_links++], NAME_MAX + 1, "%s", de->d_name);
+	}
+	qsort(w->links, w->n_links, sizeof(w->links[0]), cmp_name);
+	return 0;
+}
+
+/* The initramfs overlay of the .link files (none without any). */
+static int make_overlay(struct run_ctx *ctx, int rootfd, struct want *w)
+{
+	char *data[INITRD_FILES_MAX] = { NULL };
+	struct initrd_file files[INITRD_FILES_MAX];
+	char path[sizeof(LINK_DIR) + NAME_MAX + 1];
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < w->n_links; i++) {
+		snprintf(path, sizeof(path), LINK_DIR "/%s", w->links[i]);
+		files[i] = (struct initrd_file){ .name = w->links[i] };
+		r = rootfile_read(rootfd, path, LINK_MAX, &data[i], &files[i].len);
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "%s", r == -ENOMEM ? "out of memory" : rootfile_error());
+		files[i].data = data[i];
+	}
+	if (r >= 0 && w->n_links > 0) {
+		r = initrd_overlay(files, w->n_links, &w->overlay, &w->overlay_len);
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "cannot put the .link files of '%s" LINK_DIR "' into an initramfs: %s",
+					  ctx->root, strerror(-r));
+	}
+	for (size_t i = 0; i < w->n_links; i++)
+		free(data[i]);
+	return r;
+}
+
 static int make_texts(struct want *w)
 {
 	const char *k[BOOTLOADER_KERNELS_MAX];
@@ -266,6 +339,10 @@ static int want_build(struct run_ctx *ctx, const struct step *s, int rootfd, str
 		r = read_cmdline(ctx, &cmdline);
 	if (r >= 0)
 		r = find_kernels(ctx, rootfd, w);
+	if (r >= 0)
+		r = find_links(ctx, rootfd, w);
+	if (r >= 0)
+		r = make_overlay(ctx, rootfd, w);
 	if (r < 0)
 		return r;
 	grubcfg_consoles(cmdline, &w->cons);
@@ -353,6 +430,46 @@ static int esp_done(struct run_ctx *ctx, int rootfd, const struct want *w, bool 
 	return 0;
 }
 
+static int open_boot(struct run_ctx *ctx, int rootfd, int *ret_fd)
+{
+	int fd = openat(rootfd, "boot", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return run_ctx_error(ctx, negative_errno(), "cannot open '%s/boot': %m", ctx->root);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Every initramfs starts with exactly the node's overlay (or none). With
+ * fix, rewrite those that do not. */
+static int initrds_overlay(struct run_ctx *ctx, int rootfd, const struct want *w, bool fix, bool *ret)
+{
+	_cleanup_close_ int boot = -1;
+	char name[KVER_MAX + 16];
+	int r = open_boot(ctx, rootfd, &boot);
+
+	*ret = true;
+	for (size_t i = 0; r >= 0 && i < w->n_kernels; i++) {
+		bool same = false;
+
+		snprintf(name, sizeof(name), "initrd.img-%s", w->kernels[i]);
+		r = initrd_check(boot, name, w->overlay, w->overlay_len, &same);
+		if (r >= 0 && !same && fix)
+			r = initrd_apply(boot, name, w->overlay, w->overlay_len);
+		else if (r >= 0 && !same)
+			*ret = false;
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "cannot %s the node's files in '%s/boot/%s': %s",
+					  fix ? "put" : "look for", ctx->root, name, strerror(-r));
+	}
+	return r;
+}
+
+static int initrds_done(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
+{
+	return initrds_overlay(ctx, rootfd, w, false, ret);
+}
+
 static int artefacts_present(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
 {
 	char rel[KVER_MAX + 32];
@@ -363,7 +480,9 @@ static int artefacts_present(struct run_ctx *ctx, int rootfd, const struct want 
 		snprintf(rel, sizeof(rel), "boot/initrd.img-%s", w->kernels[i]);
 		ok = present(rootfd, rel);
 	}
-	if (ok && w->bios) {
+	if (ok)
+		r = initrds_done(ctx, rootfd, w, &ok);
+	if (r >= 0 && ok && w->bios) {
 		ok = present(rootfd, GRUB_PC_CORE + 1);
 		if (ok)
 			r = sector0_has_grub(ctx, w->disk, &ok);
@@ -666,6 +785,10 @@ static void set_result(struct run_ctx *ctx, const struct want *w, bool nvram, st
 		json_array_add(k, json_object_new_string(w->kernels[i]));
 	json_add(o, "kernels", k);
 	json_add(o, "initramfs_made", json_object_get(made));
+	k = json_object_new_array();
+	for (size_t i = 0; k && i < w->n_links; i++)
+		json_array_add(k, json_object_new_string(w->links[i]));
+	json_add(o, "initramfs_node_files", k);
 	json_add_string(o, "disk", w->disk);
 	json_add_bool(o, "efi", w->efi);
 	json_add_bool(o, "bios", w->bios);
@@ -679,7 +802,11 @@ static int install_all(struct run_ctx *ctx, int rootfd, int esp, const struct wa
 {
 	int r;
 
+	bool same;
+
 	r = run_initramfs(ctx, rootfd, w, made);
+	if (r >= 0)
+		r = initrds_overlay(ctx, rootfd, w, true, &same);
 	if (r >= 0 && w->bios)
 		r = run_bios(ctx, w);
 	/* grub.cfg before the EFI part: a machine whose ESP refuses still

@@ -23,7 +23,9 @@
  *      /run into the root (recursive, then slave, so nothing propagates
  *      back), and unmounts them again at one exit, success or failure;
  *   5. update-initramfs -c only for a kernel without an initramfs (none,
- *      with a root file system from image/rootfs.sh);
+ *      with a root file system from image/rootfs.sh); then the node's
+ *      .link files (config-network) in an archive in front of every
+ *      initramfs (initrd.h), as Debian's udev hook would have put them in;
  *   6. BIOS: grub-bios-setup writes boot.img into the disk's first sector
  *      and the prepared core.img into the BIOS boot partition;
  *   7. /boot/grub/grub.cfg (grubcfg_menu(): root UUID, kernels, consoles);
@@ -40,7 +42,8 @@
  * record now, BOOTLOADER_CFG and grub.cfg are exactly what it would write,
  * every ESP file has exactly the bytes of its source in the root, GRUB's
  * boot code is in the disk's first sector and /boot/grub/i386-pc/core.img
- * is there, and every /boot/vmlinuz-KVER has its /boot/initrd.img-KVER.
+ * is there, and every /boot/vmlinuz-KVER has its /boot/initrd.img-KVER,
+ * starting with exactly the archive of the current .link files (or none).
  *
  * Errors: 0 or -errno, why in ctx->error (a failing command is named with
  * the last line of its stderr).
