@@ -258,7 +258,7 @@ static int find_links(struct run_ctx *ctx, int rootfd, struct want *w)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	int fd = openat(rootfd, LINK_DIR + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(rootfd, &LINK_DIR[1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOENT)
 		return 0;
@@ -483,7 +483,7 @@ static int artefacts_present(struct run_ctx *ctx, int rootfd, const struct want 
 	if (ok)
 		r = initrds_done(ctx, rootfd, w, &ok);
 	if (r >= 0 && ok && w->bios) {
-		ok = present(rootfd, GRUB_PC_CORE + 1);
+		ok = present(rootfd, &GRUB_PC_CORE[1]);
 		if (ok)
 			r = sector0_has_grub(ctx, w->disk, &ok);
 	}

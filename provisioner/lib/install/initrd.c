@@ -184,14 +184,12 @@ static int read_head(int fd, char *buf, size_t size, size_t *ret_len)
  * of ours at its start. */
 static int open_initrd(int dirfd, const char *name, int *ret_fd, off_t *ret_size, size_t *ret_olen)
 {
-	_cleanup_free_ char *head = malloc(INITRD_OVERLAY_MAX);
+	_cleanup_free_ char *head = NULL;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 	size_t len = 0;
 	int r;
 
-	if (!head)
-		return -ENOMEM;
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
@@ -199,6 +197,9 @@ static int open_initrd(int dirfd, const char *name, int *ret_fd, off_t *ret_size
 		return negative_errno();
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
+	head = malloc(INITRD_OVERLAY_MAX);
+	if (!head)
+		return -ENOMEM;
 	r = read_head(fd, head, INITRD_OVERLAY_MAX, &len);
 	if (r >= 0)
 		r = initrd_overlay_len(head, len, ret_olen);
