@@ -77,6 +77,7 @@ esac
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # the hooks run elsewhere
+boot_hook=$(cd "$(dirname "$0")" && pwd)/rootfs-boot.sh
 tmp="$out/$name.partial.tar.zst" # the suffix tells mmdebstrap to compress
 start=$(date +%s)
 
@@ -91,6 +92,7 @@ set -- --mode=root --variant=minbase --format=tar \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
 	--customize-hook='chroot "$1" dpkg-query -W -f="\${Package}\t\${Version}\t\${Architecture}\n" > "'"$out/$name.packages.tmp"'"' \
+	--customize-hook='"'"$boot_hook"'" "$1"' \
 	--customize-hook='rm -f "$1/etc/ssh/ssh_host_"* "$1/var/lib/dbus/machine-id" && : > "$1/etc/machine-id"' \
 	--customize-hook='rm -rf "$1/var/cache/apt/"*.bin "$1/var/lib/apt/lists/"*_Packages'
 if [ "$variant" = pve ]; then

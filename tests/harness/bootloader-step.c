@@ -6,10 +6,12 @@
  * t-bootloader.sh (and QEMU tests that want the step without the rest of
  * `install`).
  *
- *   bootloader-step ROOT DISK [PROC [TARGET...]]
+ *   bootloader-step [--root-uuid UUID] ROOT DISK [PROC [TARGET...]]
  *
- * PROC is where cmdline is read (default /proc; "" for the default);
- * TARGETs replace the plan's ["x86_64-efi", "i386-pc"]. Firmware variables are
+ * UUID is the root file system's (the plan's root_uuid; without it the
+ * step refuses to run); PROC is where cmdline is read (default /proc; ""
+ * for the default); TARGETs replace the plan's ["x86_64-efi", "i386-pc"].
+ * The ESP is partition 2, as in the plan. Firmware variables are
  * never written (--no-nvram): a test must not change its host's boot
  * entries. Prints "check: done|not done", "apply: ok|failed: WHY" and
  * "check: ..." again; exit 0 when the step is done at the end, 1 if not.
@@ -45,11 +47,18 @@ int main(int argc, char **argv)
 	struct bootloader_opts opts = { .no_nvram = true };
 	struct disk_step_state disk;
 	struct step s = { 0 };
+	const char *uuid = NULL;
 	struct run_ctx ctx;
 	int r;
 
+	if (argc > 2 && strcmp(argv[1], "--root-uuid") == 0) {
+		uuid = argv[2];
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s ROOT DISK [PROC [TARGET...]]\n", argv[0]);
+		fprintf(stderr, "usage: %s [--root-uuid UUID] ROOT DISK [PROC [TARGET...]]\n", argv[0]);
 		return 2;
 	}
 	disk_step_state_init(&disk);
@@ -65,6 +74,8 @@ int main(int argc, char **argv)
 		json_object_put(s.params);
 		return 1;
 	}
+	if (s.params && uuid)
+		json_object_object_add(s.params, "root_uuid", json_object_new_string(uuid));
 	if (argc > 4) {
 		struct json_object *t = json_object_new_array();
 

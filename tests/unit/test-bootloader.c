@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-bootloader.c — the bootloader step's pure parts (bootloader.c):
- * the installer's console= arguments turned into
- * /etc/default/grub.d/devopslab.cfg (including hostile and overlong values),
- * and check() on a fabricated target root and disk image, which must say
- * "done" only with every artefact present and the marker exactly as apply()
- * records it — and must never write. As root, apply() on a fabricated root
- * without the tools: the failure names the command, and no bind mount is
- * left behind. The real GRUB install is tests/integration/t-bootloader.sh.
+ * test-bootloader.c — the bootloader step (bootloader.c) and the texts it
+ * writes (grubcfg.c), the ESP files (efi.c):
+ *   - the installer's console= arguments in devopslab.cfg (hostile and
+ *     overlong values too); grub.cfg against tests/data/bootloader/grub.cfg
+ *     byte for byte (UPDATE_GOLDEN=1 rewrites it: review the diff); the
+ *     ESP stub; efibootmgr's listing;
+ *   - check() on a fabricated root and disk image: "done" only with every
+ *     artefact exactly as apply() leaves it, each one removed or changed
+ *     in turn; check() never writes;
+ *   - as root, apply() on a fabricated root: an ESP that is not mounted and
+ *     a root without the prepared files are refused before anything else;
+ *     with a tmpfs as ESP and the UEFI target alone the step completes (the
+ *     ESP files copied from the root, check() then done, a re-run changes
+ *     nothing); a missing tool is named; no bind mount is ever left.
+ * The real tools (grub-bios-setup, update-initramfs) on a real rootfs are
+ * tests/integration/t-bootloader.sh's; booting is t-e2e-install.sh's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -26,6 +35,9 @@
 #include <json-c/json.h>
 
 #include "install/bootloader.h"
+#include "install/efi.h"
+#include "install/grubcfg.h"
+#include "install/initrd.h"
 #include "disk/disk-step.h"
 #include "exec.h"
 #include "bundle/extract.h"
@@ -36,16 +48,23 @@
 
 #define KVER "6.12.57+deb13-amd64"
 #define KVER2 "6.12.60+deb13-amd64"
+#define UUID "b8d1a8de-13cb-4690-ac54-f55a413be8e8"
+#define CMDLINE "BOOT_IMAGE=/vmlinuz console=tty0 console=ttyS0,115200n8\n"
 
 #define CFG_HEAD "# Written by devopslab (docs/install.md, \"Boot loader\").\nGRUB_DISTRIBUTOR=\"Proxmox VE\"\n"
 #define CFG_CONS "# The installer's consoles, as debian-installer carries them over.\n"
+#define STUB "search.fs_uuid " UUID " root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"
+
+/* ---- the texts ----------------------------------------------------------------- */
 
 static void cfg_is(const char *cmdline, const char *want)
 {
+	struct grubcfg_consoles c;
 	char *got = NULL;
 	size_t len = 0;
 
-	assert_int_equal(bootloader_grub_cfg(cmdline, &got, &len), 0);
+	grubcfg_consoles(cmdline, &c);
+	assert_int_equal(grubcfg_defaults(&c, &got, &len), 0);
 	assert_non_null(got);
 	assert_string_equal(got, want);
 	assert_int_equal(len, strlen(want));
@@ -102,7 +121,7 @@ static void test_cfg_hostile(void **state)
 	cfg_is("console=ttyS0\";reboot console=$(reboot) console=`id` console=\"tty0 x\" console= console=tty0\\",
 	       CFG_HEAD);
 	cfg_is("console=ttyS0\";reboot console=tty0", CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=tty0\"\n");
-	/* BOOTLOADER_CONSOLE_LEN bytes are carried, one more is not */
+	/* GRUBCFG_CONSOLE_LEN bytes are carried, one more is not */
 	memset(v64, 'a', 64);
 	v64[64] = '\0';
 	memset(v65, 'b', 65);
@@ -110,13 +129,141 @@ static void test_cfg_hostile(void **state)
 	snprintf(line, sizeof(line), "console=%s console=%s", v65, v64);
 	snprintf(want, sizeof(want), CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=%s\"\n", v64);
 	cfg_is(line, want);
-	/* at most BOOTLOADER_CONSOLES_MAX of them */
+	/* at most GRUBCFG_CONSOLES_MAX of them, the longest fitting */
 	for (unsigned i = 0; i < 12; i++)
 		off += (size_t)snprintf(line + off, sizeof(line) - off, "console=tty%u ", i);
 	cfg_is(line, CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=tty0 console=tty1 console=tty2 console=tty3 "
 					"console=tty4 console=tty5 console=tty6 console=tty7\"\n");
+	off = 0;
+	for (unsigned i = 0; i < GRUBCFG_CONSOLES_MAX; i++)
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "console=%s ", v64);
+	off = (size_t)snprintf(want, sizeof(want), CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"");
+	for (unsigned i = 0; i < GRUBCFG_CONSOLES_MAX; i++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "%sconsole=%s", i ? " " : "", v64);
+	snprintf(want + off, sizeof(want) - off, "\"\n");
+	cfg_is(line, want);
 	/* control bytes and high bytes */
 	cfg_is("console=tty\x01 console=tty\xc3\xa4 console=ttyS0,9600\x7f", CFG_HEAD);
+}
+
+static char *golden_path(char *buf, size_t size)
+{
+	const char *top = getenv("TOP");
+
+	snprintf(buf, size, "%s/tests/data/bootloader/grub.cfg", top ? top : ".");
+	return buf;
+}
+
+/* Two kernels given oldest first, a VGA and a serial console. */
+static void test_menu_golden(void **state)
+{
+	const char *kernels[] = { KVER, KVER2 };
+	struct grubcfg_consoles c;
+	char *got = NULL, *want = NULL, path[4096];
+	size_t len = 0, wlen = 0;
+	FILE *f;
+
+	(void)state;
+	grubcfg_consoles(CMDLINE, &c);
+	assert_int_equal(grubcfg_menu(&c, UUID, kernels, 2, &got, &len), 0);
+	assert_int_equal(strlen(got), len);
+	if (getenv("UPDATE_GOLDEN") && strcmp(getenv("UPDATE_GOLDEN"), "1") == 0) {
+		f = fopen(golden_path(path, sizeof(path)), "we");
+		assert_non_null(f);
+		fputs(got, f);
+		fclose(f);
+	}
+	f = fopen(golden_path(path, sizeof(path)), "re");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	assert_int_equal(getdelim(&want, &wlen, '\0', f) > 0, 1);
+	fclose(f);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+}
+
+static void test_menu_plain(void **state)
+{
+	const char *kernels[] = { KVER };
+	struct grubcfg_consoles c;
+	char *got = NULL;
+	size_t len = 0;
+
+	(void)state;
+	grubcfg_consoles("BOOT_IMAGE=/vmlinuz quiet", &c);
+	assert_int_equal(grubcfg_menu(&c, UUID, kernels, 1, &got, &len), 0);
+	/* no serial terminal, Debian's "quiet" alone, the recovery entry */
+	assert_null(strstr(got, "serial"));
+	assert_null(strstr(got, "terminal_"));
+	assert_non_null(strstr(got, "\tlinux\t/boot/vmlinuz-" KVER " root=/dev/mapper/pve-root ro quiet\n"));
+	assert_non_null(strstr(got, "\t\tlinux\t/boot/vmlinuz-" KVER " root=/dev/mapper/pve-root ro single dis_ucode_ldr\n"));
+	assert_non_null(strstr(got, "\tinitrd\t/boot/initrd.img-" KVER "\n"));
+	assert_non_null(strstr(got, "$menuentry_id_option 'gnulinux-simple-" UUID "' {\n"));
+	assert_non_null(strstr(got, "search --no-floppy --fs-uuid --set=root " UUID "\n"));
+	free(got);
+}
+
+static void test_menu_refused(void **state)
+{
+	const char *ok[] = { KVER }, *bad1[] = { "6.1 x" }, *bad2[] = { "6.1'$(x)" }, *bad3[] = { "" };
+	struct grubcfg_consoles c;
+	char *got = NULL;
+	size_t len = 0;
+
+	(void)state;
+	grubcfg_consoles(NULL, &c);
+	assert_int_equal(grubcfg_menu(&c, "B8D1A8DE-13CB-4690-AC54-F55A413BE8E8", ok, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, "b8d1a8de-13cb-4690-ac54", ok, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, "b8d1a8de-13cb-4690-ac54-f55a413be8e8' x", ok, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, NULL, ok, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, UUID, ok, 0, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, UUID, bad1, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, UUID, bad2, 1, &got, &len), -EINVAL);
+	assert_int_equal(grubcfg_menu(&c, UUID, bad3, 1, &got, &len), -EINVAL);
+	assert_null(got);
+	assert_int_equal(grubcfg_stub("not-a-uuid", &got, &len), -EINVAL);
+	assert_null(got);
+}
+
+static void test_stub(void **state)
+{
+	char *got = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(grubcfg_stub(UUID, &got, &len), 0);
+	assert_string_equal(got, STUB);
+	assert_int_equal(len, strlen(STUB));
+	free(got);
+}
+
+static void test_boot_entries(void **state)
+{
+	const char *listing = "BootCurrent: 0001\n"
+			      "Timeout: 0 seconds\n"
+			      "BootOrder: 0003,0001,000A\n"
+			      "Boot0001* UEFI QEMU NVMe Ctrl 1\tPciRoot(0x0)/Pci(0x3,0x0)/NVMe(0x1,00-00)\n"
+			      "Boot0003* proxmox\tHD(2,GPT,811435cc,0x800,0x100000)/\\EFI\\proxmox\\shimx64.efi\n"
+			      "Boot0004  proxmox-old\tHD(2,GPT,1,0x800,0x100000)/\\EFI\\x\\a.efi\n"
+			      "Boot000A  proxmox\tHD(2,GPT,1,0x800,0x100000)/\\EFI\\proxmox\\grubx64.efi\n"
+			      "Boot0010* proxmox2\tHD(2,GPT,1,0x800,0x100000)/\\EFI\\p\\a.efi\n"
+			      "Boot0011* Proxmox\tHD(2,GPT,1,0x800,0x100000)/\\EFI\\p\\a.efi\n"
+			      "Boot00FF* proxmox";
+	unsigned nums[4] = { 0 };
+	size_t n = 99;
+
+	(void)state;
+	assert_int_equal(efi_boot_entries(listing, "proxmox", nums, 4, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(nums[0], 0x0003);
+	assert_int_equal(nums[1], 0x000A);
+	assert_int_equal(nums[2], 0x00FF);
+	assert_int_equal(efi_boot_entries(listing, "proxmox", nums, 2, &n), -E2BIG);
+	assert_int_equal(efi_boot_entries("BootOrder: 0001\n", "proxmox", nums, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(efi_boot_entries(NULL, "proxmox", nums, 4, &n), 0);
+	assert_int_equal(n, 0);
 }
 
 /* ---- check() on a fabricated root -------------------------------------------- */
@@ -127,6 +274,7 @@ struct fixture {
 	struct bootloader_opts opts;
 	struct step s;
 	struct run_ctx ctx;
+	bool esp_mounted;
 };
 
 static void write_disk(const char *path, bool grub)
@@ -144,19 +292,68 @@ static void write_disk(const char *path, bool grub)
 	close(fd);
 }
 
-static const char *const artefacts[] = {
-	"boot/efi/EFI/proxmox/shimx64.efi", "boot/efi/EFI/proxmox/grubx64.efi", "boot/efi/EFI/BOOT/BOOTX64.EFI",
-	"boot/grub/grub.cfg",               "boot/grub/i386-pc/core.img",       "boot/initrd.img-" KVER,
+/* The root's sources, and where apply() copies each on the ESP. */
+static const struct {
+	const char *src, *content, *esp[2];
+} sources[] = {
+	{ "usr/lib/shim/shimx64.efi.signed", "shim", { "EFI/proxmox/shimx64.efi", "EFI/BOOT/BOOTX64.EFI" } },
+	{ "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "grub",
+	  { "EFI/proxmox/grubx64.efi", "EFI/BOOT/grubx64.efi" } },
+	{ "usr/lib/shim/mmx64.efi.signed", "mm", { "EFI/proxmox/mmx64.efi", "EFI/BOOT/mmx64.efi" } },
+	{ "usr/lib/shim/fbx64.efi.signed", "fb", { "EFI/proxmox/fbx64.efi", NULL } },
+	{ "usr/lib/shim/BOOTX64.CSV", "csv", { "EFI/proxmox/BOOTX64.CSV", "EFI/BOOT/BOOTX64.CSV" } },
 };
+static const char *const stubs[] = { "EFI/proxmox/grub.cfg", "EFI/BOOT/grub.cfg" };
 
+static void put_esp(struct fixture *f, const char *rel, const char *content)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "boot/efi/%s", rel);
+	fake_tree_put(f->root, path, content);
+}
+
+static void put_menu(struct fixture *f, const char *cmdline)
+{
+	const char *kernels[] = { KVER };
+	struct grubcfg_consoles c;
+	char *menu = NULL, path[256];
+	size_t len = 0;
+
+	grubcfg_consoles(cmdline, &c);
+	assert_int_equal(grubcfg_menu(&c, UUID, kernels, 1, &menu, &len), 0);
+	fake_tree_put(f->root, "boot/grub/grub.cfg", menu);
+	snprintf(path, sizeof(path), "%s/boot/grub/grub.cfg", f->root);
+	assert_int_equal(chmod(path, 0600), 0);
+	free(menu);
+}
+
+/* The sources of the prepared root file system (image/rootfs-boot.sh). */
+static void fabricate_rootfs(struct fixture *f)
+{
+	fake_tree_put(f->root, "boot/vmlinuz-" KVER, "kernel");
+	fake_tree_put(f->root, "boot/initrd.img-" KVER, "initrd");
+	fake_tree_put(f->root, "boot/grub/i386-pc/core.img", "core");
+	fake_tree_put(f->root, "boot/grub/i386-pc/boot.img", "boot");
+	fake_tree_put(f->root, "usr/lib/grub/i386-pc/grub-bios-setup", "not a program");
+	for (size_t i = 0; i < ELEMENTSOF(sources); i++)
+		fake_tree_put(f->root, sources[i].src, sources[i].content);
+}
+
+/* Everything as a successful apply() leaves it. */
 static void fabricate(struct fixture *f)
 {
 	char marker[512];
 
-	fake_tree_put(f->root, "boot/vmlinuz-" KVER, "kernel");
-	for (size_t i = 0; i < ELEMENTSOF(artefacts); i++)
-		fake_tree_put(f->root, artefacts[i], "x");
-	fake_tree_put(f->proc, "cmdline", "BOOT_IMAGE=/vmlinuz console=tty0 console=ttyS0,115200n8\n");
+	fabricate_rootfs(f);
+	for (size_t i = 0; i < ELEMENTSOF(sources); i++)
+		for (size_t j = 0; j < 2; j++)
+			if (sources[i].esp[j])
+				put_esp(f, sources[i].esp[j], sources[i].content);
+	for (size_t i = 0; i < ELEMENTSOF(stubs); i++)
+		put_esp(f, stubs[i], STUB);
+	fake_tree_put(f->proc, "cmdline", CMDLINE);
+	put_menu(f, CMDLINE);
 	fake_tree_put(f->root, "etc/default/grub.d/devopslab.cfg",
 		      CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200n8\"\n"
 					"GRUB_TERMINAL=\"console serial\"\n"
@@ -183,8 +380,8 @@ static int setup(void **state)
 	f->opts = (struct bootloader_opts){ .proc = f->proc, .no_nvram = true };
 	f->s.id = (char *)"node/n1/bootloader";
 	f->s.kind = STEP_BOOTLOADER;
-	f->s.params = json_tokener_parse(
-		"{\"loader\":\"grub\",\"targets\":[\"x86_64-efi\",\"i386-pc\"],\"esp_partition\":2}");
+	f->s.params = json_tokener_parse("{\"loader\":\"grub\",\"targets\":[\"x86_64-efi\",\"i386-pc\"],"
+					 "\"esp_partition\":2,\"root_uuid\":\"" UUID "\"}");
 	assert_non_null(f->s.params);
 	run_ctx_init(&f->ctx);
 	f->ctx.root = f->root;
@@ -211,10 +408,41 @@ static bool mounted_below(const char *dir)
 	return found;
 }
 
+/* A bind mount of the step left below the root (the ESP's tmpfs aside)? */
+static bool binds_left(struct fixture *f)
+{
+	static const char *const dirs[] = { "dev", "proc", "sys", "run" };
+	FILE *fp = fopen("/proc/self/mountinfo", "re");
+	char line[4096], at[256];
+	bool found = false;
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+			snprintf(at, sizeof(at), " %s/%s", f->root, dirs[i]);
+			if (strstr(line, at))
+				found = true;
+		}
+	fclose(fp);
+	return found;
+}
+
+static void esp_umount(struct fixture *f)
+{
+	char path[256];
+
+	if (!f->esp_mounted)
+		return;
+	snprintf(path, sizeof(path), "%s/boot/efi", f->root);
+	assert_int_equal(umount(path), 0);
+	f->esp_mounted = false;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	esp_umount(f);
 	assert_false(mounted_below(f->dir));
 	run_ctx_done(&f->ctx);
 	json_object_put(f->s.params);
@@ -238,45 +466,122 @@ static void test_check_done(void **state)
 	struct fixture *f = *state;
 
 	assert_true(check_done(f));
-	/* grubx64.efi alone (no shim-signed) is a complete EFI install too */
-	fake_tree_put(f->root, "boot/efi/EFI/proxmox/shimx64.efi", "");
-	assert_true(check_done(f));
+}
+
+static void unlink_in(const char *root, const char *rel)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	if (unlink(path) < 0)
+		fail_msg("unlink %s: %m", path);
+}
+
+/* Each artefact missing, then different: not done; put back: done. */
+static void each_removed(struct fixture *f, const char *rel, const char *good)
+{
+	unlink_in(f->root, rel);
+	if (check_done(f))
+		fail_msg("done without %s", rel);
+	fake_tree_put(f->root, rel, "other bytes");
+	if (check_done(f))
+		fail_msg("done with another %s", rel);
+	fake_tree_put(f->root, rel, good);
+	if (!check_done(f))
+		fail_msg("not done with %s put back", rel);
 }
 
 static void test_check_each_artefact(void **state)
 {
 	struct fixture *f = *state;
-	char path[512];
+	char rel[256], path[512];
 
-	/* shim and GRUB: either one is an EFI install, neither is not */
-	snprintf(path, sizeof(path), "%s/%s", f->root, artefacts[0]);
-	assert_int_equal(unlink(path), 0);
-	assert_true(check_done(f));
-	snprintf(path, sizeof(path), "%s/%s", f->root, artefacts[1]);
-	assert_int_equal(unlink(path), 0);
-	assert_false(check_done(f));
-	fake_tree_put(f->root, artefacts[0], "x");
-	assert_true(check_done(f));
-	fake_tree_put(f->root, artefacts[0], ""); /* an empty file is not an artefact */
-	assert_false(check_done(f));
-	fake_tree_put(f->root, artefacts[0], "x");
-	fake_tree_put(f->root, artefacts[1], "x");
-	for (size_t i = 2; i < ELEMENTSOF(artefacts); i++) {
-		snprintf(path, sizeof(path), "%s/%s", f->root, artefacts[i]);
-		assert_int_equal(unlink(path), 0);
-		if (check_done(f))
-			fail_msg("done without %s", artefacts[i]);
-		fake_tree_put(f->root, artefacts[i], "");
-		if (check_done(f))
-			fail_msg("done with an empty %s", artefacts[i]);
-		fake_tree_put(f->root, artefacts[i], "x");
-		assert_true(check_done(f));
+	for (size_t i = 0; i < ELEMENTSOF(sources); i++)
+		for (size_t j = 0; j < 2; j++) {
+			if (!sources[i].esp[j])
+				continue;
+			snprintf(rel, sizeof(rel), "boot/efi/%s", sources[i].esp[j]);
+			each_removed(f, rel, sources[i].content);
+		}
+	for (size_t i = 0; i < ELEMENTSOF(stubs); i++) {
+		snprintf(rel, sizeof(rel), "boot/efi/%s", stubs[i]);
+		each_removed(f, rel, STUB);
 	}
-	/* a symlink on the ESP is not followed */
-	snprintf(path, sizeof(path), "%s/boot/efi/EFI/BOOT/BOOTX64.EFI", f->root);
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(symlink("../proxmox/grubx64.efi", path), 0);
+	/* an empty initrd or core image is none; their content is the rootfs's */
+	unlink_in(f->root, "boot/initrd.img-" KVER);
 	assert_false(check_done(f));
+	fake_tree_put(f->root, "boot/initrd.img-" KVER, "");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "boot/initrd.img-" KVER, "initrd");
+	assert_true(check_done(f));
+	unlink_in(f->root, "boot/grub/i386-pc/core.img");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "boot/grub/i386-pc/core.img", "core");
+	assert_true(check_done(f));
+	/* grub.cfg: exactly ours, mode 0600 */
+	fake_tree_put(f->root, "boot/grub/grub.cfg", "menuentry x {}\n");
+	assert_false(check_done(f));
+	put_menu(f, CMDLINE);
+	assert_true(check_done(f));
+	snprintf(path, sizeof(path), "%s/boot/grub/grub.cfg", f->root);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_false(check_done(f));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_true(check_done(f));
+	/* a newer shim in the root (an upgraded rootfs): the ESP's is stale */
+	fake_tree_put(f->root, "usr/lib/shim/shimx64.efi.signed", "shim 2");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "usr/lib/shim/shimx64.efi.signed", "shim");
+	assert_true(check_done(f));
+	/* a symlink on the ESP is not followed */
+	unlink_in(f->root, "boot/efi/EFI/BOOT/BOOTX64.EFI");
+	snprintf(path, sizeof(path), "%s/boot/efi/EFI/BOOT/BOOTX64.EFI", f->root);
+	assert_int_equal(symlink("../proxmox/shimx64.efi", path), 0);
+	assert_false(check_done(f));
+}
+
+#define LINK "[Match]\nMACAddress=52:54:00:0a:00:01\nType=ether\n\n[Link]\nName=nic0\n"
+
+/* The initramfs with the node's .link file in front, as apply() makes it. */
+static void put_initrd_with_link(struct fixture *f)
+{
+	const struct initrd_file link = { "10-devopslab-nic0.link", LINK, sizeof(LINK) - 1 };
+	char *o = NULL, path[512];
+	size_t len = 0;
+	FILE *fp;
+
+	assert_int_equal(initrd_overlay(&link, 1, &o, &len), 0);
+	snprintf(path, sizeof(path), "%s/boot/initrd.img-" KVER, f->root);
+	fp = fopen(path, "we");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(o, 1, len, fp), len);
+	fputs("initrd", fp);
+	fclose(fp);
+	free(o);
+}
+
+/* config-network's .link file must be in every initramfs (initrd.h). */
+static void test_check_node_files(void **state)
+{
+	struct fixture *f = *state;
+
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
+	assert_false(check_done(f));
+	put_initrd_with_link(f);
+	assert_true(check_done(f));
+	/* another .link content: the initramfs's copy is stale */
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", "[Match]\n");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
+	assert_true(check_done(f));
+	/* a NIC given by name: no .link, so none may be in the initramfs */
+	unlink_in(f->root, "etc/systemd/network/10-devopslab-nic0.link");
+	assert_false(check_done(f));
+	fake_tree_put(f->root, "boot/initrd.img-" KVER, "initrd");
+	assert_true(check_done(f));
+	/* other files there are not udev's .link files */
+	fake_tree_put(f->root, "etc/systemd/network/10-x.network", "[Match]\n");
+	assert_true(check_done(f));
 }
 
 static void test_check_sector0(void **state)
@@ -295,8 +600,7 @@ static void test_check_marker_and_cfg(void **state)
 	char path[512];
 
 	/* no marker */
-	snprintf(path, sizeof(path), "%s/var/lib/devopslab/bootloader.done", f->root);
-	assert_int_equal(unlink(path), 0);
+	unlink_in(f->root, "var/lib/devopslab/bootloader.done");
 	assert_false(check_done(f));
 	fabricate(f);
 	assert_true(check_done(f));
@@ -307,24 +611,38 @@ static void test_check_marker_and_cfg(void **state)
 	free(f->st.target.path);
 	f->st.target.path = strdup(f->disk);
 	assert_true(check_done(f));
-	/* a new kernel: not recorded, and it has no initrd */
+	/* a new kernel: not recorded, not in grub.cfg, and it has no initrd */
 	fake_tree_put(f->root, "boot/vmlinuz-" KVER2, "kernel");
 	assert_false(check_done(f));
-	snprintf(path, sizeof(path), "%s/boot/vmlinuz-" KVER2, f->root);
-	assert_int_equal(unlink(path), 0);
+	unlink_in(f->root, "boot/vmlinuz-" KVER2);
 	assert_true(check_done(f));
-	/* the installer's console changed: the config is not what apply writes */
+	/* the installer's console changed: devopslab.cfg and grub.cfg are not what apply writes */
 	fake_tree_put(f->proc, "cmdline", "console=ttyS1,9600\n");
 	assert_false(check_done(f));
-	fake_tree_put(f->proc, "cmdline", "BOOT_IMAGE=/vmlinuz console=tty0 console=ttyS0,115200n8\n");
+	put_menu(f, "console=ttyS1,9600\n");
+	assert_false(check_done(f)); /* devopslab.cfg still the old one */
+	fake_tree_put(f->proc, "cmdline", CMDLINE);
+	put_menu(f, CMDLINE);
+	assert_true(check_done(f));
+	/* another root file system UUID */
+	json_object_object_add(f->s.params, "root_uuid",
+			       json_object_new_string("00000000-0000-4000-8000-000000000000"));
+	assert_false(check_done(f));
+	json_object_object_add(f->s.params, "root_uuid", json_object_new_string(UUID));
 	assert_true(check_done(f));
 	/* BIOS only: the ESP is not needed, the marker says so */
 	json_object_object_add(f->s.params, "targets", json_tokener_parse("[\"i386-pc\"]"));
 	assert_false(check_done(f)); /* marker still says both */
 	snprintf(path, sizeof(path), "loader grub\ntargets i386-pc\ndisk %s\nkernel " KVER "\n", f->disk);
 	fake_tree_put(f->root, "var/lib/devopslab/bootloader.done", path);
-	snprintf(path, sizeof(path), "%s/boot/efi/EFI/BOOT/BOOTX64.EFI", f->root);
-	assert_int_equal(unlink(path), 0);
+	unlink_in(f->root, "boot/efi/EFI/BOOT/BOOTX64.EFI");
+	assert_true(check_done(f));
+	/* UEFI only: the disk's first sector does not matter */
+	json_object_object_add(f->s.params, "targets", json_tokener_parse("[\"x86_64-efi\"]"));
+	snprintf(path, sizeof(path), "loader grub\ntargets x86_64-efi\ndisk %s\nkernel " KVER "\n", f->disk);
+	fake_tree_put(f->root, "var/lib/devopslab/bootloader.done", path);
+	put_esp(f, "EFI/BOOT/BOOTX64.EFI", "shim");
+	write_disk(f->disk, false);
 	assert_true(check_done(f));
 }
 
@@ -334,14 +652,18 @@ static void test_check_never_writes(void **state)
 	char path[512];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/etc/default/grub.d/devopslab.cfg", f->root);
-	assert_int_equal(unlink(path), 0);
-	snprintf(path, sizeof(path), "%s/var/lib/devopslab/bootloader.done", f->root);
-	assert_int_equal(unlink(path), 0);
+	unlink_in(f->root, "etc/default/grub.d/devopslab.cfg");
+	unlink_in(f->root, "var/lib/devopslab/bootloader.done");
+	unlink_in(f->root, "boot/grub/grub.cfg");
+	unlink_in(f->root, "boot/efi/EFI/proxmox/grub.cfg");
 	assert_false(check_done(f));
 	snprintf(path, sizeof(path), "%s/etc/default/grub.d/devopslab.cfg", f->root);
 	assert_int_equal(stat(path, &st), -1);
 	snprintf(path, sizeof(path), "%s/var/lib/devopslab/bootloader.done", f->root);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/boot/grub/grub.cfg", f->root);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/boot/efi/EFI/proxmox/grub.cfg", f->root);
 	assert_int_equal(stat(path, &st), -1);
 }
 
@@ -379,10 +701,17 @@ static void test_bad_context(void **state)
 	json_object_object_add(f->s.params, "loader", json_object_new_string("systemd-boot"));
 	check_fails(f, -EOPNOTSUPP, "boot loader 'systemd-boot' is not supported");
 	json_object_object_add(f->s.params, "loader", json_object_new_string("grub"));
+	json_object_object_add(f->s.params, "root_uuid", json_object_new_string("UUID=" UUID));
+	check_fails(f, -EINVAL, "no root file system UUID");
+	json_object_object_del(f->s.params, "root_uuid");
+	check_fails(f, -EINVAL, "no root file system UUID");
+	json_object_object_add(f->s.params, "root_uuid", json_object_new_string(UUID));
+	json_object_object_add(f->s.params, "esp_partition", json_object_new_int(0));
+	check_fails(f, -EINVAL, "no ESP partition number");
+	json_object_object_add(f->s.params, "esp_partition", json_object_new_int(2));
 
 	/* no kernel; an overlong /proc/cmdline */
-	snprintf(path, sizeof(path), "%s/boot/vmlinuz-" KVER, f->root);
-	assert_int_equal(unlink(path), 0);
+	unlink_in(f->root, "boot/vmlinuz-" KVER);
 	check_fails(f, -ENOENT, "no kernel");
 	fake_tree_put(f->root, "boot/vmlinuz-" KVER, "kernel");
 	memset(path, 'x', sizeof(path));
@@ -401,46 +730,229 @@ static void test_bad_context(void **state)
 	check_fails(f, -EFBIG, "longer than");
 }
 
-/* apply() with the tools missing from the root: the bind mounts are made
- * and undone, the failure names the command. Needs root (mount(2)). */
-static void test_apply_missing_tools(void **state)
+/* ---- apply() on a fabricated root (root: mounts) --------------------------------- */
+
+static bool need_root(void)
 {
-	struct fixture *f = *state;
-	static const char *const dirs[] = { "dev", "proc", "sys", "run" };
+	if (geteuid() == 0)
+		return true;
+	skip();
+	return false;
+}
+
+/* A fresh root as image/rootfs.sh leaves it: nothing of the step's yet. */
+static void fresh_root(struct fixture *f)
+{
+	static const char *const dirs[] = { "dev", "proc", "sys", "run", "boot/efi" };
+	char path[512];
+
+	assert_int_equal(extract_rm_rf_at(AT_FDCWD, f->root), 0);
+	assert_int_equal(mkdir(f->root, 0755), 0);
+	fabricate_rootfs(f);
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->root, dirs[i]);
+		fake_tree_mkparents(path);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	write_disk(f->disk, false);
+}
+
+static void esp_mount(struct fixture *f)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/boot/efi", f->root);
+	assert_int_equal(mount("tmpfs", path, "tmpfs", 0, "size=4m,mode=0755"), 0);
+	f->esp_mounted = true;
+}
+
+static int apply(struct fixture *f)
+{
+	f->ctx.error[0] = '\0';
+	return bootloader_ops.apply(&f->ctx, &f->s);
+}
+
+static void assert_error(struct fixture *f, const char *msg)
+{
+	if (!strstr(f->ctx.error, msg))
+		fail_msg("error '%s' lacks '%s'", f->ctx.error, msg);
+}
+
+static bool exists(struct fixture *f, const char *rel)
+{
 	char path[512];
 	struct stat st;
 
-	if (geteuid() != 0) {
-		skip();
+	snprintf(path, sizeof(path), "%s/%s", f->root, rel);
+	return lstat(path, &st) == 0;
+}
+
+/* Refused before anything is mounted or written but the config file. */
+static void test_apply_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	if (!need_root())
 		return;
-	}
-	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", f->root, dirs[i]);
-		assert_int_equal(mkdir(path, 0755), 0);
-	}
-	f->ctx.error[0] = '\0';
-	assert_int_equal(bootloader_ops.apply(&f->ctx, &f->s), -ENOENT);
-	if (!strstr(f->ctx.error, "cannot run '/usr/sbin/update-initramfs -u -k " KVER "' in"))
-		fail_msg("unexpected error: %s", f->ctx.error);
+	fresh_root(f);
+	/* the ESP is the root file system's directory: not mounted */
+	assert_int_equal(apply(f), -EXDEV);
+	assert_error(f, "boot/efi' is not a mount point: the ESP is not mounted");
 	assert_false(mounted_below(f->dir));
-	/* the marker went first (a failed run is never done), the config was written */
-	snprintf(path, sizeof(path), "%s/var/lib/devopslab/bootloader.done", f->root);
-	assert_int_equal(stat(path, &st), -1);
-	assert_false(check_done(f));
-	snprintf(path, sizeof(path), "%s/etc/default/grub.d/devopslab.cfg", f->root);
-	assert_int_equal(stat(path, &st), 0);
-	/* a root directory that is a symlink is refused before any mount */
-	snprintf(path, sizeof(path), "%s/run", f->root);
-	assert_int_equal(rmdir(path), 0);
-	assert_int_equal(symlink("/run", path), 0);
-	f->ctx.error[0] = '\0';
-	assert_int_equal(bootloader_ops.apply(&f->ctx, &f->s), -ENOTDIR);
-	assert_non_null(strstr(f->ctx.error, "is not a directory"));
+	assert_true(exists(f, "etc/default/grub.d/devopslab.cfg"));
+	assert_false(exists(f, "boot/grub/grub.cfg"));
+	assert_false(exists(f, "boot/efi/EFI"));
+	assert_false(exists(f, "var/lib/devopslab/bootloader.done"));
+	/* a root without the prepared BIOS core image, or without shim */
+	esp_mount(f);
+	unlink_in(f->root, "boot/grub/i386-pc/core.img");
+	assert_int_equal(apply(f), -ENOENT);
+	assert_error(f, "the root file system has no '/boot/grub/i386-pc/core.img' (made by image/rootfs-boot.sh");
+	fake_tree_put(f->root, "boot/grub/i386-pc/core.img", "core");
+	unlink_in(f->root, "usr/lib/shim/shimx64.efi.signed");
+	assert_int_equal(apply(f), -ENOENT);
+	assert_error(f, "the root file system has no '/usr/lib/shim/shimx64.efi.signed'");
+	assert_false(binds_left(f));
+	assert_false(exists(f, "boot/efi/EFI"));
+	assert_false(exists(f, "boot/grub/grub.cfg"));
+	esp_umount(f);
 	assert_false(mounted_below(f->dir));
 }
 
-/* exec.h as the step uses it: stdin fed to a child that reads to EOF
- * (debconf-set-selections does), which must see EOF while we wait. */
+/* The UEFI target alone runs no command: the whole step, for real. */
+static void test_apply_efi(void **state)
+{
+	struct fixture *f = *state;
+	char path[512], marker[512];
+	struct stat a, b;
+
+	if (!need_root())
+		return;
+	fresh_root(f);
+	json_object_object_add(f->s.params, "targets", json_tokener_parse("[\"x86_64-efi\"]"));
+	esp_mount(f);
+	fake_tree_put(f->root, "etc/systemd/network/10-devopslab-nic0.link", LINK);
+	assert_false(check_done(f));
+	assert_int_equal(apply(f), 0);
+	assert_true(check_done(f));
+	/* the .link file in front of the rootfs's initramfs */
+	{
+		const struct initrd_file link = { "10-devopslab-nic0.link", LINK, sizeof(LINK) - 1 };
+		char *o = NULL, *got = NULL;
+		size_t len = 0, glen = 0;
+		FILE *fp;
+
+		assert_int_equal(initrd_overlay(&link, 1, &o, &len), 0);
+		snprintf(path, sizeof(path), "%s/boot/initrd.img-" KVER, f->root);
+		fp = fopen(path, "re");
+		assert_non_null(fp);
+		got = malloc(len + 64);
+		assert_non_null(got);
+		glen = fread(got, 1, len + 64, fp);
+		fclose(fp);
+		assert_int_equal(glen, len + strlen("initrd"));
+		assert_memory_equal(got, o, len);
+		assert_memory_equal(got + len, "initrd", 6);
+		free(o);
+		free(got);
+	}
+	/* the ESP as Debian's grub-install leaves it */
+	for (size_t i = 0; i < ELEMENTSOF(sources); i++)
+		for (size_t j = 0; j < 2; j++) {
+			char *got = NULL;
+			size_t len = 0;
+			FILE *fp;
+
+			if (!sources[i].esp[j])
+				continue;
+			snprintf(path, sizeof(path), "%s/boot/efi/%s", f->root, sources[i].esp[j]);
+			fp = fopen(path, "re");
+			if (!fp)
+				fail_msg("no %s", path);
+			assert_true(getdelim(&got, &len, '\0', fp) > 0);
+			fclose(fp);
+			assert_string_equal(got, sources[i].content);
+			free(got);
+		}
+	assert_false(exists(f, "boot/efi/EFI/BOOT/fbx64.efi"));
+	assert_false(exists(f, "boot/efi/EFI/proxmox/grub.cfg.devopslab-new"));
+	snprintf(marker, sizeof(marker), "loader grub\ntargets x86_64-efi\ndisk %s\nkernel " KVER "\n", f->disk);
+	{
+		char *got = NULL;
+		size_t len = 0;
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/var/lib/devopslab/bootloader.done", f->root);
+		fp = fopen(path, "re");
+		assert_non_null(fp);
+		assert_true(getdelim(&got, &len, '\0', fp) > 0);
+		fclose(fp);
+		assert_string_equal(got, marker);
+		free(got);
+		snprintf(path, sizeof(path), "%s/boot/efi/EFI/BOOT/grub.cfg", f->root);
+		fp = fopen(path, "re");
+		assert_non_null(fp);
+		got = NULL;
+		assert_true(getdelim(&got, &len, '\0', fp) > 0);
+		fclose(fp);
+		assert_string_equal(got, STUB);
+		free(got);
+	}
+	assert_false(binds_left(f));
+	/* the journal's result: no initramfs made, no NVRAM entry */
+	assert_non_null(f->ctx.result);
+	snprintf(marker, sizeof(marker),
+		 "{\"kernels\":[\"" KVER "\"],\"initramfs_made\":[],\"initramfs_node_files\":[\"10-devopslab-nic0.link\"],\"disk\":\"%s\",\"efi\":true,"
+		 "\"bios\":false,\"nvram\":false}", f->disk);
+	assert_string_equal(json_object_to_json_string_ext(f->ctx.result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), marker);
+	/* a second apply rewrites the same bytes; check stays done */
+	snprintf(path, sizeof(path), "%s/boot/grub/grub.cfg", f->root);
+	assert_int_equal(stat(path, &a), 0);
+	assert_int_equal(apply(f), 0);
+	assert_true(check_done(f));
+	assert_int_equal(stat(path, &b), 0);
+	assert_int_equal(a.st_size, b.st_size);
+	/* a kernel without initramfs: update-initramfs is run for it (and
+	 * missing here: named) */
+	unlink_in(f->root, "boot/initrd.img-" KVER);
+	assert_int_equal(apply(f), -ENOENT);
+	assert_error(f, "cannot run '/usr/sbin/update-initramfs -c -k " KVER "' in");
+	assert_false(exists(f, "var/lib/devopslab/bootloader.done"));
+	assert_false(check_done(f));
+	esp_umount(f);
+	assert_false(mounted_below(f->dir));
+}
+
+/* BIOS: grub-bios-setup runs in the root (here not a program: named). */
+static void test_apply_bios_tool(void **state)
+{
+	struct fixture *f = *state;
+	char want[512];
+
+	if (!need_root())
+		return;
+	fresh_root(f);
+	esp_mount(f);
+	assert_true(apply(f) < 0);
+	snprintf(want, sizeof(want), "cannot run '/usr/lib/grub/i386-pc/grub-bios-setup --directory=/boot/grub/i386-pc %s' in",
+		 f->disk);
+	assert_error(f, want);
+	assert_false(exists(f, "var/lib/devopslab/bootloader.done"));
+	assert_false(exists(f, "boot/efi/EFI")); /* the EFI part comes after */
+	assert_false(binds_left(f));
+	/* a root directory that is a symlink is refused before any mount */
+	snprintf(want, sizeof(want), "%s/run", f->root);
+	assert_int_equal(rmdir(want), 0);
+	assert_int_equal(symlink("/run", want), 0);
+	assert_int_equal(apply(f), -ENOTDIR);
+	assert_error(f, "is not a directory");
+	assert_false(binds_left(f));
+	esp_umount(f);
+	assert_false(mounted_below(f->dir));
+}
+
+/* exec.h's stdin: a child that reads to EOF must see EOF while we wait (a
+ * hang once). */
 static void test_exec_stdin(void **state)
 {
 	const char *argv[] = { "cat", NULL };
@@ -471,13 +983,21 @@ int main(void)
 		cmocka_unit_test(test_cfg_vga_and_serial),
 		cmocka_unit_test(test_cfg_serial_no_speed),
 		cmocka_unit_test(test_cfg_hostile),
+		cmocka_unit_test(test_menu_golden),
+		cmocka_unit_test(test_menu_plain),
+		cmocka_unit_test(test_menu_refused),
+		cmocka_unit_test(test_stub),
+		cmocka_unit_test(test_boot_entries),
 		cmocka_unit_test_setup_teardown(test_check_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_each_artefact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_node_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_sector0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_marker_and_cfg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_never_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_context, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_apply_missing_tools, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_efi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_bios_tool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

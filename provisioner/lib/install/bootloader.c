@@ -3,7 +3,7 @@
  * bootloader.c — the bootloader step. See bootloader.h.
  *
  * check() and apply() both start from the same description of the wanted
- * result (struct want: the targets, the disk, the config file's text, the
+ * result (struct want: the targets, the disk, the texts of the files, the
  * kernels in /boot and the marker text that records them), so the two can
  * never disagree about what "done" means.
  */
@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +27,54 @@
 
 #include "bootloader.h"
 #include "disk/disk-step.h"
+#include "efi.h"
 #include "exec.h"
+#include "grubcfg.h"
+#include "initrd.h"
 #include "plan/json-util.h"
 #include "rootfile.h"
 #include "plan/run.h"
 #include "util.h"
 
-#define DISTRIBUTOR "Proxmox VE"
-#define KVER_MAX 64u
+#define KVER_MAX GRUBCFG_KVER_MAX
 #define DISK_PATH_MAX 256u
-#define MARKER_MAX 4096u
 #define EFIVARS "/sys/firmware/efi/efivars"
 #define UNBIND_MAX 8 /* stacked leftovers of killed runs we detach */
+#define ESP_PART_MAX 128u /* a GPT's usual number of entries */
+#define LINK_DIR "/etc/systemd/network"
+#define LINK_MAX (64u << 10) /* a .link file we put into the initramfs */
+
+/* What image/rootfs-boot.sh prepared in the root (paths inside it). */
+#define GRUB_PC_DIR "/boot/grub/i386-pc"
+#define GRUB_PC_CORE GRUB_PC_DIR "/core.img"
+#define GRUB_BIOS_SETUP "/usr/lib/grub/i386-pc/grub-bios-setup"
+#define SHIM "/usr/lib/shim/shimx64.efi.signed"
+#define SHIM_MM "/usr/lib/shim/mmx64.efi.signed"
+#define SHIM_FB "/usr/lib/shim/fbx64.efi.signed"
+#define SHIM_CSV "/usr/lib/shim/BOOTX64.CSV"
+#define GRUB_SIGNED "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+
+/* The ESP as Debian's grub-install --uefi-secure-boot leaves it, with and
+ * without --removable (NULL source: the grub.cfg stub). In each directory
+ * shim comes last: it never points at a GRUB that is not there yet. */
+static const struct {
+	const char *esp, *src;
+} esp_files[] = {
+	{ "EFI/" BOOTLOADER_EFI_ID "/grub.cfg", NULL },
+	{ "EFI/" BOOTLOADER_EFI_ID "/grubx64.efi", GRUB_SIGNED },
+	{ "EFI/" BOOTLOADER_EFI_ID "/mmx64.efi", SHIM_MM },
+	{ "EFI/" BOOTLOADER_EFI_ID "/fbx64.efi", SHIM_FB },
+	{ "EFI/" BOOTLOADER_EFI_ID "/BOOTX64.CSV", SHIM_CSV },
+	{ "EFI/" BOOTLOADER_EFI_ID "/shimx64.efi", SHIM },
+	/* the fallback path (UEFI 2.10, 3.5.1.1): firmware without our boot
+	 * entry (OVMF, a reset NVRAM, another machine) boots it; no fbx64.efi
+	 * here, or shim would run the fallback tool instead of GRUB */
+	{ "EFI/BOOT/grub.cfg", NULL },
+	{ "EFI/BOOT/grubx64.efi", GRUB_SIGNED },
+	{ "EFI/BOOT/mmx64.efi", SHIM_MM },
+	{ "EFI/BOOT/BOOTX64.CSV", SHIM_CSV },
+	{ "EFI/BOOT/BOOTX64.EFI", SHIM },
+};
 
 /* The chroot's environment: Debian's PATH, no locale surprises, and no
  * debconf question can wait for an answer. */
@@ -49,122 +86,28 @@ static char *const chroot_env[] = { env_path, env_lang, env_home, env_deb, NULL 
 
 struct want {
 	bool efi, bios;
-	const char *disk; /* borrowed from ctx->disk */
-	char *cfg;
-	size_t cfg_len;
+	const char *disk;      /* borrowed from ctx->disk */
+	const char *root_uuid; /* borrowed from the step's parameters */
+	unsigned esp_part;
+	struct grubcfg_consoles cons;
+	char *cfg, *menu, *stub, *marker; /* devopslab.cfg, grub.cfg, the ESP stub, the marker */
+	size_t cfg_len, menu_len, stub_len, marker_len;
+	char *overlay; /* the node's .link files in front of each initramfs (initrd.h); NULL: none */
+	size_t overlay_len;
+	char links[INITRD_FILES_MAX][NAME_MAX + 1];
+	size_t n_links;
 	char kernels[BOOTLOADER_KERNELS_MAX][KVER_MAX + 1];
 	size_t n_kernels;
-	char *marker;
-	size_t marker_len;
 };
 
 static void want_done(struct want *w)
 {
 	free(w->cfg);
+	free(w->menu);
+	free(w->stub);
 	free(w->marker);
+	free(w->overlay);
 	*w = (struct want){ 0 };
-}
-
-
-/* ---- the config file ------------------------------------------------------ */
-
-static bool console_ok(const char *v, size_t n)
-{
-	if (n == 0 || n > BOOTLOADER_CONSOLE_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,._:/-", v[i]))
-			return false;
-	return true;
-}
-
-/* Up to max decimal digits at *p (advanced); -1 when there are none. */
-static long digits(const char **p, const char *end, unsigned max)
-{
-	long v = 0;
-	unsigned n = 0;
-
-	while (*p < end && **p >= '0' && **p <= '9' && n < max)
-		v = v * 10 + (*(*p)++ - '0'), n++;
-	return n == 0 || (*p < end && **p >= '0' && **p <= '9') ? -1 : v;
-}
-
-/* "ttyS<unit>[,<speed>[<parity><bits>...]]" (the kernel's serial console
- * syntax, Documentation/admin-guide/serial-console.rst); *speed 0 = none. */
-static bool serial_of(const char *v, size_t n, unsigned *unit, unsigned *speed)
-{
-	const char *p = v + 4, *end = v + n;
-	long u, s = 0;
-
-	if (n < 5 || strncmp(v, "ttyS", 4) != 0)
-		return false;
-	u = digits(&p, end, 3);
-	if (u < 0 || u > 255 || (p < end && *p != ','))
-		return false;
-	if (p < end) {
-		p++;
-		s = digits(&p, end, 7);
-		if (s <= 0)
-			return false;
-	}
-	*unit = (unsigned)u;
-	*speed = (unsigned)s;
-	return true;
-}
-
-int bootloader_grub_cfg(const char *cmdline, char **ret, size_t *ret_len)
-{
-	char cons[BOOTLOADER_CONSOLES_MAX * (BOOTLOADER_CONSOLE_LEN + 1) + 1] = "";
-	unsigned n = 0, unit = 0, speed = 0;
-	bool serial = false;
-	size_t off = 0, len = 0;
-	char *buf = NULL;
-	FILE *f;
-
-	for (const char *p = cmdline ? cmdline : ""; *p;) {
-		size_t k;
-
-		p += strspn(p, " \t\n");
-		k = strcspn(p, " \t\n");
-		if (k == 2 && strncmp(p, "--", 2) == 0)
-			break; /* the rest is init's, not the kernel's */
-		if (k > 8 && strncmp(p, "console=", 8) == 0 && console_ok(p + 8, k - 8) && n < BOOTLOADER_CONSOLES_MAX) {
-			int w = snprintf(cons + off, sizeof(cons) - off, "%sconsole=%.*s", n ? " " : "", (int)(k - 8), p + 8);
-
-			if (w > 0 && (size_t)w < sizeof(cons) - off) {
-				off += (size_t)w;
-				n++;
-				if (serial_of(p + 8, k - 8, &unit, &speed))
-					serial = true;
-			} else
-				cons[off] = '\0';
-		}
-		p += k;
-	}
-
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return -ENOMEM;
-	fputs("# Written by devopslab (docs/install.md, \"Boot loader\").\n"
-	      "GRUB_DISTRIBUTOR=\"" DISTRIBUTOR "\"\n", f);
-	if (n > 0) {
-		fputs("# The installer's consoles, as debian-installer carries them over.\n", f);
-		fprintf(f, "GRUB_CMDLINE_LINUX=\"%s\"\n", cons);
-	}
-	if (serial) {
-		fputs("GRUB_TERMINAL=\"console serial\"\n", f);
-		if (speed)
-			fprintf(f, "GRUB_SERIAL_COMMAND=\"serial --unit=%u --speed=%u\"\n", unit, speed);
-		else
-			fprintf(f, "GRUB_SERIAL_COMMAND=\"serial --unit=%u\"\n", unit);
-	}
-	if (ferror(f) || fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
 }
 
 /* ---- what the step wants --------------------------------------------------- */
@@ -202,15 +145,10 @@ static int read_cmdline(struct run_ctx *ctx, char **ret)
 	return 0;
 }
 
-static int read_params(struct run_ctx *ctx, const struct step *s, struct want *w)
+static int read_targets(struct run_ctx *ctx, const struct step *s, struct want *w)
 {
-	const char *loader = step_param_string(s, "loader");
 	struct json_object *targets = json_get_array(s->params, "targets");
-	const struct disk_step_state *st = ctx->disk;
 
-	if (!streq_ptr(loader, "grub"))
-		return run_ctx_error(ctx, -EOPNOTSUPP, "step '%s': boot loader '%s' is not supported (only grub)", s->id,
-				     loader ? loader : "(none)");
 	for (size_t i = 0; targets && i < json_object_array_length(targets); i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(targets, i));
 
@@ -224,6 +162,29 @@ static int read_params(struct run_ctx *ctx, const struct step *s, struct want *w
 	}
 	if (!w->efi && !w->bios)
 		return run_ctx_error(ctx, -EINVAL, "step '%s': no GRUB target", s->id);
+	return 0;
+}
+
+static int read_params(struct run_ctx *ctx, const struct step *s, struct want *w)
+{
+	const char *loader = step_param_string(s, "loader");
+	const struct disk_step_state *st = ctx->disk;
+	uint64_t part = 0;
+	int r;
+
+	if (!streq_ptr(loader, "grub"))
+		return run_ctx_error(ctx, -EOPNOTSUPP, "step '%s': boot loader '%s' is not supported (only grub)", s->id,
+				     loader ? loader : "(none)");
+	r = read_targets(ctx, s, w);
+	if (r < 0)
+		return r;
+	w->root_uuid = step_param_string(s, "root_uuid");
+	if (!grubcfg_uuid_ok(w->root_uuid))
+		return run_ctx_error(ctx, -EINVAL, "step '%s': no root file system UUID (root_uuid) in its parameters",
+				     s->id);
+	if (step_param_u64(s, "esp_partition", &part) < 0 || part < 1 || part > ESP_PART_MAX)
+		return run_ctx_error(ctx, -EINVAL, "step '%s': no ESP partition number (esp_partition)", s->id);
+	w->esp_part = (unsigned)part;
 	if (!st || isempty(st->target.path))
 		return run_ctx_error(ctx, -EINVAL, "step '%s': no target disk (the disk steps have not selected one)",
 				     s->id);
@@ -231,14 +192,6 @@ static int read_params(struct run_ctx *ctx, const struct step *s, struct want *w
 		return run_ctx_error(ctx, -EINVAL, "step '%s': unusable target disk path", s->id);
 	w->disk = st->target.path;
 	return 0;
-}
-
-static bool kver_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	return n > 0 && n <= KVER_MAX &&
-	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+~-") == n;
 }
 
 static int cmp_kver(const void *a, const void *b)
@@ -263,7 +216,7 @@ static int find_kernels(struct run_ctx *ctx, int rootfd, struct want *w)
 	while ((de = readdir(d))) {
 		struct stat st;
 
-		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !kver_ok(de->d_name + 8))
+		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !grubcfg_kver_ok(de->d_name + 8))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
@@ -282,6 +235,7 @@ static int find_kernels(struct run_ctx *ctx, int rootfd, struct want *w)
 static int make_marker(struct want *w)
 {
 	FILE *f = open_memstream(&w->marker, &w->marker_len);
+	int err;
 
 	if (!f)
 		return -ENOMEM;
@@ -289,9 +243,90 @@ static int make_marker(struct want *w)
 		w->disk);
 	for (size_t i = 0; i < w->n_kernels; i++)
 		fprintf(f, "kernel %s\n", w->kernels[i]);
-	if (ferror(f) || fclose(f) != 0)
-		return -ENOMEM;
+	err = ferror(f);
+	return fclose(f) != 0 || err ? -ENOMEM : 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The names of the .link files in the target's /etc/systemd/network, the
+ * ones Debian's udev initramfs hook copies ("*.link*"), sorted. */
+static int find_links(struct run_ctx *ctx, int rootfd, struct want *w)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(rootfd, &LINK_DIR[1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return run_ctx_error(ctx, negative_errno(), "cannot open '%s" LINK_DIR "': %m", ctx->root);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return run_ctx_error(ctx, -ENOMEM, "out of memory");
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strstr(de->d_name, ".link") || strlen(de->d_name) > NAME_MAX)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (w->n_links >= INITRD_FILES_MAX)
+			return run_ctx_error(ctx, -E2BIG, "more than %u .link files in '%s" LINK_DIR "'",
+					     INITRD_FILES_MAX, ctx->root);
+		snprintf(w->links[w->n_links++], NAME_MAX + 1, "%s", de->d_name);
+	}
+	qsort(w->links, w->n_links, sizeof(w->links[0]), cmp_name);
 	return 0;
+}
+
+/* The initramfs overlay of the .link files (none without any). */
+static int make_overlay(struct run_ctx *ctx, int rootfd, struct want *w)
+{
+	char *data[INITRD_FILES_MAX] = { NULL };
+	struct initrd_file files[INITRD_FILES_MAX];
+	char path[sizeof(LINK_DIR) + NAME_MAX + 1];
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < w->n_links; i++) {
+		snprintf(path, sizeof(path), LINK_DIR "/%s", w->links[i]);
+		files[i] = (struct initrd_file){ .name = w->links[i] };
+		r = rootfile_read(rootfd, path, LINK_MAX, &data[i], &files[i].len);
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "%s", r == -ENOMEM ? "out of memory" : rootfile_error());
+		files[i].data = data[i];
+	}
+	if (r >= 0 && w->n_links > 0) {
+		r = initrd_overlay(files, w->n_links, &w->overlay, &w->overlay_len);
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "cannot put the .link files of '%s" LINK_DIR "' into an initramfs: %s",
+					  ctx->root, strerror(-r));
+	}
+	for (size_t i = 0; i < w->n_links; i++)
+		free(data[i]);
+	return r;
+}
+
+static int make_texts(struct want *w)
+{
+	const char *k[BOOTLOADER_KERNELS_MAX];
+	int r;
+
+	for (size_t i = 0; i < w->n_kernels; i++)
+		k[i] = w->kernels[i];
+	r = grubcfg_defaults(&w->cons, &w->cfg, &w->cfg_len);
+	if (r >= 0)
+		r = grubcfg_menu(&w->cons, w->root_uuid, k, w->n_kernels, &w->menu, &w->menu_len);
+	if (r >= 0)
+		r = grubcfg_stub(w->root_uuid, &w->stub, &w->stub_len);
+	if (r >= 0)
+		r = make_marker(w);
+	return r;
 }
 
 static int want_build(struct run_ctx *ctx, const struct step *s, int rootfd, struct want *w)
@@ -302,20 +337,24 @@ static int want_build(struct run_ctx *ctx, const struct step *s, int rootfd, str
 	r = read_params(ctx, s, w);
 	if (r >= 0)
 		r = read_cmdline(ctx, &cmdline);
+	if (r >= 0)
+		r = find_kernels(ctx, rootfd, w);
+	if (r >= 0)
+		r = find_links(ctx, rootfd, w);
+	if (r >= 0)
+		r = make_overlay(ctx, rootfd, w);
 	if (r < 0)
 		return r;
-	if (bootloader_grub_cfg(cmdline, &w->cfg, &w->cfg_len) < 0)
-		return run_ctx_error(ctx, -ENOMEM, "out of memory");
-	r = find_kernels(ctx, rootfd, w);
-	if (r < 0)
-		return r;
-	return make_marker(w) < 0 ? run_ctx_error(ctx, -ENOMEM, "out of memory") : 0;
+	grubcfg_consoles(cmdline, &w->cons);
+	r = make_texts(w);
+	return r < 0 ? run_ctx_error(ctx, r, "step '%s': cannot make GRUB's configuration: %s", s->id, strerror(-r))
+		     : 0;
 }
 
 /* ---- check ------------------------------------------------------------------ */
 
 /* A non-empty regular file at rel below dirfd, never leaving its file
- * system or following a symlink (the ESP has none; ours are plain files). */
+ * system or following a symlink. */
 static bool present(int dirfd, const char *rel)
 {
 	struct open_how how = {
@@ -345,41 +384,120 @@ static int sector0_has_grub(struct run_ctx *ctx, const char *disk, bool *ret)
 	return 0;
 }
 
-static int artefacts_present(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
+/* The bytes an ESP file must hold: the stub, or its source in the root. */
+static int esp_content(struct run_ctx *ctx, int rootfd, const struct want *w, size_t i, char **ret, size_t *ret_len)
+{
+	int r;
+
+	if (!esp_files[i].src) {
+		*ret = strdup(w->stub);
+		*ret_len = w->stub_len;
+		return *ret ? 0 : run_ctx_error(ctx, -ENOMEM, "out of memory");
+	}
+	r = rootfile_read(rootfd, esp_files[i].src, EFI_FILE_MAX, ret, ret_len);
+	if (r == -ENOENT)
+		return run_ctx_error(ctx, r, "the root file system has no '%s' (packages shim-signed, "
+					     "grub-efi-amd64-signed)", esp_files[i].src);
+	return r < 0 ? run_ctx_error(ctx, r, "%s", r == -ENOMEM ? "out of memory" : rootfile_error()) : 0;
+}
+
+static int esp_done(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
 {
 	_cleanup_close_ int esp = -1;
+	int r = efi_esp_open(rootfd, false, &esp);
+
+	*ret = false;
+	if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP)
+		return 0;
+	if (r < 0)
+		return run_ctx_error(ctx, r, "cannot open '%s/" EFI_ESP_DIR "': %s", ctx->root, strerror(-r));
+	for (size_t i = 0; i < ELEMENTSOF(esp_files); i++) {
+		_cleanup_free_ char *want = NULL;
+		size_t len = 0;
+		bool same = false;
+
+		r = esp_content(ctx, rootfd, w, i, &want, &len);
+		if (r < 0)
+			return r;
+		r = efi_file_same(esp, esp_files[i].esp, want, len, &same);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "cannot read '%s/" EFI_ESP_DIR "/%s': %s", ctx->root,
+					     esp_files[i].esp, strerror(-r));
+		if (!same)
+			return 0;
+	}
+	*ret = true;
+	return 0;
+}
+
+static int open_boot(struct run_ctx *ctx, int rootfd, int *ret_fd)
+{
+	int fd = openat(rootfd, "boot", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return run_ctx_error(ctx, negative_errno(), "cannot open '%s/boot': %m", ctx->root);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Every initramfs starts with exactly the node's overlay (or none). With
+ * fix, rewrite those that do not. */
+static int initrds_overlay(struct run_ctx *ctx, int rootfd, const struct want *w, bool fix, bool *ret)
+{
+	_cleanup_close_ int boot = -1;
+	char name[KVER_MAX + 16];
+	int r = open_boot(ctx, rootfd, &boot);
+
+	*ret = true;
+	for (size_t i = 0; r >= 0 && i < w->n_kernels; i++) {
+		bool same = false;
+
+		snprintf(name, sizeof(name), "initrd.img-%s", w->kernels[i]);
+		r = initrd_check(boot, name, w->overlay, w->overlay_len, &same);
+		if (r >= 0 && !same && fix)
+			r = initrd_apply(boot, name, w->overlay, w->overlay_len);
+		else if (r >= 0 && !same)
+			*ret = false;
+		if (r < 0)
+			r = run_ctx_error(ctx, r, "cannot %s the node's files in '%s/boot/%s': %s",
+					  fix ? "put" : "look for", ctx->root, name, strerror(-r));
+	}
+	return r;
+}
+
+static int initrds_done(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
+{
+	return initrds_overlay(ctx, rootfd, w, false, ret);
+}
+
+static int artefacts_present(struct run_ctx *ctx, int rootfd, const struct want *w, bool *ret)
+{
 	char rel[KVER_MAX + 32];
-	bool ok = present(rootfd, "boot/grub/grub.cfg");
+	bool ok = true;
+	int r = 0;
 
 	for (size_t i = 0; ok && i < w->n_kernels; i++) {
 		snprintf(rel, sizeof(rel), "boot/initrd.img-%s", w->kernels[i]);
 		ok = present(rootfd, rel);
 	}
-	if (ok && w->efi) {
-		esp = openat(rootfd, "boot/efi", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		ok = esp >= 0 &&
-		     (present(esp, "EFI/" BOOTLOADER_EFI_ID "/shimx64.efi") ||
-		      present(esp, "EFI/" BOOTLOADER_EFI_ID "/grubx64.efi")) &&
-		     present(esp, "EFI/BOOT/BOOTX64.EFI");
+	if (ok)
+		r = initrds_done(ctx, rootfd, w, &ok);
+	if (r >= 0 && ok && w->bios) {
+		ok = present(rootfd, &GRUB_PC_CORE[1]);
+		if (ok)
+			r = sector0_has_grub(ctx, w->disk, &ok);
 	}
-	if (ok && w->bios) {
-		ok = present(rootfd, "boot/grub/i386-pc/core.img");
-		if (ok) {
-			int r = sector0_has_grub(ctx, w->disk, &ok);
-
-			if (r < 0)
-				return r;
-		}
-	}
+	if (r >= 0 && ok && w->efi)
+		r = esp_done(ctx, rootfd, w, &ok);
 	*ret = ok;
-	return 0;
+	return r;
 }
 
 static int file_same(struct run_ctx *ctx, int rootfd, const char *path, const char *content, size_t len,
-		     bool *ret)
+		     mode_t mode, bool *ret)
 {
 	_cleanup_(rootfile_set_donep) struct rootfile_set set = { .n = 0 };
-	int r = rootfile_set_file(&set, path, content, len, 0644, 0755);
+	int r = rootfile_set_file(&set, path, content, len, mode, 0755);
 
 	if (r >= 0)
 		r = rootfile_check(rootfd, &set.items[0], ret);
@@ -399,9 +517,11 @@ static int bootloader_check(struct run_ctx *ctx, const struct step *s, bool *ret
 	r = want_build(ctx, s, rootfd, &w);
 	if (r < 0)
 		return r;
-	r = file_same(ctx, rootfd, BOOTLOADER_MARKER, w.marker, w.marker_len, &same);
+	r = file_same(ctx, rootfd, BOOTLOADER_MARKER, w.marker, w.marker_len, 0644, &same);
 	if (r >= 0 && same)
-		r = file_same(ctx, rootfd, BOOTLOADER_CFG, w.cfg, w.cfg_len, &same);
+		r = file_same(ctx, rootfd, BOOTLOADER_CFG, w.cfg, w.cfg_len, 0644, &same);
+	if (r >= 0 && same)
+		r = file_same(ctx, rootfd, BOOTLOADER_GRUB_CFG, w.menu, w.menu_len, 0600, &same);
 	if (r >= 0 && same)
 		r = artefacts_present(ctx, rootfd, &w, &same);
 	if (r < 0)
@@ -510,106 +630,149 @@ static int unbind_all(struct binds *b)
 
 /* ---- apply: the commands --------------------------------------------------- */
 
-static int run_in_root_stdin(struct run_ctx *ctx, const char *const argv[], const char *stdin_data)
+/* argv in the root; with ret_out, its stdout (malloc'd) on success. */
+static int run_in_root(struct run_ctx *ctx, const char *const argv[], char **ret_out)
 {
-	struct exec_opts o = { .env = chroot_env, .root = ctx->root, .stdin_data = stdin_data,
-			       .stdin_len = stdin_data ? strlen(stdin_data) : 0 };
+	struct exec_opts o = { .env = chroot_env, .root = ctx->root };
 	struct exec_result res = { 0 };
 	char cmd[512], brief[512];
 	int r = exec_run((char *const *)argv, &o, &res);
 
 	exec_format_argv((char *const *)argv, cmd, sizeof(cmd));
 	if (r < 0)
-		return run_ctx_error(ctx, r, "cannot run '%s' in '%s': %s", cmd, ctx->root, strerror(-r));
-	if (res.status != 0)
+		r = run_ctx_error(ctx, r, "cannot run '%s' in '%s': %s", cmd, ctx->root, strerror(-r));
+	else if (res.status != 0)
 		r = run_ctx_error(ctx, -EIO, "'%s' failed (exit %d): %s", cmd, res.status,
 				  exec_result_brief(&res, brief, sizeof(brief)));
+	else if (ret_out)
+		*ret_out = TAKE_PTR(res.out);
 	exec_result_done(&res);
 	return r;
 }
 
-static int run_in_root(struct run_ctx *ctx, const char *const argv[])
-{
-	return run_in_root_stdin(ctx, argv, NULL);
-}
-
-/* One initramfs per kernel: created where there is none yet, updated
- * otherwise ("-u -k all" would skip a kernel without one). Debian's lvm2
- * hook puts lvm into it: the root is on LVM. */
-static int run_initramfs(struct run_ctx *ctx, int rootfd, const struct want *w)
+/* An initramfs only for a kernel that has none: image/rootfs-boot.sh made
+ * a generic one for every kernel of the root file system, so normally
+ * nothing runs here (update-initramfs alone took minutes under TCG). */
+static int run_initramfs(struct run_ctx *ctx, int rootfd, const struct want *w, struct json_object *made)
 {
 	char rel[KVER_MAX + 32];
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < w->n_kernels; i++) {
-		const char *argv[] = { "/usr/sbin/update-initramfs", "-u", "-k", w->kernels[i], NULL };
+		const char *argv[] = { "/usr/sbin/update-initramfs", "-c", "-k", w->kernels[i], NULL };
 
 		snprintf(rel, sizeof(rel), "boot/initrd.img-%s", w->kernels[i]);
-		if (!present(rootfd, rel))
-			argv[1] = "-c";
-		r = run_in_root(ctx, argv);
+		if (present(rootfd, rel))
+			continue;
+		r = run_in_root(ctx, argv, NULL);
+		if (r >= 0)
+			json_array_add(made, json_object_new_string(w->kernels[i]));
 	}
 	return r;
 }
 
-static int run_grub(struct run_ctx *ctx, const struct want *w, bool nvram)
+/* boot.img into the first sector (the partition table kept), core.img
+ * into the BIOS boot partition, both as image/rootfs-boot.sh made them. */
+static int run_bios(struct run_ctx *ctx, const struct want *w)
 {
-	const char *bios[] = { "/usr/sbin/grub-install", "--target=i386-pc", "--recheck", w->disk, NULL };
-	const char *efi[] = { "/usr/sbin/grub-install", "--target=x86_64-efi", "--efi-directory=/boot/efi",
-			      "--bootloader-id=" BOOTLOADER_EFI_ID, nvram ? NULL : "--no-nvram", NULL };
-	/* The fallback path EFI/BOOT/BOOTX64.EFI (UEFI spec 2.10, 3.5.1.1),
-	 * shim first when shim-signed is there: firmware that lost or never had
-	 * our boot entry (OVMF, a reset NVRAM) boots it. */
-	const char *removable[] = { "/usr/sbin/grub-install", "--target=x86_64-efi", "--efi-directory=/boot/efi",
-				    "--removable", "--no-nvram", NULL };
-	const char *mkconfig[] = { "/usr/sbin/update-grub", NULL };
-	const char *debconf[] = { "/usr/bin/debconf-set-selections", NULL };
-	int r = 0;
+	const char *argv[] = { GRUB_BIOS_SETUP, "--directory=" GRUB_PC_DIR, w->disk, NULL };
 
-	if (w->bios)
-		r = run_in_root(ctx, bios);
-	/* grub.cfg does not depend on the EFI image: made before it, so a
-	 * machine whose ESP refuses GRUB still has a complete BIOS boot. */
-	if (r >= 0)
-		r = run_in_root(ctx, mkconfig);
-	/* Debian's grub-efi-amd64 runs grub-install again on every upgrade;
-	 * with this it renews the fallback path too, so a shim and GRUB there
-	 * never go stale (and revoked by SBAT) under Secure Boot. */
-	if (r >= 0 && w->efi)
-		r = run_in_root_stdin(ctx, debconf, "grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n");
-	if (r >= 0 && w->efi)
-		r = run_in_root(ctx, efi);
-	if (r >= 0 && w->efi)
-		r = run_in_root(ctx, removable);
+	return run_in_root(ctx, argv, NULL);
+}
+
+/* As grub-install does: every entry labelled BOOTLOADER_EFI_ID removed,
+ * then ours added first in the boot order, pointing at shim. */
+static int run_nvram(struct run_ctx *ctx, const struct want *w)
+{
+	const char *list[] = { "/usr/bin/efibootmgr", NULL };
+	unsigned nums[EFI_ENTRIES_MAX];
+	_cleanup_free_ char *out = NULL;
+	char num[8], part[16];
+	size_t n = 0;
+	int r;
+
+	r = run_in_root(ctx, list, &out);
+	if (r < 0)
+		return r;
+	r = efi_boot_entries(out, BOOTLOADER_EFI_ID, nums, ELEMENTSOF(nums), &n);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "more than %u firmware boot entries named '" BOOTLOADER_EFI_ID "'",
+				     EFI_ENTRIES_MAX);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		const char *del[] = { "/usr/bin/efibootmgr", "-q", "-b", num, "-B", NULL };
+
+		snprintf(num, sizeof(num), "%04X", nums[i]);
+		r = run_in_root(ctx, del, NULL);
+	}
+	snprintf(part, sizeof(part), "%u", w->esp_part);
+	if (r >= 0) {
+		const char *add[] = { "/usr/bin/efibootmgr", "-q", "-c", "-d", w->disk, "-p", part, "-w",
+				      "-L", BOOTLOADER_EFI_ID, "-l", "\\EFI\\" BOOTLOADER_EFI_ID "\\shimx64.efi", NULL };
+
+		r = run_in_root(ctx, add, NULL);
+	}
 	return r;
 }
 
-static int sync_all(struct run_ctx *ctx, int rootfd, bool efi)
-{
-	_cleanup_close_ int esp = -1;
-
-	if (syncfs(rootfd) < 0)
-		return run_ctx_error(ctx, negative_errno(), "syncing '%s': %m", ctx->root);
-	if (!efi)
-		return 0;
-	esp = openat(rootfd, "boot/efi", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (esp < 0 || syncfs(esp) < 0)
-		return run_ctx_error(ctx, negative_errno(), "syncing '%s/boot/efi': %m", ctx->root);
-	return 0;
-}
+/* ---- apply: the files -------------------------------------------------------- */
 
 static int write_file(struct run_ctx *ctx, int rootfd, const char *path, const char *content, size_t len,
-		      bool absent)
+		      mode_t mode, bool absent)
 {
 	_cleanup_(rootfile_set_donep) struct rootfile_set set = { .n = 0 };
-	int r = absent ? rootfile_set_absent(&set, path) : rootfile_set_file(&set, path, content, len, 0644, 0755);
+	int r = absent ? rootfile_set_absent(&set, path) : rootfile_set_file(&set, path, content, len, mode, 0755);
 
 	if (r >= 0)
 		r = rootfile_apply(rootfd, &set.items[0]);
 	return r < 0 ? run_ctx_error(ctx, r, "%s", r == -ENOMEM ? "out of memory" : rootfile_error()) : 0;
 }
 
-static void set_result(struct run_ctx *ctx, const struct want *w, bool nvram)
+/* Everything apply() needs from the root file system and the mounts, so
+ * that a root not built by image/rootfs.sh, or an ESP not mounted, is
+ * refused before anything is written. */
+static int preflight(struct run_ctx *ctx, int rootfd, const struct want *w, int *ret_esp)
+{
+	static const char *const bios[] = { GRUB_PC_CORE, GRUB_PC_DIR "/boot.img", GRUB_BIOS_SETUP };
+	int r;
+
+	for (size_t i = 0; w->bios && i < ELEMENTSOF(bios); i++)
+		if (!present(rootfd, bios[i] + 1))
+			return run_ctx_error(ctx, -ENOENT, "the root file system has no '%s' (made by "
+						     "image/rootfs-boot.sh: rebuild it with image/rootfs.sh)", bios[i]);
+	for (size_t i = 0; w->efi && i < ELEMENTSOF(esp_files); i++)
+		if (esp_files[i].src && !present(rootfd, esp_files[i].src + 1))
+			return run_ctx_error(ctx, -ENOENT, "the root file system has no '%s' (packages "
+						     "shim-signed, grub-efi-amd64-signed)", esp_files[i].src);
+	if (!w->efi)
+		return 0;
+	r = efi_esp_open(rootfd, true, ret_esp);
+	if (r == -EXDEV)
+		return run_ctx_error(ctx, r, "'%s/" EFI_ESP_DIR "' is not a mount point: the ESP is not mounted",
+				     ctx->root);
+	return r < 0 ? run_ctx_error(ctx, r, "cannot open '%s/" EFI_ESP_DIR "': %s", ctx->root, strerror(-r)) : 0;
+}
+
+static int write_esp(struct run_ctx *ctx, int rootfd, int esp, const struct want *w)
+{
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(esp_files); i++) {
+		_cleanup_free_ char *data = NULL;
+		size_t len = 0;
+
+		r = esp_content(ctx, rootfd, w, i, &data, &len);
+		if (r < 0)
+			return r;
+		r = efi_file_write(esp, esp_files[i].esp, data, len);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "cannot write '%s/" EFI_ESP_DIR "/%s': %s", ctx->root,
+					     esp_files[i].esp, strerror(-r));
+	}
+	return syncfs(esp) < 0 ? run_ctx_error(ctx, negative_errno(), "syncing '%s/" EFI_ESP_DIR "': %m", ctx->root)
+			       : 0;
+}
+
+static void set_result(struct run_ctx *ctx, const struct want *w, bool nvram, struct json_object *made)
 {
 	struct json_object *o = json_object_new_object(), *k = json_object_new_array();
 
@@ -621,6 +784,11 @@ static void set_result(struct run_ctx *ctx, const struct want *w, bool nvram)
 	for (size_t i = 0; i < w->n_kernels; i++)
 		json_array_add(k, json_object_new_string(w->kernels[i]));
 	json_add(o, "kernels", k);
+	json_add(o, "initramfs_made", json_object_get(made));
+	k = json_object_new_array();
+	for (size_t i = 0; k && i < w->n_links; i++)
+		json_array_add(k, json_object_new_string(w->links[i]));
+	json_add(o, "initramfs_node_files", k);
 	json_add_string(o, "disk", w->disk);
 	json_add_bool(o, "efi", w->efi);
 	json_add_bool(o, "bios", w->bios);
@@ -628,31 +796,60 @@ static void set_result(struct run_ctx *ctx, const struct want *w, bool nvram)
 	run_ctx_set_result(ctx, o);
 }
 
+/* Steps 5-8 of bootloader.h, with the binds in place. */
+static int install_all(struct run_ctx *ctx, int rootfd, int esp, const struct want *w, bool nvram,
+		   struct json_object *made)
+{
+	int r;
+
+	bool same;
+
+	r = run_initramfs(ctx, rootfd, w, made);
+	if (r >= 0)
+		r = initrds_overlay(ctx, rootfd, w, true, &same);
+	if (r >= 0 && w->bios)
+		r = run_bios(ctx, w);
+	/* grub.cfg before the EFI part: a machine whose ESP refuses still
+	 * has a complete BIOS boot */
+	if (r >= 0)
+		r = write_file(ctx, rootfd, BOOTLOADER_GRUB_CFG, w->menu, w->menu_len, 0600, false);
+	if (r >= 0 && w->efi)
+		r = write_esp(ctx, rootfd, esp, w);
+	if (r >= 0 && w->efi && nvram)
+		r = run_nvram(ctx, w);
+	return r;
+}
+
 static int bootloader_apply(struct run_ctx *ctx, const struct step *s)
 {
 	const struct bootloader_opts *o = ctx->boot;
 	_cleanup_(want_done) struct want w = { 0 };
-	_cleanup_close_ int rootfd = -1;
+	_cleanup_(json_object_putp) struct json_object *made = NULL;
+	_cleanup_close_ int rootfd = -1, esp = -1;
 	struct binds b = { .n = 0 };
-	bool efivars = false;
+	bool efivars = false, nvram;
 	int r, u;
 
 	r = rootfile_open_root(ctx->root, &rootfd);
 	if (r < 0)
 		return run_ctx_error(ctx, r, "%s", rootfile_error());
+	made = json_object_new_array();
+	if (!made)
+		return run_ctx_error(ctx, -ENOMEM, "out of memory");
 	r = want_build(ctx, s, rootfd, &w);
 	if (r >= 0)
-		r = write_file(ctx, rootfd, BOOTLOADER_MARKER, NULL, 0, true);
+		r = write_file(ctx, rootfd, BOOTLOADER_MARKER, NULL, 0, 0, true);
 	if (r >= 0)
-		r = write_file(ctx, rootfd, BOOTLOADER_CFG, w.cfg, w.cfg_len, false);
+		r = write_file(ctx, rootfd, BOOTLOADER_CFG, w.cfg, w.cfg_len, 0644, false);
+	if (r >= 0)
+		r = preflight(ctx, rootfd, &w, &esp);
 	if (r < 0)
 		return r;
 
 	r = bind_all(ctx, rootfd, &b, &efivars);
+	nvram = efivars && !(o && o->no_nvram);
 	if (r >= 0)
-		r = run_initramfs(ctx, rootfd, &w);
-	if (r >= 0)
-		r = run_grub(ctx, &w, efivars && !(o && o->no_nvram));
+		r = install_all(ctx, rootfd, esp, &w, nvram, made);
 	u = unbind_all(&b); /* always, whatever happened above */
 	if (r < 0)
 		return r;
@@ -660,11 +857,11 @@ static int bootloader_apply(struct run_ctx *ctx, const struct step *s)
 		return run_ctx_error(ctx, u, "cannot unmount the bind mounts below '%s': %s", ctx->root, strerror(-u));
 
 	/* everything on disk before the marker says "done" */
-	r = sync_all(ctx, rootfd, w.efi);
+	if (syncfs(rootfd) < 0)
+		return run_ctx_error(ctx, negative_errno(), "syncing '%s': %m", ctx->root);
+	r = write_file(ctx, rootfd, BOOTLOADER_MARKER, w.marker, w.marker_len, 0644, false);
 	if (r >= 0)
-		r = write_file(ctx, rootfd, BOOTLOADER_MARKER, w.marker, w.marker_len, false);
-	if (r >= 0)
-		set_result(ctx, &w, efivars && !(o && o->no_nvram));
+		set_result(ctx, &w, nvram, made);
 	return r;
 }
 

@@ -538,14 +538,26 @@ static void add_config(struct builder *b, const struct mf_node *n)
 
 static void add_boot(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b), *targets = arr(b);
+	struct json_object *p, *targets;
+	char root[SEED_UUID_STR];
 	struct step *s;
 
+	if (b->error)
+		return;
+	/* the root file system's UUID, as add_fstab(): grub.cfg and the ESP's
+	 * stub find /boot/grub by it */
+	if (seed_id_uuid(seed_of(b->m), n->name, "fs:root", root) < 0) {
+		b->error = -ENOMEM;
+		return;
+	}
+	p = obj(b);
+	targets = arr(b);
 	put_str(b, p, "loader", "grub");
 	push(b, targets, str(b, "x86_64-efi"));
 	push(b, targets, str(b, "i386-pc"));
 	put(b, p, "targets", targets);
 	put_u64(b, p, "esp_partition", 2);
+	put_str(b, p, "root_uuid", root);
 	s = add(b, STEP_PHASE_INSTALL, STEP_BOOTLOADER, n->name, p, "Installing the boot loader",
 		"node/%s/bootloader", n->name);
 	if (s)
