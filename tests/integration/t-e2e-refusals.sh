@@ -17,7 +17,7 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not install
 e2e_setup
 e2e_httpd
 base=http://10.0.2.2:$E2E_HTTP_PORT
-e2e_build --bundle-url "$base/good.tar.zst" --timeout 1
+e2e_build --bundle-url "$base/good.tar.zst" --timeout 1 --cmdline "--- no_timer_check"
 for b in wrongkey corrupt; do
 	sed "s|$base/good.tar.zst|$base/$b.tar.zst|" "$OUT/pxe/boot.ipxe" >"$OUT/pxe/$b.ipxe"
 	grep -q "$b.tar.zst" "$OUT/pxe/$b.ipxe" || fail "$b.ipxe: URL not replaced"

@@ -52,7 +52,7 @@
 #define CMDLINE "BOOT_IMAGE=/vmlinuz console=tty0 console=ttyS0,115200n8\n"
 
 #define CFG_HEAD "# Written by devopslab (docs/install.md, \"Boot loader\").\nGRUB_DISTRIBUTOR=\"Proxmox VE\"\n"
-#define CFG_CONS "# The installer's consoles, as debian-installer carries them over.\n"
+#define CFG_CONS "# The installer's consoles and what followed its \"---\", as debian-installer\n# carries them over.\n"
 #define STUB "search.fs_uuid " UUID " root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"
 
 /* ---- the texts ----------------------------------------------------------------- */
@@ -94,6 +94,26 @@ static void test_cfg_vga_and_serial(void **state)
 	       CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=ttyS0,115200n8 console=ttyS1,9600 console=tty1\"\n"
 				 "GRUB_TERMINAL=\"console serial\"\n"
 				 "GRUB_SERIAL_COMMAND=\"serial --unit=1 --speed=9600\"\n");
+}
+
+/* What follows "---" on the installer's line is the installed system's too
+ * (as debian-installer has it), up to a "--"; unsafe or oversized
+ * arguments are dropped, never quoted. */
+static void test_cfg_carried(void **state)
+{
+	(void)state;
+	cfg_is("quiet console=ttyS0,115200 --- no_timer_check",
+	       CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"console=ttyS0,115200 no_timer_check\"\n"
+				 "GRUB_TERMINAL=\"console serial\"\n"
+				 "GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n");
+	cfg_is("--- no_timer_check nvme_core.io_timeout=60",
+	       CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"no_timer_check nvme_core.io_timeout=60\"\n");
+	/* before "---" only consoles; after it "--" still ends the kernel's part */
+	cfg_is("no_timer_check --- a=1 -- b=2", CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"a=1\"\n");
+	cfg_is("--- x\";reboot y$(id) z`id` ok", CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"ok\"\n");
+	cfg_is("--- 1 2 3 4 5 6 7 8 9 10",
+	       CFG_HEAD CFG_CONS "GRUB_CMDLINE_LINUX=\"1 2 3 4 5 6 7 8\"\n");
+	cfg_is("---", CFG_HEAD);
 }
 
 static void test_cfg_serial_no_speed(void **state)
@@ -982,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_cfg_none),
 		cmocka_unit_test(test_cfg_vga_and_serial),
 		cmocka_unit_test(test_cfg_serial_no_speed),
+		cmocka_unit_test(test_cfg_carried),
 		cmocka_unit_test(test_cfg_hostile),
 		cmocka_unit_test(test_menu_golden),
 		cmocka_unit_test(test_menu_plain),

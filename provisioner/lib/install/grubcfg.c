@@ -24,14 +24,22 @@
 
 /* ---- consoles ------------------------------------------------------------ */
 
-static bool console_ok(const char *v, size_t n)
+/* n bytes of v, 1..max, all of them in set (never quoted: no shell or GRUB metacharacters). */
+static bool arg_ok(const char *v, size_t n, size_t max, const char *set)
 {
-	if (n == 0 || n > GRUBCFG_CONSOLE_LEN)
+	if (n == 0 || n > max)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,._:/-", v[i]))
+		if (!strchr(set, v[i]))
 			return false;
 	return true;
+}
+
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+static bool console_ok(const char *v, size_t n)
+{
+	return arg_ok(v, n, GRUBCFG_CONSOLE_LEN, ALNUM ",._:/-");
 }
 
 /* Up to max decimal digits at *p (advanced); -1 when there are none. */
@@ -72,6 +80,7 @@ void grubcfg_consoles(const char *cmdline, struct grubcfg_consoles *ret)
 {
 	struct grubcfg_consoles c = { .n = 0 };
 	size_t off = 0;
+	bool carry = false;
 
 	for (const char *p = cmdline ? cmdline : ""; *p;) {
 		size_t k;
@@ -80,9 +89,18 @@ void grubcfg_consoles(const char *cmdline, struct grubcfg_consoles *ret)
 		k = strcspn(p, " \t\n");
 		if (k == 2 && strncmp(p, "--", 2) == 0)
 			break; /* the rest is init's, not the kernel's */
-		if (k > 8 && strncmp(p, "console=", 8) == 0 && console_ok(p + 8, k - 8) && c.n < GRUBCFG_CONSOLES_MAX) {
+		if (k == 3 && strncmp(p, "---", 3) == 0) {
+			carry = true;
+		} else if (carry) {
+			if (arg_ok(p, k, GRUBCFG_CARRY_LEN, ALNUM ",._:/=-") && c.n_carried < GRUBCFG_CARRY_MAX) {
+				/* fits: the buffer has room for every console and every carried argument */
+				off += (size_t)snprintf(c.args + off, sizeof(c.args) - off, "%s%.*s", off ? " " : "",
+							(int)k, p);
+				c.n_carried++;
+			}
+		} else if (k > 8 && strncmp(p, "console=", 8) == 0 && console_ok(p + 8, k - 8) && c.n < GRUBCFG_CONSOLES_MAX) {
 			/* fits: GRUBCFG_CONSOLES_MAX values of at most GRUBCFG_CONSOLE_LEN */
-			off += (size_t)snprintf(c.args + off, sizeof(c.args) - off, "%sconsole=%.*s", c.n ? " " : "",
+			off += (size_t)snprintf(c.args + off, sizeof(c.args) - off, "%sconsole=%.*s", off ? " " : "",
 						(int)(k - 8), p + 8);
 			c.n++;
 			if (serial_of(p + 8, k - 8, &c.unit, &c.speed))
@@ -140,8 +158,9 @@ int grubcfg_defaults(const struct grubcfg_consoles *c, char **ret, size_t *ret_l
 		return -ENOMEM;
 	fputs("# Written by devopslab (docs/install.md, \"Boot loader\").\n"
 	      "GRUB_DISTRIBUTOR=\"" GRUBCFG_DISTRIBUTOR "\"\n", f);
-	if (c->n > 0) {
-		fputs("# The installer's consoles, as debian-installer carries them over.\n", f);
+	if (c->args[0]) {
+		fputs("# The installer's consoles and what followed its \"---\", as debian-installer\n"
+		      "# carries them over.\n", f);
 		fprintf(f, "GRUB_CMDLINE_LINUX=\"%s\"\n", c->args);
 	}
 	if (c->serial) {
@@ -248,19 +267,19 @@ static void linux_entries(FILE *f, const struct grubcfg_consoles *c, const char 
 	char title[256], id[256], args[sizeof(c->args) + 64];
 
 	fputs("### BEGIN /etc/grub.d/10_linux ###\n", f);
-	snprintf(args, sizeof(args), "%s%s" GRUBCFG_LINUX_DEFAULT, c->args, c->n ? " " : "");
+	snprintf(args, sizeof(args), "%s%s" GRUBCFG_LINUX_DEFAULT, c->args, c->args[0] ? " " : "");
 	snprintf(id, sizeof(id), "gnulinux-simple-%s", uuid);
 	entry(f, "", TITLE, id, uuid, k[0], args);
 	fprintf(f, "submenu 'Advanced options for " TITLE "' $menuentry_id_option 'gnulinux-advanced-%s' {\n", uuid);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(title, sizeof(title), TITLE ", with Linux %s", k[i]);
 		snprintf(id, sizeof(id), "gnulinux-%s-advanced-%s", k[i], uuid);
-		snprintf(args, sizeof(args), "%s%s" GRUBCFG_LINUX_DEFAULT, c->args, c->n ? " " : "");
+		snprintf(args, sizeof(args), "%s%s" GRUBCFG_LINUX_DEFAULT, c->args, c->args[0] ? " " : "");
 		entry(f, "\t", title, id, uuid, k[i], args);
 		/* Debian's recovery entry: single user, no early microcode */
 		snprintf(title, sizeof(title), TITLE ", with Linux %s (recovery mode)", k[i]);
 		snprintf(id, sizeof(id), "gnulinux-%s-recovery-%s", k[i], uuid);
-		snprintf(args, sizeof(args), "single dis_ucode_ldr%s%s", c->n ? " " : "", c->args);
+		snprintf(args, sizeof(args), "single dis_ucode_ldr%s%s", c->args[0] ? " " : "", c->args);
 		entry(f, "\t", title, id, uuid, k[i], args);
 	}
 	fputs("}\n### END /etc/grub.d/10_linux ###\n\n", f);

@@ -33,11 +33,16 @@
 #define GRUBCFG_CONSOLES_MAX 8u  /* console= arguments carried over */
 #define GRUBCFG_CONSOLE_LEN 64u  /* longest console= value carried over */
 #define GRUBCFG_KVER_MAX 64u     /* longest kernel version */
+#define GRUBCFG_CARRY_MAX 8u     /* arguments after "---" carried over */
+#define GRUBCFG_CARRY_LEN 64u    /* longest such argument */
 
 /* What the installer's kernel command line says about consoles. */
 struct grubcfg_consoles {
-	char args[GRUBCFG_CONSOLES_MAX * (GRUBCFG_CONSOLE_LEN + 9) + 1]; /* "console=tty0 console=ttyS0,115200n8" */
-	unsigned n;
+	/* "console=tty0 console=ttyS0,115200n8 no_timer_check": the consoles,
+	 * then what followed "---"; "" when none */
+	char args[GRUBCFG_CONSOLES_MAX * (GRUBCFG_CONSOLE_LEN + 9) + GRUBCFG_CARRY_MAX * (GRUBCFG_CARRY_LEN + 1) + 1];
+	unsigned n;          /* consoles */
+	unsigned n_carried;  /* arguments from after "---" */
 	bool serial;         /* one was ttyS<unit>[,<speed>...]: the last such */
 	unsigned unit, speed; /* speed 0: none given */
 };
@@ -45,8 +50,12 @@ struct grubcfg_consoles {
 /*
  * Every console=VALUE (before a "--") whose VALUE is at most
  * GRUBCFG_CONSOLE_LEN of [A-Za-z0-9,._:/-], in order, up to
- * GRUBCFG_CONSOLES_MAX; others are ignored, never quoted. cmdline may be
- * NULL (no consoles).
+ * GRUBCFG_CONSOLES_MAX; others are ignored, never quoted. Then, as
+ * debian-installer does, the arguments after a "---" (and before a "--"),
+ * each at most GRUBCFG_CARRY_LEN of [A-Za-z0-9,._:/=-], up to
+ * GRUBCFG_CARRY_MAX: what the machine needs on every boot (no_timer_check
+ * on a slow emulator, a driver option) is given once, to the installer, and
+ * the installed system keeps it. cmdline may be NULL (nothing).
  */
 void grubcfg_consoles(const char *cmdline, struct grubcfg_consoles *ret);
 
