@@ -93,9 +93,10 @@ core_sum=$(sha256sum <"$MNT/boot/grub/i386-pc/core.img")
 dd if=/dev/zero of="$LOOP" bs=440 count=1 conv=notrunc 2>/dev/null
 
 # The installer kernel's command line: a VGA and a serial console, and a
-# console= value that must not reach the config files.
+# console= value that must not reach the config files; what follows "---"
+# is the installed system's too.
 mkdir -p proc
-printf 'BOOT_IMAGE=/vmlinuz quiet console=tty0 console=ttyS0,115200n8 console=ttyS0";reboot devopslab.url=x\n' \
+printf 'BOOT_IMAGE=/vmlinuz quiet console=tty0 console=ttyS0,115200n8 console=ttyS0";reboot devopslab.url=x --- no_timer_check\n' \
 	>proc/cmdline
 
 # config-network's .link (the NIC named by its MAC): it goes into the
@@ -125,8 +126,9 @@ findmnt -rn "$MNT" >/dev/null || fail "the target root itself was unmounted"
 cat >want.cfg <<'EOF'
 # Written by devopslab (docs/install.md, "Boot loader").
 GRUB_DISTRIBUTOR="Proxmox VE"
-# The installer's consoles, as debian-installer carries them over.
-GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"
+# The installer's consoles and what followed its "---", as debian-installer
+# carries them over.
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 no_timer_check"
 GRUB_TERMINAL="console serial"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
 EOF
@@ -172,7 +174,7 @@ cfg=$MNT/boot/grub/grub.cfg
 chroot "$MNT" /usr/bin/grub-script-check /boot/grub/grub.cfg || fail "grub-script-check refuses grub.cfg"
 assert_eq 600 "$(stat -c %a "$cfg")" "grub.cfg mode"
 assert_contains "$cfg" "search --no-floppy --fs-uuid --set=root $UUID"
-assert_contains "$cfg" "	linux	/boot/vmlinuz-$kver root=/dev/mapper/pve-root ro console=tty0 console=ttyS0,115200n8 quiet"
+assert_contains "$cfg" "	linux	/boot/vmlinuz-$kver root=/dev/mapper/pve-root ro console=tty0 console=ttyS0,115200n8 no_timer_check quiet"
 assert_contains "$cfg" "	initrd	/boot/initrd.img-$kver"
 assert_contains "$cfg" "serial --unit=0 --speed=115200"
 assert_contains "$cfg" "terminal_output console serial"
