@@ -488,10 +488,47 @@ static enum outcome classify(struct http_transport *t, CURLcode cc, const char *
 	}
 }
 
+/* The parts in order; a file is read from disk while it is sent. */
+static int build_mime(struct http_transport *t, const struct http_request *req, curl_mime **ret)
+{
+	curl_mime *m = curl_mime_init(t->curl);
+
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < req->n_parts; i++) {
+		const struct http_part *p = &req->parts[i];
+		curl_mimepart *part = curl_mime_addpart(m);
+		CURLcode cc;
+
+		if (!part) {
+			curl_mime_free(m);
+			return -ENOMEM;
+		}
+		cc = curl_mime_name(part, p->name);
+		if (cc == CURLE_OK && p->file) {
+			cc = curl_mime_filedata(part, p->file);
+			if (cc == CURLE_OK)
+				cc = curl_mime_filename(part, p->filename);
+			if (cc == CURLE_OK)
+				cc = curl_mime_type(part, "application/octet-stream");
+		} else if (cc == CURLE_OK) {
+			cc = curl_mime_data(part, p->value ? p->value : "", CURL_ZERO_TERMINATED);
+		}
+		if (cc != CURLE_OK) {
+			seterr(t, "%s: multipart part '%s': %s", t->base_url, p->name, curl_easy_strerror(cc));
+			curl_mime_free(m);
+			return cc == CURLE_READ_ERROR ? -ENOENT : -ENOMEM;
+		}
+	}
+	*ret = m;
+	return 0;
+}
+
 static int attempt(struct http_transport *t, const struct http_request *req, const char *url,
 		   uint64_t timeout_ms, struct http_response *ret, enum outcome *ret_outcome)
 {
 	struct curl_slist *hl = NULL;
+	curl_mime *mime = NULL;
 	struct body b = { .max = t->o.max_body };
 	struct head h = {};
 	CURLcode cc;
@@ -509,7 +546,13 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 		curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(timeout_ms < t->o.connect_timeout_ms ? timeout_ms : t->o.connect_timeout_ms));
-	curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	if (req->n_parts) {
+		/* An upload: bounded by its progress, not by the clock. */
+		curl_easy_setopt(t->curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+		curl_easy_setopt(t->curl, CURLOPT_LOW_SPEED_TIME, (long)HTTP_STALL_S);
+	} else {
+		curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	}
 	curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(t->curl, CURLOPT_HEADERFUNCTION, header_cb);
@@ -540,6 +583,12 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, req->body);
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
+	if (req->n_parts) {
+		r = build_mime(t, req, &mime);
+		if (r < 0)
+			goto out;
+		curl_easy_setopt(t->curl, CURLOPT_MIMEPOST, mime);
+	}
 	/* No "Expect: 100-continue" round trip. */
 	hl = curl_slist_append(hl, "Expect:");
 	if (!hl) {
@@ -547,7 +596,7 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 		goto out;
 	}
 	curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, hl);
-	if (req->method == HTTP_POST && !req->body) {
+	if (req->method == HTTP_POST && !req->body && !req->n_parts) {
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	} else if (req->method == HTTP_PUT || req->method == HTTP_DELETE) {
@@ -584,6 +633,7 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 out:
 	free(b.data);
 	curl_slist_free_all(hl);
+	curl_mime_free(mime);
 	return r;
 }
 

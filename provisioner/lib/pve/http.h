@@ -46,6 +46,15 @@ struct http_opts {
 	uint64_t seed;                /* jitter source; 0 = random */
 };
 
+/* One part of a multipart/form-data body: a field (value), or a file
+ * streamed from disk (file, sent under filename). */
+struct http_part {
+	const char *name;
+	const char *value;
+	const char *file;
+	const char *filename;
+};
+
 struct http_request {
 	enum http_method method;
 	const char *path;             /* appended to the base URL, already escaped */
@@ -55,7 +64,14 @@ struct http_request {
 	size_t body_len;
 	bool idempotent;              /* allow retries after timeouts and 5xx */
 	const char *cookie;           /* "NAME=value" or NULL (secret: never logged) */
+	/* multipart/form-data instead of body (uploads). Such a request has
+	 * no overall time limit: it fails when fewer than 1 KiB/s pass for
+	 * HTTP_STALL_S seconds (a large file on a slow link is not an error). */
+	const struct http_part *parts;
+	size_t n_parts;
 };
+
+#define HTTP_STALL_S 60
 
 struct http_response {
 	long status;

@@ -42,6 +42,15 @@ static void seterr(struct pve_client *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void pve_client_set_error(struct pve_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
 static void free_secret(char **s)
 {
 	if (*s) {
@@ -374,7 +383,8 @@ static void set_http_error(struct pve_client *c, enum http_method m, const char 
 }
 
 static int do_request(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
-		      bool idempotent, struct json_object **ret_data, long *ret_status)
+		      const struct http_part *parts, size_t n_parts, bool idempotent, struct json_object **ret_data,
+		      long *ret_status)
 {
 	_cleanup_free_ char *form = NULL, *full = NULL, *cookie = NULL, *csrf = NULL;
 	_cleanup_json_ struct json_object *doc = NULL;
@@ -393,6 +403,8 @@ static int do_request(struct pve_client *c, enum http_method m, const char *path
 		     form && (m == HTTP_GET || m == HTTP_DELETE) ? form : "") < 0)
 		return -ENOMEM;
 	req.path = full;
+	req.parts = parts;
+	req.n_parts = n_parts;
 	if (form && (m == HTTP_POST || m == HTTP_PUT)) {
 		req.body = form;
 		req.body_len = strlen(form);
@@ -460,7 +472,7 @@ static int ticket_request(struct pve_client *c, const char *userid, const char *
 	if (r >= 0)
 		r = pve_params_add_secret(&p, "password", password);
 	if (r >= 0)
-		r = do_request(c, HTTP_POST, "/access/ticket", &p, true, &d, &status);
+		r = do_request(c, HTTP_POST, "/access/ticket", &p, NULL, 0, true, &d, &status);
 	c->token = saved_token;
 	if (r < 0)
 		return r;
@@ -522,8 +534,8 @@ static int ensure_ticket(struct pve_client *c)
 	return r;
 }
 
-int pve_call(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
-	     struct json_object **ret_data)
+static int call(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
+		const struct http_part *parts, size_t n_parts, struct json_object **ret_data)
 {
 	long status;
 	int r;
@@ -535,16 +547,22 @@ int pve_call(struct pve_client *c, enum http_method m, const char *path, const s
 	if (r < 0)
 		return r;
 	/* POST is not idempotent in Proxmox; callers re-check state instead. */
-	r = do_request(c, m, path, p, m != HTTP_POST, ret_data, &status);
+	r = do_request(c, m, path, p, parts, n_parts, m != HTTP_POST, ret_data, &status);
 	if (r == -EACCES && status == 401 && c->password && !c->token) {
 		/* The ticket was voided (a join replaces the auth key): log in again once. */
 		log_debug("ticket refused by '%s'; logging in again", c->node);
 		r = ticket_request(c, c->userid, c->password);
 		if (r < 0)
 			return r;
-		r = do_request(c, m, path, p, m != HTTP_POST, ret_data, &status);
+		r = do_request(c, m, path, p, parts, n_parts, m != HTTP_POST, ret_data, &status);
 	}
 	return r;
+}
+
+int pve_call(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
+	     struct json_object **ret_data)
+{
+	return call(c, m, path, p, NULL, 0, ret_data);
 }
 
 /* ---- typed helpers ------------------------------------------------------- */
@@ -725,16 +743,12 @@ const struct pve_join_node *pve_join_info_find(const struct pve_join_info *j, co
 	return NULL;
 }
 
-static int start_task(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
-		      char ret_upid[PVE_UPID_MAX])
+static int task_id(struct pve_client *c, enum http_method m, const char *path, struct json_object *d,
+		   char ret_upid[PVE_UPID_MAX])
 {
-	_cleanup_json_ struct json_object *d = NULL;
 	struct pve_upid u;
 	const char *s;
-	int r = pve_call(c, m, path, p, &d);
 
-	if (r < 0)
-		return r;
 	s = d && json_object_is_type(d, json_type_string) ? json_object_get_string(d) : NULL;
 	if (!s || pve_upid_parse(s, &u) < 0) {
 		seterr(c, "%s %s on '%s': the answer is not a task id", http_method_names[m], path, c->node);
@@ -742,6 +756,54 @@ static int start_task(struct pve_client *c, enum http_method m, const char *path
 	}
 	memcpy(ret_upid, s, strlen(s) + 1);
 	return 0;
+}
+
+static int start_task(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
+		      char ret_upid[PVE_UPID_MAX])
+{
+	_cleanup_json_ struct json_object *d = NULL;
+	int r = pve_call(c, m, path, p, &d);
+
+	return r < 0 ? r : task_id(c, m, path, d, ret_upid);
+}
+
+int pve_call_task(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p)
+{
+	char upid[PVE_UPID_MAX];
+	int r = start_task(c, m, path, p, upid);
+
+	return r < 0 ? r : pve_task_wait(c, upid);
+}
+
+int pve_upload(struct pve_client *c, const char *node, const char *storage, const char *content, const char *file,
+	       const char *filename, const char *sha256)
+{
+	_cleanup_json_ struct json_object *d = NULL;
+	_cleanup_free_ char *en = NULL, *es = NULL, *path = NULL;
+	/* Proxmox's multipart reader takes the fields before the file. */
+	const struct http_part parts[] = {
+		{ .name = "content", .value = content },
+		{ .name = "checksum-algorithm", .value = "sha256" },
+		{ .name = "checksum", .value = sha256 },
+		{ .name = "filename", .file = file, .filename = filename },
+	};
+	const size_t skip = sha256 ? 0 : 2;
+	char upid[PVE_UPID_MAX];
+	int r;
+
+	if (pve_escape(node, &en) < 0 || pve_escape(storage, &es) < 0 ||
+	    asprintf(&path, "/nodes/%s/storage/%s/upload", en, es) < 0)
+		return -ENOMEM;
+	if (skip) {
+		const struct http_part nosum[] = { parts[0], parts[3] };
+
+		r = call(c, HTTP_POST, path, NULL, nosum, ELEMENTSOF(nosum), &d);
+	} else {
+		r = call(c, HTTP_POST, path, NULL, parts, ELEMENTSOF(parts), &d);
+	}
+	if (r >= 0)
+		r = task_id(c, HTTP_POST, path, d, upid);
+	return r < 0 ? r : pve_task_wait(c, upid);
 }
 
 int pve_cluster_create(struct pve_client *c, const char *clustername, const char *link0)

@@ -97,6 +97,8 @@ const char *pve_client_node(const struct pve_client *c);
 const char *pve_client_url(const struct pve_client *c);
 const char *pve_client_error(const struct pve_client *c);
 struct http_transport *pve_client_transport(struct pve_client *c);
+/* Replace the error text (for callers that decode an answer themselves). */
+void pve_client_set_error(struct pve_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int pve_client_pin(struct pve_client *c, const uint8_t fp[HTTP_FP_LEN]);
 int pve_client_ca(struct pve_client *c, const char *ca_file);
@@ -116,6 +118,17 @@ void pve_client_age_ticket(struct pve_client *c, uint64_t age_ms);
 struct json_object;
 int pve_call(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p,
 	     struct json_object **ret_data);
+
+/* A call that starts a task (the answer's data is its UPID), then
+ * pve_task_wait() for it. */
+int pve_call_task(struct pve_client *c, enum http_method m, const char *path, const struct pve_params *p);
+
+/* POST /nodes/{node}/storage/{storage}/upload: the file at `file` as
+ * `filename` with content type `content` (iso, import, vztmpl), streamed;
+ * with sha256 (64 hex digits) Proxmox checks the file it received against
+ * it and fails the task on a mismatch. Waits for the task. */
+int pve_upload(struct pve_client *c, const char *node, const char *storage, const char *content, const char *file,
+	       const char *filename, const char *sha256);
 
 /* ---- typed calls --------------------------------------------------------- */
 
