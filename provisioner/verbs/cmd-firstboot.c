@@ -32,6 +32,8 @@
 #include "util.h"
 #include "input.h"
 #include "bundle/secret.h"
+#include "bundle/extract.h"
+#include "guests/guests.h"
 #include "verbs.h"
 #include "step-ops.h"
 
@@ -39,6 +41,8 @@
 
 struct fb_opts {
 	const char *manifest, *bundle, *pubkey, *secret_key, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
+	const char *assets;   /* --manifest runs: the assets directory (a bundle brings its own) */
+	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
 	const char *fps[CLUSTER_MAX_NODES];   /* "NODE=FP" */
@@ -55,7 +59,7 @@ static void usage(FILE *f)
 		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
 		   "         [--wait-turn SEC]"
 		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
-		   "         [--attempts N] [--seed N]\n");
+		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -76,7 +80,8 @@ static int parse_u64(const char *s, uint64_t *ret)
 static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
-	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY };
+	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
+	       O_ASSETS, O_BOOT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -99,6 +104,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "retry-base-ms", required_argument, NULL, O_RETRY },
 		{ "attempts", required_argument, NULL, O_ATTEMPTS },
 		{ "seed", required_argument, NULL, O_SEED },
+		{ "assets", required_argument, NULL, O_ASSETS },
+		{ "boot-timeout", required_argument, NULL, O_BOOT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -139,6 +146,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_RETRY: r = parse_u64(optarg, &o->retry_base_ms); break;
 		case O_ATTEMPTS: r = parse_u64(optarg, &v); o->attempts = v > 50 ? 50 : (unsigned)v; break;
 		case O_SEED: r = parse_u64(optarg, &o->seed); break;
+		case O_ASSETS: o->assets = optarg; break;
+		case O_BOOT: r = parse_u64(optarg, &v); o->boot_timeout_ms = v * 1000; break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return -EINVAL;
 		}
@@ -284,7 +293,7 @@ static void on_step(const struct step_progress *p, void *userdata)
  * sealed secrets, or (drafts, tests) from --manifest and --password-file;
  * --password-file also overrides the bundle's value. */
 static int load_inputs(const struct fb_opts *o, struct manifest **ret, struct secrets **ret_secrets,
-		       char password[PASSWORD_MAX + 2])
+		       struct input_bundle **ret_kept, char password[PASSWORD_MAX + 2])
 {
 	struct input_opts in = { .bundle = o->bundle, .pubkey = o->pubkey, .manifest = o->manifest,
 				 .secret_key = o->secret_key };
@@ -297,7 +306,7 @@ static int load_inputs(const struct fb_opts *o, struct manifest **ret, struct se
 	if (r != EXIT_OK)
 		return r;
 	if (o->bundle)
-		r = input_load_with_secrets(&in, &m, &s);
+		r = input_load_kept(&in, &m, &s, ret_kept);
 	else
 		r = input_load_manifest(&in, &m);
 	if (r != EXIT_OK)
@@ -396,6 +405,64 @@ static int ca_files_from_secrets(const struct secrets *s, struct ca_files *f)
 	return r;
 }
 
+/* The guest steps' scratch space: the ISOs made before their upload. */
+struct work_dir {
+	char path[64];
+	bool made;
+};
+
+static void work_dir_done(struct work_dir *w)
+{
+	if (w->made)
+		(void)extract_rm_rf_at(AT_FDCWD, w->path);
+	w->made = false;
+}
+
+static bool plan_has_guests(const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_STORAGE || p->steps[i].kind == STEP_TEMPLATE || p->steps[i].kind == STEP_VM)
+			return true;
+	return false;
+}
+
+/* The guest steps run through this node's own API (a cluster member
+ * proxies to the others), read the assets of the verified bundle (or of
+ * --assets with a draft manifest) and make ISOs in a private directory. */
+static int guests_setup(const struct fb_opts *o, struct cluster_ctx *cc, const struct input_bundle *kept,
+			struct work_dir *work, struct guests_ctx **ret)
+{
+	struct guests_cfg gcfg = {
+		.assets_dir = kept ? kept->assets_dir : o->assets,
+		.bundle = kept ? kept->bundle : NULL,
+		.poll_ms = o->poll_ms,
+		.boot_timeout_ms = o->boot_timeout_ms,
+		.lock_timeout_ms = o->wait_turn_ms,
+		.progress = on_progress,
+	};
+	const char *tmp = getenv("TMPDIR");
+	int r;
+
+	if (isempty(tmp) || snprintf(work->path, sizeof(work->path), "%s/devopslab-guests.XXXXXX", tmp) >=
+				    (int)sizeof(work->path))
+		snprintf(work->path, sizeof(work->path), "/tmp/devopslab-guests.XXXXXX");
+	if (!mkdtemp(work->path)) {
+		log_error("cannot create a private directory: %m");
+		return negative_errno();
+	}
+	work->made = true;
+	gcfg.work_dir = work->path;
+	r = cluster_self_client(cc, &gcfg.client);
+	if (r < 0) {
+		log_error("%s", cluster_error(cc));
+		return r;
+	}
+	r = guests_ctx_new(&gcfg, ret);
+	if (r < 0)
+		log_error("cannot set up the guest steps: %s", strerror(-r));
+	return r;
+}
+
 int verb_firstboot(int argc, char *argv[])
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
@@ -407,6 +474,9 @@ int verb_firstboot(int argc, char *argv[])
 	struct names nm = {};
 	_cleanup_(secrets_freep) struct secrets *secrets = NULL;
 	_cleanup_(ca_files_done) struct ca_files ca = {};
+	_cleanup_(input_bundle_freep) struct input_bundle *kept = NULL;
+	_cleanup_(guests_ctx_freep) struct guests_ctx *gc = NULL;
+	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
 	int r, ret = EXIT_FAIL;
@@ -415,7 +485,7 @@ int verb_firstboot(int argc, char *argv[])
 	if (r != 0)
 		return r > 0 ? EXIT_OK : EXIT_BADINPUT;
 	log_info("provisioner started: devopslab firstboot (node %s)", o.node);
-	r = load_inputs(&o, &m, &secrets, password);
+	r = load_inputs(&o, &m, &secrets, &kept, password);
 	if (r != EXIT_OK)
 		return r;
 	if (!o.ca && !o.ca_key) {
@@ -477,6 +547,12 @@ int verb_firstboot(int argc, char *argv[])
 		goto out;
 	}
 
+	if (plan_has_guests(plan)) {
+		r = guests_setup(&o, cc, kept, &work, &gc);
+		if (r < 0)
+			goto out;
+	}
+
 	run_ctx_init(&ctx);
 
 	ctx.ops = step_ops_table;
@@ -485,6 +561,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.root = "/";
 	ctx.journal = journal;
 	ctx.pve = cc;
+	ctx.guests = gc;
 	ctx.progress = on_step;
 	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
 	if (r == -EOPNOTSUPP) {

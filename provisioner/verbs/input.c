@@ -155,7 +155,8 @@ int input_open_secrets(const struct input_opts *in, const struct manifest *m, co
 	return EXIT_OK;
 }
 
-static int load_bundle(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets)
+static int load_bundle(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets,
+		       struct input_bundle **ret_kept)
 {
 	_cleanup_(sig_pubkey_freep) struct sig_pubkey *key = NULL;
 	_cleanup_(bundle_freep) struct bundle *b = NULL;
@@ -195,15 +196,46 @@ static int load_bundle(const struct input_opts *in, struct manifest **ret, struc
 		if (r != EXIT_OK)
 			return r;
 	}
+	if (ret_kept) {
+		struct input_bundle *k = calloc(1, sizeof(*k));
+
+		if (!k)
+			return EXIT_FAIL;
+		memcpy(k->scratch, tmp.dir, sizeof(k->scratch));
+		tmp.made = false; /* the kept bundle owns it now */
+		snprintf(k->assets_dir, sizeof(k->assets_dir), "%s/" BUNDLE_ASSETS_DIR, dest);
+		k->bundle = TAKE_PTR(b);
+		*ret_kept = k;
+	}
 	*ret = TAKE_PTR(m);
 	return EXIT_OK;
+}
+
+struct input_bundle *input_bundle_free(struct input_bundle *k)
+{
+	if (!k)
+		return NULL;
+	bundle_free(k->bundle);
+	(void)extract_rm_rf_at(AT_FDCWD, k->scratch);
+	free(k);
+	return NULL;
+}
+
+int input_load_kept(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets,
+		    struct input_bundle **ret_kept)
+{
+	if (!in->bundle) {
+		log_error("secrets come only from a signed bundle: use --bundle B --pubkey P");
+		return EXIT_BADINPUT;
+	}
+	return load_bundle(in, ret, ret_secrets, ret_kept);
 }
 
 int input_load_manifest(const struct input_opts *in, struct manifest **ret)
 {
 	if (in->manifest)
 		return load_file(in->manifest, in->manifest, ret);
-	return load_bundle(in, ret, NULL);
+	return load_bundle(in, ret, NULL, NULL);
 }
 
 int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets)
@@ -212,5 +244,5 @@ int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, 
 		log_error("secrets come only from a signed bundle: use --bundle B --pubkey P");
 		return EXIT_BADINPUT;
 	}
-	return load_bundle(in, ret, ret_secrets);
+	return load_bundle(in, ret, ret_secrets, NULL);
 }

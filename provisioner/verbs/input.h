@@ -37,6 +37,19 @@ int input_load_manifest(const struct input_opts *in, struct manifest **ret);
  * manifest has no secrets. */
 int input_load_with_secrets(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets);
 
+/* The same, keeping the verified bundle extracted for the run (firstboot
+ * reads the assets): *ret_kept holds it until input_bundle_free(), which
+ * removes the directory. */
+struct input_bundle {
+	struct bundle *bundle;  /* the signed digests of every member */
+	char scratch[64];       /* the private directory (removed on free) */
+	char assets_dir[160];   /* scratch/bundle/assets */
+};
+int input_load_kept(const struct input_opts *in, struct manifest **ret, struct secrets **ret_secrets,
+		    struct input_bundle **ret_kept);
+struct input_bundle *input_bundle_free(struct input_bundle *k);
+DEFINE_FREE_FUNC(struct input_bundle, input_bundle_free);
+
 /* Open the secrets of a bundle already verified and extracted (b), with
  * the key found as input_load_with_secrets() finds it (in->bundle names the
  * bundle in messages). When ret_key is not NULL it receives the key (the

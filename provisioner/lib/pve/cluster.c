@@ -221,6 +221,11 @@ static int client(struct cluster_ctx *c, size_t i, struct pve_client **ret)
 	return 0;
 }
 
+int cluster_self_client(struct cluster_ctx *c, struct pve_client **ret)
+{
+	return client(c, c->self, ret);
+}
+
 /* Status of node i; errors carry the client's text. */
 static int status_of(struct cluster_ctx *c, size_t i, struct pve_cluster_status *ret)
 {

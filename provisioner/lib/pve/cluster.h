@@ -80,6 +80,9 @@ struct cluster_ctx *cluster_ctx_free(struct cluster_ctx *c);
 DEFINE_FREE_FUNC(struct cluster_ctx, cluster_ctx_free);
 
 const char *cluster_error(const struct cluster_ctx *c);
+/* This node's API client (logged in; owned by c). Later first-boot steps
+ * (guests.h) go through it: a member proxies /nodes/OTHER/... */
+int cluster_self_client(struct cluster_ctx *c, struct pve_client **ret);
 bool cluster_self_is_first(const struct cluster_ctx *c);
 
 /* The steps (0 or -errno; detail in cluster_error()). */
