@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +68,7 @@ const char *isoimage_error(const struct isoimage *img)
 /* libisofs's first queued message from SORRY up, but for its bare
  * ERRFILE ones (the path alone; the message after it says what happened).
  * Empties the queue. */
-static bool iso_message(char text[ISO_MSGS_MESSAGE_LEN])
+static bool queued_message(char text[ISO_MSGS_MESSAGE_LEN])
 {
 	char severity[80], discard[ISO_MSGS_MESSAGE_LEN];
 	int code = 0, imgid = 0;
@@ -87,7 +86,7 @@ static int fail_iso(struct isoimage *img, int code, const char *what)
 {
 	char text[ISO_MSGS_MESSAGE_LEN];
 
-	if (iso_message(text))
+	if (queued_message(text))
 		errbuf_setf(&img->err, "%s: %s", what, text);
 	else
 		errbuf_setf(&img->err, "%s: %s", what, iso_error_to_msg(code));
@@ -279,7 +278,7 @@ int isoimage_write(struct isoimage *img, int fd)
 	r = options(img, &o);
 	if (r < 0)
 		return r;
-	iso_message(buf); /* drop what an earlier image left in the queue */
+	queued_message(buf); /* drop what an earlier image left in the queue */
 	r = iso_image_create_burn_source(img->image, o, &src);
 	if (r < 0)
 		return fail_iso(img, r, "starting the image");
