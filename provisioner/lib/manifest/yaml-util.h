@@ -63,7 +63,7 @@ bool ynode_plain_is_typed(const struct ynode *n);
  * One YAML document built event by event with libyaml's emitter: block
  * style, indent 2, no line folding, ASCII output (anything else is
  * \u-escaped inside double quotes), no "---" or "..." markers. The calls
- * do not return errors: the first one (a NUL or invalid UTF-8 in a string:
+ * do not return errors: the first one (invalid UTF-8 in a string:
  * -EINVAL; the text growing past max_bytes: -EFBIG; -ENOMEM; unbalanced
  * starts and ends: -EINVAL) is kept, later calls do nothing, and
  * yaml_out_finish() returns it, as ferror() does for stdio. The same calls
