@@ -17,6 +17,8 @@ SAN ?= 0
 CC ?= cc
 
 PKG_LIBS := yaml-0.1 json-c libarchive libcurl libcrypto blkid fdisk
+# lib/guests/isoimage.c writes the guests' seed and assets ISOs.
+PKG_LIBS += libisofs-1
 # http.c verifies certificate fingerprints in an OpenSSL verify callback.
 PKG_LIBS += libssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))

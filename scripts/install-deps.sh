@@ -7,7 +7,7 @@ set -eu
 PKGS="
 build-essential pkg-config clang libclang-rt-14-dev llvm
 libyaml-dev libjson-c-dev libarchive-dev libcurl4-openssl-dev libssl-dev
-libmbedtls-dev libblkid-dev libfdisk-dev libcmocka-dev
+libmbedtls-dev libblkid-dev libfdisk-dev libcmocka-dev libisofs-dev
 openssl zstd xz-utils jq python3 python3-yaml python3-jsonschema
 util-linux fdisk lvm2 thin-provisioning-tools dosfstools e2fsprogs
 mtools xorriso cpio kmod busybox-static
@@ -15,6 +15,7 @@ grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common
 qemu-system-x86 qemu-utils ovmf ipxe-qemu ipxe
 mmdebstrap debian-archive-keyring
 iproute2 procps psmisc valgrind time hyperfine
+cloud-init netplan.io
 "
 
 missing=""
@@ -30,6 +31,19 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 echo "install-deps: installing:$missing"
+# cloud-init and netplan.io are here for tests/integration/t-cloudinit-schema.sh
+# only: `cloud-init schema`, cloud-init's network renderers and netplan's
+# generator check the guests' seed documents (docs/guests.md). Installed on
+# a build or CI machine, cloud-init would run at that machine's next boot
+# and reconfigure it (network, users, SSH host keys) from whatever data
+# source it finds; /etc/cloud/cloud-init.disabled, written before the
+# package arrives, keeps its systemd generator from ever enabling it. Only
+# when cloud-init is about to be installed: a machine that has it already (a
+# cloud VM that depends on it) is left as it is. netplan.io's generator
+# configures nothing while /etc/netplan holds no file.
+case " $missing " in
+*" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
+esac
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086

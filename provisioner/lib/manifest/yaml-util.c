@@ -419,3 +419,238 @@ bool ynode_plain_is_typed(const struct ynode *n)
 			return true;
 	return yaml11_int(n->value) || yaml11_float(n->value) || yaml11_date(n->value);
 }
+
+/* ---- writing ------------------------------------------------------------------ */
+
+struct yaml_out {
+	yaml_emitter_t emitter;
+	char *buf; /* NUL-terminated once finished */
+	size_t len, cap, max;
+	unsigned depth; /* collections open */
+	int error;      /* the first one; later calls do nothing */
+};
+
+static void out_fail(struct yaml_out *y, int error)
+{
+	if (!y->error)
+		y->error = error;
+}
+
+/* Keeps one byte spare for the NUL. */
+static int out_append(struct yaml_out *y, const void *p, size_t n)
+{
+	if (n > y->max - y->len)
+		return -EFBIG;
+	if (y->len + n + 1 > y->cap) {
+		size_t cap = y->cap ? y->cap : 1024;
+		char *b;
+
+		while (cap < y->len + n + 1)
+			cap *= 2;
+		b = realloc(y->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		y->buf = b;
+		y->cap = cap;
+	}
+	memcpy(y->buf + y->len, p, n);
+	y->len += n;
+	return 0;
+}
+
+/* libyaml's write handler: 1 written, 0 failed. */
+static int out_write(void *data, unsigned char *buffer, size_t size)
+{
+	struct yaml_out *y = data;
+	int r = out_append(y, buffer, size);
+
+	if (r < 0)
+		out_fail(y, r);
+	return r == 0;
+}
+
+/* libyaml destroys the event even when emitting fails; so do we when an
+ * earlier error makes us skip it. */
+static void out_emit(struct yaml_out *y, yaml_event_t *e)
+{
+	if (y->error) {
+		yaml_event_delete(e);
+		return;
+	}
+	if (!yaml_emitter_emit(&y->emitter, e))
+		out_fail(y, y->emitter.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL);
+}
+
+int yaml_out_new(const char *header, size_t max_bytes, struct yaml_out **ret)
+{
+	_cleanup_(yaml_out_freep) struct yaml_out *y = calloc(1, sizeof(*y));
+	yaml_event_t e;
+	int r;
+
+	if (!y)
+		return -ENOMEM;
+	y->max = max_bytes;
+	if (!yaml_emitter_initialize(&y->emitter)) {
+		free(TAKE_PTR(y));
+		return -ENOMEM;
+	}
+	r = out_append(y, header ? header : "", header ? strlen(header) : 0);
+	if (r < 0)
+		return r;
+	yaml_emitter_set_output(&y->emitter, out_write, y);
+	yaml_emitter_set_unicode(&y->emitter, 0); /* ASCII out: the rest \u-escaped */
+	yaml_emitter_set_width(&y->emitter, -1);  /* never fold a long line */
+	yaml_emitter_set_indent(&y->emitter, 2);
+	yaml_emitter_set_break(&y->emitter, YAML_LN_BREAK);
+	if (!yaml_stream_start_event_initialize(&e, YAML_UTF8_ENCODING))
+		return -ENOMEM;
+	out_emit(y, &e);
+	if (!yaml_document_start_event_initialize(&e, NULL, NULL, NULL, 1))
+		return -ENOMEM;
+	out_emit(y, &e);
+	if (y->error)
+		return y->error;
+	*ret = TAKE_PTR(y);
+	return 0;
+}
+
+struct yaml_out *yaml_out_free(struct yaml_out *y)
+{
+	if (!y)
+		return NULL;
+	yaml_emitter_delete(&y->emitter);
+	free(y->buf);
+	free(y);
+	return NULL;
+}
+
+void yaml_out_map_start(struct yaml_out *y)
+{
+	yaml_event_t e;
+
+	if (y->error)
+		return;
+	if (!yaml_mapping_start_event_initialize(&e, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE)) {
+		out_fail(y, -ENOMEM);
+		return;
+	}
+	y->depth++;
+	out_emit(y, &e);
+}
+
+void yaml_out_seq_start(struct yaml_out *y, bool flow)
+{
+	yaml_event_t e;
+
+	if (y->error)
+		return;
+	if (!yaml_sequence_start_event_initialize(&e, NULL, NULL, 1,
+						  flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE)) {
+		out_fail(y, -ENOMEM);
+		return;
+	}
+	y->depth++;
+	out_emit(y, &e);
+}
+
+static void out_end(struct yaml_out *y, bool map)
+{
+	yaml_event_t e;
+	int ok;
+
+	if (y->error)
+		return;
+	if (y->depth == 0) {
+		out_fail(y, -EINVAL);
+		return;
+	}
+	ok = map ? yaml_mapping_end_event_initialize(&e) : yaml_sequence_end_event_initialize(&e);
+	if (!ok) {
+		out_fail(y, -ENOMEM);
+		return;
+	}
+	y->depth--;
+	out_emit(y, &e);
+}
+
+void yaml_out_map_end(struct yaml_out *y)
+{
+	out_end(y, true);
+}
+
+void yaml_out_seq_end(struct yaml_out *y)
+{
+	out_end(y, false);
+}
+
+/* plain_implicit off and quoted_implicit on: a quoted string without a
+ * tag, so libyaml never writes a string plain (where "yes" or "0644" would
+ * be read back as a bool or a number). libyaml refuses invalid UTF-8
+ * here (or runs out of memory: we cannot tell them apart, and say
+ * -EINVAL). */
+static void out_scalar(struct yaml_out *y, const char *s, bool plain, yaml_scalar_style_t style)
+{
+	yaml_event_t e;
+
+	if (y->error)
+		return;
+	if (!yaml_scalar_event_initialize(&e, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain, !plain, style)) {
+		out_fail(y, -EINVAL);
+		return;
+	}
+	out_emit(y, &e);
+}
+
+void yaml_out_key(struct yaml_out *y, const char *key)
+{
+	out_scalar(y, key, true, YAML_ANY_SCALAR_STYLE);
+}
+
+void yaml_out_str(struct yaml_out *y, const char *s)
+{
+	out_scalar(y, s, false, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+}
+
+void yaml_out_text(struct yaml_out *y, const char *s)
+{
+	out_scalar(y, s, false, YAML_LITERAL_SCALAR_STYLE);
+}
+
+void yaml_out_bool(struct yaml_out *y, bool b)
+{
+	out_scalar(y, b ? "true" : "false", true, YAML_PLAIN_SCALAR_STYLE);
+}
+
+void yaml_out_uint(struct yaml_out *y, unsigned long long v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%llu", v);
+	out_scalar(y, buf, true, YAML_PLAIN_SCALAR_STYLE);
+}
+
+int yaml_out_finish(struct yaml_out *y, char **ret, size_t *ret_len)
+{
+	yaml_event_t e;
+
+	if (y->depth != 0)
+		out_fail(y, -EINVAL);
+	if (!y->error) {
+		if (!yaml_document_end_event_initialize(&e, 1))
+			return -ENOMEM;
+		out_emit(y, &e);
+	}
+	if (!y->error) {
+		if (!yaml_stream_end_event_initialize(&e))
+			return -ENOMEM;
+		out_emit(y, &e);
+	}
+	if (!y->error && !yaml_emitter_flush(&y->emitter))
+		out_fail(y, -EIO);
+	if (y->error)
+		return y->error;
+	y->buf[y->len] = '\0';
+	*ret = TAKE_PTR(y->buf);
+	*ret_len = y->len;
+	return 0;
+}
