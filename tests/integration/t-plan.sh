@@ -79,7 +79,10 @@ for n in man["nodes"]:
 if len(kinds("dns-forwarders")[0]["params"]["forwarders"]) != 2: fail("forwarders")
 if kinds("dns-secondary")[0]["params"]["secondary"] != "devops-dns-02": fail("secondary")
 if kinds("edge-certs")[0]["params"]["domains"] != ["*.homelab.local", "homelab.local"]: fail("edge domains")
-if kinds("template")[0]["params"]["vmid"] != 9000: fail("template")
+# Templates: one copy per node, VMIDs 9000 + position in target_node.
+tpl = [(t["id"], t["params"]["node"], t["params"]["vmid"]) for t in kinds("template")]
+want_tpl = [("cluster/template/ubuntu-2204-cloudimage-template/" + n, n, 9000 + i) for i, n in enumerate(nodes)]
+if tpl != want_tpl: fail("template copies %s" % tpl)
 if steps[-1]["kind"] != "verify": fail("verification is not last")
 # Secrets only by name.
 if kinds("config-users")[0]["params"]["password"] != {"secret": "root_password"}: fail("secret ref")

@@ -26,7 +26,7 @@ static const char small[] =
 	"  - {name: jammy, file: jammy.img}\n"
 	"proxmox: {rootfs: rootfs, root_password: {secret: root_password}}\n"
 	"templates:\n"
-	"  - {name: tpl, vmid: 9000, image: jammy, target_node: n1, storage: local-lvm}\n"
+	"  - {name: tpl, vmid: 9000, image: jammy, target_node: [n1, n2], storage: local-lvm}\n"
 	"vms:\n"
 	"  - id: app\n"
 	"    name: \"app-{n}\"\n"
@@ -72,8 +72,8 @@ static void test_optional_sections(void **state)
 
 	(void)state;
 	assert_int_equal(plan_build(m, NULL, &p), 0);
-	/* 2 nodes x 16 install + create + join + 2 quorum + storage + template + 3 VMs + verify */
-	assert_int_equal(p->n_steps, 32 + 2 + 2 + 1 + 1 + 3 + 1);
+	/* 2 nodes x 16 install + create + join + 2 quorum + storage + 2 template copies + 3 VMs + verify */
+	assert_int_equal(p->n_steps, 32 + 2 + 2 + 1 + 2 + 3 + 1);
 	assert_int_equal(count_kind(p, STEP_VM), 3);
 	assert_int_equal(count_kind(p, STEP_K3S_SERVER_INIT) + count_kind(p, STEP_DNS_ZONE) + count_kind(p, STEP_EDGE_TRAEFIK),
 			 0);
@@ -109,10 +109,16 @@ static void test_typed_refs(void **state)
 	assert_non_null(s);
 	assert_ptr_equal(s->mf_node, manifest_find_node(m, "n2"));
 	assert_string_equal(s->node, "n2");
-	s = plan_find_step(p, "cluster/template/tpl");
+	s = plan_find_step(p, "cluster/template/tpl/n2");
 	assert_non_null(s);
 	assert_ptr_equal(s->mf_template, manifest_find_template(m, "tpl"));
 	assert_null(s->node);
+	assert_int_equal(step_param_u64(s, "vmid", &vmid), 0);
+	assert_int_equal(vmid, 9001); /* the copy on target_node[1] */
+	assert_string_equal(step_param_string(s, "node"), "n2");
+	s = plan_find_step(p, "cluster/vm/app-2"); /* on n2: the copy there */
+	assert_non_null(s);
+	assert_int_equal(s->vm.template_vmid, 9001);
 	plan_free(p);
 	manifest_free(m);
 }

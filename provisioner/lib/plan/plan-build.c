@@ -723,25 +723,33 @@ static void add_storage(struct builder *b)
 		add_storage_one(b, b->m->vms[i].disk.storage);
 }
 
+/* One step per copy of each template: the copy on target_nodes[j] has
+ * VMID vmid + j. No digest of the image: the step takes it from the
+ * verified bundle by `file`, as rootfs-extract does. */
 static void add_templates(struct builder *b)
 {
 	for (size_t i = 0; i < b->m->n_templates; i++) {
 		const struct mf_template *t = &b->m->templates[i];
 		const struct mf_asset *a = manifest_find_asset(b->m, t->image);
-		struct json_object *p = obj(b);
-		char title[STEP_TITLE_MAX];
-		struct step *s;
 
-		put_u64(b, p, "vmid", t->vmid);
-		put_str(b, p, "name", t->name);
-		put_str(b, p, "node", t->target_node);
-		put_str(b, p, "storage", t->storage);
-		put_str(b, p, "image", t->image);
-		put_str(b, p, "file", a ? a->file : NULL);
-		bfmt(b, title, sizeof(title), "Creating template %s", t->name);
-		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s", t->name);
-		if (s)
-			s->mf_template = t;
+		for (size_t j = 0; j < t->n_target_nodes; j++) {
+			const char *node = t->target_nodes[j];
+			struct json_object *p = obj(b);
+			char title[STEP_TITLE_MAX];
+			struct step *s;
+
+			put_u64(b, p, "vmid", (uint64_t)t->vmid + j);
+			put_str(b, p, "name", t->name);
+			put_str(b, p, "node", node);
+			put_str(b, p, "storage", t->storage);
+			put_str(b, p, "image", t->image);
+			put_str(b, p, "file", a ? a->file : NULL);
+			bfmt(b, title, sizeof(title), "Creating template %s on %s", t->name, node);
+			s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s/%s", t->name,
+				node);
+			if (s)
+				s->mf_template = t;
+		}
 	}
 }
 
