@@ -79,7 +79,27 @@ for n in man["nodes"]:
 if len(kinds("dns-forwarders")[0]["params"]["forwarders"]) != 2: fail("forwarders")
 if kinds("dns-secondary")[0]["params"]["secondary"] != "devops-dns-02": fail("secondary")
 if kinds("edge-certs")[0]["params"]["domains"] != ["*.homelab.local", "homelab.local"]: fail("edge domains")
-if kinds("template")[0]["params"]["vmid"] != 9000: fail("template")
+# Templates: one copy per node, VMIDs 9000 + position; each VM clones the
+# copy on its own node (node-local storage), with a locally administered
+# unicast MAC; storage counts each node's disks.
+tpl = [(t["id"], t["params"]["node"], t["params"]["vmid"]) for t in kinds("template")]
+want_tpl = [("cluster/template/ubuntu-2204-cloudimage-template/" + n, n, 9000 + i) for i, n in enumerate(nodes)]
+if tpl != want_tpl: fail("template copies %s" % tpl)
+copy = {n: vmid for _, n, vmid in tpl}
+need = {}
+for v in vms:
+    p = v["params"]
+    if p["template_vmid"] != copy[p["node"]]: fail("%s clones %s" % (p["name"], p["template_vmid"]))
+    octets = [int(x, 16) for x in p["mac"].split(":")]
+    if len(octets) != 6 or octets[0] & 3 != 2: fail("%s: MAC %s" % (p["name"], p["mac"]))
+    if (p["full"], p["ciuser"], p["sshkeys"], p["files"]) != (True, None, [], []): fail("%s guest params" % p["name"])
+    if (p["nameserver"], p["searchdomain"]) != (["10.0.10.1"], "homelab.local"): fail("%s DNS" % p["name"])
+    need[p["node"]] = need.get(p["node"], 0) + p["disk"]["size_bytes"]
+if len({v["params"]["mac"] for v in vms}) != len(vms): fail("MACs not unique")
+st = kinds("storage")
+if len(st) != 1 or st[0]["params"]["nodes"] != nodes or st[0]["params"]["bytes"] != need: fail("storage %s" % st)
+if not ids.index(st[0]["id"]) < ids.index(tpl[0][0]) < ids.index(tpl[-1][0]) < ids.index(vms[0]["id"]):
+    fail("order: storage, templates, VMs")
 if steps[-1]["kind"] != "verify": fail("verification is not last")
 # Secrets only by name.
 if kinds("config-users")[0]["params"]["password"] != {"secret": "root_password"}: fail("secret ref")

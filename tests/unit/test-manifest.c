@@ -22,6 +22,39 @@ static const char minimal[] = "version: 1\n"
 			      "     memory: 512, disk: {size: 8G}, ipconfig0: \"ip=192.168.1.100/24\"}\n"
 			      "secrets: {names: [pw]}\n";
 
+/* Two OpenSSH public keys (made with ssh-keygen for these tests). */
+#define KEY1 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB/84AkNwkIvKpLC+wnEJ8J/URoETXyHW/305I8FG3qh alice@devopslab"
+#define KEY1B "AAAAC3NzaC1lZDI1NTE5AAAAIB/84AkNwkIvKpLC+wnEJ8J/URoETXyHW/305I8FG3qh"
+#define KEY2 "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBN09Jq6KMHrnXpXG9NNMTrn5CUmU/Etq5pySepIjnMW0hp2uEHpy0hO3p3YH+Kw2k+dP0XPO8FhDKQekK7bdRkE= bob@devopslab"
+
+/* Replace @KEY1@, @KEY2@ and @K1B@ (KEY1's base64 alone) in buf. */
+static void subst_keys(char *buf, size_t size)
+{
+	static const struct {
+		const char *token, *value;
+	} keys[] = { { "@KEY1@", KEY1 }, { "@KEY2@", KEY2 }, { "@K1B@", KEY1B } };
+	char *p = buf;
+
+	while ((p = strchr(p, '@'))) {
+		size_t k;
+
+		for (k = 0; k < ELEMENTSOF(keys) && strncmp(p, keys[k].token, strlen(keys[k].token)) != 0; k++)
+			;
+		if (k == ELEMENTSOF(keys)) {
+			p++;
+			continue;
+		}
+		char rest[4096];
+		size_t vlen = strlen(keys[k].value);
+
+		snprintf(rest, sizeof(rest), "%s", p + strlen(keys[k].token));
+		assert_true((size_t)(p - buf) + vlen + strlen(rest) < size);
+		memcpy(p, keys[k].value, vlen);
+		memcpy(p + vlen, rest, strlen(rest) + 1);
+		p += vlen;
+	}
+}
+
 static uint32_t ip(const char *s)
 {
 	uint32_t a = 0;
@@ -72,6 +105,19 @@ static void test_example(void **state)
 	assert_string_equal(m->proxmox.root_password.name, "root_password");
 	assert_int_equal(manifest_find_template(m, "ubuntu-2204-cloudimage-template")->vmid, 9000);
 
+	/* The template is built on every node: copies 9000, 9001, 9002. */
+	{
+		const struct mf_template *t = manifest_find_template(m, "ubuntu-2204-cloudimage-template");
+		unsigned vmid = 0;
+
+		assert_int_equal(t->n_target_nodes, 3);
+		assert_string_equal(t->target_nodes[2], "devops-node-03");
+		assert_int_equal(manifest_template_on(t, "devops-node-03", &vmid), 0);
+		assert_int_equal(vmid, 9002);
+		assert_int_equal(manifest_template_on(t, "devops-node-09", &vmid), -ENOENT);
+		assert_int_equal(vmid, 9002); /* untouched on failure */
+	}
+
 	/* The seed's proxmox_vm_qemu.k3s_worker, field for field. */
 	g = manifest_find_vm_group(m, "k3s_worker");
 	assert_non_null(g);
@@ -88,6 +134,12 @@ static void test_example(void **state)
 	assert_string_equal(g->network.bridge, "vmbr0");
 	assert_int_equal(g->ipconfig0.prefix, 24);
 	assert_int_equal(g->ipconfig0.gw, ip("10.0.10.1"));
+	assert_true(g->full_clone); /* Terraform's default */
+	assert_null(g->ciuser);
+	assert_false(g->has_sshkeys);
+	assert_int_equal(g->n_sshkeys, 0); /* proxmox.ssh_keys: [] */
+	assert_int_equal(g->n_files, 0);
+	assert_ptr_equal(g->template, manifest_find_template(m, "ubuntu-2204-cloudimage-template"));
 	assert_int_equal(manifest_vm_expand(g, 0, &vm), 0);
 	assert_string_equal(vm.name, "devops-k3s-worker-01");
 	assert_int_equal(vm.ip, ip("10.0.10.21"));
@@ -109,6 +161,8 @@ static void test_example(void **state)
 		assert_string_equal(vm.target_node, want);
 		snprintf(want, sizeof(want), "devops-k3s-server-0%u", i + 1);
 		assert_string_equal(vm.name, want);
+		assert_int_equal(vm.template_vmid, 9000 + i); /* the copy on its node */
+		assert_int_equal(vm.mac[0] & 0x03, 0x02);     /* unicast, locally administered */
 	}
 	assert_true(m->k3s.ha);
 	assert_int_equal(manifest_count_vms(m, m->k3s.servers, m->k3s.n_servers), 3);
@@ -287,6 +341,226 @@ static void test_diag_cap(void **state)
 	diags_done(&d);
 }
 
+/* net0's MAC: HMAC-SHA256(seed, name "\n" "mac:net0"), first 6 bytes,
+ * multicast bit cleared and local bit set; stable for a seed and name. */
+static void test_vm_mac(void **state)
+{
+	uint8_t a[6], b[6], c[6];
+
+	(void)state;
+	assert_int_equal(manifest_vm_mac("devopslab", "devops-k3s-worker-01", a), 0);
+	assert_int_equal(manifest_vm_mac("devopslab", "devops-k3s-worker-01", b), 0);
+	assert_memory_equal(a, b, 6);
+	/* the value docs/manifest.md and tests/plan/homelab.txt show */
+	assert_memory_equal(a, ((const uint8_t[]){ 0x72, 0x7c, 0xd7, 0x44, 0x5d, 0x05 }), 6);
+	assert_int_equal(manifest_vm_mac("devopslab", "devops-k3s-worker-02", c), 0);
+	assert_memory_not_equal(a, c, 6);
+	assert_int_equal(manifest_vm_mac("other-seed", "devops-k3s-worker-01", c), 0);
+	assert_memory_not_equal(a, c, 6);
+	for (unsigned i = 0; i < 64; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "vm-%u", i);
+		assert_int_equal(manifest_vm_mac("s", name, c), 0);
+		assert_int_equal(c[0] & 0x03, 0x02);
+	}
+	assert_int_equal(manifest_vm_mac("", "x", c), -EINVAL);
+}
+
+/* The guest-layer keys of vms[]: what the model holds after loading. */
+static void test_guest(void **state)
+{
+	static const char yaml[] =
+		"version: 1\n"
+		"cluster: {name: lab, domain: home.arpa}\n"
+		"network: {subnet: 192.168.1.0/24, gateway: 192.168.1.1}\n"
+		"nodes:\n"
+		"  - {name: pve1, role: first, serial: A1, ip: 192.168.1.10, disk: {largest_nvme: true}}\n"
+		"  - {name: pve2, serial: A2, ip: 192.168.1.11, disk: {largest_nvme: true}}\n"
+		"assets: [{name: rootfs, file: rootfs.tar.zst}, {name: motd, file: etc/motd}]\n"
+		"proxmox: {rootfs: rootfs, root_password: {secret: pw}, ssh_keys: [\"@KEY1@\"]}\n"
+		"templates: [{name: tpl, vmid: 9000, image: rootfs, target_node: [pve2, pve1]}]\n"
+		"vms:\n"
+		"  - {id: web, name: \"web{n}\", count: 2, vmid: 300, target_node: [pve1, pve2], clone: tpl,\n"
+		"     memory: 512, disk: {size: 8G}, ipconfig0: \"ip=192.168.1.100/24\", full_clone: false,\n"
+		"     ciuser: devops, sshkeys: [\"@KEY1@\", \"@KEY2@\"],\n"
+		"     files: [{asset: motd, path: /etc/motd}, {asset: motd, path: /opt/x, mode: \"0755\"},\n"
+		"             {asset: motd, path: /opt/y, mode: 0700}]}\n"
+		"  - {id: db, name: db, vmid: 400, target_node: pve2, clone: tpl, memory: 512, disk: {size: 8G},\n"
+		"     ipconfig0: \"ip=192.168.1.120/24\"}\n"
+		"secrets: {names: [pw]}\n";
+	char buf[4096];
+	struct diags d = {};
+	struct manifest *m = NULL;
+	const struct mf_vm_group *g;
+	struct mf_vm vm;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "%s", yaml);
+	subst_keys(buf, sizeof(buf));
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "guest.yaml", &d, &m), 0);
+	g = manifest_find_vm_group(m, "web");
+	assert_false(g->full_clone);
+	assert_string_equal(g->ciuser, "devops");
+	assert_true(g->has_sshkeys);
+	assert_int_equal(g->n_sshkeys, 2);
+	assert_string_equal(g->sshkeys[1], KEY2);
+	assert_int_equal(g->n_files, 3);
+	assert_string_equal(g->files[0].path, "/etc/motd");
+	assert_int_equal(g->files[0].mode, 0644); /* default */
+	assert_int_equal(g->files[1].mode, 0755); /* "0755" */
+	assert_int_equal(g->files[2].mode, 0700); /* plain 0700: octal, as YAML 1.1 */
+	assert_int_equal(g->files[2].pos.line, 15);
+	assert_int_equal(manifest_vm_expand(g, 0, &vm), 0);
+	assert_int_equal(vm.template_vmid, 9001); /* web1 on pve1: the second copy */
+	assert_int_equal(manifest_vm_expand(g, 1, &vm), 0);
+	assert_int_equal(vm.template_vmid, 9000);
+	g = manifest_find_vm_group(m, "db");
+	assert_true(g->full_clone);
+	assert_false(g->has_sshkeys);
+	assert_int_equal(g->n_sshkeys, 1); /* proxmox.ssh_keys, copied */
+	assert_string_equal(g->sshkeys[0], KEY1);
+	assert_ptr_not_equal(g->sshkeys[0], m->proxmox.ssh_keys[0]);
+	manifest_free(m);
+	diags_done(&d);
+}
+
+/* Each case changes `minimal` once (the first `from` becomes `to`) and
+ * expects no error (path NULL) or exactly one, at `path`, whose message
+ * contains `msg`. */
+static void test_guest_errors(void **state)
+{
+	static const struct {
+		const char *from, *to, *path, *msg;
+	} cases[] = {
+		{ "clone: tpl,", "clone: tpl, ciuser: root,", "vms[0].ciuser", "must not be root" },
+		{ "clone: tpl,", "clone: tpl, ciuser: 9lives,", "vms[0].ciuser", "not a Linux user name" },
+		{ "clone: tpl,", "clone: tpl, ciuser: Admin,", "vms[0].ciuser", "not a Linux user name" },
+		{ "clone: tpl,", "clone: tpl, ciuser: abcdefghijabcdefghijabcdefghijabc,", "vms[0].ciuser",
+		  "not a Linux user name" },
+		{ "clone: tpl,", "clone: tpl, ciuser: _svc-1,", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, ciuser: abcdefghijabcdefghijabcdefghijab,", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"@KEY1@\", \"@KEY2@\"],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519 @K1B@\"],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519\t@K1B@\tno\\tcomment\"],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-rsa @K1B@ x@y\"],", "vms[0].sshkeys[0]", "not of type ssh-rsa" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519 AAAA x@y\"],", "vms[0].sshkeys[0]",
+		  "not of type ssh-ed25519" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519 A=== x@y\"],", "vms[0].sshkeys[0]",
+		  "not valid base64" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519 @K1B@ x\\ny\"],", "vms[0].sshkeys[0]",
+		  "must be one line" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\" ssh-ed25519 @K1B@\"],", "vms[0].sshkeys[0]", "not an SSH key type" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-dss @K1B@\"],", "vms[0].sshkeys[0]", "'ssh-dss' is not an SSH key type" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: [\"ssh-ed25519 \"],", "vms[0].sshkeys[0]", "needs the base64 key" },
+		{ "clone: tpl,", "clone: tpl, sshkeys: \"@KEY1@\",", "vms[0].sshkeys", "must be a list" },
+		{ "secret: pw}}", "secret: pw}, ssh_keys: [\"ssh-rsa @K1B@\"]}", "proxmox.ssh_keys[0]", "not of type ssh-rsa" },
+		{ "clone: tpl,", "clone: tpl, full_clone: no,", "vms[0].full_clone", "must be true or false" },
+		{ "clone: tpl,", "clone: tpl, full_clone: false,", NULL, NULL },
+		{ "size: 8G}", "size: 8G, storage: zfs}, full_clone: false", "vms[0].full_clone",
+		  "a linked clone stays on its template's storage: template 'tpl' is on 'local-lvm', disk.storage is 'zfs'" },
+		{ "size: 8G}", "size: 8G, storage: zfs}", NULL, NULL }, /* a full clone may move */
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a/b.txt}],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: a/b}],", "vms[0].files[0].path", "not an absolute path" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a/./b}],", "vms[0].files[0].path",
+		  "'.' or '..' components" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a/..}],", "vms[0].files[0].path",
+		  "'.' or '..' components" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a/..b}],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /}],", "vms[0].files[0].path", "not normalized" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a//b}],", "vms[0].files[0].path", "not normalized" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a/}],", "vms[0].files[0].path", "not normalized" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: \"/a\\tb\"}],", "vms[0].files[0].path",
+		  "control character" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: nope, path: /a}],", "vms[0].files[0].asset",
+		  "no asset named 'nope'" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /b}, {asset: rootfs, path: /a}, {asset: rootfs, path: /b}],",
+		  "vms[0].files[2].path", "'/b' is already the path of vms[0].files[0]" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: 0644}],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: \"7777\"}],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: \"07777\"}],", NULL, NULL },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: 644}],", "vms[0].files[0].mode",
+		  "decimal integer to YAML; write \"0644\"" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: \"17777\"}],", "vms[0].files[0].mode",
+		  "not a mode" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: \"0o644\"}],", "vms[0].files[0].mode",
+		  "not a mode" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs, path: /a, mode: \"64\"}],", "vms[0].files[0].mode",
+		  "not a mode" },
+		{ "clone: tpl,", "clone: tpl, files: [{asset: rootfs}],", "vms[0].files[0]", "missing required key 'path'" },
+		{ "target_node: pve1}", "target_node: []}", "templates[0].target_node", "at least one node" },
+		{ "target_node: pve1}", "target_node: [pve1, pve1]}", "templates[0].target_node[1]", "listed twice" },
+		{ "target_node: pve1}", "target_node: [pve9]}", "templates[0].target_node", "no node named 'pve9'" },
+		{ "vmid: 9000", "vmid: 999999999", NULL, NULL },
+		{ "target_node: pve1}", "target_node: [pve1, pve1x]}", "templates[0].target_node[1]", "no node named 'pve1x'" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char buf[4096];
+		const char *at = strstr(minimal, cases[i].from);
+		struct diags d = {};
+		struct manifest *m = NULL;
+		int r;
+
+		assert_non_null(at);
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - minimal), minimal, cases[i].to,
+			 at + strlen(cases[i].from));
+		subst_keys(buf, sizeof(buf));
+		r = manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m);
+		if (!cases[i].path) {
+			if (r != 0)
+				fail_msg("case %zu (%s): %s: %s", i, cases[i].to, d.n ? d.items[0].path : "",
+					 d.n ? d.items[0].message : "?");
+		} else if (r != -EINVAL || d.n_errors != 1 || !streq(d.items[0].path, cases[i].path) ||
+			   !strstr(d.items[0].message, cases[i].msg))
+			fail_msg("case %zu (%s): r=%d, %zu errors, first %s: %s", i, cases[i].to, r, d.n_errors,
+				 d.n ? d.items[0].path : "", d.n ? d.items[0].message : "");
+		manifest_free(m);
+		diags_done(&d);
+	}
+}
+
+/* Limits of vms[].files: 256 entries, paths of 4095 bytes. */
+static void test_guest_limits(void **state)
+{
+	const char *at = strstr(minimal, "clone: tpl,") + strlen("clone: tpl,");
+	size_t size = 64 * 1024, o;
+	char *buf = malloc(size);
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	assert_non_null(buf);
+	for (unsigned n = 256; n <= 257; n++) {
+		o = (size_t)snprintf(buf, size, "%.*s files: [", (int)(at - minimal), minimal);
+		for (unsigned i = 0; i < n; i++)
+			o += (size_t)snprintf(buf + o, size - o, "%s{asset: rootfs, path: /f%u}", i ? ", " : "", i);
+		o += (size_t)snprintf(buf + o, size - o, "],%s", at);
+		assert_int_equal(manifest_load_buffer(buf, o, "t.yaml", &d, &m), n == 256 ? 0 : -EINVAL);
+		if (n == 257)
+			assert_string_equal(d.items[0].message, "has 257 entries; at most 256 are allowed");
+		else
+			assert_int_equal(m->vms[0].n_files, 256);
+		manifest_free(m);
+		m = NULL;
+		diags_done(&d);
+	}
+	for (size_t len = 4095; len <= 4096; len++) {
+		o = (size_t)snprintf(buf, size, "%.*s files: [{asset: rootfs, path: /", (int)(at - minimal), minimal);
+		memset(buf + o, 'p', len - 1);
+		o += len - 1;
+		o += (size_t)snprintf(buf + o, size - o, "}],%s", at);
+		assert_int_equal(manifest_load_buffer(buf, o, "t.yaml", &d, &m), len == 4095 ? 0 : -EINVAL);
+		if (len == 4096)
+			assert_string_equal(d.items[0].message, "is longer than 4095 bytes");
+		manifest_free(m);
+		m = NULL;
+		diags_done(&d);
+	}
+	free(buf);
+}
+
 static void test_vm_name(void **state)
 {
 	char buf[64];
@@ -312,6 +586,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example), cmocka_unit_test(test_defaults), cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing), cmocka_unit_test(test_diag_cap),
+		cmocka_unit_test(test_vm_mac),  cmocka_unit_test(test_guest),   cmocka_unit_test(test_guest_errors),
+		cmocka_unit_test(test_guest_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

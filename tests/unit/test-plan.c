@@ -26,7 +26,7 @@ static const char small[] =
 	"  - {name: jammy, file: jammy.img}\n"
 	"proxmox: {rootfs: rootfs, root_password: {secret: root_password}}\n"
 	"templates:\n"
-	"  - {name: tpl, vmid: 9000, image: jammy, target_node: n1, storage: local-lvm}\n"
+	"  - {name: tpl, vmid: 9000, image: jammy, target_node: [n1, n2], storage: local-lvm}\n"
 	"vms:\n"
 	"  - id: app\n"
 	"    name: \"app-{n}\"\n"
@@ -54,6 +54,18 @@ static struct manifest *load(const char *yaml)
 	return m;
 }
 
+static struct json_object *param_of(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static struct json_object *param(const struct step *s, const char *key)
+{
+	return param_of(s->params, key);
+}
+
 static size_t count_kind(const struct plan *p, enum step_kind k)
 {
 	size_t n = 0;
@@ -72,8 +84,8 @@ static void test_optional_sections(void **state)
 
 	(void)state;
 	assert_int_equal(plan_build(m, NULL, &p), 0);
-	/* 2 nodes x 16 install + create + join + 2 quorum + storage + template + 3 VMs + verify */
-	assert_int_equal(p->n_steps, 32 + 2 + 2 + 1 + 1 + 3 + 1);
+	/* 2 nodes x 16 install + create + join + 2 quorum + storage + 2 template copies + 3 VMs + verify */
+	assert_int_equal(p->n_steps, 32 + 2 + 2 + 1 + 2 + 3 + 1);
 	assert_int_equal(count_kind(p, STEP_VM), 3);
 	assert_int_equal(count_kind(p, STEP_K3S_SERVER_INIT) + count_kind(p, STEP_DNS_ZONE) + count_kind(p, STEP_EDGE_TRAEFIK),
 			 0);
@@ -109,10 +121,18 @@ static void test_typed_refs(void **state)
 	assert_non_null(s);
 	assert_ptr_equal(s->mf_node, manifest_find_node(m, "n2"));
 	assert_string_equal(s->node, "n2");
-	s = plan_find_step(p, "cluster/template/tpl");
+	s = plan_find_step(p, "cluster/template/tpl/n2");
 	assert_non_null(s);
 	assert_ptr_equal(s->mf_template, manifest_find_template(m, "tpl"));
 	assert_null(s->node);
+	assert_int_equal(step_param_u64(s, "vmid", &vmid), 0);
+	assert_int_equal(vmid, 9001); /* the copy on target_node[1] */
+	assert_string_equal(step_param_string(s, "node"), "n2");
+	s = plan_find_step(p, "cluster/vm/app-2"); /* on n2: the copy there */
+	assert_non_null(s);
+	assert_int_equal(s->vm.template_vmid, 9001);
+	assert_int_equal(step_param_u64(s, "template_vmid", &vmid), 0);
+	assert_int_equal(vmid, 9001);
 	plan_free(p);
 	manifest_free(m);
 }
@@ -176,6 +196,118 @@ static void test_hash_follows_params(void **state)
 	free(changed);
 }
 
+/* What the guest steps need: the per-node template copy, clone mode,
+ * cloud-init user, keys, DNS and files, the MAC; storage bytes per node. */
+static const char guest[] =
+	"version: 1\n"
+	"cluster: {name: lab, domain: home.arpa, seed: s33d}\n"
+	"network: {subnet: 10.0.10.0/24, gateway: 10.0.10.1, dns: [10.0.10.1, 9.9.9.9]}\n"
+	"nodes:\n"
+	"  - {name: n1, role: first, mac: \"52:54:00:0a:00:01\", ip: 10.0.10.11, disk: {transport: nvme}}\n"
+	"  - {name: n2, mac: \"52:54:00:0a:00:02\", ip: 10.0.10.12, disk: {transport: nvme}}\n"
+	"  - {name: n3, mac: \"52:54:00:0a:00:03\", ip: 10.0.10.13, disk: {transport: nvme}}\n"
+	"assets:\n"
+	"  - {name: rootfs, file: rootfs.tar.zst}\n"
+	"  - {name: jammy, file: jammy.img}\n"
+	"  - {name: motd, file: guest/motd}\n"
+	"proxmox:\n"
+	"  rootfs: rootfs\n"
+	"  root_password: {secret: root_password}\n"
+	"  ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB/84AkNwkIvKpLC+wnEJ8J/URoETXyHW/305I8FG3qh a@b\"]\n"
+	"templates:\n"
+	"  - {name: tpl, vmid: 9000, image: jammy, target_node: [n2, n1]}\n"
+	"  - {name: zfs, vmid: 9100, image: jammy, target_node: n3, storage: local-zfs}\n"
+	"  - {name: spare, vmid: 9200, image: jammy, target_node: n3, storage: spare-pool}\n"
+	"vms:\n"
+	"  - {id: app, name: \"app-{n}\", count: 3, vmid: 300, target_node: [n1, n2], clone: tpl, memory: 512,\n"
+	"     full_clone: false, ciuser: devops, disk: {size: 8G}, ipconfig0: \"ip=10.0.10.51/24\",\n"
+	"     files: [{asset: motd, path: /etc/motd}, {asset: motd, path: /usr/local/bin/x, mode: \"0755\"}]}\n"
+	"  - {id: db, name: db, vmid: 400, target_node: n3, clone: zfs, memory: 512, disk: {size: 1T, storage: local-zfs},\n"
+	"     sshkeys: [], ipconfig0: \"ip=10.0.10.61/24\"}\n"
+	"secrets: {names: [root_password]}\n";
+
+static void test_guest_params(void **state)
+{
+	struct manifest *m = load(guest);
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o, *bytes;
+	uint64_t v = 0;
+	uint8_t mac[6];
+	char want[18];
+
+	(void)state;
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	/* Template copies in target_node order, VMIDs by position. */
+	assert_non_null(s = plan_find_step(p, "cluster/template/tpl/n2"));
+	assert_int_equal(step_param_u64(s, "vmid", &v), 0);
+	assert_int_equal(v, 9000);
+	assert_non_null(s = plan_find_step(p, "cluster/template/tpl/n1"));
+	assert_int_equal(step_param_u64(s, "vmid", &v), 0);
+	assert_int_equal(v, 9001);
+	assert_string_equal(step_param_string(s, "file"), "jammy.img");
+	assert_null(json_get_string(s->params, "sha256")); /* the step takes it from the bundle */
+
+	s = plan_find_step(p, "cluster/vm/app-3"); /* on n1 */
+	assert_non_null(s);
+	assert_int_equal(step_param_u64(s, "template_vmid", &v), 0);
+	assert_int_equal(v, 9001);
+	assert_false(json_object_get_boolean(param(s, "full")));
+	assert_string_equal(step_param_string(s, "ciuser"), "devops");
+	assert_string_equal(step_param_string(s, "searchdomain"), "home.arpa");
+	a = json_get_array(s->params, "nameserver");
+	assert_int_equal(json_object_array_length(a), 2);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 1)), "9.9.9.9");
+	a = json_get_array(s->params, "sshkeys"); /* proxmox.ssh_keys by default */
+	assert_int_equal(json_object_array_length(a), 1);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 0)), m->proxmox.ssh_keys[0]);
+	a = json_get_array(s->params, "files");
+	assert_int_equal(json_object_array_length(a), 2);
+	o = json_object_array_get_idx(a, 0);
+	assert_string_equal(json_get_string(o, "file"), "guest/motd");
+	assert_string_equal(json_get_string(o, "path"), "/etc/motd");
+	assert_string_equal(json_get_string(o, "mode"), "0644");
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 1), "mode"), "0755");
+	assert_int_equal(manifest_vm_mac("s33d", "app-3", mac), 0);
+	snprintf(want, sizeof(want), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	assert_string_equal(step_param_string(s, "mac"), want);
+	assert_memory_equal(s->vm.mac, mac, 6);
+
+	s = plan_find_step(p, "cluster/vm/db");
+	assert_non_null(s);
+	assert_true(json_object_get_boolean(param(s, "full")));
+	assert_null(param(s, "ciuser"));
+	assert_int_equal(json_object_array_length(json_get_array(s->params, "sshkeys")), 0); /* [] given */
+
+	/* Storage: only the nodes that use it, the disks' sizes on each; a
+	 * template copy counts its node in, with 0 bytes of its own. */
+	s = plan_find_step(p, "cluster/storage/local-lvm");
+	assert_non_null(s);
+	a = json_get_array(s->params, "nodes");
+	assert_int_equal(json_object_array_length(a), 2);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 0)), "n1");
+	bytes = json_get_object(s->params, "bytes");
+	assert_int_equal(json_get_u64(bytes, "n1", &v), 0);
+	assert_int_equal(v, 16ull << 30); /* app-1, app-3 */
+	assert_int_equal(json_get_u64(bytes, "n2", &v), 0);
+	assert_int_equal(v, 8ull << 30);
+	assert_null(param_of(bytes, "n3"));
+	assert_string_equal(s->title, "Checking storage local-lvm on 2 nodes");
+	s = plan_find_step(p, "cluster/storage/local-zfs");
+	assert_non_null(s);
+	assert_int_equal(json_get_u64(json_get_object(s->params, "bytes"), "n3", &v), 0);
+	assert_int_equal(v, 1ull << 40);
+	assert_string_equal(s->title, "Checking storage local-zfs on n3");
+	s = plan_find_step(p, "cluster/storage/spare-pool");
+	assert_non_null(s);
+	assert_int_equal(json_get_u64(json_get_object(s->params, "bytes"), "n3", &v), 0);
+	assert_int_equal(v, 0); /* a template only: its image's size is not known to the plan */
+	s = plan_find_step(p, "cluster/storage/local-lvm");
+	assert_true(s < plan_find_step(p, "cluster/template/tpl/n2"));
+	plan_free(p);
+	manifest_free(m);
+}
+
 static void test_render(void **state)
 {
 	struct manifest *m = load(small);
@@ -214,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_node_filter),
 		cmocka_unit_test(test_hash_follows_params),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_guest_params),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

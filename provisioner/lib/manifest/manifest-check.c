@@ -17,6 +17,7 @@
 #include "manifest-internal.h"
 #include "manifest.h"
 #include "parse.h"
+#include "seed-id.h"
 #include "util.h"
 
 /* Format a field path; a path too long for MF_PATH_MAX is cut short
@@ -102,6 +103,30 @@ int manifest_vm_name(const char *pattern, unsigned n, char *buf, size_t size)
 	return 0;
 }
 
+int manifest_template_on(const struct mf_template *t, const char *node, unsigned *ret_vmid)
+{
+	for (size_t i = 0; t && node && i < t->n_target_nodes; i++)
+		if (streq_ptr(t->target_nodes[i], node)) {
+			*ret_vmid = t->vmid + (unsigned)i;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+int manifest_vm_mac(const char *seed, const char *vm_name, uint8_t ret[6])
+{
+	uint8_t b[16];
+	int r = seed_id_bytes(seed, vm_name, "mac:net0", b);
+
+	if (r < 0)
+		return r;
+	/* IEEE 802: bit 0 of the first octet is group (multicast), bit 1 local
+	 * administration; QEMU's own default prefix 52:54:00 is local too. */
+	b[0] = (uint8_t)((b[0] & ~0x01u) | 0x02u);
+	memcpy(ret, b, 6);
+	return 0;
+}
+
 int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm *ret)
 {
 	struct mf_vm vm = { .group = g, .index = index };
@@ -115,6 +140,13 @@ int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm
 	vm.vmid = g->vmid + index;
 	vm.target_node = g->target_nodes[index % g->n_target_nodes];
 	vm.ip = g->ipconfig0.ip + index;
+	if (g->seed) {
+		r = manifest_vm_mac(g->seed, vm.name, vm.mac);
+		if (r < 0)
+			return r;
+	}
+	if (g->template) /* validation made sure there is a copy on every node used */
+		(void)manifest_template_on(g->template, vm.target_node, &vm.template_vmid);
 	*ret = vm;
 	return 0;
 }
@@ -209,6 +241,11 @@ static void uniq_report(struct mf_ctx *c, struct uniq_set *s, const char *noun)
 	}
 	free(s->v);
 	*s = (struct uniq_set){};
+}
+
+static void format_mac(const uint8_t mac[6], char buf[static 18])
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 }
 
 /* ---- small rules ---------------------------------------------------------- */
@@ -438,8 +475,7 @@ static int check_nodes(struct mf_ctx *c, struct manifest *m, struct uniq_set *na
 		if (r >= 0)
 			r = uniq_add(ips, ipv4_format(n->ip, k, sizeof(k)), P(p, "nodes[%zu].ip", i), NULL);
 		if (r >= 0 && n->has_mac) {
-			snprintf(k, sizeof(k), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
-				 n->mac[3], n->mac[4], n->mac[5]);
+			format_mac(n->mac, k);
 			r = uniq_add(&macs, k, P(p, "nodes[%zu].mac", i), NULL);
 		}
 		if (r >= 0 && n->serial)
@@ -481,26 +517,52 @@ static int check_assets_proxmox(struct mf_ctx *c, struct manifest *m)
 	return r;
 }
 
+/* The path of element j of a target_node that may be one name or a list. */
+static const char *target_node_path(char *buf, size_t size, const char *list, size_t i, size_t n, size_t j)
+{
+	if (n > 1)
+		return pathf(buf, size, "%s[%zu].target_node[%zu]", list, i, j);
+	return pathf(buf, size, "%s[%zu].target_node", list, i);
+}
+
+/* One copy of the template per node in target_node, VMIDs vmid + j. */
 static int check_templates(struct mf_ctx *c, struct manifest *m, struct uniq_set *vmids)
 {
 	struct uniq_set names = {};
-	char p[MF_PATH_MAX], k[16];
+	char p[MF_PATH_MAX], k[16], what[80];
 	int r = 0;
 
 	for (size_t i = 0; i < m->n_templates && r >= 0; i++) {
 		struct mf_template *t = &m->templates[i];
 
 		check_asset_ref(c, m, t->image, P(p, "templates[%zu].image", i));
-		if (t->target_node && !manifest_find_node(m, t->target_node))
-			mf_error_at(c, P(p, "templates[%zu].target_node", i), "no node named '%s' in nodes",
-				    t->target_node);
+		for (size_t j = 0; j < t->n_target_nodes; j++) {
+			const char *node = t->target_nodes[j];
+
+			target_node_path(p, sizeof(p), "templates", i, t->n_target_nodes, j);
+			if (!node)
+				continue;
+			if (!manifest_find_node(m, node)) {
+				mf_error_at(c, p, "no node named '%s' in nodes", node);
+				mf_mark_failed(c, p); /* no cascade into the VMs' template check */
+			}
+			for (size_t e = 0; e < j; e++)
+				if (streq_ptr(t->target_nodes[e], node)) {
+					mf_error_at(c, p, "node '%s' is listed twice: a node holds one copy", node);
+					break;
+				}
+		}
+		if (t->n_target_nodes > 0 && (uint64_t)t->vmid + t->n_target_nodes - 1 > 999999999)
+			mf_error_at(c, P(p, "templates[%zu].vmid", i), "the copies' VMIDs run past 999999999");
 		if (t->storage && !word_valid(t->storage, 64, "-_."))
 			mf_error_at(c, P(p, "templates[%zu].storage", i), "'%s' is not a Proxmox storage id", t->storage);
 		if (t->name)
 			r = uniq_add(&names, t->name, P(p, "templates[%zu].name", i), NULL);
-		snprintf(k, sizeof(k), "%u", t->vmid);
-		if (r >= 0)
-			r = uniq_add(vmids, k, P(p, "templates[%zu].vmid", i), NULL);
+		for (size_t j = 0; j < t->n_target_nodes && r >= 0 && t->vmid; j++) {
+			snprintf(k, sizeof(k), "%u", t->vmid + (unsigned)j);
+			snprintf(what, sizeof(what), "the copy on %s", t->target_nodes[j] ? t->target_nodes[j] : "?");
+			r = uniq_add(vmids, k, P(p, "templates[%zu].vmid", i), t->n_target_nodes > 1 ? what : NULL);
+		}
 		if (r >= 0)
 			r = set_default(&t->storage, "local-lvm");
 	}
@@ -508,8 +570,39 @@ static int check_templates(struct mf_ctx *c, struct manifest *m, struct uniq_set
 	return r;
 }
 
+static int strv_copy(char *const *v, size_t n, char ***ret, size_t *ret_n)
+{
+	char **copy;
+	size_t k = 0;
+
+	if (n == 0)
+		return 0;
+	copy = calloc(n, sizeof(char *));
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]) /* failed to decode; reported */
+			continue;
+		copy[k] = strdup(v[i]);
+		if (!copy[k]) {
+			while (k > 0)
+				free(copy[--k]);
+			free(copy);
+			return -ENOMEM;
+		}
+		k++;
+	}
+	*ret = copy;
+	*ret_n = k;
+	return 0;
+}
+
 static int group_defaults(struct manifest *m, struct mf_vm_group *g)
 {
+	g->template = manifest_find_template(m, g->clone);
+	g->seed = m->cluster.seed;
+	if (!g->has_sshkeys && strv_copy(m->proxmox.ssh_keys, m->proxmox.n_ssh_keys, &g->sshkeys, &g->n_sshkeys) < 0)
+		return -ENOMEM;
 	if (!g->count)
 		g->count = 1;
 	if (!g->cores)
@@ -522,6 +615,81 @@ static int group_defaults(struct manifest *m, struct mf_vm_group *g)
 	    set_default(&g->network.model, "virtio") < 0 ||
 	    set_default(&g->network.bridge, m->network.bridge ? m->network.bridge : "vmbr0") < 0)
 		return -ENOMEM;
+	return 0;
+}
+
+/* Every node the group's VMs land on needs a copy of the clone template:
+ * Proxmox clones to another node ("target") only from shared storage
+ * (POST /nodes/{node}/qemu/{vmid}/clone), and local-lvm is not shared. One
+ * error per target_node entry, naming the first VM it gets. */
+static void check_template_copies(struct mf_ctx *c, const struct manifest *m, size_t i)
+{
+	const struct mf_vm_group *g = &m->vms[i];
+	const struct mf_template *t = g->template;
+	size_t ti = t ? (size_t)(t - m->templates) : 0;
+	char p[MF_PATH_MAX], who[96], name[64];
+	unsigned vmid;
+
+	if (!t || mf_failed(c, P(p, "templates[%zu].target_node", ti)) || mf_failed(c, P(p, "vms[%zu].target_node", i)))
+		return;
+	for (size_t k = 0; k < g->n_target_nodes && k < g->count; k++) {
+		const char *node = g->target_nodes[k];
+		bool seen = false;
+
+		for (size_t e = 0; e < k; e++)
+			seen = seen || streq_ptr(g->target_nodes[e], node);
+		if (seen || !node || !manifest_find_node(m, node) || manifest_template_on(t, node, &vmid) == 0)
+			continue;
+		if (g->name && manifest_vm_name(g->name, (unsigned)k + 1, name, sizeof(name)) == 0 &&
+		    hostname_label_valid(name))
+			snprintf(who, sizeof(who), "VM %s", name);
+		else
+			snprintf(who, sizeof(who), "VM %zu of group '%s'", k + 1, g->id ? g->id : "?");
+		mf_error_at(c, target_node_path(p, sizeof(p), "vms", i, g->n_target_nodes, k),
+			    "%s is on %s, but template '%s' has no copy there: add %s to templates[%zu].target_node "
+			    "(a clone stays on its template's node when storage is node-local)",
+			    who, node, t->name, node, ti);
+	}
+}
+
+static int file_cmp(const void *a, const void *b)
+{
+	const struct mf_vm_file *x = *(const struct mf_vm_file *const *)a, *y = *(const struct mf_vm_file *const *)b;
+	int r = strcmp(x->path, y->path);
+
+	if (r)
+		return r;
+	return x < y ? -1 : x > y;
+}
+
+/* vms[].files: assets that exist, each guest path once. */
+static int check_vm_files(struct mf_ctx *c, const struct manifest *m, size_t i)
+{
+	const struct mf_vm_group *g = &m->vms[i];
+	_cleanup_free_ const struct mf_vm_file **v = NULL;
+	char p[MF_PATH_MAX];
+	size_t n = 0;
+
+	for (size_t j = 0; j < g->n_files; j++)
+		check_asset_ref(c, m, g->files[j].asset, P(p, "vms[%zu].files[%zu].asset", i, j));
+	if (g->n_files < 2)
+		return 0;
+	v = calloc(g->n_files, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t j = 0; j < g->n_files; j++)
+		if (g->files[j].path)
+			v[n++] = &g->files[j];
+	qsort(v, n, sizeof(*v), file_cmp);
+	for (size_t j = 1, first = 0; j < n; j++) {
+		if (!streq(v[first]->path, v[j]->path)) {
+			first = j;
+			continue;
+		}
+		mf_error_at(c, P(p, "vms[%zu].files[%zu].path", i, (size_t)(v[j] - g->files)),
+			    "'%s' is already the path of vms[%zu].files[%zu]", v[j]->path, i,
+			    (size_t)(v[first] - g->files));
+	}
 	return 0;
 }
 
@@ -552,6 +720,16 @@ static int check_vm_group(struct mf_ctx *c, struct manifest *m, size_t i, struct
 		mf_error_at(c, P(p, "vms[%zu].disk.size", i), "is smaller than 1M");
 	if ((uint64_t)g->vmid + g->count - 1 > 999999999)
 		mf_error_at(c, P(p, "vms[%zu].count", i), "VMIDs of this group run past 999999999");
+	if (!g->full_clone && g->template && g->template->storage && g->disk.storage &&
+	    !streq(g->template->storage, g->disk.storage))
+		mf_error_at(c, P(p, "vms[%zu].full_clone", i),
+			    "a linked clone stays on its template's storage: template '%s' is on '%s', disk.storage is "
+			    "'%s' (set disk.storage: %s, or full_clone: true)",
+			    g->template->name, g->template->storage, g->disk.storage, g->template->storage);
+	check_template_copies(c, m, i);
+	r = check_vm_files(c, m, i);
+	if (r < 0)
+		return r;
 	if (g->ipconfig0.ip && !c->subnet_failed && !c->gateway_failed) {
 		if (g->ipconfig0.prefix != net->subnet.prefix)
 			mf_error_at(c, P(p, "vms[%zu].ipconfig0", i), "prefix /%u differs from network.subnet's /%u",

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "manifest-internal.h"
+#include "base64.h"
 #include "fileio.h"
 #include "manifest.h"
 #include "parse.h"
@@ -77,6 +78,7 @@ struct seq_spec {
 	size_t elem_size;
 	size_t max;
 	size_t pos_offset; /* struct mf_pos in the element, or SIZE_MAX */
+	void (*init)(void *elem); /* defaults that decoding may override, or NULL */
 };
 
 #define AT(base, off, type) ((type *)((char *)(base) + (off)))
@@ -454,6 +456,8 @@ static int p_seq(struct mf_ctx *c, const struct ynode *n, void *base, const stru
 		const struct ynode *item = n->items[i];
 
 		mf_record_pos(c, item);
+		if (spec->init)
+			spec->init(elem);
 		if (spec->pos_offset != SIZE_MAX)
 			*AT(elem, spec->pos_offset, struct mf_pos) = (struct mf_pos){ item->line, item->column };
 		if (spec->fields)
@@ -575,31 +579,22 @@ static int p_ident_elem(struct mf_ctx *c, const struct ynode *n, void *base, con
 	return p_ident(c, n, base, &ef);
 }
 
-static int p_str_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	(void)f;
-	struct field ef = { .offset = 0 };
-	return p_str(c, n, base, &ef);
-}
-
 static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = MANIFEST_MAX_NODES,
 					     .pos_offset = SIZE_MAX };
 static const struct seq_spec idents_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *), .max = 256,
 					     .pos_offset = SIZE_MAX };
-static const struct seq_spec strings_spec = { .elem = p_str_elem, .elem_size = sizeof(char *), .max = 256,
-					      .pos_offset = SIZE_MAX };
 static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = sizeof(uint32_t), .max = 16,
 					    .pos_offset = SIZE_MAX };
 
+/* vms[].target_node and templates[].target_node: a node name, or a
+ * non-empty list of them. f->offset is the char ** array, f->offset2 its
+ * count; either way the model holds a list. */
 static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	static const struct field list = FIELD2("target_node", p_seq, struct mf_vm_group, target_nodes,
-						n_target_nodes, true, &labels_spec);
+	const struct field list = { f->key, p_seq, f->offset, true, &labels_spec, f->offset2 };
 	static const struct field one = { .offset = 0 };
-	struct mf_vm_group *g = base;
 	_cleanup_free_ char **v = NULL;
 
-	(void)f;
 	if (n->kind == YNODE_SEQUENCE) {
 		if (n->n == 0)
 			return derr(c, n, "must name at least one node");
@@ -610,10 +605,168 @@ static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, c
 		return c->oom = -ENOMEM;
 	if (p_label(c, n, v, &one) < 0)
 		return -EINVAL;
-	g->target_nodes = TAKE_PTR(v);
-	g->n_target_nodes = 1;
+	*AT(base, f->offset, char **) = TAKE_PTR(v);
+	*AT(base, f->offset2, size_t) = 1;
 	return 0;
 }
+
+/* vms[].ciuser: a portable Linux user name (lower case letters, digits,
+ * '_' and '-', not starting with a digit or '-', at most 32 bytes), and
+ * not root: cloud-init's `user` is the account it creates for people. */
+static int p_ciuser(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+	size_t len;
+
+	if (!s)
+		return -EINVAL;
+	len = strlen(s);
+	if (len > 32 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		goto bad;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			goto bad;
+	if (streq(s, "root"))
+		return derr(c, n, "must not be root: cloud-init creates this user (leave ciuser out for the "
+			    "image's default user)");
+	return set_string(c, base, f, s);
+bad:
+	return derr(c, n, "'%s' is not a Linux user name (1-32 of a-z, 0-9, '_', '-'; starting with a-z or '_')",
+		    s);
+}
+
+/* The key types OpenSSH's sshd accepts in authorized_keys by default
+ * (DSA is gone since OpenSSH 9.8; certificates are not keys). */
+static const char *const ssh_key_types[] = {
+	"ssh-ed25519",
+	"ssh-rsa",
+	"ecdsa-sha2-nistp256",
+	"ecdsa-sha2-nistp384",
+	"ecdsa-sha2-nistp521",
+	"sk-ssh-ed25519@openssh.com",
+	"sk-ecdsa-sha2-nistp256@openssh.com",
+	NULL,
+};
+
+static const char *ssh_key_type(const char *s, size_t len)
+{
+	for (size_t i = 0; ssh_key_types[i]; i++)
+		if (strlen(ssh_key_types[i]) == len && strncmp(ssh_key_types[i], s, len) == 0)
+			return ssh_key_types[i];
+	return NULL;
+}
+
+/* Whether the key blob (RFC 4253 section 6.6) starts with `type` as an SSH
+ * string: a big-endian uint32 length, then the bytes. */
+static bool ssh_blob_has_type(const uint8_t *blob, size_t size, const char *type)
+{
+	size_t tlen = strlen(type);
+	uint32_t len;
+
+	if (size < 4)
+		return false;
+	len = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
+	return len == tlen && size - 4 >= tlen && memcmp(blob + 4, type, tlen) == 0;
+}
+
+/* One OpenSSH public key line as authorized_keys holds it, without
+ * options: "TYPE BASE64 [comment]" (sshd(8), AUTHORIZED_KEYS FILE FORMAT).
+ * The base64 must decode, and the blob must name the same type. */
+static int p_sshkey_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	static const struct field ef = { .offset = 0 };
+	const char *s = string_value(c, n), *type, *b64;
+	_cleanup_free_ uint8_t *blob = NULL;
+	size_t tlen, blen, size = 0;
+	int r;
+
+	(void)f;
+	if (!s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p == '\n' || *p == '\r')
+			return derr(c, n, "must be one line: one OpenSSH public key per list entry");
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return derr(c, n, "contains a control character");
+	}
+	tlen = strcspn(s, " \t");
+	type = ssh_key_type(s, tlen);
+	if (!type)
+		return derr(c, n,
+			    "'%.*s' is not an SSH key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521, "
+			    "sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com); a key line is TYPE "
+			    "BASE64 [comment], without options",
+			    (int)(tlen < 64 ? tlen : 64), s);
+	b64 = s + tlen + strspn(s + tlen, " \t");
+	blen = strcspn(b64, " \t");
+	if (blen == 0)
+		return derr(c, n, "needs the base64 key after '%s' (TYPE BASE64 [comment])", type);
+	r = base64_decode(b64, blen, &blob, &size);
+	if (r == -ENOMEM)
+		return c->oom = -ENOMEM;
+	if (r < 0)
+		return derr(c, n, "the key after '%s' is not valid base64", type);
+	if (!ssh_blob_has_type(blob, size, type))
+		return derr(c, n, "the base64 key is not of type %s (the key blob starts with its type name)", type);
+	return set_string(c, base, &ef, s);
+}
+
+/* A path in the guest (vms[].files[].path): absolute and normalized (no
+ * empty, '.' or '..' components, no trailing '/'), no control characters,
+ * at most MANIFEST_VM_FILE_PATH_MAX bytes (PATH_MAX with its NUL). */
+static int p_guest_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (s[0] != '/')
+		return derr(c, n, "'%s' is not an absolute path", s);
+	if (strlen(s) > MANIFEST_VM_FILE_PATH_MAX)
+		return derr(c, n, "is longer than %d bytes", MANIFEST_VM_FILE_PATH_MAX);
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return derr(c, n, "contains a control character");
+	for (const char *p = s + 1;; ) {
+		size_t len = strcspn(p, "/");
+
+		if (len == 0)
+			return derr(c, n, "'%s' is not normalized: no '//' and no trailing '/'", s);
+		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return derr(c, n, "'%s' must not have '.' or '..' components", s);
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return set_string(c, base, f, s);
+}
+
+/* A permission mode (vms[].files[].mode): an octal string ("0644", "755"),
+ * or a plain integer with a leading 0, which YAML 1.1 readers (PyYAML)
+ * take as octal too. A plain integer without one is refused: `mode: 644`
+ * is decimal 644 (0o1204) to every YAML reader, never what was meant. */
+static int p_mode(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = scalar(c, n, "a mode like \"0644\"");
+	size_t len, digits;
+	unsigned v = 0;
+
+	if (!s)
+		return -EINVAL;
+	len = strlen(s);
+	digits = strspn(s, "01234567");
+	if (n->plain && s[0] != '0' && digits == len && len >= 3 && len <= 4)
+		return derr(c, n, "%s is a decimal integer to YAML; write \"0%s\" (octal)", s, s);
+	if (len < 3 || digits != len || len > (s[0] == '0' ? 5u : 4u) || (n->plain && s[0] != '0'))
+		return derr(c, n, "'%s' is not a mode: 3-4 octal digits like \"0644\"", s);
+	for (const char *p = s; *p; p++)
+		v = v * 8 + (unsigned)(*p - '0');
+	*AT(base, f->offset, unsigned) = v;
+	return 0;
+}
+
+static const struct seq_spec sshkeys_spec = { .elem = p_sshkey_elem, .elem_size = sizeof(char *), .max = 256,
+					      .pos_offset = SIZE_MAX };
 
 /* ---- the tables ------------------------------------------------------------- */
 
@@ -756,7 +909,7 @@ static const struct field storage_fields[] = {
 static const struct field proxmox_fields[] = {
 	FIELD("rootfs", p_ident, struct mf_proxmox, rootfs, true, NULL),
 	FIELD("root_password", p_secret, struct mf_proxmox, root_password, true, NULL),
-	FIELD2("ssh_keys", p_seq, struct mf_proxmox, ssh_keys, n_ssh_keys, false, &strings_spec),
+	FIELD2("ssh_keys", p_seq, struct mf_proxmox, ssh_keys, n_ssh_keys, false, &sshkeys_spec),
 	FIELD("storage", p_map, struct mf_proxmox, storage, false, storage_fields),
 	{}
 };
@@ -765,7 +918,7 @@ static const struct field template_fields[] = {
 	FIELD("name", p_label, struct mf_template, name, true, NULL),
 	FIELD("vmid", p_uint, struct mf_template, vmid, true, &r_vmid),
 	FIELD("image", p_ident, struct mf_template, image, true, NULL),
-	FIELD("target_node", p_label, struct mf_template, target_node, true, NULL),
+	FIELD2("target_node", p_target_nodes, struct mf_template, target_nodes, n_target_nodes, true, NULL),
 	FIELD("storage", p_str, struct mf_template, storage, false, NULL),
 	{}
 };
@@ -795,13 +948,44 @@ static int p_inline_map(struct mf_ctx *c, const struct ynode *n, void *base, con
 	return decode_map(c, n, f->arg, base);
 }
 
+/* vms[].sshkeys: given (even as []) means "not proxmox.ssh_keys". */
+static int p_sshkeys(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	((struct mf_vm_group *)base)->has_sshkeys = true;
+	return p_seq(c, n, base, f);
+}
+
+static void vm_file_init(void *elem)
+{
+	((struct mf_vm_file *)elem)->mode = 0644;
+}
+
+static const struct field vm_file_fields[] = {
+	FIELD("asset", p_ident, struct mf_vm_file, asset, true, NULL),
+	FIELD("path", p_guest_path, struct mf_vm_file, path, true, NULL),
+	FIELD("mode", p_mode, struct mf_vm_file, mode, false, NULL),
+	{}
+};
+
+static const struct seq_spec vm_files_spec = { .fields = vm_file_fields,
+					       .elem_size = sizeof(struct mf_vm_file),
+					       .max = MANIFEST_MAX_VM_FILES,
+					       .pos_offset = offsetof(struct mf_vm_file, pos),
+					       .init = vm_file_init };
+
+static void vm_group_init(void *elem)
+{
+	((struct mf_vm_group *)elem)->full_clone = true; /* Terraform's default */
+}
+
 static const struct field vm_fields[] = {
 	FIELD("id", p_ident, struct mf_vm_group, id, true, NULL),
 	FIELD("name", p_str, struct mf_vm_group, name, true, NULL),
 	FIELD("count", p_uint, struct mf_vm_group, count, false, &r_count),
 	FIELD("vmid", p_uint, struct mf_vm_group, vmid, true, &r_vmid),
-	{ "target_node", p_target_nodes, 0, true, NULL, 0 },
+	FIELD2("target_node", p_target_nodes, struct mf_vm_group, target_nodes, n_target_nodes, true, NULL),
 	FIELD("clone", p_label, struct mf_vm_group, clone, true, NULL),
+	FIELD("full_clone", p_bool, struct mf_vm_group, full_clone, false, NULL),
 	FIELD("cores", p_uint, struct mf_vm_group, cores, false, &r_cores),
 	FIELD("sockets", p_uint, struct mf_vm_group, sockets, false, &r_sockets),
 	FIELD("memory", p_uint, struct mf_vm_group, memory, true, &r_memory),
@@ -809,11 +993,17 @@ static const struct field vm_fields[] = {
 	{ "disk", p_inline_map, 0, true, vm_disk_fields, 0 },
 	{ "network", p_inline_map, 0, false, vm_network_fields, 0 },
 	{ "ipconfig0", p_ipconfig, 0, true, NULL, 0 },
+	FIELD("ciuser", p_ciuser, struct mf_vm_group, ciuser, false, NULL),
+	FIELD2("sshkeys", p_sshkeys, struct mf_vm_group, sshkeys, n_sshkeys, false, &sshkeys_spec),
+	FIELD2("files", p_seq, struct mf_vm_group, files, n_files, false, &vm_files_spec),
 	{}
 };
 
-static const struct seq_spec vms_spec = { .fields = vm_fields, .elem_size = sizeof(struct mf_vm_group),
-					  .max = MANIFEST_MAX_VMS, .pos_offset = offsetof(struct mf_vm_group, pos) };
+static const struct seq_spec vms_spec = { .fields = vm_fields,
+					  .elem_size = sizeof(struct mf_vm_group),
+					  .max = MANIFEST_MAX_VMS,
+					  .pos_offset = offsetof(struct mf_vm_group, pos),
+					  .init = vm_group_init };
 
 static const struct field airgap_fields[] = {
 	FIELD("binary", p_ident, struct mf_k3s, airgap.binary, true, NULL),
@@ -974,7 +1164,7 @@ struct manifest *manifest_free(struct manifest *m)
 	for (size_t i = 0; i < m->n_templates; i++) {
 		free(m->templates[i].name);
 		free(m->templates[i].image);
-		free(m->templates[i].target_node);
+		strv_free(m->templates[i].target_nodes, m->templates[i].n_target_nodes);
 		free(m->templates[i].storage);
 	}
 	free(m->templates);
@@ -988,6 +1178,13 @@ struct manifest *manifest_free(struct manifest *m)
 		free(g->disk.storage);
 		free(g->network.model);
 		free(g->network.bridge);
+		free(g->ciuser);
+		strv_free(g->sshkeys, g->n_sshkeys);
+		for (size_t j = 0; j < g->n_files; j++) {
+			free(g->files[j].asset);
+			free(g->files[j].path);
+		}
+		free(g->files);
 	}
 	free(m->vms);
 	free(m->k3s.version);

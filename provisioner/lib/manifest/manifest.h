@@ -136,12 +136,28 @@ struct mf_proxmox {
 	struct mf_storage storage;
 };
 
+/* A template is built on every node in target_nodes (a clone from
+ * node-local storage stays on its template's node): the copy on
+ * target_nodes[i] has VMID vmid + i and the same name
+ * (manifest_template_on()). */
 struct mf_template {
 	char *name;
-	unsigned vmid;
-	char *image; /* asset name */
-	char *target_node;
+	unsigned vmid;       /* the copy on target_nodes[0] */
+	char *image;         /* asset name */
+	char **target_nodes; /* one or more, no node twice */
+	size_t n_target_nodes;
 	char *storage;
+	struct mf_pos pos;
+};
+
+#define MANIFEST_MAX_VM_FILES 256
+#define MANIFEST_VM_FILE_PATH_MAX 4095
+
+/* A payload file copied into the guest at first boot (vms[].files). */
+struct mf_vm_file {
+	char *asset;   /* asset name: the content */
+	char *path;    /* absolute and normalized, in the guest */
+	unsigned mode; /* permission bits, <= 07777; default 0644 */
 	struct mf_pos pos;
 };
 
@@ -159,6 +175,15 @@ struct mf_vm_group {
 	unsigned cores, sockets;
 	unsigned memory; /* MiB */
 	bool agent;
+	bool full_clone; /* default true (Terraform's); false: a linked clone */
+	char *ciuser;    /* the user cloud-init creates; NULL: the image's default user */
+	/* OpenSSH public key lines for ciuser. After loading: the group's
+	 * `sshkeys`, or a copy of proxmox.ssh_keys when it has none. */
+	char **sshkeys;
+	size_t n_sshkeys;
+	bool has_sshkeys; /* `sshkeys` was given (maybe []) */
+	struct mf_vm_file *files;
+	size_t n_files;
 	struct {
 		uint64_t size;
 		char *type;    /* scsi, virtio, sata, ide */
@@ -173,6 +198,9 @@ struct mf_vm_group {
 		unsigned prefix;
 		uint32_t gw;
 	} ipconfig0;
+	/* Set by manifest_load(), borrowed from the same manifest: */
+	const struct mf_template *template; /* `clone` */
+	const char *seed;                   /* cluster.seed: derives the MACs */
 	struct mf_pos pos;
 };
 
@@ -182,6 +210,8 @@ struct mf_vm {
 	unsigned vmid;
 	const char *target_node;
 	uint32_t ip;
+	uint8_t mac[6];         /* net0's, manifest_vm_mac() of the name */
+	unsigned template_vmid; /* the clone template's copy on target_node */
 	const struct mf_vm_group *group;
 	unsigned index; /* 0-based */
 };
@@ -285,8 +315,19 @@ const struct mf_template *manifest_find_template(const struct manifest *m, const
 const struct mf_vm_group *manifest_find_vm_group(const struct manifest *m, const char *id);
 const struct mf_asset *manifest_find_asset(const struct manifest *m, const char *name);
 
+/* The copy of template t on `node`: its VMID in *ret_vmid. Returns 0, or
+ * -ENOENT when t is not built on that node. */
+int manifest_template_on(const struct mf_template *t, const char *node, unsigned *ret_vmid);
+
+/* The MAC address of a VM's net0, derived from the cluster seed and the VM
+ * name (seed-id.h: purpose "mac:net0"; the first 6 bytes, then the
+ * multicast bit cleared and the locally administered bit set). Returns 0 or
+ * -errno. */
+int manifest_vm_mac(const char *seed, const char *vm_name, uint8_t ret[6]);
+
 /* Fill *ret with VM `index` (0-based) of group g. Returns -EINVAL when
- * index >= g->count or the name pattern does not expand to a host name. */
+ * index >= g->count or the name pattern does not expand to a host name.
+ * On a loaded manifest mac and template_vmid are always set. */
 int manifest_vm_expand(const struct mf_vm_group *g, unsigned index, struct mf_vm *ret);
 
 /* Expand a VM name pattern ("{n}", "{n:02}") for the 1-based index n into

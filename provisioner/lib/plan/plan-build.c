@@ -12,7 +12,8 @@
  * Parameters are what the step is asked to do, in full, because they are
  * both printed by `plan` and hashed for the journal: a step whose inputs
  * change is looked at again. Secrets appear only by name ({"secret": N}).
- * Sizes are integers in bytes under keys ending in "_bytes"; VM memory is
+ * Sizes are integers in bytes under keys ending in "_bytes" and in the
+ * per-node map "bytes" of storage steps; VM memory is
  * MiB ("memory_mib") as in Proxmox.
  */
 #include "plan.h"
@@ -697,20 +698,95 @@ static bool seen_storage(const struct plan *p, const char *name)
 	return plan_find_step(p, id) != NULL;
 }
 
+static size_t node_index(const struct manifest *m, const char *name)
+{
+	for (size_t i = 0; name && i < m->n_nodes; i++)
+		if (streq_ptr(m->nodes[i].name, name))
+			return i;
+	return SIZE_MAX;
+}
+
+/* What storage `name` must hold on each node (0 = the node does not use
+ * it; used[] says whether it does): the virtual size of every VM disk on
+ * it (a clone is resized to disk.size). A template copy marks its node as
+ * a user, but adds 0 bytes: its image's virtual size is inside the image
+ * file, which the plan does not read (docs/plan.md). */
+static int storage_needs(const struct manifest *m, const char *name, bool *used, uint64_t *need)
+{
+	for (size_t i = 0; i < m->n_templates; i++) {
+		const struct mf_template *t = &m->templates[i];
+
+		for (size_t j = 0; streq_ptr(t->storage, name) && j < t->n_target_nodes; j++) {
+			size_t k = node_index(m, t->target_nodes[j]);
+
+			if (k == SIZE_MAX)
+				return plan_fail(-EINVAL, "template \"%s\": no node \"%s\"", t->name, t->target_nodes[j]);
+			used[k] = true;
+		}
+	}
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct mf_vm_group *g = &m->vms[i];
+
+		for (unsigned v = 0; streq_ptr(g->disk.storage, name) && g->n_target_nodes && v < g->count; v++) {
+			size_t k = node_index(m, g->target_nodes[v % g->n_target_nodes]);
+
+			if (k == SIZE_MAX)
+				return plan_fail(-EINVAL, "VM group \"%s\": no node \"%s\"", g->id,
+						 g->target_nodes[v % g->n_target_nodes]);
+			if (need[k] > UINT64_MAX - g->disk.size)
+				return plan_fail(-EOVERFLOW, "storage \"%s\": the disks on node \"%s\" add up past 2^64 bytes",
+						 name, m->nodes[k].name);
+			used[k] = true;
+			need[k] += g->disk.size;
+		}
+	}
+	return 0;
+}
+
 static void add_storage_one(struct builder *b, const char *name)
 {
-	struct json_object *p, *a;
+	const struct manifest *m = b->m;
+	_cleanup_free_ bool *used = NULL;
+	_cleanup_free_ uint64_t *need = NULL;
+	struct json_object *p, *a, *bytes;
 	char title[STEP_TITLE_MAX];
+	const char *last = NULL;
+	size_t n = 0;
+	int r;
 
 	if (!name || b->error < 0 || seen_storage(b->plan, name))
 		return;
+	used = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*used));
+	need = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*need));
+	if (!used || !need) {
+		b->error = -ENOMEM;
+		return;
+	}
+	r = storage_needs(m, name, used, need);
+	if (r < 0) {
+		b->error = r;
+		return;
+	}
 	p = obj(b);
 	a = arr(b);
+	bytes = obj(b);
 	put_str(b, p, "storage", name);
-	for (size_t i = 0; i < b->m->n_nodes; i++)
-		push(b, a, str(b, b->m->nodes[i].name));
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		if (!used[i])
+			continue;
+		push(b, a, str(b, m->nodes[i].name));
+		put_u64(b, bytes, m->nodes[i].name, need[i]);
+		last = m->nodes[i].name;
+		n++;
+	}
 	put(b, p, "nodes", a);
-	bfmt(b, title, sizeof(title), "Checking storage %s on every node", name);
+	put(b, p, "bytes", bytes);
+	if (n == m->n_nodes)
+		bfmt(b, title, sizeof(title), "Checking storage %s on every node", name);
+	else if (n == 1)
+		bfmt(b, title, sizeof(title), "Checking storage %s on %s", name, last);
+	else
+		bfmt(b, title, sizeof(title), "Checking storage %s on %zu nodes", name, n);
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_STORAGE, NULL, p, title, "cluster/storage/%s", name);
 }
 
@@ -723,25 +799,33 @@ static void add_storage(struct builder *b)
 		add_storage_one(b, b->m->vms[i].disk.storage);
 }
 
+/* One step per copy of each template: the copy on target_nodes[j] has
+ * VMID vmid + j. No digest of the image: the step takes it from the
+ * verified bundle by `file`, as rootfs-extract does. */
 static void add_templates(struct builder *b)
 {
 	for (size_t i = 0; i < b->m->n_templates; i++) {
 		const struct mf_template *t = &b->m->templates[i];
 		const struct mf_asset *a = manifest_find_asset(b->m, t->image);
-		struct json_object *p = obj(b);
-		char title[STEP_TITLE_MAX];
-		struct step *s;
 
-		put_u64(b, p, "vmid", t->vmid);
-		put_str(b, p, "name", t->name);
-		put_str(b, p, "node", t->target_node);
-		put_str(b, p, "storage", t->storage);
-		put_str(b, p, "image", t->image);
-		put_str(b, p, "file", a ? a->file : NULL);
-		bfmt(b, title, sizeof(title), "Creating template %s", t->name);
-		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s", t->name);
-		if (s)
-			s->mf_template = t;
+		for (size_t j = 0; j < t->n_target_nodes; j++) {
+			const char *node = t->target_nodes[j];
+			struct json_object *p = obj(b);
+			char title[STEP_TITLE_MAX];
+			struct step *s;
+
+			put_u64(b, p, "vmid", (uint64_t)t->vmid + j);
+			put_str(b, p, "name", t->name);
+			put_str(b, p, "node", node);
+			put_str(b, p, "storage", t->storage);
+			put_str(b, p, "image", t->image);
+			put_str(b, p, "file", a ? a->file : NULL);
+			bfmt(b, title, sizeof(title), "Creating template %s on %s", t->name, node);
+			s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s/%s", t->name,
+				node);
+			if (s)
+				s->mf_template = t;
+		}
 	}
 }
 
@@ -754,18 +838,53 @@ static int expand(struct builder *b, const struct mf_vm_group *g, unsigned i, st
 	return r;
 }
 
+/* vms[].files: what to copy into the guest. No digest: the step takes it
+ * from the verified bundle by `file`, as rootfs-extract does. */
+static struct json_object *vm_files(struct builder *b, const struct mf_vm_group *g)
+{
+	struct json_object *a = arr(b);
+
+	for (size_t i = 0; i < g->n_files; i++) {
+		const struct mf_vm_file *f = &g->files[i];
+		const struct mf_asset *asset = manifest_find_asset(b->m, f->asset);
+		struct json_object *o = obj(b);
+		char mode[8];
+
+		snprintf(mode, sizeof(mode), "%04o", f->mode & 07777u);
+		put_str(b, o, "asset", f->asset);
+		put_str(b, o, "file", asset ? asset->file : NULL);
+		put_str(b, o, "path", f->path);
+		put_str(b, o, "mode", mode);
+		push(b, a, o);
+	}
+	return a;
+}
+
 static void add_vm(struct builder *b, const struct mf_vm *vm)
 {
 	const struct mf_vm_group *g = vm->group;
-	struct json_object *p = obj(b), *disk = obj(b), *net = obj(b);
-	char title[STEP_TITLE_MAX];
+	const struct manifest *m = b->m;
+	struct json_object *p, *disk, *net, *dns;
+	char title[STEP_TITLE_MAX], mac[18];
 	struct step *s;
 
+	if (!vm->template_vmid) { /* validation rules it out */
+		if (b->error >= 0)
+			b->error = plan_fail(-EINVAL, "VM \"%s\": template \"%s\" has no copy on \"%s\"", vm->name,
+					     g->clone, vm->target_node);
+		return;
+	}
+	p = obj(b);
+	disk = obj(b);
+	net = obj(b);
+	dns = arr(b);
 	put_u64(b, p, "vmid", vm->vmid);
 	put_str(b, p, "name", vm->name);
 	put_str(b, p, "node", vm->target_node);
 	put_str(b, p, "group", g->id);
 	put_str(b, p, "clone", g->clone);
+	put_u64(b, p, "template_vmid", vm->template_vmid);
+	put_bool(b, p, "full", g->full_clone);
 	put_u64(b, p, "cores", g->cores);
 	put_u64(b, p, "sockets", g->sockets);
 	put_u64(b, p, "memory_mib", g->memory);
@@ -777,8 +896,22 @@ static void add_vm(struct builder *b, const struct mf_vm *vm)
 	put_str(b, net, "model", g->network.model);
 	put_str(b, net, "bridge", g->network.bridge);
 	put(b, p, "network", net);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", vm->mac[0], vm->mac[1], vm->mac[2], vm->mac[3],
+		 vm->mac[4], vm->mac[5]);
+	put_str(b, p, "mac", mac);
 	put_cidr(b, p, "ip", vm->ip, g->ipconfig0.prefix);
 	put_ip(b, p, "gateway", g->ipconfig0.gw);
+	for (size_t i = 0; i < m->network.n_dns; i++) {
+		char ip[16];
+
+		fmt_ip(m->network.dns[i], ip);
+		push(b, dns, str(b, ip));
+	}
+	put(b, p, "nameserver", dns);
+	put_str(b, p, "searchdomain", m->cluster.domain);
+	put_str(b, p, "ciuser", g->ciuser);
+	put_strv(b, p, "sshkeys", g->sshkeys, g->n_sshkeys);
+	put(b, p, "files", vm_files(b, g));
 	bfmt(b, title, sizeof(title), "Creating VM %s", vm->name);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_VM, NULL, p, title, "cluster/vm/%s", vm->name);
 	if (s) {

@@ -27,6 +27,13 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= k && streq(s + n - k, suffix);
 }
 
+/* Sizes in bytes: under keys ending in "_bytes", and every member of an
+ * object under "bytes" or "..._bytes" (storage: bytes per node). */
+static bool is_size_key(const char *key)
+{
+	return key && (streq(key, "bytes") || ends_with(key, "_bytes"));
+}
+
 /* Control characters never reach the terminal raw. */
 static void put_text(FILE *f, const char *s)
 {
@@ -88,7 +95,7 @@ static void put_scalar(FILE *f, const char *key, struct json_object *v)
 		put_text(f, json_object_get_string(v));
 		break;
 	case json_type_int:
-		if (key && ends_with(key, "_bytes"))
+		if (is_size_key(key))
 			put_size(f, (uint64_t)json_object_get_int64(v));
 		else
 			fprintf(f, "%" PRId64, json_object_get_int64(v));
@@ -128,7 +135,7 @@ static bool all_scalars(struct json_object *a)
 	return true;
 }
 
-static void put_members(FILE *f, struct json_object *o, int indent)
+static void put_members(FILE *f, struct json_object *o, int indent, bool sizes)
 {
 	json_object_object_foreach(o, key, val)
 	{
@@ -137,11 +144,11 @@ static void put_members(FILE *f, struct json_object *o, int indent)
 		fprintf(f, "%*s%s:", indent, "", key);
 		if (is_scalar(val)) {
 			fputc(' ', f);
-			put_scalar(f, key, val);
+			put_scalar(f, sizes ? "bytes" : key, val);
 			fputc('\n', f);
 		} else if (json_object_is_type(val, json_type_object)) {
 			fputc('\n', f);
-			put_members(f, val, indent + 2);
+			put_members(f, val, indent + 2, is_size_key(key));
 		} else if ((n = json_object_array_length(val)) == 0) {
 			fputs(" []\n", f);
 		} else if (all_scalars(val)) {
@@ -193,7 +200,7 @@ int plan_print_text(FILE *f, const struct plan *p)
 			put_group_header(f, p, s);
 		fprintf(f, "%4zu. %s\n", i + 1, s->title);
 		fprintf(f, "      id: %s (%s)\n", s->id, step_kind_to_string(s->kind));
-		put_members(f, s->params, 6);
+		put_members(f, s->params, 6, false);
 		prev = s;
 	}
 	if (fflush(f) != 0 || ferror(f))
