@@ -539,7 +539,7 @@ static int storage_run(struct run_ctx *ctx, const struct step *s, bool apply, bo
 	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 		const char *node = json_object_get_string(json_object_array_get_idx(nodes, i));
 		struct pve_storage_status st;
-		uint64_t need;
+		uint64_t need = 0;
 
 		r = pve_storage_status(g->cfg.client, node, storage, &st);
 		if (r == -EREMOTEIO || r == -ENOENT)
@@ -800,12 +800,19 @@ static int vm_want_files(struct run_ctx *ctx, const struct step *s, struct vm_wa
 		struct json_object *e = json_object_array_get_idx(a, i);
 		const char *file = json_get_string(e, "file"), *path = json_get_string(e, "path");
 		const char *sha = json_get_string(e, "sha256");
-		uint64_t mode = 0644;
+		const char *mode_s = json_get_string(e, "mode");
+		unsigned long mode = 0644;
+		char *end = NULL;
 		int r;
 
 		if (!file || !path)
 			return run_ctx_error(ctx, -EINVAL, "files[%zu] needs file and path", i);
-		(void)json_get_u64(e, "mode", &mode);
+		if (mode_s) { /* "0755": octal, as the plan prints it */
+			errno = 0;
+			mode = strtoul(mode_s, &end, 8);
+			if (errno || !*mode_s || *end || mode > 07777)
+				return run_ctx_error(ctx, -EINVAL, "files[%zu].mode '%s' is not an octal mode", i, mode_s);
+		}
 		if (sha && strlen(sha) == HEX_LEN) {
 			memcpy(w->files_hex[i], sha, HEX_LEN + 1);
 		} else {
