@@ -573,7 +573,8 @@ int verb_firstboot(int argc, char *argv[])
 	} else if (r < 0) {
 		log_error("%s: %s", ctx.failed_step ? ctx.failed_step->id : "firstboot",
 			  ctx.error[0] ? ctx.error : strerror(-r));
-		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;
+		/* Refusals: an untrusted certificate, a guest that is not ours. */
+		ret = r == -EKEYREJECTED || r == -ENOKEY || r == -EEXIST ? EXIT_REFUSED : EXIT_FAIL;
 	} else {
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;
