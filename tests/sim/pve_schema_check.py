@@ -176,6 +176,12 @@ def check_property_string(fmt, value):
         if sub is None:
             return "%s: %s" % (k, MSG_UNKNOWN)
         if "alias" in sub:
+            # A key alias names two properties at once ("virtio=MAC" is
+            # model=virtio and macaddr=MAC): parse_property_string.
+            if sub.get("keyAlias"):
+                if sub["keyAlias"] in seen:
+                    return "key alias '%s' is already defined" % sub["keyAlias"]
+                seen[sub["keyAlias"]] = k
             k, sub = sub["alias"], fmt.get(sub["alias"], {})
         if k in seen:
             return "duplicate key in comma-separated list property: %s" % k
@@ -202,15 +208,25 @@ class Schema:
         # Segment tries: literal segments win over {param} ones.
         self.templates = [(p, p.strip("/").split("/")) for p in self.paths]
 
+    # Paths whose last parameter takes the rest of the path, slashes and all:
+    # pve-storage src/PVE/API2/Storage/Status.pm registers the content
+    # subclass with fragmentDelimiter '' ("volume IDs may contain a slash"),
+    # which pve-common RESTHandler.pm map_path_to_methods joins back.
+    FRAGMENT = ("/nodes/{node}/storage/{storage}/content/{volume}",)
+
     def match(self, path):
         """Return (template, {param: value}) or (None, None). path is decoded."""
         segs = path.strip("/").split("/") if path.strip("/") else []
         best = None
         for tpl, tsegs in self.templates:
-            if len(tsegs) != len(segs) or (tsegs == [""] and segs):
+            if tpl in self.FRAGMENT and len(segs) > len(tsegs):
+                segs_t = segs[:len(tsegs) - 1] + ["/".join(segs[len(tsegs) - 1:])]
+            else:
+                segs_t = segs
+            if len(tsegs) != len(segs_t) or (tsegs == [""] and segs_t):
                 continue
             params, literal = {}, 0
-            for t, s in zip(tsegs, segs):
+            for t, s in zip(tsegs, segs_t):
                 if t.startswith("{") and t.endswith("}"):
                     params[t[1:-1]] = s
                 elif t == s:

@@ -7,6 +7,8 @@ cluster share their state through a directory (JSON file + flock).
   pve_sim.py --state DIR --node NAME --ip IP --port PORT [--schema FILE]
              [--pve-version 9.1.2] [--password-file F] [--latency-ms N]
              [--task-ms N] [--restart-ms N] [--time-offset S]
+             [--storage-preset P] [--local-gib N] [--lvm-gib N]
+             [--guest-boot-ms N] [--copy-mb-per-s R] [--lock-wait-ms N]
 
 What it models (docs/pve.md, "The simulator"):
   * HTTPS on 127.0.0.1 with its own self-signed certificate (made with the
@@ -27,6 +29,8 @@ What it models (docs/pve.md, "The simulator"):
         "message": "...", "skip": 0, "times": 1}, ...]
     "skip" lets the first N matching requests through, "times" (-1 = always)
     bounds how often it fires; counters are shared by all processes.
+  * Storage, uploads, QEMU guests, their tasks, locks, guest agent and
+    cloud-init seeds: pve_sim_guests.py (docs/pve.md, "The guest model").
   * Records every request as one JSON line {node, method, path, params,
     redacted, status, auth, time, login} into $PVE_SIM_RECORD_DIR/NODE.jsonl
     and, with SIM_RECORD_DIR set, into
@@ -53,6 +57,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pve_schema_check  # noqa: E402
+import pve_sim_guests  # noqa: E402
 import sim_record  # noqa: E402
 
 TICKET_LIFETIME = 7200
@@ -66,6 +71,8 @@ class Fail(Exception):
         super().__init__(reason)
         self.status, self.reason, self.errors = status, reason, errors
 
+
+pve_sim_guests.bind(Fail)
 
 # ---- shared state ---------------------------------------------------------
 
@@ -146,6 +153,7 @@ class Sim:
                 s["nodes"][self.node] = n
             n.update({"port": a.port, "heartbeat": time.time(), "version": a.pve_version,
                       "time_offset": a.time_offset, "guests": a.guests})
+            pve_sim_guests.init_node(self, s, a)
             if "root@pam" not in s["users"] or a.password_file:
                 pw = open(a.password_file, encoding="utf-8").read().rstrip("\n") if a.password_file else "secret"
                 s["users"]["root@pam"] = {"password": pw}
@@ -218,6 +226,8 @@ class Sim:
         return upid
 
     def finish_task(self, s, upid, t):
+        if t["action"].get("op") == "guest":
+            return pve_sim_guests.finish_task(self, s, upid, t)
         log = t["log"]
         try:
             if t["fail"]:
@@ -254,7 +264,7 @@ class Sim:
         if me["cluster"] is not None:
             errs += ["authentication key '/etc/corosync/authkey' already exists",
                      "cluster config '/etc/pve/corosync.conf' already exists"]
-        if me["guests"]:
+        if me["guests"] or pve_sim_guests.has_guests(s, self.node):
             errs.append("this host already contains virtual guests")
         if errs:
             log.append("detected the following error(s):")
@@ -395,6 +405,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         params = {}
         for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
             params[k] = v
+        relpath = pve_schema_check.decode_path(urllib.parse.urlsplit(self.path).path)
+        upload = pve_sim_guests.read_upload(self, method, relpath, params)  # streamed, any size
+        if upload is not None:
+            return upload
         n = int(self.headers.get("Content-Length") or 0)
         if n > 1 << 20:
             raise Fail(413, "request too large")
@@ -483,6 +497,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(e.status, e.reason, errors=e.errors)
         finally:
             self.record(method, rawpath, params, self.last_status, auth_kind)
+            pve_sim_guests.request_done(self)
 
     def inject(self, faults):
         for f in faults:
@@ -513,7 +528,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 user = sim.check_ticket(s, urllib.parse.unquote(m.group(1)))
             if user is None:
                 raise Fail(401, "invalid PVE ticket")
-            if method != "GET" and not sim.check_csrf(user, self.headers.get("CSRFPreventionToken")):
+            if method != "GET" and not pve_sim_guests.is_upload(method, path) and \
+                    not sim.check_csrf(user, self.headers.get("CSRFPreventionToken")):
                 raise Fail(401, "Permission denied - invalid csrf token")
             self.user = user
             return "ticket:" + user
@@ -538,6 +554,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- the API ---------------------------------------------------------------
     def dispatch(self, method, path, p, task_faults):
         sim = self.sim
+        res = pve_sim_guests.dispatch(self, method, path, p, task_faults)
+        if res is not None:
+            return res
         segs = path.strip("/").split("/")
         with sim.state as s:
             if segs[0] == "nodes" and len(segs) > 1 and segs[1] != sim.node:
@@ -777,6 +796,7 @@ def main():
     ap.add_argument("--time-offset", type=int, default=0)
     ap.add_argument("--guests", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="a reinstalled node: forget its old state")
+    pve_sim_guests.add_arguments(ap)
     a = ap.parse_args()
     if not a.schema:
         name = "pve-api-schema-9.1.json" if a.schema_version == "9.1" else "pve-api-schema.json"

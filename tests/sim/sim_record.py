@@ -4,7 +4,8 @@ every simulator in tests/sim/ (pve_sim.py today; the Kubernetes and
 Technitium simulators are to use it too).
 
 A simulator makes one Recorder at start-up and calls record() once per
-request it received, whatever its answer was:
+request it received, whatever its answer was (and save() for a whole file
+it wants outside tools to see, such as a guest's cloud-init seed):
 
     rec = sim_record.Recorder("pve", node, local_dir=os.environ.get("PVE_SIM_RECORD_DIR"))
     rec.record({"node": node, "method": "GET", ...})
@@ -79,6 +80,18 @@ class Recorder:
         if p:
             os.makedirs(os.path.dirname(p), exist_ok=True)
             self.paths.append(p)
+
+    def save(self, name, data):
+        """Write a whole file NAME (bytes) next to the record files, in every
+        record directory (a guest's cloud-init seed: pve_sim_guests.py).
+        Written to a temporary name and renamed, so a reader never sees half
+        of it; an existing file is replaced."""
+        _name("file name", name)
+        for d in {os.path.dirname(p) for p in self.paths}:
+            tmp = os.path.join(d, ".%s.%d.tmp" % (name, os.getpid()))
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(d, name))
 
     def record(self, obj):
         """Append obj as one JSON line to every record file (none: a no-op)."""

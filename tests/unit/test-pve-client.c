@@ -143,6 +143,10 @@ static int count_records(const char *n1, const char *n2)
 	return n;
 }
 
+/* A public key (test data) whose base64 has '+' and '/', which the
+ * form's and the format's encodings must both carry through. */
+#define SSH_KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN+AoxnmJ/6peOztA9ep297RUZMekrNgVWCQ76Bi+Kp3 me@host"
+
 #define SKIP_WITHOUT_SIM()          \
 	do {                        \
 		if (sim_pid <= 0)   \
@@ -191,13 +195,14 @@ static void test_errors_and_sshkeys(void **state)
 	pve_params_done(&p);
 
 	/* sshkeys: encoded once more than the form needs, it passes the
-	 * schema's "urlencoded" format (the simulator then answers 501, it does
-	 * not model VM configs yet); encoded only by the form, it does not. */
-	assert_int_equal(pve_params_add_urlencoded(&p, "sshkeys", "ssh-ed25519 AAAA+/= me@host\n"), 0);
-	assert_int_equal(pve_call(c, HTTP_PUT, "/nodes/pve1/qemu/100/config", &p, NULL), -ENOENT);
-	assert_null(strstr(pve_client_error(c), "Parameter verification failed"));
+	 * schema's "urlencoded" format, and the key arrives intact: Proxmox (and
+	 * the simulator) check it with ssh-keygen before they look for the VM,
+	 * which does not exist; encoded only by the form, it does not pass. */
+	assert_int_equal(pve_params_add_urlencoded(&p, "sshkeys", SSH_KEY "\n"), 0);
+	assert_int_equal(pve_call(c, HTTP_PUT, "/nodes/pve1/qemu/100/config", &p, NULL), -EREMOTEIO);
+	assert_non_null(strstr(pve_client_error(c), "Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist"));
 	pve_params_done(&p);
-	assert_int_equal(pve_params_add(&p, "sshkeys", "ssh-ed25519 AAAA+/= me@host\n"), 0);
+	assert_int_equal(pve_params_add(&p, "sshkeys", SSH_KEY "\n"), 0);
 	assert_int_equal(pve_call(c, HTTP_PUT, "/nodes/pve1/qemu/100/config", &p, NULL), -EINVAL);
 	assert_non_null(strstr(pve_client_error(c), "sshkeys: invalid format - invalid urlencoded string"));
 	pve_params_done(&p);
