@@ -12,6 +12,7 @@
 #include "step-ops.h"
 #include "install/bootloader.h"
 #include "pve/cluster.h"
+#include "guests/guests.h"
 #include "disk/disk-step.h"
 #include "node/gate.h"
 #include "install/rootfs.h"
@@ -58,11 +59,11 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_CLUSTER_CERTS] = &cluster_certs_ops, /* pve */
 
-	[STEP_STORAGE] = NULL,           /* pve */
+	[STEP_STORAGE] = &guests_storage_ops, /* guests */
 
-	[STEP_TEMPLATE] = NULL,          /* pve */
+	[STEP_TEMPLATE] = &guests_template_ops, /* guests */
 
-	[STEP_VM] = NULL,                /* pve */
+	[STEP_VM] = &guests_vm_ops,      /* guests */
 
 	[STEP_K3S_SERVER_INIT] = NULL,   /* k3s */
 

@@ -64,24 +64,28 @@ vms:
 """ % key
 open(p, "w").write(s)
 PYEOF
-"$DEVOPSLAB" validate --manifest "$TESTTMP/cluster.yaml" >/dev/null || fail "the test manifest does not validate"
+"$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >/dev/null 2>&1 || fail "the test manifest does not validate"
 
-sim_start_all --guest-boot-ms 200
+# installer-8: `local` as Proxmox VE 8's installer left it (iso, vztmpl,
+# backup; 9's adds import), as on a cluster upgraded from 8.
+sim_start_all --guest-boot-ms 200 --storage-preset installer-8
 GUESTS=(--assets "$A" --boot-timeout 60)
 
-vms() { sim_query 'sorted((n, int(v), c.get("name")) for n, d in s["guest"]["vms"].items() for v, c in d.items())'; }
-conf() { sim_query "s['guest']['vms']['$1']['$2'].get('$3')"; }
+vms() { sim_query 'sorted((n, int(v), c["conf"].get("name")) for n, d in s["guest"]["vms"].items() for v, c in d.items())'; }
+# a configuration value as the API shows it (pending values win)
+conf() { sim_query "dict(s['guest']['vms']['$1']['$2']['conf'], **s['guest']['vms']['$1']['$2']['pending']).get('$3')"; }
 
 # --- first run: cluster, storage, templates, VMs -------------------------------
 fb_bg pve2; fb_bg pve3
 fb pve1 "${GUESTS[@]}"
+fb_formed pve1
+first=$OUT
 fb_wait pve2; fb_formed pve2
 fb_wait pve3; fb_formed pve3
-fb_formed pve1
 for v in app-01 app-02 app-03 db; do
-	assert_contains "$OUT" "cluster/vm/$v"
+	assert_contains "$first" "Creating VM $v: done"
 done
-grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the first run reported an error"; }
+grep -q "error:" <<<"$first" && { echo "$first" >&2; fail "the first run reported an error"; }
 assert_eq "[('pve1', 300, 'app-01'), ('pve1', 9000, 'tpl'), ('pve2', 301, 'app-02'), ('pve2', 400, 'db'), ('pve2', 9001, 'tpl'), ('pve3', 302, 'app-03'), ('pve3', 9002, 'tpl')]" \
 	"$(vms)" "guests on the nodes"
 for n in 1 2 3; do
@@ -92,19 +96,20 @@ mac=$("$DEVOPSLAB" plan --manifest "$TESTTMP/cluster.yaml" --node pve1 --json |
 	"$PY" -c 'import json,sys; p=json.load(sys.stdin); print([s["params"]["mac"] for s in p["steps"] if s["id"]=="cluster/vm/app-02"][0])')
 assert_eq 2 "$(conf pve2 301 cores)" "app-02 cores"
 assert_eq 1024 "$(conf pve2 301 memory)" "app-02 memory"
-assert_contains "$(conf pve2 301 net0)" "virtio=${mac^^}"
+assert_contains "$(conf pve2 301 net0)" "virtio=${mac,,}"
 assert_contains "$(conf pve2 301 net0)" "bridge=vmbr0"
 assert_contains "$(conf pve2 301 scsi0)" "size=8G"
 assert_contains "$(conf pve2 301 ide2)" "local:iso/devopslab-seed-301-"
 assert_contains "$(conf pve2 301 ide3)" "local:iso/devopslab-payload-"
 # linked clones share the template's base disk; db is a full clone on virtio0
-assert_contains "$(conf pve2 301 scsi0)" "base-9001-disk-0/vm-301-disk-0"
+assert_eq 3 "$(requests 'r["path"].endswith("/clone") and r["params"].get("full") == "0"')" "linked clones"
+assert_eq 1 "$(requests 'r["path"].endswith("/clone") and r["params"].get("full") == "1" and r["params"].get("storage") == "local-lvm"')" "full clones"
 assert_contains "$(conf pve2 400 virtio0)" "vm-400-disk-0"
 assert_contains "$(conf pve2 400 virtio0)" "size=4G"
 assert_eq None "$(conf pve2 400 scsi0)" "db's disk moved off scsi0"
-assert_eq "order=virtio0" "$(conf pve2 400 boot)" "db boots from virtio0"
+assert_contains "$(conf pve2 400 boot)" "order=virtio0"
 # the content types the guest layer needed were enabled, and said so
-assert_contains "$OUT" "enabling content type 'import'"
+assert_contains "$first" "enabling content type 'import'"
 assert_contains "$(sim_query 's["guest"]["storage_cfg"]["local"]["content"]' 2>/dev/null ||
 	sim_query 'str(s["guest"])')" "iso"
 # the uploaded image is gone once the templates hold it
@@ -118,7 +123,7 @@ for v in app-01 app-02 app-03 db; do
 	assert_contains "$recs/$v.meta-data" "$v"
 done
 assert_contains "$recs/app-02.user-data" "$KEY"
-assert_contains "$recs/app-02.user-data" '"name": "devops"'
+assert_contains "$recs/app-02.user-data" 'name: "devops"'
 assert_contains "$recs/app-02.network-config" "10.0.0.52/24"
 assert_contains "$recs/app-02.network-config" "${mac,,}"
 if command -v cloud-init >/dev/null; then
@@ -134,7 +139,13 @@ fi
 before=$(mutations)
 fb pve1 "${GUESTS[@]}"
 fb_formed pve1
-assert_eq "$before" "$(mutations)" "mutating requests of the second run"
+[ "$before" = "$(mutations)" ] || { echo "$OUT" >&2; "$PY" - "$PVE_SIM_RECORD_DIR" <<'PYEOF' >&2
+import glob, json, sys
+rs = sorted((json.loads(l) for f in glob.glob(sys.argv[1] + "/*.jsonl") for l in open(f)), key=lambda r: r["time"])
+for r in [r for r in rs if r["method"] != "GET" and r["path"] != "/api2/json/access/ticket"][-8:]:
+    print(r["method"], r["path"], r["params"])
+PYEOF
+fail "the second run made mutating requests"; }
 
 # --- drift: memory changed by hand is reported and set back, not recreated ----------
 "$PY" - "$SIM_STATE" <<'PYEOF'
@@ -143,7 +154,7 @@ d = sys.argv[1]
 with open(os.path.join(d, "lock"), "a") as lk:
     fcntl.flock(lk, fcntl.LOCK_EX)
     s = json.load(open(os.path.join(d, "state.json")))
-    s["guest"]["vms"]["pve3"]["302"]["memory"] = "4096"
+    s["guest"]["vms"]["pve3"]["302"]["conf"]["memory"] = "4096"
     json.dump(s, open(os.path.join(d, "state.json.tmp"), "w"))
     os.rename(os.path.join(d, "state.json.tmp"), os.path.join(d, "state.json"))
 PYEOF
@@ -151,8 +162,7 @@ fb pve1 "${GUESTS[@]}"
 fb_formed pve1
 assert_contains "$OUT" "app-03 differs from the manifest: memory 4096 -> 1024 MiB"
 assert_eq 1024 "$(conf pve3 302 memory)" "app-03's memory set back"
-assert_eq 0 "$(requests 'r["method"] == "POST" and r["path"].endswith("/clone") and "302" in r["params"].get("newid", "")' |
-	"$PY" -c 'import sys; print(int(sys.stdin.read()) - 1)')" "app-03 cloned once only"
+assert_eq 1 "$(requests 'r["path"].endswith("/clone") and r["params"].get("newid") == "302"')" "clones of app-03"
 assert_eq 0 "$(requests 'r["method"] == "DELETE" and "/qemu/" in r["path"]')" "guests destroyed"
 
 # --- a VMID held by a guest of another name: refused, nothing touched ---------------
@@ -162,7 +172,7 @@ d = sys.argv[1]
 with open(os.path.join(d, "lock"), "a") as lk:
     fcntl.flock(lk, fcntl.LOCK_EX)
     s = json.load(open(os.path.join(d, "state.json")))
-    s["guest"]["vms"]["pve1"]["300"]["name"] = "someone-else"
+    s["guest"]["vms"]["pve1"]["300"]["conf"]["name"] = "someone-else"
     json.dump(s, open(os.path.join(d, "state.json.tmp"), "w"))
     os.rename(os.path.join(d, "state.json.tmp"), os.path.join(d, "state.json"))
 PYEOF

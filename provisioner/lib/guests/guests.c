@@ -1006,15 +1006,17 @@ static void vm_compare(const struct vm_want *w, const struct json_object *cfg, s
 		diff_add(d, "%s %" PRIu64 " MiB -> %" PRIu64 " MiB", w->disk, *disk_have >> 20, w->disk_bytes >> 20);
 }
 
-/* The agent reports the planned address on the VM's NIC. */
-static int agent_has_ip(struct guests_ctx *g, const struct vm_want *w, bool *ret)
+/* The agent reports the planned address on the VM's NIC. ping (a POST)
+ * only while waiting in apply; check() reads with GETs alone. */
+static int agent_has_ip(struct guests_ctx *g, const struct vm_want *w, bool ping, bool *ret)
 {
 	uint32_t ips[MAX_IPS];
 	size_t n = 0;
-	int r;
+	int r = 0;
 
 	*ret = false;
-	r = pve_vm_agent_ping(g->cfg.client, w->node, w->vmid);
+	if (ping)
+		r = pve_vm_agent_ping(g->cfg.client, w->node, w->vmid);
 	if (r >= 0)
 		r = pve_vm_agent_ipv4(g->cfg.client, w->node, w->vmid, w->mac, ips, MAX_IPS, &n);
 	if (r < 0)
@@ -1060,7 +1062,7 @@ static int vm_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 		return 0;
 	if (w.agent) {
 		/* Not answering (yet) is "not done", not an error. */
-		if (agent_has_ip(g, &w, &ip) < 0 || !ip)
+		if (agent_has_ip(g, &w, false, &ip) < 0 || !ip)
 			return 0;
 	}
 	*ret_done = true;
@@ -1209,7 +1211,9 @@ static int vm_configure(struct run_ctx *ctx, const struct vm_want *w, const stru
 }
 
 /* The template's disk is scsi0; a VM that wants another bus gets the same
- * volume there: detached (it becomes unused0), attached again, booted. */
+ * volume there: detached (it becomes unused0), attached again (which
+ * takes it off the unused list; deleting unused0 would destroy it),
+ * booted from. */
 static int vm_move_disk(struct run_ctx *ctx, const struct vm_want *w, const struct json_object *cfg)
 {
 	_cleanup_(pve_params_done) struct pve_params detach = {}, attach = {};
@@ -1231,8 +1235,6 @@ static int vm_move_disk(struct run_ctx *ctx, const struct vm_want *w, const stru
 	if (r >= 0)
 		r = pve_params_add(&attach, "boot", boot);
 	if (r >= 0)
-		r = pve_params_add(&attach, "delete", "unused0");
-	if (r >= 0)
 		r = pve_vm_update(g->cfg.client, w->node, w->vmid, &attach);
 	if (r < 0)
 		return api_error(ctx, r, "attaching the disk");
@@ -1248,7 +1250,7 @@ static int wait_agent(struct run_ctx *ctx, const struct vm_want *w)
 
 	for (;;) {
 		bool ip;
-		int r = agent_has_ip(g, w, &ip);
+		int r = agent_has_ip(g, w, true, &ip);
 
 		if (r >= 0 && ip)
 			return 0;
