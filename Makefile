@@ -61,7 +61,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster fuzz fuzz-check \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests fuzz fuzz-check \
 	bench demo lint clean image rootfs
 
 all: $(BIN)
@@ -120,6 +120,13 @@ test-integration: $(BIN)
 # Proxmox cluster formation against the simulator (tests/sim/pve_sim.py).
 test-cluster: $(BIN)
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-cluster-*.sh
+
+# The guest layer: steps against the simulator, the simulator's own guest
+# model, the seeds and ISOs (docs/guests.md).
+test-guests: $(BIN) tests
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-guests.sh \
+		tests/integration/t-sim-guests.sh tests/integration/t-cloudinit-schema.sh \
+		tests/integration/t-isoimage.sh tests/integration/t-guest-payload.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]
