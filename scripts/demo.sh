@@ -7,7 +7,10 @@
 # the boot image and boot it under QEMU (UEFI, Secure Boot on, a blank NVMe,
 # the NIC of devops-node-01): the image installs the node and reboots; then
 # the installed NVMe boots alone, Secure Boot still on, to its login prompt
-# (root's password is root_password in out/demo/secrets.env). On a terminal
+# (root's password is root_password in out/demo/secrets.env). Before that,
+# the first-boot phase of all three nodes runs SIMULATED (scripts/demo-sim.sh:
+# Proxmox VE API simulators, the real program): the cluster forms and the
+# first node makes the storage checks, templates and VMs. On a terminal
 # the installed system's console is interactive (Ctrl-A X quits QEMU).
 # The demo manifest is examples/homelab.yaml with cluster.unattended: true
 # (no keyboard: the image writes the disk by itself). DEMO_MODE=bios-cd|
@@ -52,7 +55,15 @@ say "4. Verify it with the public key (mbedtls), as the image does"
 say "5. The plan: the ordered steps install and firstboot will execute"
 "$bin" plan --bundle "$out/homelab.bundle" --pubkey "$out/signing.pub"
 
+# The first-boot phase needs Proxmox VE, which cannot run here: the three
+# nodes are API simulators (labelled SIMULATED), the program is the real one.
+simulated_firstboot() {
+	say "$1. SIMULATED first boot of all three nodes: cluster, storage, templates, VMs (scripts/demo-sim.sh)"
+	scripts/demo-sim.sh "$out/homelab.bundle" "$out/signing.pub" "$out/secret.key" "$out/secrets.env" "$out/sim"
+}
+
 [ "${DEMO_BOOT:-1}" = 0 ] && {
+	simulated_firstboot 6
 	say "Done. The bundle is $out/homelab.bundle; try:"
 	echo "  $bin plan --bundle $out/homelab.bundle --pubkey $out/signing.pub --node devops-node-02 --json"
 	exit 0
@@ -101,7 +112,9 @@ fi
 while kill -0 "$pid" 2>/dev/null; do sleep 1; done
 pid=
 
-say "8. Boot the installed NVMe alone ($disk_mode)"
+simulated_firstboot 8
+
+say "9. Boot the installed NVMe alone ($disk_mode)"
 args=(--mode "$disk_mode" --nvme "$out/vm/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial DEMO-NVME-0001
 	--memory 2048 --workdir "$out/vm2")
 if [ -t 0 ] && [ -t 1 ]; then

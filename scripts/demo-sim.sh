@@ -1,0 +1,58 @@
+#!/bin/bash
+# scripts/demo-sim.sh BUNDLE PUBKEY SECRET_KEY SECRETS_ENV WORKDIR — the
+# demo's first-boot phase, SIMULATED: Proxmox VE cannot run here, so each
+# node of the example is a Proxmox VE API simulator (tests/sim/pve_sim.py:
+# every request checked against the official 9.1 schema) on 127.0.0.1, and
+# `devopslab firstboot` runs for every node from the signed bundle, exactly
+# as the installed nodes run it, with --api pointing at the simulators: the
+# cluster forms, then the first node checks the storage and makes the
+# templates and VMs. It stops where this build stops (K3s: exit 5).
+# Every simulator is stopped on exit.
+set -euo pipefail
+bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/provisioner/devopslab
+nodes=(devops-node-01 devops-node-02 devops-node-03)
+ips=(10.0.10.11 10.0.10.12 10.0.10.13)
+rm -rf "$work"
+mkdir -p "$work/state" "$work/records"
+grep '^root_password=' "$env" | cut -d= -f2- >"$work/root.pw"
+chmod 600 "$work/root.pw"
+
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; true' EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api=()
+for i in 0 1 2; do
+	n=${nodes[$i]} port=$(free_port)
+	PVE_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/pve_sim.py" --state "$work/state" \
+		--node "$n" --ip "${ips[$i]}" --port "$port" --password-file "$work/root.pw" --task-ms 300 \
+		--latency-ms 20 --guest-boot-ms 2000 >"$work/sim-$n.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do [ -s "$work/state/$n.fp" ] && break; sleep 0.1; done
+	[ -s "$work/state/$n.fp" ] || { cat "$work/sim-$n.log" >&2; echo "demo: simulator $n did not start" >&2; exit 1; }
+	api+=(--api "$n=https://127.0.0.1:$port")
+	echo "SIMULATED Proxmox VE 9.1 node $n: https://127.0.0.1:$port (requests: $work/records/$n.jsonl)"
+done
+# Trust as on the installed nodes: each node its own API by its certificate
+# file (here the simulator's), the others by the cluster CA from the
+# bundle's secrets; never on first use.
+fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
+	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
+	--boot-timeout 120; }
+
+# The members wait for the first node's cluster and join in manifest order.
+fb devops-node-02 >"$work/firstboot-devops-node-02.log" 2>&1 & m2=$!
+fb devops-node-03 >"$work/firstboot-devops-node-03.log" 2>&1 & m3=$!
+set +e
+fb devops-node-01 2>&1 | sed -u 's/^/[SIMULATED] /'
+rc=${PIPESTATUS[0]}
+wait $m2; rc2=$?
+wait $m3; rc3=$?
+set -e
+echo "[SIMULATED] firstboot exit status: devops-node-01 $rc, devops-node-02 $rc2, devops-node-03 $rc3" \
+	"(5: every step this build implements is done)"
+echo "[SIMULATED] the guests' cloud-init seeds as the simulated nodes received them:"
+ls "$work/records"/*.user-data 2>/dev/null | sed 's/^/  /' || true
+[ "$rc" = 0 ] || [ "$rc" = 5 ] || exit 1
+[ "$rc2" = 0 ] && [ "$rc3" = 0 ] || { cat "$work"/firstboot-devops-node-0[23].log >&2; exit 1; }
