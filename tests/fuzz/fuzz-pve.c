@@ -2,7 +2,8 @@
 /*
  * fuzz-pve.c — what the Proxmox client parses from a server: task ids
  * (UPIDs), certificate fingerprints, and the JSON answers of
- * /cluster/status and /cluster/config/join. Whatever a (hostile) server
+ * /cluster/status, /cluster/config/join, /cluster/resources (guests) and
+ * the guest agent's network-get-interfaces. Whatever a (hostile) server
  * sends must be refused or decoded within the limits, never crash.
  * The first byte picks the parser; the rest is its input.
  */
@@ -14,6 +15,7 @@
 #include "pve/http.h"
 #include "plan/json-util.h"
 #include "pve/pve.h"
+#include "pve/pve-guest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 6) {
 	case 0:
 		if (pve_upid_parse(s, &u) == 0 && (!u.node[0] || !u.type[0] || !u.user[0]))
 			abort();
@@ -60,11 +62,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cs = calloc(1, sizeof(*cs));
 		ji = calloc(1, sizeof(*ji));
 		if (cs && ji) {
-			if (data[0] % 4 == 2) {
+			struct pve_guest *g = NULL;
+			uint32_t ips[4];
+			size_t n = 0;
+
+			switch (data[0] % 6) {
+			case 2:
 				if (pve_decode_cluster_status(o, cs) == 0 && cs->n_members > PVE_MAX_MEMBERS)
 					abort();
-			} else if (pve_decode_join_info(o, ji) == 0 && ji->n_nodes > PVE_MAX_MEMBERS) {
-				abort();
+				break;
+			case 3:
+				if (pve_decode_join_info(o, ji) == 0 && ji->n_nodes > PVE_MAX_MEMBERS)
+					abort();
+				break;
+			case 4:
+				if (pve_decode_guests(o, &g, &n) == 0) {
+					for (size_t i = 0; i < n; i++)
+						if (g[i].vmid < 100 || !g[i].node[0])
+							abort();
+					free(g);
+				}
+				break;
+			default:
+				if (pve_decode_agent_ipv4(o, "bc:24:11:00:00:01", ips, 4, &n) == 0 && n > 4)
+					abort();
+				break;
 			}
 		}
 		free(cs);
