@@ -11,69 +11,17 @@
 # timeout: 600
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
+. "$TOP/tests/sim/guests-lib.sh"
 
 command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
 
-sim_init 3
-# The assets: a (tiny, empty) qcow2 cloud image and two payload files.
-A=$TESTTMP/assets
-mkdir -p "$A/guest"
-qemu-img create -q -f qcow2 "$A/cloud.qcow2" 2G
-printf 'Welcome to the lab.\n' >"$A/guest/motd"
-printf '#!/bin/sh\necho agent\n' >"$A/guest/agent.sh"
-KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB/84AkNwkIvKpLC+wnEJ8J/URoETXyHW/305I8FG3qh alice@devopslab"
-"$PY" - "$TESTTMP/cluster.yaml" "$KEY" <<'PYEOF'
-import sys
-p, key = sys.argv[1], sys.argv[2]
-s = open(p).read()
-s = s.replace("assets: [{name: rootfs, file: rootfs.tar.zst}]",
-              "assets:\n"
-              "  - {name: rootfs, file: rootfs.tar.zst}\n"
-              "  - {name: cloud, file: cloud.qcow2}\n"
-              "  - {name: motd, file: guest/motd}\n"
-              "  - {name: agent, file: guest/agent.sh}")
-s += """templates:
-  - {name: tpl, vmid: 9000, image: cloud, target_node: [pve1, pve2, pve3]}
-vms:
-  - id: app
-    name: "app-{n:02}"
-    count: 3
-    vmid: 300
-    target_node: [pve1, pve2, pve3]
-    clone: tpl
-    full_clone: false
-    cores: 2
-    memory: 1024
-    agent: 1
-    disk: {size: 8G}
-    ipconfig0: "ip=10.0.0.51/24"
-    ciuser: devops
-    sshkeys: ["%s"]
-    files:
-      - {asset: motd, path: /etc/motd}
-      - {asset: agent, path: /usr/local/bin/agent.sh, mode: "0755"}
-  - id: db
-    name: db
-    vmid: 400
-    target_node: pve2
-    clone: tpl
-    memory: 2048
-    agent: 1
-    disk: {size: 4G, type: virtio}
-    ipconfig0: "ip=10.0.0.61/24"
-""" % key
-open(p, "w").write(s)
-PYEOF
-"$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >/dev/null 2>&1 || fail "the test manifest does not validate"
+guests_init
 
 # installer-8: `local` as Proxmox VE 8's installer left it (iso, vztmpl,
 # backup; 9's adds import), as on a cluster upgraded from 8.
 sim_start_all --guest-boot-ms 200 --storage-preset installer-8
 GUESTS=(--assets "$A" --boot-timeout 60)
 
-vms() { sim_query 'sorted((n, int(v), c["conf"].get("name")) for n, d in s["guest"]["vms"].items() for v, c in d.items())'; }
-# a configuration value as the API shows it (pending values win)
-conf() { sim_query "dict(s['guest']['vms']['$1']['$2']['conf'], **s['guest']['vms']['$1']['$2']['pending']).get('$3')"; }
 
 # --- first run: cluster, storage, templates, VMs -------------------------------
 fb_bg pve2; fb_bg pve3
@@ -148,16 +96,7 @@ PYEOF
 fail "the second run made mutating requests"; }
 
 # --- drift: memory changed by hand is reported and set back, not recreated ----------
-"$PY" - "$SIM_STATE" <<'PYEOF'
-import fcntl, json, os, sys
-d = sys.argv[1]
-with open(os.path.join(d, "lock"), "a") as lk:
-    fcntl.flock(lk, fcntl.LOCK_EX)
-    s = json.load(open(os.path.join(d, "state.json")))
-    s["guest"]["vms"]["pve3"]["302"]["conf"]["memory"] = "4096"
-    json.dump(s, open(os.path.join(d, "state.json.tmp"), "w"))
-    os.rename(os.path.join(d, "state.json.tmp"), os.path.join(d, "state.json"))
-PYEOF
+sim_edit 's["guest"]["vms"]["pve3"]["302"]["conf"]["memory"] = "4096"'
 fb pve1 "${GUESTS[@]}"
 fb_formed pve1
 assert_contains "$OUT" "app-03 differs from the manifest: memory 4096 -> 1024 MiB"
@@ -166,16 +105,7 @@ assert_eq 1 "$(requests 'r["path"].endswith("/clone") and r["params"].get("newid
 assert_eq 0 "$(requests 'r["method"] == "DELETE" and "/qemu/" in r["path"]')" "guests destroyed"
 
 # --- a VMID held by a guest of another name: refused, nothing touched ---------------
-"$PY" - "$SIM_STATE" <<'PYEOF'
-import fcntl, json, os, sys
-d = sys.argv[1]
-with open(os.path.join(d, "lock"), "a") as lk:
-    fcntl.flock(lk, fcntl.LOCK_EX)
-    s = json.load(open(os.path.join(d, "state.json")))
-    s["guest"]["vms"]["pve1"]["300"]["conf"]["name"] = "someone-else"
-    json.dump(s, open(os.path.join(d, "state.json.tmp"), "w"))
-    os.rename(os.path.join(d, "state.json.tmp"), os.path.join(d, "state.json"))
-PYEOF
+sim_edit 's["guest"]["vms"]["pve1"]["300"]["conf"]["name"] = "someone-else"'
 before=$(mutations)
 fb pve1 "${GUESTS[@]}"
 assert_eq 3 "$RC" "exit status for a VMID held by another guest"

@@ -595,7 +595,9 @@ static int template_check(struct run_ctx *ctx, const struct step *s, bool *ret_d
 		return r;
 	pg = pve_guest_find(l.g, l.n, (unsigned)vmid);
 	*ret_done = false;
-	if (!pg)
+	/* A task holds it (a create of ours that a killed run left going):
+	 * not done; apply waits for the lock before it looks closer. */
+	if (!pg || pg->lock[0])
 		return 0;
 	if (!pg->template && streq(pg->name, pstr(s, "name")) && streq(pg->node, pstr(s, "node")))
 		return 0; /* ours, half made: apply finishes it */
@@ -1048,10 +1050,12 @@ static int vm_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 	if (r < 0)
 		return r;
 	pg = pve_guest_find(l.g, l.n, w.vmid);
-	if (!pg)
+	/* Locked: a task is on it (our clone, left going by a killed run);
+	 * its name may not be set yet. apply waits the task out. */
+	if (!pg || pg->lock[0])
 		return 0;
 	r = owned(ctx, pg, w.name, w.node, false);
-	if (r < 0 || pg->lock[0])
+	if (r < 0)
 		return r;
 	r = pve_vm_config(g->cfg.client, w.node, w.vmid, &cfg);
 	if (r < 0)
@@ -1213,6 +1217,22 @@ static int vm_configure(struct run_ctx *ctx, const struct vm_want *w, const stru
 	return r < 0 ? api_error(ctx, r, "configuring the VM") : 0;
 }
 
+/* The VM's own disk among unusedN ("local-lvm:vm-400-disk-0"). */
+static bool unused_disk(const struct json_object *cfg, unsigned vmid, char *buf, size_t size)
+{
+	char own[32];
+
+	snprintf(own, sizeof(own), "vm-%u-disk-", vmid);
+	for (int i = 0; i < 256; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "unused%d", i);
+		if (cfg_volume(cfg, key, buf, size) && strstr(buf, own))
+			return true;
+	}
+	return false;
+}
+
 /* The template's disk is scsi0; a VM that wants another bus gets the same
  * volume there: detached (it becomes unused0), attached again (which
  * takes it off the unused list; deleting unused0 would destroy it),
@@ -1225,14 +1245,19 @@ static int vm_move_disk(struct run_ctx *ctx, const struct vm_want *w, const stru
 	char vol[PVE_VOLID_MAX], boot[32];
 	int r;
 
-	if (!cfg_volume(cfg, "scsi0", vol, sizeof(vol)))
-		return run_ctx_error(ctx, -ENOENT, "%s has no disk on %s nor on scsi0", w->name, w->disk);
-	progress(g, "%s: moving its disk from scsi0 to %s", w->name, w->disk);
-	r = pve_params_add(&detach, "delete", "scsi0");
-	if (r >= 0)
-		r = pve_vm_update(g->cfg.client, w->node, w->vmid, &detach);
-	if (r < 0)
-		return api_error(ctx, r, "detaching scsi0");
+	if (cfg_volume(cfg, "scsi0", vol, sizeof(vol))) {
+		progress(g, "%s: moving its disk from scsi0 to %s", w->name, w->disk);
+		r = pve_params_add(&detach, "delete", "scsi0");
+		if (r >= 0)
+			r = pve_vm_update(g->cfg.client, w->node, w->vmid, &detach);
+		if (r < 0)
+			return api_error(ctx, r, "detaching scsi0");
+	} else if (!unused_disk(cfg, w->vmid, vol, sizeof(vol))) {
+		return run_ctx_error(ctx, -ENOENT, "%s has no disk on %s, on scsi0 or unused", w->name, w->disk);
+	} else {
+		/* A run killed between detaching and attaching left it unused. */
+		progress(g, "%s: attaching its detached disk %s as %s", w->name, vol, w->disk);
+	}
 	snprintf(boot, sizeof(boot), "order=%s", w->disk);
 	r = pve_params_add(&attach, w->disk, vol);
 	if (r >= 0)
@@ -1334,8 +1359,15 @@ static int vm_apply(struct run_ctx *ctx, const struct step *s)
 	if (!streq(status, "running")) {
 		progress(g, "starting %s on %s", w.name, w.node);
 		r = pve_vm_start(g->cfg.client, w.node, w.vmid);
-		if (r < 0)
-			return api_error(ctx, r, "starting the VM");
+		if (r < 0) {
+			char why[RUN_ERROR_MAX];
+
+			/* A start a killed run left going wins the race:
+			 * "already running" is the state we want. */
+			snprintf(why, sizeof(why), "%s", pve_client_error(g->cfg.client));
+			if (pve_vm_status(g->cfg.client, w.node, w.vmid, status) < 0 || !streq(status, "running"))
+				return run_ctx_error(ctx, r, "starting the VM: %s", why);
+		}
 	}
 	return w.agent ? wait_agent(ctx, &w) : 0;
 }
