@@ -124,7 +124,7 @@ test-cluster: $(BIN)
 # The guest layer: steps against the simulator, the simulator's own guest
 # model, the seeds and ISOs (docs/guests.md).
 test-guests: $(BIN) tests
-	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-guests.sh \
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-guests.sh tests/integration/t-guests-kill.sh tests/integration/t-guests-faults.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-cloudinit-schema.sh \
 		tests/integration/t-isoimage.sh tests/integration/t-guest-payload.sh
 

@@ -1127,11 +1127,12 @@ def api_clone(c, node, vmid):
     if task_locks(c, upid, t, [(vmid, "ex" if running else "sh", 1), (newid, "ex", 1)]):
         owner = vmlist(s, node).get(newid)
         if owner is not None:  # pmxcfs memdb.c memdb_rename: the VMID is another node's
-            act["failmsg"] = "clone failed: close (rename) atomic file '/etc/pve/nodes/%s/qemu-server/%d.conf' " \
-                             "failed: File exists" % (node, newid)
+            # (new_task() stored a copy of act: the task's own is t["action"])
+            t["action"]["failmsg"] = ("clone failed: close (rename) atomic file "
+                                      "'/etc/pve/nodes/%s/qemu-server/%d.conf' failed: File exists" % (node, newid))
         else:
             vms(s, node)[str(newid)] = new_vm({"lock": "clone"})  # "# qmclone temporary file"
-            act["placeholder"] = True
+            t["action"]["placeholder"] = True
     return upid
 
 
