@@ -1224,7 +1224,7 @@ static bool unused_disk(const struct json_object *cfg, unsigned vmid, char *buf,
 
 	snprintf(own, sizeof(own), "vm-%u-disk-", vmid);
 	for (int i = 0; i < 256; i++) {
-		char key[16];
+		char key[32];
 
 		snprintf(key, sizeof(key), "unused%d", i);
 		if (cfg_volume(cfg, key, buf, size) && strstr(buf, own))
