@@ -72,7 +72,9 @@ static uint64_t num(const struct json_object *o, const char *key)
 	if (json_object_is_type(v, json_type_double)) {
 		double d = json_object_get_double(v);
 
-		return d > 0 ? (uint64_t)d : 0;
+		/* Only what fits: 4e20 (or NaN) converted would be undefined
+		 * behaviour (fuzz-pve found it). */
+		return d > 0 && d < 18446744073709551616.0 ? (uint64_t)d : 0;
 	}
 	return json_object_get_int64(v) > 0 ? (uint64_t)json_object_get_int64(v) : 0;
 }
