@@ -61,7 +61,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests fuzz fuzz-check \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests fuzz fuzz-build \
 	bench demo lint clean image rootfs
 
 all: $(BIN)

@@ -15,6 +15,7 @@
 # reboot loop). The whole install: t-e2e-install.sh.
 # Refusals (wrong key, corrupt bundle, unknown MAC): t-e2e-refusals.sh.
 # sanitizer: skip
+# alone: boots QEMU guests (TCG: one busy host thread each)
 # timeout: 1800
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"

@@ -16,6 +16,7 @@
 # the thin pool pve/data, the ESP mounted, swap on, the console carried
 # over, and the first-boot service started and reporting in its journal.
 # sanitizer: skip
+# alone: boots QEMU guests (TCG: one busy host thread each)
 # timeout: 3600
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"

@@ -9,6 +9,7 @@
 # Each guest netboots; the bundle URL is the only difference (iPXE scripts
 # written next to boot.ipxe).
 # sanitizer: skip
+# alone: boots QEMU guests (TCG: one busy host thread each)
 # timeout: 1800
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"
