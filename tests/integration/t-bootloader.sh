@@ -78,7 +78,7 @@ P1=$(part 1 start)
 mkfs.ext4 -q -F -U "$UUID" "$RLOOP"
 mount "$RLOOP" "$MNT"
 start=$(date +%s)
-zstd -dc "$ROOTFS" | tar -x --numeric-owner --xattrs --xattrs-include='*' -C "$MNT"
+tar --zstd -xf "$ROOTFS" --numeric-owner --xattrs --xattrs-include='*' -C "$MNT"
 mkdir -p "$MNT/boot/efi"
 mount -t tmpfs -o size=64m tmpfs "$MNT/boot/efi"
 echo "extract: $(($(date +%s) - start))s"

@@ -32,7 +32,7 @@ for f in devopslab.iso initrd.img pxe/vmlinuz pxe/initrd.img pxe/boot.ipxe pxe/b
 done
 
 # The signed digest the console must show: this test's bundle, no other.
-sums=$(zstd -dc "$E2E/www/good.tar.zst" | tar -xO SHA256SUMS | sha256sum | cut -d' ' -f1)
+sums=$(tar --zstd -xOf "$E2E/www/good.tar.zst" SHA256SUMS | sha256sum | cut -d' ' -f1)
 [ ${#sums} = 64 ] || fail "cannot read SHA256SUMS of the test bundle"
 
 # The example manifest does not set cluster.unattended: the install stops
