@@ -25,6 +25,9 @@ _test_exit() {
 	exit $rc
 }
 trap _test_exit EXIT
+# A command that stops the test through set -e says which one it was (a
+# test that died of SIGPIPE once left an empty log).
+trap 'echo "FAIL: line $LINENO: exit $?: $BASH_COMMAND" >&2' ERR
 bg_start() { "$@" & _test_pids+=($!); }
 on_exit() { _test_cleanups+=("$*"); }
 
