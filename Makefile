@@ -62,7 +62,7 @@ LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests fuzz fuzz-build \
-	bench demo lint clean image rootfs
+	bench demo lint clean image rootfs guest-image
 
 all: $(BIN)
 
@@ -126,7 +126,7 @@ test-cluster: $(BIN)
 test-guests: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-guests.sh tests/integration/t-guests-kill.sh tests/integration/t-guests-faults.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-cloudinit-schema.sh \
-		tests/integration/t-isoimage.sh tests/integration/t-guest-payload.sh
+		tests/integration/t-isoimage.sh tests/integration/t-guest-payload.sh tests/integration/t-guest-boot.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]
@@ -141,6 +141,11 @@ test-e2e: deps all
 # image/rootfs.sh --variant pve is the Proxmox VE recipe.
 rootfs: deps
 	image/rootfs.sh --variant debian --out out/rootfs
+
+# The Debian 13 cloud guest that t-guest-boot boots with our seeds
+# (image/guest.sh, docs/guests.md).
+guest-image: deps
+	image/guest.sh --out out/guest
 
 bench: deps all
 	scripts/bench.sh

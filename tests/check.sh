@@ -2,15 +2,17 @@
 # tests/check.sh — what `make check` runs, ending on one "N passed, N failed"
 # line:
 #   1. build;
-#   2. side by side (tests/README.md):
-#        plain  unit and integration tests, then every fuzz target's corpus
-#               and a short fuzz run with a fixed seed;
-#        asan   the same tests built with ASan+UBSan (scripts marked
-#               "# sanitizer: skip" left out);
-#        rootfs the Debian-only root file system (`make rootfs`), if absent;
-#   3. the scripts marked "# alone: REASON" — QEMU guests (a TCG guest is one
-#      busy host thread, and a starved guest looks hung) and the tests of
-#      the root file system — one at a time with nothing of ours beside them.
+#   2. lanes side by side (tests/README.md):
+#        plain        unit and integration tests, every fuzz target's corpus
+#                     and a short fuzz run with a fixed seed, then the
+#                     scripts marked "# needs: rootfs" (once it is built);
+#        asan         the same tests built with ASan+UBSan (scripts marked
+#                     "# sanitizer: skip" left out);
+#        rootfs       the Debian-only root file system (`make rootfs`) and
+#        guest-image  the cloud guest (`make guest-image`), if absent;
+#   3. the scripts marked "# alone: REASON" — QEMU guests: a TCG guest is one
+#      busy host thread, and a starved guest looks hung — one at a time with
+#      nothing of ours beside them.
 set -u
 shopt -s nullglob
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,13 +28,26 @@ step() { echo; echo "== $*"; }
 step "build"
 make -s -j"$jobs" all tests || exit 1
 
-rootfs=out/rootfs/debian-13-rootfs.tar.zst
-alone=() lane=() san=()
+# "# alone: REASON" scripts run after the lanes; "# needs: rootfs" or
+# "# needs: guest-image" ones wait in their lane for that lane to finish.
+alone=() lane=() later=()
 for t in tests/integration/t-*.sh; do
-	if grep -q '^# alone: ' "$t"; then alone+=("$t"); else lane+=("$t"); fi
-	grep -q '^# sanitizer: skip$' "$t" || san+=("$t")
+	if grep -q '^# alone: ' "$t"; then alone+=("$t")
+	elif grep -q '^# needs: ' "$t"; then later+=("$t")
+	else lane+=("$t"); fi
 done
-is_alone() { grep -q '^# alone: ' "$1"; }
+san_only() { # SCRIPT... -> those not marked "# sanitizer: skip"
+	local t
+	for t in "$@"; do grep -q '^# sanitizer: skip$' "$t" || echo "$t"; done
+}
+needs_done() { # SCRIPT...: wait for the lanes building what they need
+	local t n
+	for t in "$@"; do
+		for n in $(sed -n 's/^# needs: //p' "$t"); do
+			while [ ! -e "$TEST_LOGDIR/lane-$n.rc" ]; do sleep 2; done
+		done
+	done
+}
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -43,17 +58,20 @@ lane_plain() {
 	LABEL=plain tests/run.sh --unit build/tests/test-* || rc=1
 	step "integration tests"
 	LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${lane[@]}" || rc=1
-	step "fuzz targets (corpus replay + ${FUZZ_CHECK_RUNS:=30000} runs from seed 1)"
+	step "fuzz targets (corpus replay + ${FUZZ_CHECK_RUNS:=10000} runs from seed 1)"
 	if make -s -j"$jobs" fuzz-build; then
 		LABEL=fuzz tests/fuzz/run.sh --runs "$FUZZ_CHECK_RUNS" build-fuzz/fuzz-* || rc=1
 	else
 		echo "fail fuzz:build" >>"$tally"; rc=1
 	fi
+	step "integration tests that need a built image"
+	needs_done "${later[@]}"
+	LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${later[@]}" || rc=1
 	return $rc
 }
 
 lane_asan() {
-	local t list=() rc=0
+	local rc=0 list
 	step "build with ASan+UBSan"
 	if ! make -s -j"$jobs" BUILD=build-asan SAN=1 build-asan/devopslab tests; then
 		echo "fail asan:build" >>"$tally"; return 1
@@ -61,33 +79,45 @@ lane_asan() {
 	step "unit tests under ASan+UBSan"
 	LABEL=asan tests/run.sh --unit build-asan/tests/test-* || rc=1
 	step "integration tests under ASan+UBSan"
-	for t in "${san[@]}"; do is_alone "$t" || list+=("$t"); done
+	mapfile -t list < <(san_only "${lane[@]}")
 	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
+	mapfile -t list < <(san_only "${later[@]}")
+	if [ ${#list[@]} -gt 0 ]; then
+		step "integration tests that need a built image, under ASan+UBSan"
+		needs_done "${list[@]}"
+		LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
+	fi
 	return $rc
 }
 
-lane_rootfs() {
-	[ -s "$rootfs" ] && { echo "$rootfs is there"; return 0; }
-	echo "building $rootfs (make rootfs)"
-	make -s rootfs || { echo "fail rootfs:make-rootfs" >>"$tally"; return 1; }
+# What the tests boot or install, built from Debian packages if absent.
+lane_build() { # NAME FILE MAKE-TARGET
+	local rc=0
+	if [ -s "$2" ]; then
+		echo "$2 is there"
+	else
+		echo "building $2 (make $3)"
+		make -s "$3" || { echo "fail $1:make-$3" >>"$tally"; rc=1; }
+	fi
+	echo $rc >"$TEST_LOGDIR/lane-$1.rc"
+	return $rc
 }
 
-step "plain, asan and rootfs side by side (logs: build/test-logs/lane-*.log)"
+rm -f "$TEST_LOGDIR"/lane-*.rc
+step "lanes side by side: plain, asan, rootfs, guest-image (logs: build/test-logs/lane-*.log)"
 lane_plain >"$TEST_LOGDIR/lane-plain.log" 2>&1 & p_plain=$!
 lane_asan >"$TEST_LOGDIR/lane-asan.log" 2>&1 & p_asan=$!
-lane_rootfs >"$TEST_LOGDIR/lane-rootfs.log" 2>&1 & p_rootfs=$!
-for l in plain asan rootfs; do
-	pid=p_$l
-	wait "${!pid}" || { status=1; echo "lane $l failed"; }
-	cat "$TEST_LOGDIR/lane-$l.log"
+lane_build rootfs out/rootfs/debian-13-rootfs.tar.zst rootfs >"$TEST_LOGDIR/lane-rootfs.log" 2>&1 & p_rootfs=$!
+lane_build guest-image out/guest/debian-13-guest.ext4 guest-image >"$TEST_LOGDIR/lane-guest-image.log" 2>&1 & p_guest=$!
+for l in plain:p_plain asan:p_asan rootfs:p_rootfs guest-image:p_guest; do
+	pid=${l#*:}
+	wait "${!pid}" || { status=1; echo "lane ${l%%:*} failed"; }
+	cat "$TEST_LOGDIR/lane-${l%%:*}.log"
 done
 
-step "alone: QEMU guests and the root file system, one at a time"
+step "alone: QEMU guests, one at a time"
 LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${alone[@]}" || status=1
-list=()
-for t in "${alone[@]}"; do
-	grep -q '^# sanitizer: skip$' "$t" || list+=("$t")
-done
+mapfile -t list < <(san_only "${alone[@]}")
 if [ ${#list[@]} -gt 0 ]; then
 	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || status=1
 fi

@@ -17,7 +17,7 @@
 # makes it, with lvm); an ESP not mounted is refused, BIOS alone still
 # works; no mount left behind, ever. Booting both ways is the QEMU e2e
 # test's (tests/integration/t-e2e-install.sh).
-# alone: needs out/rootfs (built beside the other tests by tests/check.sh)
+# needs: rootfs
 # timeout: 400
 . "$TOP/tests/lib.sh"
 cd "$TESTTMP"

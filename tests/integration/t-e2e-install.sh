@@ -17,6 +17,7 @@
 # over, and the first-boot service started and reporting in its journal.
 # sanitizer: skip
 # alone: boots QEMU guests (TCG: one busy host thread each)
+# needs: rootfs
 # timeout: 3600
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/e2e/lib.sh"
