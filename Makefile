@@ -35,7 +35,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wundef -Wwrite-strings 
 	-Wstrict-prototypes -Wmissing-prototypes -fno-common
 INCLUDES := -Iprovisioner/basic -Iprovisioner/lib -Iprovisioner/verbs
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -fstack-protector-strong $(INCLUDES) $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -pthread -fstack-protector-strong $(INCLUDES) $(PKG_CFLAGS) -MMD -MP
 ifeq ($(SAN),1)
 ALL_CFLAGS += -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_LDFLAGS := -fsanitize=address,undefined
@@ -44,6 +44,8 @@ ALL_CFLAGS += -D_FORTIFY_SOURCE=3
 endif
 LDLIBS := -Wl,--as-needed $(PKG_LDLIBS) $(MBEDTLS_LDLIBS)
 LDLIBS += -lcrypt
+# The step engine runs concurrent steps on threads (lib/plan/engine.c).
+LDLIBS += -pthread
 
 ifeq ($(BUILD),build)
 BIN := provisioner/devopslab

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE 1 /* PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -8,6 +10,10 @@ static enum log_level max_level = LOG_LEVEL_INFO;
 static log_sink_fn sink;
 static void *sink_userdata;
 static bool in_sink;
+/* One line at a time: the step engine's workers log from several threads
+ * (and a line is three writes to stderr, then the sink). Recursive: a sink
+ * that logs gets its line printed (not passed to it again). */
+static pthread_mutex_t log_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void log_set_sink(log_sink_fn fn, void *userdata)
 {
@@ -38,6 +44,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if (level > max_level)
 		return;
+	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "devopslab: %s", level_prefix[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -53,4 +60,5 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		sink(level, line, sink_userdata);
 		in_sink = false;
 	}
+	pthread_mutex_unlock(&log_lock);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "pve/cluster.h"
@@ -50,7 +51,12 @@ struct fb_opts {
 	uint64_t wait_first_ms, wait_quorum_ms, wait_turn_ms, poll_ms, task_poll_ms, timeout_ms, retry_base_ms;
 	uint64_t seed;
 	unsigned attempts;
+	unsigned jobs;        /* guest steps at once (--jobs) */
+	bool dry_run;         /* --dry-run: check every step, change nothing */
 };
+
+#define JOBS_DEFAULT 8
+#define JOBS_MAX 32
 
 static void usage(FILE *f)
 {
@@ -59,7 +65,7 @@ static void usage(FILE *f)
 		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
 		   "         [--wait-turn SEC]"
 		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
-		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC]\n");
+		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -81,7 +87,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -106,6 +112,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "assets", required_argument, NULL, O_ASSETS },
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
+		{ "jobs", required_argument, NULL, O_JOBS },
+		{ "dry-run", no_argument, NULL, O_DRYRUN },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -148,6 +156,15 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_SEED: r = parse_u64(optarg, &o->seed); break;
 		case O_ASSETS: o->assets = optarg; break;
 		case O_BOOT: r = parse_u64(optarg, &v); o->boot_timeout_ms = v * 1000; break;
+		case O_DRYRUN: o->dry_run = true; break;
+		case O_JOBS:
+			r = parse_u64(optarg, &v);
+			if (r >= 0 && (v < 1 || v > JOBS_MAX)) {
+				log_error("--jobs takes 1 to %d", JOBS_MAX);
+				return -EINVAL;
+			}
+			o->jobs = (unsigned)v;
+			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return -EINVAL;
 		}
@@ -285,7 +302,10 @@ static void on_progress(void *userdata, const char *msg)
 
 static void on_step(const struct step_progress *p, void *userdata)
 {
-	(void)userdata;
+	size_t *would_apply = userdata;
+
+	if (p->event == STEP_EVENT_WOULD_APPLY)
+		(*would_apply)++;
 	verbs_log_step(p);
 }
 
@@ -429,6 +449,29 @@ static bool plan_has_guests(const struct plan *p)
 /* The guest steps run through this node's own API (a cluster member
  * proxies to the others), read the assets of the verified bundle (or of
  * --assets with a draft manifest) and make ISOs in a private directory. */
+/* Each worker of the step engine (templates and VMs at the same time) gets
+ * a guest context of its own: its own API client and scratch directory. */
+static int worker_init(struct run_ctx *w, unsigned index, void *userdata)
+{
+	struct guests_ctx *gc;
+	int r;
+
+	(void)userdata;
+	if (!w->guests)
+		return 0;
+	r = guests_ctx_clone(w->guests, index, &gc);
+	if (r < 0)
+		return r;
+	w->guests = gc;
+	return 0;
+}
+
+static void worker_done(struct run_ctx *w, void *userdata)
+{
+	(void)userdata;
+	w->guests = guests_ctx_free(w->guests);
+}
+
 static int guests_setup(const struct fb_opts *o, struct cluster_ctx *cc, const struct input_bundle *kept,
 			struct work_dir *work, struct guests_ctx **ret)
 {
@@ -479,6 +522,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
+	size_t would_apply = 0;
 	int r, ret = EXIT_FAIL;
 
 	r = parse_args(argc, argv, &o);
@@ -533,8 +577,9 @@ int verb_firstboot(int argc, char *argv[])
 		ret = EXIT_BADINPUT;
 		goto out;
 	}
-	if (o.journal) {
-		r = journal_open(o.journal, JOURNAL_CREATE, &journal);
+	/* A dry run reads the journal (if there is one) and never writes it. */
+	if (o.journal && !(o.dry_run && access(o.journal, F_OK) < 0)) {
+		r = journal_open(o.journal, o.dry_run ? JOURNAL_READ_ONLY : JOURNAL_CREATE, &journal);
 		if (r < 0) {
 			log_error("journal '%s': %s", o.journal, journal_error());
 			goto out;
@@ -563,6 +608,11 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.pve = cc;
 	ctx.guests = gc;
 	ctx.progress = on_step;
+	ctx.userdata = &would_apply;
+	ctx.dry_run = o.dry_run;
+	ctx.jobs = o.jobs ? o.jobs : JOBS_DEFAULT;
+	ctx.worker_init = worker_init;
+	ctx.worker_done = worker_done;
 	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
 	if (r == -EOPNOTSUPP) {
 		/* Honest about what this build cannot do yet: the steps so far
@@ -579,6 +629,9 @@ int verb_firstboot(int argc, char *argv[])
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;
 	}
+	if (o.dry_run && (r >= 0 || r == -EOPNOTSUPP))
+		log_info("dry run: %zu step%s would change something; nothing was changed", would_apply,
+			 would_apply == 1 ? "" : "s");
 	run_ctx_done(&ctx);
 out:
 	free(cfg);

@@ -44,6 +44,16 @@ void verbs_log_step(const struct step_progress *p)
 		log_info("[%zu/%zu] %s: done (%" PRIu64 ".%01" PRIu64 " s)", p->index, p->total, title,
 			 p->elapsed_usec / 1000000, p->elapsed_usec / 100000 % 10);
 		break;
+	case STEP_EVENT_WOULD_APPLY:
+		log_info("[%zu/%zu] %s: would apply", p->index, p->total, title);
+		break;
+	case STEP_EVENT_FAILED:
+		/* Beside other steps, each failure is said where it happens; the
+		 * verb reports the one step_run() returns again at the end. */
+		if (p->concurrent)
+			log_error("[%zu/%zu] %s: failed: %s", p->index, p->total, title,
+				  p->message && p->message[0] ? p->message : "(no reason given)");
+		break;
 	default:
 		break;
 	}

@@ -9,8 +9,9 @@
 #include "plan/engine.h"
 #include "plan/step.h"
 
-/* Log p ("[11/16] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN,
- * WOULD_APPLY and FAILED (the verb reports a failure itself). */
+/* Log p ("[11/16] Writing /etc/hosts: done (0.0 s)"); silent for BEGIN
+ * and FAILED (the verb reports a failure itself) unless the step ran
+ * beside others (p->concurrent: each failure is logged). */
 void verbs_log_step(const struct step_progress *p);
 
 /* Log msg as errors, one per line, each after indent. */

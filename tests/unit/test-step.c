@@ -2,8 +2,11 @@
 /*
  * test-step.c — the step engine with fake ops over a fake "world": order,
  * skipping what is done, resuming after a failure, refusing an apply that
- * does not converge. Calls are counted to prove what ran.
+ * does not converge; steps of a concurrent kind on worker threads (how many
+ * at once, each worker's own context, the failure first in plan order, no
+ * step started after one failed). Calls are counted to prove what ran.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -439,6 +442,231 @@ static void test_progress_offset(void **state)
 	plan_free(p);
 }
 
+/* ---- concurrent steps ------------------------------------------------------- */
+
+/* The fake world of the concurrent ops, shared by the workers: no cmocka
+ * assertion runs on a worker thread (they longjmp); the test looks after. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* An apply waits (10 s at most) until `want` applies are under way
+	 * at once, or `total` have started: how many run at once is then the
+	 * engine's doing, not the machine's load. */
+	unsigned want, total, started;
+	unsigned in_flight, max_in_flight;
+	unsigned inits, dones;
+	unsigned own_slot_misses; /* an apply that saw the parent's slot */
+	int fail_fast[N];         /* apply fails at once (1) */
+	unsigned order[N], n_order; /* the order in which applies ended */
+	char parent_slot;         /* its address marks the parent's slot */
+	char worker_slot[8];
+} C = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static int conc_index(const struct step *s)
+{
+	uint64_t i = 0;
+
+	return step_param_u64(s, "i", &i) < 0 || i >= N ? 0 : (int)i;
+}
+
+static int conc_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
+{
+	int i = conc_index(s);
+
+	(void)ctx;
+	pthread_mutex_lock(&C.lock);
+	W.checks[i]++;
+	*ret_done = W.done[i];
+	pthread_mutex_unlock(&C.lock);
+	return 0;
+}
+
+static int conc_apply(struct run_ctx *ctx, const struct step *s)
+{
+	int i = conc_index(s);
+	bool fail;
+
+	pthread_mutex_lock(&C.lock);
+	W.applies[i]++;
+	if (ctx->guests == &C.parent_slot)
+		C.own_slot_misses++;
+	fail = C.fail_fast[i];
+	C.in_flight++;
+	C.started++;
+	if (C.in_flight > C.max_in_flight)
+		C.max_in_flight = C.in_flight;
+	pthread_cond_broadcast(&C.cond);
+	if (!fail && C.want) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 10;
+		while (C.in_flight < C.want && C.started < C.total)
+			if (pthread_cond_timedwait(&C.cond, &C.lock, &until) != 0)
+				break;
+	}
+	pthread_mutex_unlock(&C.lock);
+	if (!fail)
+		usleep(20 * 1000);
+	pthread_mutex_lock(&C.lock);
+	C.in_flight--;
+	if (!fail) {
+		W.done[i] = true;
+		C.order[C.n_order++] = (unsigned)i;
+	}
+	pthread_mutex_unlock(&C.lock);
+	return fail ? run_ctx_error(ctx, -EIO, "fake apply %d broke", i) : 0;
+}
+
+static int conc_worker_init(struct run_ctx *w, unsigned index, void *userdata)
+{
+	(void)userdata;
+	if (index >= sizeof(C.worker_slot))
+		return -E2BIG;
+	C.inits++; /* the engine calls this one worker at a time */
+	w->guests = &C.worker_slot[index];
+	return 0;
+}
+
+static void conc_worker_done(struct run_ctx *w, void *userdata)
+{
+	(void)userdata;
+	if (w->guests != &C.parent_slot)
+		C.dones++;
+}
+
+static const struct step_ops conc_ops = { .check = conc_check, .apply = conc_apply, .concurrent = true };
+static const struct step_ops *const conc_table[_STEP_KIND_MAX] = {
+	[STEP_VM] = &conc_ops,
+	[STEP_STORAGE] = &fake_ops, /* one at a time: it ends a run of VM steps */
+};
+
+static int conc_run(struct plan *p, unsigned jobs, const struct step **ret_failed, char *err, size_t errlen)
+{
+	struct journal *j = NULL;
+	struct run_ctx ctx;
+	int r;
+
+	C.in_flight = C.max_in_flight = C.inits = C.dones = C.own_slot_misses = C.n_order = C.started = 0;
+	assert_int_equal(journal_open(journal_path, JOURNAL_CREATE, &j), 0);
+	run_ctx_init(&ctx);
+	ctx.journal = j;
+	ctx.ops = conc_table;
+	ctx.jobs = jobs;
+	ctx.worker_init = conc_worker_init;
+	ctx.worker_done = conc_worker_done;
+	ctx.guests = &C.parent_slot;
+	r = step_run(&ctx, p, STEP_PHASE_INSTALL);
+	if (ret_failed)
+		*ret_failed = ctx.failed_step;
+	if (err)
+		snprintf(err, errlen, "%s", ctx.error);
+	assert_ptr_equal(ctx.guests, &C.parent_slot); /* the verb's slots are left alone */
+	assert_null(ctx.result);
+	run_ctx_done(&ctx);
+	journal_free(j);
+	return r;
+}
+
+static void test_concurrent_steps(void **state)
+{
+	struct plan *p = make_plan(0);
+
+	(void)state;
+	C.want = 3;
+	C.total = N;
+	assert_int_equal(conc_run(p, 3, NULL, NULL, 0), 0);
+	for (int i = 0; i < N; i++) {
+		assert_true(W.done[i]);
+		assert_int_equal(W.applies[i], 1);
+		assert_int_equal(W.checks[i], 2); /* before and after apply */
+	}
+	assert_int_equal(C.max_in_flight, 3);
+	assert_int_equal(C.inits, 3);
+	assert_int_equal(C.dones, 3);
+	assert_int_equal(C.own_slot_misses, 0);
+	assert_int_equal(journal_count(), N);
+
+	/* converged: a re-run applies nothing */
+	assert_int_equal(conc_run(p, 3, NULL, NULL, 0), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(W.applies[i], 1);
+	assert_int_equal(journal_count(), N);
+	plan_free(p);
+}
+
+static void test_concurrent_one_job(void **state)
+{
+	struct plan *p = make_plan(0);
+
+	(void)state;
+	C.want = 0;
+	assert_int_equal(conc_run(p, 1, NULL, NULL, 0), 0);
+	assert_int_equal(C.max_in_flight, 1);
+	assert_int_equal(C.inits, 0); /* no worker: the verb's own context */
+	assert_int_equal(C.n_order, N);
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(C.order[i], i);
+	plan_free(p);
+}
+
+static void test_concurrent_failure(void **state)
+{
+	struct plan *p = make_plan(0);
+	const struct step *failed = NULL;
+	char err[RUN_ERROR_MAX];
+
+	(void)state;
+	C.want = 0; /* whichever way the workers start, nothing follows step 1 */
+	memset(C.fail_fast, 0, sizeof(C.fail_fast));
+	C.fail_fast[1] = C.fail_fast[3] = 1;
+	assert_int_equal(conc_run(p, 2, &failed, err, sizeof(err)), -EIO);
+	assert_non_null(failed);
+	assert_string_equal(failed->id, "test/step-1"); /* the first in plan order */
+	assert_string_equal(err, "fake apply 1 broke");
+	/* step 0 was under way and finished; nothing started after the failure */
+	assert_true(W.done[0]);
+	assert_int_equal(W.applies[2] + W.applies[3] + W.applies[4], 0);
+	assert_int_equal(journal_count(), 1);
+	assert_int_equal(C.inits, C.dones);
+
+	/* fixed: the re-run resumes (step 0 done earlier) */
+	memset(C.fail_fast, 0, sizeof(C.fail_fast));
+	assert_int_equal(conc_run(p, 2, NULL, NULL, 0), 0);
+	assert_int_equal(W.applies[0], 1);
+	for (int i = 1; i < N; i++)
+		assert_true(W.done[i]);
+	assert_int_equal(journal_count(), N);
+	plan_free(p);
+}
+
+/* A step of another kind ends a run: the VM steps before it are all done
+ * when it starts, the ones after it start after it. */
+static void test_concurrent_runs_end_at_other_kinds(void **state)
+{
+	struct plan *p = plan_new(NULL, NULL);
+	enum step_kind kinds[N] = { STEP_VM, STEP_VM, STEP_STORAGE, STEP_VM, STEP_VM };
+
+	(void)state;
+	assert_non_null(p);
+	for (int i = 0; i < N; i++) {
+		struct json_object *o = json_object_new_object();
+
+		assert_int_equal(json_add_u64(o, "i", (uint64_t)i), 0);
+		assert_int_equal(plan_add(p, STEP_PHASE_INSTALL, kinds[i], NULL, o, "Doing", "test/step-%d", i), i);
+	}
+	C.want = 2;
+	C.total = 4;
+	assert_int_equal(conc_run(p, 4, NULL, NULL, 0), 0);
+	assert_int_equal(C.max_in_flight, 2);
+	assert_int_equal(C.n_order, 4); /* the VM steps; step 2 is the one-at-a-time kind */
+	assert_true((C.order[0] == 0 && C.order[1] == 1) || (C.order[0] == 1 && C.order[1] == 0));
+	assert_true((C.order[2] == 3 && C.order[3] == 4) || (C.order[2] == 4 && C.order[3] == 3));
+	assert_int_equal(W.applies[2], 1);
+	assert_int_equal(C.inits, 4); /* two workers for each run */
+	plan_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +681,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_names_and_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_one_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_runs_end_at_other_kinds, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

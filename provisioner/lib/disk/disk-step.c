@@ -179,7 +179,7 @@ static int select_apply(struct run_ctx *ctx, const struct step *s)
 	return r;
 }
 
-const struct step_ops disk_select_ops = { select_check, select_apply };
+const struct step_ops disk_select_ops = { .check = select_check, .apply = select_apply };
 
 bool disk_step_kind(enum step_kind k)
 {
@@ -211,7 +211,7 @@ static int partition_apply(struct run_ctx *ctx, const struct step *s)
 	return target_result(ctx, &st->target, disk_partition_apply(&st->target, st->verdict == DISK_OK_WIPE));
 }
 
-const struct step_ops disk_partition_ops = { partition_check, partition_apply };
+const struct step_ops disk_partition_ops = { .check = partition_check, .apply = partition_apply };
 
 /* A stage cannot be done while an earlier one is not (and its own check
  * may not even be able to look: no GPT, no PV yet), so the check of lvm
@@ -253,7 +253,7 @@ static int earlier_done(struct disk_target *t, enum step_kind kind, bool *ret_do
 		st->target.err[0] = st->target.done[0] = '\0';                                        \
 		return target_result(ctx, &st->target, disk_##stage##_apply(&st->target));           \
 	}                                                                                             \
-	const struct step_ops disk_##name##_ops = { name##_check, name##_apply };
+	const struct step_ops disk_##name##_ops = { .check = name##_check, .apply = name##_apply };
 
 BIND(lvm, lvm)
 BIND(filesystems, fs)

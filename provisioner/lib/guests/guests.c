@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,18 @@
 #define MAX_LIST 256
 #define HEX_LEN (2 * SIG_SHA256_LEN)
 
+/* What a context and its workers' clones share: one ISO made at a time
+ * (libisofs keeps process-wide state, isoimage.c). */
+struct guests_shared {
+	pthread_mutex_t iso_lock;
+	unsigned refs; /* under iso_lock */
+};
+
 struct guests_ctx {
 	struct guests_cfg cfg;
 	char *assets_dir, *work_dir;
+	struct pve_client *own_client; /* a worker's (guests_ctx_clone()), else NULL */
+	struct guests_shared *shared;
 };
 
 /* ---- context ------------------------------------------------------------- */
@@ -60,6 +70,11 @@ int guests_ctx_new(const struct guests_cfg *cfg, struct guests_ctx **ret)
 		return -ENOMEM; /* cppcheck-suppress memleak ; _cleanup_ frees g (cppcheck 2.10 misses it) */
 	g->cfg.work_dir = g->work_dir;
 	g->cfg.assets_dir = g->assets_dir;
+	g->shared = calloc(1, sizeof(*g->shared));
+	if (!g->shared)
+		return -ENOMEM;
+	pthread_mutex_init(&g->shared->iso_lock, NULL);
+	g->shared->refs = 1;
 	if (!g->cfg.poll_ms)
 		g->cfg.poll_ms = 2000;
 	if (!g->cfg.boot_timeout_ms)
@@ -70,10 +85,51 @@ int guests_ctx_new(const struct guests_cfg *cfg, struct guests_ctx **ret)
 	return 0;
 }
 
+int guests_ctx_clone(const struct guests_ctx *g, unsigned worker, struct guests_ctx **ret)
+{
+	_cleanup_(guests_ctx_freep) struct guests_ctx *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->cfg = g->cfg;
+	c->assets_dir = g->assets_dir ? strdup(g->assets_dir) : NULL;
+	if (asprintf(&c->work_dir, "%s/w%u", g->work_dir, worker) < 0)
+		c->work_dir = NULL;
+	if (!c->work_dir || (g->assets_dir && !c->assets_dir))
+		return -ENOMEM; /* cppcheck-suppress memleak ; _cleanup_ frees c (cppcheck 2.10 misses it) */
+	c->cfg.work_dir = c->work_dir;
+	c->cfg.assets_dir = c->assets_dir;
+	if (mkdir(c->work_dir, 0700) < 0 && errno != EEXIST)
+		return negative_errno();
+	r = pve_client_clone(g->cfg.client, worker + 1, &c->own_client);
+	if (r < 0)
+		return r;
+	c->cfg.client = c->own_client;
+	pthread_mutex_lock(&g->shared->iso_lock);
+	g->shared->refs++;
+	pthread_mutex_unlock(&g->shared->iso_lock);
+	c->shared = g->shared;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
 struct guests_ctx *guests_ctx_free(struct guests_ctx *g)
 {
 	if (!g)
 		return NULL;
+	if (g->shared) {
+		unsigned left;
+
+		pthread_mutex_lock(&g->shared->iso_lock);
+		left = --g->shared->refs;
+		pthread_mutex_unlock(&g->shared->iso_lock);
+		if (!left) {
+			pthread_mutex_destroy(&g->shared->iso_lock);
+			free(g->shared);
+		}
+	}
+	pve_client_free(g->own_client);
 	free(g->assets_dir);
 	free(g->work_dir);
 	free(g);
@@ -578,7 +634,7 @@ static int storage_apply(struct run_ctx *ctx, const struct step *s)
 	return storage_run(ctx, s, true, &done);
 }
 
-const struct step_ops guests_storage_ops = { storage_check, storage_apply };
+const struct step_ops guests_storage_ops = { .check = storage_check, .apply = storage_apply };
 
 /* ---- template step ---------------------------------------------------------------- */
 
@@ -734,7 +790,7 @@ static int template_apply(struct run_ctx *ctx, const struct step *s)
 	return 0;
 }
 
-const struct step_ops guests_template_ops = { template_check, template_apply };
+const struct step_ops guests_template_ops = { .check = template_check, .apply = template_apply, .concurrent = true };
 
 /* ---- vm step: what the VM should be ------------------------------------------------ */
 
@@ -1102,20 +1158,22 @@ static int ensure_iso(struct run_ctx *ctx, const struct vm_want *w, const char *
 	if (asprintf(&path, "%s/%s", g->work_dir, name) < 0)
 		return -ENOMEM;
 	/* Fixed timestamps: the same content makes the same bytes. */
+	pthread_mutex_lock(&g->shared->iso_lock);
 	r = isoimage_new(label, 0, &img);
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		r = e[i].src_path ? isoimage_add_file(img, e[i].name, e[i].src_path)
 				  : isoimage_add_data(img, e[i].name, e[i].data, e[i].len);
 	if (r >= 0)
 		r = isoimage_write_path(img, path);
-	if (r < 0) {
+	if (r < 0)
 		r = run_ctx_error(ctx, r, "writing %s: %s", path, img && isoimage_error(img)[0] ? isoimage_error(img)
 											     : strerror(-r));
-		isoimage_free(img);
+	isoimage_free(img);
+	pthread_mutex_unlock(&g->shared->iso_lock);
+	if (r < 0) {
 		(void)unlink(path);
 		return r;
 	}
-	isoimage_free(img);
 	r = sha256_file(path, hex);
 	if (r >= 0)
 		r = upload(ctx, w->node, "iso", path, name, hex);
@@ -1372,4 +1430,4 @@ static int vm_apply(struct run_ctx *ctx, const struct step *s)
 	return w.agent ? wait_agent(ctx, &w) : 0;
 }
 
-const struct step_ops guests_vm_ops = { vm_check, vm_apply };
+const struct step_ops guests_vm_ops = { .check = vm_check, .apply = vm_apply, .concurrent = true };

@@ -50,6 +50,11 @@ struct guests_cfg {
 struct guests_ctx;
 
 int guests_ctx_new(const struct guests_cfg *cfg, struct guests_ctx **ret);
+/* A context for another thread of the step engine (run.h: worker_init):
+ * the same configuration with a client of its own (pve_client_clone()) and
+ * the scratch directory WORK_DIR/wN; ISOs are still made one at a time
+ * across all of them. */
+int guests_ctx_clone(const struct guests_ctx *g, unsigned worker, struct guests_ctx **ret);
 struct guests_ctx *guests_ctx_free(struct guests_ctx *g);
 DEFINE_FREE_FUNC(struct guests_ctx, guests_ctx_free);
 

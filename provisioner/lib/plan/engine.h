@@ -11,12 +11,20 @@
  * It stops at the first failure (ctx->failed_step, ctx->error say which and
  * why); a re-run resumes, because done steps are skipped.
  *
+ * Concurrency: with ctx->jobs > 1, a run of consecutive steps whose kind's
+ * ops say `concurrent` (step.h) runs on up to ctx->jobs worker threads, each
+ * with its own copy of ctx (run.h: worker_init). They take the steps in plan
+ * order; once one fails no other starts, the ones under way finish, and
+ * step_run() returns the failure first in plan order. The journal and the
+ * progress callback are called one worker at a time.
+ *
  *
  * What a kind does comes from ctx->ops (the verbs pass lib/step-ops.h's
  * table; tests pass fakes).
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +58,9 @@ struct step_progress {
 	uint64_t elapsed_usec; /* for APPLIED, FOUND_DONE, SKIP_JOURNAL, FAILED: since BEGIN */
 	int error;             /* for FAILED: the -errno */
 	const char *message;   /* for FAILED: ctx->error */
+	bool concurrent;       /* the step runs beside others (ctx->jobs): the events of
+				* different steps interleave, and each failed one reports
+				* FAILED, not only the one step_run() returns */
 };
 
 /*

@@ -6,7 +6,8 @@
  * the manifest, node, journal and the subsystem slots it needs; it owns
  * everything it puts in and frees it after run_ctx_done(). The engine
  * (engine.c) only uses manifest, journal, dry_run, ops, progress,
- * progress_offset/progress_total, result, error and failed_step.
+ * progress_offset/progress_total, jobs and the worker hooks, result, error
+ * and failed_step.
  *
  * Subsystem slots: each module that implements step kinds owns one slot's
  * type and lifetime (documented next to it). A module that needs a new slot
@@ -45,6 +46,16 @@ struct run_ctx {
 	 * progress_offset + 1 of progress_total. Both 0 (run_ctx_init): the
 	 * run counts its own steps, 1..n of n. */
 	size_t progress_offset, progress_total;
+
+	/* Concurrency (engine.h): how many steps of a `concurrent` kind may
+	 * run at once (0 or 1: one at a time). Each worker gets a copy of this
+	 * context with its own error and result; worker_init (the verb's, may
+	 * be NULL) then replaces the slots the worker must not share (an API
+	 * client, a scratch directory) and worker_done frees them. Both are
+	 * called one worker at a time. */
+	unsigned jobs;
+	int (*worker_init)(struct run_ctx *worker, unsigned index, void *userdata);
+	void (*worker_done)(struct run_ctx *worker, void *userdata);
 
 	/* Subsystem slots, owned by the verb; the module defines the type. */
 	void *bundle;  /* bundle: the verified, extracted bundle */

@@ -120,6 +120,12 @@ int step_param_u64(const struct step *s, const char *key, uint64_t *ret);
 struct step_ops {
 	int (*check)(struct run_ctx *ctx, const struct step *s, bool *ret_done);
 	int (*apply)(struct run_ctx *ctx, const struct step *s);
+	/* Steps of this kind that follow one another in the plan are
+	 * independent of each other: the engine may run them at the same time
+	 * (up to ctx->jobs, engine.h), each in a worker with a run_ctx of its
+	 * own. check() and apply() then touch nothing shared but what the
+	 * worker's slots share on purpose. */
+	bool concurrent;
 };
 
 /* Compute s->params_hash from s->params (plan.c calls it for every step). */

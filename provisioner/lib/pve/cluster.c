@@ -928,7 +928,7 @@ static int step_result(struct run_ctx *ctx, struct cluster_ctx *c, int r)
 		(void)s;                                                                      \
 		return step_result(ctx, ctx->pve, cluster_##kind##_apply(ctx->pve));          \
 	}                                                                                     \
-	const struct step_ops cluster_##kind##_ops = { kind##_step_check, kind##_step_apply };
+	const struct step_ops cluster_##kind##_ops = { .check = kind##_step_check, .apply = kind##_step_apply };
 
 BIND(create)
 BIND(join)

@@ -260,6 +260,21 @@ struct http_transport *http_transport_new(const char *base_url, const struct htt
 	return TAKE_PTR(t);
 }
 
+struct http_transport *http_transport_clone(const struct http_transport *t, uint64_t salt)
+{
+	_cleanup_(http_transport_freep) struct http_transport *c = http_transport_new(t->base_url, &t->o);
+
+	if (!c)
+		return NULL;
+	if (t->ca_file && !(c->ca_file = strdup(t->ca_file)))
+		return NULL;
+	c->has_pin = t->has_pin;
+	memcpy(c->pin, t->pin, HTTP_FP_LEN);
+	/* its own jitter sequence, reproducible from a fixed seed */
+	c->rng = t->rng ^ (salt + 1) * UINT64_C(0x9E3779B97F4A7C15);
+	return TAKE_PTR(c);
+}
+
 struct http_transport *http_transport_free(struct http_transport *t)
 {
 	if (!t)

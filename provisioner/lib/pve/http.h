@@ -84,6 +84,10 @@ struct http_transport;
 
 /* base_url: "https://host:port", no trailing slash. NULL on OOM or bad URL. */
 struct http_transport *http_transport_new(const char *base_url, const struct http_opts *opts);
+/* A new transport to the same URL with the same options and trust (pin or
+ * CA), no connection and no peer seen yet: for another thread. salt makes
+ * its retry jitter differ from t's. */
+struct http_transport *http_transport_clone(const struct http_transport *t, uint64_t salt);
 struct http_transport *http_transport_free(struct http_transport *t);
 DEFINE_FREE_FUNC(struct http_transport, http_transport_free);
 

@@ -278,6 +278,31 @@ struct pve_client *pve_client_new(const char *node, const char *base_url, const 
 	return TAKE_PTR(c);
 }
 
+static int dup_opt(const char *s, char **ret)
+{
+	*ret = NULL;
+	if (s && !(*ret = strdup(s)))
+		return -ENOMEM;
+	return 0;
+}
+
+int pve_client_clone(const struct pve_client *c, uint64_t salt, struct pve_client **ret)
+{
+	_cleanup_(pve_client_freep) struct pve_client *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->o = c->o;
+	n->ticket_renew_at = c->ticket_renew_at;
+	n->node = strdup(c->node);
+	n->http = http_transport_clone(c->http, salt);
+	if (!n->node || !n->http || dup_opt(c->userid, &n->userid) < 0 || dup_opt(c->password, &n->password) < 0 ||
+	    dup_opt(c->ticket, &n->ticket) < 0 || dup_opt(c->csrf, &n->csrf) < 0 || dup_opt(c->token, &n->token) < 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(n);
+	return 0;
+}
+
 struct pve_client *pve_client_free(struct pve_client *c)
 {
 	if (!c)

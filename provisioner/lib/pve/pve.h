@@ -90,6 +90,11 @@ struct pve_client;
 
 /* node: the Proxmox node name this endpoint is; base_url "https://HOST:8006". */
 struct pve_client *pve_client_new(const char *node, const char *base_url, const struct pve_client_opts *opts);
+/* Another client for the same node, as far as it has got: the same trust,
+ * login (password, ticket, CSRF token) or API token, and options; its own
+ * connection and error text. For another thread (one client per thread);
+ * salt: transport jitter (http_transport_clone()). */
+int pve_client_clone(const struct pve_client *c, uint64_t salt, struct pve_client **ret);
 struct pve_client *pve_client_free(struct pve_client *c);
 DEFINE_FREE_FUNC(struct pve_client, pve_client_free);
 
