@@ -11,6 +11,11 @@
  *
  * Exit status: 0 shown (whatever the progress); 2 bad usage, invalid
  * manifest or unknown node; 1 unreadable or corrupt journal.
+ *
+ * `status --live FIRSTBOOT-OPTIONS`: the cluster's own answer rather than
+ * the journal's — `firstboot --dry-run` with those options: each step
+ * checked against the API, nothing changed, a drifted guest's differences
+ * shown (docs/guests.md, "Identity and drift").
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,7 +51,11 @@ static const char *const state_names[_STATE_MAX] = {
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: devopslab status (--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json]\n"
-		   "Show which steps of the plan are done, changed or pending.\n\n"
+		   "       devopslab status --live FIRSTBOOT-OPTIONS...\n"
+		   "Show which steps of the plan are done, changed or pending.\n"
+		   "With --live, ask the cluster instead of the journal: every step's check against\n"
+		   "the Proxmox API, what would change and how each guest differs from the manifest;\n"
+		   "`firstboot --dry-run` with the same options (it changes nothing).\n\n"
 		   "  --journal FILE  the journal to read (default " JOURNAL_DEFAULT_PATH ")\n"
 		   "  --node NAME     the plan of node NAME (default: this host's name, if in the manifest)\n"
 		   "  --json          one JSON document on stdout\n");
@@ -175,6 +184,22 @@ static int print_json(const struct status_args *a, const struct plan *p, const s
 	return 0;
 }
 
+/* `status --live ...`: `firstboot --dry-run` with the same options. */
+static int status_live(int argc, char *argv[])
+{
+	_cleanup_free_ char **args = calloc((size_t)argc + 2, sizeof(*args));
+	int n = 0;
+
+	if (!args)
+		return EXIT_FAIL;
+	for (int i = 0; i < argc; i++)
+		if (!streq(argv[i], "--live"))
+			args[n++] = argv[i];
+	args[n++] = (char *)"--dry-run";
+	args[n] = NULL;
+	return verb_firstboot(n, args);
+}
+
 int verb_status(int argc, char *argv[])
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
@@ -184,6 +209,9 @@ int verb_status(int argc, char *argv[])
 	char host[256];
 	int r;
 
+	for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+		if (streq(argv[i], "--live"))
+			return status_live(argc, argv);
 	r = parse_args(argc, argv, &a);
 	if (r != EXIT_OK)
 		return r < 0 ? EXIT_OK : r;

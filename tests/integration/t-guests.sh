@@ -4,8 +4,9 @@
 # on each node from the cloud image in the assets, clones every VM (linked
 # and full) with its own NoCloud seed and the payload ISO, starts them and
 # waits until each guest agent reports the planned address. A second run
-# makes no mutating call; a VM whose memory was changed by hand is reported
-# and set back, not recreated; a VMID held by a guest of another name is
+# makes no mutating call; a VM whose memory was changed by hand is shown by
+# `status --live` (changing nothing), then reported and set back by a run,
+# not recreated; a VMID held by a guest of another name is
 # refused (exit 3) without a change. Every request passes the API schema
 # check; the seeds the simulator received are judged by cloud-init itself.
 # timeout: 600
@@ -97,6 +98,17 @@ fail "the second run made mutating requests"; }
 
 # --- drift: memory changed by hand is reported and set back, not recreated ----------
 sim_edit 's["guest"]["vms"]["pve3"]["302"]["conf"]["memory"] = "4096"'
+# `status --live` (firstboot --dry-run) shows the drift first and changes nothing
+before=$(mutations)
+fb_cmd pve1 "${GUESTS[@]}"
+set +e; LIVE=$("$DEVOPSLAB" status --live "${FB[@]:2}" 2>&1); RC=$?; set -e
+[ "$RC" = 0 ] || [ "$RC" = 5 ] || { echo "$LIVE" >&2; fail "status --live exited $RC"; }
+assert_contains "$LIVE" "app-03 differs from the manifest: memory 4096 -> 1024 MiB"
+assert_contains "$LIVE" "Creating VM app-03: would apply"
+assert_contains "$LIVE" "Creating VM app-02: already done"
+assert_contains "$LIVE" "dry run: 1 step would change something; nothing was changed"
+assert_eq "$before" "$(mutations)" "mutating requests of status --live"
+assert_eq 4096 "$(conf pve3 302 memory)" "app-03's memory after status --live"
 fb pve1 "${GUESTS[@]}"
 fb_formed pve1
 assert_contains "$OUT" "app-03 differs from the manifest: memory 4096 -> 1024 MiB"
