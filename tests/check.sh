@@ -8,6 +8,7 @@
 #                     scripts marked "# needs: rootfs" (once it is built);
 #        asan         the same tests built with ASan+UBSan (scripts marked
 #                     "# sanitizer: skip" left out);
+#        disk         the scripts marked "# lane: disk", plain then ASan;
 #        rootfs       the Debian-only root file system (`make rootfs`) and
 #        guest-image  the cloud guest (`make guest-image`), if absent;
 #   3. the scripts marked "# alone: REASON" — QEMU guests: a TCG guest is one
@@ -30,9 +31,13 @@ make -s -j"$jobs" all tests || exit 1
 
 # "# alone: REASON" scripts run after the lanes; "# needs: rootfs" or
 # "# needs: guest-image" ones wait in their lane for that lane to finish.
-alone=() lane=() later=()
+# "# lane: disk" ones (loop devices and LVM: one at a time on the machine,
+# disk-lib.sh's lock) run in a lane of their own, plain then under ASan, so
+# the other lanes never wait for that lock.
+alone=() lane=() later=() disk=()
 for t in tests/integration/t-*.sh; do
 	if grep -q '^# alone: ' "$t"; then alone+=("$t")
+	elif grep -q '^# lane: disk$' "$t"; then disk+=("$t")
 	elif grep -q '^# needs: ' "$t"; then later+=("$t")
 	else lane+=("$t"); fi
 done
@@ -74,8 +79,9 @@ lane_asan() {
 	local rc=0 list
 	step "build with ASan+UBSan"
 	if ! make -s -j"$jobs" BUILD=build-asan SAN=1 build-asan/devopslab tests; then
-		echo "fail asan:build" >>"$tally"; return 1
+		echo "fail asan:build" >>"$tally"; echo 1 >"$TEST_LOGDIR/lane-asan-build.rc"; return 1
 	fi
+	echo 0 >"$TEST_LOGDIR/lane-asan-build.rc"
 	step "unit tests under ASan+UBSan"
 	LABEL=asan tests/run.sh --unit build-asan/tests/test-* || rc=1
 	step "integration tests under ASan+UBSan"
@@ -87,6 +93,17 @@ lane_asan() {
 		needs_done "${list[@]}"
 		LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
 	fi
+	return $rc
+}
+
+lane_disk() {
+	local rc=0 list
+	step "disk tests"
+	LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${disk[@]}" || rc=1
+	mapfile -t list < <(san_only "${disk[@]}")
+	step "disk tests under ASan+UBSan"
+	while [ ! -e "$TEST_LOGDIR/lane-asan-build.rc" ]; do sleep 2; done
+	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
 	return $rc
 }
 
@@ -104,12 +121,13 @@ lane_build() { # NAME FILE MAKE-TARGET
 }
 
 rm -f "$TEST_LOGDIR"/lane-*.rc
-step "lanes side by side: plain, asan, rootfs, guest-image (logs: build/test-logs/lane-*.log)"
+step "lanes side by side: plain, asan, disk, rootfs, guest-image (logs: build/test-logs/lane-*.log)"
 lane_plain >"$TEST_LOGDIR/lane-plain.log" 2>&1 & p_plain=$!
 lane_asan >"$TEST_LOGDIR/lane-asan.log" 2>&1 & p_asan=$!
+lane_disk >"$TEST_LOGDIR/lane-disk.log" 2>&1 & p_disk=$!
 lane_build rootfs out/rootfs/debian-13-rootfs.tar.zst rootfs >"$TEST_LOGDIR/lane-rootfs.log" 2>&1 & p_rootfs=$!
 lane_build guest-image out/guest/debian-13-guest.ext4 guest-image >"$TEST_LOGDIR/lane-guest-image.log" 2>&1 & p_guest=$!
-for l in plain:p_plain asan:p_asan rootfs:p_rootfs guest-image:p_guest; do
+for l in plain:p_plain asan:p_asan disk:p_disk rootfs:p_rootfs guest-image:p_guest; do
 	pid=${l#*:}
 	wait "${!pid}" || { status=1; echo "lane ${l%%:*} failed"; }
 	cat "$TEST_LOGDIR/lane-${l%%:*}.log"

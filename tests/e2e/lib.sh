@@ -8,7 +8,7 @@
 #   e2e_wait NAME REGEX [SECONDS]            wait for a console line
 #   e2e_console NAME     the console log without escape sequences
 : "${E2E:=$TESTTMP}"
-export OUT=$E2E/out CACHE=${E2E_CACHE:-$TOP/out/cache} ZSTD_LEVEL=${ZSTD_LEVEL:-9}
+export OUT=$E2E/out CACHE=${E2E_CACHE:-$TOP/out/cache} ZSTD_LEVEL=${ZSTD_LEVEL:-3}
 E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-600}
 declare -A E2E_PID
 

@@ -4,6 +4,7 @@
 # apply changes nothing; re-runs give identical identifiers; a bystander
 # image and loop device stay byte for byte the same.
 # timeout: 600
+# lane: disk
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/integration/disk-lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for loop devices"

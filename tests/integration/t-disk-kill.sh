@@ -3,6 +3,7 @@
 # must end up exactly as an uninterrupted apply makes it (same GPT, same
 # LVM layout, clean filesystems), and no loop device may be left behind.
 # timeout: 300
+# lane: disk
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/integration/disk-lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for loop devices"

@@ -6,6 +6,7 @@
 # always (old tables saved first), wipe: devopslab on our own marker only,
 # and --recovery.
 # timeout: 300
+# lane: disk
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/integration/disk-lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for loop devices"
