@@ -72,7 +72,7 @@ int guests_ctx_new(const struct guests_cfg *cfg, struct guests_ctx **ret)
 	g->cfg.assets_dir = g->assets_dir;
 	g->shared = calloc(1, sizeof(*g->shared));
 	if (!g->shared)
-		return -ENOMEM;
+		return -ENOMEM; /* cppcheck-suppress memleak ; _cleanup_ frees g */
 	pthread_mutex_init(&g->shared->iso_lock, NULL);
 	g->shared->refs = 1;
 	if (!g->cfg.poll_ms)
