@@ -71,6 +71,25 @@ if len(init) != 1 or init[0]["params"]["datastore"] != "embedded-etcd": fail("k3
 if len(kinds("k3s-server-join")) != 2 or len(kinds("k3s-agent")) != 2: fail("k3s joins")
 if ids.index(init[0]["id"]) < ids.index(vms[-1]["id"]): fail("k3s before the VMs exist")
 if any(s["params"]["server"] != "https://10.0.10.31:6443" for s in kinds("k3s-agent")): fail("agent server url")
+# Every K3s step names its node, the networks (defaults), what is disabled
+# and the API address; servers also the names of their certificate.
+for s in init + kinds("k3s-server-join") + kinds("k3s-agent"):
+    p, keys = s["params"], list(s["params"])
+    want = ["node_name", "cluster_cidr", "service_cidr", "disable", "api_vip"]
+    if s["kind"] != "k3s-agent": want.append("tls_san")
+    if keys[keys.index("version") + 1:keys.index("version") + 1 + len(want)] != want: fail("k3s params %s" % keys)
+    if (p["node_name"], p["cluster_cidr"], p["service_cidr"], p["disable"], p["api_vip"]) != \
+            (p["vm"], "10.42.0.0/16", "10.43.0.0/16", [], "10.0.10.5"):
+        fail("k3s params of %s" % p["vm"])
+    if s["kind"] != "k3s-agent" and p["tls_san"] != ["10.0.10.5", p["ip"]]: fail("tls_san of %s" % p["vm"])
+    if p["token"] != {"secret": "k3s_token"}: fail("k3s token")
+# The air-gap payload every K3s VM gets through the vm step's files.
+k3s_payload = [
+    {"asset": "k3s-binary", "file": "k3s", "path": "/usr/local/bin/k3s", "mode": "0755"},
+    {"asset": "k3s-images", "file": "k3s-airgap-images-amd64.tar.zst",
+     "path": "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst", "mode": "0644"},
+    {"asset": "k3s-install", "file": "install.sh", "path": "/usr/local/lib/devopslab/k3s-install.sh", "mode": "0755"},
+]
 # DNS: zone, wildcard to the edge, per-node records, forwarders, secondary.
 recs = {s["params"]["name"]: s["params"]["value"] for s in kinds("dns-record")}
 if recs.get("*.homelab.local") != "10.0.10.30": fail("wildcard record %s" % recs)
@@ -92,7 +111,9 @@ for v in vms:
     if p["template_vmid"] != copy[p["node"]]: fail("%s clones %s" % (p["name"], p["template_vmid"]))
     octets = [int(x, 16) for x in p["mac"].split(":")]
     if len(octets) != 6 or octets[0] & 3 != 2: fail("%s: MAC %s" % (p["name"], p["mac"]))
-    if (p["full"], p["ciuser"], p["sshkeys"], p["files"]) != (True, None, [], []): fail("%s guest params" % p["name"])
+    if (p["full"], p["ciuser"], p["sshkeys"]) != (True, None, []): fail("%s guest params" % p["name"])
+    if p["files"] != (k3s_payload if p["group"] in ("k3s_server", "k3s_worker") else []):
+        fail("%s files %s" % (p["name"], p["files"]))
     if (p["nameserver"], p["searchdomain"]) != (["10.0.10.1"], "homelab.local"): fail("%s DNS" % p["name"])
     need[p["node"]] = need.get(p["node"], 0) + p["disk"]["size_bytes"]
 if len({v["params"]["mac"] for v in vms}) != len(vms): fail("MACs not unique")

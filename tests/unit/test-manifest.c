@@ -177,6 +177,12 @@ static void test_example(void **state)
 	assert_int_equal(m->edge.cert, MF_CERT_INTERNAL_CA);
 	assert_int_equal(m->secrets.n_names, 5);
 	assert_string_equal(m->secrets.names[4], MANIFEST_SECRET_CA_CERT);
+	assert_int_equal(m->k3s.api_vip, ip("10.0.10.5"));
+	assert_int_equal(m->k3s.cluster_cidr.addr, ip("10.42.0.0")); /* defaults */
+	assert_int_equal(m->k3s.cluster_cidr.prefix, 16);
+	assert_int_equal(m->k3s.service_cidr.addr, ip("10.43.0.0"));
+	assert_int_equal(m->k3s.service_cidr.prefix, 16);
+	assert_int_equal(m->k3s.n_disable, 0);
 
 	manifest_free(m);
 	diags_done(&d);
@@ -561,6 +567,235 @@ static void test_guest_limits(void **state)
 	free(buf);
 }
 
+/* A K3s cluster: one server, two agents, an edge, two resolvers. */
+static const char k3s_yaml[] =
+	"version: 1\n"
+	"cluster: {name: lab, domain: home.arpa}\n"
+	"network: {subnet: 192.168.1.0/24, gateway: 192.168.1.1, dns: [192.168.1.1, 192.168.1.53]}\n"
+	"nodes:\n"
+	"  - {name: pve1, role: first, serial: A1, ip: 192.168.1.10, disk: {largest_nvme: true}}\n"
+	"assets: [{name: rootfs, file: rootfs.tar.zst}, {name: k3s, file: k3s}, {name: inst, file: install.sh},\n"
+	"         {name: img, file: images/k3s-airgap.tar.zst}]\n"
+	"proxmox: {rootfs: rootfs, root_password: {secret: pw}}\n"
+	"templates: [{name: tpl, vmid: 9000, image: rootfs, target_node: pve1}]\n"
+	"vms:\n"
+	"  - {id: srv, name: \"srv{n}\", vmid: 300, target_node: pve1, clone: tpl, memory: 512, disk: {size: 8G},\n"
+	"     ipconfig0: \"ip=192.168.1.100/24\"}\n"
+	"  - {id: wrk, name: \"wrk{n}\", count: 2, vmid: 400, target_node: pve1, clone: tpl, memory: 512,\n"
+	"     disk: {size: 8G}, ipconfig0: \"ip=192.168.1.110/24\"}\n"
+	"k3s:\n"
+	"  token: {secret: tok}\n"
+	"  servers: [srv]\n"
+	"  agents: [wrk]\n"
+	"  airgap: {binary: k3s, images: img, install_script: inst}\n"
+	"edge: {ip: 192.168.1.200}\n"
+	"secrets: {names: [pw, tok, cluster_ca_key]}\n";
+
+/* k3s_yaml with the first `from` replaced by `to`, then the same for
+ * from2/to2 (when given). */
+static void k3s_edit(char *buf, size_t size, const char *from, const char *to, const char *from2, const char *to2)
+{
+	char tmp[4096];
+	const char *at = strstr(k3s_yaml, from);
+
+	assert_non_null(at);
+	snprintf(buf, size, "%.*s%s%s", (int)(at - k3s_yaml), k3s_yaml, to, at + strlen(from));
+	if (!from2)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s", buf);
+	at = strstr(tmp, from2);
+	assert_non_null(at);
+	snprintf(buf, size, "%.*s%s%s", (int)(at - tmp), tmp, to2, at + strlen(from2));
+}
+
+/* The k3s keys in the model: the API address, the networks' defaults, the
+ * components left out, and the air-gap payload of the K3s groups. */
+static void test_k3s(void **state)
+{
+	char buf[4096];
+	struct diags d = {};
+	struct manifest *m = NULL;
+	struct mf_k3s_file pl[3];
+
+	(void)state;
+	k3s_edit(buf, sizeof(buf), "  agents: [wrk]\n",
+		 "  agents: [wrk]\n  api_vip: 192.168.1.5\n  service_cidr: 10.96.0.0/12\n"
+		 "  disable: [traefik, servicelb]\n",
+		 NULL, NULL);
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "k3s.yaml", &d, &m), 0);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(m->k3s.api_vip, ip("192.168.1.5"));
+	assert_int_equal(m->k3s.cluster_cidr.addr, ip("10.42.0.0"));
+	assert_int_equal(m->k3s.cluster_cidr.prefix, 16);
+	assert_int_equal(m->k3s.service_cidr.addr, ip("10.96.0.0"));
+	assert_int_equal(m->k3s.service_cidr.prefix, 12);
+	assert_int_equal(m->k3s.n_disable, 2);
+	assert_string_equal(m->k3s.disable[0], "traefik");
+	assert_string_equal(m->k3s.disable[1], "servicelb");
+
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "srv"), pl), 3);
+	assert_string_equal(pl[0].asset, "k3s");
+	assert_string_equal(pl[0].path, MANIFEST_K3S_BINARY_PATH);
+	assert_int_equal(pl[0].mode, 0755);
+	assert_string_equal(pl[0].key, "binary");
+	assert_string_equal(pl[1].asset, "img");
+	assert_string_equal(pl[1].path, "/var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst"); /* the base name */
+	assert_int_equal(pl[1].mode, 0644);
+	assert_string_equal(pl[2].asset, "inst");
+	assert_string_equal(pl[2].path, "/usr/local/lib/devopslab/k3s-install.sh");
+	assert_int_equal(pl[2].mode, 0755);
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 3); /* agents too */
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
+	/* Without images: valid, with a warning, and two payload files. */
+	k3s_edit(buf, sizeof(buf), "images: img, ", "", NULL, NULL);
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "k3s.yaml", &d, &m), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.items[0].severity, DIAG_WARNING);
+	assert_string_equal(d.items[0].path, "k3s.airgap");
+	assert_int_equal(d.items[0].line, 19);
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "srv"), pl), 2);
+	assert_string_equal(pl[1].path, MANIFEST_K3S_INSTALL_PATH);
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
+	/* A group outside k3s gets nothing. */
+	k3s_edit(buf, sizeof(buf), "  agents: [wrk]\n", "", NULL, NULL);
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "k3s.yaml", &d, &m), 0);
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 0);
+	manifest_free(m);
+	diags_done(&d);
+}
+
+/* Each case edits k3s_yaml (k3s_edit()) and expects `errors` errors (0:
+ * valid), the first (by position) at `path` with `msg` in its message. */
+static void test_k3s_errors(void **state)
+{
+	static const struct {
+		const char *from, *to, *from2, *to2;
+		size_t errors;
+		const char *path, *msg;
+	} cases[] = {
+#define VIP(v) "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: " v "\n", NULL, NULL
+#define K3S(v) "  agents: [wrk]\n", "  agents: [wrk]\n" v, NULL, NULL
+		{ VIP("192.168.1.5"), 0, NULL, NULL },
+		{ VIP("192.168.2.5"), 1, "k3s.api_vip", "192.168.2.5 is outside network.subnet 192.168.1.0/24" },
+		{ VIP("192.168.1.0"), 1, "k3s.api_vip", "192.168.1.0 is the network address of network.subnet" },
+		{ VIP("192.168.1.255"), 1, "k3s.api_vip", "192.168.1.255 is the broadcast address of network.subnet" },
+		{ VIP("192.168.1.1"), 1, "k3s.api_vip", "192.168.1.1 is the gateway's address" },
+		{ VIP("192.168.1.10"), 1, "k3s.api_vip", "192.168.1.10 is node pve1's address" },
+		{ VIP("192.168.1.100"), 1, "k3s.api_vip", "192.168.1.100 is VM srv1's address" },
+		{ VIP("192.168.1.111"), 1, "k3s.api_vip", "192.168.1.111 is VM wrk2's address" },
+		{ VIP("192.168.1.112"), 0, NULL, NULL },
+		{ VIP("192.168.1.200"), 1, "k3s.api_vip", "192.168.1.200 is the edge's address (edge.ip)" },
+		{ VIP("192.168.1.53"), 1, "k3s.api_vip", "192.168.1.53 is a resolver's address (network.dns[1])" },
+		{ VIP("0.0.0.0"), 1, "k3s.api_vip", "0.0.0.0 is not a host address" },
+		{ VIP("192.168.1"), 1, "k3s.api_vip", "'192.168.1' is not an IPv4 address" },
+		{ K3S("  cluster_cidr: 192.168.0.0/16\n"), 1, "k3s.cluster_cidr",
+		  "192.168.0.0/16 overlaps network.subnet 192.168.1.0/24" },
+		{ K3S("  service_cidr: 192.168.1.128/25\n"), 1, "k3s.service_cidr",
+		  "192.168.1.128/25 overlaps network.subnet 192.168.1.0/24" },
+		{ K3S("  service_cidr: 10.42.5.0/24\n"), 1, "k3s.service_cidr",
+		  "10.42.5.0/24 overlaps k3s.cluster_cidr 10.42.0.0/16 (the default)" },
+		{ K3S("  cluster_cidr: 10.43.0.0/24\n"), 1, "k3s.cluster_cidr",
+		  "10.43.0.0/24 overlaps k3s.service_cidr 10.43.0.0/16 (the default)" },
+		{ K3S("  cluster_cidr: 10.0.0.0/8\n  service_cidr: 10.128.0.0/16\n"), 1, "k3s.service_cidr",
+		  "10.128.0.0/16 overlaps k3s.cluster_cidr 10.0.0.0/8" },
+		{ K3S("  cluster_cidr: 10.0.0.0/9\n  service_cidr: 10.128.0.0/16\n"), 0, NULL, NULL },
+		{ K3S("  cluster_cidr: 10.42.0.1/16\n"), 1, "k3s.cluster_cidr", "has host bits set" },
+		{ K3S("  disable: []\n"), 0, NULL, NULL },
+		{ K3S("  disable: [coredns, servicelb, traefik, local-storage, metrics-server]\n"), 0, NULL, NULL },
+		{ K3S("  disable: [traefik, coredns, traefik]\n"), 1, "k3s.disable[2]",
+		  "'traefik' is already in k3s.disable[0]" },
+		{ K3S("  disable: [flannel]\n"), 1, "k3s.disable[0]",
+		  "'flannel' is not one of: coredns, servicelb, traefik, local-storage, metrics-server" },
+		{ K3S("  disable: traefik\n"), 1, "k3s.disable", "must be a list" },
+		{ "tok, cluster_ca_key]", "tok]", NULL, NULL, 1, "k3s",
+		  "k3s needs the secret cluster_ca_key (its CAs derive from it; docs/k3s.md)" },
+		/* not hidden by a value below k3s that failed to decode */
+		{ "tok, cluster_ca_key]", "tok]", "  agents: [wrk]\n", "  agents: [wrk]\n  disable: [flannel]\n", 2, "k3s",
+		  "k3s needs the secret cluster_ca_key" },
+		{ "{binary: k3s, images: img, install_script: inst}", "{images: img}", NULL, NULL, 2, "k3s.airgap",
+		  "k3s.airgap.binary is required: the nodes have no internet" },
+		{ "{binary: k3s, images: img, install_script: inst}", "{binary: k3s}", NULL, NULL, 1, "k3s.airgap",
+		  "k3s.airgap.install_script is required: the nodes have no internet" },
+		{ "  airgap: {binary: k3s, images: img, install_script: inst}\n", "", NULL, NULL, 2, "k3s",
+		  "k3s.airgap.binary is required: the nodes have no internet" },
+		{ "binary: k3s,", "binary: nope,", NULL, NULL, 1, "k3s.airgap.binary", "no asset named 'nope'" },
+		{ "binary: k3s,", "binary: \"k 3 s\",", NULL, NULL, 1, "k3s.airgap.binary", "is not a valid name" },
+		{ "ipconfig0: \"ip=192.168.1.100/24\"}",
+		  "ipconfig0: \"ip=192.168.1.100/24\", files: [{asset: k3s, path: /usr/local/bin/k3s}]}", NULL, NULL, 1,
+		  "vms[0].files[0].path",
+		  "'/usr/local/bin/k3s' is where k3s.airgap.binary goes in every VM of group 'srv' (in k3s.servers)" },
+		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
+		  "ipconfig0: \"ip=192.168.1.110/24\", files: [{asset: k3s, path: /etc/k3s},\n"
+		  "     {asset: img, path: /var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst}]}",
+		  NULL, NULL, 1, "vms[1].files[1].path",
+		  "'/var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst' is where k3s.airgap.images goes in every VM of "
+		  "group 'wrk' (in k3s.agents)" },
+		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
+		  "ipconfig0: \"ip=192.168.1.110/24\", files: [{asset: inst, path: /usr/local/lib/devopslab/k3s-install.sh}]}",
+		  NULL, NULL, 1, "vms[1].files[0].path", "is where k3s.airgap.install_script goes" },
+		/* another base name, or a group outside k3s: no conflict */
+		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
+		  "ipconfig0: \"ip=192.168.1.110/24\", files: [{asset: img, path: /var/lib/rancher/k3s/agent/images/x.tar}]}",
+		  NULL, NULL, 0, NULL, NULL },
+		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
+		  "ipconfig0: \"ip=192.168.1.110/24\", files: [{asset: k3s, path: /usr/local/bin/k3s}]}", "  agents: [wrk]\n",
+		  "", 0, NULL, NULL },
+#undef VIP
+#undef K3S
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char buf[4096];
+		struct diags d = {};
+		struct manifest *m = NULL;
+		int r;
+
+		k3s_edit(buf, sizeof(buf), cases[i].from, cases[i].to, cases[i].from2, cases[i].to2);
+		r = manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m);
+		if (!cases[i].path) {
+			if (r != 0 || d.n_errors)
+				fail_msg("case %zu (%s): %s: %s", i, cases[i].to, d.n ? d.items[0].path : "",
+					 d.n ? d.items[0].message : "?");
+		} else if (r != -EINVAL || d.n_errors != cases[i].errors || !streq(d.items[0].path, cases[i].path) ||
+			   !strstr(d.items[0].message, cases[i].msg))
+			fail_msg("case %zu (%s): r=%d, %zu errors, first %s: %s", i, cases[i].to, r, d.n_errors,
+				 d.n ? d.items[0].path : "", d.n ? d.items[0].message : "");
+		manifest_free(m);
+		diags_done(&d);
+	}
+}
+
+/* The networks' defaults are checked against the subnet as well. */
+static void test_k3s_default_cidrs(void **state)
+{
+	char buf[4096], *p;
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	/* every address into 10.43.7.0/24, inside the default service CIDR */
+	snprintf(buf, sizeof(buf), "%s", k3s_yaml);
+	while ((p = strstr(buf, "192.168.1."))) {
+		memcpy(p, "10.43.7.", 8);
+		memmove(p + 8, p + 10, strlen(p + 10) + 1);
+	}
+	assert_null(strstr(buf, "192.168"));
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m), -EINVAL);
+	assert_int_equal(d.n_errors, 1);
+	assert_string_equal(d.items[0].path, "k3s.service_cidr");
+	assert_string_equal(d.items[0].message, "the default 10.43.0.0/16 overlaps network.subnet 10.43.7.0/24: set it to "
+						"a range the network does not use");
+	assert_int_equal(d.items[0].line, 16); /* the k3s mapping: the key is not there */
+	diags_done(&d);
+}
+
 static void test_vm_name(void **state)
 {
 	char buf[64];
@@ -587,7 +822,8 @@ int main(void)
 		cmocka_unit_test(test_example), cmocka_unit_test(test_defaults), cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing), cmocka_unit_test(test_diag_cap),
 		cmocka_unit_test(test_vm_mac),  cmocka_unit_test(test_guest),   cmocka_unit_test(test_guest_errors),
-		cmocka_unit_test(test_guest_limits),
+		cmocka_unit_test(test_guest_limits), cmocka_unit_test(test_k3s), cmocka_unit_test(test_k3s_errors),
+		cmocka_unit_test(test_k3s_default_cidrs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

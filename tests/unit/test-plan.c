@@ -308,6 +308,168 @@ static void test_guest_params(void **state)
 	manifest_free(m);
 }
 
+/* K3s: a server group with a file of its own, an agent group, no VIP. */
+static const char k3s[] =
+	"version: 1\n"
+	"cluster: {name: lab, domain: home.arpa}\n"
+	"network: {subnet: 10.0.10.0/24, gateway: 10.0.10.1}\n"
+	"nodes:\n"
+	"  - {name: n1, role: first, mac: \"52:54:00:0a:00:01\", ip: 10.0.10.11, disk: {transport: nvme}}\n"
+	"assets:\n"
+	"  - {name: rootfs, file: rootfs.tar.zst}\n"
+	"  - {name: jammy, file: jammy.img}\n"
+	"  - {name: motd, file: guest/motd}\n"
+	"  - {name: bin, file: k3s/k3s-v1.30}\n"
+	"  - {name: img, file: k3s/airgap-images.tar.zst}\n"
+	"  - {name: inst, file: install.sh}\n"
+	"proxmox: {rootfs: rootfs, root_password: {secret: root_password}}\n"
+	"templates: [{name: tpl, vmid: 9000, image: jammy, target_node: n1}]\n"
+	"vms:\n"
+	"  - {id: srv, name: \"srv-{n}\", count: 3, vmid: 300, target_node: n1, clone: tpl, memory: 512,\n"
+	"     disk: {size: 8G}, ipconfig0: \"ip=10.0.10.51/24\", files: [{asset: motd, path: /etc/motd}]}\n"
+	"  - {id: wrk, name: \"wrk-{n}\", vmid: 400, target_node: n1, clone: tpl, memory: 512, disk: {size: 8G},\n"
+	"     ipconfig0: \"ip=10.0.10.61/24\"}\n"
+	"  - {id: other, name: other, vmid: 500, target_node: n1, clone: tpl, memory: 512, disk: {size: 8G},\n"
+	"     ipconfig0: \"ip=10.0.10.71/24\"}\n"
+	"k3s:\n"
+	"  token: {secret: tok}\n"
+	"  servers: [srv]\n"
+	"  agents: [wrk]\n"
+	"  ha: true\n"
+	"  cluster_cidr: 10.100.0.0/16\n"
+	"  disable: [traefik, local-storage]\n"
+	"  airgap: {binary: bin, images: img, install_script: inst}\n"
+	"secrets: {names: [root_password, tok, cluster_ca_key]}\n";
+
+/* The names of a step's params from `first` on, comma-separated. */
+static void keys_from(const struct step *s, const char *first, char *buf, size_t size)
+{
+	bool on = false;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	json_object_object_foreach(s->params, key, val)
+	{
+		(void)val;
+		on = on || streq(key, first);
+		if (on && o < size)
+			o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? "," : "", key);
+	}
+}
+
+static const char *str_at(struct json_object *a, size_t i)
+{
+	return json_object_get_string(json_object_array_get_idx(a, i));
+}
+
+static void test_k3s_params(void **state)
+{
+	struct manifest *m = load(k3s);
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o;
+	char keys[512];
+
+	(void)state;
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/k3s/server/srv-1");
+	assert_non_null(s);
+	assert_int_equal(s->kind, STEP_K3S_SERVER_INIT);
+	keys_from(s, "version", keys, sizeof(keys));
+	assert_string_equal(keys, "version,node_name,cluster_cidr,service_cidr,disable,api_vip,tls_san,datastore,"
+				  "cluster_init,token,airgap_binary,airgap_images,install_script");
+	assert_string_equal(step_param_string(s, "node_name"), "srv-1");
+	assert_string_equal(step_param_string(s, "cluster_cidr"), "10.100.0.0/16");
+	assert_string_equal(step_param_string(s, "service_cidr"), "10.43.0.0/16"); /* the default */
+	a = json_get_array(s->params, "disable");
+	assert_int_equal(json_object_array_length(a), 2);
+	assert_string_equal(str_at(a, 0), "traefik");
+	assert_string_equal(str_at(a, 1), "local-storage");
+	assert_true(json_object_object_get_ex(s->params, "api_vip", &o));
+	assert_null(o); /* none: JSON null, "-" in text */
+	a = json_get_array(s->params, "tls_san");
+	assert_int_equal(json_object_array_length(a), 1);
+	assert_string_equal(str_at(a, 0), "10.0.10.51");
+
+	s = plan_find_step(p, "cluster/k3s/server/srv-3");
+	assert_int_equal(s->kind, STEP_K3S_SERVER_JOIN);
+	keys_from(s, "version", keys, sizeof(keys));
+	assert_string_equal(keys, "version,node_name,cluster_cidr,service_cidr,disable,api_vip,tls_san,server,token,"
+				  "airgap_binary,airgap_images,install_script");
+	assert_string_equal(step_param_string(s, "server"), "https://10.0.10.51:6443");
+	assert_string_equal(str_at(json_get_array(s->params, "tls_san"), 0), "10.0.10.53");
+
+	s = plan_find_step(p, "cluster/k3s/agent/wrk-1");
+	assert_int_equal(s->kind, STEP_K3S_AGENT);
+	keys_from(s, "version", keys, sizeof(keys));
+	assert_string_equal(keys, "version,node_name,cluster_cidr,service_cidr,disable,api_vip,server,token,"
+				  "airgap_binary,airgap_images,install_script");
+	assert_string_equal(step_param_string(s, "node_name"), "wrk-1");
+	assert_null(param(s, "tls_san"));
+
+	/* The vm steps: the group's own files, then the air-gap payload. */
+	s = plan_find_step(p, "cluster/vm/srv-2");
+	a = json_get_array(s->params, "files");
+	assert_int_equal(json_object_array_length(a), 4);
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 0), "path"), "/etc/motd");
+	o = json_object_array_get_idx(a, 1);
+	assert_string_equal(json_get_string(o, "asset"), "bin");
+	assert_string_equal(json_get_string(o, "file"), "k3s/k3s-v1.30");
+	assert_string_equal(json_get_string(o, "path"), "/usr/local/bin/k3s");
+	assert_string_equal(json_get_string(o, "mode"), "0755");
+	o = json_object_array_get_idx(a, 2);
+	assert_string_equal(json_get_string(o, "asset"), "img");
+	assert_string_equal(json_get_string(o, "file"), "k3s/airgap-images.tar.zst");
+	assert_string_equal(json_get_string(o, "path"), "/var/lib/rancher/k3s/agent/images/airgap-images.tar.zst");
+	assert_string_equal(json_get_string(o, "mode"), "0644");
+	o = json_object_array_get_idx(a, 3);
+	assert_string_equal(json_get_string(o, "asset"), "inst");
+	assert_string_equal(json_get_string(o, "path"), "/usr/local/lib/devopslab/k3s-install.sh");
+	assert_string_equal(json_get_string(o, "mode"), "0755");
+	assert_int_equal(json_object_array_length(json_get_array(plan_find_step(p, "cluster/vm/wrk-1")->params, "files")),
+			 3);
+	assert_int_equal(json_object_array_length(json_get_array(plan_find_step(p, "cluster/vm/other")->params, "files")),
+			 0);
+	plan_free(p);
+	manifest_free(m);
+}
+
+/* With api_vip: in every K3s step, and first in the servers' tls_san. */
+static void test_k3s_vip(void **state)
+{
+	char buf[sizeof(k3s) + 64];
+	const char *at = strstr(k3s, "  disable:");
+	struct manifest *m;
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "%.*s  api_vip: 10.0.10.5\n%s", (int)(at - k3s), k3s, at);
+	m = load(buf);
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/k3s/server/srv-2");
+	assert_string_equal(step_param_string(s, "api_vip"), "10.0.10.5");
+	a = json_get_array(s->params, "tls_san");
+	assert_int_equal(json_object_array_length(a), 2);
+	assert_string_equal(str_at(a, 0), "10.0.10.5");
+	assert_string_equal(str_at(a, 1), "10.0.10.52");
+	assert_string_equal(step_param_string(plan_find_step(p, "cluster/k3s/agent/wrk-1"), "api_vip"), "10.0.10.5");
+	f = open_memstream(&text, &size);
+	assert_non_null(f);
+	assert_int_equal(plan_print_text(f, p), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "      node_name: srv-2\n      cluster_cidr: 10.100.0.0/16\n"
+				     "      service_cidr: 10.43.0.0/16\n      disable: traefik, local-storage\n"
+				     "      api_vip: 10.0.10.5\n      tls_san: 10.0.10.5, 10.0.10.52\n"));
+	free(text);
+	plan_free(p);
+	manifest_free(m);
+}
+
 static void test_render(void **state)
 {
 	struct manifest *m = load(small);
@@ -347,6 +509,8 @@ int main(void)
 		cmocka_unit_test(test_hash_follows_params),
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_guest_params),
+		cmocka_unit_test(test_k3s_params),
+		cmocka_unit_test(test_k3s_vip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

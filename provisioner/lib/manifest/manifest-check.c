@@ -178,6 +178,50 @@ size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size
 	return total;
 }
 
+/* Which K3s list group id is in: "servers", "agents", or NULL. */
+static const char *k3s_role(const struct manifest *m, const char *id)
+{
+	const struct mf_k3s *k = &m->k3s;
+
+	for (size_t i = 0; id && k->present && i < k->n_servers; i++)
+		if (streq_ptr(k->servers[i], id))
+			return "servers";
+	for (size_t i = 0; id && k->present && i < k->n_agents; i++)
+		if (streq_ptr(k->agents[i], id))
+			return "agents";
+	return NULL;
+}
+
+static void k3s_file(struct mf_k3s_file *f, const char *asset, const char *key, unsigned mode, const char *dir,
+		     const char *name)
+{
+	f->asset = asset;
+	f->key = key;
+	f->mode = mode;
+	snprintf(f->path, sizeof(f->path), "%s%s%s", dir, name ? "/" : "", name ? name : "");
+}
+
+size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g, struct mf_k3s_file ret[static 3])
+{
+	const struct mf_k3s *k = &m->k3s;
+	const struct mf_asset *images = manifest_find_asset(m, k->airgap.images);
+	size_t n = 0;
+
+	if (!g || !k3s_role(m, g->id))
+		return 0;
+	if (k->airgap.binary)
+		k3s_file(&ret[n++], k->airgap.binary, "binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
+	if (images && images->file) {
+		const char *slash = strrchr(images->file, '/');
+
+		k3s_file(&ret[n++], k->airgap.images, "images", 0644, MANIFEST_K3S_IMAGES_DIR,
+			 slash ? slash + 1 : images->file);
+	}
+	if (k->airgap.install_script)
+		k3s_file(&ret[n++], k->airgap.install_script, "install_script", 0755, MANIFEST_K3S_INSTALL_PATH, NULL);
+	return n;
+}
+
 /* ---- duplicate detection ------------------------------------------------ */
 
 /* A value that must be unique, with where it was written. Sorting by
@@ -361,8 +405,9 @@ static void check_asset_ref(struct mf_ctx *c, const struct manifest *m, const ch
 }
 
 /* An address of a host on the management network: inside the subnet, not
- * its network or broadcast address, not the gateway. */
-static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t ip, const char *path,
+ * its network or broadcast address, not the gateway. Returns whether it
+ * is not (and was reported). */
+static bool check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t ip, const char *path,
 			  const char *what)
 {
 	const struct mf_network *net = &m->network;
@@ -370,7 +415,7 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 	char a[96], s[16];
 
 	if (c->subnet_failed)
-		return;
+		return false;
 	ipv4_format(ip, s, sizeof(s));
 	if (what)
 		snprintf(a, sizeof(a), "%s (%s)", s, what);
@@ -384,6 +429,9 @@ static void check_host_ip(struct mf_ctx *c, const struct manifest *m, uint32_t i
 			    ip == net->subnet.addr ? "network" : "broadcast");
 	else if (ip == net->gateway && !c->gateway_failed)
 		mf_error_at(c, path, "%s is the gateway's address", a);
+	else
+		return false;
+	return true;
 }
 
 /* ---- sections --------------------------------------------------------------- */
@@ -823,7 +871,154 @@ static void check_groups(struct mf_ctx *c, const struct manifest *m, char *const
 			mf_error_at(c, P(p, "k3s.%s[%zu]", key, i), "no VM group with id '%s' in vms", ids[i]);
 }
 
-static void check_k3s(struct mf_ctx *c, const struct manifest *m)
+/* k3s.api_vip: a host address of the subnet that no node, VM, edge or
+ * resolver holds (the servers answer on it besides their own addresses). */
+static void check_api_vip(struct mf_ctx *c, const struct manifest *m)
+{
+	uint32_t vip = m->k3s.api_vip;
+	char a[16], name[64], p[MF_PATH_MAX];
+
+	if (!vip || check_host_ip(c, m, vip, "k3s.api_vip", NULL))
+		return;
+	ipv4_format(vip, a, sizeof(a));
+	for (size_t i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].ip == vip) {
+			mf_error_at(c, "k3s.api_vip", "%s is node %s's address", a,
+				    m->nodes[i].name ? m->nodes[i].name : P(p, "nodes[%zu]", i));
+			return;
+		}
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct mf_vm_group *g = &m->vms[i];
+		unsigned j = vip - g->ipconfig0.ip;
+
+		if (!g->ipconfig0.ip || vip < g->ipconfig0.ip || j >= g->count ||
+		    mf_failed(c, P(p, "vms[%zu].ipconfig0", i)))
+			continue;
+		if (g->name && manifest_vm_name(g->name, j + 1, name, sizeof(name)) == 0 && hostname_label_valid(name))
+			mf_error_at(c, "k3s.api_vip", "%s is VM %s's address", a, name);
+		else
+			mf_error_at(c, "k3s.api_vip", "%s is the address of VM %u of group '%s'", a, j + 1,
+				    g->id ? g->id : "?");
+		return;
+	}
+	if (m->edge.present && m->edge.ip == vip) {
+		mf_error_at(c, "k3s.api_vip", "%s is the edge's address (edge.ip)", a);
+		return;
+	}
+	for (size_t i = 0; i < m->network.n_dns; i++)
+		if (m->network.dns[i] == vip) {
+			mf_error_at(c, "k3s.api_vip", "%s is a resolver's address (network.dns[%zu])", a, i);
+			return;
+		}
+}
+
+static bool cidr_overlap(const struct mf_cidr *a, const struct mf_cidr *b)
+{
+	return ipv4_in_cidr(a->addr, b->addr, b->prefix) || ipv4_in_cidr(b->addr, a->addr, a->prefix);
+}
+
+static const char *format_cidr(const struct mf_cidr *a, char buf[static 24])
+{
+	char ip[16];
+
+	ipv4_format(a->addr, ip, sizeof(ip));
+	snprintf(buf, 24, "%s/%u", ip, a->prefix);
+	return buf;
+}
+
+/* The pod and service networks: defaults, then apart from each other and
+ * from the management network (a pod or service address there would
+ * shadow a host on it). A value that failed to decode is left out. */
+static void check_k3s_cidrs(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_k3s *k = &m->k3s;
+	const struct mf_cidr *net = &m->network.subnet;
+	struct {
+		struct mf_cidr *cidr;
+		const char *key;
+		struct mf_cidr def;
+		bool given;
+	} v[] = {
+		{ &k->cluster_cidr, "cluster_cidr", { 10u << 24 | 42u << 16, 16 }, k->cluster_cidr.prefix != 0 },
+		{ &k->service_cidr, "service_cidr", { 10u << 24 | 43u << 16, 16 }, k->service_cidr.prefix != 0 },
+	};
+	char p[MF_PATH_MAX], a[24], b[24];
+
+	for (size_t i = 0; i < ELEMENTSOF(v); i++)
+		if (!v[i].given && !mf_failed(c, P(p, "k3s.%s", v[i].key)))
+			*v[i].cidr = v[i].def;
+	for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+		if (!v[i].cidr->prefix || c->subnet_failed || !cidr_overlap(v[i].cidr, net))
+			continue;
+		mf_error_at(c, P(p, "k3s.%s", v[i].key), "%s%s overlaps network.subnet %s%s",
+			    v[i].given ? "" : "the default ", format_cidr(v[i].cidr, a), format_cidr(net, b),
+			    v[i].given ? "" : ": set it to a range the network does not use");
+	}
+	if (k->cluster_cidr.prefix && k->service_cidr.prefix && cidr_overlap(&k->cluster_cidr, &k->service_cidr)) {
+		size_t at = v[1].given ? 1 : 0, other = 1 - at;
+
+		mf_error_at(c, P(p, "k3s.%s", v[at].key), "%s overlaps k3s.%s %s%s", format_cidr(v[at].cidr, a),
+			    v[other].key, format_cidr(v[other].cidr, b), v[other].given ? "" : " (the default)");
+	}
+}
+
+/* k3s.disable: each component once (the values were checked when decoded). */
+static void check_k3s_disable(struct mf_ctx *c, const struct mf_k3s *k)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < k->n_disable; i++)
+		for (size_t j = 0; j < i; j++)
+			if (k->disable[i] && streq_ptr(k->disable[i], k->disable[j])) {
+				mf_error_at(c, P(p, "k3s.disable[%zu]", i), "'%s' is already in k3s.disable[%zu]",
+					    k->disable[i], j);
+				break;
+			}
+}
+
+/* The air gap: the nodes reach no registry and no download site, so the
+ * binary and the install script come from the bundle; so should the
+ * images, or every pod waits for a pull that cannot happen. */
+static void check_k3s_airgap(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_k3s *k = &m->k3s;
+	const char *at = mf_given(c, "k3s.airgap") ? "k3s.airgap" : "k3s";
+
+	if (!k->airgap.binary && !mf_failed(c, "k3s.airgap.binary"))
+		mf_error_whole(c, at, "k3s.airgap.binary is required: the nodes have no internet");
+	if (!k->airgap.install_script && !mf_failed(c, "k3s.airgap.install_script"))
+		mf_error_whole(c, at, "k3s.airgap.install_script is required: the nodes have no internet");
+	if (!k->airgap.images && !mf_failed(c, "k3s.airgap.images"))
+		mf_warning_whole(c, at,
+				 "k3s.airgap.images is not set: the nodes have no internet, and without this "
+				 "archive K3s cannot pull its own images (pause, coredns, ...)");
+	check_asset_ref(c, m, k->airgap.binary, "k3s.airgap.binary");
+	check_asset_ref(c, m, k->airgap.images, "k3s.airgap.images");
+	check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
+}
+
+/* A K3s group's own files must not take the paths of the air-gap payload,
+ * which the vm step adds to every VM of the group. */
+static void check_k3s_payload(struct mf_ctx *c, const struct manifest *m)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct mf_vm_group *g = &m->vms[i];
+		struct mf_k3s_file pl[3];
+		size_t n = manifest_k3s_payload(m, g, pl);
+
+		for (size_t j = 0; j < g->n_files; j++)
+			for (size_t e = 0; e < n; e++)
+				if (streq_ptr(g->files[j].path, pl[e].path))
+					mf_error_at(c, P(p, "vms[%zu].files[%zu].path", i, j),
+						    "'%s' is where k3s.airgap.%s goes in every VM of group '%s' (in "
+						    "k3s.%s)",
+						    pl[e].path, pl[e].key, g->id, k3s_role(m, g->id));
+	}
+}
+
+static void check_k3s(struct mf_ctx *c, struct manifest *m)
 {
 	const struct mf_k3s *k = &m->k3s;
 	char p[MF_PATH_MAX];
@@ -832,6 +1027,9 @@ static void check_k3s(struct mf_ctx *c, const struct manifest *m)
 	if (!k->present)
 		return;
 	check_secret(c, m, &k->token, "k3s.token");
+	if (!secret_declared(m, MANIFEST_SECRET_CA_KEY))
+		mf_error_whole(c, "k3s", "k3s needs the secret %s (its CAs derive from it; docs/k3s.md)",
+			       MANIFEST_SECRET_CA_KEY);
 	if (k->n_servers == 0)
 		mf_error_at(c, "k3s.servers", "needs at least one VM group");
 	check_groups(c, m, k->servers, k->n_servers, "servers");
@@ -848,9 +1046,11 @@ static void check_k3s(struct mf_ctx *c, const struct manifest *m)
 			    servers);
 	else if (!k->ha && servers > 1)
 		mf_error_at(c, "k3s.servers", "%zu server VMs need ha: true (embedded etcd)", servers);
-	check_asset_ref(c, m, k->airgap.binary, "k3s.airgap.binary");
-	check_asset_ref(c, m, k->airgap.images, "k3s.airgap.images");
-	check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
+	check_api_vip(c, m);
+	check_k3s_cidrs(c, m);
+	check_k3s_disable(c, k);
+	check_k3s_airgap(c, m);
+	check_k3s_payload(c, m);
 }
 
 static void check_record(struct mf_ctx *c, const struct mf_dns_record *rec, size_t i)

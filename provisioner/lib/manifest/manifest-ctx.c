@@ -152,6 +152,29 @@ void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, co
 	va_end(ap);
 }
 
+void mf_report_whole(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+{
+	const struct mf_posent *p = NULL;
+	va_list ap;
+
+	for (size_t i = 0; i < c->n_failed; i++)
+		if (path_within(path, c->failed[i]))
+			return;
+	if (c->diags->n <= DIAGS_MAX)
+		p = find_pos(c, path);
+	va_start(ap, fmt);
+	mf_vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
+	va_end(ap);
+}
+
+bool mf_given(const struct mf_ctx *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_pos; i++)
+		if (streq(c->pos[i].path, path))
+			return true;
+	return false;
+}
+
 void mf_ctx_done(struct mf_ctx *c)
 {
 	for (size_t i = 0; i < c->n_pos; i++)

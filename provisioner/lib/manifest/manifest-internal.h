@@ -56,6 +56,17 @@ void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, co
 #define mf_error_at(c, path, ...) mf_report_at(c, DIAG_ERROR, path, __VA_ARGS__)
 #define mf_warning_at(c, path, ...) mf_report_at(c, DIAG_WARNING, path, __VA_ARGS__)
 
+/* Like mf_report_at(), for a rule about a mapping as a whole that no value
+ * inside it decides (k3s needs a secret): silent only when path itself or
+ * a parent failed, not when something below it did. */
+void mf_report_whole(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define mf_error_whole(c, path, ...) mf_report_whole(c, DIAG_ERROR, path, __VA_ARGS__)
+#define mf_warning_whole(c, path, ...) mf_report_whole(c, DIAG_WARNING, path, __VA_ARGS__)
+
+/* Whether the manifest has a value at exactly this path (decoded or not). */
+bool mf_given(const struct mf_ctx *c, const char *path);
+
 /* Mark path as broken (from a check): later checks stay silent on it. */
 void mf_mark_failed(struct mf_ctx *c, const char *path);
 

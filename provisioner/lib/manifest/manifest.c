@@ -1005,12 +1005,40 @@ static const struct seq_spec vms_spec = { .fields = vm_fields,
 					  .pos_offset = offsetof(struct mf_vm_group, pos),
 					  .init = vm_group_init };
 
+/* binary and install_script are required whenever k3s is present, so
+ * manifest-check.c says so, with why (the nodes have no internet). */
 static const struct field airgap_fields[] = {
-	FIELD("binary", p_ident, struct mf_k3s, airgap.binary, true, NULL),
-	FIELD("images", p_ident, struct mf_k3s, airgap.images, true, NULL),
-	FIELD("install_script", p_ident, struct mf_k3s, airgap.install_script, true, NULL),
+	FIELD("binary", p_ident, struct mf_k3s, airgap.binary, false, NULL),
+	FIELD("images", p_ident, struct mf_k3s, airgap.images, false, NULL),
+	FIELD("install_script", p_ident, struct mf_k3s, airgap.install_script, false, NULL),
 	{}
 };
+
+/* k3s.api_vip: an address, never 0.0.0.0 (0 means "none" in the model). */
+static int p_api_vip(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	uint32_t *ip = AT(base, f->offset, uint32_t);
+	int r = ipv4_value(c, n, ip);
+
+	if (r >= 0 && *ip == 0)
+		return derr(c, n, "0.0.0.0 is not a host address");
+	return r;
+}
+
+/* The packaged components of K3s that its `--disable` flag takes. */
+static const char *const k3s_component_names[] = { "coredns", "servicelb", "traefik", "local-storage",
+						   "metrics-server", NULL };
+
+static int p_k3s_component_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const struct field ef = { .offset = 0, .arg = k3s_component_names };
+
+	(void)f;
+	return p_str_enum(c, n, base, &ef);
+}
+
+static const struct seq_spec k3s_components_spec = { .elem = p_k3s_component_elem, .elem_size = sizeof(char *),
+						     .max = 16, .pos_offset = SIZE_MAX };
 
 static const struct field k3s_fields[] = {
 	FIELD("version", p_str, struct mf_k3s, version, false, NULL),
@@ -1018,6 +1046,10 @@ static const struct field k3s_fields[] = {
 	FIELD2("servers", p_seq, struct mf_k3s, servers, n_servers, true, &idents_spec),
 	FIELD2("agents", p_seq, struct mf_k3s, agents, n_agents, false, &idents_spec),
 	FIELD("ha", p_bool, struct mf_k3s, ha, false, NULL),
+	FIELD("api_vip", p_api_vip, struct mf_k3s, api_vip, false, NULL),
+	FIELD("cluster_cidr", p_cidr, struct mf_k3s, cluster_cidr, false, NULL),
+	FIELD("service_cidr", p_cidr, struct mf_k3s, service_cidr, false, NULL),
+	FIELD2("disable", p_seq, struct mf_k3s, disable, n_disable, false, &k3s_components_spec),
 	{ "airgap", p_inline_map, 0, false, airgap_fields, 0 },
 	{}
 };
@@ -1191,6 +1223,7 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->k3s.token.name);
 	strv_free(m->k3s.servers, m->k3s.n_servers);
 	strv_free(m->k3s.agents, m->k3s.n_agents);
+	strv_free(m->k3s.disable, m->k3s.n_disable);
 	free(m->k3s.airgap.binary);
 	free(m->k3s.airgap.images);
 	free(m->k3s.airgap.install_script);

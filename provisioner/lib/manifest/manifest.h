@@ -216,6 +216,14 @@ struct mf_vm {
 	unsigned index; /* 0-based */
 };
 
+/* Where the air-gap payload lands in every VM of a K3s server or agent
+ * group (the vm step's `files`, docs/k3s.md): the binary, the install
+ * script, and the images archive under its asset file's base name in the
+ * directory K3s imports archives from when it starts. */
+#define MANIFEST_K3S_BINARY_PATH "/usr/local/bin/k3s"
+#define MANIFEST_K3S_IMAGES_DIR "/var/lib/rancher/k3s/agent/images"
+#define MANIFEST_K3S_INSTALL_PATH "/usr/local/lib/devopslab/k3s-install.sh"
+
 struct mf_k3s {
 	char *version;
 	struct mf_secret token;
@@ -224,8 +232,20 @@ struct mf_k3s {
 	char **agents;
 	size_t n_agents;
 	bool ha; /* embedded etcd; needs an odd number >= 3 of servers */
+	/* A virtual address for the API server (the servers' TLS certificates
+	 * name it); 0 = none. A host address of network.subnet no one else
+	 * holds. */
+	uint32_t api_vip;
+	/* Pod and service networks; after loading, the defaults 10.42.0.0/16
+	 * and 10.43.0.0/16 when not given. Neither overlaps the other nor
+	 * network.subnet. */
+	struct mf_cidr cluster_cidr, service_cidr;
+	char **disable; /* coredns, servicelb, traefik, local-storage, metrics-server: each once, in manifest order */
+	size_t n_disable;
 	struct {
-		char *binary, *images, *install_script; /* asset names */
+		/* asset names; binary and install_script are required,
+		 * images is optional (a warning when absent) */
+		char *binary, *images, *install_script;
 	} airgap;
 	bool present;
 };
@@ -339,5 +359,21 @@ int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *r
 
 /* Total number of VMs in the groups listed (k3s servers, say). */
 size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n);
+
+/* One air-gap payload file of a K3s VM (see manifest_k3s_payload()). */
+struct mf_k3s_file {
+	const char *asset; /* borrowed from the manifest */
+	char path[320];    /* in the guest */
+	unsigned mode;
+	const char *key;   /* the k3s.airgap key that names the asset: "binary" */
+};
+
+/* The air-gap payload every VM of group g gets when g is in k3s.servers or
+ * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
+ * airgap.images in MANIFEST_K3S_IMAGES_DIR (0644; only when set and its
+ * asset exists, whose file's base name it keeps), airgap.install_script at
+ * MANIFEST_K3S_INSTALL_PATH (0755). An unset key is left out. Returns how
+ * many entries of ret[] were filled: 0 for any other group or without k3s. */
+size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g, struct mf_k3s_file ret[static 3]);
 
 DEFINE_FREE_FUNC(struct manifest, manifest_free)

@@ -838,25 +838,36 @@ static int expand(struct builder *b, const struct mf_vm_group *g, unsigned i, st
 	return r;
 }
 
-/* vms[].files: what to copy into the guest. No digest: the step takes it
- * from the verified bundle by `file`, as rootfs-extract does. */
+static void push_file(struct builder *b, struct json_object *a, const char *asset_name, const char *path,
+		      unsigned mode)
+{
+	const struct mf_asset *asset = manifest_find_asset(b->m, asset_name);
+	struct json_object *o = obj(b);
+	char octal[8];
+
+	snprintf(octal, sizeof(octal), "%04o", mode & 07777u);
+	put_str(b, o, "asset", asset_name);
+	put_str(b, o, "file", asset ? asset->file : NULL);
+	put_str(b, o, "path", path);
+	put_str(b, o, "mode", octal);
+	push(b, a, o);
+}
+
+/* vms[].files: what to copy into the guest; then, in a K3s server or agent
+ * group, the air-gap payload (manifest_k3s_payload(): the K3s VMs have no
+ * internet, so the binary, images and install script travel the same
+ * way). No digest: the step takes each from the verified bundle by `file`,
+ * as rootfs-extract does. */
 static struct json_object *vm_files(struct builder *b, const struct mf_vm_group *g)
 {
 	struct json_object *a = arr(b);
+	struct mf_k3s_file k3s[3];
+	size_t n = manifest_k3s_payload(b->m, g, k3s);
 
-	for (size_t i = 0; i < g->n_files; i++) {
-		const struct mf_vm_file *f = &g->files[i];
-		const struct mf_asset *asset = manifest_find_asset(b->m, f->asset);
-		struct json_object *o = obj(b);
-		char mode[8];
-
-		snprintf(mode, sizeof(mode), "%04o", f->mode & 07777u);
-		put_str(b, o, "asset", f->asset);
-		put_str(b, o, "file", asset ? asset->file : NULL);
-		put_str(b, o, "path", f->path);
-		put_str(b, o, "mode", mode);
-		push(b, a, o);
-	}
+	for (size_t i = 0; i < g->n_files; i++)
+		push_file(b, a, g->files[i].asset, g->files[i].path, g->files[i].mode);
+	for (size_t i = 0; i < n; i++)
+		push_file(b, a, k3s[i].asset, k3s[i].path, k3s[i].mode);
 	return a;
 }
 
@@ -936,7 +947,7 @@ static void add_vms(struct builder *b)
 static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf_vm *vm, const struct mf_vm *init)
 {
 	const struct mf_k3s *k = &b->m->k3s;
-	struct json_object *p = obj(b);
+	struct json_object *p = obj(b), *san;
 	char title[STEP_TITLE_MAX], url[48], ip[16];
 	const char *role = kind == STEP_K3S_AGENT ? "agent" : "server";
 	struct step *s;
@@ -945,6 +956,23 @@ static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf
 	put_ip(b, p, "ip", vm->ip);
 	put_str(b, p, "role", role);
 	put_str(b, p, "version", k->version);
+	put_str(b, p, "node_name", vm->name);
+	put_cidr(b, p, "cluster_cidr", k->cluster_cidr.addr, k->cluster_cidr.prefix);
+	put_cidr(b, p, "service_cidr", k->service_cidr.addr, k->service_cidr.prefix);
+	put_strv(b, p, "disable", k->disable, k->n_disable);
+	put_ip(b, p, "api_vip", k->api_vip);
+	if (kind != STEP_K3S_AGENT) {
+		/* The names the API server's certificate carries besides its
+		 * defaults: the virtual address first, then the VM's own. */
+		san = arr(b);
+		if (k->api_vip) {
+			fmt_ip(k->api_vip, ip);
+			push(b, san, str(b, ip));
+		}
+		fmt_ip(vm->ip, ip);
+		push(b, san, str(b, ip));
+		put(b, p, "tls_san", san);
+	}
 	if (kind == STEP_K3S_SERVER_INIT) {
 		put_str(b, p, "datastore", k->ha ? "embedded-etcd" : "sqlite");
 		put_bool(b, p, "cluster_init", k->ha);
