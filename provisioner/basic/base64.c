@@ -52,3 +52,36 @@ int base64_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_size)
 	*ret = TAKE_PTR(out);
 	return 0;
 }
+
+int base64_encode(const void *in, size_t n, char **ret)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const uint8_t *p = in;
+	size_t i, k = 0;
+	char *out;
+
+	if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return -EOVERFLOW;
+	out = malloc((n + 2) / 3 * 4 + 1);
+	if (!out)
+		return -ENOMEM;
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+		out[k++] = abc[v >> 18];
+		out[k++] = abc[(v >> 12) & 63];
+		out[k++] = abc[(v >> 6) & 63];
+		out[k++] = abc[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+
+		out[k++] = abc[v >> 18];
+		out[k++] = abc[(v >> 12) & 63];
+		out[k++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+		out[k++] = '=';
+	}
+	out[k] = 0;
+	*ret = out;
+	return 0;
+}

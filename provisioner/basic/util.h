@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -64,6 +66,15 @@ static inline bool isempty(const char *s) { return !s || !*s; }
 
 /* Return a negative errno from the current errno, never 0. */
 static inline int negative_errno(void) { return errno > 0 ? -errno : -EIO; }
+
+/* Sleep ms milliseconds, through signals. */
+static inline void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 /* Overwrite memory that held a secret; not optimised away. */
 static inline void explicit_wipe(void *p, size_t n)

@@ -63,13 +63,6 @@ static void progress(struct cluster_ctx *c, const char *fmt, ...)
 	c->cfg.progress(c->cfg.userdata, buf);
 }
 
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static bool transient(int r)
 {
