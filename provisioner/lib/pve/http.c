@@ -38,6 +38,8 @@ struct http_transport {
 	bool has_pin;
 	uint8_t pin[HTTP_FP_LEN];
 	char *ca_file;
+	char *ca_pem;                 /* instead of ca_file: the CA certificate itself */
+	char *cert_pem, *key_pem;     /* our client certificate (key: secret) */
 	uint8_t peer_fp[HTTP_FP_LEN];
 	bool peer_fp_valid;
 	bool verify_failed; /* our callback refused the certificate */
@@ -95,14 +97,6 @@ uint64_t http_backoff_ms(uint64_t *state, unsigned attempt, uint64_t base_ms, ui
 	if (cap > max_ms)
 		cap = max_ms;
 	return cap ? splitmix64(state) % (cap + 1) : 0;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* ---- fingerprints ------------------------------------------------------ */
@@ -260,6 +254,14 @@ struct http_transport *http_transport_new(const char *base_url, const struct htt
 	return TAKE_PTR(t);
 }
 
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_wipe(s, strlen(s));
+		free(s);
+	}
+}
+
 struct http_transport *http_transport_clone(const struct http_transport *t, uint64_t salt)
 {
 	_cleanup_(http_transport_freep) struct http_transport *c = http_transport_new(t->base_url, &t->o);
@@ -267,6 +269,10 @@ struct http_transport *http_transport_clone(const struct http_transport *t, uint
 	if (!c)
 		return NULL;
 	if (t->ca_file && !(c->ca_file = strdup(t->ca_file)))
+		return NULL;
+	if (t->ca_pem && !(c->ca_pem = strdup(t->ca_pem)))
+		return NULL;
+	if (t->cert_pem && http_transport_client_cert(c, t->cert_pem, t->key_pem) < 0)
 		return NULL;
 	c->has_pin = t->has_pin;
 	memcpy(c->pin, t->pin, HTTP_FP_LEN);
@@ -283,6 +289,9 @@ struct http_transport *http_transport_free(struct http_transport *t)
 		curl_easy_cleanup(t->curl);
 	free(t->base_url);
 	free(t->ca_file);
+	free(t->ca_pem);
+	free(t->cert_pem);
+	wipe_free(t->key_pem);
 	free(t);
 	return NULL;
 }
@@ -306,6 +315,8 @@ int http_transport_pin(struct http_transport *t, const uint8_t fp[HTTP_FP_LEN])
 	drop_connections(t);
 	free(t->ca_file);
 	t->ca_file = NULL;
+	free(t->ca_pem);
+	t->ca_pem = NULL;
 	memcpy(t->pin, fp, HTTP_FP_LEN);
 	t->has_pin = true;
 	return 0;
@@ -323,13 +334,47 @@ int http_transport_ca(struct http_transport *t, const char *ca_file)
 	drop_connections(t);
 	free(t->ca_file);
 	t->ca_file = c;
+	free(t->ca_pem);
+	t->ca_pem = NULL;
 	t->has_pin = false;
+	return 0;
+}
+
+int http_transport_ca_pem(struct http_transport *t, const char *pem)
+{
+	char *c = strdup(pem);
+
+	if (!c)
+		return -ENOMEM;
+	drop_connections(t);
+	free(t->ca_pem);
+	t->ca_pem = c;
+	free(t->ca_file);
+	t->ca_file = NULL;
+	t->has_pin = false;
+	return 0;
+}
+
+int http_transport_client_cert(struct http_transport *t, const char *cert_pem, const char *key_pem)
+{
+	char *c = strdup(cert_pem), *k = strdup(key_pem);
+
+	if (!c || !k) {
+		free(c);
+		wipe_free(k);
+		return -ENOMEM;
+	}
+	drop_connections(t);
+	free(t->cert_pem);
+	wipe_free(t->key_pem);
+	t->cert_pem = c;
+	t->key_pem = k;
 	return 0;
 }
 
 bool http_transport_has_trust(const struct http_transport *t)
 {
-	return t->has_pin || t->ca_file;
+	return t->has_pin || t->ca_file || t->ca_pem;
 }
 
 void http_transport_set_deadline(struct http_transport *t, uint64_t deadline_ms)
@@ -443,8 +488,23 @@ static int setup_handle(struct http_transport *t)
 	} else {
 		curl_easy_setopt(t->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(t->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-		curl_easy_setopt(t->curl, CURLOPT_CAINFO, t->ca_file);
+		if (t->ca_pem) {
+			struct curl_blob b = { .data = t->ca_pem, .len = strlen(t->ca_pem), .flags = CURL_BLOB_COPY };
+
+			curl_easy_setopt(t->curl, CURLOPT_CAINFO, NULL);
+			curl_easy_setopt(t->curl, CURLOPT_CAINFO_BLOB, &b);
+		} else
+			curl_easy_setopt(t->curl, CURLOPT_CAINFO, t->ca_file);
 		curl_easy_setopt(t->curl, CURLOPT_CAPATH, NULL);
+	}
+	if (t->cert_pem) {
+		struct curl_blob c = { .data = t->cert_pem, .len = strlen(t->cert_pem), .flags = CURL_BLOB_COPY };
+		struct curl_blob k = { .data = t->key_pem, .len = strlen(t->key_pem), .flags = CURL_BLOB_COPY };
+
+		curl_easy_setopt(t->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(t->curl, CURLOPT_SSLCERT_BLOB, &c);
+		curl_easy_setopt(t->curl, CURLOPT_SSLKEYTYPE, "PEM");
+		curl_easy_setopt(t->curl, CURLOPT_SSLKEY_BLOB, &k);
 	}
 	return 0;
 }

@@ -96,6 +96,11 @@ const char *http_transport_base_url(const struct http_transport *t);
 /* Set the trust; replaces the previous one and drops open connections. */
 int http_transport_pin(struct http_transport *t, const uint8_t fp[HTTP_FP_LEN]);
 int http_transport_ca(struct http_transport *t, const char *ca_file);
+/* The same with the CA certificate(s) themselves (PEM text, copied). */
+int http_transport_ca_pem(struct http_transport *t, const char *pem);
+/* Authenticate with a client certificate (PEM texts, copied; the key is
+ * wiped when replaced or freed). Independent of the trust above. */
+int http_transport_client_cert(struct http_transport *t, const char *cert_pem, const char *key_pem);
 bool http_transport_has_trust(const struct http_transport *t);
 
 /* Absolute CLOCK_MONOTONIC deadline in ms for all later requests (0 = none). */

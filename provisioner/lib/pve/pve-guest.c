@@ -446,3 +446,87 @@ int pve_vm_agent_ipv4(struct pve_client *c, const char *node, unsigned vmid, con
 	r = pve_decode_agent_ipv4(d, mac, ret, max, ret_n);
 	return r == -EBADMSG ? bad_answer(c, "GET agent/network-get-interfaces") : r;
 }
+
+/* ---- guest agent: commands --------------------------------------------- */
+
+int pve_vm_agent_exec(struct pve_client *c, const char *node, unsigned vmid, const char *const *argv,
+		      const char *input, unsigned *ret_pid)
+{
+	_cleanup_(pve_params_done) struct pve_params p = {};
+	_cleanup_(json_object_putp) struct json_object *d = NULL;
+	char path[PATH_MAX_LEN];
+	uint64_t pid;
+	int r = vm_path(path, sizeof(path), node, vmid, "/agent/exec");
+
+	/* an array parameter is the key repeated, in order */
+	for (size_t i = 0; r >= 0 && argv[i]; i++)
+		r = pve_params_add(&p, "command", argv[i]);
+	if (r >= 0 && input)
+		r = pve_params_add_secret(&p, "input-data", input);
+	if (r >= 0)
+		r = pve_call(c, HTTP_POST, path, &p, &d);
+	if (r < 0)
+		return r;
+	if (json_get_u64(d, "pid", &pid) < 0 || pid > UINT32_MAX) {
+		pve_client_set_error(c, "%s: no pid in the answer", path);
+		return -EBADMSG;
+	}
+	*ret_pid = (unsigned)pid;
+	return 0;
+}
+
+static char *dup_field(const struct json_object *d, const char *key)
+{
+	const char *s = json_get_string(d, key);
+
+	return strdup(s ? s : "");
+}
+
+int pve_decode_exec_status(struct json_object *d, struct pve_exec_status *ret)
+{
+	struct json_object *v;
+	uint64_t n;
+
+	*ret = (struct pve_exec_status){ .exitcode = -1, .signal = -1 };
+	if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "exited", &v))
+		return -EBADMSG;
+	ret->exited = json_object_get_boolean(v);
+	if (json_get_u64(d, "exitcode", &n) == 0 && n <= INT32_MAX)
+		ret->exitcode = (int)n;
+	if (json_get_u64(d, "signal", &n) == 0 && n <= INT32_MAX)
+		ret->signal = (int)n;
+	ret->out = dup_field(d, "out-data");
+	ret->err = dup_field(d, "err-data");
+	if (!ret->out || !ret->err) {
+		pve_exec_status_done(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int pve_vm_agent_exec_status(struct pve_client *c, const char *node, unsigned vmid, unsigned pid,
+			     struct pve_exec_status *ret)
+{
+	_cleanup_(pve_params_done) struct pve_params p = {};
+	_cleanup_(json_object_putp) struct json_object *d = NULL;
+	char path[PATH_MAX_LEN];
+	int r = vm_path(path, sizeof(path), node, vmid, "/agent/exec-status");
+
+	if (r >= 0)
+		r = pve_params_add_int(&p, "pid", pid);
+	if (r >= 0)
+		r = pve_call(c, HTTP_GET, path, &p, &d);
+	if (r < 0)
+		return r;
+	r = pve_decode_exec_status(d, ret);
+	if (r == -EBADMSG)
+		pve_client_set_error(c, "%s: an answer without 'exited'", path);
+	return r;
+}
+
+void pve_exec_status_done(struct pve_exec_status *s)
+{
+	free(s->out);
+	free(s->err);
+	s->out = s->err = NULL;
+}

@@ -98,6 +98,24 @@ int pve_vm_agent_ping(struct pve_client *c, const char *node, unsigned vmid);
 int pve_vm_agent_ipv4(struct pve_client *c, const char *node, unsigned vmid, const char *mac, uint32_t *ret,
 		      size_t max, size_t *ret_n);
 
+/* POST /nodes/{node}/qemu/{vmid}/agent/exec: start argv[0] with the
+ * arguments argv[1..] (NULL-terminated) in the guest, input (may be NULL,
+ * at most 64 KiB; treated as a secret: never logged) on its standard
+ * input. *ret_pid is the guest's PID for pve_vm_agent_exec_status(). */
+int pve_vm_agent_exec(struct pve_client *c, const char *node, unsigned vmid, const char *const *argv,
+		      const char *input, unsigned *ret_pid);
+/* GET /nodes/{node}/qemu/{vmid}/agent/exec-status?pid=N */
+struct pve_exec_status {
+	bool exited;
+	int exitcode;   /* -1 when it did not exit normally (yet) */
+	int signal;     /* -1 when none */
+	char *out, *err; /* what the agent captured ("" when none); malloc'd */
+};
+int pve_vm_agent_exec_status(struct pve_client *c, const char *node, unsigned vmid, unsigned pid,
+			     struct pve_exec_status *ret);
+void pve_exec_status_done(struct pve_exec_status *s);
+
 /* Decoders, exposed for tests and fuzzing (-EBADMSG on a shape we refuse). */
 int pve_decode_guests(struct json_object *data, struct pve_guest **ret, size_t *ret_n);
 int pve_decode_agent_ipv4(struct json_object *data, const char *mac, uint32_t *ret, size_t max, size_t *ret_n);
+int pve_decode_exec_status(struct json_object *data, struct pve_exec_status *ret);
