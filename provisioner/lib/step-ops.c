@@ -17,6 +17,7 @@
 #include "node/gate.h"
 #include "install/rootfs.h"
 #include "install/sysconf.h"
+#include "k3s/k3s.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = &gate_bundle_ops, /* install: gate */
@@ -65,11 +66,11 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_VM] = &guests_vm_ops,      /* guests */
 
-	[STEP_K3S_SERVER_INIT] = NULL,   /* k3s */
+	[STEP_K3S_SERVER_INIT] = &k3s_server_init_ops, /* k3s */
 
-	[STEP_K3S_SERVER_JOIN] = NULL,   /* k3s */
+	[STEP_K3S_SERVER_JOIN] = &k3s_server_join_ops, /* k3s */
 
-	[STEP_K3S_AGENT] = NULL,         /* k3s */
+	[STEP_K3S_AGENT] = &k3s_agent_ops, /* k3s */
 
 	[STEP_DNS_SERVER] = NULL,        /* dns */
 

@@ -35,14 +35,22 @@
 #include "bundle/secret.h"
 #include "bundle/extract.h"
 #include "guests/guests.h"
+#include "k3s/k3s.h"
+#include "fileio.h"
+#include <limits.h>
 #include "verbs.h"
 #include "step-ops.h"
 
-#define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
+#define PASSWORD_MAX 128
+#define REPORT_DIR_DEFAULT "/var/lib/devopslab/report" /* POST /cluster/config/join: maxLength 128 */
 
 struct fb_opts {
 	const char *manifest, *bundle, *pubkey, *secret_key, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
 	const char *assets;   /* --manifest runs: the assets directory (a bundle brings its own) */
+	const char *k3s_api;  /* --k3s-api URL: the Kubernetes API (default: the VIP or first server) */
+	const char *k3s_token_file; /* --manifest runs: the value of k3s.token */
+	const char *report_dir;     /* the kubeconfig goes here */
+	uint64_t k3s_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
@@ -65,7 +73,8 @@ static void usage(FILE *f)
 		   "         [--local-cert FILE] [--password-file FILE] [--wait-first SEC] [--wait-quorum SEC]\n"
 		   "         [--wait-turn SEC]"
 		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
-		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n");
+		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n"
+		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -87,7 +96,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -114,6 +123,10 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
 		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "dry-run", no_argument, NULL, O_DRYRUN },
+		{ "k3s-api", required_argument, NULL, O_K3SAPI },
+		{ "k3s-token-file", required_argument, NULL, O_K3STOKEN },
+		{ "k3s-timeout", required_argument, NULL, O_K3STIMEOUT },
+		{ "report-dir", required_argument, NULL, O_REPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -157,6 +170,16 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_ASSETS: o->assets = optarg; break;
 		case O_BOOT: r = parse_u64(optarg, &v); o->boot_timeout_ms = v * 1000; break;
 		case O_DRYRUN: o->dry_run = true; break;
+		case O_K3SAPI:
+			if (strncmp(optarg, "https://", 8) != 0) {
+				log_error("--k3s-api takes an https:// URL");
+				return -EINVAL;
+			}
+			o->k3s_api = optarg;
+			break;
+		case O_K3STOKEN: o->k3s_token_file = optarg; break;
+		case O_K3STIMEOUT: r = parse_u64(optarg, &v); o->k3s_timeout_ms = v * 1000; break;
+		case O_REPORT: o->report_dir = optarg; break;
 		case O_JOBS:
 			r = parse_u64(optarg, &v);
 			if (r >= 0 && (v < 1 || v > JOBS_MAX)) {
@@ -506,6 +529,100 @@ static int guests_setup(const struct fb_opts *o, struct cluster_ctx *cc, const s
 	return r;
 }
 
+static bool plan_has_k3s(const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_K3S_SERVER_INIT || p->steps[i].kind == STEP_K3S_SERVER_JOIN ||
+		    p->steps[i].kind == STEP_K3S_AGENT)
+			return true;
+	return false;
+}
+
+#define CA_KEY_MAX (64u << 10)
+
+/* The K3s steps: their trust derives from the cluster CA's key (the
+ * bundle's sealed cluster_ca_key, or --ca-key), their token is the
+ * bundle's k3s.token secret (or --k3s-token-file with --manifest). */
+static int k3s_setup(const struct fb_opts *o, const struct manifest *m, const struct secrets *secrets,
+		     struct cluster_ctx *cc, struct k3s_ctx **ret)
+{
+	struct k3s_cfg kcfg = {
+		.api_url = o->k3s_api,
+		.poll_ms = o->poll_ms,
+		.ready_timeout_ms = o->k3s_timeout_ms,
+		.exec_timeout_ms = o->k3s_timeout_ms,
+		.http = { .request_timeout_ms = o->timeout_ms, .connect_timeout_ms = o->timeout_ms,
+			  .backoff_base_ms = o->retry_base_ms, .max_attempts = 2, .seed = o->seed },
+		.progress = on_progress,
+	};
+	_cleanup_free_ char *key = NULL;
+	_cleanup_close_ int fd = -1;
+	char token[PASSWORD_MAX + 2];
+	const char *value = NULL;
+	size_t n = 0;
+	int r;
+
+	if (o->k3s_token_file) {
+		r = read_password(o->k3s_token_file, token);
+		if (r < 0) {
+			log_error("cannot read the K3s token from '%s': %s", o->k3s_token_file,
+				  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+			return -EINVAL;
+		}
+		value = token;
+	} else if (secrets)
+		value = secrets_get(secrets, m->k3s.token.name);
+	if (isempty(value)) {
+		log_error("the K3s token (secret '%s') is needed: --bundle with its secrets, or --k3s-token-file FILE",
+			  m->k3s.token.name);
+		return -EINVAL;
+	}
+	if (!o->ca_key) {
+		log_error("the K3s CAs derive from the cluster CA's key: the bundle's secret '%s', or --ca/--ca-key",
+			  MANIFEST_SECRET_CA_KEY);
+		return -EINVAL;
+	}
+	fd = open(o->ca_key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	r = fd < 0 ? negative_errno() : read_fd_capped(fd, CA_KEY_MAX, &key, &n);
+	if (r < 0 || n > CA_KEY_MAX) {
+		log_error("cannot read the cluster CA's key '%s': %s", o->ca_key, r < 0 ? strerror(-r) : "too large");
+		return -EINVAL;
+	}
+	kcfg.ca_key_pem = key;
+	kcfg.ca_key_len = n;
+	kcfg.token_secret = value;
+	r = cluster_self_client(cc, &kcfg.pve);
+	if (r < 0) {
+		log_error("%s", cluster_error(cc));
+		return r;
+	}
+	r = k3s_ctx_new(&kcfg, m, ret);
+	explicit_wipe(key, n);
+	explicit_wipe(token, sizeof(token));
+	if (r < 0)
+		log_error("cannot set up the K3s steps: %s", r == -EINVAL ? "the cluster CA's key is not a key mbedtls reads"
+										: strerror(-r));
+	return r;
+}
+
+/* The administrator's kubeconfig into the report directory (mode 0600). */
+static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
+{
+	const char *dir = o->report_dir ? o->report_dir : REPORT_DIR_DEFAULT;
+	char path[PATH_MAX];
+	int r = mkdir_p(dir, 0700);
+
+	if (r >= 0 && snprintf(path, sizeof(path), "%s/kubeconfig", dir) >= (int)sizeof(path))
+		r = -ENAMETOOLONG;
+	if (r >= 0)
+		r = k3s_write_kubeconfig(k, path);
+	if (r < 0)
+		log_error("cannot write the kubeconfig into '%s': %s", dir, strerror(-r));
+	else
+		log_info("kubeconfig for %s written to %s (mode 0600)", k3s_api_url(k), path);
+	return r;
+}
+
 int verb_firstboot(int argc, char *argv[])
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
@@ -519,6 +636,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(ca_files_done) struct ca_files ca = {};
 	_cleanup_(input_bundle_freep) struct input_bundle *kept = NULL;
 	_cleanup_(guests_ctx_freep) struct guests_ctx *gc = NULL;
+	_cleanup_(k3s_ctx_freep) struct k3s_ctx *kc = NULL;
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
@@ -598,6 +716,14 @@ int verb_firstboot(int argc, char *argv[])
 			goto out;
 	}
 
+	if (plan_has_k3s(plan)) {
+		r = k3s_setup(&o, m, secrets, cc, &kc);
+		if (r < 0) {
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+	}
+
 	run_ctx_init(&ctx);
 
 	ctx.ops = step_ops_table;
@@ -607,6 +733,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.journal = journal;
 	ctx.pve = cc;
 	ctx.guests = gc;
+	ctx.k3s = kc;
 	ctx.progress = on_step;
 	ctx.userdata = &would_apply;
 	ctx.dry_run = o.dry_run;
@@ -629,6 +756,13 @@ int verb_firstboot(int argc, char *argv[])
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;
 	}
+	/* once the K3s steps are done: the administrator's way in */
+	if (kc && !o.dry_run && (r >= 0 || (r == -EOPNOTSUPP && ctx.failed_step &&
+					    ctx.failed_step->kind != STEP_K3S_SERVER_INIT &&
+					    ctx.failed_step->kind != STEP_K3S_SERVER_JOIN &&
+					    ctx.failed_step->kind != STEP_K3S_AGENT)) &&
+	    write_kubeconfig(&o, kc) < 0 && ret == EXIT_OK)
+		ret = EXIT_FAIL;
 	if (o.dry_run && (r >= 0 || r == -EOPNOTSUPP))
 		log_info("dry run: %zu step%s would change something; nothing was changed", would_apply,
 			 would_apply == 1 ? "" : "s");

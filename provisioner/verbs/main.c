@@ -26,7 +26,7 @@ static const struct verb verbs[] = {
 	  "verify a bundle and write its members into the new directory DIR", verb_bundle_extract },
 	{ "firstboot", "(--bundle B --pubkey P [--secret-key FILE] | --manifest M) --node NAME [--journal FILE] [--api NODE=URL]... "
 		       "[--fingerprint NODE=SHA256]... [--ca FILE [--ca-key FILE]] [--password-file FILE]",
-	  "first boot of a node: form the Proxmox cluster through its API", verb_firstboot },
+	  "first boot of a node: the Proxmox cluster, guests and K3s, through their APIs", verb_firstboot },
 	{ "disk list", "[--json]", "every whole disk: identity, size, contents, whether in use", verb_disk_list },
 	{ "disk plan", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--memory SIZE]",
 	  "print the node's disk layout and what apply would do; changes nothing", verb_disk_plan },

@@ -3,7 +3,8 @@
  * fuzz-pve.c — what the Proxmox client parses from a server: task ids
  * (UPIDs), certificate fingerprints, and the JSON answers of
  * /cluster/status, /cluster/config/join, /cluster/resources (guests) and
- * the guest agent's network-get-interfaces. Whatever a (hostile) server
+ * the guest agent's network-get-interfaces and exec-status, and the
+ * Kubernetes API's NodeList (k3s/kube.h). Whatever a (hostile) server
  * sends must be refused or decoded within the limits, never crash.
  * The first byte picks the parser; the rest is its input.
  */
@@ -16,6 +17,7 @@
 #include "plan/json-util.h"
 #include "pve/pve.h"
 #include "pve/pve-guest.h"
+#include "k3s/kube.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 8) {
 	case 0:
 		if (pve_upid_parse(s, &u) == 0 && (!u.node[0] || !u.type[0] || !u.user[0]))
 			abort();
@@ -66,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t ips[4];
 			size_t n = 0;
 
-			switch (data[0] % 6) {
+			switch (data[0] % 8) {
 			case 2:
 				if (pve_decode_cluster_status(o, cs) == 0 && cs->n_members > PVE_MAX_MEMBERS)
 					abort();
@@ -83,6 +85,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					free(g);
 				}
 				break;
+			case 6: {
+				struct pve_exec_status st;
+
+				if (pve_decode_exec_status(o, &st) == 0) {
+					if (!st.out || !st.err)
+						abort();
+					pve_exec_status_done(&st);
+				}
+				break;
+			}
+			case 7: {
+				struct kube_node *kn = NULL;
+
+				if (kube_decode_nodes(o, &kn, &n) == 0) {
+					for (size_t i = 0; i < n; i++)
+						if (!kn[i].name[0])
+							abort();
+					free(kn);
+				}
+				break;
+			}
 			default:
 				if (pve_decode_agent_ipv4(o, "bc:24:11:00:00:01", ips, 4, &n) == 0 && n > 4)
 					abort();

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * k3s-config.c — see k3s-config.h. Key names are K3s's own (`k3s server
+ * --help`: a config file key is the flag without its dashes).
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "k3s-config.h"
+#include "manifest/yaml-util.h"
+#include "util.h"
+
+static bool label_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static void fmt_ip(uint32_t ip, char buf[16])
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+static void str_list(struct yaml_out *y, const char *key, const char *const *v, size_t n)
+{
+	if (!n)
+		return;
+	yaml_out_key(y, key);
+	yaml_out_seq_start(y, false);
+	for (size_t i = 0; i < n; i++)
+		yaml_out_str(y, v[i]);
+	yaml_out_seq_end(y);
+}
+
+int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len)
+{
+	_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
+	bool server = c->role != K3S_ROLE_AGENT;
+	char ip[16];
+	int r;
+
+	if (!label_ok(c->node_name) || !c->node_ip || isempty(c->token) ||
+	    (c->role == K3S_ROLE_INIT) != !c->server ||
+	    (server && (isempty(c->cluster_cidr) || isempty(c->service_cidr))))
+		return -EINVAL;
+	r = yaml_out_new("# devopslab: K3s configuration (docs/k3s.md)\n", K3S_CONFIG_MAX, &y);
+	if (r < 0)
+		return r;
+	fmt_ip(c->node_ip, ip);
+	yaml_out_map_start(y);
+	if (c->role == K3S_ROLE_INIT) {
+		/* embedded etcd, this server its first member */
+		yaml_out_key(y, "cluster-init");
+		yaml_out_bool(y, true);
+	} else {
+		yaml_out_key(y, "server");
+		yaml_out_str(y, c->server);
+	}
+	yaml_out_key(y, "token");
+	yaml_out_str(y, c->token);
+	yaml_out_key(y, "node-name");
+	yaml_out_str(y, c->node_name);
+	yaml_out_key(y, "node-ip");
+	yaml_out_str(y, ip);
+	if (server) {
+		yaml_out_key(y, "cluster-cidr");
+		yaml_out_str(y, c->cluster_cidr);
+		yaml_out_key(y, "service-cidr");
+		yaml_out_str(y, c->service_cidr);
+		str_list(y, "disable", c->disable, c->n_disable);
+		str_list(y, "tls-san", c->tls_san, c->n_tls_san);
+		yaml_out_key(y, "write-kubeconfig-mode");
+		yaml_out_str(y, "0600");
+	}
+	yaml_out_map_end(y);
+	return yaml_out_finish(y, ret, ret_len);
+}
+
+int k3s_token(const char *ca_hash, const char *secret, char **ret)
+{
+	if (!ca_hash || strlen(ca_hash) != K3S_CA_HASH_LEN || isempty(secret) || strchr(secret, ':') ||
+	    strpbrk(secret, "\n\r"))
+		return -EINVAL;
+	return asprintf(ret, "K10%s::server:%s", ca_hash, secret) < 0 ? -ENOMEM : 0;
+}
+
+static void b64_value(struct yaml_out *y, const char *key, const char *pem, int *r)
+{
+	_cleanup_free_ char *b = NULL;
+
+	if (*r >= 0)
+		*r = base64_encode(pem, strlen(pem), &b);
+	yaml_out_key(y, key);
+	yaml_out_str(y, b ? b : "");
+	if (b)
+		explicit_wipe(b, strlen(b));
+}
+
+int k3s_kubeconfig(const char *name, const char *server, const struct k3s_trust *t, char **ret, size_t *ret_len)
+{
+	_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
+	int r;
+
+	if (!label_ok(name) || isempty(server) || !t->server_ca || !t->admin_cert || !t->admin_key)
+		return -EINVAL;
+	r = yaml_out_new(NULL, 1u << 20, &y);
+	if (r < 0)
+		return r;
+	yaml_out_map_start(y);
+	yaml_out_key(y, "apiVersion");
+	yaml_out_str(y, "v1");
+	yaml_out_key(y, "kind");
+	yaml_out_str(y, "Config");
+	yaml_out_key(y, "clusters");
+	yaml_out_seq_start(y, false);
+	yaml_out_map_start(y);
+	yaml_out_key(y, "name");
+	yaml_out_str(y, name);
+	yaml_out_key(y, "cluster");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "server");
+	yaml_out_str(y, server);
+	b64_value(y, "certificate-authority-data", t->server_ca, &r);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_seq_end(y);
+	yaml_out_key(y, "users");
+	yaml_out_seq_start(y, false);
+	yaml_out_map_start(y);
+	yaml_out_key(y, "name");
+	yaml_out_str(y, "devopslab-admin");
+	yaml_out_key(y, "user");
+	yaml_out_map_start(y);
+	b64_value(y, "client-certificate-data", t->admin_cert, &r);
+	b64_value(y, "client-key-data", t->admin_key, &r);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_seq_end(y);
+	yaml_out_key(y, "contexts");
+	yaml_out_seq_start(y, false);
+	yaml_out_map_start(y);
+	yaml_out_key(y, "name");
+	yaml_out_str(y, name);
+	yaml_out_key(y, "context");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "cluster");
+	yaml_out_str(y, name);
+	yaml_out_key(y, "user");
+	yaml_out_str(y, "devopslab-admin");
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_seq_end(y);
+	yaml_out_key(y, "current-context");
+	yaml_out_str(y, name);
+	yaml_out_map_end(y);
+	if (r < 0)
+		return r;
+	return yaml_out_finish(y, ret, ret_len);
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * k3s-config.h — what one K3s VM receives (docs/k3s.md): the text of
+ * /etc/rancher/k3s/config.yaml, the secure join token, and the kubeconfig
+ * the provisioner exports. Pure functions: no I/O; every text is written
+ * with libyaml's emitter (yaml-util.h), the same input giving the same
+ * bytes. Returns 0, -EINVAL for input out of shape, -ENOMEM; *ret is a
+ * malloc'd NUL-terminated text (the caller wipes and frees it: it holds
+ * the token or a key).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "k3s-ca.h"
+
+#define K3S_CONFIG_PATH "/etc/rancher/k3s/config.yaml"
+#define K3S_INSTALL_SCRIPT "/usr/local/lib/devopslab/k3s-install.sh"
+#define K3S_API_PORT_STR "6443"
+#define K3S_CONFIG_MAX (64u << 10) /* the guest agent's input-data limit */
+
+enum k3s_role { K3S_ROLE_INIT, K3S_ROLE_SERVER, K3S_ROLE_AGENT };
+
+struct k3s_node_cfg {
+	enum k3s_role role;
+	const char *node_name;   /* the VM's name: a DNS label */
+	uint32_t node_ip;        /* host byte order */
+	const char *server;      /* joins: "https://IP:6443"; NULL for the init server */
+	const char *token;       /* the secure token (k3s_token()) */
+	const char *cluster_cidr, *service_cidr; /* servers */
+	const char *const *disable;  /* servers: packaged components left out */
+	size_t n_disable;
+	const char *const *tls_san;  /* servers: extra names in the serving certificate */
+	size_t n_tls_san;
+};
+
+/* config.yaml: the flags K3s reads at every start (servers: identical
+ * critical flags on all of them, K3s refuses a join otherwise). */
+int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len);
+
+/* "K10<ca_hash>::server:<secret>": the full token form, with which a
+ * joining node checks the cluster's CA before it sends the secret. */
+int k3s_token(const char *ca_hash, const char *secret, char **ret);
+
+/* A kubeconfig for the administrator: server (the API URL), the K3s
+ * server CA, the admin client certificate and key, inline. */
+int k3s_kubeconfig(const char *name, const char *server, const struct k3s_trust *t, char **ret, size_t *ret_len);

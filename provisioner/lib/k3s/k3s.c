@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * k3s.c — the K3s steps; see k3s.h and docs/k3s.md.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "k3s-ca.h"
+#include "k3s-config.h"
+#include "k3s.h"
+#include "kube.h"
+#include "log.h"
+#include "plan/json-util.h"
+#include "plan/run.h"
+#include "pve/pve-guest.h"
+#include "util.h"
+
+#define EXEC_MAX_OUT 2048 /* bytes of a failed command's output in an error */
+
+struct k3s_ctx {
+	struct k3s_cfg cfg;
+	struct k3s_trust trust;
+	char *token; /* the secure token: secret */
+	char api_url[64];
+	struct kube_client *kube;
+};
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_wipe(s, strlen(s));
+		free(s);
+	}
+}
+
+static void fmt_ip(uint32_t ip, char buf[16])
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+/* The first server: VM 0 of the first server group. */
+static int first_server(const struct manifest *m, struct mf_vm *ret)
+{
+	const struct mf_vm_group *g = m->k3s.n_servers ? manifest_find_vm_group(m, m->k3s.servers[0]) : NULL;
+
+	return g ? manifest_vm_expand(g, 0, ret) : -EINVAL;
+}
+
+int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_ctx **ret)
+{
+	_cleanup_(k3s_ctx_freep) struct k3s_ctx *k = NULL;
+	struct kube_cfg kc = {};
+	struct mf_vm first;
+	char ip[16];
+	int r;
+
+	if (!cfg->pve || isempty(cfg->token_secret) || !cfg->ca_key_pem || !m->k3s.present)
+		return -EINVAL;
+	r = first_server(m, &first);
+	if (r < 0)
+		return r;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->cfg = *cfg;
+	k->cfg.token_secret = NULL; /* not kept: only the full token is */
+	if (!k->cfg.poll_ms)
+		k->cfg.poll_ms = 2000;
+	if (!k->cfg.exec_timeout_ms)
+		k->cfg.exec_timeout_ms = 10 * 60 * 1000;
+	if (!k->cfg.ready_timeout_ms)
+		k->cfg.ready_timeout_ms = 10 * 60 * 1000;
+	r = k3s_trust_derive(cfg->ca_key_pem, cfg->ca_key_len, &k->trust);
+	if (r < 0)
+		return r;
+	r = k3s_token(k->trust.ca_hash, cfg->token_secret, &k->token);
+	if (r < 0)
+		return r;
+	/* The first server until the API VIP is served (docs/k3s.md, "What
+	 * stands"): an address nothing answers on would fail every check. */
+	fmt_ip(first.ip, ip);
+	snprintf(k->api_url, sizeof(k->api_url), "https://%s:" K3S_API_PORT_STR, ip);
+	kc.url = cfg->api_url ? cfg->api_url : k->api_url;
+	kc.ca_pem = k->trust.server_ca;
+	kc.cert_pem = k->trust.admin_cert;
+	kc.key_pem = k->trust.admin_key;
+	kc.http = cfg->http;
+	r = kube_client_new(&kc, &k->kube);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(k);
+	return 0;
+}
+
+struct k3s_ctx *k3s_ctx_free(struct k3s_ctx *k)
+{
+	if (k) {
+		kube_client_free(k->kube);
+		k3s_trust_done(&k->trust);
+		wipe_free(k->token);
+		free(k);
+	}
+	return NULL;
+}
+
+const char *k3s_api_url(const struct k3s_ctx *k)
+{
+	return k->api_url;
+}
+
+int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
+{
+	_cleanup_free_ char *tmp = NULL;
+	char *text = NULL;
+	size_t n = 0;
+	int fd, r = k3s_kubeconfig("devopslab", k->api_url, &k->trust, &text, &n);
+
+	if (r < 0)
+		return r;
+	if (asprintf(&tmp, "%s.tmp", path) < 0) {
+		wipe_free(text);
+		return -ENOMEM;
+	}
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		r = negative_errno();
+	else {
+		r = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : -EIO;
+		if (close(fd) < 0 && r >= 0)
+			r = -EIO;
+		if (r >= 0 && rename(tmp, path) < 0)
+			r = negative_errno();
+		if (r < 0)
+			(void)unlink(tmp);
+	}
+	wipe_free(text);
+	return r;
+}
+
+/* ---- context and helpers ------------------------------------------------- */
+
+static struct k3s_ctx *kctx(struct run_ctx *ctx)
+{
+	return ctx->k3s;
+}
+
+static void progress(struct k3s_ctx *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(struct k3s_ctx *k, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (k->cfg.progress)
+		k->cfg.progress(k->cfg.userdata, msg);
+	else
+		log_info("%s", msg);
+}
+
+static enum k3s_role role_of(const struct step *s)
+{
+	return s->kind == STEP_K3S_SERVER_INIT ? K3S_ROLE_INIT
+	       : s->kind == STEP_K3S_AGENT     ? K3S_ROLE_AGENT
+					       : K3S_ROLE_SERVER;
+}
+
+static const char *unit_of(enum k3s_role role)
+{
+	return role == K3S_ROLE_AGENT ? "k3s-agent" : "k3s";
+}
+
+/* A string array parameter into v (borrowed strings). */
+static int str_array(struct run_ctx *ctx, const struct step *s, const char *key, const char **v, size_t max,
+		     size_t *ret_n)
+{
+	struct json_object *a = json_get_array(s->params, key);
+	size_t n = a ? json_object_array_length(a) : 0;
+
+	if (n > max)
+		return run_ctx_error(ctx, -EINVAL, "parameter '%s' has more than %zu entries", key, max);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(a, i);
+
+		if (!json_object_is_type(e, json_type_string))
+			return run_ctx_error(ctx, -EINVAL, "parameter '%s' holds a non-string", key);
+		v[i] = json_object_get_string(e);
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- commands in the guest ----------------------------------------------- */
+
+static const char *tail(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n > max ? s + n - max : s;
+}
+
+/* Run argv in the VM through the guest agent and wait for it to exit;
+ * *ret_status (optional) gets its status, otherwise anything but exit 0
+ * is an error naming the command and carrying its output's tail. */
+static int guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *const *argv, const char *input,
+		     uint64_t timeout_ms, struct pve_exec_status *ret_status)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	struct pve_exec_status st = {};
+	uint64_t deadline = http_now_ms() + timeout_ms, delay = 200;
+	unsigned pid;
+	int r = pve_vm_agent_exec(k->cfg.pve, vm->target_node, vm->vmid, argv, input, &pid);
+
+	if (r < 0)
+		return run_ctx_error(ctx, r, "%s: cannot run %s in the guest: %s", vm->name, argv[0],
+				     pve_client_error(k->cfg.pve));
+	for (;;) {
+		r = pve_vm_agent_exec_status(k->cfg.pve, vm->target_node, vm->vmid, pid, &st);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "%s: %s: %s", vm->name, argv[0], pve_client_error(k->cfg.pve));
+		if (st.exited)
+			break;
+		pve_exec_status_done(&st);
+		if (http_now_ms() >= deadline)
+			return run_ctx_error(ctx, -ETIMEDOUT, "%s: %s did not finish within %" PRIu64 " s", vm->name,
+					     argv[0], timeout_ms / 1000);
+		sleep_ms(delay);
+		delay = delay * 2 > k->cfg.poll_ms ? k->cfg.poll_ms : delay * 2;
+	}
+	if (ret_status) {
+		*ret_status = st;
+		return 0;
+	}
+	if (st.exitcode != 0) {
+		r = run_ctx_error(ctx, -EIO, "%s: %s %s failed (exit %d%s): %s%s", vm->name, argv[0],
+				  argv[1] ? argv[1] : "", st.exitcode, st.signal >= 0 ? ", signal" : "",
+				  tail(st.err, EXEC_MAX_OUT), tail(st.out, EXEC_MAX_OUT));
+		pve_exec_status_done(&st);
+		return r;
+	}
+	pve_exec_status_done(&st);
+	return 0;
+}
+
+/* A file into the guest: coreutils install copies stdin to path with
+ * mode, making its directories. */
+static int guest_write(struct run_ctx *ctx, const struct mf_vm *vm, const char *path, unsigned mode, const char *data)
+{
+	char m[8];
+	const char *argv[] = { "/usr/bin/install", "-D", "-m", m, "/dev/stdin", path, NULL };
+
+	snprintf(m, sizeof(m), "%04o", mode & 07777);
+	return guest_run(ctx, vm, argv, data, kctx(ctx)->cfg.exec_timeout_ms, NULL);
+}
+
+/* cloud-init done (it put the payload in place): exit 0, or 2 ("done"
+ * with recoverable errors: said, not fatal). */
+static int guest_settled(struct run_ctx *ctx, const struct mf_vm *vm)
+{
+	const char *argv[] = { "cloud-init", "status", "--wait", NULL };
+	struct pve_exec_status st = {};
+	int r = guest_run(ctx, vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+
+	if (r < 0)
+		return r;
+	if (st.exitcode == 2)
+		progress(kctx(ctx), "%s: cloud-init finished with recoverable errors: %s", vm->name,
+			 tail(st.out, 256));
+	else if (st.exitcode != 0)
+		r = run_ctx_error(ctx, -EIO, "%s: cloud-init failed (exit %d): %s", vm->name, st.exitcode,
+				  tail(st.out, EXEC_MAX_OUT));
+	pve_exec_status_done(&st);
+	return r;
+}
+
+static int guest_active(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, bool *ret)
+{
+	const char *argv[] = { "systemctl", "is-active", unit, NULL };
+	struct pve_exec_status st = {};
+	int r = guest_run(ctx, vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+
+	if (r < 0)
+		return r;
+	*ret = st.exitcode == 0 && strncmp(st.out, "active", 6) == 0;
+	pve_exec_status_done(&st);
+	return 0;
+}
+
+/* The last lines of the K3s unit's log, for an error (best effort). */
+static void guest_journal(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, char *buf, size_t size)
+{
+	const char *argv[] = { "journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat", NULL };
+	struct pve_exec_status st = {};
+	char saved[RUN_ERROR_MAX];
+
+	buf[0] = 0;
+	memcpy(saved, ctx->error, sizeof(saved));
+	if (guest_run(ctx, vm, argv, NULL, 30000, &st) >= 0) {
+		snprintf(buf, size, "%s", tail(st.out, size - 1));
+		pve_exec_status_done(&st);
+	}
+	memcpy(ctx->error, saved, sizeof(saved)); /* a failure here is not the step's */
+}
+
+/* ---- the cluster as the API sees it --------------------------------------- */
+
+struct node_view {
+	bool api_ready;
+	bool present, ready, roles_ok;
+	unsigned ready_nodes, etcd_members;
+	char why[256];
+};
+
+static bool roles_ok(const struct kube_node *n, enum k3s_role role)
+{
+	return role == K3S_ROLE_AGENT ? !n->control_plane : n->control_plane && n->etcd;
+}
+
+static int view(struct k3s_ctx *k, const char *name, enum k3s_role role, struct node_view *v)
+{
+	_cleanup_free_ struct kube_node *nodes = NULL;
+	const struct kube_node *n;
+	size_t nn = 0;
+	int r;
+
+	*v = (struct node_view){};
+	r = kube_readyz(k->kube);
+	if (r < 0) {
+		snprintf(v->why, sizeof(v->why), "%s", kube_error(k->kube));
+		return r == -EAGAIN || r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET ? 0 : r;
+	}
+	v->api_ready = true;
+	r = kube_nodes(k->kube, &nodes, &nn);
+	if (r < 0) {
+		snprintf(v->why, sizeof(v->why), "%s", kube_error(k->kube));
+		return r == -EAGAIN ? 0 : r;
+	}
+	for (size_t i = 0; i < nn; i++) {
+		v->ready_nodes += nodes[i].ready;
+		v->etcd_members += nodes[i].ready && nodes[i].etcd;
+	}
+	n = kube_node_find(nodes, nn, name);
+	v->present = n;
+	v->ready = n && n->ready;
+	v->roles_ok = n && roles_ok(n, role);
+	if (!n)
+		snprintf(v->why, sizeof(v->why), "node %s is not registered", name);
+	else if (!n->ready)
+		snprintf(v->why, sizeof(v->why), "node %s is not Ready", name);
+	else if (!v->roles_ok)
+		snprintf(v->why, sizeof(v->why), "node %s is Ready but %s", name,
+			 role == K3S_ROLE_AGENT ? "is a control-plane node" : "not yet a voting etcd member");
+	return 0;
+}
+
+static bool view_done(const struct node_view *v)
+{
+	return v->api_ready && v->ready && v->roles_ok;
+}
+
+static int k3s_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	struct node_view v;
+	int r;
+
+	if (!k || !s->has_vm)
+		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
+	r = view(k, s->vm.name, role_of(s), &v);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "the Kubernetes API at %s: %s", kube_url(k->kube), kube_error(k->kube));
+	*ret_done = view_done(&v);
+	if (!*ret_done && v.api_ready && v.present)
+		progress(k, "%s: %s", s->vm.name, v.why);
+	return 0;
+}
+
+/* ---- apply ------------------------------------------------------------------ */
+
+static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, size_t *ret_len)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	const char *disable[16], *san[8];
+	struct k3s_node_cfg c = {
+		.role = role_of(s),
+		.node_name = s->vm.name,
+		.node_ip = s->vm.ip,
+		.server = step_param_string(s, "server"),
+		.token = k->token,
+		.cluster_cidr = step_param_string(s, "cluster_cidr"),
+		.service_cidr = step_param_string(s, "service_cidr"),
+		.disable = disable,
+		.tls_san = san,
+	};
+	int r;
+
+	if (c.role == K3S_ROLE_INIT)
+		c.server = NULL;
+	r = str_array(ctx, s, "disable", disable, ELEMENTSOF(disable), &c.n_disable);
+	if (r >= 0)
+		r = str_array(ctx, s, "tls_san", san, ELEMENTSOF(san), &c.n_tls_san);
+	if (r < 0)
+		return r;
+	r = k3s_config_yaml(&c, ret, ret_len);
+	return r < 0 ? run_ctx_error(ctx, r, "%s: cannot write its K3s configuration: %s", s->vm.name, strerror(-r))
+		     : 0;
+}
+
+/* A node of that name in the API while this VM's K3s does not run: left by
+ * an earlier VM of the same name. K3s would refuse the new one ("Node
+ * password rejected"): remove the node and its password secret. */
+static int clear_stale(struct run_ctx *ctx, const struct mf_vm *vm)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	_cleanup_free_ struct kube_node *nodes = NULL;
+	char secret[KUBE_NAME_MAX + 32];
+	size_t nn = 0;
+	int r;
+
+	if (kube_readyz(k->kube) < 0 || kube_nodes(k->kube, &nodes, &nn) < 0 || !kube_node_find(nodes, nn, vm->name))
+		return 0; /* nothing to clear, or the join itself will say what is wrong */
+	progress(k, "%s: the cluster still has a node of this name from an earlier VM; removing the stale node and "
+		    "its node password so that K3s accepts the new one",
+		 vm->name);
+	r = kube_node_delete(k->kube, vm->name);
+	if (r < 0 && r != -ENOENT)
+		return run_ctx_error(ctx, r, "%s: cannot remove the stale node: %s", vm->name, kube_error(k->kube));
+	snprintf(secret, sizeof(secret), "%s.node-password.k3s", vm->name);
+	r = kube_secret_delete(k->kube, "kube-system", secret);
+	if (r < 0 && r != -ENOENT)
+		return run_ctx_error(ctx, r, "%s: cannot remove secret kube-system/%s: %s", vm->name, secret,
+				     kube_error(k->kube));
+	return 0;
+}
+
+static int install(struct run_ctx *ctx, const struct step *s)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	enum k3s_role role = role_of(s);
+	char *config = NULL;
+	size_t n = 0;
+	char exec_role[32];
+	const char *argv[] = { "/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true",
+			       exec_role, "/bin/sh", K3S_INSTALL_SCRIPT, NULL };
+	int r;
+
+	if (role == K3S_ROLE_INIT) {
+		/* before K3s first starts: it then uses these CAs, never its own */
+		for (size_t i = 0; i < K3S_TLS_FILES; i++) {
+			r = guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
+					k->trust.files[i].pem);
+			if (r < 0)
+				return r;
+		}
+	} else {
+		r = clear_stale(ctx, &s->vm);
+		if (r < 0)
+			return r;
+	}
+	r = node_config(ctx, s, &config, &n);
+	if (r < 0)
+		return r;
+	r = guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
+	wipe_free(config);
+	if (r < 0)
+		return r;
+	snprintf(exec_role, sizeof(exec_role), "INSTALL_K3S_EXEC=%s", role == K3S_ROLE_AGENT ? "agent" : "server");
+	progress(k, "%s: installing K3s (%s) from the bundle", s->vm.name, role == K3S_ROLE_AGENT ? "agent" : "server");
+	return guest_run(ctx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
+}
+
+static int wait_ready(struct run_ctx *ctx, const struct step *s, struct node_view *v)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	enum k3s_role role = role_of(s);
+	uint64_t start = http_now_ms(), said = start;
+	char log[1024];
+	int r;
+
+	for (;;) {
+		r = view(k, s->vm.name, role, v);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "the Kubernetes API at %s: %s", kube_url(k->kube),
+					     kube_error(k->kube));
+		if (view_done(v))
+			return 0;
+		if (http_now_ms() - start >= k->cfg.ready_timeout_ms)
+			break;
+		if (http_now_ms() - said >= 10 * k->cfg.poll_ms) {
+			progress(k, "%s: waiting: %s", s->vm.name, v->why);
+			said = http_now_ms();
+		}
+		sleep_ms(k->cfg.poll_ms);
+	}
+	guest_journal(ctx, &s->vm, unit_of(role), log, sizeof(log));
+	return run_ctx_error(ctx, -ETIMEDOUT, "%s: not ready after %" PRIu64 " s: %s%s%s", s->vm.name,
+			     k->cfg.ready_timeout_ms / 1000, v->why, log[0] ? "; its K3s log ends: " : "", log);
+}
+
+static int k3s_apply(struct run_ctx *ctx, const struct step *s)
+{
+	struct k3s_ctx *k = kctx(ctx);
+	enum k3s_role role = role_of(s);
+	struct node_view v;
+	struct json_object *res;
+	bool active = false;
+	int r;
+
+	if (!k || !s->has_vm)
+		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
+	r = guest_settled(ctx, &s->vm);
+	if (r >= 0)
+		r = guest_active(ctx, &s->vm, unit_of(role), &active);
+	if (r < 0)
+		return r;
+	if (active)
+		progress(k, "%s: K3s already runs (an earlier run started it); waiting for it", s->vm.name);
+	else if (role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready)
+		/* someone else answers for the cluster: a second cluster-init
+		 * would split it */
+		return run_ctx_error(ctx, -EEXIST,
+				     "%s: K3s does not run here, yet the cluster's API answers at %s: a rebuilt first "
+				     "server must join the running cluster, not initialise a new one",
+				     s->vm.name, kube_url(k->kube));
+	else {
+		r = install(ctx, s);
+		if (r < 0)
+			return r;
+	}
+	r = wait_ready(ctx, s, &v);
+	if (r < 0)
+		return r;
+	if (role != K3S_ROLE_AGENT)
+		progress(k, "%s: Ready; %u etcd member%s", s->vm.name, v.etcd_members, v.etcd_members == 1 ? "" : "s");
+	res = json_object_new_object();
+	if (res) {
+		json_object_object_add(res, "node", json_object_new_string(s->vm.name));
+		json_object_object_add(res, "ready_nodes", json_object_new_int64(v.ready_nodes));
+		json_object_object_add(res, "etcd_members", json_object_new_int64(v.etcd_members));
+		run_ctx_set_result(ctx, res);
+	}
+	return 0;
+}
+
+const struct step_ops k3s_server_init_ops = { .check = k3s_check, .apply = k3s_apply };
+const struct step_ops k3s_server_join_ops = { .check = k3s_check, .apply = k3s_apply };
+const struct step_ops k3s_agent_ops = { .check = k3s_check, .apply = k3s_apply };

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kube.c — see kube.h. Answers are Kubernetes objects (a NodeList) or, on
+ * failure, a Status object whose `message` goes into the error text.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "kube.h"
+#include "plan/json-util.h"
+#include "util.h"
+
+struct kube_client {
+	struct http_transport *t;
+	char err[512];
+};
+
+static void seterr(struct kube_client *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void seterr(struct kube_client *k, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(k->err, sizeof(k->err), fmt, ap);
+	va_end(ap);
+}
+
+int kube_client_new(const struct kube_cfg *cfg, struct kube_client **ret)
+{
+	_cleanup_(kube_client_freep) struct kube_client *k = NULL;
+	int r;
+
+	if (isempty(cfg->url) || isempty(cfg->ca_pem) || isempty(cfg->cert_pem) || isempty(cfg->key_pem))
+		return -EINVAL;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->t = http_transport_new(cfg->url, &cfg->http);
+	if (!k->t)
+		return -EINVAL; /* cppcheck-suppress memleak ; _cleanup_ frees k */
+	r = http_transport_ca_pem(k->t, cfg->ca_pem);
+	if (r >= 0)
+		r = http_transport_client_cert(k->t, cfg->cert_pem, cfg->key_pem);
+	if (r < 0)
+		return r; /* cppcheck-suppress memleak ; _cleanup_ frees k */
+	*ret = TAKE_PTR(k);
+	return 0;
+}
+
+int kube_client_clone(const struct kube_client *k, uint64_t salt, struct kube_client **ret)
+{
+	struct kube_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->t = http_transport_clone(k->t, salt);
+	if (!c->t) {
+		free(c);
+		return -ENOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
+struct kube_client *kube_client_free(struct kube_client *k)
+{
+	if (k) {
+		http_transport_free(k->t);
+		free(k);
+	}
+	return NULL;
+}
+
+const char *kube_error(const struct kube_client *k)
+{
+	return k->err;
+}
+
+const char *kube_url(const struct kube_client *k)
+{
+	return http_transport_base_url(k->t);
+}
+
+/* One request; *ret gets the parsed body of a 2xx answer (may be NULL). */
+static int call(struct kube_client *k, enum http_method m, const char *path, long *ret_status,
+		struct json_object **ret)
+{
+	struct http_request req = { .method = m, .path = path, .idempotent = true,
+				    .headers = { "Accept: application/json" } };
+	struct http_response rsp = {};
+	_cleanup_json_ struct json_object *o = NULL;
+	const char *msg;
+	int r = http_request(k->t, &req, &rsp);
+
+	if (r < 0) {
+		seterr(k, "%s", http_transport_error(k->t));
+		return r;
+	}
+	*ret_status = rsp.status;
+	o = rsp.body_len ? json_tokener_parse(rsp.body) : NULL;
+	if (rsp.status >= 200 && rsp.status < 300) {
+		http_response_done(&rsp);
+		if (ret)
+			*ret = TAKE_PTR(o);
+		return 0;
+	}
+	msg = json_get_string(o, "message");
+	seterr(k, "%s %s%s: HTTP %ld%s%s", http_method_names[m], kube_url(k), path, rsp.status, msg ? ": " : "",
+	       msg ? msg : "");
+	http_response_done(&rsp);
+	switch (rsp.status) {
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 429:
+	case 500:
+	case 503:
+	case 504:
+		return -EAGAIN;
+	default:
+		return -EPROTO;
+	}
+}
+
+int kube_readyz(struct kube_client *k)
+{
+	struct http_request req = { .method = HTTP_GET, .path = "/readyz", .idempotent = true };
+	struct http_response rsp = {};
+	int r = http_request(k->t, &req, &rsp);
+
+	if (r < 0) {
+		seterr(k, "%s", http_transport_error(k->t));
+		return r;
+	}
+	if (rsp.status == 200 && rsp.body && strncmp(rsp.body, "ok", 2) == 0)
+		r = 0;
+	else {
+		seterr(k, "%s/readyz: HTTP %ld", kube_url(k), rsp.status);
+		r = rsp.status == 401 || rsp.status == 403 ? -EACCES : -EAGAIN;
+	}
+	http_response_done(&rsp);
+	return r;
+}
+
+static int copy_str(char *dst, size_t size, const char *s)
+{
+	if (!s)
+		s = "";
+	if (strlen(s) >= size)
+		return -EBADMSG;
+	memcpy(dst, s, strlen(s) + 1);
+	return 0;
+}
+
+static bool label_true(const struct json_object *labels, const char *key)
+{
+	const char *v = json_get_string(labels, key);
+
+	return v && (streq(v, "true") || streq(v, ""));
+}
+
+static int decode_node(struct json_object *o, struct kube_node *n)
+{
+	struct json_object *meta = json_get_object(o, "metadata"), *status = json_get_object(o, "status");
+	struct json_object *labels = json_get_object(meta, "labels");
+	struct json_object *conds = json_get_array(status, "conditions");
+	struct json_object *addrs = json_get_array(status, "addresses");
+	int r;
+
+	*n = (struct kube_node){};
+	r = copy_str(n->name, sizeof(n->name), json_get_string(meta, "name"));
+	if (r < 0 || !n->name[0])
+		return -EBADMSG;
+	n->control_plane = label_true(labels, "node-role.kubernetes.io/control-plane");
+	n->etcd = label_true(labels, "node-role.kubernetes.io/etcd");
+	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+		struct json_object *c = json_object_array_get_idx(conds, i);
+
+		if (streq_ptr(json_get_string(c, "type"), "Ready"))
+			n->ready = streq_ptr(json_get_string(c, "status"), "True");
+	}
+	for (size_t i = 0; addrs && i < json_object_array_length(addrs); i++) {
+		struct json_object *a = json_object_array_get_idx(addrs, i);
+
+		if (streq_ptr(json_get_string(a, "type"), "InternalIP") && !n->internal_ip[0] &&
+		    copy_str(n->internal_ip, sizeof(n->internal_ip), json_get_string(a, "address")) < 0)
+			return -EBADMSG;
+	}
+	return copy_str(n->kubelet_version, sizeof(n->kubelet_version),
+			json_get_string(json_get_object(status, "nodeInfo"), "kubeletVersion"));
+}
+
+int kube_decode_nodes(struct json_object *list, struct kube_node **ret, size_t *ret_n)
+{
+	struct json_object *items = json_get_array(list, "items");
+	_cleanup_free_ struct kube_node *v = NULL;
+	size_t n;
+
+	if (!items || !streq_ptr(json_get_string(list, "kind"), "NodeList"))
+		return -EBADMSG;
+	n = json_object_array_length(items);
+	if (n > 10000)
+		return -EBADMSG;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (decode_node(json_object_array_get_idx(items, i), &v[i]) < 0)
+			return -EBADMSG;
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+int kube_nodes(struct kube_client *k, struct kube_node **ret, size_t *ret_n)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	long status;
+	int r = call(k, HTTP_GET, "/api/v1/nodes", &status, &o);
+
+	if (r < 0)
+		return r;
+	r = kube_decode_nodes(o, ret, ret_n);
+	if (r == -EBADMSG)
+		seterr(k, "%s/api/v1/nodes: not a NodeList we understand", kube_url(k));
+	return r;
+}
+
+const struct kube_node *kube_node_find(const struct kube_node *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(v[i].name, name))
+			return &v[i];
+	return NULL;
+}
+
+static bool name_ok(const char *s)
+{
+	if (isempty(s) || strlen(s) >= KUBE_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+int kube_node_delete(struct kube_client *k, const char *name)
+{
+	char path[KUBE_NAME_MAX + 32];
+	long status;
+
+	if (!name_ok(name))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/api/v1/nodes/%s", name);
+	return call(k, HTTP_DELETE, path, &status, NULL);
+}
+
+int kube_secret_delete(struct kube_client *k, const char *ns, const char *name)
+{
+	char path[2 * KUBE_NAME_MAX + 48];
+	long status;
+
+	if (!name_ok(ns) || !name_ok(name))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ns, name);
+	return call(k, HTTP_DELETE, path, &status, NULL);
+}
