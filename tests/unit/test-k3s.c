@@ -165,6 +165,27 @@ static void test_kubeconfig(void **state)
 	k3s_trust_done(&t);
 }
 
+static void test_kube_vip(void **state)
+{
+	_cleanup_free_ char *y = NULL;
+	size_t n = 0, docs = 0;
+
+	(void)state;
+	assert_int_equal(k3s_kube_vip_manifest("ghcr.io/kube-vip/kube-vip:v0.9.2", "eth0", 0x0a000a05, &y, &n), 0);
+	assert_int_equal(strlen(y), n);
+	for (const char *p = y; (p = strstr(p, "\n---\n")); p++)
+		docs++;
+	assert_int_equal(docs, 3); /* four objects, one per document */
+	assert_non_null(strstr(y, "kind: \"ServiceAccount\""));
+	assert_non_null(strstr(y, "kind: \"ClusterRoleBinding\""));
+	assert_non_null(strstr(y, "kind: \"DaemonSet\""));
+	assert_non_null(strstr(y, "image: \"ghcr.io/kube-vip/kube-vip:v0.9.2\"\n"));
+	assert_non_null(strstr(y, "imagePullPolicy: \"Never\""));
+	assert_non_null(strstr(y, "- name: \"address\"\n          value: \"10.0.10.5\"\n"));
+	assert_int_equal(k3s_kube_vip_manifest("bad ref", "eth0", 1, &y, &n), -EINVAL);
+	assert_int_equal(k3s_kube_vip_manifest("r:1", "eth0", 0, &y, &n), -EINVAL);
+}
+
 static void test_decode_nodes(void **state)
 {
 	static const char list[] =
@@ -224,7 +245,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trust_deterministic), cmocka_unit_test(test_token),
 		cmocka_unit_test(test_config),		    cmocka_unit_test(test_kubeconfig),
-		cmocka_unit_test(test_decode_nodes),	    cmocka_unit_test(test_decode_exec_status),
+		cmocka_unit_test(test_kube_vip),	    cmocka_unit_test(test_decode_nodes),	    cmocka_unit_test(test_decode_exec_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,3 +168,221 @@ int k3s_kubeconfig(const char *name, const char *server, const struct k3s_trust 
 		return r;
 	return yaml_out_finish(y, ret, ret_len);
 }
+
+/* ---- kube-vip ---------------------------------------------------------------- */
+
+static void kv(struct yaml_out *y, const char *k, const char *v)
+{
+	yaml_out_key(y, k);
+	yaml_out_str(y, v);
+}
+
+static void meta(struct yaml_out *y, const char *api, const char *kind, const char *name, bool ns)
+{
+	kv(y, "apiVersion", api);
+	kv(y, "kind", kind);
+	yaml_out_key(y, "metadata");
+	yaml_out_map_start(y);
+	kv(y, "name", name);
+	if (ns)
+		kv(y, "namespace", "kube-system");
+	yaml_out_map_end(y);
+}
+
+static void strs(struct yaml_out *y, const char *key, const char *const *v)
+{
+	yaml_out_key(y, key);
+	yaml_out_seq_start(y, true);
+	for (; *v; v++)
+		yaml_out_str(y, *v);
+	yaml_out_seq_end(y);
+}
+
+static void rule(struct yaml_out *y, const char *group, const char *const *resources, const char *const *verbs)
+{
+	const char *const groups[] = { group, NULL };
+
+	yaml_out_map_start(y);
+	strs(y, "apiGroups", groups);
+	strs(y, "resources", resources);
+	strs(y, "verbs", verbs);
+	yaml_out_map_end(y);
+}
+
+static void kv_account(struct yaml_out *y)
+{
+	yaml_out_map_start(y);
+	meta(y, "v1", "ServiceAccount", "kube-vip", true);
+	yaml_out_map_end(y);
+}
+
+static void kv_role(struct yaml_out *y)
+{
+	static const char *const core[] = { "services", "services/status", "nodes", "endpoints", NULL };
+	static const char *const core_verbs[] = { "list", "get", "watch", "update", NULL };
+	static const char *const leases[] = { "leases", NULL };
+	static const char *const lease_verbs[] = { "list", "get", "watch", "update", "create", NULL };
+
+	yaml_out_map_start(y);
+	meta(y, "rbac.authorization.k8s.io/v1", "ClusterRole", "system:kube-vip-role", false);
+	yaml_out_key(y, "rules");
+	yaml_out_seq_start(y, false);
+	rule(y, "", core, core_verbs);
+	rule(y, "coordination.k8s.io", leases, lease_verbs);
+	yaml_out_seq_end(y);
+	yaml_out_map_end(y);
+}
+
+static void kv_binding(struct yaml_out *y)
+{
+	yaml_out_map_start(y);
+	meta(y, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "system:kube-vip-binding", false);
+	yaml_out_key(y, "roleRef");
+	yaml_out_map_start(y);
+	kv(y, "apiGroup", "rbac.authorization.k8s.io");
+	kv(y, "kind", "ClusterRole");
+	kv(y, "name", "system:kube-vip-role");
+	yaml_out_map_end(y);
+	yaml_out_key(y, "subjects");
+	yaml_out_seq_start(y, false);
+	yaml_out_map_start(y);
+	kv(y, "kind", "ServiceAccount");
+	kv(y, "name", "kube-vip");
+	kv(y, "namespace", "kube-system");
+	yaml_out_map_end(y);
+	yaml_out_seq_end(y);
+	yaml_out_map_end(y);
+}
+
+static void toleration(struct yaml_out *y, const char *effect)
+{
+	yaml_out_map_start(y);
+	kv(y, "effect", effect);
+	kv(y, "operator", "Exists");
+	yaml_out_map_end(y);
+}
+
+static void kv_daemonset(struct yaml_out *y, const char *ref, const char *iface, const char *vip)
+{
+	/* kube-vip's settings are its environment (kube-vip "manifest daemonset") */
+	const char *const env[][2] = {
+		{ "vip_arp", "true" },	       { "port", K3S_API_PORT_STR },  { "vip_interface", iface },
+		{ "vip_cidr", "32" },	       { "cp_enable", "true" },	      { "cp_namespace", "kube-system" },
+		{ "svc_enable", "false" },     { "vip_leaderelection", "true" }, { "vip_leasename", "plndr-cp-lock" },
+		{ "vip_leaseduration", "5" }, { "vip_renewdeadline", "3" },   { "vip_retryperiod", "1" },
+		{ "address", vip },
+	};
+	static const char *const caps[] = { "NET_ADMIN", "NET_RAW", NULL };
+	static const char *const args[] = { "manager", NULL };
+
+	yaml_out_map_start(y);
+	meta(y, "apps/v1", "DaemonSet", K3S_KUBE_VIP_DS, true);
+	yaml_out_key(y, "spec");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "selector");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "matchLabels");
+	yaml_out_map_start(y);
+	kv(y, "name", K3S_KUBE_VIP_DS);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_key(y, "template");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "metadata");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "labels");
+	yaml_out_map_start(y);
+	kv(y, "name", K3S_KUBE_VIP_DS);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_key(y, "spec");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "nodeSelector");
+	yaml_out_map_start(y);
+	kv(y, "node-role.kubernetes.io/control-plane", "true");
+	yaml_out_map_end(y);
+	yaml_out_key(y, "tolerations");
+	yaml_out_seq_start(y, false);
+	toleration(y, "NoSchedule");
+	toleration(y, "NoExecute");
+	yaml_out_seq_end(y);
+	kv(y, "serviceAccountName", "kube-vip");
+	yaml_out_key(y, "hostNetwork");
+	yaml_out_bool(y, true);
+	yaml_out_key(y, "containers");
+	yaml_out_seq_start(y, false);
+	yaml_out_map_start(y);
+	kv(y, "name", "kube-vip");
+	kv(y, "image", ref);
+	/* from the bundle's image tarball: there is no registry to pull from */
+	kv(y, "imagePullPolicy", "Never");
+	strs(y, "args", args);
+	yaml_out_key(y, "env");
+	yaml_out_seq_start(y, false);
+	for (size_t i = 0; i < ELEMENTSOF(env); i++) {
+		yaml_out_map_start(y);
+		kv(y, "name", env[i][0]);
+		kv(y, "value", env[i][1]);
+		yaml_out_map_end(y);
+	}
+	yaml_out_seq_end(y);
+	yaml_out_key(y, "securityContext");
+	yaml_out_map_start(y);
+	yaml_out_key(y, "capabilities");
+	yaml_out_map_start(y);
+	strs(y, "add", caps);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_seq_end(y);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+}
+
+int k3s_kube_vip_manifest(const char *ref, const char *iface, uint32_t vip, char **ret, size_t *ret_len)
+{
+	/* one object per YAML document, as K3s's deploy controller reads them */
+	_cleanup_free_ char *all = NULL;
+	size_t len = 0;
+	char ip[16];
+	int r = 0;
+
+	if (isempty(ref) || strpbrk(ref, " \t\n") || !label_ok(iface) || !vip)
+		return -EINVAL;
+	fmt_ip(vip, ip);
+	for (unsigned i = 0; i < 4 && r >= 0; i++) {
+		_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
+		_cleanup_free_ char *t = NULL;
+		size_t n = 0;
+		char *grown;
+
+		r = yaml_out_new(i ? "---\n" : "# devopslab: kube-vip serves the K3s API address (docs/k3s.md)\n",
+				 1u << 16, &y);
+		if (r < 0)
+			break;
+		if (i == 0)
+			kv_account(y);
+		else if (i == 1)
+			kv_role(y);
+		else if (i == 2)
+			kv_binding(y);
+		else
+			kv_daemonset(y, ref, iface, ip);
+		r = yaml_out_finish(y, &t, &n);
+		if (r < 0)
+			break;
+		grown = realloc(all, len + n + 1);
+		if (!grown)
+			return -ENOMEM;
+		all = grown;
+		memcpy(all + len, t, n + 1);
+		len += n;
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(all);
+	*ret_len = len;
+	return 0;
+}

@@ -46,3 +46,13 @@ int k3s_token(const char *ca_hash, const char *secret, char **ret);
 /* A kubeconfig for the administrator: server (the API URL), the K3s
  * server CA, the admin client certificate and key, inline. */
 int k3s_kubeconfig(const char *name, const char *server, const struct k3s_trust *t, char **ret, size_t *ret_len);
+
+/* kube-vip (docs/k3s.md, "The API address"): its service account, role,
+ * binding and DaemonSet on the control-plane nodes, announcing vip by ARP
+ * on iface and balancing the API port among the servers, leader elected;
+ * image `ref` from the bundle (never pulled). One YAML stream for K3s's
+ * auto-deploying manifests directory. */
+#define K3S_MANIFESTS_DIR "/var/lib/rancher/k3s/server/manifests"
+#define K3S_KUBE_VIP_MANIFEST K3S_MANIFESTS_DIR "/devopslab-kube-vip.yaml"
+#define K3S_KUBE_VIP_DS "kube-vip-ds"
+int k3s_kube_vip_manifest(const char *ref, const char *iface, uint32_t vip, char **ret, size_t *ret_len);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 
 #include <json-c/json.h>
 
@@ -85,9 +86,9 @@ int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_
 	r = k3s_token(k->trust.ca_hash, cfg->token_secret, &k->token);
 	if (r < 0)
 		return r;
-	/* The first server until the API VIP is served (docs/k3s.md, "What
-	 * stands"): an address nothing answers on would fail every check. */
-	fmt_ip(first.ip, ip);
+	/* the VIP once kube-vip serves it (the first server's step waits for
+	 * that), otherwise the first server */
+	fmt_ip(m->k3s.api_vip ? m->k3s.api_vip : first.ip, ip);
 	snprintf(k->api_url, sizeof(k->api_url), "https://%s:" K3S_API_PORT_STR, ip);
 	kc.url = cfg->api_url ? cfg->api_url : k->api_url;
 	kc.ca_pem = k->trust.server_ca;
@@ -444,6 +445,30 @@ static int clear_stale(struct run_ctx *ctx, const struct mf_vm *vm)
 	return 0;
 }
 
+/* kube-vip's manifest for K3s to deploy (the init step's `kube_vip`
+ * param: ref, interface, address); nothing when the param is null. */
+static int kube_vip(struct run_ctx *ctx, const struct step *s)
+{
+	struct json_object *p = json_get_object(s->params, "kube_vip");
+	const char *ref = json_get_string(p, "ref"), *iface = json_get_string(p, "interface");
+	const char *addr = json_get_string(p, "address");
+	struct in_addr a;
+	char *text = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!p)
+		return 0;
+	if (!addr || inet_pton(AF_INET, addr, &a) != 1)
+		return run_ctx_error(ctx, -EINVAL, "the step's kube_vip has no address");
+	r = k3s_kube_vip_manifest(ref, iface, ntohl(a.s_addr), &text, &n);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "cannot write the kube-vip manifest: %s", strerror(-r));
+	r = guest_write(ctx, &s->vm, K3S_KUBE_VIP_MANIFEST, 0600, text);
+	free(text);
+	return r;
+}
+
 static int install(struct run_ctx *ctx, const struct step *s)
 {
 	struct k3s_ctx *k = kctx(ctx);
@@ -463,6 +488,9 @@ static int install(struct run_ctx *ctx, const struct step *s)
 			if (r < 0)
 				return r;
 		}
+		r = kube_vip(ctx, s);
+		if (r < 0)
+			return r;
 	} else {
 		r = clear_stale(ctx, &s->vm);
 		if (r < 0)

@@ -62,8 +62,8 @@ DEFINE_FREE_FUNC(struct k3s_ctx, k3s_ctx_free);
 /* The kubeconfig (k3s-config.h) written to path with mode 0600, replacing
  * what is there atomically. Returns 0 or -errno. */
 int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path);
-/* The URL the kubeconfig names: https://<the first server>:6443 (the API
- * VIP once it is served). */
+/* The URL the kubeconfig names: https://<k3s.api_vip, else the first
+ * server>:6443. */
 const char *k3s_api_url(const struct k3s_ctx *k);
 
 extern const struct step_ops k3s_server_init_ops;
