@@ -70,7 +70,14 @@ init = kinds("k3s-server-init")
 if len(init) != 1 or init[0]["params"]["datastore"] != "embedded-etcd": fail("k3s init")
 if len(kinds("k3s-server-join")) != 2 or len(kinds("k3s-agent")) != 2: fail("k3s joins")
 if ids.index(init[0]["id"]) < ids.index(vms[-1]["id"]): fail("k3s before the VMs exist")
-if any(s["params"]["server"] != "https://10.0.10.31:6443" for s in kinds("k3s-agent")): fail("agent server url")
+# Joins and agents register through the API VIP, which kube-vip serves:
+# deployed by the first server, its image from the bundle.
+if any(s["params"]["server"] != "https://10.0.10.5:6443" for s in kinds("k3s-server-join") + kinds("k3s-agent")):
+    fail("join/agent server url")
+if init[0]["params"]["kube_vip"] != {"ref": "ghcr.io/kube-vip/kube-vip:v0.9.2", "interface": "eth0",
+                                     "address": "10.0.10.5"}:
+    fail("kube_vip %s" % init[0]["params"]["kube_vip"])
+if any("kube_vip" in s["params"] for s in kinds("k3s-server-join") + kinds("k3s-agent")): fail("kube_vip on a join")
 # Every K3s step names its node, the networks (defaults), what is disabled
 # and the API address; servers also the names of their certificate.
 for s in init + kinds("k3s-server-join") + kinds("k3s-agent"):
@@ -83,12 +90,17 @@ for s in init + kinds("k3s-server-join") + kinds("k3s-agent"):
         fail("k3s params of %s" % p["vm"])
     if s["kind"] != "k3s-agent" and p["tls_san"] != ["10.0.10.5", p["ip"]]: fail("tls_san of %s" % p["vm"])
     if p["token"] != {"secret": "k3s_token"}: fail("k3s token")
-# The air-gap payload every K3s VM gets through the vm step's files.
+# The air-gap payload every K3s VM gets through the vm step's files; the
+# servers also kube-vip's image, in the directory K3s imports images from.
 k3s_payload = [
     {"asset": "k3s-binary", "file": "k3s", "path": "/usr/local/bin/k3s", "mode": "0755"},
     {"asset": "k3s-images", "file": "k3s-airgap-images-amd64.tar.zst",
      "path": "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst", "mode": "0644"},
     {"asset": "k3s-install", "file": "install.sh", "path": "/usr/local/lib/devopslab/k3s-install.sh", "mode": "0755"},
+]
+server_payload = k3s_payload + [
+    {"asset": "kube-vip", "file": "kube-vip-image.tar", "path": "/var/lib/rancher/k3s/agent/images/kube-vip-image.tar",
+     "mode": "0644"},
 ]
 # DNS: zone, wildcard to the edge, per-node records, forwarders, secondary.
 recs = {s["params"]["name"]: s["params"]["value"] for s in kinds("dns-record")}
@@ -112,7 +124,7 @@ for v in vms:
     octets = [int(x, 16) for x in p["mac"].split(":")]
     if len(octets) != 6 or octets[0] & 3 != 2: fail("%s: MAC %s" % (p["name"], p["mac"]))
     if (p["full"], p["ciuser"], p["sshkeys"]) != (True, None, []): fail("%s guest params" % p["name"])
-    if p["files"] != (k3s_payload if p["group"] in ("k3s_server", "k3s_worker") else []):
+    if p["files"] != {"k3s_server": server_payload, "k3s_worker": k3s_payload}.get(p["group"], []):
         fail("%s files %s" % (p["name"], p["files"]))
     if (p["nameserver"], p["searchdomain"]) != (["10.0.10.1"], "homelab.local"): fail("%s DNS" % p["name"])
     need[p["node"]] = need.get(p["node"], 0) + p["disk"]["size_bytes"]

@@ -178,6 +178,8 @@ static void test_example(void **state)
 	assert_int_equal(m->secrets.n_names, 5);
 	assert_string_equal(m->secrets.names[4], MANIFEST_SECRET_CA_CERT);
 	assert_int_equal(m->k3s.api_vip, ip("10.0.10.5"));
+	assert_string_equal(m->k3s.kube_vip.image, "kube-vip");
+	assert_string_equal(m->k3s.kube_vip.ref, "ghcr.io/kube-vip/kube-vip:v0.9.2");
 	assert_int_equal(m->k3s.cluster_cidr.addr, ip("10.42.0.0")); /* defaults */
 	assert_int_equal(m->k3s.cluster_cidr.prefix, 16);
 	assert_int_equal(m->k3s.service_cidr.addr, ip("10.43.0.0"));
@@ -575,7 +577,7 @@ static const char k3s_yaml[] =
 	"nodes:\n"
 	"  - {name: pve1, role: first, serial: A1, ip: 192.168.1.10, disk: {largest_nvme: true}}\n"
 	"assets: [{name: rootfs, file: rootfs.tar.zst}, {name: k3s, file: k3s}, {name: inst, file: install.sh},\n"
-	"         {name: img, file: images/k3s-airgap.tar.zst}]\n"
+	"         {name: img, file: images/k3s-airgap.tar.zst}, {name: vip, file: images/kube-vip.tar}]\n"
 	"proxmox: {rootfs: rootfs, root_password: {secret: pw}}\n"
 	"templates: [{name: tpl, vmid: 9000, image: rootfs, target_node: pve1}]\n"
 	"vms:\n"
@@ -608,23 +610,29 @@ static void k3s_edit(char *buf, size_t size, const char *from, const char *to, c
 	snprintf(buf, size, "%.*s%s%s", (int)(at - tmp), tmp, to2, at + strlen(from2));
 }
 
-/* The k3s keys in the model: the API address, the networks' defaults, the
- * components left out, and the air-gap payload of the K3s groups. */
+/* The k3s keys in the model: the API address and what serves it, the
+ * networks' defaults, the components left out, and the payload of the K3s
+ * groups. */
 static void test_k3s(void **state)
 {
 	char buf[4096];
 	struct diags d = {};
 	struct manifest *m = NULL;
-	struct mf_k3s_file pl[3];
+	struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 
 	(void)state;
 	k3s_edit(buf, sizeof(buf), "  agents: [wrk]\n",
 		 "  agents: [wrk]\n  api_vip: 192.168.1.5\n  service_cidr: 10.96.0.0/12\n"
-		 "  disable: [traefik, servicelb]\n",
+		 "  disable: [traefik, servicelb]\n"
+		 "  kube_vip: {image: vip, ref: \"ghcr.io/kube-vip/kube-vip@sha256:"
+		 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}\n",
 		 NULL, NULL);
 	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "k3s.yaml", &d, &m), 0);
 	assert_int_equal(d.n, 0);
 	assert_int_equal(m->k3s.api_vip, ip("192.168.1.5"));
+	assert_string_equal(m->k3s.kube_vip.image, "vip");
+	assert_string_equal(m->k3s.kube_vip.ref, "ghcr.io/kube-vip/kube-vip@sha256:"
+						 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	assert_int_equal(m->k3s.cluster_cidr.addr, ip("10.42.0.0"));
 	assert_int_equal(m->k3s.cluster_cidr.prefix, 16);
 	assert_int_equal(m->k3s.service_cidr.addr, ip("10.96.0.0"));
@@ -633,18 +641,24 @@ static void test_k3s(void **state)
 	assert_string_equal(m->k3s.disable[0], "traefik");
 	assert_string_equal(m->k3s.disable[1], "servicelb");
 
-	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "srv"), pl), 3);
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "srv"), pl), 4);
 	assert_string_equal(pl[0].asset, "k3s");
 	assert_string_equal(pl[0].path, MANIFEST_K3S_BINARY_PATH);
 	assert_int_equal(pl[0].mode, 0755);
-	assert_string_equal(pl[0].key, "binary");
+	assert_string_equal(pl[0].key, "airgap.binary");
 	assert_string_equal(pl[1].asset, "img");
 	assert_string_equal(pl[1].path, "/var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst"); /* the base name */
 	assert_int_equal(pl[1].mode, 0644);
 	assert_string_equal(pl[2].asset, "inst");
 	assert_string_equal(pl[2].path, "/usr/local/lib/devopslab/k3s-install.sh");
 	assert_int_equal(pl[2].mode, 0755);
-	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 3); /* agents too */
+	assert_string_equal(pl[3].asset, "vip"); /* kube-vip's image, after the air gap's */
+	assert_string_equal(pl[3].path, "/var/lib/rancher/k3s/agent/images/kube-vip.tar");
+	assert_int_equal(pl[3].mode, 0644);
+	assert_string_equal(pl[3].key, "kube_vip.image");
+	/* agents too, but not kube-vip: it runs on the control plane */
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 3);
+	assert_string_equal(pl[2].key, "airgap.install_script");
 	manifest_free(m);
 	m = NULL;
 	diags_done(&d);
@@ -679,7 +693,13 @@ static void test_k3s_errors(void **state)
 		size_t errors;
 		const char *path, *msg;
 	} cases[] = {
-#define VIP(v) "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: " v "\n", NULL, NULL
+#define KUBE_VIP "  kube_vip: {image: vip, ref: \"ghcr.io/kube-vip/kube-vip:v0.9.2\"}\n"
+#define VIP(v) "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: " v "\n" KUBE_VIP, NULL, NULL
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define WITH_VIP "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: 192.168.1.5\n" KUBE_VIP
+#define REF(v) \
+	"  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: 192.168.1.5\n  kube_vip: {image: vip, ref: " v "}\n", \
+		NULL, NULL
 #define K3S(v) "  agents: [wrk]\n", "  agents: [wrk]\n" v, NULL, NULL
 		{ VIP("192.168.1.5"), 0, NULL, NULL },
 		{ VIP("192.168.2.5"), 1, "k3s.api_vip", "192.168.2.5 is outside network.subnet 192.168.1.0/24" },
@@ -694,6 +714,37 @@ static void test_k3s_errors(void **state)
 		{ VIP("192.168.1.53"), 1, "k3s.api_vip", "192.168.1.53 is a resolver's address (network.dns[1])" },
 		{ VIP("0.0.0.0"), 1, "k3s.api_vip", "0.0.0.0 is not a host address" },
 		{ VIP("192.168.1"), 1, "k3s.api_vip", "'192.168.1' is not an IPv4 address" },
+		/* kube-vip serves the VIP: one needs the other */
+		{ K3S("  api_vip: 192.168.1.5\n"), 1, "k3s.api_vip",
+		  "k3s.api_vip needs k3s.kube_vip: the image that serves the address (docs/k3s.md)" },
+		{ K3S(KUBE_VIP), 1, "k3s.kube_vip", "k3s.kube_vip serves k3s.api_vip, which is not set" },
+		/* a VIP or a kube_vip that failed to decode says so once */
+		{ K3S("  api_vip: 0.0.0.0\n"), 1, "k3s.api_vip", "0.0.0.0 is not a host address" },
+		{ K3S("  api_vip: 192.168.1.5\n  kube_vip: vip\n"), 1, "k3s.kube_vip", "must be a mapping" },
+		{ K3S("  api_vip: 192.168.1.5\n  kube_vip: {image: vip}\n"), 1, "k3s.kube_vip",
+		  "missing required key 'ref'" },
+		{ K3S("  api_vip: 192.168.1.5\n"
+		      "  kube_vip: {image: nope, ref: \"ghcr.io/kube-vip/kube-vip:v0.9.2\"}\n"),
+		  1, "k3s.kube_vip.image", "no asset named 'nope' in assets" },
+		{ REF("\"localhost:5000/kube-vip:v1\""), 0, NULL, NULL },
+		{ REF("\"10.0.0.2:5000/a/b__c/d--e.f:V1_x.2-rc\""), 0, NULL, NULL },
+		{ REF("\"ghcr.io/kube-vip/kube-vip:v0.9.2@sha256:"
+		      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\""), 0, NULL, NULL },
+		{ REF("\"ghcr.io/kube-vip/kube-vip\""), 1, "k3s.kube_vip.ref",
+		  "'ghcr.io/kube-vip/kube-vip' is not an image reference like ghcr.io/kube-vip/kube-vip:v0.9.2 "
+		  "(REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST)" },
+		{ REF("\"kube-vip/kube-vip:v0.9.2\""), 1, "k3s.kube_vip.ref", "is not an image reference" },
+		{ REF("\"ghcr.io/Kube-Vip/kube-vip:v0.9.2\""), 1, "k3s.kube_vip.ref", "is not an image reference" },
+		{ REF("\"ghcr.io/kube-vip/kube-vip:.v1\""), 1, "k3s.kube_vip.ref", "is not an image reference" },
+		{ REF("\"ghcr.io/kube-vip/kube-vip@sha256:abc\""), 1, "k3s.kube_vip.ref", "is not an image reference" },
+		{ REF("\"ghcr.io:99999/kube-vip:v1\""), 1, "k3s.kube_vip.ref", "is not an image reference" },
+		{ REF("\"ghcr.io/kube-vip/kube-vip :v0.9.2\""), 1, "k3s.kube_vip.ref",
+		  "must not contain whitespace or control characters" },
+		{ REF("\"\""), 1, "k3s.kube_vip.ref", "must not be empty" },
+		{ REF("\"ghcr.io/" A64 A64 A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:v1\""), 1,
+		  "k3s.kube_vip.ref", "is longer than 255 bytes" }, /* 256 bytes */
+		{ REF("\"ghcr.io/" A64 A64 A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:v1\""), 0, NULL,
+		  NULL }, /* 255 */
 		{ K3S("  cluster_cidr: 192.168.0.0/16\n"), 1, "k3s.cluster_cidr",
 		  "192.168.0.0/16 overlaps network.subnet 192.168.1.0/24" },
 		{ K3S("  service_cidr: 192.168.1.128/25\n"), 1, "k3s.service_cidr",
@@ -746,8 +797,31 @@ static void test_k3s_errors(void **state)
 		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
 		  "ipconfig0: \"ip=192.168.1.110/24\", files: [{asset: k3s, path: /usr/local/bin/k3s}]}", "  agents: [wrk]\n",
 		  "", 0, NULL, NULL },
+		/* kube-vip's image: in the servers' payload, not the agents' */
+		{ "ipconfig0: \"ip=192.168.1.100/24\"}",
+		  "ipconfig0: \"ip=192.168.1.100/24\",\n"
+		  "     files: [{asset: vip, path: /var/lib/rancher/k3s/agent/images/kube-vip.tar}]}",
+		  WITH_VIP, 1, "vms[0].files[0].path",
+		  "'/var/lib/rancher/k3s/agent/images/kube-vip.tar' is where k3s.kube_vip.image goes in every VM of "
+		  "group 'srv' (in k3s.servers)" },
+		{ "ipconfig0: \"ip=192.168.1.110/24\"}",
+		  "ipconfig0: \"ip=192.168.1.110/24\",\n"
+		  "     files: [{asset: vip, path: /var/lib/rancher/k3s/agent/images/kube-vip.tar}]}",
+		  WITH_VIP, 0, NULL, NULL },
+		/* and not where the air-gap images go */
+		{ "{name: vip, file: images/kube-vip.tar}", "{name: vip, file: vip/k3s-airgap.tar.zst}", WITH_VIP, 1,
+		  "k3s.kube_vip.image",
+		  "'/var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst' is where k3s.airgap.images goes already: "
+		  "the two assets' files need different base names" },
+		{ K3S("  api_vip: 192.168.1.5\n"
+		      "  kube_vip: {image: img, ref: \"ghcr.io/kube-vip/kube-vip:v0.9.2\"}\n"),
+		  1, "k3s.kube_vip.image", "asset 'img' is k3s.airgap.images already" },
 #undef VIP
 #undef K3S
+#undef REF
+#undef WITH_VIP
+#undef A64
+#undef KUBE_VIP
 	};
 
 	(void)state;

@@ -322,6 +322,7 @@ static const char k3s[] =
 	"  - {name: bin, file: k3s/k3s-v1.30}\n"
 	"  - {name: img, file: k3s/airgap-images.tar.zst}\n"
 	"  - {name: inst, file: install.sh}\n"
+	"  - {name: kv, file: images/kube-vip-v0.9.2.tar}\n"
 	"proxmox: {rootfs: rootfs, root_password: {secret: root_password}}\n"
 	"templates: [{name: tpl, vmid: 9000, image: jammy, target_node: n1}]\n"
 	"vms:\n"
@@ -341,20 +342,27 @@ static const char k3s[] =
 	"  airgap: {binary: bin, images: img, install_script: inst}\n"
 	"secrets: {names: [root_password, tok, cluster_ca_key]}\n";
 
-/* The names of a step's params from `first` on, comma-separated. */
-static void keys_from(const struct step *s, const char *first, char *buf, size_t size)
+/* The names of an object's members from `first` on (NULL: all),
+ * comma-separated. */
+static void obj_keys_from(struct json_object *obj, const char *first, char *buf, size_t size)
 {
 	bool on = false;
 	size_t o = 0;
 
 	buf[0] = '\0';
-	json_object_object_foreach(s->params, key, val)
+	json_object_object_foreach(obj, key, val)
 	{
 		(void)val;
-		on = on || streq(key, first);
+		on = on || !first || streq(key, first);
 		if (on && o < size)
 			o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? "," : "", key);
 	}
+}
+
+/* The names of a step's params from `first` on. */
+static void keys_from(const struct step *s, const char *first, char *buf, size_t size)
+{
+	obj_keys_from(s->params, first, buf, size);
 }
 
 static const char *str_at(struct json_object *a, size_t i)
@@ -377,7 +385,7 @@ static void test_k3s_params(void **state)
 	assert_int_equal(s->kind, STEP_K3S_SERVER_INIT);
 	keys_from(s, "version", keys, sizeof(keys));
 	assert_string_equal(keys, "version,node_name,cluster_cidr,service_cidr,disable,api_vip,tls_san,datastore,"
-				  "cluster_init,token,airgap_binary,airgap_images,install_script");
+				  "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script");
 	assert_string_equal(step_param_string(s, "node_name"), "srv-1");
 	assert_string_equal(step_param_string(s, "cluster_cidr"), "10.100.0.0/16");
 	assert_string_equal(step_param_string(s, "service_cidr"), "10.43.0.0/16"); /* the default */
@@ -387,6 +395,8 @@ static void test_k3s_params(void **state)
 	assert_string_equal(str_at(a, 1), "local-storage");
 	assert_true(json_object_object_get_ex(s->params, "api_vip", &o));
 	assert_null(o); /* none: JSON null, "-" in text */
+	assert_true(json_object_object_get_ex(s->params, "kube_vip", &o));
+	assert_null(o); /* nothing to serve */
 	a = json_get_array(s->params, "tls_san");
 	assert_int_equal(json_object_array_length(a), 1);
 	assert_string_equal(str_at(a, 0), "10.0.10.51");
@@ -434,30 +444,59 @@ static void test_k3s_params(void **state)
 	manifest_free(m);
 }
 
-/* With api_vip: in every K3s step, and first in the servers' tls_san. */
+/* With api_vip: in every K3s step, first in the servers' tls_san, the
+ * address joins and agents register through; kube-vip, which serves it,
+ * deployed by the first server, its image in every server's payload. */
 static void test_k3s_vip(void **state)
 {
-	char buf[sizeof(k3s) + 64];
+	char buf[sizeof(k3s) + 128];
 	const char *at = strstr(k3s, "  disable:");
 	struct manifest *m;
 	struct plan *p = NULL;
 	const struct step *s;
-	struct json_object *a;
-	char *text = NULL;
+	struct json_object *a, *o;
+	char *text = NULL, keys[512];
 	size_t size = 0;
 	FILE *f;
 
 	(void)state;
-	snprintf(buf, sizeof(buf), "%.*s  api_vip: 10.0.10.5\n%s", (int)(at - k3s), k3s, at);
+	snprintf(buf, sizeof(buf),
+		 "%.*s  api_vip: 10.0.10.5\n  kube_vip: {image: kv, ref: \"ghcr.io/kube-vip/kube-vip:v0.9.2\"}\n%s",
+		 (int)(at - k3s), k3s, at);
 	m = load(buf);
 	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/k3s/server/srv-1");
+	keys_from(s, "cluster_init", keys, sizeof(keys));
+	assert_string_equal(keys, "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script");
+	o = json_get_object(s->params, "kube_vip");
+	obj_keys_from(o, NULL, keys, sizeof(keys));
+	assert_string_equal(keys, "ref,interface,address");
+	assert_string_equal(json_get_string(o, "ref"), "ghcr.io/kube-vip/kube-vip:v0.9.2");
+	assert_string_equal(json_get_string(o, "interface"), "eth0");
+	assert_string_equal(json_get_string(o, "address"), "10.0.10.5");
 	s = plan_find_step(p, "cluster/k3s/server/srv-2");
 	assert_string_equal(step_param_string(s, "api_vip"), "10.0.10.5");
 	a = json_get_array(s->params, "tls_san");
 	assert_int_equal(json_object_array_length(a), 2);
 	assert_string_equal(str_at(a, 0), "10.0.10.5");
 	assert_string_equal(str_at(a, 1), "10.0.10.52");
-	assert_string_equal(step_param_string(plan_find_step(p, "cluster/k3s/agent/wrk-1"), "api_vip"), "10.0.10.5");
+	assert_string_equal(step_param_string(s, "server"), "https://10.0.10.5:6443"); /* through the VIP */
+	assert_false(json_object_object_get_ex(s->params, "kube_vip", NULL)); /* the first server's only */
+	s = plan_find_step(p, "cluster/k3s/agent/wrk-1");
+	assert_string_equal(step_param_string(s, "api_vip"), "10.0.10.5");
+	assert_string_equal(step_param_string(s, "server"), "https://10.0.10.5:6443");
+	assert_false(json_object_object_get_ex(s->params, "kube_vip", NULL));
+
+	/* kube-vip's image: after the air-gap payload, on the servers only */
+	a = json_get_array(plan_find_step(p, "cluster/vm/srv-3")->params, "files");
+	assert_int_equal(json_object_array_length(a), 5);
+	o = json_object_array_get_idx(a, 4);
+	assert_string_equal(json_get_string(o, "asset"), "kv");
+	assert_string_equal(json_get_string(o, "file"), "images/kube-vip-v0.9.2.tar");
+	assert_string_equal(json_get_string(o, "path"), "/var/lib/rancher/k3s/agent/images/kube-vip-v0.9.2.tar");
+	assert_string_equal(json_get_string(o, "mode"), "0644");
+	assert_int_equal(json_object_array_length(json_get_array(plan_find_step(p, "cluster/vm/wrk-1")->params, "files")),
+			 3);
 	f = open_memstream(&text, &size);
 	assert_non_null(f);
 	assert_int_equal(plan_print_text(f, p), 0);
@@ -465,6 +504,9 @@ static void test_k3s_vip(void **state)
 	assert_non_null(strstr(text, "      node_name: srv-2\n      cluster_cidr: 10.100.0.0/16\n"
 				     "      service_cidr: 10.43.0.0/16\n      disable: traefik, local-storage\n"
 				     "      api_vip: 10.0.10.5\n      tls_san: 10.0.10.5, 10.0.10.52\n"));
+	assert_non_null(strstr(text, "      cluster_init: true\n      kube_vip:\n"
+				     "        ref: ghcr.io/kube-vip/kube-vip:v0.9.2\n        interface: eth0\n"
+				     "        address: 10.0.10.5\n"));
 	free(text);
 	plan_free(p);
 	manifest_free(m);

@@ -201,24 +201,39 @@ static void k3s_file(struct mf_k3s_file *f, const char *asset, const char *key, 
 	snprintf(f->path, sizeof(f->path), "%s%s%s", dir, name ? "/" : "", name ? name : "");
 }
 
-size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g, struct mf_k3s_file ret[static 3])
+/* An image archive in the directory K3s imports from, under the base
+ * name of its asset's file; nothing when the asset does not exist. */
+static bool k3s_image(struct mf_k3s_file *f, const struct manifest *m, const char *asset, const char *key)
+{
+	const struct mf_asset *a = manifest_find_asset(m, asset);
+	const char *slash;
+
+	if (!a || !a->file)
+		return false;
+	slash = strrchr(a->file, '/');
+	k3s_file(f, asset, key, 0644, MANIFEST_K3S_IMAGES_DIR, slash ? slash + 1 : a->file);
+	return true;
+}
+
+size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
+			    struct mf_k3s_file ret[static MANIFEST_K3S_PAYLOAD_MAX])
 {
 	const struct mf_k3s *k = &m->k3s;
-	const struct mf_asset *images = manifest_find_asset(m, k->airgap.images);
+	const char *role = g ? k3s_role(m, g->id) : NULL;
 	size_t n = 0;
 
-	if (!g || !k3s_role(m, g->id))
+	if (!role)
 		return 0;
 	if (k->airgap.binary)
-		k3s_file(&ret[n++], k->airgap.binary, "binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
-	if (images && images->file) {
-		const char *slash = strrchr(images->file, '/');
-
-		k3s_file(&ret[n++], k->airgap.images, "images", 0644, MANIFEST_K3S_IMAGES_DIR,
-			 slash ? slash + 1 : images->file);
-	}
+		k3s_file(&ret[n++], k->airgap.binary, "airgap.binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
+	if (k3s_image(&ret[n], m, k->airgap.images, "airgap.images"))
+		n++;
 	if (k->airgap.install_script)
-		k3s_file(&ret[n++], k->airgap.install_script, "install_script", 0755, MANIFEST_K3S_INSTALL_PATH, NULL);
+		k3s_file(&ret[n++], k->airgap.install_script, "airgap.install_script", 0755, MANIFEST_K3S_INSTALL_PATH,
+			 NULL);
+	/* kube-vip runs on the control plane only (docs/k3s.md) */
+	if (streq(role, "servers") && k3s_image(&ret[n], m, k->kube_vip.image, "kube_vip.image"))
+		n++;
 	return n;
 }
 
@@ -997,25 +1012,72 @@ static void check_k3s_airgap(struct mf_ctx *c, const struct manifest *m)
 	check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
 }
 
-/* A K3s group's own files must not take the paths of the air-gap payload,
- * which the vm step adds to every VM of the group. */
+/* A K3s group's own files must not take the paths of the K3s payload (the
+ * air gap's, kube-vip's image), which the vm step adds to every VM of the
+ * group. */
 static void check_k3s_payload(struct mf_ctx *c, const struct manifest *m)
 {
 	char p[MF_PATH_MAX];
 
 	for (size_t i = 0; i < m->n_vms; i++) {
 		const struct mf_vm_group *g = &m->vms[i];
-		struct mf_k3s_file pl[3];
+		struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 		size_t n = manifest_k3s_payload(m, g, pl);
 
 		for (size_t j = 0; j < g->n_files; j++)
 			for (size_t e = 0; e < n; e++)
 				if (streq_ptr(g->files[j].path, pl[e].path))
 					mf_error_at(c, P(p, "vms[%zu].files[%zu].path", i, j),
-						    "'%s' is where k3s.airgap.%s goes in every VM of group '%s' (in "
+						    "'%s' is where k3s.%s goes in every VM of group '%s' (in "
 						    "k3s.%s)",
 						    pl[e].path, pl[e].key, g->id, k3s_role(m, g->id));
 	}
+}
+
+/* Two images archives of the payload at one path (their assets' files
+ * have the same base name): the later would replace the earlier. A
+ * server group's payload has them all. */
+static void check_k3s_payload_paths(struct mf_ctx *c, const struct manifest *m)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < m->n_vms; i++) {
+		struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
+		size_t n;
+
+		if (!streq_ptr(k3s_role(m, m->vms[i].id), "servers"))
+			continue;
+		n = manifest_k3s_payload(m, &m->vms[i], pl);
+		for (size_t e = 1; e < n; e++)
+			for (size_t d = 0; d < e; d++) {
+				if (!streq(pl[e].path, pl[d].path))
+					continue;
+				if (streq(pl[e].asset, pl[d].asset))
+					mf_error_at(c, P(p, "k3s.%s", pl[e].key), "asset '%s' is k3s.%s already",
+						    pl[e].asset, pl[d].key);
+				else
+					mf_error_at(c, P(p, "k3s.%s", pl[e].key),
+						    "'%s' is where k3s.%s goes already: the two assets' files need "
+						    "different base names",
+						    pl[e].path, pl[d].key);
+			}
+		return;
+	}
+}
+
+/* kube-vip serves api_vip: an address nothing announces is as much a
+ * mistake as an announcer without an address. */
+static void check_kube_vip(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_k3s *k = &m->k3s;
+	bool vip = mf_given(c, "k3s.api_vip"), kube_vip = mf_given(c, "k3s.kube_vip");
+
+	if (vip && !kube_vip)
+		mf_error_at(c, "k3s.api_vip",
+			    "k3s.api_vip needs k3s.kube_vip: the image that serves the address (docs/k3s.md)");
+	if (kube_vip && !vip)
+		mf_error_whole(c, "k3s.kube_vip", "k3s.kube_vip serves k3s.api_vip, which is not set");
+	check_asset_ref(c, m, k->kube_vip.image, "k3s.kube_vip.image");
 }
 
 static void check_k3s(struct mf_ctx *c, struct manifest *m)
@@ -1050,7 +1112,9 @@ static void check_k3s(struct mf_ctx *c, struct manifest *m)
 	check_k3s_cidrs(c, m);
 	check_k3s_disable(c, k);
 	check_k3s_airgap(c, m);
+	check_kube_vip(c, m);
 	check_k3s_payload(c, m);
+	check_k3s_payload_paths(c, m);
 }
 
 static void check_record(struct mf_ctx *c, const struct mf_dns_record *rec, size_t i)

@@ -219,10 +219,15 @@ struct mf_vm {
 /* Where the air-gap payload lands in every VM of a K3s server or agent
  * group (the vm step's `files`, docs/k3s.md): the binary, the install
  * script, and the images archive under its asset file's base name in the
- * directory K3s imports archives from when it starts. */
+ * directory K3s imports archives from when it starts; the servers' VMs
+ * also get the kube-vip image there, under its asset file's base name. */
 #define MANIFEST_K3S_BINARY_PATH "/usr/local/bin/k3s"
 #define MANIFEST_K3S_IMAGES_DIR "/var/lib/rancher/k3s/agent/images"
 #define MANIFEST_K3S_INSTALL_PATH "/usr/local/lib/devopslab/k3s-install.sh"
+/* The longest image reference k3s.kube_vip.ref takes: the OCI
+ * distribution grammar's limit on a repository name, applied to the whole
+ * reference. */
+#define MANIFEST_IMAGE_REF_MAX 255
 
 struct mf_k3s {
 	char *version;
@@ -242,6 +247,15 @@ struct mf_k3s {
 	struct mf_cidr cluster_cidr, service_cidr;
 	char **disable; /* coredns, servicelb, traefik, local-storage, metrics-server: each once, in manifest order */
 	size_t n_disable;
+	/* kube-vip, which serves api_vip from the servers (ARP, leader
+	 * election): its image as an asset, a container image tarball K3s
+	 * imports from MANIFEST_K3S_IMAGES_DIR (the nodes have no registry),
+	 * and the reference the image has inside it, REGISTRY/PATH:TAG or
+	 * REGISTRY/PATH@sha256:DIGEST. Given exactly when api_vip is, and then
+	 * both set; NULL otherwise. */
+	struct {
+		char *image, *ref;
+	} kube_vip;
 	struct {
 		/* asset names; binary and install_script are required,
 		 * images is optional (a warning when absent) */
@@ -360,20 +374,25 @@ int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *r
 /* Total number of VMs in the groups listed (k3s servers, say). */
 size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n);
 
-/* One air-gap payload file of a K3s VM (see manifest_k3s_payload()). */
+/* One payload file of a K3s VM (see manifest_k3s_payload()). */
 struct mf_k3s_file {
 	const char *asset; /* borrowed from the manifest */
 	char path[320];    /* in the guest */
 	unsigned mode;
-	const char *key;   /* the k3s.airgap key that names the asset: "binary" */
+	const char *key;   /* the key below k3s that names the asset: "airgap.binary" */
 };
 
-/* The air-gap payload every VM of group g gets when g is in k3s.servers or
+#define MANIFEST_K3S_PAYLOAD_MAX 4
+
+/* The K3s payload every VM of group g gets when g is in k3s.servers or
  * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
  * airgap.images in MANIFEST_K3S_IMAGES_DIR (0644; only when set and its
  * asset exists, whose file's base name it keeps), airgap.install_script at
- * MANIFEST_K3S_INSTALL_PATH (0755). An unset key is left out. Returns how
- * many entries of ret[] were filled: 0 for any other group or without k3s. */
-size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g, struct mf_k3s_file ret[static 3]);
+ * MANIFEST_K3S_INSTALL_PATH (0755), then, in a server group only,
+ * kube_vip.image in MANIFEST_K3S_IMAGES_DIR (0644; as airgap.images). An
+ * unset key is left out. Returns how many entries of ret[] were filled: 0
+ * for any other group or without k3s. */
+size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
+			    struct mf_k3s_file ret[static MANIFEST_K3S_PAYLOAD_MAX]);
 
 DEFINE_FREE_FUNC(struct manifest, manifest_free)

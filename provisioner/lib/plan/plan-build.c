@@ -31,6 +31,9 @@
 #define ESP_BYTES (1ull << 30)
 #define PVE_VG "pve"
 #define K3S_API_PORT 6443
+/* The interface kube-vip announces the API VIP on: the name the guests'
+ * network config gives every VM's one NIC (guests' CLOUDINIT_IFNAME). */
+#define K3S_VIP_INTERFACE "eth0"
 #define FIRSTBOOT_UNIT "devopslab-firstboot.service"
 
 struct builder {
@@ -854,14 +857,14 @@ static void push_file(struct builder *b, struct json_object *a, const char *asse
 }
 
 /* vms[].files: what to copy into the guest; then, in a K3s server or agent
- * group, the air-gap payload (manifest_k3s_payload(): the K3s VMs have no
+ * group, the K3s payload (manifest_k3s_payload(): the K3s VMs have no
  * internet, so the binary, images and install script travel the same
- * way). No digest: the step takes each from the verified bundle by `file`,
- * as rootfs-extract does. */
+ * way, and on the servers kube-vip's image). No digest: the step takes
+ * each from the verified bundle by `file`, as rootfs-extract does. */
 static struct json_object *vm_files(struct builder *b, const struct mf_vm_group *g)
 {
 	struct json_object *a = arr(b);
-	struct mf_k3s_file k3s[3];
+	struct mf_k3s_file k3s[MANIFEST_K3S_PAYLOAD_MAX];
 	size_t n = manifest_k3s_payload(b->m, g, k3s);
 
 	for (size_t i = 0; i < g->n_files; i++)
@@ -944,6 +947,23 @@ static void add_vms(struct builder *b)
 
 /* ---- first boot: K3s, DNS, edge ----------------------------------------- */
 
+/* What the first server's K3s deploys to serve api_vip: kube-vip, its
+ * image from the payload (ref), announcing the address by ARP on the
+ * VMs' NIC; NULL (JSON null) without api_vip. */
+static struct json_object *kube_vip(struct builder *b)
+{
+	const struct mf_k3s *k = &b->m->k3s;
+	struct json_object *o;
+
+	if (!k->api_vip || !k->kube_vip.ref)
+		return NULL;
+	o = obj(b);
+	put_str(b, o, "ref", k->kube_vip.ref);
+	put_str(b, o, "interface", K3S_VIP_INTERFACE);
+	put_ip(b, o, "address", k->api_vip);
+	return o;
+}
+
 static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf_vm *vm, const struct mf_vm *init)
 {
 	const struct mf_k3s *k = &b->m->k3s;
@@ -976,8 +996,11 @@ static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf
 	if (kind == STEP_K3S_SERVER_INIT) {
 		put_str(b, p, "datastore", k->ha ? "embedded-etcd" : "sqlite");
 		put_bool(b, p, "cluster_init", k->ha);
+		put(b, p, "kube_vip", kube_vip(b));
 	} else {
-		fmt_ip(init->ip, ip);
+		/* through the VIP when there is one, so that members and the
+		 * cluster outlive the first server */
+		fmt_ip(k->api_vip ? k->api_vip : init->ip, ip);
 		bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
 		put_str(b, p, "server", url);
 	}
