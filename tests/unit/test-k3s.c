@@ -98,7 +98,7 @@ static const char *const san[] = { "10.0.10.5", "10.0.10.31" };
 
 static void test_config(void **state)
 {
-	struct k3s_node_cfg c = { .role = K3S_ROLE_INIT, .node_name = "k3s-server-01", .node_ip = 0x0a000a1f,
+	struct k3s_node_cfg c = { .role = K3S_ROLE_INIT, .cluster_init = true, .node_name = "k3s-server-01", .node_ip = 0x0a000a1f,
 				  .token = "K10ab::server:x", .cluster_cidr = "10.42.0.0/16",
 				  .service_cidr = "10.43.0.0/16", .disable = disable, .n_disable = 2, .tls_san = san,
 				  .n_tls_san = 2 };
@@ -123,6 +123,12 @@ static void test_config(void **state)
 			       "write-kubeconfig-mode: \"0600\"\n");
 	assert_int_equal(strlen(y), n);
 	free(TAKE_PTR(y));
+	/* without k3s.ha: SQLite, no cluster-init */
+	c.cluster_init = false;
+	assert_int_equal(k3s_config_yaml(&c, &y, &n), 0);
+	assert_null(strstr(y, "cluster-init"));
+	assert_non_null(strstr(y, "\ntoken: "));
+	free(TAKE_PTR(y));
 	/* an agent: the server and its own identity only */
 	c = (struct k3s_node_cfg){ .role = K3S_ROLE_AGENT, .node_name = "k3s-worker-01", .node_ip = 0x0a000a15,
 				   .server = "https://10.0.10.31:6443", .token = "K10ab::server:x" };
@@ -137,6 +143,9 @@ static void test_config(void **state)
 	c.role = K3S_ROLE_INIT;
 	assert_int_equal(k3s_config_yaml(&c, &y, &n), -EINVAL);
 	c.role = K3S_ROLE_AGENT;
+	c.cluster_init = true;
+	assert_int_equal(k3s_config_yaml(&c, &y, &n), -EINVAL);
+	c.cluster_init = false;
 	c.server = NULL;
 	assert_int_equal(k3s_config_yaml(&c, &y, &n), -EINVAL);
 	c.server = "https://10.0.10.31:6443";

@@ -51,7 +51,7 @@ int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len)
 	int r;
 
 	if (!label_ok(c->node_name) || !c->node_ip || isempty(c->token) ||
-	    (c->role == K3S_ROLE_INIT) != !c->server ||
+	    (c->role == K3S_ROLE_INIT) != !c->server || (c->cluster_init && c->role != K3S_ROLE_INIT) ||
 	    (server && (isempty(c->cluster_cidr) || isempty(c->service_cidr))))
 		return -EINVAL;
 	r = yaml_out_new("# devopslab: K3s configuration (docs/k3s.md)\n", K3S_CONFIG_MAX, &y);
@@ -60,9 +60,11 @@ int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len)
 	fmt_ip(c->node_ip, ip);
 	yaml_out_map_start(y);
 	if (c->role == K3S_ROLE_INIT) {
-		/* embedded etcd, this server its first member */
-		yaml_out_key(y, "cluster-init");
-		yaml_out_bool(y, true);
+		/* embedded etcd, this server its first member (else SQLite) */
+		if (c->cluster_init) {
+			yaml_out_key(y, "cluster-init");
+			yaml_out_bool(y, true);
+		}
 	} else {
 		yaml_out_key(y, "server");
 		yaml_out_str(y, c->server);

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct k3s_node_cfg {
 	const char *node_name;   /* the VM's name: a DNS label */
 	uint32_t node_ip;        /* host byte order */
 	const char *server;      /* joins: "https://IP:6443"; NULL for the init server */
+	bool cluster_init;       /* the init server: embedded etcd (k3s.ha); else SQLite */
 	const char *token;       /* the secure token (k3s_token()) */
 	const char *cluster_cidr, *service_cidr; /* servers */
 	const char *const *disable;  /* servers: packaged components left out */

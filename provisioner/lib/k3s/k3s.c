@@ -32,6 +32,7 @@ struct k3s_ctx {
 	struct k3s_trust trust;
 	char *token; /* the secure token: secret */
 	char api_url[64];
+	bool etcd; /* k3s.ha: servers are embedded etcd members */
 	struct kube_client *kube;
 };
 
@@ -74,6 +75,7 @@ int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_
 		return -ENOMEM;
 	k->cfg = *cfg;
 	k->cfg.token_secret = NULL; /* not kept: only the full token is */
+	k->etcd = m->k3s.ha;
 	if (!k->cfg.poll_ms)
 		k->cfg.poll_ms = 2000;
 	if (!k->cfg.exec_timeout_ms)
@@ -323,9 +325,9 @@ struct node_view {
 	char why[256];
 };
 
-static bool roles_ok(const struct kube_node *n, enum k3s_role role)
+static bool roles_ok(const struct kube_node *n, enum k3s_role role, bool etcd)
 {
-	return role == K3S_ROLE_AGENT ? !n->control_plane : n->control_plane && n->etcd;
+	return role == K3S_ROLE_AGENT ? !n->control_plane : n->control_plane && (n->etcd || !etcd);
 }
 
 static int view(struct k3s_ctx *k, const char *name, enum k3s_role role, struct node_view *v)
@@ -354,14 +356,16 @@ static int view(struct k3s_ctx *k, const char *name, enum k3s_role role, struct 
 	n = kube_node_find(nodes, nn, name);
 	v->present = n;
 	v->ready = n && n->ready;
-	v->roles_ok = n && roles_ok(n, role);
+	v->roles_ok = n && roles_ok(n, role, k->etcd);
 	if (!n)
 		snprintf(v->why, sizeof(v->why), "node %s is not registered", name);
 	else if (!n->ready)
 		snprintf(v->why, sizeof(v->why), "node %s is not Ready", name);
 	else if (!v->roles_ok)
 		snprintf(v->why, sizeof(v->why), "node %s is Ready but %s", name,
-			 role == K3S_ROLE_AGENT ? "is a control-plane node" : "not yet a voting etcd member");
+			 role == K3S_ROLE_AGENT ? "is a control-plane node"
+			 : !n->control_plane    ? "not a control-plane node"
+						: "not yet a voting etcd member");
 	return 0;
 }
 
@@ -398,6 +402,8 @@ static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, si
 		.node_name = s->vm.name,
 		.node_ip = s->vm.ip,
 		.server = step_param_string(s, "server"),
+		.cluster_init = s->kind == STEP_K3S_SERVER_INIT && json_object_get_boolean(
+									 json_object_object_get(s->params, "cluster_init")),
 		.token = k->token,
 		.cluster_cidr = step_param_string(s, "cluster_cidr"),
 		.service_cidr = step_param_string(s, "service_cidr"),
