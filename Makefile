@@ -63,7 +63,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests fuzz fuzz-build \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s fuzz fuzz-build \
 	bench demo lint clean image rootfs guest-image
 
 all: $(BIN)
@@ -129,6 +129,12 @@ test-guests: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-guests.sh tests/integration/t-guests-kill.sh tests/integration/t-guests-faults.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-cloudinit-schema.sh \
 		tests/integration/t-isoimage.sh tests/integration/t-guest-payload.sh tests/integration/t-guest-boot.sh
+
+# K3s: the steps against the Proxmox and Kubernetes API simulators, kill -9
+# and resume, the trust and configuration (docs/k3s.md).
+test-k3s: $(BIN) tests
+	tests/run.sh --unit $(BUILD)/tests/test-k3s
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

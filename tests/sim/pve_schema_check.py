@@ -270,7 +270,14 @@ class Schema:
             if not isinstance(v, str):
                 errors[k] = "type check ('%s') failed" % schema.get("type", "string")
                 continue
-            err = check_scalar(schema, v)
+            if schema.get("type") == "array":
+                # JSONSchema.pm: each item against "items"
+                err = next(filter(None, (check_scalar(schema.get("items") or {}, x) for x in v.split("\0"))),
+                           None)
+            elif "\0" in v:
+                err = "type check ('%s') failed - got a list" % schema.get("type", "string")
+            else:
+                err = check_scalar(schema, v)
             if err:
                 errors[k] = err
             req = schema.get("requires")

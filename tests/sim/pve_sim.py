@@ -61,7 +61,7 @@ import pve_sim_guests  # noqa: E402
 import sim_record  # noqa: E402
 
 TICKET_LIFETIME = 7200
-SECRET_PARAMS = ("password", "key", "value", "new-password", "confirmation-password")
+SECRET_PARAMS = ("password", "key", "value", "new-password", "confirmation-password", "input-data")
 
 
 class Fail(Exception):
@@ -403,8 +403,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def read_params(self, method, query):
         params = {}
+
+        def add(k, v):
+            # AnyEvent.pm decode_urlencoded: a repeated key's values are
+            # joined with NUL; an array parameter is split on it again
+            params[k] = params[k] + "\0" + v if k in params else v
         for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
-            params[k] = v
+            add(k, v)
         relpath = pve_schema_check.decode_path(urllib.parse.urlsplit(self.path).path)
         upload = pve_sim_guests.read_upload(self, method, relpath, params)  # streamed, any size
         if upload is not None:
@@ -417,7 +422,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method not in ("POST", "PUT"):
                 raise Fail(501, "Unexpected content for method '%s'" % method)
             for k, v in urllib.parse.parse_qsl(body, keep_blank_values=True):
-                params[k] = v
+                add(k, v)
         return params
 
     def record(self, method, rawpath, params, status, auth):

@@ -66,6 +66,8 @@ def add_arguments(ap):
                     help="a started guest's agent answers after this long")
     ap.add_argument("--copy-mb-per-s", type=float, default=1e6,
                     help="clone, import and upload copies add SIZE/RATE to their task's time")
+    ap.add_argument("--exec-ms", type=int, default=300,
+                    help="how long K3s's install script runs in a guest (agent/exec)")
     ap.add_argument("--lock-wait-ms", type=int, default=1000,
                     help="longest wait for a VM lock (Proxmox waits 1-10 s, by call)")
 
@@ -1354,6 +1356,93 @@ def api_agent_ping(c, node, vmid):
 def api_agent_ifaces(c, node, vmid):
     vm = assert_agent(c.s, node, int(vmid))
     return {"result": vc.guest_interfaces(vm)}
+
+
+# ---- guest agent: commands (agent/exec, exec-status) ----------------------------
+# Qemu/Agent/Exec.pm: exec passes command (an array) and input-data to QGA's
+# guest-exec and returns its pid; exec-status passes guest-exec-status
+# through. The guest's side is modelled for the commands the K3s steps run
+# (docs/k3s.md): coreutils install from stdin, cloud-init status --wait,
+# systemctl is-active, and K3s's install script with the bundle's files.
+# Each VM keeps "guestfs" {path: {mode, data}}, "k3s" {unit, role, started,
+# identity} while the service runs, and "agent_log" (every command with its
+# input, for the real-guest test to replay). A re-created VM starts empty.
+
+K3S_INSTALL = "/usr/local/lib/devopslab/k3s-install.sh"
+K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+
+
+def vm_identity(vm):
+    smb = dict(x.split("=", 1) for x in vm["conf"].get("smbios1", "").split(",") if "=" in x)
+    return smb.get("uuid", "")
+
+
+def k3s_active(vm, unit):
+    k = vm.get("k3s")
+    return bool(k and vm["running"] and k["unit"] == unit and k["identity"] == vm_identity(vm))
+
+
+def run_guest(s, node, vm, argv, data):
+    """(delay_s, exitcode, out, err) of argv in the guest; raises Fail for a
+    program QGA cannot start (as PVE reports it)."""
+    boot = s["nodes"][node]["gopts"]["boot_ms"] / 1000.0
+    exec_s = s["nodes"][node]["gopts"].get("exec_ms", 300) / 1000.0
+    fs = vm.setdefault("guestfs", {})
+    if len(argv) == 6 and argv[:3] == ["/usr/bin/install", "-D", "-m"] and argv[4] == "/dev/stdin":
+        if not re.fullmatch(r"0?[0-7]{3,4}", argv[3]) or not argv[5].startswith("/"):
+            return 0, 1, "", "install: invalid mode or path\n"
+        fs[argv[5]] = {"mode": "%04o" % int(argv[3], 8), "data": data or ""}
+        return 0, 0, "", ""
+    if argv == ["cloud-init", "status", "--wait"]:
+        left = max(0.0, vm["started"] + boot + 0.2 - time.time())
+        return left, 0, "status: done\n", ""
+    if len(argv) == 3 and argv[:2] == ["systemctl", "is-active"]:
+        return (0, 0, "active\n", "") if k3s_active(vm, argv[2]) else (0, 3, "inactive\n", "")
+    if argv[:3] == ["/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true"] \
+            and argv[4:] == ["/bin/sh", K3S_INSTALL] and argv[3] in ("INSTALL_K3S_EXEC=server",
+                                                                   "INSTALL_K3S_EXEC=agent"):
+        role = argv[3].split("=", 1)[1]
+        if not any("devopslab-payload-" in str(v) and "media=cdrom" in str(v) for v in vm["conf"].values()):
+            return 0, 1, "", "[ERROR]  /usr/local/bin/k3s: the K3s binary is missing\n"
+        if K3S_CONFIG not in fs:
+            return 0, 1, "", "k3s: %s is missing\n" % K3S_CONFIG
+        unit = "k3s" if role == "server" else "k3s-agent"
+        vm["k3s"] = {"unit": unit, "role": role, "started": time.time() + exec_s,
+                     "identity": vm_identity(vm), "config": fs[K3S_CONFIG]["data"]}
+        return exec_s, 0, "[INFO]  systemd: Starting %s\n" % unit, ""
+    raise Fail(500, "Agent error: Guest agent command failed, error was 'Failed to execute child process "
+               "\u201c%s\u201d (No such file or directory)'" % argv[0])
+
+
+@route("POST", r"/nodes/([^/]+)/qemu/(\d+)/agent/exec")
+def api_agent_exec(c, node, vmid):
+    vm = assert_agent(c.s, node, int(vmid))
+    argv = c.p.get("command", "").split("\0")
+    data = c.p.get("input-data")
+    if not argv or not argv[0]:
+        raise Fail(500, "Agent error: Guest agent command failed, error was 'Invalid parameter 'path''")
+    delay, code, out, err = run_guest(c.s, node, vm, argv, data)
+    vm.setdefault("agent_log", []).append({"command": argv, "input": data, "exitcode": code})
+    pid = vm.get("next_pid", 1000)
+    vm["next_pid"] = pid + 1
+    vm.setdefault("procs", {})[str(pid)] = {"done": time.time() + delay, "exitcode": code, "out": out, "err": err}
+    return {"pid": pid}
+
+
+@route("GET", r"/nodes/([^/]+)/qemu/(\d+)/agent/exec-status")
+def api_agent_exec_status(c, node, vmid):
+    vm = assert_agent(c.s, node, int(vmid))
+    pr = vm.get("procs", {}).get(str(c.p.get("pid", "")))
+    if pr is None:
+        raise Fail(500, "Agent error: Guest agent command failed, error was 'Invalid parameter 'pid''")
+    if time.time() < pr["done"]:
+        return {"exited": 0}
+    res = {"exited": 1, "exitcode": pr["exitcode"]}
+    if pr["out"]:
+        res["out-data"] = pr["out"]
+    if pr["err"]:
+        res["err-data"] = pr["err"]
+    return res
 
 
 def assert_agent(s, node, vmid):

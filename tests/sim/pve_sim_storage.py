@@ -109,7 +109,7 @@ def init(s, node, a):
         vols[node] = {}
     s["nodes"][node]["gopts"] = {"local_bytes": a.local_gib * GIB, "lvm_bytes": a.lvm_gib * GIB,
                                  "boot_ms": a.guest_boot_ms, "copy_mb_per_s": a.copy_mb_per_s,
-                                 "lock_wait_ms": a.lock_wait_ms}
+                                 "lock_wait_ms": a.lock_wait_ms, "exec_ms": a.exec_ms}
 
 
 def cfg(s):

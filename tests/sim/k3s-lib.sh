@@ -1,0 +1,194 @@
+# tests/sim/k3s-lib.sh — sourced by the K3s tests after cluster-lib.sh and
+# guests-lib.sh: the Kubernetes API simulator (k8s_sim.py) beside the
+# simulated Proxmox nodes, and a manifest with K3s in it.
+#
+#   k3s_init             sim_init 3 and a manifest: a template per node,
+#                        3 K3s servers (one per node), 2 agents, the air-gap
+#                        assets in $A, the cluster CA ($TESTTMP/ca.{pem,key})
+#                        and the token ($TESTTMP/k3s.token); K3S_VIP=1 adds
+#                        api_vip 10.0.0.5 and kube-vip
+#   k8s_start [ARGS]     start k8s_sim.py (killed on exit); $K8S_URL
+#   k8s_query EXPR       a Python expression over its state (st)
+#   k8s_ready_nodes      the Ready nodes, sorted, as the API lists them
+#   k8s_voting           the voting etcd members, sorted
+#   k8s_join_errors      {vm: error} of the K3s starts that failed
+#   k8s_requests [F]     Kubernetes requests recorded (F: over r)
+#   k8s_mutations        of them, the ones that are not GET
+#   k3s_guest_files DIR  each K3s guest's files, as written, into DIR/VM/...
+#   k3s_guest_mode VM P  a file's mode in a guest
+#   k3s_install_order    the VMs in the order K3s was installed in them
+#   k3s_recreate_vm VM   the VM as if destroyed and cloned again (new
+#                        machine identity, no files, no K3s)
+#   k3s_stop_vm VM       the VM stopped (its K3s with it)
+
+export K8S_SIM_RECORD_DIR=$TESTTMP/k8s-records
+mkdir -p "$K8S_SIM_RECORD_DIR"
+
+k3s_init() {
+	SIM_SECRETS="pw, k3s_token, cluster_ca_key" sim_init 3
+	A=$TESTTMP/assets
+	mkdir -p "$A/k3s"
+	qemu-img create -q -f qcow2 "$A/cloud.qcow2" 2G
+	printf '#!/bin/sh\necho k3s stand-in\n' >"$A/k3s/k3s"
+	printf '#!/bin/sh\necho install stand-in\n' >"$A/k3s/install.sh"
+	printf 'images\n' >"$A/k3s/k3s-airgap-images-amd64.tar.zst"
+	printf 'kube-vip image\n' >"$A/k3s/kube-vip.tar"
+	(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+		-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=test cluster CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null)
+	printf 'k3s-secret-token\n' >"$TESTTMP/k3s.token"
+	"$PY" - "$TESTTMP/cluster.yaml" "${K3S_VIP:-}" <<-'PYEOF'
+	import sys
+	p, vip = sys.argv[1], sys.argv[2]
+	s = open(p).read()
+	s = s.replace("assets: [{name: rootfs, file: rootfs.tar.zst}]",
+	              "assets:\n"
+	              "  - {name: rootfs, file: rootfs.tar.zst}\n"
+	              "  - {name: cloud, file: cloud.qcow2}\n"
+	              "  - {name: k3s-bin, file: k3s/k3s}\n"
+	              "  - {name: k3s-install, file: k3s/install.sh}\n"
+	              "  - {name: k3s-images, file: k3s/k3s-airgap-images-amd64.tar.zst}\n"
+	              "  - {name: kube-vip, file: k3s/kube-vip.tar}")
+	s += """templates:
+	  - {name: tpl, vmid: 9000, image: cloud, target_node: [pve1, pve2, pve3]}
+	vms:
+	  - id: srv
+	    name: "k3s-server-{n:02}"
+	    count: 3
+	    vmid: 201
+	    target_node: [pve1, pve2, pve3]
+	    clone: tpl
+	    full_clone: false
+	    memory: 2048
+	    agent: 1
+	    disk: {size: 8G}
+	    ipconfig0: "ip=10.0.0.31/24,gw=10.0.0.1"
+	  - id: wrk
+	    name: "k3s-worker-{n:02}"
+	    count: 2
+	    vmid: 211
+	    target_node: [pve1, pve2]
+	    clone: tpl
+	    full_clone: false
+	    memory: 2048
+	    agent: 1
+	    disk: {size: 8G}
+	    ipconfig0: "ip=10.0.0.21/24,gw=10.0.0.1"
+	k3s:
+	  token: {secret: k3s_token}
+	  servers: [srv]
+	  agents: [wrk]
+	  ha: true
+	  disable: [traefik]
+	  airgap: {binary: k3s-bin, images: k3s-images, install_script: k3s-install}
+	"""
+	if vip:
+	    s += """  api_vip: 10.0.0.5
+	  kube_vip: {image: kube-vip, ref: "ghcr.io/kube-vip/kube-vip:v0.9.2"}
+	"""
+	open(p, "w").write(s)
+	PYEOF
+	"$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >"$TESTTMP/validate.out" 2>&1 ||
+		{ cat "$TESTTMP/validate.out" >&2; fail "the test manifest does not validate"; }
+}
+
+k8s_start() { # [k8s_sim args]
+	local try
+	for try in 1 2 3; do
+		K8S_PORT=$(free_port)
+		bg_start "$PY" "$SIM/k8s_sim.py" --port "$K8S_PORT" --pve-state "$SIM_STATE" "$@" \
+			>>"$TESTTMP/sim-k8s.log" 2>&1
+		K8S_PID=$!
+		for _ in $(seq 100); do
+			grep -q "listening on https://127.0.0.1:$K8S_PORT" "$TESTTMP/sim-k8s.log" 2>/dev/null &&
+				kill -0 "$K8S_PID" 2>/dev/null && { K8S_URL=https://127.0.0.1:$K8S_PORT; return 0; }
+			kill -0 "$K8S_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -q "Address already in use" "$TESTTMP/sim-k8s.log" || break
+	done
+	cat "$TESTTMP/sim-k8s.log" >&2
+	fail "the Kubernetes API simulator did not start"
+}
+
+k8s_query() { # python expression over st (k8s.json)
+	"$PY" - "$SIM_STATE/k8s.json" "$1" <<'PYEOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))
+PYEOF
+}
+
+# Through the API itself, with the admin certificate of the kubeconfig
+# (the test writes kc-*.pem) — or, before that, from the state.
+k8s_ready_nodes() {
+	"$PY" - "$SIM_STATE" <<'PYEOF'
+import json, os, sys, time
+sys.path.insert(0, os.environ["TOP"] + "/tests/sim")
+import k8s_sim
+d = sys.argv[1]
+st = json.load(open(os.path.join(d, "k8s.json")))
+pve = json.load(open(os.path.join(d, "state.json")))
+class A: ready_ms = 0; never_ready = []
+live = {g[0]: g for g in k8s_sim.guests(pve)}
+now = time.time()
+print(sorted(n for n in st["nodes"]
+             if k8s_sim.node_obj(st, live, n, now, A)["status"]["conditions"][0]["status"] == "True"))
+PYEOF
+}
+k8s_voting() { k8s_query 'sorted(m for m, v in st["members"].items() if v["voting_at"] <= __import__("time").time())'; }
+k8s_join_errors() { k8s_query '{o["vm"]: o["error"] for o in st["starts"].values() if o["error"]}'; }
+
+k8s_requests() { # [FILTER over r]
+	"$PY" - "$K8S_SIM_RECORD_DIR" "${1:-True}" <<'PYEOF'
+import glob, json, sys
+n = 0
+for f in glob.glob(sys.argv[1] + "/*.jsonl"):
+    for line in open(f):
+        r = json.loads(line)
+        n += bool(eval(sys.argv[2]))
+print(n)
+PYEOF
+}
+k8s_mutations() { k8s_requests 'r["method"] != "GET"'; }
+
+k3s_guest_files() { # DIR
+	"$PY" - "$SIM_STATE/state.json" "$1" <<'PYEOF'
+import json, os, sys
+s = json.load(open(sys.argv[1]))
+for node, d in s["guest"]["vms"].items():
+    for vmid, vm in d.items():
+        for path, f in (vm.get("guestfs") or {}).items():
+            p = os.path.join(sys.argv[2], vm["conf"]["name"], path.lstrip("/"))
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            open(p, "w").write(f["data"])
+PYEOF
+}
+
+k3s_guest_mode() { # VM PATH
+	sim_query "[vm['guestfs']['$2']['mode'] for d in s['guest']['vms'].values() for vm in d.values() if vm['conf'].get('name') == '$1'][0]"
+}
+
+k3s_install_order() {
+	sim_query "[v['conf']['name'] for v in sorted((vm for d in s['guest']['vms'].values() for vm in d.values() if vm.get('k3s')), key=lambda vm: vm['k3s']['started'])]"
+}
+
+k3s_recreate_vm() { # VM
+	sim_edit "
+import uuid
+for vms_ in s['guest']['vms'].values():
+    for vm in vms_.values():
+        if vm['conf'].get('name') == '$1':
+            vm['conf']['smbios1'] = 'uuid=%s' % uuid.uuid4()
+            vm.pop('k3s', None); vm.pop('guestfs', None); vm['agent_log'] = []
+"
+}
+
+k3s_stop_vm() { # VM
+	sim_edit "
+for vms_ in s['guest']['vms'].values():
+    for vm in vms_.values():
+        if vm['conf'].get('name') == '$1':
+            vm['running'] = False
+"
+}

@@ -1,0 +1,511 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""k8s_sim.py — the Kubernetes API of a K3s cluster, simulated, for the K3s
+steps (docs/k3s.md). It learns which guests run K3s, with what
+configuration and files, from the Proxmox VE simulator's state (pve_sim.py,
+agent/exec in pve_sim_guests.py) and decides, the way K3s does, what each
+start leads to:
+
+  * the first server (no `server:` in its config.yaml) needs the eleven
+    custom CA files in /var/lib/rancher/k3s/server/tls (K3s refuses an
+    incomplete set); the API then serves TLS with a certificate issued from
+    its server CA and authenticates client certificates by its client CA;
+  * a joining node must name a running server or a tls-san in `server:`,
+    present the full token K10<sha256 of the server CA>::server:<secret>
+    with the cluster's hash and secret, and (servers) the same critical
+    flags (cluster-cidr, service-cidr, disable); a server that starts while
+    another is still an etcd learner fails ("too many learner members").
+    Real K3s retries that join until the learner is promoted; the
+    provisioner never starts two joins at once, so here it stays a failure
+    that the test sees;
+  * a node name registered by another machine is refused ("Node password
+    rejected") until its Node and kube-system/<name>.node-password.k3s are
+    deleted;
+  * nodes become Ready --ready-ms after registering (servers with embedded
+    etcd: once voting, --promote-ms after their start) and NotReady when
+    their VM stops or runs no K3s; with fewer than a majority of voting
+    members running, the API answers 503.
+
+Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
+       [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
+Listens on 127.0.0.1 only. Its own state is DIR/k8s.json (under DIR/lock,
+like the Proxmox simulator's): the cluster, nodes, secrets, etcd members
+({name: {"voting_at"}}), and the outcome of every K3s start ("starts":
+{key: {"vm", "node", "error"}}). Every request is recorded (sim_record.py:
+$K8S_SIM_RECORD_DIR/api.jsonl and the suite's k8s-api.jsonl).
+"""
+import argparse
+import datetime
+import fcntl
+import hashlib
+import http.server
+import ipaddress
+import json
+import os
+import re
+import socketserver
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+import sim_record
+
+TLS = "/var/lib/rancher/k3s/server/tls/"
+CA_FILES = ["server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", "request-header-ca.crt",
+            "request-header-ca.key", "etcd/server-ca.crt", "etcd/server-ca.key", "etcd/peer-ca.crt",
+            "etcd/peer-ca.key", "service.key"]
+CONFIG = "/etc/rancher/k3s/config.yaml"
+CRITICAL = ("cluster-cidr", "service-cidr", "disable")
+VERSION = "v1.33.5+k3s1"
+
+
+class Locked:
+    """DIR/FILE (JSON) under DIR/lock, the Proxmox simulator's convention.
+    One process takes it once at a time (flock on a new descriptor would
+    wait for itself)."""
+
+    def __init__(self, d, name, default, write=True):
+        self.d, self.path, self.default, self.write = d, os.path.join(d, name), default, write
+
+    def __enter__(self):
+        self.fd = os.open(os.path.join(self.d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self.s = json.load(f)
+        except FileNotFoundError:
+            self.s = self.default()
+        return self.s
+
+    def __exit__(self, et, e, tb):
+        try:
+            if et is None and self.write:
+                tmp = self.path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(self.s, f)
+                os.rename(tmp, self.path)
+        finally:
+            os.close(self.fd)
+        return False
+
+
+def new_state():
+    return {"cluster": None, "starts": {}, "nodes": {}, "secrets": {}, "members": {}, "deleted": []}
+
+
+class Fail(Exception):
+    def __init__(self, code, reason, message):
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def status_obj(code, reason, message, status="Failure"):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": status, "message": message,
+            "reason": reason, "code": code}
+
+
+# ---- the model -------------------------------------------------------------------
+
+def guests(pve):
+    """Every guest the Proxmox simulator has started K3s in:
+    [(key, vm-name, vm, node)] in the order of their K3s start."""
+    out = []
+    for node, d in (pve.get("guest", {}).get("vms") or {}).items():
+        for vmid, vm in d.items():
+            k = vm.get("k3s")
+            if k:
+                key = "%s/%s@%.3f" % (vmid, k["identity"], k["started"])
+                out.append((key, vm["conf"].get("name", vmid), vm, node))
+    return sorted(out, key=lambda g: g[2]["k3s"]["started"])
+
+
+def running(vm):
+    k = vm.get("k3s")
+    smb = dict(x.split("=", 1) for x in vm["conf"].get("smbios1", "").split(",") if "=" in x)
+    return bool(k and vm["running"] and k["identity"] == smb.get("uuid", ""))
+
+
+def sha256(b):
+    return hashlib.sha256(b.encode() if isinstance(b, str) else b).hexdigest()
+
+
+def parse_token(t):
+    m = re.fullmatch(r"K10([0-9a-f]{64})::([a-z]+):(.+)", t or "")
+    return (m.group(1), m.group(2), m.group(3)) if m else (None, None, t)
+
+
+def register(st, name, k, ip, key, now):
+    st["secrets"]["kube-system/%s.node-password.k3s" % name] = {"identity": k["identity"], "created": now}
+    st["nodes"][name] = {"role": k["role"], "ip": ip, "identity": k["identity"], "registered": now, "key": key}
+
+
+def decide(st, key, name, vm, now, a):
+    """The outcome of one K3s start: None (it registered) or K3s's error."""
+    k = vm["k3s"]
+    fs = vm.get("guestfs", {})
+    try:
+        cfg = yaml.safe_load(k["config"]) or {}
+    except yaml.YAMLError as e:
+        return "failed to load config file %s: %s" % (CONFIG, e)
+    name = cfg.get("node-name") or name
+    ip = cfg.get("node-ip", "")
+    server = k["role"] == "server"
+    c = st["cluster"]
+    h, _, secret = parse_token(cfg.get("token"))
+    if server and "server" not in cfg:
+        if c is not None and c["init"] != name:
+            return "a second server without 'server:' starts a cluster of its own"
+        missing = [f for f in CA_FILES if TLS + f not in fs]
+        if missing:
+            return "custom CA: missing %s%s" % (TLS, missing[0])
+        ca = fs[TLS + "server-ca.crt"]["data"]
+        if h is not None and h != sha256(ca):
+            return "token CA hash does not match the Cluster CA certificate hash"
+        st["cluster"] = c = {"init": name, "secret": secret, "hash": sha256(ca), "ca": ca,
+                             "ca_key": fs[TLS + "server-ca.key"]["data"],
+                             "client_ca": fs[TLS + "client-ca.crt"]["data"],
+                             "flags": {f: cfg.get(f) for f in CRITICAL}, "etcd": bool(cfg.get("cluster-init")),
+                             "sans": [str(x) for x in cfg.get("tls-san") or []]}
+        if c["etcd"]:
+            st["members"][name] = {"voting_at": now}
+    else:
+        if c is None:
+            return "failed to contact server %s: connection refused" % cfg.get("server")
+        m = re.fullmatch(r"https://([^/:]+):6443/?", str(cfg.get("server", "")))
+        reachable = set(c["sans"]) | {n["ip"] for n in st["nodes"].values() if n["role"] == "server"}
+        if not m or m.group(1) not in reachable:
+            return "failed to contact server %s" % cfg.get("server")
+        if h is None:
+            return "token is not in the full K10 form: the CA cannot be checked"
+        if h != c["hash"]:
+            return "token CA hash does not match the Cluster CA certificate hash"
+        if secret != c["secret"]:
+            return "failed to validate token: 401 Unauthorized" if server else "Node password rejected: 401"
+        if server:
+            for f in CRITICAL:
+                if cfg.get(f) != c["flags"][f]:
+                    return "critical configuration value mismatch between servers: %s" % f
+            if c["etcd"]:
+                if any(mb["voting_at"] > now for mb in st["members"].values()):
+                    return "etcdserver: too many learner members in cluster"
+                st["members"][name] = {"voting_at": now + a.promote_ms / 1000.0}
+    pw = st["secrets"].get("kube-system/%s.node-password.k3s" % name)
+    if pw and pw["identity"] != k["identity"]:
+        return ("Node password rejected, duplicate hostname or contents of '/etc/rancher/node/password' may "
+                "not match server node-passwd entry")
+    register(st, name, k, ip, key, now)
+    return None
+
+
+def reconcile(st, pve, a):
+    now = time.time()
+    for key, vname, vm, node in guests(pve):
+        if key in st["starts"] or now < vm["k3s"]["started"]:
+            continue
+        err = decide(st, key, vname, vm, vm["k3s"]["started"], a)
+        st["starts"][key] = {"vm": vname, "node": node, "error": err}
+    # a node deleted while its machine still runs K3s registers again
+    live = {g[0]: g for g in guests(pve)}
+    for key, o in st["starts"].items():
+        g = live.get(key)
+        if o["error"] is None and g and running(g[2]):
+            cfg = yaml.safe_load(g[2]["k3s"]["config"]) or {}
+            name = cfg.get("node-name") or g[1]
+            if name not in st["nodes"]:
+                pw = st["secrets"].get("kube-system/%s.node-password.k3s" % name)
+                if not pw or pw["identity"] == g[2]["k3s"]["identity"]:
+                    register(st, name, g[2]["k3s"], cfg.get("node-ip", ""), key, now)
+    return live
+
+
+def node_up(st, live, name):
+    n = st["nodes"][name]
+    g = live.get(n["key"])
+    return bool(g and running(g[2]) and g[2]["k3s"]["identity"] == n["identity"])
+
+
+def quorate(st, live, now):
+    voting = [m for m, mb in st["members"].items() if mb["voting_at"] <= now]
+    if not voting:
+        return True
+    up = [m for m in voting if m in st["nodes"] and node_up(st, live, m)]
+    return len(up) * 2 > len(voting)
+
+
+def node_obj(st, live, name, now, a):
+    n = st["nodes"][name]
+    mb = st["members"].get(name)
+    voting = mb is not None and mb["voting_at"] <= now
+    server = n["role"] == "server"
+    etcd = bool(st["cluster"] and st["cluster"]["etcd"])
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+              "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}
+    if server:
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+        labels["node-role.kubernetes.io/master"] = "true"
+        if voting:
+            labels["node-role.kubernetes.io/etcd"] = "true"
+    up = node_up(st, live, name)
+    ready = (up and now >= n["registered"] + a.ready_ms / 1000.0 and (not server or not etcd or voting)
+             and name not in a.never_ready)
+    cond = {"type": "Ready", "status": "True" if ready else ("False" if up else "Unknown"),
+            "reason": "KubeletReady" if ready else ("KubeletNotReady" if up else "NodeStatusUnknown"),
+            "message": "kubelet is posting ready status" if ready else
+            ("container runtime network not ready" if up else "Kubelet stopped posting node status.")}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "uid": sha256(n["identity"] + name)[:32],
+                         "annotations": {"k3s.io/node-args": "[\"%s\"]" % n["role"]}},
+            "spec": {},
+            "status": {"conditions": [cond],
+                       "addresses": [{"type": "InternalIP", "address": n["ip"]},
+                                     {"type": "Hostname", "address": name}],
+                       "nodeInfo": {"kubeletVersion": VERSION, "osImage": "Debian GNU/Linux 13 (trixie)"}}}
+
+
+def snapshot(a):
+    """The Proxmox simulator's state (a copy), then ours reconciled with it:
+    (pve, st, live) — st written back."""
+    with Locked(a.pve_state, "state.json", dict, write=False) as pve:
+        pve = json.loads(json.dumps(pve))
+    return pve
+
+
+# ---- TLS ----------------------------------------------------------------------------
+
+class Tls:
+    """The serving certificate, issued from the cluster's server CA the first
+    time a connection needs it (and again if the CA or the names change)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.key_hash = None
+        self.ctx = None
+        self.dir = tempfile.mkdtemp(prefix="k8s-sim-")
+
+    def context(self, c, ips):
+        want = sha256(c["ca"] + ",".join(sorted(ips)))
+        with self.lock:
+            if self.key_hash == want:
+                return self.ctx
+            ca = x509.load_pem_x509_certificate(c["ca"].encode())
+            ca_key = serialization.load_pem_private_key(c["ca_key"].encode(), None)
+            key = ec.generate_private_key(ec.SECP256R1())
+            names = [x509.DNSName(n) for n in ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                               "kubernetes.default.svc.cluster.local", "localhost")]
+            for ip in sorted(ips):
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(ip)))
+                except ValueError:
+                    names.append(x509.DNSName(ip))
+            now = datetime.datetime.utcnow()
+            cert = (x509.CertificateBuilder()
+                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k3s")]))
+                    .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                    .not_valid_before(now - datetime.timedelta(hours=1))
+                    .not_valid_after(now + datetime.timedelta(days=365))
+                    .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                    .sign(ca_key, hashes.SHA256()))
+            crt = os.path.join(self.dir, "serving.crt")
+            kf = os.path.join(self.dir, "serving.key")
+            with open(crt, "wb") as f:
+                f.write(cert.public_bytes(serialization.Encoding.PEM))
+            with open(kf, "wb") as f:
+                f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(crt, kf)
+            ctx.load_verify_locations(cadata=c["client_ca"])
+            ctx.verify_mode = ssl.CERT_OPTIONAL  # /cacerts needs none; the rest is checked per request
+            self.ctx, self.key_hash = ctx, want
+            return ctx
+
+
+# ---- HTTP ----------------------------------------------------------------------------
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "k8s-sim"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send(self, code, obj, ctype="application/json"):
+        body = obj if isinstance(obj, bytes) else (json.dumps(obj) + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return code
+
+    def identity(self):
+        try:
+            cert = self.connection.getpeercert()
+        except (AttributeError, ValueError):
+            cert = None
+        if not cert:
+            return None, []
+        cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        groups = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
+        return (cn[0] if cn else ""), groups
+
+    def handle_one(self, method):
+        a = self.server.a
+        time.sleep(a.latency_ms / 1000.0)
+        url = urllib.parse.urlsplit(self.path)
+        user, groups = self.identity()
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        code = 500
+        try:
+            code = self.route(method, url.path, user, groups)
+        except Fail as f:
+            code = self.send(f.code, status_obj(f.code, f.reason, f.message))
+        finally:
+            self.server.rec.record({"method": method, "path": url.path, "query": url.query, "status": code,
+                                    "user": user, "groups": groups, "time": time.time(),
+                                    "body": body.decode("utf-8", "replace") if method != "GET" else None})
+
+    def route(self, method, path, user, groups):
+        a = self.server.a
+        pve = snapshot(a)
+        with Locked(a.pve_state, "k8s.json", new_state) as st:
+            live = reconcile(st, pve, a)
+            now = time.time()
+            c = st["cluster"]
+            if path == "/cacerts":
+                return self.send(200, c["ca"].encode(), "text/plain")
+            if user is None:
+                raise Fail(401, "Unauthorized", "Unauthorized")
+            if not quorate(st, live, now) or self.electing(st, now):
+                raise Fail(503, "ServiceUnavailable", "etcdserver: no leader")
+            if method != "GET" and "system:masters" not in groups:
+                raise Fail(403, "Forbidden", "User \"%s\" cannot %s resource at %s" % (user, method.lower(), path))
+            if path in ("/readyz", "/livez", "/healthz"):
+                return self.send(200, b"ok", "text/plain")
+            if path == "/version":
+                return self.send(200, {"major": "1", "minor": "33", "gitVersion": VERSION,
+                                       "platform": "linux/amd64"})
+            if path == "/api/v1/nodes" and method == "GET":
+                return self.send(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {},
+                                       "items": [node_obj(st, live, x, now, a) for x in sorted(st["nodes"])]})
+            m = re.fullmatch(r"/api/v1/nodes/([a-z0-9.-]+)", path)
+            if m:
+                name = m.group(1)
+                if name not in st["nodes"]:
+                    raise Fail(404, "NotFound", "nodes \"%s\" not found" % name)
+                if method == "GET":
+                    return self.send(200, node_obj(st, live, name, now, a))
+                if method == "DELETE":
+                    del st["nodes"][name]
+                    st["members"].pop(name, None)  # K3s's etcd controller removes a deleted server's member
+                    st["deleted"].append({"kind": "Node", "name": name, "time": now})
+                    return self.send(200, status_obj(200, "", "", "Success"))
+            if path == "/api/v1/namespaces" and method == "GET":
+                return self.send(200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {},
+                                       "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": x},
+                                                  "status": {"phase": "Active"}}
+                                                 for x in ("default", "kube-node-lease", "kube-public",
+                                                           "kube-system")]})
+            m = re.fullmatch(r"/api/v1/namespaces/([a-z0-9-]+)/secrets(?:/([a-z0-9.-]+))?", path)
+            if m:
+                ns, name = m.groups()
+                if name is None and method == "GET":
+                    keys = sorted(k for k in st["secrets"] if k.startswith(ns + "/"))
+                    return self.send(200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {},
+                                           "items": [self.secret(k) for k in keys]})
+                k = "%s/%s" % (ns, name)
+                if k not in st["secrets"]:
+                    raise Fail(404, "NotFound", "secrets \"%s\" not found" % name)
+                if method == "GET":
+                    return self.send(200, self.secret(k))
+                if method == "DELETE":
+                    del st["secrets"][k]
+                    st["deleted"].append({"kind": "Secret", "name": k, "time": now})
+                    return self.send(200, status_obj(200, "", "", "Success"))
+            raise Fail(404, "NotFound", "the server could not find the requested resource")
+
+    @staticmethod
+    def secret(k):
+        ns, name = k.split("/", 1)
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": ns}, "data": {"hash": "c2ltdWxhdGVk"}}
+
+    def electing(self, st, now):
+        ms = self.server.a.elect_503_ms / 1000.0
+        return ms > 0 and any(0 <= now - mb["voting_at"] < ms for mb in st["members"].values())
+
+    def do_GET(self):
+        self.handle_one("GET")
+
+    def do_DELETE(self):
+        self.handle_one("DELETE")
+
+    def do_POST(self):
+        self.handle_one("POST")
+
+    def do_PUT(self):
+        self.handle_one("PUT")
+
+    def do_PATCH(self):
+        self.handle_one("PATCH")
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def process_request_thread(self, request, client_address):
+        # Nothing behind the address until a server runs: the connection
+        # closes at once. Then TLS with the cluster's CA.
+        try:
+            pve = snapshot(self.a)
+            with Locked(self.a.pve_state, "k8s.json", new_state) as st:
+                live = reconcile(st, pve, self.a)
+                c = st["cluster"]
+                serving = [x for x, n in st["nodes"].items() if n["role"] == "server" and node_up(st, live, x)]
+                ips = (set(c["sans"]) | {st["nodes"][x]["ip"] for x in serving}) if c else set()
+            if c is None or not serving:
+                request.close()
+                return
+            ctx = self.tls.context(c, ips | {"127.0.0.1"})
+            request = ctx.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            try:
+                request.close()
+            except OSError:
+                pass
+            return
+        super().process_request_thread(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--pve-state", required=True, help="the Proxmox simulator's state directory")
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--promote-ms", type=int, default=1500, help="an etcd learner becomes a voter after this")
+    ap.add_argument("--ready-ms", type=int, default=1000, help="a registered node is Ready after this")
+    ap.add_argument("--elect-503-ms", type=int, default=0, help="503 for this long after a member's promotion")
+    ap.add_argument("--never-ready", action="append", default=[], help="this node never becomes Ready")
+    a = ap.parse_args()
+    srv = Server(("127.0.0.1", a.port), Handler)
+    srv.a = a
+    srv.tls = Tls()
+    srv.rec = sim_record.Recorder("k8s", "api", local_dir=os.environ.get("K8S_SIM_RECORD_DIR"))
+    print("k8s_sim: listening on https://127.0.0.1:%d" % a.port, flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
