@@ -5,9 +5,12 @@
 # every request checked against the official 9.1 schema) on 127.0.0.1, and
 # `devopslab firstboot` runs for every node from the signed bundle, exactly
 # as the installed nodes run it, with --api pointing at the simulators: the
-# cluster forms, then the first node checks the storage and makes the
-# templates and VMs. It stops where this build stops (K3s: exit 5).
-# Every simulator is stopped on exit.
+# cluster forms, then the first node checks the storage, makes the
+# templates and VMs, and forms K3s in them through the guest agent, checked
+# through a Kubernetes API simulator (tests/sim/k8s_sim.py: it learns from
+# the Proxmox simulator which guests run K3s, with what configuration).
+# It stops where this build stops (DNS: exit 5). Every simulator is stopped
+# on exit.
 set -euo pipefail
 bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,12 +37,20 @@ for i in 0 1 2; do
 	api+=(--api "$n=https://127.0.0.1:$port")
 	echo "SIMULATED Proxmox VE 9.1 node $n: https://127.0.0.1:$port (requests: $work/records/$n.jsonl)"
 done
+# The Kubernetes API of the K3s servers: the simulator serves it once the
+# first server's K3s runs, with the CA the bundle's trust derived.
+k8s_port=$(free_port)
+K8S_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/k8s_sim.py" --port "$k8s_port" \
+	--pve-state "$work/state" --latency-ms 20 >"$work/sim-k8s.log" 2>&1 &
+pids+=($!)
+echo "SIMULATED Kubernetes API (K3s): https://127.0.0.1:$k8s_port (requests: $work/records/)"
+
 # Trust as on the installed nodes: each node its own API by its certificate
 # file (here the simulator's), the others by the cluster CA from the
 # bundle's secrets; never on first use.
 fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
 	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
-	--boot-timeout 120; }
+	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report"; }
 
 # The members wait for the first node's cluster and join in manifest order.
 fb devops-node-02 >"$work/firstboot-devops-node-02.log" 2>&1 & m2=$!
@@ -54,5 +65,8 @@ echo "[SIMULATED] firstboot exit status: devops-node-01 $rc, devops-node-02 $rc2
 	"(5: every step this build implements is done)"
 echo "[SIMULATED] the guests' cloud-init seeds as the simulated nodes received them:"
 ls "$work/records"/*.user-data 2>/dev/null | sed 's/^/  /' || true
+if [ -s "$work/report/kubeconfig" ]; then
+	echo "[SIMULATED] the K3s administrator's kubeconfig: $work/report/kubeconfig (mode $(stat -c %a "$work/report/kubeconfig"))"
+fi
 [ "$rc" = 0 ] || [ "$rc" = 5 ] || exit 1
 [ "$rc2" = 0 ] && [ "$rc3" = 0 ] || { cat "$work"/firstboot-devops-node-0[23].log >&2; exit 1; }
