@@ -8,6 +8,11 @@ over from an earlier client is skipped).
   qga.py SOCK exec SECONDS CMD   run CMD with /bin/sh -c in the guest; print
                                  its output (stdout, then stderr), exit with
                                  its status
+  qga.py SOCK replay SECONDS FILE   run each command of FILE (JSON: [{"command":
+                                 [PROGRAM, ARG...], "input": TEXT|null,
+                                 "exitcode": N}]) as Proxmox VE's agent/exec
+                                 passes it (path, arg, input-data); fail
+                                 unless each exits with its "exitcode"
   qga.py SOCK call COMMAND [JSON-ARGS]   print the answer's "return" as JSON
   qga.py SOCK shutdown           guest-shutdown (powerdown)
 """
@@ -101,6 +106,34 @@ def main():
         if "signal" in st:
             return 128 + st["signal"]
         return st.get("exitcode", 1)
+    if verb == "replay":
+        limit, cmds = float(sys.argv[3]), json.load(open(sys.argv[4]))
+        a = Agent(path, 30)
+        bad = 0
+        for c in cmds:
+            args = {"path": c["command"][0], "arg": c["command"][1:], "capture-output": True}
+            if c.get("input") is not None:
+                args["input-data"] = base64.b64encode(c["input"].encode()).decode()
+            pid = a.call("guest-exec", args)["pid"]
+            deadline = time.monotonic() + limit
+            while True:
+                st = a.call("guest-exec-status", {"pid": pid})
+                if st.get("exited"):
+                    break
+                if time.monotonic() > deadline:
+                    print("qga: %s still running after %s s" % (c["command"], limit), file=sys.stderr)
+                    return 124
+                time.sleep(0.2)
+            code = st.get("exitcode", 128 + st.get("signal", 0))
+            ok = code == c.get("exitcode", 0)
+            bad += not ok
+            print("%s exit %d%s: %s" % ("ok  " if ok else "FAIL", code, "" if ok else " (want %d)" % c.get("exitcode", 0),
+                                        " ".join(c["command"])[:160]))
+            if not ok:
+                sys.stdout.buffer.write(base64.b64decode(st.get("out-data", "")))
+                sys.stdout.buffer.write(base64.b64decode(st.get("err-data", "")))
+        sys.stdout.flush()
+        return 1 if bad else 0
     if verb == "call":
         args = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
         print(json.dumps(Agent(path, 30).call(sys.argv[3], args), indent=1, sort_keys=True))

@@ -11,6 +11,15 @@
 # NIC with the planned MAC, named eth0, and the default route; the user with
 # the key, passwordless sudo and a locked password; every payload file in
 # place with its checksum and mode, logged once, the ISO unmounted.
+# Then K3s's install path with the bundle's files: the VM is the manifest's
+# (single) K3s server, its binary and install script stand-ins
+# (tests/data/k3s/: they record what a real K3s reads); every command
+# firstboot sent through the Proxmox guest agent to the simulated VM is
+# replayed, byte for byte, through the real guest's agent, each must exit
+# as the simulator said, and the guest then holds what K3s reads: the
+# service started with "server", config.yaml (0600) with the full token
+# whose hash is the SHA-256 of the server CA placed there, the eleven CA
+# files (keys 0600), the images, the kube-vip manifest.
 # sanitizer: skip
 # alone: boots a QEMU guest (TCG: one busy host thread)
 # needs: guest-image
@@ -28,9 +37,19 @@ if [ ! -s "$G.ext4" ]; then
 fi
 
 # --- the VM, made by firstboot against one simulated node ---------------------
-sim_init 1
+. "$TOP/tests/sim/k3s-lib.sh"
+SIM_SECRETS="pw, k3s_token, cluster_ca_key" sim_init 1
+FB_PIN=local # the cluster CA signs the node's certificate
 A=$TESTTMP/assets
-mkdir -p "$A/guest"
+mkdir -p "$A/guest" "$A/k3s"
+cp "$TOP/tests/data/k3s/k3s-standin" "$A/k3s/k3s"
+cp "$TOP/tests/data/k3s/install-standin.sh" "$A/k3s/install.sh"
+head -c 200000 /dev/urandom >"$A/k3s/k3s-airgap-images-amd64.tar.zst"
+head -c 100000 /dev/urandom >"$A/k3s/kube-vip.tar"
+(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+	-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=test cluster CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null)
+printf 'k3s-secret-token\n' >"$TESTTMP/k3s.token"
 qemu-img create -q -f qcow2 "$A/cloud.qcow2" 2G
 printf 'Welcome to the lab.\n' >"$A/guest/motd"
 printf '#!/bin/sh\necho agent\n' >"$A/guest/agent.sh"
@@ -47,7 +66,11 @@ s = s.replace("assets: [{name: rootfs, file: rootfs.tar.zst}]",
               "  - {name: cloud, file: cloud.qcow2}\n"
               "  - {name: motd, file: guest/motd}\n"
               "  - {name: agent, file: guest/agent.sh}\n"
-              "  - {name: blob, file: guest/blob.bin}")
+              "  - {name: blob, file: guest/blob.bin}\n"
+              "  - {name: k3s-bin, file: k3s/k3s}\n"
+              "  - {name: k3s-install, file: k3s/install.sh}\n"
+              "  - {name: k3s-images, file: k3s/k3s-airgap-images-amd64.tar.zst}\n"
+              "  - {name: kube-vip, file: k3s/kube-vip.tar}")
 s += """templates:
   - {name: tpl, vmid: 9000, image: cloud, target_node: [pve1]}
 vms:
@@ -67,14 +90,27 @@ vms:
       - {asset: motd, path: /etc/motd}
       - {asset: agent, path: /usr/local/bin/agent.sh, mode: "0755"}
       - {asset: blob, path: /var/lib/lab/blob.bin, mode: "0600"}
+k3s:
+  token: {secret: k3s_token}
+  servers: [web]
+  ha: false
+  airgap: {binary: k3s-bin, images: k3s-images, install_script: k3s-install}
+  api_vip: 10.0.0.5
+  kube_vip: {image: kube-vip, ref: "ghcr.io/kube-vip/kube-vip:v0.9.2"}
 """ % key
 open(p, "w").write(s)
 PYEOF
 "$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >/dev/null 2>&1 || fail "the test manifest does not validate"
 sim_start_all --guest-boot-ms 100
-fb pve1 --assets "$A" --boot-timeout 60
+k8s_start --promote-ms 100 --ready-ms 100
+fb pve1 --assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key" \
+	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --k3s-timeout 60 --report-dir "$TESTTMP/report"
 [ "$RC" = 0 ] || [ "$RC" = 5 ] || { echo "$OUT" >&2; fail "firstboot exited $RC"; }
 assert_contains "$OUT" "Creating VM web: done"
+assert_contains "$OUT" "Initialising K3s server web: done"
+# What firstboot had the guest agent run in the VM, in order, as the
+# simulated guest answered it.
+sim_query "__import__('json').dumps(s['guest']['vms']['pve1']['300']['agent_log'])" >"$TESTTMP/agent-log.json"
 
 # The ISOs as the node stored them, and the NIC as the VM has it.
 conf() { sim_query "dict(s['guest']['vms']['pve1']['300']['conf'], **s['guest']['vms']['pve1']['300']['pending']).get('$1')"; }
@@ -188,7 +224,39 @@ $mode" "$GOUT" "$path in the guest"
 done
 gcheck "! grep -q DEVOPSLAB /proc/mounts"
 gcheck "grep -c 'devopslab-payload: .*: installed as' /var/log/cloud-init-output.log"
-assert_eq 3 "$GOUT" "payload files installed (cloud-init-output.log)"
+assert_eq 7 "$GOUT" "payload files installed (cloud-init-output.log: 3 of the VM's, 4 of K3s's)"
+
+# K3s's install path: firstboot's guest-agent commands, replayed.
+ga replay 300 "$TESTTMP/agent-log.json" >replay.log 2>&1 || { cat replay.log >&2; fail "a command of the K3s step behaved otherwise in the real guest"; }
+echo "guest-boot: replayed $(grep -c . replay.log) guest-agent commands of the K3s step"
+gcheck "systemctl is-active k3s"
+gcheck "cat /var/lib/devopslab-standin/args"; assert_eq server "$GOUT" "K3s's arguments"
+gcheck "stat -c %a /etc/rancher/k3s/config.yaml"; assert_eq 600 "$GOUT" "config.yaml mode"
+gcheck "cmp /etc/rancher/k3s/config.yaml /var/lib/devopslab-standin/config.yaml"
+gcheck "sha256sum </var/lib/rancher/k3s/server/tls/server-ca.crt | cut -d' ' -f1"; ca_hash=$GOUT
+gcheck "grep '^token:' /etc/rancher/k3s/config.yaml"
+assert_eq "token: \"K10$ca_hash::server:k3s-secret-token\"" "$GOUT" "the token's CA hash is the placed server CA's"
+gcheck "cat /var/lib/devopslab-standin/tls"
+assert_eq "client-ca.crt 644
+client-ca.key 600
+etcd/peer-ca.crt 644
+etcd/peer-ca.key 600
+etcd/server-ca.crt 644
+etcd/server-ca.key 600
+request-header-ca.crt 644
+request-header-ca.key 600
+server-ca.crt 644
+server-ca.key 600
+service.key 600" "$GOUT" "the CA files K3s found at its start"
+gcheck "openssl verify -CAfile /var/lib/rancher/k3s/server/tls/server-ca.crt /var/lib/rancher/k3s/server/tls/server-ca.crt"
+gcheck "cat /var/lib/devopslab-standin/images"
+assert_eq "k3s-airgap-images-amd64.tar.zst
+kube-vip.tar" "$GOUT" "the images K3s imports"
+gcheck "sha256sum </usr/local/bin/k3s | cut -d' ' -f1"
+assert_eq "$(sha256sum <"$A/k3s/k3s" | cut -d' ' -f1)" "$GOUT" "/usr/local/bin/k3s"
+gcheck "stat -c %a /var/lib/rancher/k3s/server/manifests/devopslab-kube-vip.yaml && grep -c 'value: \"10.0.0.5\"' /var/lib/rancher/k3s/server/manifests/devopslab-kube-vip.yaml"
+assert_eq "600
+1" "$GOUT" "the kube-vip manifest"
 stop_guest
 
 echo "guest-boot: powered off $(($(date +%s) - start)) s after power-on"

@@ -1397,7 +1397,12 @@ def run_guest(s, node, vm, argv, data):
         left = max(0.0, vm["started"] + boot + 0.2 - time.time())
         return left, 0, "status: done\n", ""
     if len(argv) == 3 and argv[:2] == ["systemctl", "is-active"]:
-        return (0, 0, "active\n", "") if k3s_active(vm, argv[2]) else (0, 3, "inactive\n", "")
+        # systemd 257 (Debian 13), as t-guest-boot's real guest answers:
+        # 3 for a unit that is not running, 4 for one that does not exist
+        if k3s_active(vm, argv[2]):
+            return 0, 0, "active\n", ""
+        known = vm.get("k3s") and vm["k3s"]["unit"] == argv[2] and vm["k3s"]["identity"] == vm_identity(vm)
+        return 0, 3 if known else 4, "inactive\n", ""
     if argv[:3] == ["/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true"] \
             and argv[4:] == ["/bin/sh", K3S_INSTALL] and argv[3] in ("INSTALL_K3S_EXEC=server",
                                                                    "INSTALL_K3S_EXEC=agent"):
