@@ -134,7 +134,8 @@ test-guests: $(BIN) tests
 # and resume, the trust and configuration (docs/k3s.md).
 test-k3s: $(BIN) tests
 	tests/run.sh --unit $(BUILD)/tests/test-k3s
-	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh \
+		tests/integration/t-k3s-faults.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

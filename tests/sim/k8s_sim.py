@@ -189,7 +189,8 @@ def decide(st, key, name, vm, now, a):
         if h != c["hash"]:
             return "token CA hash does not match the Cluster CA certificate hash"
         if secret != c["secret"]:
-            return "failed to validate token: 401 Unauthorized" if server else "Node password rejected: 401"
+            return "failed to validate token: 401 Unauthorized" if server else \
+                "failed to validate connection to cluster: 401 Unauthorized"
         if server:
             for f in CRITICAL:
                 if cfg.get(f) != c["flags"][f]:

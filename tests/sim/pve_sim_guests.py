@@ -1393,6 +1393,10 @@ def run_guest(s, node, vm, argv, data):
             return 0, 1, "", "install: invalid mode or path\n"
         fs[argv[5]] = {"mode": "%04o" % int(argv[3], 8), "data": data or ""}
         return 0, 0, "", ""
+    if len(argv) == 2 and argv[0] == "cat" and argv[1].startswith("/"):
+        if argv[1] not in fs:
+            return 0, 1, "", "cat: %s: No such file or directory\n" % argv[1]
+        return 0, 0, fs[argv[1]]["data"], ""
     if argv == ["cloud-init", "status", "--wait"]:
         left = max(0.0, vm["started"] + boot + 0.2 - time.time())
         return left, 0, "status: done\n", ""

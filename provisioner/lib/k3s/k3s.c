@@ -475,7 +475,28 @@ static int kube_vip(struct run_ctx *ctx, const struct step *s)
 	return r;
 }
 
-static int install(struct run_ctx *ctx, const struct step *s)
+/* The configuration the guest's K3s started with differs from ours (a
+ * changed manifest or secret, or a run that wrote it and died): *ret. */
+static int config_differs(struct run_ctx *ctx, const struct step *s, const char *want, bool *ret)
+{
+	const char *argv[] = { "cat", K3S_CONFIG_PATH, NULL };
+	struct pve_exec_status st = {};
+	int r = guest_run(ctx, &s->vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+
+	if (r < 0)
+		return r;
+	*ret = st.exitcode != 0 || !streq(st.out, want);
+	explicit_wipe(st.out, strlen(st.out)); /* it holds the token */
+	pve_exec_status_done(&st);
+	return 0;
+}
+
+/* K3s into the guest. Its first start (fresh: K3s does not run there):
+ * the first server's CA files and kube-vip before anything else, a stale
+ * node of a joiner's name removed. Then config.yaml and K3s's install
+ * script, which (re)starts the service. With K3s running already, only a
+ * configuration that differs is written, and K3s restarted with it. */
+static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 {
 	struct k3s_ctx *k = kctx(ctx);
 	enum k3s_role role = role_of(s);
@@ -484,28 +505,35 @@ static int install(struct run_ctx *ctx, const struct step *s)
 	char exec_role[32];
 	const char *argv[] = { "/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true",
 			       exec_role, "/bin/sh", K3S_INSTALL_SCRIPT, NULL };
+	bool differs = true;
 	int r;
 
-	if (role == K3S_ROLE_INIT) {
-		/* before K3s first starts: it then uses these CAs, never its own */
-		for (size_t i = 0; i < K3S_TLS_FILES; i++) {
-			r = guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
-					k->trust.files[i].pem);
-			if (r < 0)
-				return r;
-		}
-		r = kube_vip(ctx, s);
-		if (r < 0)
-			return r;
-	} else {
-		r = clear_stale(ctx, &s->vm);
-		if (r < 0)
-			return r;
-	}
 	r = node_config(ctx, s, &config, &n);
 	if (r < 0)
 		return r;
-	r = guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
+	if (!fresh) {
+		r = config_differs(ctx, s, config, &differs);
+		if (r < 0 || !differs) {
+			if (r >= 0)
+				progress(k, "%s: K3s already runs (an earlier run started it); waiting for it",
+					 s->vm.name);
+			wipe_free(config);
+			return r;
+		}
+		progress(k, "%s: K3s runs with another configuration than the manifest's; writing it and "
+			    "restarting K3s",
+			 s->vm.name);
+	} else if (role == K3S_ROLE_INIT) {
+		/* before K3s first starts: it then uses these CAs, never its own */
+		for (size_t i = 0; i < K3S_TLS_FILES && r >= 0; i++)
+			r = guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
+					k->trust.files[i].pem);
+		if (r >= 0)
+			r = kube_vip(ctx, s);
+	} else
+		r = clear_stale(ctx, &s->vm);
+	if (r >= 0)
+		r = guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
 	wipe_free(config);
 	if (r < 0)
 		return r;
@@ -558,20 +586,16 @@ static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 		r = guest_active(ctx, &s->vm, unit_of(role), &active);
 	if (r < 0)
 		return r;
-	if (active)
-		progress(k, "%s: K3s already runs (an earlier run started it); waiting for it", s->vm.name);
-	else if (role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready)
+	if (!active && role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready)
 		/* someone else answers for the cluster: a second cluster-init
 		 * would split it */
 		return run_ctx_error(ctx, -EEXIST,
 				     "%s: K3s does not run here, yet the cluster's API answers at %s: a rebuilt first "
 				     "server must join the running cluster, not initialise a new one",
 				     s->vm.name, kube_url(k->kube));
-	else {
-		r = install(ctx, s);
-		if (r < 0)
-			return r;
-	}
+	r = install(ctx, s, !active);
+	if (r < 0)
+		return r;
 	r = wait_ready(ctx, s, &v);
 	if (r < 0)
 		return r;
