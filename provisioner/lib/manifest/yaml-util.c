@@ -447,9 +447,15 @@ static int out_append(struct yaml_out *y, const void *p, size_t n)
 
 		while (cap < y->len + n + 1)
 			cap *= 2;
-		b = realloc(y->buf, cap);
+		/* not realloc: the old copy is wiped (documents may hold secrets) */
+		b = malloc(cap);
 		if (!b)
 			return -ENOMEM;
+		if (y->buf) {
+			memcpy(b, y->buf, y->len);
+			explicit_wipe(y->buf, y->cap);
+			free(y->buf);
+		}
 		y->buf = b;
 		y->cap = cap;
 	}
@@ -518,7 +524,12 @@ struct yaml_out *yaml_out_free(struct yaml_out *y)
 {
 	if (!y)
 		return NULL;
+	/* libyaml's own output buffer held the text last written */
+	if (y->emitter.buffer.start)
+		explicit_wipe(y->emitter.buffer.start, (size_t)(y->emitter.buffer.end - y->emitter.buffer.start));
 	yaml_emitter_delete(&y->emitter);
+	if (y->buf)
+		explicit_wipe(y->buf, y->cap);
 	free(y->buf);
 	free(y);
 	return NULL;

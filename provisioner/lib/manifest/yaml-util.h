@@ -67,7 +67,8 @@ bool ynode_plain_is_typed(const struct ynode *n);
  * -EINVAL; the text growing past max_bytes: -EFBIG; -ENOMEM; unbalanced
  * starts and ends: -EINVAL) is kept, later calls do nothing, and
  * yaml_out_finish() returns it, as ferror() does for stdio. The same calls
- * give the same bytes.
+ * give the same bytes. Every buffer that held the text is wiped when it is
+ * let go (a K3s config holds a token, a kubeconfig a key).
  */
 struct yaml_out;
 
