@@ -25,13 +25,13 @@ K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/c
 
 # 503 while etcd elects; a worker that never gets Ready.
 fb_bg pve2 "${K3S[@]}"; fb_bg pve3 "${K3S[@]}"
-fb pve1 "${K3S[@]}" --k3s-timeout 8
+fb pve1 "${K3S[@]}" --k3s-timeout 15
 rc1=$RC out1=$OUT
 fb_wait pve2; fb_formed pve2
 fb_wait pve3; fb_formed pve3
 RC=$rc1 OUT=$out1
 [ "$RC" = 1 ] || { echo "$OUT" >&2; fail "firstboot exited $RC, not 1, with a node that never gets Ready"; }
-assert_contains "$OUT" "error: cluster/k3s/agent/k3s-worker-02: k3s-worker-02: not ready after 8 s: node k3s-worker-02 is not Ready"
+assert_contains "$OUT" "error: cluster/k3s/agent/k3s-worker-02: k3s-worker-02: not ready after 15 s: node k3s-worker-02 is not Ready"
 [ "$(k8s_requests 'r["status"] == 503')" -gt 0 ] || fail "the simulator never answered 503 (no election seen)"
 assert_eq "['k3s-server-01', 'k3s-server-02', 'k3s-server-03']" "$(k8s_voting)" "voting etcd members through the elections"
 kill "$K8S_PID"; wait "$K8S_PID" 2>/dev/null || true

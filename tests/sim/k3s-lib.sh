@@ -20,6 +20,7 @@
 #   k3s_recreate_vm VM   the VM as if destroyed and cloned again (new
 #                        machine identity, no files, no K3s)
 #   k3s_stop_vm VM       the VM stopped (its K3s with it)
+#   k8s_hold NODE, k8s_release NODE   keep NODE from becoming Ready, and let it
 
 export K8S_SIM_RECORD_DIR=$TESTTMP/k8s-records
 mkdir -p "$K8S_SIM_RECORD_DIR"
@@ -192,3 +193,20 @@ for vms_ in s['guest']['vms'].values():
             vm['running'] = False
 "
 }
+
+k8s_edit() { # python statements over st (k8s.json), under the simulators' lock
+	"$PY" - "$SIM_STATE" "$1" <<'PYEOF'
+import fcntl, json, os, sys
+d = sys.argv[1]
+with open(os.path.join(d, "lock"), "a") as lk:
+    fcntl.flock(lk, fcntl.LOCK_EX)
+    p = os.path.join(d, "k8s.json")
+    st = json.load(open(p)) if os.path.exists(p) else {"cluster": None, "starts": {}, "nodes": {}, "secrets": {},
+                                                      "members": {}, "deleted": []}
+    exec(sys.argv[2])
+    json.dump(st, open(p + ".tmp", "w"))
+    os.rename(p + ".tmp", p)
+PYEOF
+}
+k8s_hold() { k8s_edit "st.setdefault('hold', []).append('$1')"; }
+k8s_release() { k8s_edit "st['hold'] = [n for n in st.get('hold', []) if n != '$1']"; }

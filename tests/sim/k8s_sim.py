@@ -31,7 +31,8 @@ Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
 Listens on 127.0.0.1 only. Its own state is DIR/k8s.json (under DIR/lock,
 like the Proxmox simulator's): the cluster, nodes, secrets, etcd members
 ({name: {"voting_at"}}), and the outcome of every K3s start ("starts":
-{key: {"vm", "node", "error"}}). Every request is recorded (sim_record.py:
+{key: {"vm", "node", "error"}}); a test may list node names in "hold" to
+keep them from becoming Ready until it takes them out. Every request is recorded (sim_record.py:
 $K8S_SIM_RECORD_DIR/api.jsonl and the suite's k8s-api.jsonl).
 """
 import argparse
@@ -257,7 +258,7 @@ def node_obj(st, live, name, now, a):
             labels["node-role.kubernetes.io/etcd"] = "true"
     up = node_up(st, live, name)
     ready = (up and now >= n["registered"] + a.ready_ms / 1000.0 and (not server or not etcd or voting)
-             and name not in a.never_ready)
+             and name not in a.never_ready and name not in st.get("hold", []))
     cond = {"type": "Ready", "status": "True" if ready else ("False" if up else "Unknown"),
             "reason": "KubeletReady" if ready else ("KubeletNotReady" if up else "NodeStatusUnknown"),
             "message": "kubelet is posting ready status" if ready else

@@ -96,6 +96,7 @@ static int call(struct kube_client *k, enum http_method m, const char *path, lon
 	struct http_response rsp = {};
 	_cleanup_json_ struct json_object *o = NULL;
 	const char *msg;
+	long status;
 	int r = http_request(k->t, &req, &rsp);
 
 	if (r < 0) {
@@ -110,11 +111,12 @@ static int call(struct kube_client *k, enum http_method m, const char *path, lon
 			*ret = TAKE_PTR(o);
 		return 0;
 	}
+	status = rsp.status; /* http_response_done() clears it */
 	msg = json_get_string(o, "message");
-	seterr(k, "%s %s%s: HTTP %ld%s%s", http_method_names[m], kube_url(k), path, rsp.status, msg ? ": " : "",
+	seterr(k, "%s %s%s: HTTP %ld%s%s", http_method_names[m], kube_url(k), path, status, msg ? ": " : "",
 	       msg ? msg : "");
 	http_response_done(&rsp);
-	switch (rsp.status) {
+	switch (status) {
 	case 401:
 	case 403:
 		return -EACCES;
