@@ -82,3 +82,12 @@ static inline void explicit_wipe(void *p, size_t n)
 	if (p && n)
 		explicit_bzero(p, n);
 }
+
+/* free() a NUL-terminated string that held a secret, wiped first. */
+static inline void free_wiped(char *s)
+{
+	if (s) {
+		explicit_wipe(s, strlen(s));
+		free(s);
+	}
+}

@@ -26,8 +26,8 @@ cp "$TESTTMP/cluster.yaml" "$TESTTMP/full.yaml"
 cp "$TESTTMP/guests-only.yaml" "$TESTTMP/cluster.yaml"
 sim_start_all --latency-ms 50 --guest-boot-ms 1000 --exec-ms 1000 >/dev/null
 k8s_start --latency-ms 50 --promote-ms 1500 --ready-ms 1000
-K3S=(--assets "$A" --boot-timeout 120 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
-	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --k3s-timeout 120 --report-dir "$TESTTMP/report")
+k3s_args
+K3S+=(--boot-timeout 120 --k3s-timeout 120)
 form_all "${K3S[@]}" >/dev/null
 cp "$TESTTMP/full.yaml" "$TESTTMP/cluster.yaml"
 

@@ -20,8 +20,7 @@ k3s_init
 FB_PIN=local
 sim_start_all --guest-boot-ms 200
 k8s_start --promote-ms 400 --ready-ms 300 --elect-503-ms 700 --never-ready k3s-worker-02
-K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
-	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --report-dir "$TESTTMP/report")
+k3s_args
 
 # 503 while etcd elects; a worker that never gets Ready.
 fb_bg pve2 "${K3S[@]}"; fb_bg pve3 "${K3S[@]}"
@@ -36,8 +35,7 @@ assert_contains "$OUT" "error: cluster/k3s/agent/k3s-worker-02: k3s-worker-02: n
 assert_eq "['k3s-server-01', 'k3s-server-02', 'k3s-server-03']" "$(k8s_voting)" "voting etcd members through the elections"
 kill "$K8S_PID"; wait "$K8S_PID" 2>/dev/null || true
 k8s_start --promote-ms 400 --ready-ms 300
-K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
-	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --report-dir "$TESTTMP/report")
+k3s_args
 fb pve1 "${K3S[@]}" --k3s-timeout 30
 fb_formed pve1
 grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the run after the node could get Ready reported an error"; }

@@ -18,8 +18,8 @@ k3s_init
 FB_PIN=local
 sim_start_all --guest-boot-ms 200 --exec-ms 1500
 k8s_start --promote-ms 1000 --ready-ms 500
-K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
-	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --k3s-timeout 60 --report-dir "$TESTTMP/report")
+k3s_args
+K3S+=(--k3s-timeout 60)
 
 # Kill pve1 once its output shows PATTERN; or, for "VM: installing K3s",
 # once the simulated guest has received the install (K3s starting there).

@@ -29,8 +29,8 @@ k3s_init
 FB_PIN=local
 SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200
 k8s_start --promote-ms 400 --ready-ms 300
-K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
-	--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --k3s-timeout 60 --report-dir "$TESTTMP/report")
+k3s_args
+K3S+=(--k3s-timeout 60)
 
 form_all "${K3S[@]}"
 OUT=$(cat "$TESTTMP/fb-pve1.out")

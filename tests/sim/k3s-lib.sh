@@ -8,6 +8,8 @@
 #                        and the token ($TESTTMP/k3s.token); K3S_VIP=1 adds
 #                        api_vip 10.0.0.5 and kube-vip
 #   k8s_start [ARGS]     start k8s_sim.py (killed on exit); $K8S_URL
+#   k3s_args             K3S=(firstboot's options for the K3s tests: assets, CA,
+#                        token, the simulator's URL, report directory)
 #   k8s_query EXPR       a Python expression over its state (st)
 #   k8s_ready_nodes      the Ready nodes, sorted, as the API lists them
 #   k8s_voting           the voting etcd members, sorted
@@ -110,6 +112,11 @@ k8s_start() { # [k8s_sim args]
 	done
 	cat "$TESTTMP/sim-k8s.log" >&2
 	fail "the Kubernetes API simulator did not start"
+}
+
+k3s_args() {
+	K3S=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
+		--k3s-token-file "$TESTTMP/k3s.token" --k3s-api "$K8S_URL" --report-dir "$TESTTMP/report")
 }
 
 k8s_query() { # python expression over st (k8s.json)

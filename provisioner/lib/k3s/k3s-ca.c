@@ -269,19 +269,12 @@ int k3s_trust_derive(const char *ca_key_pem, size_t len, struct k3s_trust *ret)
 	return 0;
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_wipe(s, strlen(s));
-		free(s);
-	}
-}
 
 void k3s_trust_done(struct k3s_trust *t)
 {
 	for (size_t i = 0; i < K3S_TLS_FILES; i++)
-		wipe_free(t->files[i].pem);
-	wipe_free(t->admin_cert);
-	wipe_free(t->admin_key);
+		free_wiped(t->files[i].pem);
+	free_wiped(t->admin_cert);
+	free_wiped(t->admin_key);
 	*t = (struct k3s_trust){};
 }

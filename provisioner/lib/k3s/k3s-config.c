@@ -27,7 +27,7 @@ static bool label_ok(const char *s)
 	return true;
 }
 
-static void fmt_ip(uint32_t ip, char buf[16])
+void k3s_fmt_ip(uint32_t ip, char buf[16])
 {
 	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
@@ -57,7 +57,7 @@ int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len)
 	r = yaml_out_new("# devopslab: K3s configuration (docs/k3s.md)\n", K3S_CONFIG_MAX, &y);
 	if (r < 0)
 		return r;
-	fmt_ip(c->node_ip, ip);
+	k3s_fmt_ip(c->node_ip, ip);
 	yaml_out_map_start(y);
 	if (c->role == K3S_ROLE_INIT) {
 		/* embedded etcd, this server its first member (else SQLite) */
@@ -353,7 +353,7 @@ int k3s_kube_vip_manifest(const char *ref, const char *iface, uint32_t vip, char
 
 	if (isempty(ref) || strpbrk(ref, " \t\n") || !label_ok(iface) || !vip)
 		return -EINVAL;
-	fmt_ip(vip, ip);
+	k3s_fmt_ip(vip, ip);
 	for (unsigned i = 0; i < 4 && r >= 0; i++) {
 		_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
 		_cleanup_free_ char *t = NULL;

@@ -37,6 +37,9 @@ struct k3s_node_cfg {
 	size_t n_tls_san;
 };
 
+/* An IPv4 address (host byte order) as dotted quad text. */
+void k3s_fmt_ip(uint32_t ip, char buf[16]);
+
 /* config.yaml: the flags K3s reads at every start (servers: identical
  * critical flags on all of them, K3s refuses a join otherwise). */
 int k3s_config_yaml(const struct k3s_node_cfg *c, char **ret, size_t *ret_len);

@@ -36,18 +36,7 @@ struct k3s_ctx {
 	struct kube_client *kube;
 };
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_wipe(s, strlen(s));
-		free(s);
-	}
-}
 
-static void fmt_ip(uint32_t ip, char buf[16])
-{
-	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-}
 
 /* The first server: VM 0 of the first server group. */
 static int first_server(const struct manifest *m, struct mf_vm *ret)
@@ -90,7 +79,7 @@ int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_
 		return r;
 	/* the VIP once kube-vip serves it (the first server's step waits for
 	 * that), otherwise the first server */
-	fmt_ip(m->k3s.api_vip ? m->k3s.api_vip : first.ip, ip);
+	k3s_fmt_ip(m->k3s.api_vip ? m->k3s.api_vip : first.ip, ip);
 	snprintf(k->api_url, sizeof(k->api_url), "https://%s:" K3S_API_PORT_STR, ip);
 	kc.url = cfg->api_url ? cfg->api_url : k->api_url;
 	kc.ca_pem = k->trust.server_ca;
@@ -109,7 +98,7 @@ struct k3s_ctx *k3s_ctx_free(struct k3s_ctx *k)
 	if (k) {
 		kube_client_free(k->kube);
 		k3s_trust_done(&k->trust);
-		wipe_free(k->token);
+		free_wiped(k->token);
 		free(k);
 	}
 	return NULL;
@@ -130,7 +119,7 @@ int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
 	if (r < 0)
 		return r;
 	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		wipe_free(text);
+		free_wiped(text);
 		return -ENOMEM;
 	}
 	(void)unlink(tmp);
@@ -146,7 +135,7 @@ int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
 		if (r < 0)
 			(void)unlink(tmp);
 	}
-	wipe_free(text);
+	free_wiped(text);
 	return r;
 }
 
@@ -517,7 +506,7 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 			if (r >= 0)
 				progress(k, "%s: K3s already runs (an earlier run started it); waiting for it",
 					 s->vm.name);
-			wipe_free(config);
+			free_wiped(config);
 			return r;
 		}
 		progress(k, "%s: K3s runs with another configuration than the manifest's; writing it and "
@@ -534,7 +523,7 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 		r = clear_stale(ctx, &s->vm);
 	if (r >= 0)
 		r = guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
-	wipe_free(config);
+	free_wiped(config);
 	if (r < 0)
 		return r;
 	snprintf(exec_role, sizeof(exec_role), "INSTALL_K3S_EXEC=%s", role == K3S_ROLE_AGENT ? "agent" : "server");

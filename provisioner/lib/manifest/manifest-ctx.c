@@ -137,33 +137,37 @@ static const struct mf_posent *find_pos(const struct mf_ctx *c, const char *path
 	}
 }
 
-void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+/* A diagnostic at the position of path. */
+static void report_at_pos(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, va_list ap)
 {
 	const struct mf_posent *p = NULL;
+
+	/* Past the cap nothing is stored: skip the position search. */
+	if (c->diags->n <= DIAGS_MAX)
+		p = find_pos(c, path);
+	mf_vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
+}
+
+void mf_report_at(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (mf_failed(c, path))
 		return;
-	/* Past the cap nothing is stored: skip the position search. */
-	if (c->diags->n <= DIAGS_MAX)
-		p = find_pos(c, path);
 	va_start(ap, fmt);
-	mf_vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
+	report_at_pos(c, sev, path, fmt, ap);
 	va_end(ap);
 }
 
 void mf_report_whole(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, ...)
 {
-	const struct mf_posent *p = NULL;
 	va_list ap;
 
 	for (size_t i = 0; i < c->n_failed; i++)
 		if (path_within(path, c->failed[i]))
 			return;
-	if (c->diags->n <= DIAGS_MAX)
-		p = find_pos(c, path);
 	va_start(ap, fmt);
-	mf_vreport(c, sev, p ? p->line : 0, p ? p->column : 0, path, fmt, ap);
+	report_at_pos(c, sev, path, fmt, ap);
 	va_end(ap);
 }
 

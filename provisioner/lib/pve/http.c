@@ -254,13 +254,6 @@ struct http_transport *http_transport_new(const char *base_url, const struct htt
 	return TAKE_PTR(t);
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_wipe(s, strlen(s));
-		free(s);
-	}
-}
 
 struct http_transport *http_transport_clone(const struct http_transport *t, uint64_t salt)
 {
@@ -291,7 +284,7 @@ struct http_transport *http_transport_free(struct http_transport *t)
 	free(t->ca_file);
 	free(t->ca_pem);
 	free(t->cert_pem);
-	wipe_free(t->key_pem);
+	free_wiped(t->key_pem);
 	free(t);
 	return NULL;
 }
@@ -361,12 +354,12 @@ int http_transport_client_cert(struct http_transport *t, const char *cert_pem, c
 
 	if (!c || !k) {
 		free(c);
-		wipe_free(k);
+		free_wiped(k);
 		return -ENOMEM;
 	}
 	drop_connections(t);
 	free(t->cert_pem);
-	wipe_free(t->key_pem);
+	free_wiped(t->key_pem);
 	t->cert_pem = c;
 	t->key_pem = k;
 	return 0;
