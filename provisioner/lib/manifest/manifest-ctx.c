@@ -139,6 +139,8 @@ static const struct mf_posent *find_pos(const struct mf_ctx *c, const char *path
 
 /* A diagnostic at the position of path. */
 static void report_at_pos(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void report_at_pos(struct mf_ctx *c, enum diag_severity sev, const char *path, const char *fmt, va_list ap)
 {
 	const struct mf_posent *p = NULL;
 
