@@ -16,7 +16,7 @@
 #   k8s_join_errors      {vm: error} of the K3s starts that failed
 #   k8s_requests [F]     Kubernetes requests recorded (F: over r)
 #   k8s_mutations        of them, the ones that are not GET
-#   k3s_guest_files DIR  each K3s guest's files, as written, into DIR/VM/...
+#   k3s_guest_files DIR  each K3s guest's files (written, or from its payload), into DIR/VM/...
 #   k3s_guest_mode VM P  a file's mode in a guest
 #   k3s_install_order    the VMs in the order K3s was installed in them
 #   k3s_recreate_vm VM   the VM as if destroyed and cloned again (new
@@ -162,14 +162,17 @@ k8s_mutations() { k8s_requests 'r["method"] != "GET"'; }
 
 k3s_guest_files() { # DIR
 	"$PY" - "$SIM_STATE/state.json" "$1" <<'PYEOF'
-import json, os, sys
+import base64, json, os, sys
 s = json.load(open(sys.argv[1]))
 for node, d in s["guest"]["vms"].items():
     for vmid, vm in d.items():
         for path, f in (vm.get("guestfs") or {}).items():
             p = os.path.join(sys.argv[2], vm["conf"]["name"], path.lstrip("/"))
             os.makedirs(os.path.dirname(p), exist_ok=True)
-            open(p, "w").write(f["data"])
+            if "b64" in f:  # a payload file (pve_sim_guests.py), bytes
+                open(p, "wb").write(base64.b64decode(f["b64"]))
+            elif "data" in f:
+                open(p, "w").write(f["data"])
 PYEOF
 }
 

@@ -26,14 +26,33 @@ start leads to:
     their VM stops or runs no K3s; with fewer than a majority of voting
     members running, the API answers 503.
 
+Beyond nodes, the API serves a generic object store (k8s_sim_objects.py):
+namespaces, configmaps, secrets, service accounts, RBAC, workloads, Events,
+Jobs and Pods (read-only, with logs), K3s's Addon, HelmChart and
+HelmChartConfig, and Traefik's CRDs (traefik.io/v1alpha1, absent when the
+first server's config.yaml disables traefik), with validation against the
+official schemas (--schemas), selectors, server-side apply and merge
+patches. While a quorum of its servers runs, the cluster plays K3s's deploy
+controller (each running server's auto-deploying manifests, an Addon per
+file, Events) and helm controller (a helm-install job per HelmChart that
+succeeds or crash-loops as helm would, --helm-ms per attempt).
+
 Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
-Listens on 127.0.0.1 only. Its own state is DIR/k8s.json (under DIR/lock,
-like the Proxmox simulator's): the cluster, nodes, secrets, etcd members
-({name: {"voting_at"}}), and the outcome of every K3s start ("starts":
-{key: {"vm", "node", "error"}}); a test may list node names in "hold" to
-keep them from becoming Ready until it takes them out. Every request is recorded (sim_record.py:
-$K8S_SIM_RECORD_DIR/api.jsonl and the suite's k8s-api.jsonl).
+       [--helm-ms N] [--schemas DIR] [--bearer-token TOKEN:USER[:GROUP,...]]...
+Listens on 127.0.0.1 only. Clients authenticate with a certificate of the
+cluster's client CA (CN the user, O the groups) or with a bearer token
+given by --bearer-token; writes need the group system:masters.
+Its own state is DIR/k8s.json (under DIR/lock, like the Proxmox
+simulator's): the cluster, nodes, node-password secrets ("secrets"), etcd
+members ({name: {"voting_at"}}), the outcome of every K3s start ("starts":
+{key: {"vm", "node", "error"}}), and the objects with their
+resourceVersion counter, what each server's deploy controller has seen and
+the helm releases ("objects", "rv", "deploy", "releases":
+k8s_sim_objects.py); a test may list node names in "hold" to keep them
+from becoming Ready until it takes them out. Every request is recorded
+(sim_record.py: $K8S_SIM_RECORD_DIR/api.jsonl and the suite's
+k8s-api.jsonl), with how it authenticated but never a credential.
 """
 import argparse
 import datetime
@@ -50,6 +69,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 
 import yaml
@@ -58,6 +78,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+import k8s_sim_objects as objects
 import sim_record
 
 TLS = "/var/lib/rancher/k3s/server/tls/"
@@ -226,7 +247,42 @@ def reconcile(st, pve, a):
                 pw = st["secrets"].get("kube-system/%s.node-password.k3s" % name)
                 if not pw or pw["identity"] == g[2]["k3s"]["identity"]:
                     register(st, name, g[2]["k3s"], cfg.get("node-ip", ""), key, now)
+    # K3s's own controllers (deploy, helm, and Kubernetes' job, namespace and
+    # garbage collectors) run in its servers and need a writable datastore
+    if st["cluster"] is not None and quorate(st, live, now):
+        objects.run_controllers(world(st, live, a, now))
     return live
+
+
+def world(st, live, a, now):
+    """The object store, with the K3s servers that run now (started, start
+    accepted, VM up), in the order they started."""
+    servers = []
+    for key, (_, _, vm, _) in live.items():
+        o = st["starts"].get(key)
+        if o and o["error"] is None and vm["k3s"]["role"] == "server" and running(vm):
+            servers.append((vm["k3s"]["started"], key, vm))
+    return objects.World(st, a, now, [(k, vm) for _, k, vm in sorted(servers, key=lambda x: x[:2])],
+                         getattr(a, "schema_store", None))
+
+
+def node_secret(st, now):
+    """K3s's node-password secrets (kept in st["secrets"]) as the secrets API
+    serves them: (ns, name) one or None, (ns, None) the list, delete=True
+    removes one (True if it was there)."""
+    def f(ns, name, delete=False):
+        keys = sorted(k for k in st["secrets"] if ns is None or k.startswith(ns + "/"))
+        if name is None:
+            return [Handler.secret(k) for k in keys]
+        k = "%s/%s" % (ns, name)
+        if k not in st["secrets"]:
+            return None if not delete else False
+        if delete:
+            del st["secrets"][k]
+            st["deleted"].append({"kind": "Secret", "name": k, "time": now})
+            return True
+        return Handler.secret(k)
+    return f
 
 
 def node_up(st, live, name):
@@ -341,45 +397,64 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def send(self, code, obj, ctype="application/json"):
+    def send(self, code, obj, ctype="application/json", headers=()):
         body = obj if isinstance(obj, bytes) else (json.dumps(obj) + "\n").encode()
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
         return code
 
     def identity(self):
+        """(user, groups, how): a client certificate of the cluster's client
+        CA (CN, O) first, as kube-apiserver's x509 authenticator; else a
+        bearer token given by --bearer-token. None for the user: 401."""
         try:
             cert = self.connection.getpeercert()
         except (AttributeError, ValueError):
             cert = None
-        if not cert:
-            return None, []
-        cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
-        groups = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
-        return (cn[0] if cn else ""), groups
+        if cert:
+            cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+            groups = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
+            return (cn[0] if cn else ""), groups, "x509"
+        auth = self.headers.get("Authorization")
+        if auth is not None:
+            m = re.fullmatch(r"[Bb]earer +(\S+)\s*", auth)
+            known = self.server.tokens.get(m.group(1)) if m else None
+            if known is None:
+                return None, [], "bearer"  # an unknown or malformed token: 401
+            return known[0], known[1] + ["system:authenticated"], "bearer"
+        return None, [], "none"
 
     def handle_one(self, method):
         a = self.server.a
         time.sleep(a.latency_ms / 1000.0)
         url = urllib.parse.urlsplit(self.path)
-        user, groups = self.identity()
+        user, groups, how = self.identity()
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         code = 500
         try:
-            code = self.route(method, url.path, user, groups)
+            code = self.route(method, url, user, groups, body)
         except Fail as f:
             code = self.send(f.code, status_obj(f.code, f.reason, f.message))
+        except objects.ApiError as e:
+            code = self.send(e.code, e.status())
+        except Exception as e:  # a bug of the simulator: said, not a dropped connection
+            traceback.print_exc(file=sys.stderr)
+            code = self.send(500, status_obj(500, "InternalError", "k8s_sim: internal error: %r" % e))
         finally:
+            # never the Authorization header: only how the request authenticated
             self.server.rec.record({"method": method, "path": url.path, "query": url.query, "status": code,
-                                    "user": user, "groups": groups, "time": time.time(),
+                                    "user": user, "groups": groups, "auth": how, "time": time.time(),
                                     "body": body.decode("utf-8", "replace") if method != "GET" else None})
 
-    def route(self, method, path, user, groups):
+    def route(self, method, url, user, groups, body):
         a = self.server.a
+        path = url.path
         pve = snapshot(a)
         with Locked(a.pve_state, "k8s.json", new_state) as st:
             live = reconcile(st, pve, a)
@@ -413,28 +488,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     st["members"].pop(name, None)  # K3s's etcd controller removes a deleted server's member
                     st["deleted"].append({"kind": "Node", "name": name, "time": now})
                     return self.send(200, status_obj(200, "", "", "Success"))
-            if path == "/api/v1/namespaces" and method == "GET":
-                return self.send(200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {},
-                                       "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": x},
-                                                  "status": {"phase": "Active"}}
-                                                 for x in ("default", "kube-node-lease", "kube-public",
-                                                           "kube-system")]})
-            m = re.fullmatch(r"/api/v1/namespaces/([a-z0-9-]+)/secrets(?:/([a-z0-9.-]+))?", path)
-            if m:
-                ns, name = m.groups()
-                if name is None and method == "GET":
-                    keys = sorted(k for k in st["secrets"] if k.startswith(ns + "/"))
-                    return self.send(200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {},
-                                           "items": [self.secret(k) for k in keys]})
-                k = "%s/%s" % (ns, name)
-                if k not in st["secrets"]:
-                    raise Fail(404, "NotFound", "secrets \"%s\" not found" % name)
-                if method == "GET":
-                    return self.send(200, self.secret(k))
-                if method == "DELETE":
-                    del st["secrets"][k]
-                    st["deleted"].append({"kind": "Secret", "name": k, "time": now})
-                    return self.send(200, status_obj(200, "", "", "Success"))
+            if path.startswith("/api/v1/nodes"):
+                raise Fail(404, "NotFound", "the server could not find the requested resource")
+            if path in ("/api", "/apis") or path.startswith(("/api/", "/apis/")):
+                w = world(st, live, a, now)
+                query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+                ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+                code, out, otype = objects.api(w, method, path, query, body, ctype, self.headers.get("User-Agent"),
+                                               node_secret(st, now))
+                warn = [("Warning", '299 - %s' % json.dumps(x)) for x in w.warnings]
+                return self.send(code, out, otype, warn)
             raise Fail(404, "NotFound", "the server could not find the requested resource")
 
     @staticmethod
@@ -500,9 +563,26 @@ def main():
     ap.add_argument("--ready-ms", type=int, default=1000, help="a registered node is Ready after this")
     ap.add_argument("--elect-503-ms", type=int, default=0, help="503 for this long after a member's promotion")
     ap.add_argument("--never-ready", action="append", default=[], help="this node never becomes Ready")
+    ap.add_argument("--helm-ms", type=int, default=500, help="one attempt of a helm job takes this long")
+    here = os.path.dirname(os.path.abspath(__file__))
+    shared = os.environ.get("SHARED", os.path.join(here, "..", "..", "..", "shared"))
+    ap.add_argument("--schemas", default=os.path.join(shared, "reference", "schemas"),
+                    help="the official CRD schemas (default: $SHARED/reference/schemas, SHARED=../shared)")
+    ap.add_argument("--bearer-token", action="append", default=[], metavar="TOKEN:USER[:GROUP,...]",
+                    help="a bearer token the API accepts, for USER (no ':') in these groups")
     a = ap.parse_args()
+    if not os.path.isfile(os.path.join(a.schemas, "helm.cattle.io", "helmchart_v1.json")):
+        ap.error("no HelmChart schema in %s (--schemas)" % a.schemas)
+    a.schema_store = objects.Schemas(a.schemas)
+    tokens = {}
+    for t in a.bearer_token:
+        parts = t.split(":", 2)  # USER has no ':'; GROUPs may (system:masters)
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            ap.error("--bearer-token %s: not TOKEN:USER[:GROUP,...]" % t.split(":")[0][:4])
+        tokens[parts[0]] = (parts[1], [g for g in (parts[2].split(",") if len(parts) == 3 else []) if g])
     srv = Server(("127.0.0.1", a.port), Handler)
     srv.a = a
+    srv.tokens = tokens
     srv.tls = Tls()
     srv.rec = sim_record.Recorder("k8s", "api", local_dir=os.environ.get("K8S_SIM_RECORD_DIR"))
     print("k8s_sim: listening on https://127.0.0.1:%d" % a.port, flush=True)

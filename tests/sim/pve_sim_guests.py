@@ -24,6 +24,7 @@ import time
 import traceback
 import uuid
 
+import pve_sim_payload as pp
 import pve_sim_storage as st
 import pve_sim_vmconf as vc
 from pve_sim_storage import GIB, MIB
@@ -1279,6 +1280,7 @@ def start_vm(sim, s, node, vmid, log, skiplock=False):
                        % (path, ds, path))
             raise Fail(500, "start failed: QEMU exited with code 1")
     vm["seed"] = vc.read_seed(sim, s, node, vmid, vm)
+    pp.first_boot(s, node, vm)  # payload.sh, once per instance (pve_sim_payload.py)
     vm["running"], vm["started"] = True, time.time()
 
 
@@ -1362,9 +1364,11 @@ def api_agent_ifaces(c, node, vmid):
 # Qemu/Agent/Exec.pm: exec passes command (an array) and input-data to QGA's
 # guest-exec and returns its pid; exec-status passes guest-exec-status
 # through. The guest's side is modelled for the commands the K3s steps run
-# (docs/k3s.md): coreutils install from stdin, cloud-init status --wait,
+# (docs/k3s.md): coreutils install from stdin, cat, rm -f, ls -1,
+# cloud-init status --wait (an error when the payload failed),
 # systemctl is-active, and K3s's install script with the bundle's files.
-# Each VM keeps "guestfs" {path: {mode, data}}, "k3s" {unit, role, started,
+# Each VM keeps "guestfs" {path: {mode, data}} (and the payload's files,
+# laid down at its first start: pve_sim_payload.py), "k3s" {unit, role, started,
 # identity} while the service runs, and "agent_log" (every command with its
 # input, for the real-guest test to replay). A re-created VM starts empty.
 
@@ -1396,9 +1400,22 @@ def run_guest(s, node, vm, argv, data):
     if len(argv) == 2 and argv[0] == "cat" and argv[1].startswith("/"):
         if argv[1] not in fs:
             return 0, 1, "", "cat: %s: No such file or directory\n" % argv[1]
-        return 0, 0, fs[argv[1]]["data"], ""
+        return 0, 0, pp.file_text(fs[argv[1]]), ""
+    if len(argv) >= 3 and argv[:2] == ["rm", "-f"] and all(a.startswith("/") for a in argv[2:]):
+        for a in argv[2:]:  # coreutils rm -f: a missing file is no error
+            fs.pop(a, None)
+        return 0, 0, "", ""
+    if len(argv) == 3 and argv[:2] == ["ls", "-1"] and argv[2].startswith("/"):
+        d = argv[2].rstrip("/") + "/"
+        names = sorted({p[len(d):].split("/", 1)[0] for p in fs if p.startswith(d)})
+        if not names:
+            return 0, 2, "", "ls: cannot access '%s': No such file or directory\n" % argv[2]
+        return 0, 0, "".join(n + "\n" for n in names), ""
     if argv == ["cloud-init", "status", "--wait"]:
+        # done, or error when payload.sh failed (pve_sim_payload.py)
         left = max(0.0, vm["started"] + boot + 0.2 - time.time())
+        if vm.get("cloud_init_error"):
+            return left, 1, "status: error\n", ""
         return left, 0, "status: done\n", ""
     if len(argv) == 3 and argv[:2] == ["systemctl", "is-active"]:
         # systemd 257 (Debian 13), as t-guest-boot's real guest answers:
