@@ -135,7 +135,7 @@ test-guests: $(BIN) tests
 test-k3s: $(BIN) tests
 	tests/run.sh --unit $(BUILD)/tests/test-k3s
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh \
-		tests/integration/t-k3s-faults.sh
+		tests/integration/t-k3s-faults.sh tests/integration/t-k3s-charts.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

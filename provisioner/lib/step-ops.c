@@ -72,6 +72,8 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_K3S_AGENT] = &k3s_agent_ops, /* k3s */
 
+	[STEP_K3S_CHARTS] = &k3s_charts_ops, /* k3s */
+
 	[STEP_DNS_SERVER] = NULL,        /* dns */
 
 	[STEP_DNS_ZONE] = NULL,          /* dns */

@@ -4,7 +4,7 @@
  * (UPIDs), certificate fingerprints, and the JSON answers of
  * /cluster/status, /cluster/config/join, /cluster/resources (guests) and
  * the guest agent's network-get-interfaces and exec-status, and the
- * Kubernetes API's NodeList (k3s/kube.h). Whatever a (hostile) server
+ * Kubernetes API's NodeList, HelmChartList, PodList, Job and EventList (k3s/kube.h). Whatever a (hostile) server
  * sends must be refused or decoded within the limits, never crash.
  * The first byte picks the parser; the rest is its input.
  */
@@ -95,8 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				}
 				break;
 			}
-			case 7: {
+			case 7: { /* the Kubernetes decoders, each on the same answer */
 				struct kube_node *kn = NULL;
+				struct kube_helm_chart *hc = NULL;
+				struct kube_pod *pods = NULL;
+				struct kube_job job;
+				char msg[64];
 
 				if (kube_decode_nodes(o, &kn, &n) == 0) {
 					for (size_t i = 0; i < n; i++)
@@ -104,6 +108,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							abort();
 					free(kn);
 				}
+				if (kube_decode_helm_charts(o, &hc, &n) == 0) {
+					for (size_t i = 0; i < n; i++)
+						if (!hc[i].name[0])
+							abort();
+					kube_helm_charts_free(hc, n);
+				}
+				if (kube_decode_pods(o, &pods, &n) == 0) {
+					for (size_t i = 0; i < n; i++)
+						if (!pods[i].name[0])
+							abort();
+					free(pods);
+				}
+				if (kube_decode_job(o, &job) == 0 && job.complete + job.failed > 2)
+					abort();
+				if (kube_decode_event_message(o, "ApplyManifestFailed", msg, sizeof(msg)) == 0 &&
+				    strlen(msg) >= sizeof(msg))
+					abort();
 				break;
 			}
 			default:

@@ -225,6 +225,101 @@ static void test_decode_nodes(void **state)
 	json_object_put(bad);
 }
 
+static void test_helm_chart(void **state)
+{
+	const struct k3s_chart c = { .name = "podinfo", .namespace = "apps", .archive = "podinfo.tgz",
+				     .values = "replicaCount: 2\nui:\n  message: \"yes\"\n" };
+	struct k3s_chart bad = c;
+	_cleanup_free_ char *y = NULL;
+	char *t = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(k3s_helm_chart_manifest(&c, &y, &n), 0);
+	assert_int_equal(strlen(y), n);
+	assert_non_null(strstr(y, "kind: \"HelmChart\"\n"));
+	assert_non_null(strstr(y, "  namespace: \"kube-system\"\n"));
+	assert_non_null(strstr(y, "    app.kubernetes.io/managed-by: \"devopslab\"\n"));
+	assert_non_null(strstr(y, "  chart: \"https://%{KUBERNETES_API}%/static/charts/podinfo.tgz\"\n"));
+	assert_non_null(strstr(y, "  targetNamespace: \"apps\"\n  createNamespace: true\n"));
+	/* the values verbatim, as a literal block */
+	assert_non_null(strstr(y, "  valuesContent: |\n    replicaCount: 2\n    ui:\n      message: \"yes\"\n"));
+	bad.name = "Pod_Info";
+	assert_int_equal(k3s_helm_chart_manifest(&bad, &t, &n), -EINVAL);
+	bad = c;
+	bad.archive = "../x.tgz";
+	assert_int_equal(k3s_helm_chart_manifest(&bad, &t, &n), -EINVAL);
+	bad = c;
+	bad.values = NULL;
+	assert_int_equal(k3s_helm_chart_manifest(&bad, &t, &n), 0);
+	assert_null(strstr(t, "valuesContent"));
+	free(t);
+}
+
+static void test_decode_helm(void **state)
+{
+	struct json_object *list = json_tokener_parse(
+		"{\"kind\":\"HelmChartList\",\"items\":[{\"metadata\":{\"name\":\"podinfo\"},\"spec\":{\"chart\":"
+		"\"https://x/static/charts/podinfo.tgz\",\"targetNamespace\":\"apps\",\"valuesContent\":\"a: 1\\n\"},"
+		"\"status\":{\"jobName\":\"helm-install-podinfo\"}},{\"metadata\":{\"name\":\"b\"},\"spec\":{}}]}");
+	struct json_object *job_ok = json_tokener_parse(
+		"{\"kind\":\"Job\",\"status\":{\"succeeded\":1,\"conditions\":[{\"type\":\"Complete\",\"status\":\"True\"}]}}");
+	struct json_object *job_bad = json_tokener_parse(
+		"{\"kind\":\"Job\",\"status\":{\"active\":1,\"conditions\":[{\"type\":\"Failed\",\"status\":\"True\","
+		"\"reason\":\"BackoffLimitExceeded\",\"message\":\"Job has reached the specified backoff limit\"}]}}");
+	struct json_object *events = json_tokener_parse(
+		"{\"kind\":\"EventList\",\"items\":[{\"reason\":\"ApplyManifestFailed\",\"message\":\"old\","
+		"\"lastTimestamp\":\"2026-01-02T00:00:00Z\"},{\"reason\":\"AppliedManifest\",\"message\":\"ok\","
+		"\"lastTimestamp\":\"2026-01-03T00:00:00Z\"},{\"reason\":\"ApplyManifestFailed\",\"message\":\"new\","
+		"\"lastTimestamp\":\"2026-01-02T10:00:00Z\"}]}");
+	struct kube_helm_chart *v = NULL;
+	struct kube_job j;
+	char buf[32];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(kube_decode_helm_charts(list, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "podinfo");
+	assert_string_equal(v[0].target_namespace, "apps");
+	assert_string_equal(v[0].values, "a: 1\n");
+	assert_string_equal(v[0].job_name, "helm-install-podinfo");
+	assert_null(v[1].values);
+	assert_string_equal(v[1].job_name, "");
+	kube_helm_charts_free(v, n);
+	assert_int_equal(kube_decode_helm_charts(job_ok, &v, &n), -EBADMSG);
+	assert_int_equal(kube_decode_job(job_ok, &j), 0);
+	assert_true(j.complete && !j.failed);
+	assert_int_equal(kube_decode_job(job_bad, &j), 0);
+	assert_true(j.failed && !j.complete && j.active == 1);
+	assert_string_equal(j.reason, "BackoffLimitExceeded");
+	assert_int_equal(kube_decode_job(list, &j), -EBADMSG);
+	assert_int_equal(kube_decode_event_message(events, "ApplyManifestFailed", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "new");
+	assert_int_equal(kube_decode_event_message(events, "Other", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	{
+		struct json_object *pl = json_tokener_parse(
+			"{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"helm-install-demo-x\"},"
+			"\"status\":{\"containerStatuses\":[{\"restartCount\":2},{\"restartCount\":4}]}},"
+			"{\"metadata\":{\"name\":\"p2\"},\"status\":{}}]}");
+		struct kube_pod *pods = NULL;
+
+		assert_int_equal(kube_decode_pods(pl, &pods, &n), 0);
+		assert_int_equal(n, 2);
+		assert_string_equal(pods[0].name, "helm-install-demo-x");
+		assert_int_equal(pods[0].restarts, 4);
+		assert_int_equal(pods[1].restarts, 0);
+		free(pods);
+		assert_int_equal(kube_decode_pods(events, &pods, &n), -EBADMSG);
+		json_object_put(pl);
+	}
+	json_object_put(list);
+	json_object_put(job_ok);
+	json_object_put(job_bad);
+	json_object_put(events);
+}
+
 static void test_decode_exec_status(void **state)
 {
 	struct json_object *running = json_tokener_parse("{\"exited\":0}");
@@ -255,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_trust_deterministic), cmocka_unit_test(test_token),
 		cmocka_unit_test(test_config),		    cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_kube_vip),	    cmocka_unit_test(test_decode_nodes),	    cmocka_unit_test(test_decode_exec_status),
+		cmocka_unit_test(test_helm_chart), cmocka_unit_test(test_decode_helm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

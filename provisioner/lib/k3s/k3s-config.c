@@ -388,3 +388,44 @@ int k3s_kube_vip_manifest(const char *ref, const char *iface, uint32_t vip, char
 	*ret_len = len;
 	return 0;
 }
+
+int k3s_helm_chart_manifest(const struct k3s_chart *c, char **ret, size_t *ret_len)
+{
+	_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
+	char url[sizeof(K3S_CHART_URL_PREFIX) + 256];
+	int r;
+
+	if (!label_ok(c->name) || !label_ok(c->namespace) || isempty(c->archive) || strchr(c->archive, '/') ||
+	    strlen(c->archive) >= 256)
+		return -EINVAL;
+	snprintf(url, sizeof(url), "%s%s", K3S_CHART_URL_PREFIX, c->archive);
+	r = yaml_out_new("# devopslab: a chart from the bundle, installed and kept by K3s (docs/k3s.md)\n",
+			 K3S_CONFIG_MAX, &y);
+	if (r < 0)
+		return r;
+	yaml_out_map_start(y);
+	kv(y, "apiVersion", "helm.cattle.io/v1");
+	kv(y, "kind", "HelmChart");
+	yaml_out_key(y, "metadata");
+	yaml_out_map_start(y);
+	kv(y, "name", c->name);
+	kv(y, "namespace", "kube-system");
+	yaml_out_key(y, "labels");
+	yaml_out_map_start(y);
+	kv(y, K3S_MANAGED_BY_LABEL, K3S_MANAGED_BY);
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	yaml_out_key(y, "spec");
+	yaml_out_map_start(y);
+	kv(y, "chart", url);
+	kv(y, "targetNamespace", c->namespace);
+	yaml_out_key(y, "createNamespace");
+	yaml_out_bool(y, true);
+	if (c->values) {
+		yaml_out_key(y, "valuesContent");
+		yaml_out_text(y, c->values);
+	}
+	yaml_out_map_end(y);
+	yaml_out_map_end(y);
+	return yaml_out_finish(y, ret, ret_len);
+}

@@ -61,3 +61,21 @@ int k3s_kubeconfig(const char *name, const char *server, const struct k3s_trust 
 #define K3S_KUBE_VIP_MANIFEST K3S_MANIFESTS_DIR "/devopslab-kube-vip.yaml"
 #define K3S_KUBE_VIP_DS "kube-vip-ds"
 int k3s_kube_vip_manifest(const char *ref, const char *iface, uint32_t vip, char **ret, size_t *ret_len);
+
+/* A chart from the bundle for K3s's helm controller (docs/k3s.md,
+ * "Workloads"): a HelmChart kube-system/NAME, labelled as ours, whose
+ * chart is the archive the servers hold in MANIFEST_K3S_CHARTS_DIR (their
+ * API servers serve it under /static/), released into namespace (made if
+ * missing) with values (YAML, or NULL) as its valuesContent. One YAML
+ * document for the first server's auto-deploying manifests, at
+ * K3S_CHART_MANIFEST_FMT; -EINVAL for a name or namespace that is not a
+ * DNS label, or an archive name with a '/'. */
+struct k3s_chart {
+	const char *name, *namespace, *archive, *values;
+};
+#define K3S_CHART_URL_PREFIX "https://%{KUBERNETES_API}%/static/charts/"
+#define K3S_CHART_MANIFEST_FMT K3S_MANIFESTS_DIR "/devopslab-chart-%s.yaml"
+#define K3S_CHART_ADDON_FMT "devopslab-chart-%s" /* K3s's Addon for that file: its base name */
+#define K3S_MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
+#define K3S_MANAGED_BY "devopslab"
+int k3s_helm_chart_manifest(const struct k3s_chart *c, char **ret, size_t *ret_len);

@@ -18,6 +18,7 @@
 #include "k3s-ca.h"
 #include "k3s-config.h"
 #include "k3s.h"
+#include "k3s-internal.h"
 #include "kube.h"
 #include "log.h"
 #include "plan/json-util.h"
@@ -25,16 +26,7 @@
 #include "pve/pve-guest.h"
 #include "util.h"
 
-#define EXEC_MAX_OUT 2048 /* bytes of a failed command's output in an error */
 
-struct k3s_ctx {
-	struct k3s_cfg cfg;
-	struct k3s_trust trust;
-	char *token; /* the secure token: secret */
-	char api_url[64];
-	bool etcd; /* k3s.ha: servers are embedded etcd members */
-	struct kube_client *kube;
-};
 
 
 
@@ -141,13 +133,12 @@ int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
 
 /* ---- context and helpers ------------------------------------------------- */
 
-static struct k3s_ctx *kctx(struct run_ctx *ctx)
+struct k3s_ctx *k3s_kctx(struct run_ctx *ctx)
 {
 	return ctx->k3s;
 }
 
-static void progress(struct k3s_ctx *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(struct k3s_ctx *k, const char *fmt, ...)
+void k3s_progress(struct k3s_ctx *k, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -195,7 +186,7 @@ static int str_array(struct run_ctx *ctx, const struct step *s, const char *key,
 
 /* ---- commands in the guest ----------------------------------------------- */
 
-static const char *tail(const char *s, size_t max)
+const char *k3s_tail(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
@@ -205,10 +196,10 @@ static const char *tail(const char *s, size_t max)
 /* Run argv in the VM through the guest agent and wait for it to exit;
  * *ret_status (optional) gets its status, otherwise anything but exit 0
  * is an error naming the command and carrying its output's tail. */
-static int guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *const *argv, const char *input,
+int k3s_guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *const *argv, const char *input,
 		     uint64_t timeout_ms, struct pve_exec_status *ret_status)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	struct pve_exec_status st = {};
 	uint64_t deadline = http_now_ms() + timeout_ms, delay = 200;
 	unsigned pid;
@@ -237,7 +228,7 @@ static int guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *co
 	if (st.exitcode != 0) {
 		r = run_ctx_error(ctx, -EIO, "%s: %s %s failed (exit %d%s): %s%s", vm->name, argv[0],
 				  argv[1] ? argv[1] : "", st.exitcode, st.signal >= 0 ? ", signal" : "",
-				  tail(st.err, EXEC_MAX_OUT), tail(st.out, EXEC_MAX_OUT));
+				  k3s_tail(st.err, EXEC_MAX_OUT), k3s_tail(st.out, EXEC_MAX_OUT));
 		pve_exec_status_done(&st);
 		return r;
 	}
@@ -247,13 +238,13 @@ static int guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *co
 
 /* A file into the guest: coreutils install copies stdin to path with
  * mode, making its directories. */
-static int guest_write(struct run_ctx *ctx, const struct mf_vm *vm, const char *path, unsigned mode, const char *data)
+int k3s_guest_write(struct run_ctx *ctx, const struct mf_vm *vm, const char *path, unsigned mode, const char *data)
 {
 	char m[8];
 	const char *argv[] = { "/usr/bin/install", "-D", "-m", m, "/dev/stdin", path, NULL };
 
 	snprintf(m, sizeof(m), "%04o", mode & 07777);
-	return guest_run(ctx, vm, argv, data, kctx(ctx)->cfg.exec_timeout_ms, NULL);
+	return k3s_guest_run(ctx, vm, argv, data, k3s_kctx(ctx)->cfg.exec_timeout_ms, NULL);
 }
 
 /* cloud-init done (it put the payload in place): exit 0, or 2 ("done"
@@ -262,16 +253,16 @@ static int guest_settled(struct run_ctx *ctx, const struct mf_vm *vm)
 {
 	const char *argv[] = { "cloud-init", "status", "--wait", NULL };
 	struct pve_exec_status st = {};
-	int r = guest_run(ctx, vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+	int r = k3s_guest_run(ctx, vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
 
 	if (r < 0)
 		return r;
 	if (st.exitcode == 2)
-		progress(kctx(ctx), "%s: cloud-init finished with recoverable errors: %s", vm->name,
-			 tail(st.out, 256));
+		k3s_progress(k3s_kctx(ctx), "%s: cloud-init finished with recoverable errors: %s", vm->name,
+			 k3s_tail(st.out, 256));
 	else if (st.exitcode != 0)
 		r = run_ctx_error(ctx, -EIO, "%s: cloud-init failed (exit %d): %s", vm->name, st.exitcode,
-				  tail(st.out, EXEC_MAX_OUT));
+				  k3s_tail(st.out, EXEC_MAX_OUT));
 	pve_exec_status_done(&st);
 	return r;
 }
@@ -280,7 +271,7 @@ static int guest_active(struct run_ctx *ctx, const struct mf_vm *vm, const char 
 {
 	const char *argv[] = { "systemctl", "is-active", unit, NULL };
 	struct pve_exec_status st = {};
-	int r = guest_run(ctx, vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+	int r = k3s_guest_run(ctx, vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
 
 	if (r < 0)
 		return r;
@@ -290,7 +281,7 @@ static int guest_active(struct run_ctx *ctx, const struct mf_vm *vm, const char 
 }
 
 /* The last lines of the K3s unit's log, for an error (best effort). */
-static void guest_journal(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, char *buf, size_t size)
+void k3s_guest_journal(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, char *buf, size_t size)
 {
 	const char *argv[] = { "journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat", NULL };
 	struct pve_exec_status st = {};
@@ -298,8 +289,8 @@ static void guest_journal(struct run_ctx *ctx, const struct mf_vm *vm, const cha
 
 	buf[0] = 0;
 	memcpy(saved, ctx->error, sizeof(saved));
-	if (guest_run(ctx, vm, argv, NULL, 30000, &st) >= 0) {
-		snprintf(buf, size, "%s", tail(st.out, size - 1));
+	if (k3s_guest_run(ctx, vm, argv, NULL, 30000, &st) >= 0) {
+		snprintf(buf, size, "%s", k3s_tail(st.out, size - 1));
 		pve_exec_status_done(&st);
 	}
 	memcpy(ctx->error, saved, sizeof(saved)); /* a failure here is not the step's */
@@ -365,7 +356,7 @@ static bool view_done(const struct node_view *v)
 
 static int k3s_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	struct node_view v;
 	int r;
 
@@ -376,7 +367,7 @@ static int k3s_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 		return run_ctx_error(ctx, r, "the Kubernetes API at %s: %s", kube_url(k->kube), kube_error(k->kube));
 	*ret_done = view_done(&v);
 	if (!*ret_done && v.api_ready && v.present)
-		progress(k, "%s: %s", s->vm.name, v.why);
+		k3s_progress(k, "%s: %s", s->vm.name, v.why);
 	return 0;
 }
 
@@ -384,7 +375,7 @@ static int k3s_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 
 static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, size_t *ret_len)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	const char *disable[16], *san[8];
 	struct k3s_node_cfg c = {
 		.role = role_of(s),
@@ -418,7 +409,7 @@ static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, si
  * password rejected"): remove the node and its password secret. */
 static int clear_stale(struct run_ctx *ctx, const struct mf_vm *vm)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	_cleanup_free_ struct kube_node *nodes = NULL;
 	char secret[KUBE_NAME_MAX + 32];
 	size_t nn = 0;
@@ -426,7 +417,7 @@ static int clear_stale(struct run_ctx *ctx, const struct mf_vm *vm)
 
 	if (kube_readyz(k->kube) < 0 || kube_nodes(k->kube, &nodes, &nn) < 0 || !kube_node_find(nodes, nn, vm->name))
 		return 0; /* nothing to clear, or the join itself will say what is wrong */
-	progress(k, "%s: the cluster still has a node of this name from an earlier VM; removing the stale node and "
+	k3s_progress(k, "%s: the cluster still has a node of this name from an earlier VM; removing the stale node and "
 		    "its node password so that K3s accepts the new one",
 		 vm->name);
 	r = kube_node_delete(k->kube, vm->name);
@@ -459,7 +450,7 @@ static int kube_vip(struct run_ctx *ctx, const struct step *s)
 	r = k3s_kube_vip_manifest(ref, iface, ntohl(a.s_addr), &text, &n);
 	if (r < 0)
 		return run_ctx_error(ctx, r, "cannot write the kube-vip manifest: %s", strerror(-r));
-	r = guest_write(ctx, &s->vm, K3S_KUBE_VIP_MANIFEST, 0600, text);
+	r = k3s_guest_write(ctx, &s->vm, K3S_KUBE_VIP_MANIFEST, 0600, text);
 	free(text);
 	return r;
 }
@@ -470,7 +461,7 @@ static int config_differs(struct run_ctx *ctx, const struct step *s, const char 
 {
 	const char *argv[] = { "cat", K3S_CONFIG_PATH, NULL };
 	struct pve_exec_status st = {};
-	int r = guest_run(ctx, &s->vm, argv, NULL, kctx(ctx)->cfg.exec_timeout_ms, &st);
+	int r = k3s_guest_run(ctx, &s->vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
 
 	if (r < 0)
 		return r;
@@ -487,7 +478,7 @@ static int config_differs(struct run_ctx *ctx, const struct step *s, const char 
  * configuration that differs is written, and K3s restarted with it. */
 static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	enum k3s_role role = role_of(s);
 	char *config = NULL;
 	size_t n = 0;
@@ -504,36 +495,36 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 		r = config_differs(ctx, s, config, &differs);
 		if (r < 0 || !differs) {
 			if (r >= 0)
-				progress(k, "%s: K3s already runs (an earlier run started it); waiting for it",
+				k3s_progress(k, "%s: K3s already runs (an earlier run started it); waiting for it",
 					 s->vm.name);
 			free_wiped(config);
 			return r;
 		}
-		progress(k, "%s: K3s runs with another configuration than the manifest's; writing it and "
+		k3s_progress(k, "%s: K3s runs with another configuration than the manifest's; writing it and "
 			    "restarting K3s",
 			 s->vm.name);
 	} else if (role == K3S_ROLE_INIT) {
 		/* before K3s first starts: it then uses these CAs, never its own */
 		for (size_t i = 0; i < K3S_TLS_FILES && r >= 0; i++)
-			r = guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
+			r = k3s_guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
 					k->trust.files[i].pem);
 		if (r >= 0)
 			r = kube_vip(ctx, s);
 	} else
 		r = clear_stale(ctx, &s->vm);
 	if (r >= 0)
-		r = guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
+		r = k3s_guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
 	free_wiped(config);
 	if (r < 0)
 		return r;
 	snprintf(exec_role, sizeof(exec_role), "INSTALL_K3S_EXEC=%s", role == K3S_ROLE_AGENT ? "agent" : "server");
-	progress(k, "%s: installing K3s (%s) from the bundle", s->vm.name, role == K3S_ROLE_AGENT ? "agent" : "server");
-	return guest_run(ctx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
+	k3s_progress(k, "%s: installing K3s (%s) from the bundle", s->vm.name, role == K3S_ROLE_AGENT ? "agent" : "server");
+	return k3s_guest_run(ctx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
 }
 
 static int wait_ready(struct run_ctx *ctx, const struct step *s, struct node_view *v)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	enum k3s_role role = role_of(s);
 	uint64_t start = http_now_ms(), said = start;
 	char log[1024];
@@ -549,19 +540,19 @@ static int wait_ready(struct run_ctx *ctx, const struct step *s, struct node_vie
 		if (http_now_ms() - start >= k->cfg.ready_timeout_ms)
 			break;
 		if (http_now_ms() - said >= 10 * k->cfg.poll_ms) {
-			progress(k, "%s: waiting: %s", s->vm.name, v->why);
+			k3s_progress(k, "%s: waiting: %s", s->vm.name, v->why);
 			said = http_now_ms();
 		}
 		sleep_ms(k->cfg.poll_ms);
 	}
-	guest_journal(ctx, &s->vm, unit_of(role), log, sizeof(log));
+	k3s_guest_journal(ctx, &s->vm, unit_of(role), log, sizeof(log));
 	return run_ctx_error(ctx, -ETIMEDOUT, "%s: not ready after %" PRIu64 " s: %s%s%s", s->vm.name,
 			     k->cfg.ready_timeout_ms / 1000, v->why, log[0] ? "; its K3s log ends: " : "", log);
 }
 
 static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 {
-	struct k3s_ctx *k = kctx(ctx);
+	struct k3s_ctx *k = k3s_kctx(ctx);
 	enum k3s_role role = role_of(s);
 	struct node_view v;
 	struct json_object *res;
@@ -589,7 +580,7 @@ static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 	if (r < 0)
 		return r;
 	if (role != K3S_ROLE_AGENT)
-		progress(k, "%s: Ready; %u etcd member%s", s->vm.name, v.etcd_members, v.etcd_members == 1 ? "" : "s");
+		k3s_progress(k, "%s: Ready; %u etcd member%s", s->vm.name, v.etcd_members, v.etcd_members == 1 ? "" : "s");
 	res = json_object_new_object();
 	if (res) {
 		json_object_object_add(res, "node", json_object_new_string(s->vm.name));

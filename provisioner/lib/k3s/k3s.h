@@ -13,6 +13,10 @@
  *                    node is Ready and a voting etcd member (K3s refuses a
  *                    second learner: "too many learner members").
  *   k3s-agent        each agent: done when its node is Ready.
+ *   k3s-charts       the manifest's charts as HelmCharts in the first
+ *                    server's auto-deploying manifests (k3s-charts.c): done
+ *                    when each one's helm job has completed with our spec
+ *                    and no chart of ours is left that the manifest dropped.
  *
  * Everything reaches the guest through the Proxmox API's guest agent
  * (agent/exec), which the guest layer has seen answer; the bundle's K3s
@@ -69,3 +73,4 @@ const char *k3s_api_url(const struct k3s_ctx *k);
 extern const struct step_ops k3s_server_init_ops;
 extern const struct step_ops k3s_server_join_ops;
 extern const struct step_ops k3s_agent_ops;
+extern const struct step_ops k3s_charts_ops; /* k3s-charts.c */

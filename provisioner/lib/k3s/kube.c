@@ -275,3 +275,199 @@ int kube_secret_delete(struct kube_client *k, const char *ns, const char *name)
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ns, name);
 	return call(k, HTTP_DELETE, path, &status, NULL);
 }
+
+int kube_get(struct kube_client *k, const char *path, struct json_object **ret)
+{
+	long status;
+	int r = call(k, HTTP_GET, path, &status, ret);
+
+	if (r >= 0 && !*ret) {
+		seterr(k, "GET %s%s: an empty answer", kube_url(k), path);
+		return -EBADMSG;
+	}
+	return r;
+}
+
+int kube_get_text(struct kube_client *k, const char *path, size_t max, char **ret)
+{
+	struct http_request req = { .method = HTTP_GET, .path = path, .idempotent = true };
+	struct http_response rsp = {};
+	const char *body;
+	size_t n;
+	int r = http_request(k->t, &req, &rsp);
+
+	if (r < 0) {
+		seterr(k, "%s", http_transport_error(k->t));
+		return r;
+	}
+	if (rsp.status != 200) {
+		seterr(k, "GET %s%s: HTTP %ld", kube_url(k), path, rsp.status);
+		r = rsp.status == 404 ? -ENOENT : -EPROTO;
+		http_response_done(&rsp);
+		return r;
+	}
+	body = rsp.body ? rsp.body : "";
+	n = rsp.body ? rsp.body_len : 0;
+	if (n > max) {
+		body += n - max;
+		n = max;
+	}
+	*ret = strndup(body, n);
+	http_response_done(&rsp);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int decode_helm_chart(struct json_object *o, struct kube_helm_chart *c)
+{
+	struct json_object *meta = json_get_object(o, "metadata"), *spec = json_get_object(o, "spec");
+	const char *values = json_get_string(spec, "valuesContent");
+
+	if (!spec || copy_str(c->name, sizeof(c->name), json_get_string(meta, "name")) < 0 || !c->name[0] ||
+	    copy_str(c->chart, sizeof(c->chart), json_get_string(spec, "chart")) < 0 ||
+	    copy_str(c->target_namespace, sizeof(c->target_namespace), json_get_string(spec, "targetNamespace")) < 0 ||
+	    copy_str(c->job_name, sizeof(c->job_name), json_get_string(json_get_object(o, "status"), "jobName")) < 0)
+		return -EBADMSG;
+	if (values) {
+		c->values = strdup(values);
+		if (!c->values)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void kube_helm_charts_free(struct kube_helm_chart *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].values);
+	free(v);
+}
+
+int kube_decode_helm_charts(struct json_object *list, struct kube_helm_chart **ret, size_t *ret_n)
+{
+	struct json_object *items = json_get_array(list, "items");
+	struct kube_helm_chart *v;
+	size_t n;
+	int r = 0;
+
+	if (!items || !streq_ptr(json_get_string(list, "kind"), "HelmChartList"))
+		return -EBADMSG;
+	n = json_object_array_length(items);
+	if (n > 10000)
+		return -EBADMSG;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = decode_helm_chart(json_object_array_get_idx(items, i), &v[i]);
+	if (r < 0) {
+		kube_helm_charts_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static const char *json_str_or(const struct json_object *o, const char *key)
+{
+	const char *s = json_get_string(o, key);
+
+	return s ? s : "";
+}
+
+int kube_decode_job(struct json_object *o, struct kube_job *ret)
+{
+	struct json_object *status = json_get_object(o, "status");
+	struct json_object *conds = json_get_array(status, "conditions");
+	uint64_t active = 0;
+
+	*ret = (struct kube_job){};
+	if (!streq_ptr(json_get_string(o, "kind"), "Job"))
+		return -EBADMSG;
+	if (json_get_u64(status, "active", &active) == -EINVAL || active > 1000000)
+		return -EBADMSG;
+	ret->active = (unsigned)active;
+	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+		struct json_object *c = json_object_array_get_idx(conds, i);
+		const char *type = json_get_string(c, "type");
+
+		if (!streq_ptr(json_get_string(c, "status"), "True"))
+			continue;
+		if (streq_ptr(type, "Complete"))
+			ret->complete = true;
+		else if (streq_ptr(type, "Failed")) {
+			ret->failed = true;
+			snprintf(ret->reason, sizeof(ret->reason), "%s", json_str_or(c, "reason"));
+			snprintf(ret->message, sizeof(ret->message), "%s", json_str_or(c, "message"));
+		}
+	}
+	return 0;
+}
+
+int kube_decode_event_message(struct json_object *list, const char *reason, char *buf, size_t size)
+{
+	struct json_object *items = json_get_array(list, "items");
+	const char *best = NULL, *best_at = "";
+
+	if (size)
+		buf[0] = 0;
+	if (!items)
+		return -EBADMSG;
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		struct json_object *e = json_object_array_get_idx(items, i);
+		const char *at = json_str_or(e, "lastTimestamp");
+		const char *msg = json_get_string(e, "message");
+
+		/* RFC 3339 times in UTC compare as strings */
+		if (msg && streq_ptr(json_get_string(e, "reason"), reason) && strcmp(at, best_at) >= 0) {
+			best = msg;
+			best_at = at;
+		}
+	}
+	if (best && size)
+		snprintf(buf, size, "%s", best);
+	return 0;
+}
+
+int kube_delete(struct kube_client *k, const char *path)
+{
+	long status;
+
+	return call(k, HTTP_DELETE, path, &status, NULL);
+}
+
+int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *ret_n)
+{
+	struct json_object *items = json_get_array(list, "items");
+	_cleanup_free_ struct kube_pod *v = NULL;
+	size_t n;
+
+	if (!items || !streq_ptr(json_get_string(list, "kind"), "PodList"))
+		return -EBADMSG;
+	n = json_object_array_length(items);
+	if (n > 10000)
+		return -EBADMSG;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(items, i);
+		struct json_object *cs = json_get_array(json_get_object(p, "status"), "containerStatuses");
+
+		if (copy_str(v[i].name, sizeof(v[i].name), json_get_string(json_get_object(p, "metadata"), "name")) < 0 ||
+		    !v[i].name[0])
+			return -EBADMSG;
+		for (size_t c = 0; cs && c < json_object_array_length(cs); c++) {
+			uint64_t r = 0;
+			int e = json_get_u64(json_object_array_get_idx(cs, c), "restartCount", &r);
+
+			if (e == -EINVAL || r > 1000000)
+				return -EBADMSG;
+			if (r > v[i].restarts)
+				v[i].restarts = (unsigned)r;
+		}
+	}
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}

@@ -55,3 +55,46 @@ int kube_secret_delete(struct kube_client *k, const char *ns, const char *name);
 /* Decoder of a NodeList, exposed for tests and fuzzing (-EBADMSG). */
 struct json_object;
 int kube_decode_nodes(struct json_object *list, struct kube_node **ret, size_t *ret_n);
+
+/* GET path (with its query string, if any): *ret the answer's JSON
+ * object (json_object_put() it). -ENOENT for 404. */
+int kube_get(struct kube_client *k, const char *path, struct json_object **ret);
+/* GET path as text (a pod's log): *ret malloc'd and NUL-terminated, its
+ * last max bytes at most. */
+int kube_get_text(struct kube_client *k, const char *path, size_t max, char **ret);
+
+/* A HelmChart (helm.cattle.io/v1) as the K3s steps compare it. */
+struct kube_helm_chart {
+	char name[KUBE_NAME_MAX];
+	char chart[512];            /* spec.chart */
+	char target_namespace[KUBE_NAME_MAX];
+	char *values;               /* spec.valuesContent, malloc'd; NULL when none */
+	char job_name[KUBE_NAME_MAX]; /* status.jobName: the helm controller's Job; "" until it made one */
+};
+/* A HelmChartList's items. *ret is freed with kube_helm_charts_free(). */
+int kube_decode_helm_charts(struct json_object *list, struct kube_helm_chart **ret, size_t *ret_n);
+void kube_helm_charts_free(struct kube_helm_chart *v, size_t n);
+
+/* A Job (batch/v1) as far as its outcome goes. */
+struct kube_job {
+	bool complete, failed;   /* condition Complete / Failed is "True" */
+	unsigned active;
+	char reason[64], message[256]; /* the Failed condition's */
+};
+int kube_decode_job(struct json_object *o, struct kube_job *ret);
+
+/* From an EventList, the message of the newest event with this reason
+ * (by lastTimestamp, then list order) into buf; "" when none. */
+int kube_decode_event_message(struct json_object *list, const char *reason, char *buf, size_t size);
+
+/* DELETE path: 0 (accepted; the object may go later, with finalizers), or
+ * -ENOENT when there is none. */
+int kube_delete(struct kube_client *k, const char *path);
+
+/* A Pod, as far as a job's crash loop goes. */
+struct kube_pod {
+	char name[KUBE_NAME_MAX];
+	unsigned restarts; /* the most of its containers' restartCount */
+};
+/* A PodList's items. *ret is malloc'd (free()). */
+int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *ret_n);

@@ -234,6 +234,16 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 	/* kube-vip runs on the control plane only (docs/k3s.md) */
 	if (streq(role, "servers") && k3s_image(&ret[n], m, k->kube_vip.image, "kube_vip.image"))
 		n++;
+	/* the charts on every server: a helm job fetches its chart from
+	 * whichever API server the cluster's service sends it to */
+	for (size_t i = 0; streq(role, "servers") && i < k->n_charts; i++) {
+		char name[80];
+
+		if (!k->charts[i].name || !k->charts[i].chart)
+			continue;
+		snprintf(name, sizeof(name), "%s.tgz", k->charts[i].name);
+		k3s_file(&ret[n++], k->charts[i].chart, "charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
+	}
 	return n;
 }
 
@@ -1050,7 +1060,8 @@ static void check_k3s_payload_paths(struct mf_ctx *c, const struct manifest *m)
 		n = manifest_k3s_payload(m, &m->vms[i], pl);
 		for (size_t e = 1; e < n; e++)
 			for (size_t d = 0; d < e; d++) {
-				if (!streq(pl[e].path, pl[d].path))
+				/* charts by name: a name twice is check_k3s_charts()'s */
+				if (!streq(pl[e].path, pl[d].path) || streq(pl[e].key, "charts"))
 					continue;
 				if (streq(pl[e].asset, pl[d].asset))
 					mf_error_at(c, P(p, "k3s.%s", pl[e].key), "asset '%s' is k3s.%s already",
@@ -1078,6 +1089,22 @@ static void check_kube_vip(struct mf_ctx *c, const struct manifest *m)
 	if (kube_vip && !vip)
 		mf_error_whole(c, "k3s.kube_vip", "k3s.kube_vip serves k3s.api_vip, which is not set");
 	check_asset_ref(c, m, k->kube_vip.image, "k3s.kube_vip.image");
+}
+
+/* Each chart's asset exists and its name is unique (one HelmChart, one
+ * release, one archive per name). */
+static void check_k3s_charts(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_k3s *k = &m->k3s;
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < k->n_charts; i++) {
+		check_asset_ref(c, m, k->charts[i].chart, P(p, "k3s.charts[%zu].chart", i));
+		for (size_t j = 0; j < i; j++)
+			if (streq_ptr(k->charts[i].name, k->charts[j].name))
+				mf_error_at(c, P(p, "k3s.charts[%zu].name", i), "chart '%s' is k3s.charts[%zu] already",
+					    k->charts[i].name, j);
+	}
 }
 
 static void check_k3s(struct mf_ctx *c, struct manifest *m)
@@ -1113,6 +1140,7 @@ static void check_k3s(struct mf_ctx *c, struct manifest *m)
 	check_k3s_disable(c, k);
 	check_k3s_airgap(c, m);
 	check_kube_vip(c, m);
+	check_k3s_charts(c, m);
 	check_k3s_payload(c, m);
 	check_k3s_payload_paths(c, m);
 }

@@ -1174,6 +1174,64 @@ static int p_k3s_component_elem(struct mf_ctx *c, const struct ynode *n, void *b
 static const struct seq_spec k3s_components_spec = { .elem = p_k3s_component_elem, .elem_size = sizeof(char *),
 						     .max = 16, .pos_offset = SIZE_MAX };
 
+/* A Kubernetes object name that is also a DNS label (RFC 1123): what a
+ * HelmChart's name and a namespace must be. */
+static int p_kube_label(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (!hostname_label_valid(s) || strpbrk(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+		return derr(c, n,
+			    "'%s' is not a Kubernetes name (1-63 lower-case letters, digits and '-', not at either "
+			    "end)",
+			    s);
+	return set_string(c, base, f, s);
+}
+
+/* k3s.charts[].values: any mapping, kept as the YAML text that becomes
+ * the HelmChart's valuesContent (its scalars as written: a plain 2 stays
+ * a number, a quoted "2" a string). */
+static int p_chart_values(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	_cleanup_(yaml_out_freep) struct yaml_out *y = NULL;
+	char **dst = AT(base, f->offset, char *);
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (n->kind != YNODE_MAPPING)
+		return derr(c, n, "must be a mapping (the chart's values), not %s", ynode_kind_name(n));
+	r = yaml_out_new(NULL, MANIFEST_K3S_VALUES_MAX, &y);
+	if (r < 0)
+		return c->oom = r;
+	yaml_out_node(y, n);
+	r = yaml_out_finish(y, &text, &len);
+	if (r == -ENOMEM)
+		return c->oom = r;
+	if (r == -EFBIG)
+		return derr(c, n, "is longer than %d bytes as YAML", MANIFEST_K3S_VALUES_MAX);
+	if (r < 0)
+		return derr(c, n, "cannot be written back as YAML (a NUL byte in a string?)");
+	free(*dst);
+	*dst = text;
+	return 0;
+}
+
+static const struct field k3s_chart_fields[] = {
+	FIELD("name", p_kube_label, struct mf_k3s_chart, name, true, NULL),
+	FIELD("chart", p_ident, struct mf_k3s_chart, chart, true, NULL),
+	FIELD("namespace", p_kube_label, struct mf_k3s_chart, namespace, false, NULL),
+	FIELD("values", p_chart_values, struct mf_k3s_chart, values, false, NULL),
+	{}
+};
+
+static const struct seq_spec k3s_charts_spec = { .fields = k3s_chart_fields,
+						 .elem_size = sizeof(struct mf_k3s_chart),
+						 .max = MANIFEST_K3S_CHARTS_MAX,
+						 .pos_offset = offsetof(struct mf_k3s_chart, pos) };
+
 static const struct field k3s_fields[] = {
 	FIELD("version", p_str, struct mf_k3s, version, false, NULL),
 	FIELD("token", p_secret, struct mf_k3s, token, true, NULL),
@@ -1186,6 +1244,7 @@ static const struct field k3s_fields[] = {
 	FIELD2("disable", p_seq, struct mf_k3s, disable, n_disable, false, &k3s_components_spec),
 	{ "airgap", p_inline_map, 0, false, airgap_fields, 0 },
 	{ "kube_vip", p_inline_map, 0, false, kube_vip_fields, 0 },
+	FIELD2("charts", p_seq, struct mf_k3s, charts, n_charts, false, &k3s_charts_spec),
 	{}
 };
 
@@ -1364,6 +1423,13 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->k3s.airgap.install_script);
 	free(m->k3s.kube_vip.image);
 	free(m->k3s.kube_vip.ref);
+	for (size_t i = 0; i < m->k3s.n_charts; i++) {
+		free(m->k3s.charts[i].name);
+		free(m->k3s.charts[i].chart);
+		free(m->k3s.charts[i].namespace);
+		free(m->k3s.charts[i].values);
+	}
+	free(m->k3s.charts);
 	free(m->dns.primary);
 	free(m->dns.secondary);
 	free(m->dns.zone);

@@ -224,10 +224,29 @@ struct mf_vm {
 #define MANIFEST_K3S_BINARY_PATH "/usr/local/bin/k3s"
 #define MANIFEST_K3S_IMAGES_DIR "/var/lib/rancher/k3s/agent/images"
 #define MANIFEST_K3S_INSTALL_PATH "/usr/local/lib/devopslab/k3s-install.sh"
+/* The servers' VMs get each k3s.charts archive as NAME.tgz here: K3s's API
+ * server serves the directory as https://%{KUBERNETES_API}%/static/, where
+ * its helm controller fetches the chart (docs/k3s.md, "Workloads"). */
+#define MANIFEST_K3S_CHARTS_DIR "/var/lib/rancher/k3s/server/static/charts"
+#define MANIFEST_K3S_CHARTS_MAX 32
+/* The longest `values` of a chart, as YAML: it travels in the HelmChart's
+ * manifest, written through the guest agent (64 KiB of input at most). */
+#define MANIFEST_K3S_VALUES_MAX 32768
 /* The longest image reference k3s.kube_vip.ref takes: the OCI
  * distribution grammar's limit on a repository name, applied to the whole
  * reference. */
 #define MANIFEST_IMAGE_REF_MAX 255
+
+/* A Helm chart K3s installs and keeps (a HelmChart; docs/k3s.md). */
+struct mf_k3s_chart {
+	char *name;      /* the HelmChart's and the release's name: a DNS-1123 label */
+	char *chart;     /* asset name: the chart archive (.tgz), from the bundle */
+	char *namespace; /* the release's namespace: a DNS-1123 label; default "default" */
+	/* `values` (a mapping) as YAML text, the HelmChart's valuesContent;
+	 * NULL when not given. At most MANIFEST_K3S_VALUES_MAX bytes. */
+	char *values;
+	struct mf_pos pos;
+};
 
 struct mf_k3s {
 	char *version;
@@ -256,6 +275,8 @@ struct mf_k3s {
 	struct {
 		char *image, *ref;
 	} kube_vip;
+	struct mf_k3s_chart *charts; /* names unique; at most MANIFEST_K3S_CHARTS_MAX */
+	size_t n_charts;
 	struct {
 		/* asset names; binary and install_script are required,
 		 * images is optional (a warning when absent) */
@@ -382,14 +403,15 @@ struct mf_k3s_file {
 	const char *key;   /* the key below k3s that names the asset: "airgap.binary" */
 };
 
-#define MANIFEST_K3S_PAYLOAD_MAX 4
+#define MANIFEST_K3S_PAYLOAD_MAX (4 + MANIFEST_K3S_CHARTS_MAX)
 
 /* The K3s payload every VM of group g gets when g is in k3s.servers or
  * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
  * airgap.images in MANIFEST_K3S_IMAGES_DIR (0644; only when set and its
  * asset exists, whose file's base name it keeps), airgap.install_script at
  * MANIFEST_K3S_INSTALL_PATH (0755), then, in a server group only,
- * kube_vip.image in MANIFEST_K3S_IMAGES_DIR (0644; as airgap.images). An
+ * kube_vip.image in MANIFEST_K3S_IMAGES_DIR (0644; as airgap.images) and
+ * each of k3s.charts as MANIFEST_K3S_CHARTS_DIR/NAME.tgz (0644). An
  * unset key is left out. Returns how many entries of ret[] were filled: 0
  * for any other group or without k3s. */
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,

@@ -640,6 +640,38 @@ void yaml_out_uint(struct yaml_out *y, unsigned long long v)
 	out_scalar(y, buf, true, YAML_PLAIN_SCALAR_STYLE);
 }
 
+void yaml_out_node(struct yaml_out *y, const struct ynode *n)
+{
+	switch (n->kind) {
+	case YNODE_SCALAR:
+		/* a plain scalar stays plain (a number stays a number), a
+		 * quoted one is written quoted; a null is written "null"
+		 * (libyaml would quote an empty plain scalar: a string) */
+		if (ynode_is_null(n))
+			out_scalar(y, "null", true, YAML_PLAIN_SCALAR_STYLE);
+		else if (strlen(n->value) != n->len)
+			out_fail(y, -EINVAL); /* a NUL inside: no C string holds it */
+		else
+			out_scalar(y, n->value, n->plain,
+				   n->plain ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+		break;
+	case YNODE_MAPPING:
+		yaml_out_map_start(y);
+		for (size_t i = 0; i < n->n && i < n->n_keys; i++) {
+			yaml_out_node(y, n->keys[i]);
+			yaml_out_node(y, n->items[i]);
+		}
+		yaml_out_map_end(y);
+		break;
+	case YNODE_SEQUENCE:
+		yaml_out_seq_start(y, false);
+		for (size_t i = 0; i < n->n; i++)
+			yaml_out_node(y, n->items[i]);
+		yaml_out_seq_end(y);
+		break;
+	}
+}
+
 int yaml_out_finish(struct yaml_out *y, char **ret, size_t *ret_len)
 {
 	yaml_event_t e;

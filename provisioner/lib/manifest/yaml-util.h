@@ -101,6 +101,11 @@ void yaml_out_text(struct yaml_out *y, const char *s);
 void yaml_out_bool(struct yaml_out *y, bool b);
 void yaml_out_uint(struct yaml_out *y, unsigned long long v);
 
+/* A parsed tree (a subtree of yaml_tree_parse()'s) written back: its
+ * plain scalars plain, its quoted ones double-quoted, nulls as null, so
+ * that a YAML reader gets the same values back; block style throughout.
+ * A scalar holding a NUL byte is -EINVAL. */
+void yaml_out_node(struct yaml_out *y, const struct ynode *n);
 /* Ends the document and hands over its text (the header, then the YAML),
  * NUL-terminated, in *ret (the caller frees it) and its length in
  * *ret_len. Returns 0 or the first error; y is spent either way (free it). */

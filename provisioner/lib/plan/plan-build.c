@@ -1044,6 +1044,42 @@ static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool s
 	}
 }
 
+/* The charts K3s installs, once every node has joined: their HelmCharts
+ * go into the first server's auto-deploying manifests (the archives are
+ * on every server already, from the vm steps' payload). The step is there
+ * without charts too: it removes the ones a manifest has dropped. */
+static void add_k3s_charts(struct builder *b, const struct mf_vm *init)
+{
+	const struct mf_k3s *k = &b->m->k3s;
+	struct json_object *p, *a;
+	struct step *s;
+
+	if (b->error < 0)
+		return;
+	p = obj(b);
+	a = arr(b);
+	put_str(b, p, "vm", init->name);
+	for (size_t i = 0; i < k->n_charts; i++) {
+		const struct mf_k3s_chart *c = &k->charts[i];
+		struct json_object *o = obj(b);
+		char file[96];
+
+		put_str(b, o, "name", c->name);
+		put_str(b, o, "namespace", c->namespace ? c->namespace : "default");
+		put_str(b, o, "asset", c->chart);
+		bfmt(b, file, sizeof(file), "%s.tgz", c->name);
+		put_str(b, o, "archive", file);
+		put_str(b, o, "values", c->values);
+		push(b, a, o);
+	}
+	put(b, p, "charts", a);
+	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_K3S_CHARTS, NULL, p, "Installing the K3s charts", "cluster/k3s/charts");
+	if (s) {
+		s->vm = *init;
+		s->has_vm = true;
+	}
+}
+
 static void add_k3s(struct builder *b)
 {
 	const struct mf_k3s *k = &b->m->k3s;
@@ -1058,6 +1094,7 @@ static void add_k3s(struct builder *b)
 		return;
 	}
 	add_k3s_groups(b, k->agents, k->n_agents, false, &init, &have_init);
+	add_k3s_charts(b, &init);
 }
 
 static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)

@@ -40,6 +40,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_K3S_SERVER_INIT] = "k3s-server-init",
 	[STEP_K3S_SERVER_JOIN] = "k3s-server-join",
 	[STEP_K3S_AGENT] = "k3s-agent",
+	[STEP_K3S_CHARTS] = "k3s-charts",
 	[STEP_DNS_SERVER] = "dns-server",
 	[STEP_DNS_ZONE] = "dns-zone",
 	[STEP_DNS_RECORD] = "dns-record",

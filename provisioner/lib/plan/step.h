@@ -72,6 +72,7 @@ enum step_kind {
 	STEP_K3S_SERVER_INIT,     /* "k3s-server-init" */
 	STEP_K3S_SERVER_JOIN,     /* "k3s-server-join" */
 	STEP_K3S_AGENT,           /* "k3s-agent" */
+	STEP_K3S_CHARTS,          /* "k3s-charts" */
 	STEP_DNS_SERVER,          /* "dns-server" */
 	STEP_DNS_ZONE,            /* "dns-zone" */
 	STEP_DNS_RECORD,          /* "dns-record" */
