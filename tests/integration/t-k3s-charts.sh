@@ -14,7 +14,8 @@
 #     HelmChart, its completed helm job, the release's namespace;
 #   - a re-run changes nothing;
 #   - values the chart's schema refuses: the step fails with helm's own
-#     words from the job's log; fixed, a re-run converges;
+#     words from the job's log; fixed, a run killed -9 as it writes the new
+#     HelmChart, then a re-run converges;
 #   - the chart dropped from the manifest: its file goes and its HelmChart
 #     is deleted (K3s never deletes what a removed file made), the helm
 #     controller uninstalling the release first.
@@ -139,7 +140,18 @@ fb pve1 "${K3S[@]}" --k3s-timeout 20
 assert_contains "$OUT" "chart demo: updating the HelmChart into namespace apps"
 assert_contains "$OUT" "error: cluster/k3s/charts: chart demo: its helm job "
 assert_contains "$OUT" "values don't meet the specifications of the schema"
+# Fixed, and the run killed -9 as it hands K3s the new HelmChart: the next
+# run converges.
 k3s_charts '{replicaCount: 3}'
+fb_bg pve1 "${K3S[@]}"
+for _ in $(seq 1200); do
+	grep -q "chart demo: updating the HelmChart" "$TESTTMP/fb-pve1.out" 2>/dev/null && break
+	kill -0 "${FB_PID[pve1]}" 2>/dev/null || break
+	sleep 0.05
+done
+kill -9 "${FB_PID[pve1]}" 2>/dev/null || true
+wait "${FB_PID[pve1]}" 2>/dev/null || true
+assert_contains "$(cat "$TESTTMP/fb-pve1.out")" "chart demo: updating the HelmChart"
 fb pve1 "${K3S[@]}"
 fb_formed pve1
 grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the run with fixed values reported an error"; }
