@@ -53,12 +53,6 @@ k3s_charts() {
 		{ cat "$TESTTMP/validate.out" >&2; fail "the test manifest does not validate"; }
 }
 
-# kget PATH: GET through the API with the kubeconfig's credentials.
-kget() {
-	curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
-		"$K8S_URL$1"
-}
-
 k3s_charts '{replicaCount: 2, message: "yes"}'
 FB_PIN=local
 SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200
@@ -72,15 +66,8 @@ grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the first run reported an
 assert_contains "$OUT" "chart demo: handing K3s the HelmChart into namespace apps"
 assert_contains "$OUT" "1 chart installed by K3s"
 
-# The kubeconfig's credentials, for curl.
-"$PY" - "$TESTTMP/report/kubeconfig" "$TESTTMP" <<'PYEOF' || fail "kubeconfig"
-import base64, sys, yaml
-k = yaml.safe_load(open(sys.argv[1]))
-u = k["users"][0]["user"]
-for data, f in ((k["clusters"][0]["cluster"]["certificate-authority-data"], "kc-ca.pem"),
-                (u["client-certificate-data"], "kc-cert.pem"), (u["client-key-data"], "kc-key.pem")):
-    open(sys.argv[2] + "/" + f, "wb").write(base64.b64decode(data))
-PYEOF
+# The kubeconfig's credentials, for curl (kget).
+k3s_kubeconfig_pems
 
 # What the guests hold: the HelmChart file (schema-valid, our values) on
 # the first server, the archive on every server.

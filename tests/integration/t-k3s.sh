@@ -86,22 +86,14 @@ PYEOF
 # The kubeconfig: 0600, and it works with an independent client.
 kc=$TESTTMP/report/kubeconfig
 assert_eq 600 "$(stat -c %a "$kc")" "kubeconfig mode"
-"$PY" - "$kc" "$TESTTMP" <<'PYEOF' || fail "kubeconfig"
-import base64, sys, yaml
-k = yaml.safe_load(open(sys.argv[1]))
-d = sys.argv[2]
-assert k["clusters"][0]["cluster"]["server"] == "https://10.0.0.31:6443", k["clusters"][0]
-for key, f in (("certificate-authority-data", "kc-ca.pem"),):
-    open(d + "/" + f, "wb").write(base64.b64decode(k["clusters"][0]["cluster"][key]))
-u = k["users"][0]["user"]
-open(d + "/kc-cert.pem", "wb").write(base64.b64decode(u["client-certificate-data"]))
-open(d + "/kc-key.pem", "wb").write(base64.b64decode(u["client-key-data"]))
-PYEOF
+"$PY" -c 'import sys, yaml; k = yaml.safe_load(open(sys.argv[1])); print(k["clusters"][0]["cluster"]["server"])' \
+	"$kc" >"$TESTTMP/kc-server" || fail "kubeconfig"
+assert_eq "https://10.0.0.31:6443" "$(cat "$TESTTMP/kc-server")" "the kubeconfig's server"
+k3s_kubeconfig_pems
 cmp "$TESTTMP/kc-ca.pem" "$tls/server-ca.crt" || fail "the kubeconfig's CA is not the server CA the guest received"
 openssl verify -CAfile "$tls/client-ca.crt" "$TESTTMP/kc-cert.pem" >/dev/null || fail "admin certificate not from the client CA"
 openssl x509 -in "$TESTTMP/kc-cert.pem" -noout -subject | grep -q "O = system:masters" || fail "admin certificate group"
-curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
-	"$K8S_URL/api/v1/nodes" -o "$TESTTMP/nodes.json" || fail "curl with the kubeconfig's credentials"
+kget /api/v1/nodes >"$TESTTMP/nodes.json" || fail "curl with the kubeconfig's credentials"
 assert_eq 5 "$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$TESTTMP/nodes.json")" "nodes via curl"
 
 # Order: each server's install started only after the one before it was a
@@ -135,8 +127,7 @@ assert_eq "{}" "$(k8s_join_errors)" "join errors after the re-created worker joi
 # still answers; the cluster's nodes show the lost one NotReady.
 k3s_stop_vm k3s-server-03
 sleep 1
-curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
-	"$K8S_URL/readyz" >/dev/null || fail "the API lost its quorum with one server of three down"
+kget /readyz >/dev/null || fail "the API lost its quorum with one server of three down"
 
 sim_schema_check || fail "schema check"
 echo "requests: $(requests) Proxmox, $(k8s_requests) Kubernetes"

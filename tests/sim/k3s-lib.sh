@@ -23,6 +23,9 @@
 #                        machine identity, no files, no K3s)
 #   k3s_stop_vm VM       the VM stopped (its K3s with it)
 #   k8s_hold NODE, k8s_release NODE   keep NODE from becoming Ready, and let it
+#   k3s_kubeconfig_pems  the report's kubeconfig's CA, client certificate and
+#                        key into $TESTTMP/kc-{ca,cert,key}.pem
+#   kget PATH            GET PATH from the API with those (curl)
 
 export K8S_SIM_RECORD_DIR=$TESTTMP/k8s-records
 mkdir -p "$K8S_SIM_RECORD_DIR"
@@ -220,3 +223,19 @@ PYEOF
 }
 k8s_hold() { k8s_edit "st.setdefault('hold', []).append('$1')"; }
 k8s_release() { k8s_edit "st['hold'] = [n for n in st.get('hold', []) if n != '$1']"; }
+
+k3s_kubeconfig_pems() {
+	"$PY" - "$TESTTMP/report/kubeconfig" "$TESTTMP" <<'PYEOF' || fail "kubeconfig"
+import base64, sys, yaml
+k = yaml.safe_load(open(sys.argv[1]))
+u = k["users"][0]["user"]
+for data, f in ((k["clusters"][0]["cluster"]["certificate-authority-data"], "kc-ca.pem"),
+                (u["client-certificate-data"], "kc-cert.pem"), (u["client-key-data"], "kc-key.pem")):
+    open(sys.argv[2] + "/" + f, "wb").write(base64.b64decode(data))
+PYEOF
+}
+
+kget() { # PATH
+	curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
+		"$K8S_URL$1"
+}

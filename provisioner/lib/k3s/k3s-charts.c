@@ -186,25 +186,30 @@ static const char *state_name(enum chart_state st)
 	return "?";
 }
 
+/* The step's charts, and the cluster's against them. */
+static int begin(struct run_ctx *ctx, const struct step *s, struct k3s_chart *want, size_t *ret_n, struct survey *v)
+{
+	int r;
+
+	if (!k3s_kctx(ctx) || !s->has_vm)
+		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
+	r = wanted(ctx, s, want, ret_n);
+	return r < 0 ? r : survey(ctx, want, *ret_n, v);
+}
+
 static int charts_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
-	struct k3s_ctx *k = k3s_kctx(ctx);
 	struct k3s_chart want[CHARTS_MAX];
 	struct survey v;
 	size_t n = 0;
-	int r;
+	int r = begin(ctx, s, want, &n, &v);
 
-	if (!k || !s->has_vm)
-		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
-	r = wanted(ctx, s, want, &n);
-	if (r >= 0)
-		r = survey(ctx, want, n, &v);
 	if (r < 0)
 		return r;
 	*ret_done = survey_complete(&v, n);
 	for (size_t i = 0; i < n && !*ret_done; i++)
 		if (v.state[i] != CHART_DONE)
-			k3s_progress(k, "chart %s: %s", want[i].name, state_name(v.state[i]));
+			k3s_progress(k3s_kctx(ctx), "chart %s: %s", want[i].name, state_name(v.state[i]));
 	survey_done(&v);
 	return 0;
 }
@@ -318,13 +323,8 @@ static int charts_apply(struct run_ctx *ctx, const struct step *s)
 	uint64_t start;
 	size_t n = 0;
 	char why[LOG_TAIL + 1];
-	int r;
+	int r = begin(ctx, s, want, &n, &v);
 
-	if (!k || !s->has_vm)
-		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
-	r = wanted(ctx, s, want, &n);
-	if (r >= 0)
-		r = survey(ctx, want, n, &v);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n && r >= 0; i++)

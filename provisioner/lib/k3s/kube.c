@@ -200,16 +200,28 @@ static int decode_node(struct json_object *o, struct kube_node *n)
 			json_get_string(json_get_object(status, "nodeInfo"), "kubeletVersion"));
 }
 
-int kube_decode_nodes(struct json_object *list, struct kube_node **ret, size_t *ret_n)
+/* A list object's items: kind must be the list kind we asked for, and
+ * its length sane. */
+static int list_items(struct json_object *list, const char *kind, struct json_object **ret, size_t *ret_n)
 {
 	struct json_object *items = json_get_array(list, "items");
+
+	if (!items || !streq_ptr(json_get_string(list, "kind"), kind))
+		return -EBADMSG;
+	*ret_n = json_object_array_length(items);
+	if (*ret_n > 10000)
+		return -EBADMSG;
+	*ret = items;
+	return 0;
+}
+
+int kube_decode_nodes(struct json_object *list, struct kube_node **ret, size_t *ret_n)
+{
 	_cleanup_free_ struct kube_node *v = NULL;
+	struct json_object *items;
 	size_t n;
 
-	if (!items || !streq_ptr(json_get_string(list, "kind"), "NodeList"))
-		return -EBADMSG;
-	n = json_object_array_length(items);
-	if (n > 10000)
+	if (list_items(list, "NodeList", &items, &n) < 0)
 		return -EBADMSG;
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
@@ -344,15 +356,12 @@ void kube_helm_charts_free(struct kube_helm_chart *v, size_t n)
 
 int kube_decode_helm_charts(struct json_object *list, struct kube_helm_chart **ret, size_t *ret_n)
 {
-	struct json_object *items = json_get_array(list, "items");
 	struct kube_helm_chart *v;
+	struct json_object *items;
 	size_t n;
 	int r = 0;
 
-	if (!items || !streq_ptr(json_get_string(list, "kind"), "HelmChartList"))
-		return -EBADMSG;
-	n = json_object_array_length(items);
-	if (n > 10000)
+	if (list_items(list, "HelmChartList", &items, &n) < 0)
 		return -EBADMSG;
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
@@ -438,14 +447,11 @@ int kube_delete(struct kube_client *k, const char *path)
 
 int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *ret_n)
 {
-	struct json_object *items = json_get_array(list, "items");
 	_cleanup_free_ struct kube_pod *v = NULL;
+	struct json_object *items;
 	size_t n;
 
-	if (!items || !streq_ptr(json_get_string(list, "kind"), "PodList"))
-		return -EBADMSG;
-	n = json_object_array_length(items);
-	if (n > 10000)
+	if (list_items(list, "PodList", &items, &n) < 0)
 		return -EBADMSG;
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
