@@ -63,7 +63,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s fuzz fuzz-build \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s test-dns-edge fuzz fuzz-build \
 	bench demo lint clean image rootfs guest-image
 
 all: $(BIN)
@@ -136,6 +136,11 @@ test-k3s: $(BIN) tests
 	tests/run.sh --unit $(BUILD)/tests/test-k3s
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh \
 		tests/integration/t-k3s-faults.sh tests/integration/t-k3s-charts.sh
+
+# DNS and the edge (issue 13, in progress): so far the Technitium simulator,
+# its API and the zones its knotd serves on loopback (tests/sim/technitium_sim.py).
+test-dns-edge: $(BIN) tests
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-technitium.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

@@ -16,6 +16,7 @@ qemu-system-x86 qemu-utils ovmf ipxe-qemu ipxe
 mmdebstrap debian-archive-keyring
 iproute2 procps psmisc valgrind time hyperfine
 cloud-init netplan.io
+knot knot-dnsutils
 "
 
 missing=""
@@ -44,8 +45,23 @@ echo "install-deps: installing:$missing"
 case " $missing " in
 *" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
 esac
+# knot and knot-dnsutils are for the Technitium simulator (tests/sim/
+# technitium_sim.py), which runs its own knotd on a loopback port. Debian's
+# knot package would start a system knot.service on port 53 of every
+# interface: a policy-rc.d that refuses every start is in place while apt
+# runs (removed afterwards, unless one was there already), and the service
+# is disabled and stopped where systemd runs.
+own_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	own_policy=1
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+if [ -d /run/systemd/system ]; then systemctl disable --now knot 2>/dev/null || true; fi
 echo "install-deps: done"

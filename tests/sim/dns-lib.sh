@@ -1,0 +1,98 @@
+# tests/sim/dns-lib.sh — sourced by the DNS tests after tests/lib.sh: the
+# Technitium DNS Server simulator (technitium_sim.py), whose zones a real
+# knotd serves on a loopback port.
+#
+#   technitium_start NAME [ARGS]   start one server (killed on exit, its
+#                                  knotd with it); sets TN_URL, TN_DNS_PORT,
+#                                  TN_PID and TN_URL_NAME, TN_DNS_PORT_NAME
+#                                  (NAME with - as _); admin password in
+#                                  $TESTTMP/tn-admin.pw
+#   tn_use NAME                    make NAME the server tn_api talks to
+#   tn_login [PASSWORD]            log in; TN_TOKEN (per server: TN_TOKEN_NAME)
+#   tn_api PATH [K=V]...           POST the form to PATH with the token
+#                                  (Authorization: Bearer); the JSON on stdout
+#   tn_ok PATH [K=V]...            the same, failing the test unless status is "ok"
+#   tn_dig PORT ARGS...            kdig @127.0.0.1 -p PORT, short answer
+#   tn_requests NAME [FILTER]      recorded requests of NAME (jq FILTER over them)
+SIM=${SIM:-$TOP/tests/sim}
+export TECHNITIUM_SIM_RECORD_DIR=$TESTTMP/technitium-records
+mkdir -p "$TECHNITIUM_SIM_RECORD_DIR"
+[ -s "$TESTTMP/tn-admin.pw" ] || printf 'tn-admin-secret\n' >"$TESTTMP/tn-admin.pw"
+
+if ! command -v knotd >/dev/null || ! command -v kdig >/dev/null; then
+	skip "knot and knot-dnsutils are not installed (scripts/install-deps.sh)"
+fi
+
+declare -F free_port >/dev/null || free_port() {
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+technitium_start() { # NAME [technitium_sim args]
+	local name=$1 var log; shift
+	var=${name//-/_}
+	log=$TESTTMP/sim-technitium-$name.log
+	for _ in 1 2 3 4 5; do
+		local port dport
+		port=$(free_port)
+		dport=$(free_port)
+		[ "$port" != "$dport" ] || continue
+		bg_start "$PY" "$SIM/technitium_sim.py" --name "$name" --port "$port" --dns-port "$dport" \
+			--state "$TESTTMP/technitium-$name" --admin-password-file "$TESTTMP/tn-admin.pw" "$@" \
+			>>"$log" 2>&1
+		TN_PID=$!
+		for _ in $(seq 150); do
+			if grep -q "listening on http://127.0.0.1:$port " "$log" 2>/dev/null && kill -0 "$TN_PID" 2>/dev/null; then
+				TN_URL=http://127.0.0.1:$port TN_DNS_PORT=$dport
+				printf -v "TN_URL_$var" '%s' "$TN_URL"
+				printf -v "TN_DNS_PORT_$var" '%s' "$dport"
+				printf -v "TN_PID_$var" '%s' "$TN_PID"
+				return 0
+			fi
+			kill -0 "$TN_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$TN_PID" 2>/dev/null || true
+		wait "$TN_PID" 2>/dev/null || true
+	done
+	cat "$log" >&2
+	fail "the Technitium simulator $name did not start"
+}
+
+# shellcheck disable=SC2034 # TN_DNS_PORT is for the tests
+tn_use() { # NAME
+	local var=${1//-/_} u p t
+	u=TN_URL_$var p=TN_DNS_PORT_$var t=TN_TOKEN_$var
+	TN_URL=${!u} TN_DNS_PORT=${!p} TN_TOKEN=${!t:-}
+	TN_NAME=$1
+}
+
+tn_login() { # [PASSWORD]
+	local pw=${1:-$(cat "$TESTTMP/tn-admin.pw")} out
+	out=$(curl -sS --max-time 10 "$TN_URL/api/user/login" --data-urlencode user=admin --data-urlencode "pass=$pw")
+	TN_TOKEN=$(jq -r '.token // empty' <<<"$out")
+	[ -n "$TN_TOKEN" ] || { echo "$out" >&2; fail "login to $TN_URL failed"; }
+	[ -z "${TN_NAME:-}" ] || printf -v "TN_TOKEN_${TN_NAME//-/_}" '%s' "$TN_TOKEN"
+}
+
+tn_api() { # PATH [K=V]...
+	local path=$1 kv args=(); shift
+	for kv in "$@"; do args+=(--data-urlencode "$kv"); done
+	curl -sS --max-time 20 ${TN_TOKEN:+-H "Authorization: Bearer $TN_TOKEN"} "${args[@]}" \
+		-X POST -H 'Content-Type: application/x-www-form-urlencoded' "$TN_URL$path"
+}
+
+tn_ok() { # PATH [K=V]...
+	local out
+	out=$(tn_api "$@")
+	[ "$(jq -r .status <<<"$out")" = ok ] || { echo "$out" >&2; fail "$TN_NAME $1: not ok"; }
+	printf '%s\n' "$out"
+}
+
+tn_dig() { # PORT ARGS...
+	local port=$1; shift
+	kdig @127.0.0.1 -p "$port" +time=2 +retry=1 +short "$@"
+}
+
+tn_requests() { # NAME [jq FILTER]
+	jq -c "${2:-.}" "$TECHNITIUM_SIM_RECORD_DIR/$1.jsonl"
+}
