@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 import yaml
 
@@ -63,22 +64,38 @@ def payload_request(user_data):
     return None
 
 
+_cache = {}
+_cache_lock = threading.Lock()
+
+
 def extract(iso, names):
     """{name: bytes} of the files on the ISO (xorriso, as the guest's mount
-    would show them); a name the ISO lacks is absent."""
-    d = tempfile.mkdtemp(prefix="pve-sim-payload-")
+    would show them); a name the ISO lacks is absent. The ISOs are named by
+    their content and VMs on a node share one: each is read once per
+    process (keyed by path, size and mtime), one xorriso at a time."""
     try:
-        subprocess.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", d],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
-        out = {}
-        for n in names:
-            p = os.path.join(d, n)
-            if "/" not in n and os.path.isfile(p):
-                with open(p, "rb") as f:
-                    out[n] = f.read()
-        return out
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+        stt = os.stat(iso)
+    except OSError:
+        return {}
+    key = (iso, stt.st_size, stt.st_mtime_ns)
+    with _cache_lock:
+        if key not in _cache:
+            d = tempfile.mkdtemp(prefix="pve-sim-payload-")
+            try:
+                subprocess.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", d],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=60, check=False)
+                files = {}
+                for n in os.listdir(d):
+                    p = os.path.join(d, n)
+                    if os.path.isfile(p):
+                        with open(p, "rb") as f:
+                            files[n] = f.read()
+                _cache[key] = files
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        files = _cache[key]
+    return {n: files[n] for n in names if "/" not in n and n in files}
 
 
 def first_boot(s, node, vm):
@@ -92,7 +109,7 @@ def first_boot(s, node, vm):
     seed = next((f for label, f in isos.items() if label.lower() == "cidata"), None)
     if not seed:
         return
-    user_data = vc.extract_iso(seed).get("user-data")
+    user_data = extract(seed, ["user-data"]).get("user-data")
     req = payload_request(user_data) if user_data else None
     if not req:
         return

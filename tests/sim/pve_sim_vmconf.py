@@ -202,7 +202,7 @@ def extract_iso(path):
     """A NoCloud ISO's files: 'xorriso -osirrox on -indev ISO -extract / DIR'."""
     d = tempfile.mkdtemp(prefix="pve-sim-seed-")
     try:
-        subprocess.run(["xorriso", "-osirrox", "on", "-indev", path, "-extract", "/", d],
+        subprocess.run(["xorriso", "-osirrox", "on", "-indev", path, "-extract", "/", d], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False)
         files = {}
         for part in ("user-data", "meta-data", "network-config", "vendor-data"):
