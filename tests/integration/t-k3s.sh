@@ -103,12 +103,8 @@ assert_eq "['k3s-server-01', 'k3s-server-02', 'k3s-server-03', 'k3s-worker-01', 
 	"$(k3s_install_order)" "K3s install order"
 
 # Converged: a re-run and a dry run change nothing.
-before=$(mutations) kbefore=$(k8s_mutations)
-fb pve1 "${K3S[@]}"
-fb_formed pve1
-grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the re-run reported an error"; }
-assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the re-run"
-assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the re-run"
+k3s_rerun_converged
+before=$(mutations)
 fb pve1 "${K3S[@]}" --dry-run
 fb_formed pve1
 assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the dry run"

@@ -26,6 +26,8 @@
 #   k3s_kubeconfig_pems  the report's kubeconfig's CA, client certificate and
 #                        key into $TESTTMP/kc-{ca,cert,key}.pem
 #   kget PATH            GET PATH from the API with those (curl)
+#   k3s_rerun_converged  firstboot on pve1 once more: no error, and no mutating
+#                        request to either API
 
 export K8S_SIM_RECORD_DIR=$TESTTMP/k8s-records
 mkdir -p "$K8S_SIM_RECORD_DIR"
@@ -238,4 +240,14 @@ PYEOF
 kget() { # PATH
 	curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
 		"$K8S_URL$1"
+}
+
+k3s_rerun_converged() {
+	local before kbefore
+	before=$(mutations) kbefore=$(k8s_mutations)
+	fb pve1 "${K3S[@]}"
+	fb_formed pve1
+	grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the re-run reported an error"; }
+	assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the re-run"
+	assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the re-run"
 }
