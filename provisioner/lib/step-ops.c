@@ -18,6 +18,7 @@
 #include "install/rootfs.h"
 #include "install/sysconf.h"
 #include "k3s/k3s.h"
+#include "dns/dns.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = &gate_bundle_ops, /* install: gate */
@@ -74,15 +75,15 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_K3S_CHARTS] = &k3s_charts_ops, /* k3s */
 
-	[STEP_DNS_SERVER] = NULL,        /* dns */
+	[STEP_DNS_SERVER] = &dns_server_ops, /* dns */
 
-	[STEP_DNS_ZONE] = NULL,          /* dns */
+	[STEP_DNS_ZONE] = &dns_zone_ops, /* dns */
 
-	[STEP_DNS_RECORD] = NULL,        /* dns */
+	[STEP_DNS_RECORD] = &dns_record_ops, /* dns */
 
-	[STEP_DNS_FORWARDERS] = NULL,    /* dns */
+	[STEP_DNS_FORWARDERS] = &dns_forwarders_ops, /* dns */
 
-	[STEP_DNS_SECONDARY] = NULL,     /* dns */
+	[STEP_DNS_SECONDARY] = &dns_secondary_ops, /* dns */
 
 	[STEP_EDGE_TRAEFIK] = NULL,      /* edge */
 

@@ -36,6 +36,7 @@
 #include "bundle/extract.h"
 #include "guests/guests.h"
 #include "k3s/k3s.h"
+#include "dns/dns.h"
 #include "fileio.h"
 #include <limits.h>
 #include "verbs.h"
@@ -51,6 +52,10 @@ struct fb_opts {
 	const char *k3s_token_file; /* --manifest runs: the value of k3s.token */
 	const char *report_dir;     /* the kubeconfig goes here */
 	uint64_t k3s_timeout_ms;
+	const char *dns_password_file; /* --manifest runs: the value of dns.admin_password */
+	const char *dns_connect[DNS_CONNECT_MAX]; /* "VM=HOST:PORT" (tests) */
+	size_t n_dns_connect;
+	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
 	size_t n_api;
@@ -74,7 +79,8 @@ static void usage(FILE *f)
 		   "         [--wait-turn SEC]"
 		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
 		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n"
-		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n");
+		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n"
+		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-timeout SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -96,7 +102,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -127,6 +133,9 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "k3s-token-file", required_argument, NULL, O_K3STOKEN },
 		{ "k3s-timeout", required_argument, NULL, O_K3STIMEOUT },
 		{ "report-dir", required_argument, NULL, O_REPORT },
+		{ "dns-password-file", required_argument, NULL, O_DNSPW },
+		{ "dns-connect", required_argument, NULL, O_DNSCONNECT },
+		{ "dns-timeout", required_argument, NULL, O_DNSTIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -180,6 +189,15 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_K3STOKEN: o->k3s_token_file = optarg; break;
 		case O_K3STIMEOUT: r = parse_u64(optarg, &v); o->k3s_timeout_ms = v * 1000; break;
 		case O_REPORT: o->report_dir = optarg; break;
+		case O_DNSPW: o->dns_password_file = optarg; break;
+		case O_DNSCONNECT:
+			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') || o->n_dns_connect >= DNS_CONNECT_MAX) {
+				log_error("--dns-connect takes VM=HOST:PORT (at most %d)", DNS_CONNECT_MAX);
+				return -EINVAL;
+			}
+			o->dns_connect[o->n_dns_connect++] = optarg;
+			break;
+		case O_DNSTIMEOUT: r = parse_u64(optarg, &v); o->dns_timeout_ms = v * 1000; break;
 		case O_JOBS:
 			r = parse_u64(optarg, &v);
 			if (r >= 0 && (v < 1 || v > JOBS_MAX)) {
@@ -605,6 +623,79 @@ static int k3s_setup(const struct fb_opts *o, const struct manifest *m, const st
 	return r;
 }
 
+static bool plan_has_dns(const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_DNS_SERVER)
+			return true;
+	return false;
+}
+
+/* The DNS steps: the admin password is the bundle's dns.admin_password
+ * secret (or --dns-password-file with --manifest); the cluster CA trusts
+ * the servers' web consoles and issues their certificates. */
+static int dns_setup(const struct fb_opts *o, const struct manifest *m, const struct secrets *secrets,
+		     struct cluster_ctx *cc, struct dns_ctx **ret)
+{
+	struct dns_cfg dcfg = {
+		.ca_file = o->ca,
+		.ca_key_file = o->ca_key,
+		.poll_ms = o->poll_ms,
+		.ready_timeout_ms = o->dns_timeout_ms,
+		.exec_timeout_ms = o->dns_timeout_ms,
+		.http = { .request_timeout_ms = o->timeout_ms, .connect_timeout_ms = o->timeout_ms,
+			  .backoff_base_ms = o->retry_base_ms, .max_attempts = 2, .seed = o->seed },
+		.progress = on_progress,
+	};
+	char pw[PASSWORD_MAX + 2], vm[DNS_CONNECT_MAX][64];
+	const char *value = NULL;
+	int r;
+
+	if (o->dns_password_file) {
+		r = read_password(o->dns_password_file, pw);
+		if (r < 0) {
+			log_error("cannot read the DNS admin password from '%s': %s", o->dns_password_file,
+				  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+			return -EINVAL;
+		}
+		value = pw;
+	} else if (secrets)
+		value = secrets_get(secrets, m->dns.admin_password.name);
+	if (isempty(value)) {
+		log_error("the DNS admin password (secret '%s') is needed: --bundle with its secrets, or "
+			  "--dns-password-file FILE",
+			  m->dns.admin_password.name);
+		return -EINVAL;
+	}
+	if (!o->ca || !o->ca_key) {
+		log_error("the DNS servers' certificates come from the cluster CA: the bundle's secrets '%s' and "
+			  "'%s', or --ca and --ca-key",
+			  MANIFEST_SECRET_CA_CERT, MANIFEST_SECRET_CA_KEY);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < o->n_dns_connect; i++) {
+		const char *eq = strchr(o->dns_connect[i], '=');
+
+		snprintf(vm[i], sizeof(vm[i]), "%.*s", (int)(eq - o->dns_connect[i]), o->dns_connect[i]);
+		dcfg.vm[i] = vm[i];
+		dcfg.connect_to[i] = eq + 1;
+	}
+	dcfg.n_connect = o->n_dns_connect;
+	dcfg.admin_password = value;
+	r = cluster_self_client(cc, &dcfg.pve);
+	if (r < 0) {
+		explicit_wipe(pw, sizeof(pw));
+		log_error("%s", cluster_error(cc));
+		return r;
+	}
+	r = dns_ctx_new(&dcfg, m, ret);
+	explicit_wipe(pw, sizeof(pw));
+	if (r < 0)
+		log_error("cannot set up the DNS steps: %s", r == -EINVAL ? "the cluster CA's key is not a key OpenSSL reads"
+										: strerror(-r));
+	return r;
+}
+
 /* The administrator's kubeconfig into the report directory (mode 0600). */
 static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 {
@@ -637,6 +728,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(input_bundle_freep) struct input_bundle *kept = NULL;
 	_cleanup_(guests_ctx_freep) struct guests_ctx *gc = NULL;
 	_cleanup_(k3s_ctx_freep) struct k3s_ctx *kc = NULL;
+	_cleanup_(dns_ctx_freep) struct dns_ctx *dc = NULL;
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
@@ -724,6 +816,14 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
+	if (plan_has_dns(plan)) {
+		r = dns_setup(&o, m, secrets, cc, &dc);
+		if (r < 0) {
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+	}
+
 	run_ctx_init(&ctx);
 
 	ctx.ops = step_ops_table;
@@ -734,6 +834,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.pve = cc;
 	ctx.guests = gc;
 	ctx.k3s = kc;
+	ctx.dns = dc;
 	ctx.progress = on_step;
 	ctx.userdata = &would_apply;
 	ctx.dry_run = o.dry_run;

@@ -4,7 +4,8 @@
  * (UPIDs), certificate fingerprints, and the JSON answers of
  * /cluster/status, /cluster/config/join, /cluster/resources (guests) and
  * the guest agent's network-get-interfaces and exec-status, and the
- * Kubernetes API's NodeList, HelmChartList, PodList, Job and EventList (k3s/kube.h). Whatever a (hostile) server
+ * Kubernetes API's NodeList, HelmChartList, PodList, Job and EventList (k3s/kube.h), and a
+ * Technitium DNS Server API reply (dns/technitium.h). Whatever a (hostile) server
  * sends must be refused or decoded within the limits, never crash.
  * The first byte picks the parser; the rest is its input.
  */
@@ -18,6 +19,7 @@
 #include "pve/pve.h"
 #include "pve/pve-guest.h"
 #include "k3s/kube.h"
+#include "dns/technitium.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,6 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (pve_escape(s, &e) == 0)
 			free(e);
+		{ /* a Technitium reply: ok, error (its message cut to the buffer), or refused */
+			struct json_object *reply = NULL;
+			char msg[32];
+			int r = tn_decode_reply(s, strlen(s), &reply, msg, sizeof(msg));
+
+			if ((r == 0) != (reply != NULL) || strlen(msg) >= sizeof(msg))
+				abort();
+			json_object_put(reply);
+		}
 		break;
 	default:
 		tok = json_tokener_new_ex(32);

@@ -40,7 +40,7 @@ sums=$(tar --zstd -xOf "$E2E/www/good.tar.zst" SHA256SUMS | sha256sum | cut -d' 
 check_install() { # NAME NODE MAC SERIAL
 	e2e_wait "$1" 'devopslab: provisioner started'
 	e2e_wait "$1" 'devopslab: ERROR' 600
-	e2e_assert "$1" "devopslab: bundle verified: 8 members"
+	e2e_assert "$1" "devopslab: bundle verified: 10 members"
 	e2e_assert "$1" "SHA256SUMS sha256 $sums"
 	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
 	e2e_assert "$1" "devopslab: pre-flight: passed"

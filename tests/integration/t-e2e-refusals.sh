@@ -37,7 +37,7 @@ done
 
 e2e_boot unknown pxe-bios --pxe "$OUT/pxe" --mac 52:54:00:0a:00:99
 e2e_wait unknown 'devopslab: ERROR: '
-e2e_assert unknown "devopslab: bundle verified: 8 members"
+e2e_assert unknown "devopslab: bundle verified: 10 members"
 e2e_assert unknown "devopslab: error: unknown machine: no manifest node matches this machine (MACs 52:54:00:0a:00:99 (eth0); "
 e2e_assert unknown "devopslab: ERROR: refused by a safety policy (exit 3)"
 e2e_assert_rescue unknown
@@ -45,7 +45,7 @@ e2e_stop unknown
 
 e2e_boot uefi-pxe pxe-uefi --pxe "$OUT/pxe" --mac 52:54:00:0a:00:02 --nvme-serial E2E-UEFIPXE-02
 e2e_wait uefi-pxe 'devopslab: ERROR: '
-e2e_assert uefi-pxe "devopslab: bundle verified: 8 members"
+e2e_assert uefi-pxe "devopslab: bundle verified: 10 members"
 e2e_assert uefi-pxe "devopslab: identified node devops-node-02 by MAC 52:54:00:0a:00:02 (eth0)"
 e2e_assert uefi-pxe "serial 'E2E-UEFIPXE-02'"
 e2e_assert_rescue uefi-pxe

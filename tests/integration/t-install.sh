@@ -50,7 +50,7 @@ install() { # machine-dir bundle [args]
 # plan's gate steps recorded; this fabricated machine has no disk: refused ---------
 WANT=3 install m2 good.tar.zst
 assert_contains "$OUT" "provisioner started"
-assert_contains "$OUT" "bundle verified: 8 members"
+assert_contains "$OUT" "bundle verified: 10 members"
 assert_contains "$OUT" "identified node devops-node-02 by MAC 52:54:00:0a:00:02 (eth0)"
 assert_contains "$OUT" "virtualization pass        cpu      svm (AMD-V) present"
 assert_contains "$OUT" "link           pass        eth0     link up"

@@ -102,12 +102,28 @@ server_payload = k3s_payload + [
     {"asset": "kube-vip", "file": "kube-vip-image.tar", "path": "/var/lib/rancher/k3s/agent/images/kube-vip-image.tar",
      "mode": "0644"},
 ]
-# DNS: zone, wildcard to the edge, per-node records, forwarders, secondary.
+dns_payload = [
+    {"asset": "technitium", "file": "DnsServerPortable.tar.gz",
+     "path": "/usr/local/lib/devopslab/technitium/DnsServerPortable.tar.gz", "mode": "0644"},
+    {"asset": "aspnetcore-runtime", "file": "aspnetcore-runtime-8.0-linux-x64.tar.gz",
+     "path": "/usr/local/lib/devopslab/technitium/aspnetcore-runtime.tar.gz", "mode": "0644"},
+]
+# DNS: zone, wildcard to the edge, per-node and per-VM records, forwarders
+# on both servers, secondary fed by a TSIG-signed transfer.
 recs = {s["params"]["name"]: s["params"]["value"] for s in kinds("dns-record")}
 if recs.get("*.homelab.local") != "10.0.10.30": fail("wildcard record %s" % recs)
 for n in man["nodes"]:
     if recs.get(n["name"] + ".homelab.local") != n["ip"]: fail("node record " + n["name"])
+for v in vms:
+    ip = v["params"]["ipconfig0"].split("ip=")[1].split("/")[0] if "ipconfig0" in v["params"] else None
+    if recs.get(v["params"]["name"] + ".homelab.local") is None: fail("VM record " + v["params"]["name"])
 if len(kinds("dns-forwarders")[0]["params"]["forwarders"]) != 2: fail("forwarders")
+if kinds("dns-forwarders")[0]["params"]["servers"] != ["devops-dns-01", "devops-dns-02"]: fail("forwarders' servers")
+srv = {s["params"]["vm"]: s["params"] for s in kinds("dns-server")}
+if srv["devops-dns-01"]["recursion_acl"] != ["10.0.10.0/24"] or srv["devops-dns-02"]["tsig_key"] != "devopslab-xfr":
+    fail("dns-server params %s" % srv)
+if srv["devops-dns-01"]["admin_password"] != {"secret": "dns_admin_password"}: fail("DNS password by name")
+if kinds("dns-zone")[0]["params"]["secondary_ip"] != "10.0.10.42": fail("zone transfer to the secondary")
 if kinds("dns-secondary")[0]["params"]["secondary"] != "devops-dns-02": fail("secondary")
 if kinds("edge-certs")[0]["params"]["domains"] != ["*.homelab.local", "homelab.local"]: fail("edge domains")
 # Templates: one copy per node, VMIDs 9000 + position; each VM clones the
@@ -124,7 +140,8 @@ for v in vms:
     octets = [int(x, 16) for x in p["mac"].split(":")]
     if len(octets) != 6 or octets[0] & 3 != 2: fail("%s: MAC %s" % (p["name"], p["mac"]))
     if (p["full"], p["ciuser"], p["sshkeys"]) != (True, None, []): fail("%s guest params" % p["name"])
-    if p["files"] != {"k3s_server": server_payload, "k3s_worker": k3s_payload}.get(p["group"], []):
+    if p["files"] != {"k3s_server": server_payload, "k3s_worker": k3s_payload,
+                      "dns": dns_payload}.get(p["group"], []):
         fail("%s files %s" % (p["name"], p["files"]))
     if (p["nameserver"], p["searchdomain"]) != (["10.0.10.1"], "homelab.local"): fail("%s DNS" % p["name"])
     need[p["node"]] = need.get(p["node"], 0) + p["disk"]["size_bytes"]

@@ -42,7 +42,7 @@ expect_exit 2 "$DEVOPSLAB" validate --json "$TOP/tests/manifest/invalid/multiple
 echo "$OUT" | "$PY" -c '
 import json, sys
 d = json.load(sys.stdin)
-assert d["valid"] is False and d["errors"] == 9 and d["warnings"] == 0, d
+assert d["valid"] is False and d["errors"] == 9 and d["warnings"] == 1, d
 assert [x["path"] for x in d["diagnostics"]][:2] == ["cluster.name", "cluster.timezone"], d
 assert d["diagnostics"][0]["line"] == 4 and d["diagnostics"][0]["column"] == 9, d
 '

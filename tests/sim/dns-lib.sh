@@ -7,10 +7,19 @@
 #                                  TN_PID and TN_URL_NAME, TN_DNS_PORT_NAME
 #                                  (NAME with - as _); admin password in
 #                                  $TESTTMP/tn-admin.pw
+#   technitium_start_installed NAME DIR [ARGS]
+#                                  the same for a server installed into a
+#                                  guest (--install-dir DIR): its port is
+#                                  bound but refuses connections until
+#                                  DIR/installed appears, then serves HTTPS
+#                                  (TN_URL https://127.0.0.1:PORT) with
+#                                  DIR's password and certificate
 #   tn_use NAME                    make NAME the server tn_api talks to
 #   tn_login [PASSWORD]            log in; TN_TOKEN (per server: TN_TOKEN_NAME)
 #   tn_api PATH [K=V]...           POST the form to PATH with the token
 #                                  (Authorization: Bearer); the JSON on stdout
+#   TN_CURL_OPTS (array)           more curl options for tn_login and tn_api
+#                                  (HTTPS: --cacert, --connect-to)
 #   tn_ok PATH [K=V]...            the same, failing the test unless status is "ok"
 #   tn_dig PORT ARGS...            kdig @127.0.0.1 -p PORT, short answer
 #   tn_requests NAME [FILTER]      recorded requests of NAME (jq FILTER over them)
@@ -28,21 +37,35 @@ declare -F free_port >/dev/null || free_port() {
 }
 
 technitium_start() { # NAME [technitium_sim args]
-	local name=$1 var log; shift
+	local name=$1; shift
+	_tn_start http "$name" --admin-password-file "$TESTTMP/tn-admin.pw" "$@"
+}
+
+technitium_start_installed() { # NAME DIR [technitium_sim args]
+	local name=$1 dir=$2; shift 2
+	_tn_start https "$name" --install-dir "$dir" "$@"
+}
+
+# _tn_start http|https NAME [technitium_sim args]: start on free ports (new
+# ones when a port was taken meanwhile) and wait until the server listens
+# (http) or has bound its port (https: an installed server, listening later).
+_tn_start() {
+	local scheme=$1 name=$2 var log; shift 2
 	var=${name//-/_}
 	log=$TESTTMP/sim-technitium-$name.log
 	for _ in 1 2 3 4 5; do
-		local port dport
+		local port dport ready
 		port=$(free_port)
 		dport=$(free_port)
 		[ "$port" != "$dport" ] || continue
+		ready="listening on http://127.0.0.1:$port "
+		[ "$scheme" = http ] || ready="bound on 127.0.0.1:$port "
 		bg_start "$PY" "$SIM/technitium_sim.py" --name "$name" --port "$port" --dns-port "$dport" \
-			--state "$TESTTMP/technitium-$name" --admin-password-file "$TESTTMP/tn-admin.pw" "$@" \
-			>>"$log" 2>&1
+			--state "$TESTTMP/technitium-$name" "$@" >>"$log" 2>&1
 		TN_PID=$!
 		for _ in $(seq 150); do
-			if grep -q "listening on http://127.0.0.1:$port " "$log" 2>/dev/null && kill -0 "$TN_PID" 2>/dev/null; then
-				TN_URL=http://127.0.0.1:$port TN_DNS_PORT=$dport
+			if grep -qF "$ready" "$log" 2>/dev/null && kill -0 "$TN_PID" 2>/dev/null; then
+				TN_URL=$scheme://127.0.0.1:$port TN_DNS_PORT=$dport
 				printf -v "TN_URL_$var" '%s' "$TN_URL"
 				printf -v "TN_DNS_PORT_$var" '%s' "$dport"
 				printf -v "TN_PID_$var" '%s' "$TN_PID"
@@ -68,7 +91,8 @@ tn_use() { # NAME
 
 tn_login() { # [PASSWORD]
 	local pw=${1:-$(cat "$TESTTMP/tn-admin.pw")} out
-	out=$(curl -sS --max-time 10 "$TN_URL/api/user/login" --data-urlencode user=admin --data-urlencode "pass=$pw")
+	out=$(curl -sS --max-time 10 ${TN_CURL_OPTS[@]+"${TN_CURL_OPTS[@]}"} "$TN_URL/api/user/login" \
+		--data-urlencode user=admin --data-urlencode "pass=$pw")
 	TN_TOKEN=$(jq -r '.token // empty' <<<"$out")
 	[ -n "$TN_TOKEN" ] || { echo "$out" >&2; fail "login to $TN_URL failed"; }
 	[ -z "${TN_NAME:-}" ] || printf -v "TN_TOKEN_${TN_NAME//-/_}" '%s' "$TN_TOKEN"
@@ -77,7 +101,7 @@ tn_login() { # [PASSWORD]
 tn_api() { # PATH [K=V]...
 	local path=$1 kv args=(); shift
 	for kv in "$@"; do args+=(--data-urlencode "$kv"); done
-	curl -sS --max-time 20 ${TN_TOKEN:+-H "Authorization: Bearer $TN_TOKEN"} "${args[@]}" \
+	curl -sS --max-time 20 ${TN_CURL_OPTS[@]+"${TN_CURL_OPTS[@]}"} ${TN_TOKEN:+-H "Authorization: Bearer $TN_TOKEN"} "${args[@]}" \
 		-X POST -H 'Content-Type: application/x-www-form-urlencoded' "$TN_URL$path"
 }
 

@@ -15,7 +15,10 @@ pve-guest-common's src/PVE/AbstractConfig.pm, "Content.pm"/"Status.pm"/
 "Config.pm" pve-storage's src/PVE/API2/Storage/*.pm, "AnyEvent.pm"
 pve-http-server's src/PVE/APIServer/AnyEvent.pm.
 """
+import base64
+import binascii
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -68,13 +71,18 @@ def add_arguments(ap):
     ap.add_argument("--copy-mb-per-s", type=float, default=1e6,
                     help="clone, import and upload copies add SIZE/RATE to their task's time")
     ap.add_argument("--exec-ms", type=int, default=300,
-                    help="how long K3s's install script runs in a guest (agent/exec)")
+                    help="how long K3s's or Technitium's install script runs in a guest (agent/exec)")
+    ap.add_argument("--technitium-dir",
+                    help="publish each Technitium install (agent/exec) in a VM of this node for "
+                         "technitium_sim.py --install-dir: DIR/VM-NAME/{admin.pw,web.pfx,technitium.env,installed}")
     ap.add_argument("--lock-wait-ms", type=int, default=1000,
                     help="longest wait for a VM lock (Proxmox waits 1-10 s, by call)")
 
 
 def init_node(sim, s, a):
     st.init(s, sim.node, a)
+    s["nodes"][sim.node]["gopts"]["technitium_dir"] = os.path.abspath(a.technitium_dir) if a.technitium_dir \
+        else None
     vms = s["guest"].setdefault("vms", {})
     s["guest"].setdefault("flocks", {})
     if a.fresh or sim.node not in vms:
@@ -1363,17 +1371,33 @@ def api_agent_ifaces(c, node, vmid):
 # ---- guest agent: commands (agent/exec, exec-status) ----------------------------
 # Qemu/Agent/Exec.pm: exec passes command (an array) and input-data to QGA's
 # guest-exec and returns its pid; exec-status passes guest-exec-status
-# through. The guest's side is modelled for the commands the K3s steps run
-# (docs/k3s.md): coreutils install from stdin, cat, rm -f, ls -1,
+# through. The guest's side is modelled for the commands the K3s and DNS
+# steps run (docs/k3s.md): coreutils install from stdin, cat, rm -f, ls -1,
 # cloud-init status --wait (an error when the payload failed),
-# systemctl is-active, and K3s's install script with the bundle's files.
+# systemctl is-active, K3s's install script with the bundle's files, and
+# /bin/sh technitium-install.sh (Technitium DNS Server from the payload's
+# tarballs, with the admin password, TLS certificate and environment file
+# the provisioner installed first: technitium_install below).
 # Each VM keeps "guestfs" {path: {mode, data}} (and the payload's files,
 # laid down at its first start: pve_sim_payload.py), "k3s" {unit, role, started,
-# identity} while the service runs, and "agent_log" (every command with its
-# input, for the real-guest test to replay). A re-created VM starts empty.
+# identity} and "technitium" {unit, identity, started} for the services
+# installed in this instance of the VM (systemctl answers active while the
+# VM runs), and "agent_log" (every command with its input, for the
+# real-guest test to replay). A re-created VM starts empty. With
+# --technitium-dir DIR a Technitium install is also published for
+# technitium_sim.py --install-dir DIR/VM-NAME (publish_technitium).
 
 K3S_INSTALL = "/usr/local/lib/devopslab/k3s-install.sh"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+TECHNITIUM_INSTALL = "/usr/local/lib/devopslab/technitium-install.sh"
+TECHNITIUM_ETC = "/etc/devopslab/technitium"
+TECHNITIUM_PAYLOAD = ("/usr/local/lib/devopslab/technitium/aspnetcore-runtime.tar.gz",
+                      "/usr/local/lib/devopslab/technitium/DnsServerPortable.tar.gz")
+TECHNITIUM_FILES = (TECHNITIUM_ETC + "/admin.pw", TECHNITIUM_ETC + "/web.pfx.b64",
+                    TECHNITIUM_ETC + "/technitium.env", "/etc/systemd/system/technitium.service")
+TECHNITIUM_ENV_NEEDS = ("DNS_SERVER_ADMIN_PASSWORD_FILE", "DNS_SERVER_WEB_SERVICE_TLS_CERTIFICATE_PATH",
+                        "DNS_SERVER_WEB_SERVICE_TLS_CERTIFICATE_PASSWORD")
+SERVICES = ("k3s", "technitium")  # the VM keys of the services the guest model installs
 
 
 def vm_identity(vm):
@@ -1381,12 +1405,106 @@ def vm_identity(vm):
     return smb.get("uuid", "")
 
 
-def k3s_active(vm, unit):
-    k = vm.get("k3s")
-    return bool(k and vm["running"] and k["unit"] == unit and k["identity"] == vm_identity(vm))
+def service(vm, unit):
+    """The record of the systemd UNIT installed in this instance of the VM
+    (vm["k3s"] or vm["technitium"]), or None: systemd knows no such unit."""
+    ident = vm_identity(vm)
+    for key in SERVICES:
+        svc = vm.get(key)
+        if svc and svc["unit"] == unit and svc["identity"] == ident:
+            return svc
+    return None
 
 
-def run_guest(s, node, vm, argv, data):
+def unit_active(vm, unit):
+    return bool(vm["running"] and service(vm, unit))
+
+
+def file_bytes(f):
+    """A guestfs entry's content as bytes."""
+    if "data" in f:
+        return f["data"].encode("utf-8")
+    return base64.b64decode(f.get("b64", ""))
+
+
+def env_file(text):
+    """systemd's EnvironmentFile=: KEY=VALUE lines, # comments, optional quotes."""
+    out = {}
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if not ln or ln.startswith(("#", ";")) or "=" not in ln:
+            continue
+        k, v = ln.split("=", 1)
+        v = v.strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        out[k.strip()] = v
+    return out
+
+
+def write_atomic(path, data, mode):
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def technitium_install(s, node, vmid, vm, exec_s):
+    """/bin/sh technitium-install.sh as dash runs the provisioner's script
+    (set -e): the payload's ASP.NET Core runtime and DnsServerPortable
+    unpacked, web.pfx.b64 decoded into web.pfx (0600), port 53 freed from
+    systemd-resolved's stub, `systemctl enable --now technitium`. What it
+    needs and lacks ends it with exit 1 and a message. Idempotent: a run on
+    an installed VM changes nothing but web.pfx, and publishes again."""
+    fs = vm["guestfs"]
+    if TECHNITIUM_INSTALL not in fs:  # dash (Debian's /bin/sh) exits 2 here
+        return 0, 2, "", "/bin/sh: 0: cannot open %s: No such file\n" % TECHNITIUM_INSTALL
+    for p in TECHNITIUM_PAYLOAD:
+        if p not in fs:
+            return 0, 1, "", "technitium-install: %s is missing (it comes with the payload)\n" % p
+    for p in TECHNITIUM_FILES:
+        if p not in fs:
+            return 0, 1, "", "technitium-install: %s is missing\n" % p
+    env_path = TECHNITIUM_ETC + "/technitium.env"
+    env = env_file(pp.file_text(fs[env_path]))
+    for k in TECHNITIUM_ENV_NEEDS:
+        if not env.get(k):
+            return 0, 1, "", "technitium-install: %s does not set %s\n" % (env_path, k)
+    try:
+        pfx = base64.b64decode("".join(pp.file_text(fs[TECHNITIUM_ETC + "/web.pfx.b64"]).split()), validate=True)
+    except (binascii.Error, ValueError):
+        return 0, 1, "", "base64: invalid input\ntechnitium-install: %s/web.pfx.b64: not base64\n" % TECHNITIUM_ETC
+    fs[TECHNITIUM_ETC + "/web.pfx"] = {"mode": "0600", "sha256": hashlib.sha256(pfx).hexdigest(), "size": len(pfx),
+                                       "b64": base64.b64encode(pfx).decode(), "from": TECHNITIUM_INSTALL}
+    err = ""
+    if not service(vm, "technitium"):
+        vm["technitium"] = {"unit": "technitium", "identity": vm_identity(vm), "started": time.time() + exec_s}
+        err = ("Created symlink '/etc/systemd/system/multi-user.target.wants/technitium.service' \u2192 "
+               "'/etc/systemd/system/technitium.service'.\n")
+    d = s["nodes"][node]["gopts"].get("technitium_dir")
+    if d:
+        publish_technitium(os.path.join(d, vm["conf"].get("name") or str(vmid)), node, vmid, vm,
+                           file_bytes(fs[TECHNITIUM_ETC + "/admin.pw"]), pfx,
+                           file_bytes(fs[env_path]))
+    return exec_s, 0, "", err
+
+
+def publish_technitium(d, node, vmid, vm, password, pfx, env):
+    """The installed server, for technitium_sim.py --install-dir D: what it
+    reads at its first start, each file written whole (tmp + rename), and
+    D/installed last: {vmid, node, identity, time (when the service starts)}."""
+    os.makedirs(d, exist_ok=True)
+    write_atomic(os.path.join(d, "admin.pw"), password, 0o600)
+    write_atomic(os.path.join(d, "web.pfx"), pfx, 0o600)
+    write_atomic(os.path.join(d, "technitium.env"), env, 0o600)
+    marker = {"vmid": int(vmid), "node": node, "identity": vm["technitium"]["identity"],
+              "time": vm["technitium"]["started"]}
+    write_atomic(os.path.join(d, "installed"), (json.dumps(marker) + "\n").encode(), 0o644)
+
+
+def run_guest(s, node, vmid, vm, argv, data):
     """(delay_s, exitcode, out, err) of argv in the guest; raises Fail for a
     program QGA cannot start (as PVE reports it)."""
     boot = s["nodes"][node]["gopts"]["boot_ms"] / 1000.0
@@ -1420,10 +1538,9 @@ def run_guest(s, node, vm, argv, data):
     if len(argv) == 3 and argv[:2] == ["systemctl", "is-active"]:
         # systemd 257 (Debian 13), as t-guest-boot's real guest answers:
         # 3 for a unit that is not running, 4 for one that does not exist
-        if k3s_active(vm, argv[2]):
+        if unit_active(vm, argv[2]):
             return 0, 0, "active\n", ""
-        known = vm.get("k3s") and vm["k3s"]["unit"] == argv[2] and vm["k3s"]["identity"] == vm_identity(vm)
-        return 0, 3 if known else 4, "inactive\n", ""
+        return 0, 3 if service(vm, argv[2]) else 4, "inactive\n", ""
     if argv[:3] == ["/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true"] \
             and argv[4:] == ["/bin/sh", K3S_INSTALL] and argv[3] in ("INSTALL_K3S_EXEC=server",
                                                                    "INSTALL_K3S_EXEC=agent"):
@@ -1436,6 +1553,8 @@ def run_guest(s, node, vm, argv, data):
         vm["k3s"] = {"unit": unit, "role": role, "started": time.time() + exec_s,
                      "identity": vm_identity(vm), "config": fs[K3S_CONFIG]["data"]}
         return exec_s, 0, "[INFO]  systemd: Starting %s\n" % unit, ""
+    if argv == ["/bin/sh", TECHNITIUM_INSTALL]:
+        return technitium_install(s, node, vmid, vm, exec_s)
     raise Fail(500, "Agent error: Guest agent command failed, error was 'Failed to execute child process "
                "\u201c%s\u201d (No such file or directory)'" % argv[0])
 
@@ -1447,7 +1566,7 @@ def api_agent_exec(c, node, vmid):
     data = c.p.get("input-data")
     if not argv or not argv[0]:
         raise Fail(500, "Agent error: Guest agent command failed, error was 'Invalid parameter 'path''")
-    delay, code, out, err = run_guest(c.s, node, vm, argv, data)
+    delay, code, out, err = run_guest(c.s, node, int(vmid), vm, argv, data)
     vm.setdefault("agent_log", []).append({"command": argv, "input": data, "exitcode": code})
     pid = vm.get("next_pid", 1000)
     vm["next_pid"] = pid + 1

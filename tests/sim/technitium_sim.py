@@ -38,13 +38,39 @@ Zone transfer access (zoneTransfer, its ACL and TSIG key names) and notify
 targets become knotd ACLs and `notify:`; "zone name servers" stand for the
 addresses given with --peer (NS names resolve nowhere here).
 
+Installed into a guest (--install-dir I): the server the DNS step installs
+through the guest agent (pve_sim_guests.py technitium_install publishes it
+into I with pve_sim.py --technitium-dir). The HTTP port is bound at once
+but not listened on (connections are refused, as by a guest where nothing
+runs yet: "bound on 127.0.0.1:P"). Once I/installed appears (and its
+"time", when the service starts, has come) the server starts as Technitium
+does from its systemd unit's environment (I/technitium.env): with a new
+state it takes the admin password from the file DNS_SERVER_ADMIN_PASSWORD_FILE
+names, dnsServerDomain from DNS_SERVER_DOMAIN and the HTTPS web service
+settings (DNS_SERVER_WEB_SERVICE_ENABLE_HTTPS, _HTTPS_PORT,
+_TLS_CERTIFICATE_PATH, _TLS_CERTIFICATE_PASSWORD, _HTTP_TO_TLS_REDIRECT);
+with an existing state it keeps what it has, as Technitium reads these
+variables only when its config file does not exist (the state is written
+at the first start even when the web service then fails). A guest path is read
+from I by its base name (I/admin.pw, I/web.pfx). It then serves the API
+over HTTPS on the same port with the PKCS#12's certificate and key
+(converted with openssl's CLI into STATE/web-tls.pem): "listening on
+https://127.0.0.1:P". A PKCS#12 openssl cannot open (a wrong password) or
+HTTPS not enabled: logged, and the simulator exits 1 (Technitium's web
+service does not start).
+
 Usage: technitium_sim.py --port P --dns-port D --state DIR
-       [--admin-password-file F] [--name SERVER] [--latency-ms N]
-       [--peer 127.0.0.1:PORT]...
-State: DIR/technitium.json (zones, records, settings), DIR/zones/*.zone,
-DIR/knot/ (knot.conf, control socket, knotd's storage). Every request is
-recorded (sim_record.py: $TECHNITIUM_SIM_RECORD_DIR/NAME.jsonl and the
-suite's technitium-NAME.jsonl) with its authentication but never a
+       [--admin-password-file F | --install-dir I] [--name SERVER]
+       [--latency-ms N] [--peer 127.0.0.1:PORT]... [--address-map-file F]
+--address-map-file F: lines IP=127.0.0.1:PORT saying where this server's
+knotd reaches another server's address (a zone's primaries, its NOTIFY
+targets); a mapped address in a transfer ACL stands for that loopback
+address. Read whenever knot.conf is written.
+State: DIR/technitium.json (zones, records, settings; installed: the admin
+password's PBKDF2 hash and the certificate's password), DIR/zones/*.zone,
+DIR/knot/ (knot.conf, control socket, knotd's storage), DIR/web-tls.pem.
+Every request is recorded (sim_record.py: $TECHNITIUM_SIM_RECORD_DIR/NAME.jsonl
+and the suite's technitium-NAME.jsonl) with its authentication but never a
 password, token or TSIG secret.
 """
 import argparse
@@ -52,6 +78,7 @@ import atexit
 import base64
 import binascii
 import datetime
+import hashlib
 import http.server
 import ipaddress
 import json
@@ -60,6 +87,7 @@ import re
 import secrets
 import signal
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -69,7 +97,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sim_record  # noqa: E402
 
-SECRET_PARAMS = ("pass", "newPass", "token", "tsigKeys", "proxyPassword", "sharedSecret")
+SECRET_PARAMS = ("pass", "newPass", "token", "tsigKeys", "proxyPassword", "sharedSecret",
+                 "webServiceTlsCertificatePassword", "dnsTlsCertificatePassword")
 TSIG_ALGS = ("hmac-md5.sig-alg.reg.int", "hmac-sha1", "hmac-sha256", "hmac-sha256-128",
              "hmac-sha384", "hmac-sha384-192", "hmac-sha512", "hmac-sha512-256")
 KNOT_ALG = {"hmac-md5.sig-alg.reg.int": "hmac-md5", "hmac-sha1": "hmac-sha1",
@@ -95,6 +124,10 @@ class ApiError(Exception):
 
 class InvalidToken(Exception):
     pass
+
+
+class InstallError(Exception):
+    """The installed server's web service cannot start."""
 
 
 def now_iso():
@@ -197,6 +230,70 @@ def split_addr(a):
         ip, port = a, 53
     ipaddress.ip_address(ip)
     return ip, port
+
+
+def env_file(text):
+    """systemd's EnvironmentFile=: KEY=VALUE lines, # comments, optional quotes
+    (as pve_sim_guests.py env_file reads the same file in the guest)."""
+    out = {}
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if not ln or ln.startswith(("#", ";")) or "=" not in ln:
+            continue
+        k, v = ln.split("=", 1)
+        v = v.strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        out[k.strip()] = v
+    return out
+
+
+def password_hash(pw, salt, rounds=10000):
+    return hashlib.pbkdf2_hmac("sha256", pw.encode("utf-8"), bytes.fromhex(salt), rounds).hex()
+
+
+def wait_installed(d):
+    """I/installed (JSON), then its "time": when the guest's service starts."""
+    marker = os.path.join(d, "installed")
+    while True:
+        try:
+            with open(marker) as f:
+                m = json.load(f)
+            if isinstance(m, dict):
+                break
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.1)
+    try:
+        wait = float(m.get("time") or 0) - time.time()
+    except (TypeError, ValueError):
+        wait = 0
+    if wait > 0:
+        time.sleep(min(wait, 60))
+    return m
+
+
+def pkcs12_pem(pfx, password, out):
+    """The PKCS#12 file's certificate, chain and key as one PEM file (mode
+    0600) for ssl: openssl's CLI, the certificate with the key first (the
+    one whose bag has a localKeyID), then the CA certificates."""
+    env = dict(os.environ, TECHNITIUM_SIM_PFX_PASS=password)
+    pem = b""
+    for opts in (["-clcerts", "-nodes"], ["-cacerts", "-nokeys"]):
+        cmd = ["openssl", "pkcs12", "-in", pfx, "-passin", "env:TECHNITIUM_SIM_PFX_PASS"] + opts
+        r = subprocess.run(cmd, capture_output=True, env=env, stdin=subprocess.DEVNULL)
+        if r.returncode != 0 and b"unsupported" in r.stderr:  # RC2/3DES: OpenSSL 3 wants -legacy
+            r = subprocess.run(cmd + ["-legacy"], capture_output=True, env=env, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise InstallError("openssl pkcs12 -in %s %s: %s" % (pfx, " ".join(opts),
+                                                                r.stderr.decode("utf-8", "replace").strip()))
+        pem += r.stdout
+    tmp = out + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.replace(tmp, out)
+    return out
 
 
 def default_settings(name):
@@ -335,7 +432,8 @@ class Sim:
         self.path = os.path.join(a.state, "technitium.json")
         self.zonedir = os.path.join(a.state, "zones")
         os.makedirs(self.zonedir, exist_ok=True)
-        if os.path.exists(self.path):
+        self.new_state = not os.path.exists(self.path)
+        if not self.new_state:
             with open(self.path) as f:
                 self.st = json.load(f)
         else:
@@ -348,6 +446,65 @@ class Sim:
         self.rec = sim_record.Recorder("technitium", a.name,
                                        local_dir=os.environ.get("TECHNITIUM_SIM_RECORD_DIR"))
         self.knot = Knot(a.state, a.dns_port)
+
+    def check_password(self, pw):
+        """admin's password: the installed server's (its state keeps a hash), else
+        --admin-password-file's (or Technitium's default, admin)."""
+        h = self.st.get("admin")
+        if h:
+            return secrets.compare_digest(password_hash(pw, h["salt"], h["rounds"]), h["hash"])
+        return secrets.compare_digest(pw.encode(), self.password.encode())
+
+    # ---- installed into a guest (--install-dir) ----
+    def install(self, d):
+        """Start as the installed server does (see the module's docstring);
+        returns the server side SSLContext for the web service."""
+        st = self.st["settings"]
+        if self.new_state:
+            try:
+                with open(os.path.join(d, "technitium.env"), encoding="utf-8") as f:
+                    env = env_file(f.read())
+            except OSError as e:
+                raise InstallError("the environment file: %s" % e)
+            pwfile = env.get("DNS_SERVER_ADMIN_PASSWORD_FILE")
+            if pwfile:
+                try:
+                    with open(os.path.join(d, os.path.basename(pwfile)), "rb") as f:
+                        pw = f.read().decode("utf-8").rstrip("\r\n")
+                except (OSError, UnicodeDecodeError) as e:
+                    raise InstallError("DNS_SERVER_ADMIN_PASSWORD_FILE=%s: %s" % (pwfile, e))
+                salt = secrets.token_hex(16)
+                self.st["admin"] = {"salt": salt, "rounds": 10000, "hash": password_hash(pw, salt)}
+            if env.get("DNS_SERVER_DOMAIN"):
+                try:
+                    st["dnsServerDomain"] = domain_name(env["DNS_SERVER_DOMAIN"])
+                except ApiError as e:
+                    raise InstallError("DNS_SERVER_DOMAIN: %s" % e)
+            w = "DNS_SERVER_WEB_SERVICE_"
+            st["webServiceEnableTls"] = env.get(w + "ENABLE_HTTPS", "false").lower() == "true"
+            st["webServiceHttpToTlsRedirect"] = env.get(w + "HTTP_TO_TLS_REDIRECT", "false").lower() == "true"
+            st["webServiceUseSelfSignedTlsCertificate"] = False
+            try:
+                st["webServiceTlsPort"] = integer(env.get(w + "HTTPS_PORT") or "53443", 1, 65535)
+            except ApiError as e:
+                raise InstallError("%sHTTPS_PORT: %s" % (w, e))
+            st["webServiceTlsCertificatePath"] = env.get(w + "TLS_CERTIFICATE_PATH") or None
+            self.st["webTlsPassword"] = env.get(w + "TLS_CERTIFICATE_PASSWORD", "")
+            st["webServiceTlsCertificatePassword"] = "************" if self.st["webTlsPassword"] else None
+            self.save()
+        if not st.get("webServiceEnableTls"):
+            raise InstallError("the HTTPS web service is not enabled (DNS_SERVER_WEB_SERVICE_ENABLE_HTTPS)")
+        path = st.get("webServiceTlsCertificatePath")
+        if not path:
+            raise InstallError("no TLS certificate (DNS_SERVER_WEB_SERVICE_TLS_CERTIFICATE_PATH)")
+        pem = pkcs12_pem(os.path.join(d, os.path.basename(path)), self.st.get("webTlsPassword", ""),
+                         os.path.join(self.a.state, "web-tls.pem"))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(pem)
+        except (ssl.SSLError, OSError) as e:
+            raise InstallError("the TLS certificate %s: %s" % (path, e))
+        return ctx
 
     # ---- persistence and knotd ----
     def save(self):
@@ -374,6 +531,23 @@ class Sim:
 
     def peers(self):
         return [split_addr(p) for p in self.a.peer]
+
+    def address_map(self):
+        """--address-map-file: lines IP=127.0.0.1:PORT, the DNS VMs'
+        addresses as knotd reaches the other servers here (read at each
+        knot.conf, so a test may write it after the servers started)."""
+        m = {}
+        if self.a.address_map_file and os.path.exists(self.a.address_map_file):
+            for line in open(self.a.address_map_file):
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    m[k.strip()] = split_addr(v)
+        return m
+
+    def reach(self, addr):
+        """(ip, port) knotd uses for an address the API was given."""
+        ip, port = split_addr(addr)
+        return self.address_map().get(ip, (ip, port))
 
     def knot_conf(self):
         s = self.st["settings"]
@@ -406,7 +580,9 @@ class Sim:
                 if z["type"] == "Secondary":
                     nets += sorted({split_addr(x)[0] for x in o.get("primaryNameServerAddresses", [])})
             if o["zoneTransfer"] in ("UseSpecifiedNetworkACL", "AllowZoneNameServersAndUseSpecifiedNetworkACL"):
-                nets += [n for n in o["zoneTransferNetworkACL"] if not n.startswith("!")]
+                amap = self.address_map()
+                nets += [amap[n][0] if n in amap else n for n in o["zoneTransferNetworkACL"]
+                         if not n.startswith("!")]
             tkeys = [k for k in o.get("zoneTransferTsigKeyNames", []) if k in keys]
             if nets and o["zoneTransfer"] != "Deny":
                 for i, k in enumerate(tkeys or [None]):
@@ -420,7 +596,7 @@ class Sim:
             if o["notify"] in ("ZoneNameServers", "BothZoneAndSpecifiedNameServers"):
                 targets += self.peers()
             if o["notify"] in ("SpecifiedNameServers", "BothZoneAndSpecifiedNameServers"):
-                targets += [split_addr(x) for x in o["notifyNameServers"]]
+                targets += [self.reach(x) for x in o["notifyNameServers"]]
             for i, (ip, port) in enumerate(dict.fromkeys(targets)):
                 rid = "%s_notify%d" % (zid, i)
                 remotes += ["  - id: %s" % rid, "    address: %s@%d" % (ip, port)]
@@ -430,7 +606,7 @@ class Sim:
                 masters = []
                 key = o.get("primaryZoneTransferTsigKeyName") or None
                 for i, addr in enumerate(o["primaryNameServerAddresses"]):
-                    ip, port = split_addr(addr)
+                    ip, port = self.reach(addr)
                     rid = "%s_primary%d" % (zid, i)
                     remotes += ["  - id: %s" % rid, "    address: %s@%d" % (ip, port)]
                     if key and key in keys:
@@ -621,7 +797,7 @@ class Api:
     def login(self, p, _):
         user = self.need(p, "user").lower()
         pw = self.need(p, "pass")
-        if user != "admin" or not secrets.compare_digest(pw.encode(), self.sim.password.encode()):
+        if user != "admin" or not self.sim.check_password(pw):
             raise ApiError("Invalid username or password for user: %s" % user)
         tok = secrets.token_hex(32)
         self.sim.sessions[tok] = "admin"
@@ -1155,6 +1331,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_ctx = None  # the installed server's HTTPS
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.ssl_ctx is None:
+            return sock, addr
+        # the handshake happens in the request's thread, on its first read
+        sock.settimeout(30)
+        try:
+            return self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        except (ssl.SSLError, OSError):
+            sock.close()
+            raise
+
+    def handle_error(self, request, client_address):
+        if self.ssl_ctx is not None and isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            return  # a client that refused the certificate, or went away
+        super().handle_error(request, client_address)
 
 
 def main():
@@ -1164,11 +1358,21 @@ def main():
     ap.add_argument("--state", required=True)
     ap.add_argument("--name", default="dns1")
     ap.add_argument("--admin-password-file")
+    ap.add_argument("--install-dir",
+                    help="installed into a guest: serve HTTPS once DIR/installed appears (see above)")
     ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--address-map-file",
+                    help="lines IP=127.0.0.1:PORT: where knotd reaches a DNS VM's address (transfers, NOTIFY)")
     ap.add_argument("--peer", action="append", default=[],
                     help="IP:PORT of another server's DNS port, standing for the zones' name servers")
     a = ap.parse_args()
+    # knotd resolves its paths from its own working directory
+    for k in ("state", "install_dir", "address_map_file", "admin_password_file"):
+        if getattr(a, k, None):
+            setattr(a, k, os.path.abspath(getattr(a, k)))
     os.makedirs(a.state, exist_ok=True)
+    if a.install_dir:
+        return main_installed(a)
     sim = Sim(a)
 
     def bye(*_):
@@ -1183,6 +1387,43 @@ def main():
     srv = Server(("127.0.0.1", a.port), Handler)
     print("technitium_sim: %s listening on http://127.0.0.1:%d dns 127.0.0.1:%d knotd pid %d"
           % (a.name, a.port, a.dns_port, sim.knot.proc.pid), flush=True)
+    srv.serve_forever()
+
+
+def main_installed(a):
+    """--install-dir: the port bound (not listened on) until the install."""
+    knot = []
+
+    def bye(*_):
+        for k in knot:
+            k.stop()
+        os._exit(0)
+    signal.signal(signal.SIGTERM, bye)
+    signal.signal(signal.SIGINT, bye)
+    # Without SO_REUSEADDR: no other socket can bind the port meanwhile
+    # (Linux lets two SO_REUSEADDR sockets share a port none listens on).
+    srv = Server(("127.0.0.1", a.port), Handler, bind_and_activate=False)
+    srv.allow_reuse_address = False
+    srv.server_bind()
+    print("technitium_sim: %s bound on 127.0.0.1:%d (not listening until %s/installed)"
+          % (a.name, a.port, a.install_dir), flush=True)
+    m = wait_installed(a.install_dir)
+    sim = Sim(a)
+    knot.append(sim.knot)
+    atexit.register(sim.knot.stop)
+    try:
+        srv.ssl_ctx = sim.install(a.install_dir)
+    except InstallError as e:
+        print("technitium_sim: %s: the web service did not start: %s" % (a.name, e), file=sys.stderr, flush=True)
+        sys.exit(1)
+    with sim.lock:
+        sim.sync(restart=True)
+    Handler.sim = sim
+    srv.server_activate()
+    print("technitium_sim: %s listening on https://127.0.0.1:%d dns 127.0.0.1:%d knotd pid %d "
+          "(installed in VM %s on %s, dnsServerDomain %s)"
+          % (a.name, a.port, a.dns_port, sim.knot.proc.pid, m.get("vmid"), m.get("node"),
+             sim.st["settings"]["dnsServerDomain"]), flush=True)
     srv.serve_forever()
 
 

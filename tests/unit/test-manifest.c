@@ -618,7 +618,7 @@ static void test_k3s(void **state)
 	char buf[4096];
 	struct diags d = {};
 	struct manifest *m = NULL;
-	struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
+	struct mf_payload_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 
 	(void)state;
 	k3s_edit(buf, sizeof(buf), "  agents: [wrk]\n",

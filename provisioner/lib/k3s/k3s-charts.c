@@ -285,7 +285,7 @@ static int write_chart(struct run_ctx *ctx, const struct step *s, const struct k
 	if (r < 0)
 		return run_ctx_error(ctx, r, "chart %s: cannot write its HelmChart: %s", c->name, strerror(-r));
 	snprintf(path, sizeof(path), K3S_CHART_MANIFEST_FMT, c->name);
-	return k3s_guest_write(ctx, &s->vm, path, 0600, text);
+	return guest_write(ctx, &k3s_kctx(ctx)->gx, &s->vm, path, 0600, text);
 }
 
 /* A chart of ours the manifest dropped: its file goes, then its
@@ -301,7 +301,7 @@ static int remove_chart(struct run_ctx *ctx, const struct step *s, const char *n
 
 	snprintf(path, sizeof(path), K3S_CHART_MANIFEST_FMT, name);
 	k3s_progress(k, "chart %s is no longer in the manifest: removing it (K3s uninstalls its release)", name);
-	r = k3s_guest_run(ctx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
+	r = guest_run(ctx, &k3s_kctx(ctx)->gx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
 	if (r < 0)
 		return r;
 	/* K3s never deletes what a removed manifest file made: the

@@ -56,6 +56,7 @@ int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_
 		return -ENOMEM;
 	k->cfg = *cfg;
 	k->cfg.token_secret = NULL; /* not kept: only the full token is */
+	k->gx = (struct guest_exec){ .pve = cfg->pve, .progress = cfg->progress, .userdata = cfg->userdata };
 	k->etcd = m->k3s.ha;
 	if (!k->cfg.poll_ms)
 		k->cfg.poll_ms = 2000;
@@ -63,6 +64,8 @@ int k3s_ctx_new(const struct k3s_cfg *cfg, const struct manifest *m, struct k3s_
 		k->cfg.exec_timeout_ms = 10 * 60 * 1000;
 	if (!k->cfg.ready_timeout_ms)
 		k->cfg.ready_timeout_ms = 10 * 60 * 1000;
+	k->gx.poll_ms = k->cfg.poll_ms;
+	k->gx.timeout_ms = k->cfg.exec_timeout_ms;
 	r = k3s_trust_derive(cfg->ca_key_pem, cfg->ca_key_len, &k->trust);
 	if (r < 0)
 		return r;
@@ -182,118 +185,6 @@ static int str_array(struct run_ctx *ctx, const struct step *s, const char *key,
 	}
 	*ret_n = n;
 	return 0;
-}
-
-/* ---- commands in the guest ----------------------------------------------- */
-
-const char *k3s_tail(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	return n > max ? s + n - max : s;
-}
-
-/* Run argv in the VM through the guest agent and wait for it to exit;
- * *ret_status (optional) gets its status, otherwise anything but exit 0
- * is an error naming the command and carrying its output's tail. */
-int k3s_guest_run(struct run_ctx *ctx, const struct mf_vm *vm, const char *const *argv, const char *input,
-		     uint64_t timeout_ms, struct pve_exec_status *ret_status)
-{
-	struct k3s_ctx *k = k3s_kctx(ctx);
-	struct pve_exec_status st = {};
-	uint64_t deadline = http_now_ms() + timeout_ms, delay = 200;
-	unsigned pid;
-	int r = pve_vm_agent_exec(k->cfg.pve, vm->target_node, vm->vmid, argv, input, &pid);
-
-	if (r < 0)
-		return run_ctx_error(ctx, r, "%s: cannot run %s in the guest: %s", vm->name, argv[0],
-				     pve_client_error(k->cfg.pve));
-	for (;;) {
-		r = pve_vm_agent_exec_status(k->cfg.pve, vm->target_node, vm->vmid, pid, &st);
-		if (r < 0)
-			return run_ctx_error(ctx, r, "%s: %s: %s", vm->name, argv[0], pve_client_error(k->cfg.pve));
-		if (st.exited)
-			break;
-		pve_exec_status_done(&st);
-		if (http_now_ms() >= deadline)
-			return run_ctx_error(ctx, -ETIMEDOUT, "%s: %s did not finish within %" PRIu64 " s", vm->name,
-					     argv[0], timeout_ms / 1000);
-		sleep_ms(delay);
-		delay = delay * 2 > k->cfg.poll_ms ? k->cfg.poll_ms : delay * 2;
-	}
-	if (ret_status) {
-		*ret_status = st;
-		return 0;
-	}
-	if (st.exitcode != 0) {
-		r = run_ctx_error(ctx, -EIO, "%s: %s %s failed (exit %d%s): %s%s", vm->name, argv[0],
-				  argv[1] ? argv[1] : "", st.exitcode, st.signal >= 0 ? ", signal" : "",
-				  k3s_tail(st.err, EXEC_MAX_OUT), k3s_tail(st.out, EXEC_MAX_OUT));
-		pve_exec_status_done(&st);
-		return r;
-	}
-	pve_exec_status_done(&st);
-	return 0;
-}
-
-/* A file into the guest: coreutils install copies stdin to path with
- * mode, making its directories. */
-int k3s_guest_write(struct run_ctx *ctx, const struct mf_vm *vm, const char *path, unsigned mode, const char *data)
-{
-	char m[8];
-	const char *argv[] = { "/usr/bin/install", "-D", "-m", m, "/dev/stdin", path, NULL };
-
-	snprintf(m, sizeof(m), "%04o", mode & 07777);
-	return k3s_guest_run(ctx, vm, argv, data, k3s_kctx(ctx)->cfg.exec_timeout_ms, NULL);
-}
-
-/* cloud-init done (it put the payload in place): exit 0, or 2 ("done"
- * with recoverable errors: said, not fatal). */
-static int guest_settled(struct run_ctx *ctx, const struct mf_vm *vm)
-{
-	const char *argv[] = { "cloud-init", "status", "--wait", NULL };
-	struct pve_exec_status st = {};
-	int r = k3s_guest_run(ctx, vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
-
-	if (r < 0)
-		return r;
-	if (st.exitcode == 2)
-		k3s_progress(k3s_kctx(ctx), "%s: cloud-init finished with recoverable errors: %s", vm->name,
-			 k3s_tail(st.out, 256));
-	else if (st.exitcode != 0)
-		r = run_ctx_error(ctx, -EIO, "%s: cloud-init failed (exit %d): %s", vm->name, st.exitcode,
-				  k3s_tail(st.out, EXEC_MAX_OUT));
-	pve_exec_status_done(&st);
-	return r;
-}
-
-static int guest_active(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, bool *ret)
-{
-	const char *argv[] = { "systemctl", "is-active", unit, NULL };
-	struct pve_exec_status st = {};
-	int r = k3s_guest_run(ctx, vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
-
-	if (r < 0)
-		return r;
-	*ret = st.exitcode == 0 && strncmp(st.out, "active", 6) == 0;
-	pve_exec_status_done(&st);
-	return 0;
-}
-
-/* The last lines of the K3s unit's log, for an error (best effort). */
-void k3s_guest_journal(struct run_ctx *ctx, const struct mf_vm *vm, const char *unit, char *buf, size_t size)
-{
-	const char *argv[] = { "journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat", NULL };
-	struct pve_exec_status st = {};
-	char saved[RUN_ERROR_MAX];
-
-	buf[0] = 0;
-	memcpy(saved, ctx->error, sizeof(saved));
-	if (k3s_guest_run(ctx, vm, argv, NULL, 30000, &st) >= 0) {
-		snprintf(buf, size, "%s", k3s_tail(st.out, size - 1));
-		pve_exec_status_done(&st);
-	}
-	memcpy(ctx->error, saved, sizeof(saved)); /* a failure here is not the step's */
 }
 
 /* ---- the cluster as the API sees it --------------------------------------- */
@@ -450,7 +341,7 @@ static int kube_vip(struct run_ctx *ctx, const struct step *s)
 	r = k3s_kube_vip_manifest(ref, iface, ntohl(a.s_addr), &text, &n);
 	if (r < 0)
 		return run_ctx_error(ctx, r, "cannot write the kube-vip manifest: %s", strerror(-r));
-	r = k3s_guest_write(ctx, &s->vm, K3S_KUBE_VIP_MANIFEST, 0600, text);
+	r = guest_write(ctx, &k3s_kctx(ctx)->gx, &s->vm, K3S_KUBE_VIP_MANIFEST, 0600, text);
 	free(text);
 	return r;
 }
@@ -461,7 +352,7 @@ static int config_differs(struct run_ctx *ctx, const struct step *s, const char 
 {
 	const char *argv[] = { "cat", K3S_CONFIG_PATH, NULL };
 	struct pve_exec_status st = {};
-	int r = k3s_guest_run(ctx, &s->vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
+	int r = guest_run(ctx, &k3s_kctx(ctx)->gx, &s->vm, argv, NULL, k3s_kctx(ctx)->cfg.exec_timeout_ms, &st);
 
 	if (r < 0)
 		return r;
@@ -506,20 +397,20 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 	} else if (role == K3S_ROLE_INIT) {
 		/* before K3s first starts: it then uses these CAs, never its own */
 		for (size_t i = 0; i < K3S_TLS_FILES && r >= 0; i++)
-			r = k3s_guest_write(ctx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
+			r = guest_write(ctx, &k3s_kctx(ctx)->gx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
 					k->trust.files[i].pem);
 		if (r >= 0)
 			r = kube_vip(ctx, s);
 	} else
 		r = clear_stale(ctx, &s->vm);
 	if (r >= 0)
-		r = k3s_guest_write(ctx, &s->vm, K3S_CONFIG_PATH, 0600, config);
+		r = guest_write(ctx, &k3s_kctx(ctx)->gx, &s->vm, K3S_CONFIG_PATH, 0600, config);
 	free_wiped(config);
 	if (r < 0)
 		return r;
 	snprintf(exec_role, sizeof(exec_role), "INSTALL_K3S_EXEC=%s", role == K3S_ROLE_AGENT ? "agent" : "server");
 	k3s_progress(k, "%s: installing K3s (%s) from the bundle", s->vm.name, role == K3S_ROLE_AGENT ? "agent" : "server");
-	return k3s_guest_run(ctx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
+	return guest_run(ctx, &k3s_kctx(ctx)->gx, &s->vm, argv, NULL, k->cfg.exec_timeout_ms, NULL);
 }
 
 static int wait_ready(struct run_ctx *ctx, const struct step *s, struct node_view *v)
@@ -545,7 +436,7 @@ static int wait_ready(struct run_ctx *ctx, const struct step *s, struct node_vie
 		}
 		sleep_ms(k->cfg.poll_ms);
 	}
-	k3s_guest_journal(ctx, &s->vm, unit_of(role), log, sizeof(log));
+	guest_journal(ctx, &k3s_kctx(ctx)->gx, &s->vm, unit_of(role), log, sizeof(log));
 	return run_ctx_error(ctx, -ETIMEDOUT, "%s: not ready after %" PRIu64 " s: %s%s%s", s->vm.name,
 			     k->cfg.ready_timeout_ms / 1000, v->why, log[0] ? "; its K3s log ends: " : "", log);
 }
@@ -561,9 +452,9 @@ static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 
 	if (!k || !s->has_vm)
 		return run_ctx_error(ctx, -EINVAL, "no K3s context for %s", s->id);
-	r = guest_settled(ctx, &s->vm);
+	r = guest_settled(ctx, &k3s_kctx(ctx)->gx, &s->vm);
 	if (r >= 0)
-		r = guest_active(ctx, &s->vm, unit_of(role), &active);
+		r = guest_active(ctx, &k3s_kctx(ctx)->gx, &s->vm, unit_of(role), &active);
 	if (r < 0)
 		return r;
 	if (!active && role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready)

@@ -192,7 +192,7 @@ static const char *k3s_role(const struct manifest *m, const char *id)
 	return NULL;
 }
 
-static void k3s_file(struct mf_k3s_file *f, const char *asset, const char *key, unsigned mode, const char *dir,
+static void payload_file(struct mf_payload_file *f, const char *asset, const char *key, unsigned mode, const char *dir,
 		     const char *name)
 {
 	f->asset = asset;
@@ -203,7 +203,7 @@ static void k3s_file(struct mf_k3s_file *f, const char *asset, const char *key, 
 
 /* An image archive in the directory K3s imports from, under the base
  * name of its asset's file; nothing when the asset does not exist. */
-static bool k3s_image(struct mf_k3s_file *f, const struct manifest *m, const char *asset, const char *key)
+static bool k3s_image(struct mf_payload_file *f, const struct manifest *m, const char *asset, const char *key)
 {
 	const struct mf_asset *a = manifest_find_asset(m, asset);
 	const char *slash;
@@ -211,12 +211,12 @@ static bool k3s_image(struct mf_k3s_file *f, const struct manifest *m, const cha
 	if (!a || !a->file)
 		return false;
 	slash = strrchr(a->file, '/');
-	k3s_file(f, asset, key, 0644, MANIFEST_K3S_IMAGES_DIR, slash ? slash + 1 : a->file);
+	payload_file(f, asset, key, 0644, MANIFEST_K3S_IMAGES_DIR, slash ? slash + 1 : a->file);
 	return true;
 }
 
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
-			    struct mf_k3s_file ret[static MANIFEST_K3S_PAYLOAD_MAX])
+			    struct mf_payload_file ret[static MANIFEST_K3S_PAYLOAD_MAX])
 {
 	const struct mf_k3s *k = &m->k3s;
 	const char *role = g ? k3s_role(m, g->id) : NULL;
@@ -225,11 +225,11 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 	if (!role)
 		return 0;
 	if (k->airgap.binary)
-		k3s_file(&ret[n++], k->airgap.binary, "airgap.binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
+		payload_file(&ret[n++], k->airgap.binary, "airgap.binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
 	if (k3s_image(&ret[n], m, k->airgap.images, "airgap.images"))
 		n++;
 	if (k->airgap.install_script)
-		k3s_file(&ret[n++], k->airgap.install_script, "airgap.install_script", 0755, MANIFEST_K3S_INSTALL_PATH,
+		payload_file(&ret[n++], k->airgap.install_script, "airgap.install_script", 0755, MANIFEST_K3S_INSTALL_PATH,
 			 NULL);
 	/* kube-vip runs on the control plane only (docs/k3s.md) */
 	if (streq(role, "servers") && k3s_image(&ret[n], m, k->kube_vip.image, "kube_vip.image"))
@@ -242,9 +242,40 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 		if (!k->charts[i].name || !k->charts[i].chart)
 			continue;
 		snprintf(name, sizeof(name), "%s.tgz", k->charts[i].name);
-		k3s_file(&ret[n++], k->charts[i].chart, "charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
+		payload_file(&ret[n++], k->charts[i].chart, "charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
 	}
 	return n;
+}
+
+const char *const manifest_dns_proto_names[] = { "udp", "tcp", "tls", "https", NULL };
+
+const char *manifest_dns_proto_name(enum mf_dns_proto p)
+{
+	return (unsigned)p < ELEMENTSOF(manifest_dns_proto_names) - 1 ? manifest_dns_proto_names[p] : "?";
+}
+
+/* Whether an expanded VM of g is named name. */
+static bool group_has_vm(const struct mf_vm_group *g, const char *name)
+{
+	struct mf_vm vm;
+
+	for (unsigned i = 0; name && i < g->count; i++)
+		if (manifest_vm_expand(g, i, &vm) >= 0 && streq(vm.name, name))
+			return true;
+	return false;
+}
+
+size_t manifest_dns_payload(const struct manifest *m, const struct mf_vm_group *g,
+			    struct mf_payload_file ret[static MANIFEST_DNS_PAYLOAD_MAX])
+{
+	const struct mf_dns *d = &m->dns;
+
+	if (!d->present || !g || !d->airgap.package || !d->airgap.runtime ||
+	    !(group_has_vm(g, d->primary) || group_has_vm(g, d->secondary)))
+		return 0;
+	payload_file(&ret[0], d->airgap.package, "airgap.package", 0644, MANIFEST_DNS_PACKAGE_PATH, NULL);
+	payload_file(&ret[1], d->airgap.runtime, "airgap.runtime", 0644, MANIFEST_DNS_RUNTIME_PATH, NULL);
+	return 2;
 }
 
 /* ---- duplicate detection ------------------------------------------------ */
@@ -1031,7 +1062,7 @@ static void check_k3s_payload(struct mf_ctx *c, const struct manifest *m)
 
 	for (size_t i = 0; i < m->n_vms; i++) {
 		const struct mf_vm_group *g = &m->vms[i];
-		struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
+		struct mf_payload_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 		size_t n = manifest_k3s_payload(m, g, pl);
 
 		for (size_t j = 0; j < g->n_files; j++)
@@ -1052,7 +1083,7 @@ static void check_k3s_payload_paths(struct mf_ctx *c, const struct manifest *m)
 	char p[MF_PATH_MAX];
 
 	for (size_t i = 0; i < m->n_vms; i++) {
-		struct mf_k3s_file pl[MANIFEST_K3S_PAYLOAD_MAX];
+		struct mf_payload_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 		size_t n;
 
 		if (!streq_ptr(k3s_role(m, m->vms[i].id), "servers"))
@@ -1191,6 +1222,79 @@ static void check_forwarder(struct mf_ctx *c, const struct mf_dns_forwarder *f, 
 		mf_error_at(c, P(p, "dns.forwarders[%zu].name", i), "'%s' is not an https:// URL", f->name);
 }
 
+/* The DNS payload: its assets exist, and no group's own file takes one
+ * of its paths. Without it the DNS VMs' image must have Technitium. */
+static void check_dns_airgap(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_dns *d = &m->dns;
+	char p[MF_PATH_MAX];
+
+	if (!d->airgap.package && !d->airgap.runtime) {
+		if (!mf_failed(c, "dns.airgap"))
+			mf_warning_whole(c, "dns", "no dns.airgap: the DNS VMs' image must have Technitium DNS Server "
+						   "installed already (unit 'technitium', docs/dns.md)");
+		return;
+	}
+	check_asset_ref(c, m, d->airgap.package, "dns.airgap.package");
+	check_asset_ref(c, m, d->airgap.runtime, "dns.airgap.runtime");
+	for (size_t i = 0; i < m->n_vms; i++) {
+		const struct mf_vm_group *g = &m->vms[i];
+		struct mf_payload_file pl[MANIFEST_DNS_PAYLOAD_MAX];
+		size_t n = manifest_dns_payload(m, g, pl);
+
+		for (size_t j = 0; j < g->n_files; j++)
+			for (size_t e = 0; e < n; e++)
+				if (streq_ptr(g->files[j].path, pl[e].path))
+					mf_error_at(c, P(p, "vms[%zu].files[%zu].path", i, j),
+						    "'%s' is where dns.%s goes in the DNS VMs", pl[e].path, pl[e].key);
+	}
+}
+
+/* Names the zone answers for must not fight: a record of the manifest's
+ * for a name node_records already answers, or the wildcard answering for
+ * a node's name with the edge's address. */
+static void check_dns_names(struct mf_ctx *c, const struct manifest *m, bool vm_names)
+{
+	const struct mf_dns *d = &m->dns;
+	char p[MF_PATH_MAX];
+	struct mf_vm vm;
+
+	for (size_t i = 0; i < d->n_records; i++) {
+		const char *name = d->records[i].name;
+
+		if (!name)
+			continue;
+		/* the node's A record: another A or a CNAME for it fights it */
+		if (!d->node_records || !d->records[i].type ||
+		    !(streq(d->records[i].type, "A") || streq(d->records[i].type, "CNAME")))
+			continue;
+		for (size_t k = 0; k < m->n_nodes; k++)
+			if (streq_ptr(m->nodes[k].name, name))
+				mf_error_at(c, P(p, "dns.records[%zu].name", i),
+					    "'%s' collides with node %s's record (dns.node_records: true)", name, name);
+		if (vm_names && manifest_find_vm(m, name, &vm) >= 0 && vm.ip)
+			mf_error_at(c, P(p, "dns.records[%zu].name", i),
+				    "'%s' collides with VM %s's record (dns.node_records: true)", name, name);
+	}
+	if (!d->wildcard || d->node_records)
+		return;
+	for (size_t k = 0; k < m->n_nodes; k++) {
+		const char *node = m->nodes[k].name;
+		bool own = false;
+
+		for (size_t i = 0; node && i < d->n_records; i++)
+			own = own || streq_ptr(d->records[i].name, node);
+		if (!node || own)
+			continue;
+		mf_error_at(c, "dns.wildcard",
+			    "*.%s would answer for node %s.%s with %s address: set dns.node_records: true or give "
+			    "the nodes records",
+			    d->zone ? d->zone : "?", node, d->zone ? d->zone : "?",
+			    streq(d->wildcard, "edge") ? "the edge's" : "its");
+		break;
+	}
+}
+
 /* Whether every VM name could be expanded: a name lookup means something. */
 static bool vm_names_known(struct mf_ctx *c, const struct manifest *m)
 {
@@ -1224,12 +1328,22 @@ static int check_dns(struct mf_ctx *c, struct manifest *m)
 		mf_error_at(c, "dns.wildcard", "'%s' is neither an IPv4 address nor 'edge'", d->wildcard);
 	for (size_t i = 0; i < d->n_records; i++)
 		check_record(c, &d->records[i], i);
-	for (size_t i = 0; i < d->n_forwarders; i++)
+	for (size_t i = 0; i < d->n_forwarders; i++) {
+		char p[MF_PATH_MAX];
+
 		check_forwarder(c, &d->forwarders[i], i);
+		/* Technitium's forwarders setting has one forwarderProtocol */
+		if (i > 0 && d->forwarders[i].protocol != d->forwarders[0].protocol)
+			mf_error_at(c, P(p, "dns.forwarders[%zu].protocol", i),
+				    "Technitium's forwarders share one protocol: dns.forwarders[0]'s is %s",
+				    manifest_dns_proto_name(d->forwarders[0].protocol));
+	}
+	check_dns_airgap(c, m);
 	if (m->cluster.domain && set_default(&d->zone, m->cluster.domain) < 0)
 		return -ENOMEM;
 	if (m->edge.present && set_default(&d->wildcard, "edge") < 0)
 		return -ENOMEM;
+	check_dns_names(c, m, names);
 	return 0;
 }
 

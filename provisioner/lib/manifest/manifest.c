@@ -785,7 +785,7 @@ static const char *const transport_names[] = { "nvme", "sata", "usb", "virtio", 
 static const char *const disk_type_names[] = { "scsi", "virtio", "sata", "ide", NULL };
 static const char *const nic_model_names[] = { "virtio", "e1000", "rtl8139", "vmxnet3", NULL };
 static const char *const record_type_names[] = { "A", "AAAA", "CNAME", "TXT", NULL };
-static const char *const dns_proto_names[] = { "udp", "tcp", "tls", "https", NULL };
+
 static const char *const cert_names[] = { "internal-ca", "acme-dns01", NULL };
 
 static const struct field secret_fields[] = {
@@ -1260,7 +1260,7 @@ static const struct seq_spec records_spec = { .fields = record_fields, .elem_siz
 
 static const struct field forwarder_fields[] = {
 	FIELD("address", p_str, struct mf_dns_forwarder, address, true, NULL),
-	FIELD("protocol", p_enum, struct mf_dns_forwarder, protocol, false, dns_proto_names),
+	FIELD("protocol", p_enum, struct mf_dns_forwarder, protocol, false, manifest_dns_proto_names),
 	FIELD("name", p_str, struct mf_dns_forwarder, name, false, NULL),
 	{}
 };
@@ -1269,6 +1269,12 @@ static const struct seq_spec forwarders_spec = { .fields = forwarder_fields,
 						 .elem_size = sizeof(struct mf_dns_forwarder),
 						 .max = 16,
 						 .pos_offset = SIZE_MAX };
+
+static const struct field dns_airgap_fields[] = {
+	FIELD("package", p_ident, struct mf_dns, airgap.package, true, NULL),
+	FIELD("runtime", p_ident, struct mf_dns, airgap.runtime, true, NULL),
+	{}
+};
 
 static const struct field dns_fields[] = {
 	FIELD("primary", p_label, struct mf_dns, primary, true, NULL),
@@ -1279,6 +1285,7 @@ static const struct field dns_fields[] = {
 	FIELD2("records", p_seq, struct mf_dns, records, n_records, false, &records_spec),
 	FIELD2("forwarders", p_seq, struct mf_dns, forwarders, n_forwarders, false, &forwarders_spec),
 	FIELD("admin_password", p_secret, struct mf_dns, admin_password, true, NULL),
+	{ "airgap", p_inline_map, 0, false, dns_airgap_fields, 0 },
 	{}
 };
 
@@ -1446,6 +1453,8 @@ struct manifest *manifest_free(struct manifest *m)
 	}
 	free(m->dns.forwarders);
 	free(m->dns.admin_password.name);
+	free(m->dns.airgap.package);
+	free(m->dns.airgap.runtime);
 	free(m->edge.acme.email);
 	free(m->edge.acme.server);
 	free(m->edge.acme.provider);

@@ -287,6 +287,10 @@ struct mf_k3s {
 
 enum mf_dns_proto { MF_DNS_UDP, MF_DNS_TCP, MF_DNS_TLS, MF_DNS_HTTPS };
 
+/* "udp", "tcp", "tls", "https" (the manifest's words for enum mf_dns_proto) */
+extern const char *const manifest_dns_proto_names[];
+const char *manifest_dns_proto_name(enum mf_dns_proto p);
+
 struct mf_dns_forwarder {
 	char *address; /* IP, or host for TLS/HTTPS */
 	char *name;    /* TLS server name or DoH URL */
@@ -310,6 +314,13 @@ struct mf_dns {
 	struct mf_dns_forwarder *forwarders;
 	size_t n_forwarders;
 	struct mf_secret admin_password;
+	struct {
+		/* asset names: Technitium DNS Server's portable archive
+		 * (DnsServerPortable.tar.gz) and the ASP.NET Core runtime
+		 * archive it runs on; both or neither (NULL: the DNS VMs'
+		 * image has Technitium installed already) */
+		char *package, *runtime;
+	} airgap;
 	bool present;
 };
 
@@ -395,12 +406,13 @@ int manifest_find_vm(const struct manifest *m, const char *name, struct mf_vm *r
 /* Total number of VMs in the groups listed (k3s servers, say). */
 size_t manifest_count_vms(const struct manifest *m, char *const *group_ids, size_t n);
 
-/* One payload file of a K3s VM (see manifest_k3s_payload()). */
-struct mf_k3s_file {
+/* One file the plan adds to a VM's payload (manifest_k3s_payload(),
+ * manifest_dns_payload()). */
+struct mf_payload_file {
 	const char *asset; /* borrowed from the manifest */
 	char path[320];    /* in the guest */
 	unsigned mode;
-	const char *key;   /* the key below k3s that names the asset: "airgap.binary" */
+	const char *key;   /* the key below k3s (or dns) that names the asset: "airgap.binary" */
 };
 
 #define MANIFEST_K3S_PAYLOAD_MAX (4 + MANIFEST_K3S_CHARTS_MAX)
@@ -415,6 +427,22 @@ struct mf_k3s_file {
  * unset key is left out. Returns how many entries of ret[] were filled: 0
  * for any other group or without k3s. */
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
-			    struct mf_k3s_file ret[static MANIFEST_K3S_PAYLOAD_MAX]);
+			    struct mf_payload_file ret[static MANIFEST_K3S_PAYLOAD_MAX]);
+
+/* Where the DNS payload goes in a DNS VM (docs/dns.md). */
+#define MANIFEST_DNS_DIR "/usr/local/lib/devopslab/technitium"
+#define MANIFEST_DNS_PACKAGE_PATH MANIFEST_DNS_DIR "/DnsServerPortable.tar.gz"
+#define MANIFEST_DNS_RUNTIME_PATH MANIFEST_DNS_DIR "/aspnetcore-runtime.tar.gz"
+#define MANIFEST_DNS_PAYLOAD_MAX 2
+/* The TSIG key the secondary's zone transfers are signed with (its
+ * secret derives from the cluster CA's key: docs/dns.md). */
+#define MANIFEST_DNS_TSIG_KEY "devopslab-xfr"
+
+/* The DNS payload every VM of group g gets when one of g's VMs is
+ * dns.primary or dns.secondary and dns.airgap is set: airgap.package at
+ * MANIFEST_DNS_PACKAGE_PATH, airgap.runtime at MANIFEST_DNS_RUNTIME_PATH
+ * (both 0644). Returns how many entries of ret[] were filled. */
+size_t manifest_dns_payload(const struct manifest *m, const struct mf_vm_group *g,
+			    struct mf_payload_file ret[static MANIFEST_DNS_PAYLOAD_MAX]);
 
 DEFINE_FREE_FUNC(struct manifest, manifest_free)

@@ -859,18 +859,24 @@ static void push_file(struct builder *b, struct json_object *a, const char *asse
 /* vms[].files: what to copy into the guest; then, in a K3s server or agent
  * group, the K3s payload (manifest_k3s_payload(): the K3s VMs have no
  * internet, so the binary, images and install script travel the same
- * way, and on the servers kube-vip's image). No digest: the step takes
+ * way, and on the servers kube-vip's image); in the DNS VMs' group,
+ * Technitium and its runtime (manifest_dns_payload()). No digest: the step takes
  * each from the verified bundle by `file`, as rootfs-extract does. */
 static struct json_object *vm_files(struct builder *b, const struct mf_vm_group *g)
 {
 	struct json_object *a = arr(b);
-	struct mf_k3s_file k3s[MANIFEST_K3S_PAYLOAD_MAX];
+	struct mf_payload_file k3s[MANIFEST_K3S_PAYLOAD_MAX];
 	size_t n = manifest_k3s_payload(b->m, g, k3s);
+
+	struct mf_payload_file dns[MANIFEST_DNS_PAYLOAD_MAX];
+	size_t n_dns = manifest_dns_payload(b->m, g, dns);
 
 	for (size_t i = 0; i < g->n_files; i++)
 		push_file(b, a, g->files[i].asset, g->files[i].path, g->files[i].mode);
 	for (size_t i = 0; i < n; i++)
 		push_file(b, a, k3s[i].asset, k3s[i].path, k3s[i].mode);
+	for (size_t i = 0; i < n_dns; i++)
+		push_file(b, a, dns[i].asset, dns[i].path, dns[i].mode);
 	return a;
 }
 
@@ -1106,16 +1112,29 @@ static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)
 	return r;
 }
 
+/* Each DNS server: Technitium installed (from the bundle, or already in
+ * the image), its web console on HTTPS with a certificate of the cluster
+ * CA, recursion for the LAN only, and the zone-transfer TSIG key when
+ * there is a secondary (docs/dns.md). */
 static void add_dns_server(struct builder *b, const struct mf_vm *vm, const char *role)
 {
-	struct json_object *p = obj(b);
-	char title[STEP_TITLE_MAX];
+	const struct mf_dns *d = &b->m->dns;
+	struct json_object *p = obj(b), *acl = arr(b);
+	char title[STEP_TITLE_MAX], fqdn[320], cidr[24], ip[16];
 	struct step *s;
 
+	bfmt(b, fqdn, sizeof(fqdn), "%s.%s", vm->name, d->zone);
+	fmt_ip(b->m->network.subnet.addr, ip);
+	bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, b->m->network.subnet.prefix);
+	push(b, acl, str(b, cidr));
 	put_str(b, p, "vm", vm->name);
 	put_ip(b, p, "ip", vm->ip);
 	put_str(b, p, "role", role);
-	put_secret(b, p, "admin_password", &b->m->dns.admin_password);
+	put_str(b, p, "fqdn", fqdn);
+	put_str(b, p, "install", d->airgap.package ? "bundle" : "image");
+	put(b, p, "recursion_acl", acl);
+	put_str(b, p, "tsig_key", d->secondary ? MANIFEST_DNS_TSIG_KEY : NULL);
+	put_secret(b, p, "admin_password", &d->admin_password);
 	bfmt(b, title, sizeof(title), "Installing Technitium DNS on %s", vm->name);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SERVER, NULL, p, title, "cluster/dns/server/%s", vm->name);
 	if (s) {
@@ -1127,6 +1146,7 @@ static void add_dns_server(struct builder *b, const struct mf_vm *vm, const char
 static void add_record(struct builder *b, const char *name, const char *type, const char *value)
 {
 	const char *zone = b->m->dns.zone;
+	const char *server = b->m->dns.primary;
 	struct json_object *p = obj(b);
 	char title[STEP_TITLE_MAX], full[320];
 
@@ -1135,6 +1155,7 @@ static void add_record(struct builder *b, const char *name, const char *type, co
 	else
 		bfmt(b, full, sizeof(full), "%s.%s", name, zone);
 	put_str(b, p, "zone", zone);
+	put_str(b, p, "server", server);
 	put_str(b, p, "name", full);
 	put_str(b, p, "type", type);
 	put_str(b, p, "value", value);
@@ -1154,24 +1175,24 @@ static void add_dns_records(struct builder *b)
 		} else
 			add_record(b, "*", "A", d->wildcard);
 	}
-	if (d->node_records)
+	if (d->node_records) {
 		for (size_t i = 0; i < b->m->n_nodes; i++) {
 			fmt_ip(b->m->nodes[i].ip, ip);
 			add_record(b, b->m->nodes[i].name, "A", ip);
 		}
+		/* the VMs with a static address, group by group */
+		for (size_t g = 0; g < b->m->n_vms; g++)
+			for (unsigned i = 0; i < b->m->vms[g].count; i++) {
+				struct mf_vm vm;
+
+				if (manifest_vm_expand(&b->m->vms[g], i, &vm) < 0 || !vm.ip)
+					continue;
+				fmt_ip(vm.ip, ip);
+				add_record(b, vm.name, "A", ip);
+			}
+	}
 	for (size_t i = 0; i < d->n_records; i++)
 		add_record(b, d->records[i].name, d->records[i].type, d->records[i].value);
-}
-
-static const char *proto_name(enum mf_dns_proto p)
-{
-	static const char *const names[] = {
-		[MF_DNS_UDP] = "udp",
-		[MF_DNS_TCP] = "tcp",
-		[MF_DNS_TLS] = "tls",
-		[MF_DNS_HTTPS] = "https",
-	};
-	return (unsigned)p < ELEMENTSOF(names) ? names[p] : "?";
 }
 
 static void add_dns(struct builder *b)
@@ -1193,6 +1214,10 @@ static void add_dns(struct builder *b)
 	put_str(b, p, "zone", d->zone);
 	put_str(b, p, "primary", primary.name);
 	put_ip(b, p, "primary_ip", primary.ip);
+	if (d->secondary) {
+		put_ip(b, p, "secondary_ip", secondary.ip);
+		put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
+	}
 	bfmt(b, title, sizeof(title), "Creating DNS zone %s", d->zone);
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_ZONE, NULL, p, title, "cluster/dns/zone/%s", d->zone);
 	add_dns_records(b);
@@ -1204,12 +1229,16 @@ static void add_dns(struct builder *b)
 			struct json_object *f = obj(b);
 
 			put_str(b, f, "address", d->forwarders[i].address);
-			put_str(b, f, "protocol", proto_name(d->forwarders[i].protocol));
+			put_str(b, f, "protocol", manifest_dns_proto_name(d->forwarders[i].protocol));
 			put_str(b, f, "name", d->forwarders[i].name);
 			push(b, a, f);
 		}
-		put_str(b, p, "server", primary.name);
 		put(b, p, "forwarders", a);
+		a = arr(b);
+		push(b, a, str(b, primary.name));
+		if (d->secondary)
+			push(b, a, str(b, secondary.name));
+		put(b, p, "servers", a);
 		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_FORWARDERS, NULL, p, "Setting the DNS forwarders",
 		    "cluster/dns/forwarders");
 	}
@@ -1219,6 +1248,8 @@ static void add_dns(struct builder *b)
 		put_str(b, p, "secondary", secondary.name);
 		put_ip(b, p, "secondary_ip", secondary.ip);
 		put_ip(b, p, "primary_ip", primary.ip);
+		put_str(b, p, "primary", primary.name);
+		put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
 		bfmt(b, title, sizeof(title), "Making %s a secondary for %s", secondary.name, d->zone);
 		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SECONDARY, NULL, p, title, "cluster/dns/secondary/%s",
 		    secondary.name);

@@ -46,6 +46,7 @@ struct http_transport {
 	uint64_t deadline_ms;
 	uint64_t rng;
 	unsigned attempts;
+	struct curl_slist *connect_to;
 	char err[512];
 };
 
@@ -280,6 +281,7 @@ struct http_transport *http_transport_free(struct http_transport *t)
 		return NULL;
 	if (t->curl)
 		curl_easy_cleanup(t->curl);
+	curl_slist_free_all(t->connect_to);
 	free(t->base_url);
 	free(t->ca_file);
 	free(t->ca_pem);
@@ -468,6 +470,11 @@ static int setup_handle(struct http_transport *t)
 			return -ENOMEM;
 	}
 	curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+	if (t->o.connect_to[0]) {
+		if (!t->connect_to && !(t->connect_to = curl_slist_append(NULL, t->o.connect_to)))
+			return -ENOMEM;
+		curl_easy_setopt(t->curl, CURLOPT_CONNECT_TO, t->connect_to);
+	}
 	curl_easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(t->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	/* A resumed session would skip our verify callback. */

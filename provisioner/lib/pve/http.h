@@ -44,6 +44,11 @@ struct http_opts {
 	uint64_t backoff_max_ms;      /* cap of one delay; default 5000 */
 	size_t max_body;              /* response body cap; default 8 MiB */
 	uint64_t seed;                /* jitter source; 0 = random */
+	/* "HOST:PORT:CHOST:CPORT" (libcurl's CURLOPT_CONNECT_TO): connect
+	 * to CHOST:CPORT for the URL's HOST:PORT, the certificate still
+	 * checked against HOST (tests: a simulator on loopback for a guest's
+	 * address). "" = none. */
+	char connect_to[160];
 };
 
 /* One part of a multipart/form-data body: a field (value), or a file
