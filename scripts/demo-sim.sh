@@ -8,9 +8,14 @@
 # cluster forms, then the first node checks the storage, makes the
 # templates and VMs, and forms K3s in them through the guest agent, checked
 # through a Kubernetes API simulator (tests/sim/k8s_sim.py: it learns from
-# the Proxmox simulator which guests run K3s, with what configuration).
-# It stops where this build stops (DNS: exit 5). Every simulator is stopped
-# on exit.
+# the Proxmox simulator which guests run K3s, with what configuration),
+# then installs and configures Technitium DNS in the two DNS VMs: each is a
+# Technitium API simulator (tests/sim/technitium_sim.py) that starts
+# serving HTTPS once the simulated guest ran the install script, with the
+# certificate and password the provisioner put there, and whose zones a
+# real knotd serves on 127.0.0.1 (the secondary by a TSIG-signed AXFR).
+# It stops where this build stops (the edge: exit 5). Every simulator is
+# stopped on exit.
 set -euo pipefail
 bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +35,7 @@ for i in 0 1 2; do
 	n=${nodes[$i]} port=$(free_port)
 	PVE_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/pve_sim.py" --state "$work/state" \
 		--node "$n" --ip "${ips[$i]}" --port "$port" --password-file "$work/root.pw" --task-ms 300 \
-		--latency-ms 20 --guest-boot-ms 2000 >"$work/sim-$n.log" 2>&1 &
+		--latency-ms 20 --guest-boot-ms 2000 --technitium-dir "$work/technitium" >"$work/sim-$n.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do [ -s "$work/state/$n.fp" ] && break; sleep 0.1; done
 	[ -s "$work/state/$n.fp" ] || { cat "$work/sim-$n.log" >&2; echo "demo: simulator $n did not start" >&2; exit 1; }
@@ -45,12 +50,34 @@ K8S_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/k8s_sim.py" --
 pids+=($!)
 echo "SIMULATED Kubernetes API (K3s): https://127.0.0.1:$k8s_port (requests: $work/records/)"
 
+# Technitium DNS in devops-dns-01 (primary) and devops-dns-02 (secondary):
+# nothing listens until the provisioner has installed it in the guest.
+dns_vms=(devops-dns-01 devops-dns-02)
+dns_ips=(10.0.10.41 10.0.10.42)
+dns_connect=() dns_ports=()
+: >"$work/technitium-map"
+for i in 0 1; do
+	v=${dns_vms[$i]} port=$(free_port) dport=$(free_port)
+	TECHNITIUM_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/technitium_sim.py" --name "$v" \
+		--port "$port" --dns-port "$dport" --state "$work/technitium-state-$v" \
+		--install-dir "$work/technitium/$v" --address-map-file "$work/technitium-map" --latency-ms 20 \
+		>"$work/sim-$v.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do grep -q "bound on 127.0.0.1:$port " "$work/sim-$v.log" && break; sleep 0.1; done
+	grep -q "bound on 127.0.0.1:$port " "$work/sim-$v.log" || { cat "$work/sim-$v.log" >&2; echo "demo: $v's simulator did not start" >&2; exit 1; }
+	printf '%s=127.0.0.1:%s\n' "${dns_ips[$i]}" "$dport" >>"$work/technitium-map"
+	dns_connect+=(--dns-connect "$v=127.0.0.1:$port")
+	dns_ports+=("$dport")
+	echo "SIMULATED Technitium DNS in $v: https://${dns_ips[$i]}:53443 here 127.0.0.1:$port, DNS 127.0.0.1:$dport (knotd)"
+done
+
 # Trust as on the installed nodes: each node its own API by its certificate
 # file (here the simulator's), the others by the cluster CA from the
 # bundle's secrets; never on first use.
 fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
 	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
-	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report"; }
+	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report" \
+	"${dns_connect[@]}" --dns-timeout 120; }
 
 # The members wait for the first node's cluster and join in manifest order.
 fb devops-node-02 >"$work/firstboot-devops-node-02.log" 2>&1 & m2=$!
@@ -65,6 +92,13 @@ echo "[SIMULATED] firstboot exit status: devops-node-01 $rc, devops-node-02 $rc2
 	"(5: every step this build implements is done)"
 echo "[SIMULATED] the guests' cloud-init seeds as the simulated nodes received them:"
 ls "$work/records"/*.user-data 2>/dev/null | sed 's/^/  /' || true
+if [ -s "$work/technitium/devops-dns-01/installed" ] && command -v kdig >/dev/null; then
+	echo "[SIMULATED] the lab's names, asked of the primary's and the secondary's DNS (kdig; real DNS from knotd):"
+	for name in devops-node-01.homelab.local devops-k3s-server-01.homelab.local anything.homelab.local; do
+		echo "  $name: $(kdig @127.0.0.1 -p "${dns_ports[0]}" +short +time=2 "$name" A) /" \
+			"$(kdig @127.0.0.1 -p "${dns_ports[1]}" +short +time=2 "$name" A)"
+	done
+fi
 if [ -s "$work/report/kubeconfig" ]; then
 	echo "[SIMULATED] the K3s administrator's kubeconfig: $work/report/kubeconfig (mode $(stat -c %a "$work/report/kubeconfig"))"
 fi
