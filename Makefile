@@ -43,7 +43,7 @@ else
 ALL_CFLAGS += -D_FORTIFY_SOURCE=3
 endif
 LDLIBS := -Wl,--as-needed $(PKG_LDLIBS) $(MBEDTLS_LDLIBS)
-LDLIBS += -lcrypt
+LDLIBS += -lcrypt -lresolv
 # The step engine runs concurrent steps on threads (lib/plan/engine.c).
 LDLIBS += -pthread
 

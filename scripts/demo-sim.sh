@@ -66,7 +66,7 @@ for i in 0 1; do
 	for _ in $(seq 100); do grep -q "bound on 127.0.0.1:$port " "$work/sim-$v.log" && break; sleep 0.1; done
 	grep -q "bound on 127.0.0.1:$port " "$work/sim-$v.log" || { cat "$work/sim-$v.log" >&2; echo "demo: $v's simulator did not start" >&2; exit 1; }
 	printf '%s=127.0.0.1:%s\n' "${dns_ips[$i]}" "$dport" >>"$work/technitium-map"
-	dns_connect+=(--dns-connect "$v=127.0.0.1:$port")
+	dns_connect+=(--dns-connect "$v=127.0.0.1:$port" --dns-query "$v=127.0.0.1:$dport")
 	dns_ports+=("$dport")
 	echo "SIMULATED Technitium DNS in $v: https://${dns_ips[$i]}:53443 here 127.0.0.1:$port, DNS 127.0.0.1:$dport (knotd)"
 done

@@ -19,6 +19,7 @@
 #include "install/sysconf.h"
 #include "k3s/k3s.h"
 #include "dns/dns.h"
+#include "verify/verify.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_BUNDLE_VERIFY] = &gate_bundle_ops, /* install: gate */
@@ -89,5 +90,5 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_EDGE_CERTS] = NULL,        /* edge */
 
-	[STEP_VERIFY] = NULL,            /* verify */
+	[STEP_VERIFY] = &verify_ops, /* verify */
 };

@@ -37,6 +37,7 @@
 #include "guests/guests.h"
 #include "k3s/k3s.h"
 #include "dns/dns.h"
+#include "verify/verify.h"
 #include "fileio.h"
 #include <limits.h>
 #include "verbs.h"
@@ -55,6 +56,9 @@ struct fb_opts {
 	const char *dns_password_file; /* --manifest runs: the value of dns.admin_password */
 	const char *dns_connect[DNS_CONNECT_MAX]; /* "VM=HOST:PORT" (tests) */
 	size_t n_dns_connect;
+	const char *dns_query[DNS_CONNECT_MAX];   /* "VM=HOST:PORT" (tests) */
+	size_t n_dns_query;
+	uint64_t verify_timeout_ms;
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -80,7 +84,8 @@ static void usage(FILE *f)
 		   " [--poll-ms MS] [--task-poll-ms MS] [--timeout-ms MS] [--retry-base-ms MS]\n"
 		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n"
 		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n"
-		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-timeout SEC]\n");
+		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
+		   "         [--dns-timeout SEC] [--verify-timeout SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -102,7 +107,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -136,6 +141,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "dns-password-file", required_argument, NULL, O_DNSPW },
 		{ "dns-connect", required_argument, NULL, O_DNSCONNECT },
 		{ "dns-timeout", required_argument, NULL, O_DNSTIMEOUT },
+		{ "dns-query", required_argument, NULL, O_DNSQUERY },
+		{ "verify-timeout", required_argument, NULL, O_VERIFYTIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -191,12 +198,19 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_REPORT: o->report_dir = optarg; break;
 		case O_DNSPW: o->dns_password_file = optarg; break;
 		case O_DNSCONNECT:
-			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') || o->n_dns_connect >= DNS_CONNECT_MAX) {
-				log_error("--dns-connect takes VM=HOST:PORT (at most %d)", DNS_CONNECT_MAX);
+		case O_DNSQUERY:
+			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
+			    (c == O_DNSCONNECT ? o->n_dns_connect : o->n_dns_query) >= DNS_CONNECT_MAX) {
+				log_error("--dns-%s takes VM=HOST:PORT (at most %d)", c == O_DNSCONNECT ? "connect" : "query",
+					  DNS_CONNECT_MAX);
 				return -EINVAL;
 			}
-			o->dns_connect[o->n_dns_connect++] = optarg;
+			if (c == O_DNSCONNECT)
+				o->dns_connect[o->n_dns_connect++] = optarg;
+			else
+				o->dns_query[o->n_dns_query++] = optarg;
 			break;
+		case O_VERIFYTIMEOUT: r = parse_u64(optarg, &v); o->verify_timeout_ms = v * 1000; break;
 		case O_DNSTIMEOUT: r = parse_u64(optarg, &v); o->dns_timeout_ms = v * 1000; break;
 		case O_JOBS:
 			r = parse_u64(optarg, &v);
@@ -623,10 +637,10 @@ static int k3s_setup(const struct fb_opts *o, const struct manifest *m, const st
 	return r;
 }
 
-static bool plan_has_dns(const struct plan *p)
+static bool plan_has_kind(const struct plan *p, enum step_kind kind)
 {
 	for (size_t i = 0; i < p->n_steps; i++)
-		if (p->steps[i].kind == STEP_DNS_SERVER)
+		if (p->steps[i].kind == kind)
 			return true;
 	return false;
 }
@@ -647,7 +661,7 @@ static int dns_setup(const struct fb_opts *o, const struct manifest *m, const st
 			  .backoff_base_ms = o->retry_base_ms, .max_attempts = 2, .seed = o->seed },
 		.progress = on_progress,
 	};
-	char pw[PASSWORD_MAX + 2], vm[DNS_CONNECT_MAX][64];
+	char pw[PASSWORD_MAX + 2], vm[DNS_CONNECT_MAX][64], qvm[DNS_CONNECT_MAX][64];
 	const char *value = NULL;
 	int r;
 
@@ -681,6 +695,14 @@ static int dns_setup(const struct fb_opts *o, const struct manifest *m, const st
 		dcfg.connect_to[i] = eq + 1;
 	}
 	dcfg.n_connect = o->n_dns_connect;
+	for (size_t i = 0; i < o->n_dns_query; i++) {
+		const char *eq = strchr(o->dns_query[i], '=');
+
+		snprintf(qvm[i], sizeof(qvm[i]), "%.*s", (int)(eq - o->dns_query[i]), o->dns_query[i]);
+		dcfg.query_vm[i] = qvm[i];
+		dcfg.query_to[i] = eq + 1;
+	}
+	dcfg.n_query = o->n_dns_query;
 	dcfg.admin_password = value;
 	r = cluster_self_client(cc, &dcfg.pve);
 	if (r < 0) {
@@ -729,6 +751,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(guests_ctx_freep) struct guests_ctx *gc = NULL;
 	_cleanup_(k3s_ctx_freep) struct k3s_ctx *kc = NULL;
 	_cleanup_(dns_ctx_freep) struct dns_ctx *dc = NULL;
+	struct verify_cfg vcfg = {};
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
@@ -816,12 +839,24 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
-	if (plan_has_dns(plan)) {
+	if (plan_has_kind(plan, STEP_DNS_SERVER)) {
 		r = dns_setup(&o, m, secrets, cc, &dc);
 		if (r < 0) {
 			ret = EXIT_BADINPUT;
 			goto out;
 		}
+	}
+
+	if (plan_has_kind(plan, STEP_VERIFY)) {
+		r = cluster_self_client(cc, &vcfg.pve);
+		if (r < 0) {
+			log_error("%s", cluster_error(cc));
+			goto out;
+		}
+		vcfg.k3s = kc;
+		vcfg.dns = dc;
+		vcfg.poll_ms = o.poll_ms;
+		vcfg.timeout_ms = o.verify_timeout_ms;
 	}
 
 	run_ctx_init(&ctx);
@@ -835,6 +870,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.guests = gc;
 	ctx.k3s = kc;
 	ctx.dns = dc;
+	ctx.verify = &vcfg;
 	ctx.progress = on_step;
 	ctx.userdata = &would_apply;
 	ctx.dry_run = o.dry_run;

@@ -93,7 +93,9 @@ printf '10.0.0.41=127.0.0.1:%s\n10.0.0.42=127.0.0.1:%s\n' "$TN_DNS_PORT_dns_01" 
 TN_PORT1=${TN_URL_dns_01##*:} TN_PORT2=${TN_URL_dns_02##*:}
 DNSARGS=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key"
 	--dns-password-file "$TESTTMP/dns.pw" --dns-timeout 60
-	--dns-connect "dns-01=127.0.0.1:$TN_PORT1" --dns-connect "dns-02=127.0.0.1:$TN_PORT2")
+	--dns-connect "dns-01=127.0.0.1:$TN_PORT1" --dns-connect "dns-02=127.0.0.1:$TN_PORT2"
+	--dns-query "dns-01=127.0.0.1:$TN_DNS_PORT_dns_01" --dns-query "dns-02=127.0.0.1:$TN_DNS_PORT_dns_02"
+	--verify-timeout 30)
 
 # tn_api through the VM's address, trusted by the cluster CA (dns-lib.sh).
 tn_vm() { # NAME IP
@@ -107,6 +109,14 @@ tn_vm() { # NAME IP
 form_all "${DNSARGS[@]}"
 OUT=$(cat "$TESTTMP/fb-pve1.out")
 grep -q "error:" <<<"$OUT" && { echo "$OUT" >&2; fail "the first run reported an error"; }
+# The last step asked everything again from the outside; its table.
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "firstboot pve1 exited $RC, not 0 (the plan has no edge)"; }
+grep -q "Verifying the cluster end to end: \(already \)\?done" <<<"$OUT" || { echo "$OUT" >&2; fail "no verification"; }
+for want in "quorum  *lab  *yes  *quorate, 3 of 3 nodes online" "vm  *dns-02  *yes  *running on pve3" \
+	"dns  *devopslab-verify.home.arpa A @dns-02  *yes  *10.0.0.30" "dns  *www.home.arpa CNAME @dns-01  *yes  *git.home.arpa" \
+	"dns  *home.arpa TXT @dns-02  *yes  *lab=devopslab" "^21 of 21 answered as planned"; do
+	grep -q "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "the verification table lacks '$want'"; }
+done
 for title in "Installing Technitium DNS on dns-01" "Installing Technitium DNS on dns-02" \
 	"Creating DNS zone home.arpa" "Adding DNS record git.home.arpa A 10.0.0.70" "Setting the DNS forwarders" \
 	"Making dns-02 a secondary for home.arpa"; do
@@ -189,6 +199,18 @@ fb_formed pve1
 grep -q "git.home.arpa A was 10.0.0.99: setting it back to 10.0.0.70" <<<"$OUT" ||
 	{ echo "$OUT" >&2; fail "the change by hand was not reported"; }
 assert_eq "10.0.0.70" "$(tn_dig "$TN_DNS_PORT_dns_01" git.home.arpa A)" "git A set back"
+
+# The verification fails, and says where, when a server does not answer
+# (its queries sent to a port where nothing listens).
+dead=$(free_port)
+V=("${DNSARGS[@]/#dns-02=127.0.0.1:$TN_DNS_PORT_dns_02/dns-02=127.0.0.1:$dead}")
+V+=(--verify-timeout 2)
+fb pve1 "${V[@]}"
+[ "$RC" = 1 ] || { echo "$OUT" >&2; fail "a DNS server not answering: exit $RC"; }
+grep -q "dns  *git.home.arpa A @dns-02  *NO  *no answer" <<<"$OUT" || { echo "$OUT" >&2; fail "no failed row for dns-02"; }
+grep -q "dns  *git.home.arpa A @dns-01  *yes" <<<"$OUT" || { echo "$OUT" >&2; fail "dns-01's row"; }
+grep -q "error: cluster/verify: 9 of 21 checks did not answer as planned; the first: dns " <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the verification's error"; }
 
 # A wrong admin password: Technitium's own words, and a failed run.
 printf 'not the password\n' >"$TESTTMP/wrong.pw"

@@ -43,8 +43,21 @@ struct dns_ctx {
 	char tsig[DNS_TSIG_B64_MAX]; /* secret */
 	struct guest_exec gx;
 	struct server servers[SERVERS_MAX];
-	char connect_vm[DNS_CONNECT_MAX][64], connect_to[DNS_CONNECT_MAX][96]; /* cfg's, copied */
+	/* cfg's test mappings, copied */
+	char connect_vm[DNS_CONNECT_MAX][96], connect_to[DNS_CONNECT_MAX][96];
+	char query_vm[DNS_CONNECT_MAX][96], query_to[DNS_CONNECT_MAX][96];
 };
+
+/* dst[i] = a copy of src[i] in buf[i]; -EINVAL when one does not fit. */
+static int copy_map(const char *const *src, size_t n, char (*buf)[96], const char **dst)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!src[i] || snprintf(buf[i], 96, "%s", src[i]) >= 96)
+			return -EINVAL;
+		dst[i] = buf[i];
+	}
+	return 0;
+}
 
 int dns_ctx_new(const struct dns_cfg *cfg, const struct manifest *m, struct dns_ctx **ret)
 {
@@ -71,26 +84,22 @@ int dns_ctx_new(const struct dns_cfg *cfg, const struct manifest *m, struct dns_
 		d->cfg.ready_timeout_ms = 5 * 60 * 1000;
 	d->gx = (struct guest_exec){ .pve = cfg->pve, .poll_ms = d->cfg.poll_ms, .timeout_ms = d->cfg.exec_timeout_ms,
 				     .progress = cfg->progress, .userdata = cfg->userdata };
-	for (size_t i = 0; i < cfg->n_connect; i++) {
-		if (!cfg->vm[i] || !cfg->connect_to[i] ||
-		    snprintf(d->connect_vm[i], sizeof(d->connect_vm[i]), "%s", cfg->vm[i]) >= (int)sizeof(d->connect_vm[i]) ||
-		    snprintf(d->connect_to[i], sizeof(d->connect_to[i]), "%s", cfg->connect_to[i]) >=
-			    (int)sizeof(d->connect_to[i]))
-			return -EINVAL;
-		d->cfg.vm[i] = d->connect_vm[i];
-		d->cfg.connect_to[i] = d->connect_to[i];
-	}
+	if (cfg->n_query > DNS_CONNECT_MAX || copy_map(cfg->vm, cfg->n_connect, d->connect_vm, d->cfg.vm) < 0 ||
+	    copy_map(cfg->connect_to, cfg->n_connect, d->connect_to, d->cfg.connect_to) < 0 ||
+	    copy_map(cfg->query_vm, cfg->n_query, d->query_vm, d->cfg.query_vm) < 0 ||
+	    copy_map(cfg->query_to, cfg->n_query, d->query_to, d->cfg.query_to) < 0)
+		return -EINVAL; /* cppcheck-suppress memleak ; _cleanup_ frees d */
 	d->admin_password = strdup(cfg->admin_password);
 	if (!d->admin_password)
-		return -ENOMEM;
+		return -ENOMEM; /* cppcheck-suppress memleak ; _cleanup_ frees d */
 	fd = open(cfg->ca_key_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	r = fd < 0 ? negative_errno() : read_fd_capped(fd, CA_KEY_MAX, &key, &n);
 	if (r < 0)
-		return r;
+		return r; /* cppcheck-suppress memleak ; _cleanup_ frees d */
 	r = dns_tsig_secret(key, n, d->tsig);
 	explicit_wipe(key, n);
 	if (r < 0)
-		return r;
+		return r; /* cppcheck-suppress memleak ; _cleanup_ frees d */
 	*ret = TAKE_PTR(d);
 	return 0;
 }
@@ -105,6 +114,23 @@ struct dns_ctx *dns_ctx_free(struct dns_ctx *d)
 		free(d);
 	}
 	return NULL;
+}
+
+int dns_query_endpoint(const struct dns_ctx *d, const char *vm, const char *ip, char host[static 64],
+		       unsigned *ret_port)
+{
+	for (size_t i = 0; i < d->cfg.n_query; i++) {
+		const char *colon = strrchr(d->cfg.query_to[i], ':');
+
+		if (!streq_ptr(d->cfg.query_vm[i], vm) || !colon)
+			continue;
+		snprintf(host, 64, "%.*s", (int)(colon - d->cfg.query_to[i]), d->cfg.query_to[i]);
+		*ret_port = (unsigned)strtoul(colon + 1, NULL, 10);
+		return *ret_port ? 0 : -EINVAL;
+	}
+	snprintf(host, 64, "%s", ip);
+	*ret_port = 53;
+	return 0;
 }
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -46,6 +46,10 @@ struct dns_cfg {
 	 * copied by dns_ctx_new() */
 	const char *vm[DNS_CONNECT_MAX], *connect_to[DNS_CONNECT_MAX];
 	size_t n_connect;
+	/* tests: the DNS queries (port 53) of VM query_vm[i] go to
+	 * query_to[i] ("HOST:PORT") instead; copied by dns_ctx_new() */
+	const char *query_vm[DNS_CONNECT_MAX], *query_to[DNS_CONNECT_MAX];
+	size_t n_query;
 	uint64_t poll_ms;          /* default 2000 */
 	uint64_t exec_timeout_ms;  /* one command in a guest; default 10 min */
 	uint64_t ready_timeout_ms; /* the API up, a zone transferred; default 5 min */
@@ -60,6 +64,11 @@ struct dns_ctx;
 int dns_ctx_new(const struct dns_cfg *cfg, const struct manifest *m, struct dns_ctx **ret);
 struct dns_ctx *dns_ctx_free(struct dns_ctx *d);
 DEFINE_FREE_FUNC(struct dns_ctx, dns_ctx_free);
+
+/* Where DNS queries for the server in VM vm (address ip) go: its address
+ * and port 53, or the test's mapping. host gets a dotted quad. */
+int dns_query_endpoint(const struct dns_ctx *d, const char *vm, const char *ip, char host[static 64],
+		       unsigned *ret_port);
 
 extern const struct step_ops dns_server_ops;
 extern const struct step_ops dns_zone_ops;

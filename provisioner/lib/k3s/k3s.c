@@ -134,6 +134,25 @@ int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
 	return r;
 }
 
+int k3s_nodes_ready(struct k3s_ctx *k, const char *const *names, size_t n, bool *ready, char *why, size_t why_size)
+{
+	_cleanup_free_ struct kube_node *nodes = NULL;
+	size_t nn = 0;
+	int r = kube_nodes(k->kube, &nodes, &nn);
+
+	if (r < 0) {
+		if (why)
+			snprintf(why, why_size, "%s", kube_error(k->kube));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kube_node *kn = kube_node_find(nodes, nn, names[i]);
+
+		ready[i] = kn && kn->ready;
+	}
+	return 0;
+}
+
 /* ---- context and helpers ------------------------------------------------- */
 
 struct k3s_ctx *k3s_kctx(struct run_ctx *ctx)

@@ -70,6 +70,11 @@ int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path);
  * server>:6443. */
 const char *k3s_api_url(const struct k3s_ctx *k);
 
+/* The cluster's nodes as the Kubernetes API lists them: for each of the
+ * n names, ready[i] whether it is Ready (false when absent). Errors as
+ * kube_nodes(); why (optional) gets the API's words. */
+int k3s_nodes_ready(struct k3s_ctx *k, const char *const *names, size_t n, bool *ready, char *why, size_t why_size);
+
 extern const struct step_ops k3s_server_init_ops;
 extern const struct step_ops k3s_server_join_ops;
 extern const struct step_ops k3s_agent_ops;

@@ -1291,14 +1291,59 @@ static void add_edge(struct builder *b)
 	    "cluster/edge/certificates");
 }
 
+static bool group_listed(char *const *v, size_t n, const char *id)
+{
+	for (size_t i = 0; id && i < n; i++)
+		if (streq_ptr(v[i], id))
+			return true;
+	return false;
+}
+
+/* What the verification step checks, from the steps before it: every VM
+ * running, every K3s node Ready, and every DNS record of the plan answered
+ * by every DNS server (the wildcard asked for a name under it). */
 static void add_verify(struct builder *b)
 {
 	const struct manifest *m = b->m;
-	struct json_object *p = obj(b), *a = arr(b);
+	struct json_object *p = obj(b), *a = arr(b), *names = arr(b), *k3s = arr(b), *servers = arr(b),
+			   *dns = arr(b);
 	size_t n_vms = 0;
 
-	for (size_t i = 0; i < m->n_vms; i++)
-		n_vms += m->vms[i].count;
+	for (size_t g = 0; g < m->n_vms; g++)
+		for (unsigned i = 0; i < m->vms[g].count; i++) {
+			struct mf_vm vm;
+
+			if (manifest_vm_expand(&m->vms[g], i, &vm) < 0)
+				continue;
+			push(b, names, str(b, vm.name));
+			if (m->k3s.present && (group_listed(m->k3s.servers, m->k3s.n_servers, m->vms[g].id) ||
+					       group_listed(m->k3s.agents, m->k3s.n_agents, m->vms[g].id)))
+				push(b, k3s, str(b, vm.name));
+			n_vms++;
+		}
+	for (size_t i = 0; m->dns.present && i < b->plan->n_steps; i++) {
+		const struct step *s = &b->plan->steps[i];
+		struct json_object *q;
+		const char *name = step_param_string(s, "name");
+		char under[320];
+
+		if (s->kind == STEP_DNS_SERVER) {
+			q = obj(b);
+			put_str(b, q, "vm", step_param_string(s, "vm"));
+			put_str(b, q, "ip", step_param_string(s, "ip"));
+			push(b, servers, q);
+		}
+		if (s->kind != STEP_DNS_RECORD || !name)
+			continue;
+		q = obj(b);
+		/* a wildcard answers for any name under it: ask for one */
+		if (name[0] == '*' && name[1] == '.')
+			bfmt(b, under, sizeof(under), "devopslab-verify.%s", name + 2);
+		put_str(b, q, "name", name[0] == '*' ? under : name);
+		put_str(b, q, "type", step_param_string(s, "type"));
+		put_str(b, q, "value", step_param_string(s, "value"));
+		push(b, dns, q);
+	}
 	push(b, a, str(b, "quorum"));
 	push(b, a, str(b, "vms-running"));
 	if (m->k3s.present)
@@ -1310,6 +1355,10 @@ static void add_verify(struct builder *b)
 	put(b, p, "checks", a);
 	put_u64(b, p, "nodes", m->n_nodes);
 	put_u64(b, p, "vms", n_vms);
+	put(b, p, "vm_names", names);
+	put(b, p, "k3s_nodes", k3s);
+	put(b, p, "dns_servers", servers);
+	put(b, p, "dns_names", dns);
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_VERIFY, NULL, p, "Verifying the cluster end to end", "cluster/verify");
 }
 

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.c — the verification step; see verify.h.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "dns/dns.h"
+#include "dns/resolve.h"
+#include "k3s/k3s.h"
+#include "plan/json-util.h"
+#include "plan/run.h"
+#include "pve/http.h"
+#include "pve/pve-guest.h"
+#include "pve/pve.h"
+#include "util.h"
+#include "verify.h"
+
+#define ROWS_MAX 1024
+#define NAMES_MAX 512
+
+struct row {
+	char check[24];
+	char target[160];
+	char answer[160];
+	bool ok;
+};
+
+struct table {
+	struct row *rows;
+	size_t n;
+	size_t failed;
+};
+
+static struct row *row_add(struct table *t, const char *check, bool ok)
+{
+	struct row *r;
+
+	if (t->n >= ROWS_MAX)
+		return NULL;
+	r = &t->rows[t->n++];
+	*r = (struct row){ .ok = ok };
+	snprintf(r->check, sizeof(r->check), "%s", check);
+	if (!ok)
+		t->failed++;
+	return r;
+}
+
+static void row(struct table *t, const char *check, bool ok, const char *target, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void row(struct table *t, const char *check, bool ok, const char *target, const char *fmt, ...)
+{
+	struct row *r = row_add(t, check, ok);
+	va_list ap;
+
+	if (!r)
+		return;
+	snprintf(r->target, sizeof(r->target), "%s", target);
+	va_start(ap, fmt);
+	vsnprintf(r->answer, sizeof(r->answer), fmt, ap);
+	va_end(ap);
+}
+
+/* The string array key of the step's parameters into v (borrowed). */
+static size_t strings(const struct step *s, const char *key, const char **v, size_t max)
+{
+	struct json_object *a = json_get_array(s->params, key);
+	size_t n = 0;
+
+	for (size_t i = 0; a && i < json_object_array_length(a) && n < max; i++) {
+		const char *x = json_object_get_string(json_object_array_get_idx(a, i));
+
+		if (x)
+			v[n++] = x;
+	}
+	return n;
+}
+
+static bool has_check(const struct step *s, const char *name)
+{
+	const char *v[8];
+	size_t n = strings(s, "checks", v, ELEMENTSOF(v));
+
+	for (size_t i = 0; i < n; i++)
+		if (streq(v[i], name))
+			return true;
+	return false;
+}
+
+static void check_quorum(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct pve_cluster_status st;
+	uint64_t want = 0;
+	size_t online = 0;
+	int r = pve_cluster_status(c->pve, &st);
+
+	(void)step_param_u64(s, "nodes", &want);
+	if (r < 0) {
+		row(t, "quorum", false, "the Proxmox cluster", "%s", pve_client_error(c->pve));
+		return;
+	}
+	for (size_t i = 0; i < st.n_members; i++)
+		online += st.members[i].online;
+	row(t, "quorum", st.in_cluster && st.quorate && online == want, st.in_cluster ? st.name : "the Proxmox cluster",
+	    "%s, %zu of %" PRIu64 " nodes online", st.quorate ? "quorate" : "NOT quorate", online, want);
+}
+
+static void check_vms(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	_cleanup_free_ struct pve_guest *g = NULL;
+	const char *names[NAMES_MAX];
+	size_t n = strings(s, "vm_names", names, NAMES_MAX), ng = 0;
+	int r = pve_cluster_guests(c->pve, &g, &ng);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pve_guest *found = NULL;
+
+		for (size_t k = 0; r >= 0 && k < ng && !found; k++)
+			if (!g[k].template && streq(g[k].name, names[i]))
+				found = &g[k];
+		if (r < 0)
+			row(t, "vm", false, names[i], "%s", pve_client_error(c->pve));
+		else if (!found)
+			row(t, "vm", false, names[i], "no such VM");
+		else
+			row(t, "vm", streq(found->status, "running"), names[i], "%s on %s (VMID %u)", found->status,
+			    found->node, found->vmid);
+	}
+}
+
+static void check_k3s(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	const char *names[NAMES_MAX];
+	bool ready[NAMES_MAX];
+	char why[256] = "";
+	size_t n = strings(s, "k3s_nodes", names, NAMES_MAX);
+	int r = c->k3s ? k3s_nodes_ready(c->k3s, names, n, ready, why, sizeof(why)) : -ENOTCONN;
+
+	for (size_t i = 0; i < n; i++)
+		if (r < 0)
+			row(t, "k3s node", false, names[i], "%s", why[0] ? why : "no K3s context");
+		else
+			row(t, "k3s node", ready[i], names[i], "%s", ready[i] ? "Ready" : "not Ready (or not a node)");
+}
+
+/* Whether the answer holds the planned value (names without case or the
+ * final dot). */
+static bool answered(const struct dns_answer *a, const char *type, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n && value[n - 1] == '.' && !streq(type, "TXT"))
+		n--;
+	for (size_t i = 0; i < a->n; i++)
+		if (streq(type, "TXT") ? streq(a->v[i], value)
+				       : strlen(a->v[i]) == n && strncasecmp(a->v[i], value, n) == 0)
+			return true;
+	return false;
+}
+
+static void check_dns(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *servers = json_get_array(s->params, "dns_servers");
+	struct json_object *names = json_get_array(s->params, "dns_names");
+
+	for (size_t i = 0; servers && i < json_object_array_length(servers); i++) {
+		struct json_object *sv = json_object_array_get_idx(servers, i);
+		const char *vm = json_get_string(sv, "vm"), *ip = json_get_string(sv, "ip");
+		char host[64], target[160];
+		unsigned port = 53;
+
+		if (!vm || !ip || !c->dns || dns_query_endpoint(c->dns, vm, ip, host, &port) < 0) {
+			row(t, "dns", false, vm ? vm : "?", "no DNS context for it");
+			continue;
+		}
+		for (size_t k = 0; names && k < json_object_array_length(names); k++) {
+			struct json_object *q = json_object_array_get_idx(names, k);
+			const char *name = json_get_string(q, "name"), *type = json_get_string(q, "type"),
+				   *value = json_get_string(q, "value");
+			struct dns_answer a;
+			char got[160] = "";
+			size_t o = 0;
+			int r;
+
+			if (!name || !type || !value)
+				continue;
+			snprintf(target, sizeof(target), "%s %s @%s", name, type, vm);
+			r = dns_resolve(host, port, name, type, 2, &a);
+			for (size_t j = 0; r >= 0 && j < a.n && o < sizeof(got); j++) {
+				int w = snprintf(got + o, sizeof(got) - o, "%s%s", j ? ", " : "", a.v[j]);
+
+				o += w > 0 ? (size_t)w : 0;
+			}
+			if (r < 0)
+				row(t, "dns", false, target, "no answer (%s)", strerror(-r));
+			else if (a.n == 0)
+				row(t, "dns", false, target, "%s, no %s record (want %s)",
+				    a.rcode == 3 ? "NXDOMAIN" : a.rcode == 0 ? "NOERROR" : "an error", type, value);
+			else
+				row(t, "dns", answered(&a, type, value), target, "%s%s%s", got,
+				    answered(&a, type, value) ? "" : ", want ", answered(&a, type, value) ? "" : value);
+		}
+	}
+}
+
+/* Every check once into t. */
+static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
+{
+	const struct verify_cfg *c = ctx->verify;
+
+	if (!c || !c->pve)
+		return run_ctx_error(ctx, -EINVAL, "no verification context for %s", s->id);
+	t->n = t->failed = 0;
+	if (has_check(s, "quorum"))
+		check_quorum(c, s, t);
+	if (has_check(s, "vms-running"))
+		check_vms(c, s, t);
+	if (has_check(s, "k3s-nodes-ready"))
+		check_k3s(c, s, t);
+	if (has_check(s, "dns-resolves"))
+		check_dns(c, s, t);
+	if (has_check(s, "edge-https"))
+		row(t, "edge", false, "the edge", "not checked: the edge is not in this build");
+	return 0;
+}
+
+static void print_table(const struct verify_cfg *c, const struct table *t)
+{
+	FILE *f = c->out ? c->out : stdout;
+	int wc = 5, wt = 6;
+
+	for (size_t i = 0; i < t->n; i++) {
+		wc = (int)strlen(t->rows[i].check) > wc ? (int)strlen(t->rows[i].check) : wc;
+		wt = (int)strlen(t->rows[i].target) > wt ? (int)strlen(t->rows[i].target) : wt;
+	}
+	fprintf(f, "%-*s  %-*s  %-4s  %s\n", wc, "check", wt, "target", "ok", "answer");
+	for (size_t i = 0; i < t->n; i++)
+		fprintf(f, "%-*s  %-*s  %-4s  %s\n", wc, t->rows[i].check, wt, t->rows[i].target,
+			t->rows[i].ok ? "yes" : "NO", t->rows[i].answer);
+	fprintf(f, "%zu of %zu answered as planned\n", t->n - t->failed, t->n);
+	fflush(f);
+}
+
+static int verify_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
+{
+	struct table t = { .rows = calloc(ROWS_MAX, sizeof(struct row)) };
+	int r;
+
+	if (!t.rows)
+		return -ENOMEM;
+	r = survey(ctx, s, &t);
+	*ret_done = r >= 0 && t.n > 0 && t.failed == 0;
+	if (*ret_done)
+		print_table(ctx->verify, &t);
+	free(t.rows);
+	return r;
+}
+
+static int verify_apply(struct run_ctx *ctx, const struct step *s)
+{
+	const struct verify_cfg *c = ctx->verify;
+	struct table t = { .rows = calloc(ROWS_MAX, sizeof(struct row)) };
+	uint64_t poll = c && c->poll_ms ? c->poll_ms : 2000;
+	uint64_t deadline = http_now_ms() + (c && c->timeout_ms ? c->timeout_ms : 3 * 60 * 1000);
+	char first[400] = "";
+	int r;
+
+	if (!t.rows)
+		return -ENOMEM;
+	for (;;) {
+		r = survey(ctx, s, &t);
+		if (r < 0 || t.failed == 0 || http_now_ms() >= deadline)
+			break;
+		sleep_ms(poll);
+	}
+	if (r >= 0)
+		print_table(c, &t);
+	for (size_t i = 0; r >= 0 && i < t.n; i++)
+		if (!t.rows[i].ok) {
+			snprintf(first, sizeof(first), "%s %s: %s", t.rows[i].check, t.rows[i].target, t.rows[i].answer);
+			break;
+		}
+	if (r >= 0 && t.failed)
+		r = run_ctx_error(ctx, -EIO, "%zu of %zu checks did not answer as planned; the first: %s", t.failed, t.n,
+				  first);
+	if (r >= 0) {
+		struct json_object *res = json_object_new_object();
+
+		if (res) {
+			json_add_u64(res, "checks", t.n);
+			run_ctx_set_result(ctx, res);
+		}
+	}
+	free(t.rows);
+	return r;
+}
+
+const struct step_ops verify_ops = { .check = verify_check, .apply = verify_apply };
