@@ -28,6 +28,7 @@ import traceback
 import uuid
 
 import pve_sim_payload as pp
+from envfile import env_file
 import pve_sim_storage as st
 import pve_sim_vmconf as vc
 from pve_sim_storage import GIB, MIB
@@ -1425,21 +1426,6 @@ def file_bytes(f):
     if "data" in f:
         return f["data"].encode("utf-8")
     return base64.b64decode(f.get("b64", ""))
-
-
-def env_file(text):
-    """systemd's EnvironmentFile=: KEY=VALUE lines, # comments, optional quotes."""
-    out = {}
-    for ln in text.splitlines():
-        ln = ln.strip()
-        if not ln or ln.startswith(("#", ";")) or "=" not in ln:
-            continue
-        k, v = ln.split("=", 1)
-        v = v.strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
-            v = v[1:-1]
-        out[k.strip()] = v
-    return out
 
 
 def write_atomic(path, data, mode):

@@ -96,6 +96,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sim_record  # noqa: E402
+from envfile import env_file  # noqa: E402
 
 SECRET_PARAMS = ("pass", "newPass", "token", "tsigKeys", "proxyPassword", "sharedSecret",
                  "webServiceTlsCertificatePassword", "dnsTlsCertificatePassword")
@@ -230,22 +231,6 @@ def split_addr(a):
         ip, port = a, 53
     ipaddress.ip_address(ip)
     return ip, port
-
-
-def env_file(text):
-    """systemd's EnvironmentFile=: KEY=VALUE lines, # comments, optional quotes
-    (as pve_sim_guests.py env_file reads the same file in the guest)."""
-    out = {}
-    for ln in text.splitlines():
-        ln = ln.strip()
-        if not ln or ln.startswith(("#", ";")) or "=" not in ln:
-            continue
-        k, v = ln.split("=", 1)
-        v = v.strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
-            v = v[1:-1]
-        out[k.strip()] = v
-    return out
 
 
 def password_hash(pw, salt, rounds=10000):

@@ -169,6 +169,19 @@ static int param(struct run_ctx *ctx, const struct step *s, const char *key, con
 	return *ret ? 0 : run_ctx_error(ctx, -EINVAL, "%s: parameter '%s' is missing", s->id, key);
 }
 
+/* Each string parameter keys[i] into *vals[i]; the first missing is the error. */
+static int params(struct run_ctx *ctx, const struct step *s, const char *const *keys, const char **const *vals,
+		  size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = param(ctx, s, keys[i], vals[i]);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int find_vm(struct run_ctx *ctx, struct dns_ctx *d, const char *name, struct mf_vm *ret)
 {
 	return manifest_find_vm(d->m, name, ret) < 0 ? run_ctx_error(ctx, -EINVAL, "no VM named %s", name) : 0;
@@ -336,9 +349,8 @@ static int server_want(struct run_ctx *ctx, const struct step *s, struct server_
 	*w = (struct server_want){ .tsig_key = step_param_string(s, "tsig_key") };
 	if (!s->has_vm)
 		return run_ctx_error(ctx, -EINVAL, "%s: no VM", s->id);
-	r = param(ctx, s, "fqdn", &w->fqdn);
-	if (r >= 0)
-		r = param(ctx, s, "install", &w->install);
+	r = params(ctx, s, (const char *const[]){ "fqdn", "install" }, (const char **const[]){ &w->fqdn, &w->install },
+		   2);
 	if (r >= 0)
 		r = str_array(ctx, s, "recursion_acl", w->acl, LIST_MAX, &w->n_acl);
 	return r;
@@ -570,9 +582,8 @@ static int zone_want(struct run_ctx *ctx, struct dns_ctx *d, const struct step *
 
 	*w = (struct zone_want){ .secondary_ip = step_param_string(s, "secondary_ip"),
 				 .tsig_key = step_param_string(s, "tsig_key") };
-	r = param(ctx, s, "zone", &w->zone);
-	if (r >= 0)
-		r = param(ctx, s, "primary", &w->primary);
+	r = params(ctx, s, (const char *const[]){ "zone", "primary" }, (const char **const[]){ &w->zone, &w->primary },
+		   2);
 	if (r >= 0)
 		r = find_vm(ctx, d, w->primary, &w->vm);
 	return r;
@@ -694,15 +705,8 @@ static int record_want(struct run_ctx *ctx, struct dns_ctx *d, const struct step
 	int r;
 
 	*w = (struct record_want){};
-	r = param(ctx, s, "zone", &w->zone);
-	if (r >= 0)
-		r = param(ctx, s, "server", &w->server);
-	if (r >= 0)
-		r = param(ctx, s, "name", &w->name);
-	if (r >= 0)
-		r = param(ctx, s, "type", &w->type);
-	if (r >= 0)
-		r = param(ctx, s, "value", &w->value);
+	r = params(ctx, s, (const char *const[]){ "zone", "server", "name", "type", "value" },
+		   (const char **const[]){ &w->zone, &w->server, &w->name, &w->type, &w->value }, 5);
 	if (r < 0)
 		return r;
 	w->field = streq(w->type, "A") || streq(w->type, "AAAA") ? "ipAddress"
@@ -962,15 +966,8 @@ static int sec_want(struct run_ctx *ctx, struct dns_ctx *d, const struct step *s
 	int r;
 
 	*w = (struct sec_want){};
-	r = param(ctx, s, "zone", &w->zone);
-	if (r >= 0)
-		r = param(ctx, s, "primary_ip", &w->primary_ip);
-	if (r >= 0)
-		r = param(ctx, s, "tsig_key", &w->tsig_key);
-	if (r >= 0)
-		r = param(ctx, s, "secondary", &sec);
-	if (r >= 0)
-		r = param(ctx, s, "primary", &pri);
+	r = params(ctx, s, (const char *const[]){ "zone", "primary_ip", "tsig_key", "secondary", "primary" },
+		   (const char **const[]){ &w->zone, &w->primary_ip, &w->tsig_key, &sec, &pri }, 5);
 	if (r >= 0)
 		r = find_vm(ctx, d, sec, &w->vm);
 	if (r >= 0)
