@@ -91,4 +91,6 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_EDGE_CERTS] = NULL,        /* edge */
 
 	[STEP_VERIFY] = &verify_ops, /* verify */
+
+	[STEP_DNS_HANDOVER] = &dns_handover_ops, /* dns */
 };

@@ -134,6 +134,14 @@ for port in "$TN_DNS_PORT_dns_01" "$TN_DNS_PORT_dns_02"; do
 done
 serial1=$(tn_dig "$TN_DNS_PORT_dns_01" home.arpa SOA | awk '{print $3}')
 assert_eq "$serial1" "$(tn_dig "$TN_DNS_PORT_dns_02" home.arpa SOA | awk '{print $3}')" "the secondary's serial"
+# Only then were the nodes' resolvers handed over: the lab's two servers,
+# then none (the test manifest has no network.dns), the zone as search.
+for n in pve1 pve2 pve3; do
+	assert_eq "{'search': 'home.arpa', 'dns1': '10.0.0.41', 'dns2': '10.0.0.42'}" \
+		"$(sim_query "s['nodes']['$n'].get('dns')")" "$n's resolver"
+done
+grep -q "Handing the nodes' DNS over to the lab's DNS servers: done" <<<"$OUT" || { echo "$OUT" >&2; fail "no hand-over"; }
+
 # The transfer: only with the TSIG key (as both servers hold it).
 tn_vm dns-01 10.0.0.41
 tn_login "$DNS_PW"
@@ -211,6 +219,7 @@ grep -q "dns  *git.home.arpa A @dns-02  *NO  *no answer" <<<"$OUT" || { echo "$O
 grep -q "dns  *git.home.arpa A @dns-01  *yes" <<<"$OUT" || { echo "$OUT" >&2; fail "dns-01's row"; }
 grep -q "error: cluster/verify: 9 of 21 checks did not answer as planned; the first: dns " <<<"$OUT" ||
 	{ echo "$OUT" >&2; fail "the verification's error"; }
+grep -q "Handing the nodes' DNS" <<<"$OUT" && { echo "$OUT" >&2; fail "a hand-over after a failed verification"; }
 
 # A wrong admin password: Technitium's own words, and a failed run.
 printf 'not the password\n' >"$TESTTMP/wrong.pw"

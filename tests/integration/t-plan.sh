@@ -150,7 +150,11 @@ st = kinds("storage")
 if len(st) != 1 or st[0]["params"]["nodes"] != nodes or st[0]["params"]["bytes"] != need: fail("storage %s" % st)
 if not ids.index(st[0]["id"]) < ids.index(tpl[0][0]) < ids.index(tpl[-1][0]) < ids.index(vms[0]["id"]):
     fail("order: storage, templates, VMs")
-if steps[-1]["kind"] != "verify": fail("verification is not last")
+if [s["kind"] for s in steps[-2:]] != ["verify", "dns-handover"]: fail("the verification, then the DNS hand-over, are not last")
+ho = steps[-1]["params"]
+if (ho["servers"], ho["search"], ho["nodes"]) != (["10.0.10.41", "10.0.10.42", "10.0.10.1"], "homelab.local",
+                                                  [n["name"] for n in man["nodes"]]):
+    fail("hand-over %s" % ho)
 # Secrets only by name.
 if kinds("config-users")[0]["params"]["password"] != {"secret": "root_password"}: fail("secret ref")
 for s in steps:

@@ -42,6 +42,7 @@ import fcntl
 import hashlib
 import hmac
 import http.server
+import ipaddress
 import json
 import os
 import re
@@ -594,6 +595,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.api_delnode(s, segs[3]), None
             if key == ("GET", "/nodes"):
                 return self.api_nodes(s), None
+            if key == ("GET", "/nodes/{node}/dns"):
+                # PVE/API2/Nodes.pm get_dns: resolv.conf's search and up to
+                # three nameservers; absent ones are left out
+                d = s["nodes"][segs[1]].get("dns") or {}
+                return {k: v for k, v in d.items() if v}, None
+            if key == ("PUT", "/nodes/{node}/dns"):
+                # update_dns writes resolv.conf anew: search (required), then
+                # dns1..dns3 as given (an address, IPv4 or IPv6)
+                d = {"search": p["search"]}
+                for k in ("dns1", "dns2", "dns3"):
+                    if p.get(k):
+                        try:
+                            ipaddress.ip_address(p[k])
+                        except ValueError:
+                            raise Fail(400, "Parameter verification failed.", {k: "invalid format - value does "
+                                                                                  "not look like a valid IP address"})
+                        d[k] = p[k]
+                s["nodes"][segs[1]]["dns"] = d
+                return None, None
             if key == ("GET", "/nodes/{node}/time"):
                 t = int(time.time()) + s["nodes"][segs[1]]["time_offset"]
                 return {"time": t, "localtime": t, "timezone": "UTC"}, None

@@ -23,6 +23,7 @@
 #include "plan/json-util.h"
 #include "plan/run.h"
 #include "pve/guest-exec.h"
+#include "pve/pve.h"
 #include "technitium.h"
 #include "util.h"
 
@@ -1111,3 +1112,65 @@ static int sec_apply(struct run_ctx *ctx, const struct step *s)
 }
 
 const struct step_ops dns_secondary_ops = { .check = sec_check, .apply = sec_apply };
+
+/* ---- dns-handover ---------------------------------------------------------- */
+
+/* The nodes resolve through the lab's DNS servers: each node's resolver
+ * (PUT /nodes/{node}/dns, what Proxmox writes to /etc/resolv.conf) set to
+ * the servers in order, the zone as its search domain. Runs after the
+ * verification, so the LAN's names are never handed to servers that do
+ * not answer them. */
+static int handover_run(struct run_ctx *ctx, const struct step *s, bool apply, bool *ret_done)
+{
+	struct dns_ctx *d = NULL;
+	const char *nodes[64], *servers[3], *search = NULL;
+	size_t n_nodes = 0, n_servers = 0;
+	struct pve_node_dns want = {};
+	int r = begin(ctx, s, &d);
+
+	if (r >= 0)
+		r = str_array(ctx, s, "nodes", nodes, ELEMENTSOF(nodes), &n_nodes);
+	if (r >= 0)
+		r = str_array(ctx, s, "servers", servers, ELEMENTSOF(servers), &n_servers);
+	if (r >= 0)
+		r = param(ctx, s, "search", &search);
+	if (r < 0)
+		return r;
+	snprintf(want.search, sizeof(want.search), "%s", search);
+	for (size_t i = 0; i < n_servers; i++)
+		snprintf(want.dns[i], sizeof(want.dns[i]), "%s", servers[i]);
+	*ret_done = true;
+	for (size_t i = 0; i < n_nodes; i++) {
+		struct pve_node_dns have;
+
+		r = pve_node_dns_get(d->cfg.pve, nodes[i], &have);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "%s: %s", nodes[i], pve_client_error(d->cfg.pve));
+		if (streq(have.search, want.search) && streq(have.dns[0], want.dns[0]) && streq(have.dns[1], want.dns[1]) &&
+		    streq(have.dns[2], want.dns[2]))
+			continue;
+		*ret_done = false;
+		if (!apply)
+			continue;
+		progress(d, "%s: resolving through %s%s%s%s%s (was %s)", nodes[i], want.dns[0], want.dns[1][0] ? ", " : "",
+			 want.dns[1], want.dns[2][0] ? ", " : "", want.dns[2], have.dns[0][0] ? have.dns[0] : "none");
+		r = pve_node_dns_set(d->cfg.pve, nodes[i], &want);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "%s: %s", nodes[i], pve_client_error(d->cfg.pve));
+	}
+	return 0;
+}
+
+static int handover_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
+{
+	return handover_run(ctx, s, false, ret_done);
+}
+
+static int handover_apply(struct run_ctx *ctx, const struct step *s)
+{
+	bool done;
+
+	return handover_run(ctx, s, true, &done);
+}
+
+const struct step_ops dns_handover_ops = { .check = handover_check, .apply = handover_apply };

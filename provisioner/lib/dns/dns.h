@@ -19,6 +19,8 @@
  *   dns-secondary   the secondary zone on the secondary (TSIG-signed AXFR
  *                   from the primary); done when it serves the primary's
  *                   serial.
+ *   dns-handover    after the verification step: every Proxmox node
+ *                   resolves through the DNS servers (PUT /nodes/{n}/dns).
  *
  * Every API reply's status is checked and its errorMessage passed on
  * (technitium.h). The run_ctx->dns slot holds a struct dns_ctx * (owned
@@ -75,3 +77,4 @@ extern const struct step_ops dns_zone_ops;
 extern const struct step_ops dns_record_ops;
 extern const struct step_ops dns_forwarders_ops;
 extern const struct step_ops dns_secondary_ops;
+extern const struct step_ops dns_handover_ops; /* after the verification: the nodes' resolver */

@@ -1362,6 +1362,42 @@ static void add_verify(struct builder *b)
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_VERIFY, NULL, p, "Verifying the cluster end to end", "cluster/verify");
 }
 
+/* Once the verification has passed: the Proxmox nodes resolve through the
+ * lab's DNS servers (PUT /nodes/{node}/dns), the first of network.dns kept
+ * as the last resort. */
+static void add_dns_handover(struct builder *b)
+{
+	const struct manifest *m = b->m;
+	struct json_object *p, *nodes, *servers;
+	struct mf_vm vm;
+	char ip[16];
+
+	if (!m->dns.present)
+		return;
+	p = obj(b);
+	nodes = arr(b);
+	servers = arr(b);
+	for (size_t i = 0; i < m->n_nodes; i++)
+		push(b, nodes, str(b, m->nodes[i].name));
+	if (manifest_find_vm(m, m->dns.primary, &vm) >= 0) {
+		fmt_ip(vm.ip, ip);
+		push(b, servers, str(b, ip));
+	}
+	if (m->dns.secondary && manifest_find_vm(m, m->dns.secondary, &vm) >= 0) {
+		fmt_ip(vm.ip, ip);
+		push(b, servers, str(b, ip));
+	}
+	if (m->network.n_dns) {
+		fmt_ip(m->network.dns[0], ip);
+		push(b, servers, str(b, ip));
+	}
+	put(b, p, "nodes", nodes);
+	put(b, p, "servers", servers);
+	put_str(b, p, "search", m->dns.zone);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_HANDOVER, NULL, p, "Handing the nodes' DNS over to the lab's DNS servers",
+	    "cluster/dns/handover");
+}
+
 /* ---- the whole plan ----------------------------------------------------- */
 
 static const struct mf_node *find_first(const struct manifest *m)
@@ -1410,6 +1446,7 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 	add_dns(&b);
 	add_edge(&b);
 	add_verify(&b);
+	add_dns_handover(&b);
 
 	if (b.error < 0) {
 		plan_free(b.plan);

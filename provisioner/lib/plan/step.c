@@ -49,6 +49,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_EDGE_TRAEFIK] = "edge-traefik",
 	[STEP_EDGE_CERTS] = "edge-certs",
 	[STEP_VERIFY] = "verify",
+	[STEP_DNS_HANDOVER] = "dns-handover",
 };
 
 const char *step_phase_to_string(enum step_phase p)

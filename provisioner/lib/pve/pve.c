@@ -651,6 +651,46 @@ int pve_get_version(struct pve_client *c, struct pve_version *ret)
 	return 0;
 }
 
+int pve_node_dns_get(struct pve_client *c, const char *node, struct pve_node_dns *ret)
+{
+	_cleanup_json_ struct json_object *d = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct pve_node_dns v = {};
+	int r;
+
+	if (asprintf(&path, "/nodes/%s/dns", node) < 0)
+		return -ENOMEM;
+	r = pve_call(c, HTTP_GET, path, NULL, &d);
+	if (r < 0)
+		return r;
+	if (copy_str(v.search, sizeof(v.search), json_get_string(d, "search") ?: "") < 0 ||
+	    copy_str(v.dns[0], sizeof(v.dns[0]), json_get_string(d, "dns1") ?: "") < 0 ||
+	    copy_str(v.dns[1], sizeof(v.dns[1]), json_get_string(d, "dns2") ?: "") < 0 ||
+	    copy_str(v.dns[2], sizeof(v.dns[2]), json_get_string(d, "dns3") ?: "") < 0) {
+		seterr(c, "GET %s on '%s': unexpected answer", path, c->node);
+		return -EBADMSG;
+	}
+	*ret = v;
+	return 0;
+}
+
+int pve_node_dns_set(struct pve_client *c, const char *node, const struct pve_node_dns *d)
+{
+	_cleanup_(pve_params_done) struct pve_params p = {};
+	_cleanup_free_ char *path = NULL;
+	static const char *const keys[] = { "dns1", "dns2", "dns3" };
+	int r = pve_params_add(&p, "search", d->search);
+
+	for (size_t i = 0; r >= 0 && i < 3; i++)
+		if (d->dns[i][0])
+			r = pve_params_add(&p, keys[i], d->dns[i]);
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "/nodes/%s/dns", node) < 0)
+		return -ENOMEM;
+	return pve_call(c, HTTP_PUT, path, &p, NULL);
+}
+
 int pve_decode_cluster_status(struct json_object *d, struct pve_cluster_status *ret)
 {
 	struct pve_cluster_status *s;

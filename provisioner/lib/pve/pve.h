@@ -144,6 +144,15 @@ struct pve_version {
 };
 int pve_get_version(struct pve_client *c, struct pve_version *ret);
 
+/* A node's resolver (/etc/resolv.conf as Proxmox manages it):
+ * GET/PUT /nodes/{node}/dns. An unset server is "". */
+struct pve_node_dns {
+	char search[256];
+	char dns[3][64];
+};
+int pve_node_dns_get(struct pve_client *c, const char *node, struct pve_node_dns *ret);
+int pve_node_dns_set(struct pve_client *c, const char *node, const struct pve_node_dns *d);
+
 struct pve_member {
 	char name[PVE_NAME_MAX];
 	char ip[64];
