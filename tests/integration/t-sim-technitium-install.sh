@@ -22,6 +22,7 @@
 #     identity) for the simulator waiting on it; a re-run publishes again.
 # timeout: 300
 # shellcheck disable=SC2154 # TN_*_NAME are set by printf -v
+# sanitizer: skip
 . "$TOP/tests/lib.sh"
 SIM_TASK_MS=50
 . "$TOP/tests/sim/cluster-lib.sh"

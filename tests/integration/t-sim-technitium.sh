@@ -19,6 +19,7 @@
 #   - the requests recorded, with no password, token or TSIG secret.
 # timeout: 300
 # shellcheck disable=SC2119,SC2154 # tn_login's password is optional; TN_*_NAME are set by printf -v
+# sanitizer: skip
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/dns-lib.sh"
 
