@@ -135,7 +135,7 @@ test-guests: $(BIN) tests
 test-k3s: $(BIN) tests
 	tests/run.sh --unit $(BUILD)/tests/test-k3s
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-k3s.sh tests/integration/t-k3s-kill.sh \
-		tests/integration/t-k3s-faults.sh tests/integration/t-k3s-charts.sh
+		tests/integration/t-k3s-faults.sh tests/integration/t-k3s-charts.sh tests/integration/t-k3s-traefik.sh
 
 # DNS and the edge (issue 13, in progress): the DNS steps against the Proxmox
 # and Technitium simulators (docs/dns.md), the Technitium simulator itself,

@@ -6,7 +6,8 @@
 #                        3 K3s servers (one per node), 2 agents, the air-gap
 #                        assets in $A, the cluster CA ($TESTTMP/ca.{pem,key})
 #                        and the token ($TESTTMP/k3s.token); K3S_VIP=1 adds
-#                        api_vip 10.0.0.5 and kube-vip
+#                        api_vip 10.0.0.5 and kube-vip; K3S_DISABLE: the
+#                        k3s.disable list (default "traefik"; empty: none)
 #   k8s_start [ARGS]     start k8s_sim.py (killed on exit); $K8S_URL
 #   k3s_args             K3S=(firstboot's options for the K3s tests: assets, CA,
 #                        token, the simulator's URL, report directory)
@@ -45,9 +46,9 @@ k3s_init() {
 		-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=test cluster CA" \
 		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null)
 	printf 'k3s-secret-token\n' >"$TESTTMP/k3s.token"
-	"$PY" - "$TESTTMP/cluster.yaml" "${K3S_VIP:-}" <<-'PYEOF'
+	"$PY" - "$TESTTMP/cluster.yaml" "${K3S_VIP:-}" "${K3S_DISABLE-traefik}" <<-'PYEOF'
 	import sys
-	p, vip = sys.argv[1], sys.argv[2]
+	p, vip, disable = sys.argv[1], sys.argv[2], sys.argv[3]
 	s = open(p).read()
 	s = s.replace("assets: [{name: rootfs, file: rootfs.tar.zst}]",
 	              "assets:\n"
@@ -90,6 +91,7 @@ k3s_init() {
 	  disable: [traefik]
 	  airgap: {binary: k3s-bin, images: k3s-images, install_script: k3s-install}
 	"""
+	s = s.replace("  disable: [traefik]\n", "  disable: [%s]\n" % disable if disable else "")
 	if vip:
 	    s += """  api_vip: 10.0.0.5
 	  kube_vip: {image: kube-vip, ref: "ghcr.io/kube-vip/kube-vip:v0.9.2"}

@@ -35,11 +35,20 @@ official schemas (--schemas), selectors, server-side apply and merge
 patches. While a quorum of its servers runs, the cluster plays K3s's deploy
 controller (each running server's auto-deploying manifests, an Addon per
 file, Events) and helm controller (a helm-install job per HelmChart that
-succeeds or crash-loops as helm would, --helm-ms per attempt).
+succeeds or crash-loops as helm would, --helm-ms per attempt). Unless
+`disable` holds traefik, K3s's packaged Traefik comes with it
+(--traefik-chart: the chart version, 34.2.0 as in K3s 1.33, or 38.0.2 or
+39.0.7): HelmCharts kube-system/traefik-crd and kube-system/traefik from
+the traefik.yaml K3s writes into its manifests, their charts in its static
+directory, the values checked against that version's values.schema.json,
+and an install makes Deployment and LoadBalancer Service kube-system/traefik,
+its address from kube-vip (annotation kube-vip.io/loadbalancerIPs) or
+ServiceLB (the first server's node address) — k8s_sim_objects.py.
 
 Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
-       [--helm-ms N] [--schemas DIR] [--bearer-token TOKEN:USER[:GROUP,...]]...
+       [--helm-ms N] [--schemas DIR] [--traefik-chart VERSION]
+       [--bearer-token TOKEN:USER[:GROUP,...]]...
 Listens on 127.0.0.1 only. Clients authenticate with a certificate of the
 cluster's client CA (CN the user, O the groups) or with a bearer token
 given by --bearer-token; writes need the group system:masters.
@@ -568,12 +577,18 @@ def main():
     shared = os.environ.get("SHARED", os.path.join(here, "..", "..", "..", "shared"))
     ap.add_argument("--schemas", default=os.path.join(shared, "reference", "schemas"),
                     help="the official CRD schemas (default: $SHARED/reference/schemas, SHARED=../shared)")
+    ap.add_argument("--traefik-chart", choices=sorted(objects.TRAEFIK_CHARTS), default=objects.TRAEFIK_DEFAULT,
+                    help="the Traefik chart K3s packages (default %(default)s, K3s 1.33's); its values are checked "
+                    "against SCHEMAS/traefik-helm-chart-vVERSION/values.schema.json")
     ap.add_argument("--bearer-token", action="append", default=[], metavar="TOKEN:USER[:GROUP,...]",
                     help="a bearer token the API accepts, for USER (no ':') in these groups")
     a = ap.parse_args()
     if not os.path.isfile(os.path.join(a.schemas, "helm.cattle.io", "helmchart_v1.json")):
         ap.error("no HelmChart schema in %s (--schemas)" % a.schemas)
     a.schema_store = objects.Schemas(a.schemas)
+    if a.schema_store.traefik_values(a.traefik_chart) is None:
+        ap.error("no traefik-helm-chart-v%s/values.schema.json in %s (--schemas, --traefik-chart)"
+                 % (a.traefik_chart, a.schemas))
     tokens = {}
     for t in a.bearer_token:
         parts = t.split(":", 2)  # USER has no ':'; GROUPs may (system:masters)

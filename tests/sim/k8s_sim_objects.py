@@ -30,6 +30,28 @@ server's generic object store and the two K3s controllers that act on it.
     values.schema.json), restarts with back-off until the Job's backoffLimit
     (the HelmChart's backOffLimit, default 1000), helm's output as the
     pod's log; uninstall through helm-delete-NAME when a HelmChart is deleted.
+  * K3s's packaged Traefik (k8s_sim.py --traefik-chart VERSION: 34.2.0,
+    K3s 1.33's and the default, 38.0.2 or 39.0.7), unless the cluster's
+    `disable` holds traefik: every running server's manifests directory also
+    holds the traefik.yaml K3s writes itself (HelmCharts kube-system/traefik-crd
+    and kube-system/traefik, K3s's valuesContent; not a guest file: a guest's
+    own traefik.yaml is overwritten, traefik.yaml.skip keeps it out), and the
+    static directory the two packaged chart archives, so they need no file
+    there. The traefik chart's values (HelmChart, then HelmChartConfig,
+    coalesced over the few chart defaults the model renders from) are
+    checked against that version's values.schema.json
+    (--schemas/traefik-helm-chart-vVERSION, draft 2020-12: v39 refuses
+    unknown keys, older ones do not); an install or upgrade renders what the
+    product checks: Deployment (DaemonSet with deployment.kind DaemonSet)
+    kube-system/traefik, and Service kube-system/traefik (service.type,
+    default LoadBalancer; the ports with expose.default, exposedPort ->
+    targetPort or the port's name; service.annotations, service.spec,
+    service.ipFamilyPolicy) whose status.loadBalancer.ingress is the address
+    the annotation kube-vip.io/loadbalancerIPs asks for (kube-vip, comma
+    separated), else spec.loadBalancerIP, else, unless servicelb is
+    disabled, the first server's node InternalIP (ServiceLB). A release's
+    objects (annotated meta.helm.sh/release-name) that an upgrade no longer
+    renders, or an uninstall, are deleted.
 
 State (in k8s.json): "objects" {KEY: object} with KEY GROUP/PLURAL/NS/NAME
 ("core" for the core group, NS empty for cluster-scoped objects); an
@@ -164,6 +186,7 @@ def res(group, plural):
 NS, SECRET, CONFIGMAP, SA, CRB = (res("", "namespaces"), res("", "secrets"), res("", "configmaps"),
                                   res("", "serviceaccounts"), res("rbac.authorization.k8s.io", "clusterrolebindings"))
 POD, EVENT, JOB = res("", "pods"), res("", "events"), res("batch", "jobs")
+SERVICE, DEPLOYMENT, DAEMONSET = res("", "services"), res("apps", "deployments"), res("apps", "daemonsets")
 ADDON, HELMCHART, HELMCHARTCONFIG = (res("k3s.cattle.io", "addons"), res("helm.cattle.io", "helmcharts"),
                                      res("helm.cattle.io", "helmchartconfigs"))
 
@@ -373,6 +396,18 @@ class Schemas:
             v = jsonschema.validators.validator_for(s, default=jsonschema.Draft7Validator)(s)
             self.cache[rel] = v
         return v
+
+    def traefik_values(self, version):
+        """The packaged Traefik chart's values.schema.json (a dict), None
+        when the catalogue lacks that version."""
+        rel = "traefik-helm-chart-v%s/values.schema.json" % version
+        if rel not in self.cache:
+            try:
+                with open(os.path.join(self.d, rel), encoding="utf-8") as f:
+                    self.cache[rel] = json.load(f)
+            except FileNotFoundError:
+                self.cache[rel] = None
+        return self.cache[rel]
 
 
 def prune_unknown(v, obj):
@@ -1391,17 +1426,22 @@ def deploy_controller(w):
     when it changed, and after a failure), K3s's rules: names starting with
     "." skipped, NAME.skip skips NAME, only .yaml/.yml/.json (any case), a
     file named after a disabled component deleted with what it made; the
-    Addon is kube-system/<name before the first dot>. A file removed from
-    the directory changes nothing in the cluster (K3s documents that its
-    resources stay)."""
+    Addon is kube-system/<name before the first dot>. K3s's packaged
+    manifests (packaged_manifests) are in every server's directory. A file
+    removed from the directory changes nothing in the cluster (K3s
+    documents that its resources stay)."""
     mem = w.st.setdefault("deploy", {})
     keys = {k for k, _ in w.servers}
     for k in list(mem):
         if k not in keys:
             del mem[k]  # that K3s stopped; its next start lists afresh (forced)
     disables = w.disables()
+    packaged = packaged_manifests(w)
     for key, vm in w.servers:
         files = {p: f for p, f in (vm.get("guestfs") or {}).items() if p.startswith(MANIFESTS)}
+        for p, text in packaged.items():
+            if p + ".skip" not in files:  # K3s writes its own at its start, over the guest's
+                files[p] = {"data": text}
         first = key not in mem
         seen = mem.setdefault(key, {})
         skips = {p.rsplit("/", 1)[1][:-len(".skip")] for p in files if p.endswith(".skip")}
@@ -2018,16 +2058,19 @@ def helm_run(w, hc, action, head):
                     lab = s["metadata"].get("labels") or {}
                     if lab.get("owner") == "helm" and lab.get("name") == name:
                         w.remove(SECRET, s)
+                prune_release(w, name, target, keep=())
         return True, out, gone
     upgrade = rkey in releases
     what = "UPGRADE FAILED" if upgrade else "INSTALLATION FAILED"
     try:
-        data = fetch_chart(w, spec, name)
-        chart = load_chart(data, name)
+        chart = packaged_chart(w, spec)
+        if chart is None:
+            data = fetch_chart(w, spec, name)
+            chart = load_chart(data, name)
         vals = user_values(w, hc)
         final = coalesce(chart["values"], vals)
         if chart["schema"] is not None:
-            errs = values_errors(chart["schema"], final)
+            errs = values_errors(chart["schema"], final, chart.get("validator"))
             if errs:
                 msg = "%s: values don't meet the specifications of the schema(s) in the following chart(s):\n" \
                       "%s:\n%s" % (what, chart["meta"]["name"], "".join("- %s\n" % e for e in errs))
@@ -2063,6 +2106,11 @@ def helm_run(w, hc, action, head):
                 w.write(SECRET, new, s, "helm")
         releases[rkey] = {"revision": rev, "chart": chart["meta"]["name"], "version": str(chart["meta"]["version"]),
                           "status": "deployed"}
+        # what the chart's templates make (modelled for the packaged Traefik
+        # only); what the release made before and no longer renders goes
+        made = render_traefik(w, chart, final, name, target) if chart.get("packaged") == "traefik" else []
+        prune_release(w, name, target, keep={okey(r, o["metadata"].get("namespace"), o["metadata"]["name"])
+                                             for r, o in made})
         # helm's secret storage driver: one secret per revision
         w.write(SECRET, {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
                          "metadata": {"name": "sh.helm.release.v1.%s.v%d" % (name, rev), "namespace": target,
@@ -2249,11 +2297,12 @@ def coalesce(defaults, user):
     return out
 
 
-def values_errors(schema, values):
+def values_errors(schema, values, cls=None):
     """values.schema.json's verdict in helm's words (gojsonschema, helm <=
-    3.17: "<field>: <description>", the root "(root)")."""
+    3.17: "<field>: <description>", the root "(root)"); cls: the validator
+    class (default: the schema's $schema, else draft-07)."""
     try:
-        v = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)(schema)
+        v = (cls or jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator))(schema)
         errs = sorted(v.iter_errors(values), key=lambda e: ([str(x) for x in e.absolute_path], e.validator))
     except jsonschema.exceptions.SchemaError as e:
         return ["(root): invalid schema: %s" % e.message]
@@ -2305,6 +2354,220 @@ def values_errors(schema, values):
         else:
             out.append("%s: %s" % (field, e.message))
     return out
+
+
+# ---- K3s's packaged Traefik ----------------------------------------------------------
+
+# --traefik-chart: the traefik-helm-chart version K3s packages -> (K3s's
+# build of the chart, as its static/charts file names say, and the Traefik
+# image tag K3s pins). 34.2.1+up34.2.0 is K3s 1.32/1.33's file name; the
+# other two follow k3s-charts' naming (PATCH*100+build) and the chart's
+# appVersion.
+TRAEFIK_CHARTS = {"34.2.0": ("34.2.1+up34.2.0", "3.3.6"), "38.0.2": ("38.0.201+up38.0.2", "3.6.6"),
+                  "39.0.7": ("39.0.701+up39.0.7", "3.6.12")}
+TRAEFIK_DEFAULT = "34.2.0"
+KUBE_VIP_LB_IPS = "kube-vip.io/loadbalancerIPs"
+RELEASE_NAME, RELEASE_NS = "meta.helm.sh/release-name", "meta.helm.sh/release-namespace"
+
+# K3s's manifests/traefik.yaml, as K3s writes it (%{KUBERNETES_API}% and
+# the registry are for klipper-helm to fill in)
+TRAEFIK_MANIFEST = """---
+apiVersion: helm.cattle.io/v1
+kind: HelmChart
+metadata:
+  name: traefik-crd
+  namespace: kube-system
+spec:
+  chart: https://%%{KUBERNETES_API}%%/static/charts/traefik-crd-%(build)s.tgz
+---
+apiVersion: helm.cattle.io/v1
+kind: HelmChart
+metadata:
+  name: traefik
+  namespace: kube-system
+spec:
+  chart: https://%%{KUBERNETES_API}%%/static/charts/traefik-%(build)s.tgz
+  set:
+    global.systemDefaultRegistry: ""
+  valuesContent: |-
+    deployment:
+      podAnnotations:
+        prometheus.io/port: "8082"
+        prometheus.io/scrape: "true"
+    providers:
+      kubernetesIngress:
+        publishedService:
+          enabled: true
+    priorityClassName: "system-cluster-critical"
+    image:
+      repository: "rancher/mirrored-library-traefik"
+      tag: "%(tag)s"
+    tolerations:
+    - key: "CriticalAddonsOnly"
+      operator: "Exists"
+    - key: "node-role.kubernetes.io/control-plane"
+      operator: "Exists"
+      effect: "NoSchedule"
+    service:
+      ipFamilyPolicy: "PreferDualStack"
+"""
+
+
+def traefik_version(w):
+    return getattr(w.a, "traefik_chart", None) or TRAEFIK_DEFAULT
+
+
+def packaged_manifests(w):
+    """{path: text}: the manifests K3s writes itself into each server's
+    manifests directory at its start (of those, Traefik's only), none for a
+    disabled component."""
+    if "traefik" in w.disables():
+        return {}
+    build, tag = TRAEFIK_CHARTS[traefik_version(w)]
+    return {MANIFESTS + "traefik.yaml": TRAEFIK_MANIFEST % {"build": build, "tag": tag}}
+
+
+def traefik_defaults():
+    """The part of the Traefik chart's values.yaml the model renders from
+    (valid under each modelled version's schema)."""
+    def port(n, exposed, expose):
+        return {"port": n, "expose": {"default": expose}, "exposedPort": exposed, "protocol": "TCP"}
+    return {"deployment": {"enabled": True, "kind": "Deployment", "replicas": 1},
+            "image": {"registry": "docker.io", "repository": "traefik", "pullPolicy": "IfNotPresent"},
+            "ports": {"traefik": port(8080, 8080, False), "web": port(8000, 80, True),
+                      "websecure": port(8443, 443, True), "metrics": port(9100, 9100, False)},
+            "service": {"enabled": True, "type": "LoadBalancer", "annotations": {}, "labels": {}, "spec": {}}}
+
+
+def packaged_chart(w, spec):
+    """A chart K3s's static directory holds by itself: traefik-crd and
+    traefik of --traefik-chart, as load_chart returns a chart (with
+    "packaged" and the schema's validator class); None for any other."""
+    if spec.get("chartContent") or spec.get("repo"):
+        return None
+    m = re.fullmatch(r"https://%\{KUBERNETES_API\}%/static/charts/(traefik|traefik-crd)-(.+)\.tgz",
+                     str(spec.get("chart", "")))
+    version = traefik_version(w)
+    build, tag = TRAEFIK_CHARTS[version]
+    if not m or m.group(2) != build:
+        return None
+    meta = {"apiVersion": "v2", "name": m.group(1), "version": build, "appVersion": "v" + tag}
+    if m.group(1) == "traefik-crd":
+        return {"meta": meta, "values": {}, "schema": None, "packaged": "traefik-crd"}
+    schema = w.schemas.traefik_values(version) if w.schemas is not None else None
+    return {"meta": meta, "values": traefik_defaults(), "schema": schema,
+            "validator": jsonschema.Draft202012Validator, "packaged": "traefik"}
+
+
+def release_objects(w, name, ns):
+    """[(resource, object)] that helm release ns/name made (its annotations)."""
+    out = []
+    for k, o in sorted(w.objs.items()):
+        a = o["metadata"].get("annotations") or {}
+        if a.get(RELEASE_NAME) == name and a.get(RELEASE_NS) == ns:
+            g, plural = k.split("/")[:2]
+            r = BY_PATH.get(("" if g == "core" else g, o["apiVersion"].rsplit("/", 1)[-1], plural))
+            if r is not None:
+                out.append((r, o))
+    return out
+
+
+def prune_release(w, name, ns, keep):
+    for r, o in release_objects(w, name, ns):
+        if okey(r, o["metadata"].get("namespace"), o["metadata"]["name"]) not in keep:
+            w.delete(r, o, "Background")
+
+
+def render_traefik(w, chart, values, name, ns):
+    """The Traefik chart's Deployment (or DaemonSet) and Service, from the
+    coalesced values, with their status; [(resource, object)]."""
+    made = []
+    inst = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "%s-%s" % (name, ns)}
+    labels = dict(inst, **{"helm.sh/chart": "traefik-%s" % chart["meta"]["version"].replace("+", "_"),
+                           "app.kubernetes.io/managed-by": "Helm"})
+    meta = {"namespace": ns, "labels": labels, "annotations": {RELEASE_NAME: name, RELEASE_NS: ns}}
+
+    def d(v):
+        return v if isinstance(v, dict) else {}
+    ports = {k: v for k, v in d(values.get("ports")).items() if isinstance(v, dict)}
+    dep = d(values.get("deployment"))
+    if dep.get("enabled", True) is not False:
+        r = DAEMONSET if dep.get("kind") == "DaemonSet" else DEPLOYMENT
+        img = d(values.get("image"))
+        image = "%s:%s" % ("/".join(str(x) for x in (img.get("registry"), img.get("repository") or "traefik") if x),
+                           img.get("tag") or chart["meta"]["appVersion"])
+        pod = {"serviceAccountName": name, "containers": [{
+            "name": "traefik", "image": image, "imagePullPolicy": img.get("pullPolicy") or "IfNotPresent",
+            "args": ["--entryPoints.%s.address=:%s/%s" % (k, v.get("port"), str(v.get("protocol") or "TCP").lower())
+                     for k, v in sorted(ports.items())],
+            "ports": [{"name": k, "containerPort": v.get("port"), "protocol": v.get("protocol") or "TCP"}
+                      for k, v in sorted(ports.items())]}]}
+        for k in ("priorityClassName", "tolerations", "nodeSelector", "affinity"):
+            if values.get(k):
+                pod[k] = copy.deepcopy(values[k])
+        spec = {"selector": {"matchLabels": dict(inst)},
+                "template": {"metadata": {"labels": dict(labels),
+                                          "annotations": copy.deepcopy(d(dep.get("podAnnotations")))},
+                             "spec": pod}}
+        n = 1
+        if r is DEPLOYMENT:
+            n = dep.get("replicas") if isinstance(dep.get("replicas"), int) else 1
+            spec["replicas"] = n
+        o = w.upsert(r, {"apiVersion": r.gv, "kind": r.kind, "metadata": dict(copy.deepcopy(meta), name=name),
+                         "spec": spec}, "helm")
+        st = {"observedGeneration": o["metadata"].get("generation", 1)}
+        if r is DEPLOYMENT:
+            st.update({"replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                       "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                                       "message": "Deployment has minimum availability."}]})
+        else:
+            st.update({"desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberReady": 1,
+                       "numberAvailable": 1, "updatedNumberScheduled": 1, "numberMisscheduled": 0})
+        made.append((r, w.set_status(r, o, st, "kube-controller-manager")))
+    svc = d(values.get("service"))
+    if svc.get("enabled", True) is not False:
+        old = w.get(SERVICE, ns, name)
+        spec = copy.deepcopy(d(svc.get("spec")))
+        spec.update({"type": svc.get("type") or "LoadBalancer", "selector": dict(inst), "ports": [
+            {"name": k, "port": v.get("exposedPort") or v.get("port"), "targetPort": v.get("targetPort") or k,
+             "protocol": v.get("protocol") or "TCP"}
+            for k, v in sorted(ports.items()) if d(v.get("expose")).get("default")]})
+        for k in ("ipFamilyPolicy", "ipFamilies", "externalIPs", "loadBalancerSourceRanges"):
+            if svc.get(k):
+                spec[k] = copy.deepcopy(svc[k])
+        spec["clusterIP"] = ((old or {}).get("spec") or {}).get("clusterIP") or \
+            w.service_ip(11 + int(sha256("%s/%s" % (ns, name))[:4], 16) % 240)
+        md = dict(copy.deepcopy(meta), name=name)
+        md["labels"].update({str(k): str(v) for k, v in d(svc.get("labels")).items()})
+        md["annotations"].update({str(k): str(v) for k, v in d(svc.get("annotations")).items()})
+        o = w.upsert(SERVICE, {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": spec}, "helm")
+        ips, who = lb_ingress(w, o)
+        made.append((SERVICE, w.set_status(SERVICE, o, {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}
+                                                                                     for ip in ips]}
+                                                        if ips else {}}, who)))
+    return made
+
+
+def lb_ingress(w, svc):
+    """The addresses a LoadBalancer Service gets, and who gives them:
+    kube-vip for the annotation kube-vip.io/loadbalancerIPs (or the
+    deprecated spec.loadBalancerIP), else K3s's ServiceLB, which puts the
+    first server's node address (unless --disable servicelb)."""
+    spec = svc.get("spec") or {}
+    if spec.get("type") != "LoadBalancer":
+        return [], "k3s"
+    asked = (svc["metadata"].get("annotations") or {}).get(KUBE_VIP_LB_IPS)
+    if asked:
+        return [x.strip() for x in str(asked).split(",") if x.strip()], "kube-vip"
+    if spec.get("loadBalancerIP"):
+        return [str(spec["loadBalancerIP"])], "kube-vip"
+    if "servicelb" in w.disables():
+        return [], "k3s"
+    nodes = w.st.get("nodes") or {}
+    first = (w.st.get("cluster") or {}).get("init")
+    ip = (nodes.get(first) or {}).get("ip") or next(
+        (n["ip"] for _, n in sorted(nodes.items()) if n.get("role") == "server" and n.get("ip")), "")
+    return ([ip] if ip else []), "k3s"
 
 
 # ---- the rest of the control plane ---------------------------------------------------
