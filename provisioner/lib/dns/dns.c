@@ -136,6 +136,20 @@ int dns_query_endpoint(const struct dns_ctx *d, const char *vm, const char *ip, 
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* The ops of a step whose one function run(ctx, s, apply, ret_done) both
+ * checks (apply false: reads only) and applies. */
+#define STEP_OPS_OF_RUN(ops, run)                                                          \
+	static int run##_check(struct run_ctx *ctx, const struct step *s, bool *ret_done) \
+	{                                                                                  \
+		return run(ctx, s, false, ret_done);                                       \
+	}                                                                                  \
+	static int run##_apply(struct run_ctx *ctx, const struct step *s)                 \
+	{                                                                                  \
+		bool done;                                                                 \
+		return run(ctx, s, true, &done);                                           \
+	}                                                                                  \
+	const struct step_ops ops = { .check = run##_check, .apply = run##_apply }
+
 static struct dns_ctx *dctx(struct run_ctx *ctx)
 {
 	return ctx->dns;
@@ -940,19 +954,7 @@ static int fwd_run(struct run_ctx *ctx, const struct step *s, bool apply, bool *
 	return 0;
 }
 
-static int fwd_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
-{
-	return fwd_run(ctx, s, false, ret_done);
-}
-
-static int fwd_apply(struct run_ctx *ctx, const struct step *s)
-{
-	bool done;
-
-	return fwd_run(ctx, s, true, &done);
-}
-
-const struct step_ops dns_forwarders_ops = { .check = fwd_check, .apply = fwd_apply };
+STEP_OPS_OF_RUN(dns_forwarders_ops, fwd_run);
 
 /* ---- dns-secondary --------------------------------------------------------- */
 
@@ -1161,16 +1163,4 @@ static int handover_run(struct run_ctx *ctx, const struct step *s, bool apply, b
 	return 0;
 }
 
-static int handover_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
-{
-	return handover_run(ctx, s, false, ret_done);
-}
-
-static int handover_apply(struct run_ctx *ctx, const struct step *s)
-{
-	bool done;
-
-	return handover_run(ctx, s, true, &done);
-}
-
-const struct step_ops dns_handover_ops = { .check = handover_check, .apply = handover_apply };
+STEP_OPS_OF_RUN(dns_handover_ops, handover_run);
