@@ -644,6 +644,64 @@ static int zone_state(struct run_ctx *ctx, struct dns_ctx *d, const struct zone_
 	return r;
 }
 
+/* rData's member (and the add/delete parameter) of a record type we write. */
+static const char *value_field(const char *type)
+{
+	return streq_ptr(type, "A") || streq_ptr(type, "AAAA") ? "ipAddress"
+	       : streq_ptr(type, "CNAME")		      ? "cname"
+	       : streq_ptr(type, "TXT")			      ? "text"
+							      : NULL;
+}
+
+/* Records of ours (comment COMMENT) that the plan no longer has: into
+ * *ret (a new array of {name, type, value}), or deleted when del. */
+static int zone_stale(struct run_ctx *ctx, struct dns_ctx *d, const struct step *s, const struct zone_want *w,
+		      struct tn_client *api, bool del, size_t *ret_n)
+{
+	_cleanup_json_ struct json_object *o = NULL;
+	const struct tn_param p[] = { { "domain", w->zone }, { "zone", w->zone }, { "listZone", "true" } };
+	struct json_object *recs, *planned = json_get_array(s->params, "records");
+	int r = call(ctx, &w->vm, api, "/api/zones/records/get", p, ELEMENTSOF(p), &o);
+
+	*ret_n = 0;
+	if (r < 0)
+		return r;
+	recs = json_get_array(o, "records");
+	for (size_t i = 0; recs && i < json_object_array_length(recs); i++) {
+		struct json_object *rec = json_object_array_get_idx(recs, i);
+		const char *name = json_get_string(rec, "name"), *type = json_get_string(rec, "type");
+		const char *field = value_field(type), *value;
+		bool keep = false;
+
+		if (!name || !field || !streq_ptr(json_get_string(rec, "comments"), COMMENT))
+			continue;
+		for (size_t k = 0; planned && k < json_object_array_length(planned) && !keep; k++) {
+			struct json_object *q = json_object_array_get_idx(planned, k);
+
+			keep = strcasecmp(json_get_string(q, "name") ?: "", name) == 0 &&
+			       streq_ptr(json_get_string(q, "type"), type);
+		}
+		value = json_get_string(json_get_object(rec, "rData"), field);
+		if (keep || !value)
+			continue;
+		(*ret_n)++;
+		if (!del) {
+			progress(d, "%s %s %s is ours and no longer in the manifest", name, type, value);
+			continue;
+		}
+		{
+			const struct tn_param q[] = { { "domain", name }, { "zone", w->zone }, { "type", type },
+						      { field, value } };
+
+			progress(d, "%s: removing %s %s %s (no longer in the manifest)", w->vm.name, name, type, value);
+			r = call(ctx, &w->vm, api, "/api/zones/records/delete", q, ELEMENTSOF(q), NULL);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 static int zone_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
 	struct dns_ctx *d = NULL;
@@ -658,6 +716,12 @@ static int zone_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 		r = server(ctx, d, &w.vm, &api);
 	if (r >= 0)
 		r = zone_state(ctx, d, &w, api, &exists, ret_done);
+	if (r >= 0 && *ret_done) {
+		size_t stale;
+
+		r = zone_stale(ctx, d, s, &w, api, false, &stale);
+		*ret_done = r >= 0 && stale == 0;
+	}
 	return r;
 }
 
@@ -667,6 +731,7 @@ static int zone_apply(struct run_ctx *ctx, const struct step *s)
 	struct zone_want w;
 	struct tn_client *api;
 	bool exists = false, ok = false;
+	size_t stale;
 	int r = begin(ctx, s, &d);
 
 	if (r >= 0)
@@ -675,7 +740,9 @@ static int zone_apply(struct run_ctx *ctx, const struct step *s)
 		r = server(ctx, d, &w.vm, &api);
 	if (r >= 0)
 		r = zone_state(ctx, d, &w, api, &exists, &ok);
-	if (r < 0 || ok)
+	if (r >= 0 && ok)
+		return zone_stale(ctx, d, s, &w, api, true, &stale);
+	if (r < 0)
 		return r;
 	if (!exists) {
 		const struct tn_param p[] = { { "zone", w.zone }, { "type", "Primary" } };
@@ -702,6 +769,8 @@ static int zone_apply(struct run_ctx *ctx, const struct step *s)
 		r = zone_state(ctx, d, &w, api, &exists, &ok);
 	if (r >= 0 && !ok)
 		r = run_ctx_error(ctx, -EPROTO, "%s: zone %s took the options but reports others", w.vm.name, w.zone);
+	if (r >= 0)
+		r = zone_stale(ctx, d, s, &w, api, true, &stale);
 	return r;
 }
 
@@ -724,10 +793,7 @@ static int record_want(struct run_ctx *ctx, struct dns_ctx *d, const struct step
 		   (const char **const[]){ &w->zone, &w->server, &w->name, &w->type, &w->value }, 5);
 	if (r < 0)
 		return r;
-	w->field = streq(w->type, "A") || streq(w->type, "AAAA") ? "ipAddress"
-		   : streq(w->type, "CNAME")			 ? "cname"
-		   : streq(w->type, "TXT")			 ? "text"
-								 : NULL;
+	w->field = value_field(w->type);
 	if (!w->field)
 		return run_ctx_error(ctx, -EINVAL, "%s: record type %s is not one DevOpsLab writes", s->id, w->type);
 	return find_vm(ctx, d, w->server, &w->vm);

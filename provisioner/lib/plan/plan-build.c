@@ -1195,12 +1195,40 @@ static void add_dns_records(struct builder *b)
 		add_record(b, d->records[i].name, d->records[i].type, d->records[i].value);
 }
 
+/* The zone step also removes the records of ours the plan no longer has:
+ * it gets the (name, type) of every record step after it. */
+static void add_zone_records(struct builder *b, size_t zone)
+{
+	struct json_object *a;
+	struct step *z;
+
+	if (b->error < 0 || zone >= b->plan->n_steps)
+		return;
+	a = arr(b);
+	for (size_t i = zone + 1; i < b->plan->n_steps; i++) {
+		const struct step *s = &b->plan->steps[i];
+		struct json_object *q;
+
+		if (s->kind != STEP_DNS_RECORD)
+			continue;
+		q = obj(b);
+		put_str(b, q, "name", step_param_string(s, "name"));
+		put_str(b, q, "type", step_param_string(s, "type"));
+		push(b, a, q);
+	}
+	z = &b->plan->steps[zone];
+	put(b, z->params, "records", a);
+	if (b->error >= 0 && step_hash_params(z) < 0)
+		b->error = plan_fail(-ENOMEM, "cannot hash the zone step's parameters");
+}
+
 static void add_dns(struct builder *b)
 {
 	const struct mf_dns *d = &b->m->dns;
 	struct mf_vm primary, secondary;
 	struct json_object *p, *a;
 	char title[STEP_TITLE_MAX];
+	size_t zone;
 
 	if (!d->present || find_vm(b, d->primary, &primary) < 0)
 		return;
@@ -1220,7 +1248,9 @@ static void add_dns(struct builder *b)
 	}
 	bfmt(b, title, sizeof(title), "Creating DNS zone %s", d->zone);
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_ZONE, NULL, p, title, "cluster/dns/zone/%s", d->zone);
+	zone = b->plan->n_steps - 1;
 	add_dns_records(b);
+	add_zone_records(b, zone);
 
 	if (d->n_forwarders > 0) {
 		p = obj(b);
