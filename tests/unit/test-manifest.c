@@ -175,8 +175,17 @@ static void test_example(void **state)
 	assert_int_equal(m->dns.forwarders[0].protocol, MF_DNS_HTTPS);
 	assert_int_equal(m->edge.ip, ip("10.0.10.30"));
 	assert_int_equal(m->edge.cert, MF_CERT_INTERNAL_CA);
-	assert_int_equal(m->secrets.n_names, 5);
-	assert_string_equal(m->secrets.names[4], MANIFEST_SECRET_CA_CERT);
+	assert_int_equal(m->secrets.n_names, 6);
+	assert_string_equal(m->secrets.names[5], MANIFEST_SECRET_CA_CERT);
+	/* the edge's defaults */
+	assert_string_equal(m->edge.proxmox_host, "pve.homelab.local");
+	assert_string_equal(m->edge.dns_host, "dns.homelab.local");
+	assert_string_equal(m->edge.dashboard_password.name, "dashboard_password");
+	assert_int_equal(m->edge.n_allow, 1);
+	assert_int_equal(m->edge.allow[0].addr, ip("10.0.10.0"));
+	assert_int_equal(m->edge.allow[0].prefix, 24);
+	assert_int_equal(m->edge.rate_limit.average, MANIFEST_EDGE_RATE_AVERAGE);
+	assert_int_equal(m->edge.rate_limit.burst, MANIFEST_EDGE_RATE_BURST);
 	assert_int_equal(m->k3s.api_vip, ip("10.0.10.5"));
 	assert_string_equal(m->k3s.kube_vip.image, "kube-vip");
 	assert_string_equal(m->k3s.kube_vip.ref, "ghcr.io/kube-vip/kube-vip:v0.9.2");
@@ -569,7 +578,7 @@ static void test_guest_limits(void **state)
 	free(buf);
 }
 
-/* A K3s cluster: one server, two agents, an edge, two resolvers. */
+/* A K3s cluster: one server, two agents, two resolvers. */
 static const char k3s_yaml[] =
 	"version: 1\n"
 	"cluster: {name: lab, domain: home.arpa}\n"
@@ -590,7 +599,6 @@ static const char k3s_yaml[] =
 	"  servers: [srv]\n"
 	"  agents: [wrk]\n"
 	"  airgap: {binary: k3s, images: img, install_script: inst}\n"
-	"edge: {ip: 192.168.1.200}\n"
 	"secrets: {names: [pw, tok, cluster_ca_key]}\n";
 
 /* k3s_yaml with the first `from` replaced by `to`, then the same for
@@ -710,7 +718,8 @@ static void test_k3s_errors(void **state)
 		{ VIP("192.168.1.100"), 1, "k3s.api_vip", "192.168.1.100 is VM srv1's address" },
 		{ VIP("192.168.1.111"), 1, "k3s.api_vip", "192.168.1.111 is VM wrk2's address" },
 		{ VIP("192.168.1.112"), 0, NULL, NULL },
-		{ VIP("192.168.1.200"), 1, "k3s.api_vip", "192.168.1.200 is the edge's address (edge.ip)" },
+		{ "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: 192.168.1.200\n" KUBE_VIP, "secrets:",
+		  "edge: {ip: 192.168.1.200}\nsecrets:", 1, "k3s.api_vip", "192.168.1.200 is the edge's address (edge.ip)" },
 		{ VIP("192.168.1.53"), 1, "k3s.api_vip", "192.168.1.53 is a resolver's address (network.dns[1])" },
 		{ VIP("0.0.0.0"), 1, "k3s.api_vip", "0.0.0.0 is not a host address" },
 		{ VIP("192.168.1"), 1, "k3s.api_vip", "'192.168.1' is not an IPv4 address" },

@@ -136,20 +136,6 @@ int dns_query_endpoint(const struct dns_ctx *d, const char *vm, const char *ip, 
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* The ops of a step whose one function run(ctx, s, apply, ret_done) both
- * checks (apply false: reads only) and applies. */
-#define STEP_OPS_OF_RUN(ops, run)                                                          \
-	static int run##_check(struct run_ctx *ctx, const struct step *s, bool *ret_done) \
-	{                                                                                  \
-		return run(ctx, s, false, ret_done);                                       \
-	}                                                                                  \
-	static int run##_apply(struct run_ctx *ctx, const struct step *s)                 \
-	{                                                                                  \
-		bool done;                                                                 \
-		return run(ctx, s, true, &done);                                           \
-	}                                                                                  \
-	const struct step_ops ops = { .check = run##_check, .apply = run##_apply }
-
 static struct dns_ctx *dctx(struct run_ctx *ctx)
 {
 	return ctx->dns;

@@ -1347,17 +1347,95 @@ static int check_dns(struct mf_ctx *c, struct manifest *m)
 	return 0;
 }
 
-static void check_edge(struct mf_ctx *c, const struct manifest *m, struct uniq_set *ips)
+/* name relative to zone ("pve" for pve.home.arpa in home.arpa); NULL when
+ * it is not a single label under it */
+static const char *zone_label(const char *name, const char *zone, char *buf, size_t size)
+{
+	size_t n = strlen(name), z = strlen(zone);
+
+	if (n <= z + 1 || name[n - z - 1] != '.' || strcasecmp(name + n - z, zone) != 0 || n - z - 1 >= size)
+		return NULL;
+	memcpy(buf, name, n - z - 1);
+	buf[n - z - 1] = '\0';
+	return strchr(buf, '.') ? NULL : buf;
+}
+
+/* The web consoles' names: inside the zone, distinct, and not a name the
+ * zone already answers otherwise (a node's or VM's record, one of
+ * dns.records). */
+static void check_edge_hosts(struct mf_ctx *c, const struct manifest *m, const char *zone)
 {
 	const struct mf_edge *e = &m->edge;
+	const struct {
+		const char *key, *host;
+	} h[] = { { "edge.dashboard_host", e->dashboard_host },
+		  { "edge.proxmox_host", e->proxmox_host },
+		  { "edge.dns_host", e->dns_host } };
+	char label[256], p[MF_PATH_MAX];
+	struct mf_vm vm;
+
+	for (size_t i = 0; i < ELEMENTSOF(h); i++) {
+		const char *l;
+
+		if (!h[i].host)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (h[j].host && strcasecmp(h[i].host, h[j].host) == 0)
+				mf_error_at(c, h[i].key, "'%s' is also %s: each web console needs its own name", h[i].host,
+					    h[j].key);
+		if (!has_suffix_domain(h[i].host, zone)) {
+			mf_error_at(c, h[i].key, "'%s' is not inside the DNS zone '%s'", h[i].host, zone);
+			continue;
+		}
+		/* the wildcard certificate *.ZONE covers one label below it */
+		l = zone_label(h[i].host, zone, label, sizeof(label));
+		if (!l) {
+			mf_error_at(c, h[i].key, "'%s' is not one label below '%s': the edge's certificate is for *.%s",
+				    h[i].host, zone, zone);
+			continue;
+		}
+		/* with node_records the zone gets their records (edge.ip) */
+		if (!m->dns.present || !m->dns.node_records)
+			continue;
+		for (size_t k = 0; k < m->n_nodes; k++)
+			if (m->nodes[k].name && strcasecmp(m->nodes[k].name, l) == 0)
+				mf_error_at(c, h[i].key, "'%s' is node %s's name in the zone", h[i].host, l);
+		if (manifest_find_vm(m, l, &vm) >= 0 && vm.ip)
+			mf_error_at(c, h[i].key, "'%s' is VM %s's name in the zone", h[i].host, l);
+		for (size_t k = 0; k < m->dns.n_records; k++)
+			if (m->dns.records[k].name && strcasecmp(m->dns.records[k].name, l) == 0)
+				mf_error_at(c, P(p, "dns.records[%zu].name", k),
+					    "'%s' collides with the edge's record for %s (dns.node_records: true)", l,
+					    h[i].key);
+	}
+}
+
+static bool k3s_disables(const struct manifest *m, const char *what)
+{
+	for (size_t i = 0; i < m->k3s.n_disable; i++)
+		if (streq_ptr(m->k3s.disable[i], what))
+			return true;
+	return false;
+}
+
+static int check_edge(struct mf_ctx *c, struct manifest *m, struct uniq_set *ips)
+{
+	struct mf_edge *e = &m->edge;
 	const char *zone = m->dns.zone ? m->dns.zone : m->cluster.domain;
-	char k[16];
+	char k[16], host[320];
 
 	if (!e->present)
-		return;
+		return 0;
 	check_host_ip(c, m, e->ip, "edge.ip", NULL);
 	if (uniq_add(ips, ipv4_format(e->ip, k, sizeof(k)), "edge.ip", NULL) < 0)
 		c->oom = -ENOMEM;
+	/* Traefik is K3s's; kube-vip announces its address (docs/edge.md) */
+	if (!m->k3s.present)
+		mf_error_whole(c, "edge", "the edge is K3s's Traefik: it needs a k3s section");
+	else if (!m->k3s.kube_vip.image && !mf_failed(c, "k3s.kube_vip") && !mf_failed(c, "k3s.api_vip"))
+		mf_error_at(c, "edge.ip", "needs k3s.kube_vip: kube-vip announces the edge's address (docs/edge.md)");
+	if (m->k3s.present && k3s_disables(m, "traefik"))
+		mf_error_at(c, "k3s.disable", "disables traefik, which serves the edge");
 	if (e->cert == MF_CERT_ACME_DNS01 && !e->acme.email)
 		mf_error_at(c, "edge.certificate", "acme-dns01 needs an acme section");
 	if (e->cert == MF_CERT_INTERNAL_CA && e->acme.email)
@@ -1368,9 +1446,44 @@ static void check_edge(struct mf_ctx *c, const struct manifest *m, struct uniq_s
 		mf_error_at(c, "edge.acme.server", "'%s' is not an https:// URL", e->acme.server);
 	if (e->acme.credentials.name)
 		check_secret(c, m, &e->acme.credentials, "edge.acme.credentials");
-	if (e->dashboard_host && zone && !has_suffix_domain(e->dashboard_host, zone))
-		mf_error_at(c, "edge.dashboard_host", "'%s' is not inside the DNS zone '%s'", e->dashboard_host,
-			    zone);
+	if (e->dashboard_password.name)
+		check_secret(c, m, &e->dashboard_password, "edge.dashboard_password");
+	if (e->dashboard_host && !e->dashboard_password.name)
+		mf_error_at(c, "edge.dashboard_host",
+			    "needs edge.dashboard_password: the dashboard is only served behind basic auth");
+	if (e->dashboard_password.name && !e->dashboard_host)
+		mf_error_at(c, "edge.dashboard_password", "is only used with edge.dashboard_host");
+	if (!e->rate_limit.average && !mf_given(c, "edge.rate_limit")) {
+		e->rate_limit.average = MANIFEST_EDGE_RATE_AVERAGE;
+		e->rate_limit.burst = MANIFEST_EDGE_RATE_BURST;
+	}
+	if (e->n_allow == 0 && !mf_given(c, "edge.allow") && !c->subnet_failed) {
+		e->allow = calloc(1, sizeof(*e->allow));
+		if (!e->allow)
+			return -ENOMEM;
+		e->allow[0] = m->network.subnet;
+		e->n_allow = 1;
+	}
+	if (mf_given(c, "edge.allow") && e->n_allow == 0)
+		mf_error_at(c, "edge.allow", "is empty: no client could reach the edge");
+	if (!zone)
+		return 0;
+	if (snprintf(host, sizeof(host), "pve.%s", zone) < (int)sizeof(host) && set_default(&e->proxmox_host, host) < 0)
+		return -ENOMEM;
+	if (m->dns.present && snprintf(host, sizeof(host), "dns.%s", zone) < (int)sizeof(host) &&
+	    set_default(&e->dns_host, host) < 0)
+		return -ENOMEM;
+	if (e->dns_host && !m->dns.present)
+		mf_error_at(c, "edge.dns_host", "names the DNS console, but there is no dns section");
+	check_edge_hosts(c, m, zone);
+	/* without node_records only the wildcard answers for the consoles */
+	if (m->dns.present && !m->dns.node_records && m->dns.wildcard && !streq(m->dns.wildcard, "edge") &&
+	    !streq(m->dns.wildcard, ipv4_format(e->ip, k, sizeof(k))))
+		mf_error_at(c, "dns.wildcard",
+			    "'%s' is not the edge's address: the web consoles' names would not reach the edge (set "
+			    "dns.node_records: true, or wildcard: edge)",
+			    m->dns.wildcard);
+	return 0;
 }
 
 static int check_secrets(struct mf_ctx *c, struct manifest *m)
@@ -1419,7 +1532,7 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 	if (r >= 0)
 		check_k3s(c, m);
 	if (r >= 0)
-		check_edge(c, m, &ips);
+		r = check_edge(c, m, &ips);
 	uniq_report(c, &names, "host name");
 	uniq_report(c, &ips, "IP");
 	uniq_report(c, &vmids, "VMID");

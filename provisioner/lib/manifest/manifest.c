@@ -372,9 +372,9 @@ bad:
 	return derr(c, n, "'%s' is not HOST[:PORT] (an IPv4 address or DNS name, port 1-65535)", s);
 }
 
-static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+/* A network: ADDRESS/PREFIX with the host bits clear. */
+static int cidr_value(struct mf_ctx *c, const struct ynode *n, struct mf_cidr *ret)
 {
-	struct mf_cidr *dst = AT(base, f->offset, struct mf_cidr);
 	const char *s = scalar(c, n, "an IPv4 prefix (CIDR)");
 	uint32_t a;
 	unsigned p;
@@ -385,10 +385,21 @@ static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const str
 		return derr(c, n, "'%s' is not an IPv4 prefix like 10.0.10.0/24", s);
 	if (parse_cidr(s, true, &a, &p) < 0)
 		return derr(c, n, "'%s' has host bits set; the network address is needed", s);
-	if (p < 8 || p > 30)
-		return derr(c, n, "prefix length /%u is out of range 8..30", p);
-	dst->addr = a;
-	dst->prefix = p;
+	*ret = (struct mf_cidr){ .addr = a, .prefix = p };
+	return 0;
+}
+
+/* A network of the lab's own (the subnet, K3s's pod and service ranges). */
+static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_cidr v;
+	int r = cidr_value(c, n, &v);
+
+	if (r < 0)
+		return r;
+	if (v.prefix < 8 || v.prefix > 30)
+		return derr(c, n, "prefix length /%u is out of range 8..30", v.prefix);
+	*AT(base, f->offset, struct mf_cidr) = v;
 	return 0;
 }
 
@@ -1297,11 +1308,33 @@ static const struct field acme_fields[] = {
 	{}
 };
 
+/* An allow-list entry: any network, /0 to /32. */
+static int p_allow_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	return cidr_value(c, n, AT(base, f->offset, struct mf_cidr));
+}
+
+static const struct seq_spec allow_spec = { .elem = p_allow_elem, .elem_size = sizeof(struct mf_cidr), .max = 64,
+					    .pos_offset = SIZE_MAX };
+
+static const struct range rate_range = { 1, 1000000 };
+
+static const struct field rate_limit_fields[] = {
+	FIELD("average", p_uint, struct mf_edge, rate_limit.average, true, &rate_range),
+	FIELD("burst", p_uint, struct mf_edge, rate_limit.burst, true, &rate_range),
+	{}
+};
+
 static const struct field edge_fields[] = {
 	FIELD("ip", p_ipv4, struct mf_edge, ip, true, NULL),
 	FIELD("certificate", p_enum, struct mf_edge, cert, false, cert_names),
 	{ "acme", p_inline_map, 0, false, acme_fields, 0 },
 	FIELD("dashboard_host", p_dnsname, struct mf_edge, dashboard_host, false, NULL),
+	FIELD("dashboard_password", p_secret, struct mf_edge, dashboard_password, false, NULL),
+	FIELD("proxmox_host", p_dnsname, struct mf_edge, proxmox_host, false, NULL),
+	FIELD("dns_host", p_dnsname, struct mf_edge, dns_host, false, NULL),
+	FIELD2("allow", p_seq, struct mf_edge, allow, n_allow, false, &allow_spec),
+	{ "rate_limit", p_inline_map, 0, false, rate_limit_fields, 0 },
 	{}
 };
 
@@ -1460,6 +1493,10 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->edge.acme.provider);
 	free(m->edge.acme.credentials.name);
 	free(m->edge.dashboard_host);
+	free(m->edge.dashboard_password.name);
+	free(m->edge.proxmox_host);
+	free(m->edge.dns_host);
+	free(m->edge.allow);
 	free(m->secrets.key_source);
 	strv_free(m->secrets.names, m->secrets.n_names);
 	free(m);

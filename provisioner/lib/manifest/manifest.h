@@ -334,8 +334,25 @@ struct mf_edge {
 		struct mf_secret credentials;
 	} acme;
 	char *dashboard_host;
+	struct mf_secret dashboard_password; /* basic auth of the dashboard (user "admin") */
+	/* the web consoles' names at the edge; after loading, defaults
+	 * pve.<zone> and (with a dns section) dns.<zone> */
+	char *proxmox_host, *dns_host;
+	/* client addresses every route accepts; after loading, network.subnet
+	 * when not given */
+	struct mf_cidr *allow;
+	size_t n_allow;
+	/* requests per second per client address; after loading, 100 and 200
+	 * when not given */
+	struct {
+		unsigned average, burst;
+	} rate_limit;
 	bool present;
 };
+
+#define MANIFEST_EDGE_RATE_AVERAGE 100
+#define MANIFEST_EDGE_RATE_BURST 200
+#define MANIFEST_EDGE_DASHBOARD_USER "admin"
 
 /* Secrets with a meaning of their own: the cluster CA (docs/pve.md). Their
  * values are base64 of the PEM (a secrets file holds one line per value). */

@@ -31,6 +31,8 @@
 #define ESP_BYTES (1ull << 30)
 #define PVE_VG "pve"
 #define K3S_API_PORT 6443
+#define EDGE_PVE_PORT 8006         /* pveproxy: the Proxmox web UI and API */
+#define EDGE_TECHNITIUM_PORT 53443 /* Technitium's console over HTTPS (TN_HTTPS_PORT, dns/technitium.h) */
 /* The interface kube-vip announces the API VIP on: the name the guests'
  * network config gives every VM's one NIC (guests' CLOUDINIT_IFNAME). */
 #define K3S_VIP_INTERFACE "eth0"
@@ -1166,6 +1168,7 @@ static void add_record(struct builder *b, const char *name, const char *type, co
 static void add_dns_records(struct builder *b)
 {
 	const struct mf_dns *d = &b->m->dns;
+	const char *hosts[] = { b->m->edge.proxmox_host, b->m->edge.dns_host, b->m->edge.dashboard_host };
 	char ip[16];
 
 	if (d->wildcard) {
@@ -1190,6 +1193,18 @@ static void add_dns_records(struct builder *b)
 				fmt_ip(vm.ip, ip);
 				add_record(b, vm.name, "A", ip);
 			}
+	}
+	/* the web consoles at the edge (manifest-check: inside the zone) */
+	for (size_t i = 0; d->node_records && b->m->edge.present && i < ELEMENTSOF(hosts); i++) {
+		size_t n = hosts[i] ? strlen(hosts[i]) : 0, z = strlen(d->zone);
+		char rel[256];
+
+		if (n <= z + 1 || n - z - 1 >= sizeof(rel))
+			continue;
+		memcpy(rel, hosts[i], n - z - 1);
+		rel[n - z - 1] = '\0';
+		fmt_ip(b->m->edge.ip, ip);
+		add_record(b, rel, "A", ip);
 	}
 	for (size_t i = 0; i < d->n_records; i++)
 		add_record(b, d->records[i].name, d->records[i].type, d->records[i].value);
@@ -1286,19 +1301,41 @@ static void add_dns(struct builder *b)
 	}
 }
 
+/* One web console behind the edge: a name, the backends' addresses and
+ * port (HTTPS, certificates by the cluster CA). */
+static void add_edge_route(struct builder *b, struct json_object *routes, const char *name, const char *host,
+			   const uint32_t *addrs, size_t n, unsigned port)
+{
+	struct json_object *q = obj(b), *a = arr(b);
+
+	for (size_t i = 0; i < n; i++) {
+		char ip[16];
+
+		fmt_ip(addrs[i], ip);
+		push(b, a, str(b, ip));
+	}
+	put_str(b, q, "name", name);
+	put_str(b, q, "host", host);
+	put(b, q, "addresses", a);
+	put_u64(b, q, "port", port);
+	push(b, routes, q);
+}
+
 static void add_edge(struct builder *b)
 {
-	const struct mf_edge *e = &b->m->edge;
-	const char *domain = b->m->dns.present ? b->m->dns.zone : b->m->cluster.domain;
-	struct json_object *p, *a, *acme;
+	const struct manifest *m = b->m;
+	const struct mf_edge *e = &m->edge;
+	const char *domain = m->dns.present ? m->dns.zone : m->cluster.domain;
+	struct json_object *p, *a, *acme, *routes, *rl;
 	char title[STEP_TITLE_MAX], ip[16], wild[320];
+	uint32_t nodes[MANIFEST_MAX_NODES];
+	struct mf_vm primary;
 
 	if (!e->present)
 		return;
 	fmt_ip(e->ip, ip);
 	p = obj(b);
 	put_str(b, p, "ip", ip);
-	put_str(b, p, "dashboard_host", e->dashboard_host);
 	bfmt(b, title, sizeof(title), "Deploying the Traefik edge on %s", ip);
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_TRAEFIK, NULL, p, title, "cluster/edge/traefik");
 
@@ -1319,6 +1356,37 @@ static void add_edge(struct builder *b)
 	}
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_CERTS, NULL, p, "Issuing the edge certificates",
 	    "cluster/edge/certificates");
+
+	p = obj(b);
+	routes = arr(b);
+	for (size_t i = 0; i < m->n_nodes && i < ELEMENTSOF(nodes); i++)
+		nodes[i] = m->nodes[i].ip;
+	if (e->proxmox_host)
+		add_edge_route(b, routes, "proxmox", e->proxmox_host, nodes,
+			       m->n_nodes < ELEMENTSOF(nodes) ? m->n_nodes : ELEMENTSOF(nodes), EDGE_PVE_PORT);
+	if (e->dns_host && m->dns.present && find_vm(b, m->dns.primary, &primary) >= 0)
+		add_edge_route(b, routes, "technitium", e->dns_host, &primary.ip, 1, EDGE_TECHNITIUM_PORT);
+	put(b, p, "routes", routes);
+	a = arr(b);
+	for (size_t i = 0; i < e->n_allow; i++) {
+		char cidr[24];
+
+		fmt_ip(e->allow[i].addr, ip);
+		bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, e->allow[i].prefix);
+		push(b, a, str(b, cidr));
+	}
+	put(b, p, "allow", a);
+	rl = obj(b);
+	put_u64(b, rl, "average", e->rate_limit.average);
+	put_u64(b, rl, "burst", e->rate_limit.burst);
+	put(b, p, "rate_limit", rl);
+	if (e->dashboard_host) {
+		put_str(b, p, "dashboard_host", e->dashboard_host);
+		put_str(b, p, "dashboard_user", MANIFEST_EDGE_DASHBOARD_USER);
+		put_secret(b, p, "dashboard_password", &e->dashboard_password);
+	}
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_ROUTES, NULL, p, "Routing the web consoles through the edge",
+	    "cluster/edge/routes");
 }
 
 static bool group_listed(char *const *v, size_t n, const char *id)
@@ -1380,8 +1448,31 @@ static void add_verify(struct builder *b)
 		push(b, a, str(b, "k3s-nodes-ready"));
 	if (m->dns.present)
 		push(b, a, str(b, "dns-resolves"));
-	if (m->edge.present)
+	if (m->edge.present) {
+		struct json_object *e = obj(b), *routes = arr(b);
+		const char *hosts[][3] = { { m->edge.proxmox_host, "/", "ok" },
+					   { m->dns.present ? m->edge.dns_host : NULL, "/", "ok" },
+					   /* no credentials: the dashboard must refuse */
+					   { m->edge.dashboard_host, "/dashboard/", "401" } };
+		char ip[16];
+
 		push(b, a, str(b, "edge-https"));
+		for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
+			struct json_object *q;
+
+			if (!hosts[i][0])
+				continue;
+			q = obj(b);
+			put_str(b, q, "host", hosts[i][0]);
+			put_str(b, q, "path", hosts[i][1]);
+			put_str(b, q, "expect", hosts[i][2]);
+			push(b, routes, q);
+		}
+		fmt_ip(m->edge.ip, ip);
+		put_str(b, e, "ip", ip);
+		put(b, e, "routes", routes);
+		put(b, p, "edge", e);
+	}
 	put(b, p, "checks", a);
 	put_u64(b, p, "nodes", m->n_nodes);
 	put_u64(b, p, "vms", n_vms);

@@ -48,6 +48,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_DNS_SECONDARY] = "dns-secondary",
 	[STEP_EDGE_TRAEFIK] = "edge-traefik",
 	[STEP_EDGE_CERTS] = "edge-certs",
+	[STEP_EDGE_ROUTES] = "edge-routes",
 	[STEP_VERIFY] = "verify",
 	[STEP_DNS_HANDOVER] = "dns-handover",
 };

@@ -80,6 +80,7 @@ enum step_kind {
 	STEP_DNS_SECONDARY,       /* "dns-secondary" */
 	STEP_EDGE_TRAEFIK,        /* "edge-traefik" */
 	STEP_EDGE_CERTS,          /* "edge-certs" */
+	STEP_EDGE_ROUTES,         /* "edge-routes" */
 	STEP_VERIFY,              /* "verify" */
 	STEP_DNS_HANDOVER,        /* "dns-handover" */
 	_STEP_KIND_MAX,
@@ -129,6 +130,20 @@ struct step_ops {
 	 * worker's slots share on purpose. */
 	bool concurrent;
 };
+
+/* The ops of a step whose one function run(ctx, s, apply, ret_done) both
+ * checks (apply false: reads only) and applies. */
+#define STEP_OPS_OF_RUN(ops, run)                                                          \
+	static int run##_check(struct run_ctx *ctx, const struct step *s, bool *ret_done) \
+	{                                                                                  \
+		return run(ctx, s, false, ret_done);                                       \
+	}                                                                                  \
+	static int run##_apply(struct run_ctx *ctx, const struct step *s)                 \
+	{                                                                                  \
+		bool done;                                                                 \
+		return run(ctx, s, true, &done);                                           \
+	}                                                                                  \
+	const struct step_ops ops = { .check = run##_check, .apply = run##_apply }
 
 /* Compute s->params_hash from s->params (plan.c calls it for every step). */
 int step_hash_params(struct step *s);
