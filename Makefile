@@ -21,6 +21,8 @@ PKG_LIBS := yaml-0.1 json-c libarchive libcurl libcrypto blkid fdisk
 PKG_LIBS += libisofs-1
 # http.c verifies certificate fingerprints in an OpenSSL verify callback.
 PKG_LIBS += libssl
+# lib/edge/edge.c hashes the Traefik dashboard's password (bcrypt, libxcrypt).
+PKG_LIBS += libxcrypt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS))
 # Debian 12's mbedtls 2.28 ships no .pc file; Debian 13's 3.x does.
@@ -141,9 +143,10 @@ test-k3s: $(BIN) tests
 # and Technitium simulators (docs/dns.md), the Technitium simulator itself,
 # its API and the zones its knotd serves on loopback (tests/sim/technitium_sim.py).
 test-dns-edge: $(BIN) tests
-	tests/run.sh --unit $(BUILD)/tests/test-dns
+	tests/run.sh --unit $(BUILD)/tests/test-dns $(BUILD)/tests/test-edge
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-technitium.sh \
-		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh
+		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh \
+		tests/integration/t-sim-edge-https.sh tests/integration/t-edge.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

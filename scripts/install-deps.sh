@@ -17,6 +17,7 @@ mmdebstrap debian-archive-keyring
 iproute2 procps psmisc valgrind time hyperfine
 cloud-init netplan.io
 knot knot-dnsutils
+libcrypt-dev apache2-utils
 "
 
 missing=""

@@ -19,6 +19,7 @@
 #include "install/sysconf.h"
 #include "k3s/k3s.h"
 #include "dns/dns.h"
+#include "edge/edge.h"
 #include "verify/verify.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
@@ -86,9 +87,9 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_DNS_SECONDARY] = &dns_secondary_ops, /* dns */
 
-	[STEP_EDGE_TRAEFIK] = NULL,      /* edge */
-
-	[STEP_EDGE_CERTS] = NULL,        /* edge */
+	[STEP_EDGE_TRAEFIK] = &edge_traefik_ops, /* edge */
+	[STEP_EDGE_CERTS] = &edge_certs_ops,     /* edge */
+	[STEP_EDGE_ROUTES] = &edge_routes_ops,   /* edge */
 
 	[STEP_VERIFY] = &verify_ops, /* verify */
 

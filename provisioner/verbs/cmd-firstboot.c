@@ -42,6 +42,7 @@
 #include <limits.h>
 #include "verbs.h"
 #include "step-ops.h"
+#include "edge/edge.h"
 
 #define PASSWORD_MAX 128
 #define REPORT_DIR_DEFAULT "/var/lib/devopslab/report" /* POST /cluster/config/join: maxLength 128 */
@@ -59,6 +60,9 @@ struct fb_opts {
 	const char *dns_query[DNS_CONNECT_MAX];   /* "VM=HOST:PORT" (tests) */
 	size_t n_dns_query;
 	uint64_t verify_timeout_ms;
+	const char *edge_password_file; /* --manifest runs: the value of edge.dashboard_password */
+	const char *edge_connect;       /* "HOST:PORT" for edge.ip:443 (tests) */
+	uint64_t edge_timeout_ms;
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -85,7 +89,8 @@ static void usage(FILE *f)
 		   "         [--attempts N] [--seed N] [--assets DIR] [--boot-timeout SEC] [--jobs N] [--dry-run]\n"
 		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n"
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
-		   "         [--dns-timeout SEC] [--verify-timeout SEC]\n");
+		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
+		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -107,7 +112,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -143,6 +148,9 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "dns-timeout", required_argument, NULL, O_DNSTIMEOUT },
 		{ "dns-query", required_argument, NULL, O_DNSQUERY },
 		{ "verify-timeout", required_argument, NULL, O_VERIFYTIMEOUT },
+		{ "edge-password-file", required_argument, NULL, O_EDGEPW },
+		{ "edge-connect", required_argument, NULL, O_EDGECONNECT },
+		{ "edge-timeout", required_argument, NULL, O_EDGETIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -197,6 +205,9 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_K3STIMEOUT: r = parse_u64(optarg, &v); o->k3s_timeout_ms = v * 1000; break;
 		case O_REPORT: o->report_dir = optarg; break;
 		case O_DNSPW: o->dns_password_file = optarg; break;
+		case O_EDGEPW: o->edge_password_file = optarg; break;
+		case O_EDGECONNECT: o->edge_connect = optarg; break;
+		case O_EDGETIMEOUT: r = parse_u64(optarg, &v); o->edge_timeout_ms = v * 1000; break;
 		case O_DNSCONNECT:
 		case O_DNSQUERY:
 			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
@@ -718,6 +729,56 @@ static int dns_setup(const struct fb_opts *o, const struct manifest *m, const st
 	return r;
 }
 
+/* The edge steps: on K3s's API, the cluster CA issues the wildcard
+ * certificate and is the consoles' trust; the dashboard's password is the
+ * bundle's edge.dashboard_password secret (or --edge-password-file with
+ * --manifest). */
+static int edge_setup(const struct fb_opts *o, const struct manifest *m, const struct secrets *secrets,
+		      struct k3s_ctx *kc, struct edge_ctx **ret)
+{
+	struct edge_cfg ecfg = { .k3s = kc, .ca_file = o->ca, .ca_key_file = o->ca_key, .poll_ms = o->poll_ms,
+				 .timeout_ms = o->edge_timeout_ms, .progress = on_progress };
+	char pw[PASSWORD_MAX + 2];
+	const char *value = NULL;
+	int r;
+
+	if (!kc) {
+		log_error("the edge is K3s's Traefik: the plan has no K3s steps");
+		return -EINVAL;
+	}
+	if (!o->ca || !o->ca_key) {
+		log_error("the edge's certificate comes from the cluster CA: the bundle's secrets '%s' and '%s', or "
+			  "--ca and --ca-key",
+			  MANIFEST_SECRET_CA_CERT, MANIFEST_SECRET_CA_KEY);
+		return -EINVAL;
+	}
+	if (m->edge.dashboard_host) {
+		if (o->edge_password_file) {
+			r = read_password(o->edge_password_file, pw);
+			if (r < 0) {
+				log_error("cannot read the dashboard's password from '%s': %s", o->edge_password_file,
+					  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+				return -EINVAL;
+			}
+			value = pw;
+		} else if (secrets)
+			value = secrets_get(secrets, m->edge.dashboard_password.name);
+		if (isempty(value)) {
+			log_error("the Traefik dashboard's password (secret '%s') is needed: --bundle with its secrets, "
+				  "or --edge-password-file FILE",
+				  m->edge.dashboard_password.name);
+			return -EINVAL;
+		}
+	}
+	ecfg.dashboard_password = value;
+	r = edge_ctx_new(&ecfg, ret);
+	explicit_wipe(pw, sizeof(pw));
+	if (r < 0)
+		log_error("cannot set up the edge steps: %s", r == -EBADMSG ? "the cluster CA file holds no certificate"
+										: strerror(-r));
+	return r;
+}
+
 /* The administrator's kubeconfig into the report directory (mode 0600). */
 static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 {
@@ -751,6 +812,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(guests_ctx_freep) struct guests_ctx *gc = NULL;
 	_cleanup_(k3s_ctx_freep) struct k3s_ctx *kc = NULL;
 	_cleanup_(dns_ctx_freep) struct dns_ctx *dc = NULL;
+	_cleanup_(edge_ctx_freep) struct edge_ctx *ec = NULL;
 	struct verify_cfg vcfg = {};
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
@@ -847,6 +909,14 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
+	if (plan_has_kind(plan, STEP_EDGE_TRAEFIK)) {
+		r = edge_setup(&o, m, secrets, kc, &ec);
+		if (r < 0) {
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+	}
+
 	if (plan_has_kind(plan, STEP_VERIFY)) {
 		r = cluster_self_client(cc, &vcfg.pve);
 		if (r < 0) {
@@ -855,6 +925,8 @@ int verb_firstboot(int argc, char *argv[])
 		}
 		vcfg.k3s = kc;
 		vcfg.dns = dc;
+		vcfg.ca_file = o.ca;
+		vcfg.edge_connect = o.edge_connect;
 		vcfg.poll_ms = o.poll_ms;
 		vcfg.timeout_ms = o.verify_timeout_ms;
 	}
@@ -870,6 +942,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.guests = gc;
 	ctx.k3s = kc;
 	ctx.dns = dc;
+	ctx.edge = ec;
 	ctx.verify = &vcfg;
 	ctx.progress = on_step;
 	ctx.userdata = &would_apply;
@@ -893,11 +966,9 @@ int verb_firstboot(int argc, char *argv[])
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;
 	}
-	/* once the K3s steps are done: the administrator's way in */
-	if (kc && !o.dry_run && (r >= 0 || (r == -EOPNOTSUPP && ctx.failed_step &&
-					    ctx.failed_step->kind != STEP_K3S_SERVER_INIT &&
-					    ctx.failed_step->kind != STEP_K3S_SERVER_JOIN &&
-					    ctx.failed_step->kind != STEP_K3S_AGENT)) &&
+	/* once the K3s steps are done (a later step stopped or failed): the
+	 * administrator's way in (step kinds are in the plan's order) */
+	if (kc && !o.dry_run && (r >= 0 || (ctx.failed_step && ctx.failed_step->kind > STEP_K3S_AGENT)) &&
 	    write_kubeconfig(&o, kc) < 0 && ret == EXIT_OK)
 		ret = EXIT_FAIL;
 	if (o.dry_run && (r >= 0 || r == -EOPNOTSUPP))

@@ -270,7 +270,7 @@ static void kv_daemonset(struct yaml_out *y, const char *ref, const char *iface,
 	const char *const env[][2] = {
 		{ "vip_arp", "true" },	       { "port", K3S_API_PORT_STR },  { "vip_interface", iface },
 		{ "vip_cidr", "32" },	       { "cp_enable", "true" },	      { "cp_namespace", "kube-system" },
-		{ "svc_enable", "false" },     { "vip_leaderelection", "true" }, { "vip_leasename", "plndr-cp-lock" },
+		{ "svc_enable", "true" },      { "vip_leaderelection", "true" }, { "vip_leasename", "plndr-cp-lock" },
 		{ "vip_leaseduration", "5" }, { "vip_renewdeadline", "3" },   { "vip_retryperiod", "1" },
 		{ "address", vip },
 	};

@@ -160,6 +160,11 @@ struct k3s_ctx *k3s_kctx(struct run_ctx *ctx)
 	return ctx->k3s;
 }
 
+struct kube_client *k3s_kube(struct k3s_ctx *k)
+{
+	return k->kube;
+}
+
 void k3s_progress(struct k3s_ctx *k, const char *fmt, ...)
 {
 	char msg[512];

@@ -75,6 +75,9 @@ const char *k3s_api_url(const struct k3s_ctx *k);
  * kube_nodes(); why (optional) gets the API's words. */
 int k3s_nodes_ready(struct k3s_ctx *k, const char *const *names, size_t n, bool *ready, char *why, size_t why_size);
 
+/* The Kubernetes API client (kube.h) the steps use; borrowed. */
+struct kube_client *k3s_kube(struct k3s_ctx *k);
+
 extern const struct step_ops k3s_server_init_ops;
 extern const struct step_ops k3s_server_join_ops;
 extern const struct step_ops k3s_agent_ops;

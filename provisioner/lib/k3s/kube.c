@@ -87,12 +87,14 @@ const char *kube_url(const struct kube_client *k)
 	return http_transport_base_url(k->t);
 }
 
-/* One request; *ret gets the parsed body of a 2xx answer (may be NULL). */
-static int call(struct kube_client *k, enum http_method m, const char *path, long *ret_status,
-		struct json_object **ret)
+/* One request with a body of content type ctype (NULL: none); *ret gets
+ * the parsed body of a 2xx answer (may be NULL). */
+static int call_body(struct kube_client *k, enum http_method m, const char *path, const char *ctype,
+		     const char *body, long *ret_status, struct json_object **ret)
 {
 	struct http_request req = { .method = m, .path = path, .idempotent = true,
-				    .headers = { "Accept: application/json" } };
+				    .headers = { "Accept: application/json" }, .content_type = ctype, .body = body,
+				    .body_len = body ? strlen(body) : 0 };
 	struct http_response rsp = {};
 	_cleanup_json_ struct json_object *o = NULL;
 	const char *msg;
@@ -122,6 +124,10 @@ static int call(struct kube_client *k, enum http_method m, const char *path, lon
 		return -EACCES;
 	case 404:
 		return -ENOENT;
+	case 409:
+		return -EBUSY;
+	case 422:
+		return -EINVAL;
 	case 429:
 	case 500:
 	case 503:
@@ -130,6 +136,12 @@ static int call(struct kube_client *k, enum http_method m, const char *path, lon
 	default:
 		return -EPROTO;
 	}
+}
+
+static int call(struct kube_client *k, enum http_method m, const char *path, long *ret_status,
+		struct json_object **ret)
+{
+	return call_body(k, m, path, NULL, NULL, ret_status, ret);
 }
 
 int kube_readyz(struct kube_client *k)
@@ -476,4 +488,48 @@ int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *re
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
+}
+
+int kube_apply(struct kube_client *k, const char *path, const char *manager, struct json_object *obj,
+	       struct json_object **ret)
+{
+	const char *body = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	char full[1024];
+	long status;
+
+	if (!body || !manager || !name_ok(manager) ||
+	    snprintf(full, sizeof(full), "%s?fieldManager=%s&force=true", path, manager) >= (int)sizeof(full))
+		return -EINVAL;
+	/* JSON is YAML: server-side apply takes it as is */
+	return call_body(k, HTTP_PATCH, full, "application/apply-patch+yaml", body, &status, ret);
+}
+
+bool kube_has(const struct json_object *want, const struct json_object *have)
+{
+	enum json_type t = json_object_get_type(want);
+
+	if (t != json_object_get_type(have))
+		return false;
+	switch (t) {
+	case json_type_object:
+		json_object_object_foreach((struct json_object *)want, key, v) {
+			struct json_object *h;
+
+			if (!json_object_object_get_ex(have, key, &h) || !kube_has(v, h))
+				return false;
+		}
+		return true;
+	case json_type_array: {
+		size_t n = json_object_array_length(want);
+
+		if (n != json_object_array_length(have))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!kube_has(json_object_array_get_idx(want, i), json_object_array_get_idx(have, i)))
+				return false;
+		return true;
+	}
+	default:
+		return json_object_equal((struct json_object *)want, (struct json_object *)have);
+	}
 }

@@ -98,3 +98,14 @@ struct kube_pod {
 };
 /* A PodList's items. *ret is malloc'd (free()). */
 int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *ret_n);
+
+/* Server-side apply (PATCH application/apply-patch+yaml, force): obj is
+ * the whole intent of `manager` for the object at path (.../NAME). *ret
+ * (optional) the object as stored. -EINVAL when the API refuses it (422:
+ * the schema; the text in kube_error()), -EBUSY on a conflict. */
+int kube_apply(struct kube_client *k, const char *path, const char *manager, struct json_object *obj,
+	       struct json_object **ret);
+/* Whether every field of want is in have with the same value (arrays
+ * element by element, same length): what an apply of want would leave
+ * unchanged. Fields only have holds (defaults, status) do not count. */
+bool kube_has(const struct json_object *want, const struct json_object *have);

@@ -16,7 +16,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -83,8 +85,11 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	return ok ? 0 : fail(-ENOMEM, "cannot add extension");
 }
 
+/* A host name, or a wildcard "*.NAME" (the edge's certificate). */
 static bool plain_name(const char *s)
 {
+	if (!isempty(s) && s[0] == '*' && s[1] == '.')
+		s += 2;
 	if (isempty(s) || strlen(s) > 253)
 		return false;
 	for (; *s; s++)
@@ -218,5 +223,63 @@ int cert_issue(const char *ca_cert_file, const char *ca_key_file, const struct c
 		return -ENOMEM;
 	*ret_chain = chain;
 	*ret_key = TAKE_PTR(key_pem);
+	return 0;
+}
+
+static void sans_freep(GENERAL_NAMES **p) { GENERAL_NAMES_free(*p); }
+
+static bool has_dns_name(X509 *leaf, const char *name)
+{
+	_cleanup_(sans_freep) GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+
+	for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		const unsigned char *d;
+		int n;
+
+		if (g->type != GEN_DNS)
+			continue;
+		d = ASN1_STRING_get0_data(g->d.dNSName);
+		n = ASN1_STRING_length(g->d.dNSName);
+		if (n >= 0 && (size_t)n == strlen(name) && strncasecmp((const char *)d, name, (size_t)n) == 0)
+			return true;
+	}
+	return false;
+}
+
+int cert_check(const char *ca_cert_file, const char *chain_pem, const char *key_pem, const char *const *dns,
+	       size_t n_dns, unsigned min_days)
+{
+	_cleanup_(x509_freep) X509 *ca = NULL, *leaf = NULL;
+	_cleanup_(pkey_freep) EVP_PKEY *key = NULL;
+	_cleanup_(bio_freep) BIO *b = NULL, *kb = NULL;
+	EVP_PKEY *ca_pub;
+	time_t when = time(NULL) + (time_t)min_days * 86400;
+	int r;
+
+	errbuf[0] = '\0';
+	r = read_pem(ca_cert_file, false, (void **)&ca);
+	if (r < 0)
+		return r;
+	b = BIO_new_mem_buf(chain_pem, -1);
+	leaf = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	if (!leaf)
+		return fail(-EBADMSG, "no PEM certificate");
+	kb = BIO_new_mem_buf(key_pem, -1);
+	key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	if (!key)
+		return fail(-EBADMSG, "no PEM private key");
+	ca_pub = X509_get0_pubkey(ca);
+	if (X509_check_issued(ca, leaf) != X509_V_OK || !ca_pub || X509_verify(leaf, ca_pub) != 1)
+		return fail(-EKEYREJECTED, "the certificate is not the cluster CA's");
+	if (X509_check_private_key(leaf, key) != 1)
+		return fail(-EKEYREJECTED, "the key is not the certificate's");
+	for (size_t i = 0; i < n_dns; i++)
+		if (!has_dns_name(leaf, dns[i]))
+			return fail(-ENOENT, "the certificate does not name %s", dns[i]);
+	if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
+		return fail(-ETIME, "the certificate is not valid yet");
+	if (X509_cmp_time(X509_get0_notAfter(leaf), &when) <= 0)
+		return fail(-ETIME, "the certificate expires in less than %u days", min_days);
 	return 0;
 }

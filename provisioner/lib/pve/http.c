@@ -29,6 +29,7 @@
 
 const char *const http_method_names[_HTTP_METHOD_MAX] = {
 	[HTTP_GET] = "GET", [HTTP_POST] = "POST", [HTTP_PUT] = "PUT", [HTTP_DELETE] = "DELETE",
+	[HTTP_PATCH] = "PATCH",
 };
 
 struct http_transport {
@@ -674,9 +675,9 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 	if (req->method == HTTP_POST && !req->body && !req->n_parts) {
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-	} else if (req->method == HTTP_PUT || req->method == HTTP_DELETE) {
+	} else if (req->method == HTTP_PUT || req->method == HTTP_DELETE || req->method == HTTP_PATCH) {
 		curl_easy_setopt(t->curl, CURLOPT_CUSTOMREQUEST, http_method_names[req->method]);
-		if (!req->body && req->method == HTTP_PUT)
+		if (!req->body && req->method != HTTP_DELETE)
 			curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, "");
 	}
 

@@ -33,7 +33,7 @@
 #define HTTP_FP_TEXT_MAX 96       /* "AA:BB:...": 32*3 */
 #define HTTP_MAX_HEADERS 8
 
-enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, _HTTP_METHOD_MAX };
+enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_PATCH, _HTTP_METHOD_MAX };
 extern const char *const http_method_names[_HTTP_METHOD_MAX];
 
 struct http_opts {

@@ -211,6 +211,86 @@ static void check_dns(const struct verify_cfg *c, const struct step *s, struct t
 	}
 }
 
+/* Where the first DNS server answers (the edge's names are asked of it). */
+static int first_dns(const struct verify_cfg *c, const struct step *s, char host[static 64], unsigned *port)
+{
+	struct json_object *sv = json_object_array_get_idx(json_get_array(s->params, "dns_servers"), 0);
+	const char *vm = json_get_string(sv, "vm"), *ip = json_get_string(sv, "ip");
+
+	if (!c->dns || !vm || !ip)
+		return -ENOENT;
+	return dns_query_endpoint(c->dns, vm, ip, host, port);
+}
+
+/* One route: its name resolves to the edge's address (when the lab has DNS),
+ * and an HTTPS request through the edge, the chain checked against the
+ * cluster CA and the name, answers as planned: "ok" 2xx/3xx, else that
+ * status. */
+static void check_route(const struct verify_cfg *c, const struct step *s, struct json_object *route,
+			const char *edge_ip, struct table *t)
+{
+	const char *host = json_get_string(route, "host"), *path = json_get_string(route, "path"),
+		   *expect = json_get_string(route, "expect");
+	struct http_opts o = { .connect_timeout_ms = 5000, .request_timeout_ms = 10000, .max_attempts = 1,
+			       .max_body = 1 << 20 };
+	_cleanup_(http_transport_freep) struct http_transport *tr = NULL;
+	struct http_request req = { .method = HTTP_GET, .path = path, .idempotent = true };
+	struct http_response rsp = {};
+	char url[300], target[300], dns_host[64];
+	unsigned port = 53;
+	bool ok;
+	int r;
+
+	if (!host || !path || !expect)
+		return;
+	snprintf(target, sizeof(target), "https://%s%s", host, path);
+	if (first_dns(c, s, dns_host, &port) >= 0) {
+		struct dns_answer a;
+
+		r = dns_resolve(dns_host, port, host, "A", 2, &a);
+		if (r < 0 || a.n == 0) {
+			row(t, "edge", false, target, "%s does not resolve (%s)", host,
+			    r < 0 ? strerror(-r) : a.rcode == 3 ? "NXDOMAIN" : "no A record");
+			return;
+		}
+		if (!answered(&a, "A", edge_ip)) {
+			row(t, "edge", false, target, "%s resolves to %s, not the edge's %s", host, a.v[0], edge_ip);
+			return;
+		}
+	}
+	snprintf(o.connect_to, sizeof(o.connect_to), "%s:443:%s", host, c->edge_connect ? c->edge_connect : edge_ip);
+	if (!c->edge_connect)
+		strncat(o.connect_to, ":443", sizeof(o.connect_to) - strlen(o.connect_to) - 1);
+	snprintf(url, sizeof(url), "https://%s", host);
+	tr = http_transport_new(url, &o);
+	if (!tr || !c->ca_file || http_transport_ca(tr, c->ca_file) < 0) {
+		row(t, "edge", false, target, "no HTTPS client (the cluster CA: %s)", c->ca_file ? c->ca_file : "none");
+		return;
+	}
+	r = http_request(tr, &req, &rsp);
+	if (r < 0) {
+		row(t, "edge", false, target, "%s", http_transport_error(tr));
+		return;
+	}
+	ok = streq(expect, "ok") ? rsp.status >= 200 && rsp.status < 400 : rsp.status == strtol(expect, NULL, 10);
+	row(t, "edge", ok, target, "HTTP %ld, certificate by the cluster CA%s%s", rsp.status, ok ? "" : "; want ",
+	    ok ? "" : streq(expect, "ok") ? "2xx or 3xx" : expect);
+	http_response_done(&rsp);
+}
+
+static void check_edge(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *e = json_get_object(s->params, "edge"), *routes = json_get_array(e, "routes");
+	const char *ip = json_get_string(e, "ip");
+
+	if (!ip || !routes) {
+		row(t, "edge", false, "the edge", "no routes in the step's parameters");
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(routes); i++)
+		check_route(c, s, json_object_array_get_idx(routes, i), ip, t);
+}
+
 /* Every check once into t. */
 static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
 {
@@ -228,7 +308,7 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
 	if (has_check(s, "dns-resolves"))
 		check_dns(c, s, t);
 	if (has_check(s, "edge-https"))
-		row(t, "edge", false, "the edge", "not checked: the edge is not in this build");
+		check_edge(c, s, t);
 	return 0;
 }
 

@@ -9,7 +9,10 @@
  *   k3s-nodes-ready  every K3s VM is a Ready node (the Kubernetes API)
  *   dns-resolves     every record of the plan is answered by every DNS
  *                    server, asked over real DNS (libresolv; resolve.h)
- *   edge-https       (the edge's step: not in this build)
+ *   edge-https       every web console at the edge: its name resolves to
+ *                    edge.ip (the first DNS server, when the lab has
+ *                    DNS), and HTTPS through edge.ip answers as planned
+ *                    with a chain of the cluster CA for that name
  *
  * check() asks once and is done when all answer as planned; apply() asks
  * again until they do or the timeout passes. Either way the table of what
@@ -33,6 +36,8 @@ struct verify_cfg {
 	struct pve_client *pve; /* borrowed: a cluster member's API */
 	struct k3s_ctx *k3s;    /* borrowed; NULL without K3s steps */
 	struct dns_ctx *dns;    /* borrowed; NULL without DNS steps */
+	const char *ca_file;    /* the cluster CA: the edge's certificates */
+	const char *edge_connect; /* "HOST:PORT" to reach edge.ip:443 at (tests); NULL = edge.ip:443 */
 	uint64_t poll_ms;       /* default 2000 */
 	uint64_t timeout_ms;    /* apply: how long to wait for all; default 3 min */
 	FILE *out;              /* the table; default stdout */
