@@ -86,7 +86,7 @@ for s in init + kinds("k3s-server-join") + kinds("k3s-agent"):
     if s["kind"] != "k3s-agent": want.append("tls_san")
     if keys[keys.index("version") + 1:keys.index("version") + 1 + len(want)] != want: fail("k3s params %s" % keys)
     if (p["node_name"], p["cluster_cidr"], p["service_cidr"], p["disable"], p["api_vip"]) != \
-            (p["vm"], "10.42.0.0/16", "10.43.0.0/16", [], "10.0.10.5"):
+            (p["vm"], "10.42.0.0/16", "10.43.0.0/16", ["servicelb"], "10.0.10.5"):
         fail("k3s params of %s" % p["vm"])
     if s["kind"] != "k3s-agent" and p["tls_san"] != ["10.0.10.5", p["ip"]]: fail("tls_san of %s" % p["vm"])
     if p["token"] != {"secret": "k3s_token"}: fail("k3s token")

@@ -69,8 +69,10 @@ static void test_values(void **state)
 					    "kube-vip.io/loadbalancerIPs"),
 			    "10.0.10.30");
 	assert_string_equal(json_get_string(path(v, (const char *const[]){ "service", "spec", NULL }),
-					    "loadBalancerClass"),
-			    EDGE_KUBE_VIP_CLASS);
+					    "externalTrafficPolicy"),
+			    "Local");
+	assert_null(json_get_string(path(v, (const char *const[]){ "service", "spec", NULL }), "loadBalancerClass"));
+	assert_string_equal(json_get_string(json_get_object(v, "deployment"), "kind"), "DaemonSet");
 	json_object_put(v);
 	free(text);
 	/* chart 39: under ports.web.http, the old key gone */

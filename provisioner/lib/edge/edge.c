@@ -151,7 +151,7 @@ int edge_traefik_values(int major, const char *ip, char **ret)
 	 * kube-proxy), which the allow-list and the rate limit need */
 #define SERVICE                                                                                        \
 	"\"deployment\":{\"kind\":\"DaemonSet\"},\"service\":{\"annotations\":{\"" KUBE_VIP_LB_IPS "\":\"%s\"}," \
-	"\"spec\":{\"loadBalancerClass\":\"" EDGE_KUBE_VIP_CLASS "\",\"externalTrafficPolicy\":\"Local\"}}"
+	"\"spec\":{\"externalTrafficPolicy\":\"Local\"}}"
 	if (major >= 39)
 		v = jfmt("{" SERVICE ",\"ports\":{\"web\":{\"http\":{\"redirections\":%s}}}}", ip, redirect);
 	else
@@ -249,7 +249,7 @@ static bool service_ready(struct json_object *svc, const char *ip)
 	return streq_ptr(json_get_string(json_get_object(json_get_object(svc, "metadata"), "annotations"),
 					 KUBE_VIP_LB_IPS),
 			 ip) &&
-	       streq_ptr(json_get_string(spec, "loadBalancerClass"), EDGE_KUBE_VIP_CLASS) && ingress &&
+	       streq_ptr(json_get_string(spec, "externalTrafficPolicy"), "Local") && ingress &&
 	       json_object_array_length(ingress) > 0 &&
 	       streq_ptr(json_get_string(json_object_array_get_idx(ingress, 0), "ip"), ip);
 }

@@ -9,8 +9,9 @@
  *   edge-traefik  HelmChartConfig kube-system/traefik with the values of
  *                 the chart K3s packages (its version read from HelmChart
  *                 kube-system/traefik): the Service's address edge.ip,
- *                 announced by kube-vip (loadBalancerClass, annotation),
- *                 HTTP redirected to HTTPS. Done when the Service has the
+ *                 announced by kube-vip (its annotation; ServiceLB is
+ *                 disabled), Traefik on every node with the Local traffic
+ *                 policy, HTTP redirected to HTTPS. Done when the Service has the
  *                 address and helm's job has completed.
  *   edge-certs    the wildcard certificate of the zone from the cluster CA
  *                 as Secret kube-system/devopslab-edge-tls and TLSStore
@@ -39,7 +40,6 @@ struct k3s_ctx;
 #define EDGE_NAMESPACE "devopslab-edge"
 #define EDGE_TLS_SECRET "devopslab-edge-tls"
 #define EDGE_CERT_MIN_DAYS 30 /* a certificate with fewer days left is issued again */
-#define EDGE_KUBE_VIP_CLASS "kube-vip.io/kube-vip-class"
 
 struct edge_cfg {
 	struct k3s_ctx *k3s;            /* borrowed: its Kubernetes API client */

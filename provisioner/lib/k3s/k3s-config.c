@@ -224,13 +224,21 @@ static void kv_role(struct yaml_out *y)
 	static const char *const core_verbs[] = { "list", "get", "watch", "update", NULL };
 	static const char *const leases[] = { "leases", NULL };
 	static const char *const lease_verbs[] = { "list", "get", "watch", "update", "create", NULL };
+	/* services (svc_enable): the endpoints of a Local-policy Service, the
+	 * node it is announced from, the pods behind it */
+	static const char *const nodes[] = { "nodes", NULL }, *const patch[] = { "patch", NULL };
+	static const char *const slices[] = { "endpointslices", NULL };
+	static const char *const pods[] = { "pods", NULL }, *const list[] = { "list", NULL };
 
 	yaml_out_map_start(y);
 	meta(y, "rbac.authorization.k8s.io/v1", "ClusterRole", "system:kube-vip-role", false);
 	yaml_out_key(y, "rules");
 	yaml_out_seq_start(y, false);
 	rule(y, "", core, core_verbs);
+	rule(y, "", nodes, patch);
+	rule(y, "", pods, list);
 	rule(y, "coordination.k8s.io", leases, lease_verbs);
+	rule(y, "discovery.k8s.io", slices, core_verbs);
 	yaml_out_seq_end(y);
 	yaml_out_map_end(y);
 }

@@ -1436,6 +1436,13 @@ static int check_edge(struct mf_ctx *c, struct manifest *m, struct uniq_set *ips
 		mf_error_at(c, "edge.ip", "needs k3s.kube_vip: kube-vip announces the edge's address (docs/edge.md)");
 	if (m->k3s.present && k3s_disables(m, "traefik"))
 		mf_error_at(c, "k3s.disable", "disables traefik, which serves the edge");
+	/* ServiceLB would publish the nodes' addresses for Traefik's Service
+	 * and take ports 80 and 443 on every node; a class to keep it out
+	 * cannot be added to the Service K3s made first (immutable) */
+	if (m->k3s.present && !k3s_disables(m, "servicelb"))
+		mf_error_at(c, "edge.ip",
+			    "needs servicelb in k3s.disable: K3s's ServiceLB would give Traefik the nodes' addresses, "
+			    "not edge.ip (docs/edge.md)");
 	if (e->cert == MF_CERT_ACME_DNS01 && !e->acme.email)
 		mf_error_at(c, "edge.certificate", "acme-dns01 needs an acme section");
 	if (e->cert == MF_CERT_INTERNAL_CA && e->acme.email)

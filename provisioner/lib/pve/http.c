@@ -44,6 +44,7 @@ struct http_transport {
 	uint8_t peer_fp[HTTP_FP_LEN];
 	bool peer_fp_valid;
 	bool verify_failed; /* our callback refused the certificate */
+	int verify_error;   /* OpenSSL's reason (X509_V_ERR_*), 0 = none known */
 	uint64_t deadline_ms;
 	uint64_t rng;
 	unsigned attempts;
@@ -196,9 +197,34 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 		X509_STORE_CTX_set_error(xs, X509_V_OK);
 		return 1;
 	}
-	if (!preverify_ok)
+	if (!preverify_ok) {
 		t->verify_failed = true;
+		if (!t->verify_error)
+			t->verify_error = X509_STORE_CTX_get_error(xs);
+	}
 	return preverify_ok;
+}
+
+/* Why a certificate was refused: the pin, OpenSSL's reason when it is
+ * more than "another CA" (expired, not yet valid, ...), or, when the chain
+ * passed and libcurl still refused it, the name. */
+static const char *untrusted_reason(const struct http_transport *t, CURLcode cc)
+{
+	if (t->has_pin)
+		return "fingerprint does not match the pinned one";
+	if (!t->verify_failed && cc == CURLE_PEER_FAILED_VERIFICATION)
+		return "it does not name the host";
+	switch (t->verify_error) {
+	case 0:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return "not signed by the trusted CA";
+	default:
+		return X509_verify_cert_error_string(t->verify_error);
+	}
 }
 
 static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *userdata)
@@ -537,8 +563,7 @@ static enum outcome classify(struct http_transport *t, CURLcode cc, const char *
 			if (t->peer_fp_valid)
 				http_fp_format(t->peer_fp, have, sizeof(have));
 			seterr(t, "%s: server certificate not trusted (%s; its SHA-256 fingerprint is %s)", url,
-			       t->has_pin ? "fingerprint does not match the pinned one" : "not signed by the trusted CA",
-			       have);
+			       untrusted_reason(t, cc), have);
 			*ret_errno = -EKEYREJECTED;
 			return OUT_FAIL;
 		}
@@ -614,6 +639,7 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 	if (r < 0)
 		return r;
 	t->verify_failed = false;
+	t->verify_error = 0;
 	curl_easy_setopt(t->curl, CURLOPT_URL, url);
 	/* libcurl silently re-sends a request whose reused connection died
 	 * before any answer; for a non-idempotent request that could be a
