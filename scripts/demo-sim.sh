@@ -14,8 +14,13 @@
 # serving HTTPS once the simulated guest ran the install script, with the
 # certificate and password the provisioner put there, and whose zones a
 # real knotd serves on 127.0.0.1 (the secondary by a TSIG-signed AXFR).
-# It stops where this build stops (the edge: exit 5). Every simulator is
-# stopped on exit.
+# Then K3s's Traefik becomes the edge: its values pass the chart's schema
+# in the simulator, kube-vip gives it edge.ip, the wildcard certificate
+# comes from the cluster CA, the routes from the manifest. Traefik cannot
+# run here: a loopback HTTPS server (tests/sim/edge_https.py) stands in for
+# it with the certificate the provisioner put into the cluster, and the
+# verification's HTTPS requests for edge.ip:443 go there. Every simulator
+# is stopped on exit.
 set -euo pipefail
 bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +33,7 @@ grep '^root_password=' "$env" | cut -d= -f2- >"$work/root.pw"
 chmod 600 "$work/root.pw"
 
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; true' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; true' EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api=()
 for i in 0 1 2; do
@@ -71,13 +76,38 @@ for i in 0 1; do
 	echo "SIMULATED Technitium DNS in $v: https://${dns_ips[$i]}:53443 here 127.0.0.1:$port, DNS 127.0.0.1:$dport (knotd)"
 done
 
+# The edge's stand-in: serves the provisioner's TLS secret once the
+# edge-certs step has made it (read from the simulated cluster's state).
+edge_port=$(free_port)
+mkdir -p "$work/edge"
+/usr/bin/python3 "$top/tests/sim/edge_https.py" --port "$edge_port" --cert "$work/edge/tls.crt" \
+	--key "$work/edge/tls.key" --reload --route pve.homelab.local=200 --route dns.homelab.local=200 \
+	--route traefik.homelab.local=401 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
+pids+=($!)
+/usr/bin/python3 - "$work/state/k8s.json" "$work/edge" <<'PYEOF' &
+import base64, json, os, sys, time
+state, out = sys.argv[1], sys.argv[2]
+while True:
+    try:
+        o = json.load(open(state))["objects"]["core/secrets/kube-system/devopslab-edge-tls"]["data"]
+    except (OSError, ValueError, KeyError):
+        time.sleep(0.5)
+        continue
+    for k, f in (("tls.key", "tls.key"), ("tls.crt", "tls.crt")):
+        open(os.path.join(out, f + ".new"), "wb").write(base64.b64decode(o[k]))
+        os.rename(os.path.join(out, f + ".new"), os.path.join(out, f))
+    break
+PYEOF
+pids+=($!)
+echo "SIMULATED Traefik at the edge (10.0.10.30:443): a stand-in on https://127.0.0.1:$edge_port"
+
 # Trust as on the installed nodes: each node its own API by its certificate
 # file (here the simulator's), the others by the cluster CA from the
 # bundle's secrets; never on first use.
 fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
 	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
 	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report" \
-	"${dns_connect[@]}" --dns-timeout 120; }
+	"${dns_connect[@]}" --dns-timeout 120 --edge-timeout 120 --edge-connect "127.0.0.1:$edge_port"; }
 
 # The members wait for the first node's cluster and join in manifest order.
 fb devops-node-02 >"$work/firstboot-devops-node-02.log" 2>&1 & m2=$!
@@ -89,7 +119,7 @@ wait $m2; rc2=$?
 wait $m3; rc3=$?
 set -e
 echo "[SIMULATED] firstboot exit status: devops-node-01 $rc, devops-node-02 $rc2, devops-node-03 $rc3" \
-	"(5: every step this build implements is done)"
+	"(0: every step done and verified)"
 echo "[SIMULATED] the guests' cloud-init seeds as the simulated nodes received them:"
 ls "$work/records"/*.user-data 2>/dev/null | sed 's/^/  /' || true
 if [ -s "$work/technitium/devops-dns-01/installed" ] && command -v kdig >/dev/null; then
@@ -102,5 +132,14 @@ fi
 if [ -s "$work/report/kubeconfig" ]; then
 	echo "[SIMULATED] the K3s administrator's kubeconfig: $work/report/kubeconfig (mode $(stat -c %a "$work/report/kubeconfig"))"
 fi
-[ "$rc" = 0 ] || [ "$rc" = 5 ] || exit 1
+if [ -s "$work/edge/tls.crt" ]; then
+	grep '^cluster_ca_cert=' "$env" | cut -d= -f2- | base64 -d >"$work/cluster-ca.pem"
+	echo "[SIMULATED] the web consoles through the edge (curl, trusting only the cluster CA):"
+	for url in https://pve.homelab.local/ https://dns.homelab.local/ https://traefik.homelab.local/dashboard/; do
+		h=${url#https://} h=${h%%/*}
+		echo "  $url: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cluster-ca.pem" \
+			--connect-to "$h:443:127.0.0.1:$edge_port" "$url")"
+	done
+fi
+[ "$rc" = 0 ] || exit 1
 [ "$rc2" = 0 ] && [ "$rc3" = 0 ] || { cat "$work"/firstboot-devops-node-0[23].log >&2; exit 1; }

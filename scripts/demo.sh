@@ -58,7 +58,7 @@ say "5. The plan: the ordered steps install and firstboot will execute"
 # The first-boot phase needs Proxmox VE, which cannot run here: the three
 # nodes are API simulators (labelled SIMULATED), the program is the real one.
 simulated_firstboot() {
-	say "$1. SIMULATED first boot of all three nodes: cluster, storage, templates, VMs, K3s (scripts/demo-sim.sh)"
+	say "$1. SIMULATED first boot of all three nodes: cluster, storage, templates, VMs, K3s, DNS, edge, verification (scripts/demo-sim.sh)"
 	scripts/demo-sim.sh "$out/homelab.bundle" "$out/signing.pub" "$out/secret.key" "$out/secrets.env" "$out/sim"
 }
 

@@ -26,10 +26,9 @@ command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-dep
 
 SIM_SECRETS="pw, dns_pw, cluster_ca_key" sim_init 3
 A=$TESTTMP/assets
-mkdir -p "$A/dns"
+mkdir -p "$A"
 qemu-img create -q -f qcow2 "$A/cloud.qcow2" 2G
-printf 'Technitium stand-in\n' >"$A/dns/DnsServerPortable.tar.gz"
-printf 'runtime stand-in\n' >"$A/dns/aspnetcore-runtime-8.0-linux-x64.tar.gz"
+tn_assets "$A"
 (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
 	-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=test cluster CA" \
 	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null)

@@ -23,6 +23,9 @@
 #   tn_ok PATH [K=V]...            the same, failing the test unless status is "ok"
 #   tn_dig PORT ARGS...            kdig @127.0.0.1 -p PORT, short answer
 #   tn_requests NAME [FILTER]      recorded requests of NAME (jq FILTER over them)
+#   tn_assets DIR                  stand-ins for the bundle's Technitium and
+#                                  ASP.NET Core archives in DIR/dns/, for a
+#                                  manifest's dns.airgap
 SIM=${SIM:-$TOP/tests/sim}
 export TECHNITIUM_SIM_RECORD_DIR=$TESTTMP/technitium-records
 mkdir -p "$TECHNITIUM_SIM_RECORD_DIR"
@@ -119,4 +122,10 @@ tn_dig() { # PORT ARGS...
 
 tn_requests() { # NAME [jq FILTER]
 	jq -c "${2:-.}" "$TECHNITIUM_SIM_RECORD_DIR/$1.jsonl"
+}
+
+tn_assets() { # DIR
+	mkdir -p "$1/dns"
+	printf 'Technitium stand-in\n' >"$1/dns/DnsServerPortable.tar.gz"
+	printf 'runtime stand-in\n' >"$1/dns/aspnetcore-runtime-8.0-linux-x64.tar.gz"
 }

@@ -41,9 +41,12 @@ succeeds or crash-loops as helm would, --helm-ms per attempt). Unless
 39.0.7): HelmCharts kube-system/traefik-crd and kube-system/traefik from
 the traefik.yaml K3s writes into its manifests, their charts in its static
 directory, the values checked against that version's values.schema.json,
-and an install makes Deployment and LoadBalancer Service kube-system/traefik,
-its address from kube-vip (annotation kube-vip.io/loadbalancerIPs) or
-ServiceLB (the first server's node address) — k8s_sim_objects.py.
+and an install makes Deployment and LoadBalancer Service kube-system/traefik.
+A LoadBalancer Service's address comes from kube-vip (annotation
+kube-vip.io/loadbalancerIPs) only while a kube-vip DaemonSet runs with
+svc_enable true and takes the Service's class, else from ServiceLB (the
+first server's node address) unless the Service names a
+loadBalancerClass — k8s_sim_objects.py.
 
 Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...

@@ -1,0 +1,302 @@
+#!/bin/bash
+# The Traefik edge against the simulators: three simulated Proxmox VE nodes,
+# K3s (three servers with kube-vip, two agents) with K3s's packaged Traefik
+# (k8s_sim.py --traefik-chart), one Technitium DNS VM; the first node's
+# firstboot goes through the edge steps and the verification. Traefik itself
+# cannot run here: a loopback HTTPS server (tests/sim/edge_https.py) stands
+# in for it, serving the TLS secret the provisioner made, and the
+# verification reaches it for edge.ip:443 (--edge-connect). Checked:
+#   - the HelmChartConfig passes the chart's own values schema (the helm job
+#     completes) and the Service gets edge.ip from kube-vip, not ServiceLB;
+#   - the wildcard certificate verifies against the cluster CA (openssl
+#     verify) for *.home.arpa; the TLSStore, the routes, the Endpoints of
+#     the consoles, the middlewares from the manifest; the dashboard's
+#     htpasswd line checks with the password (htpasswd -v, apache2-utils);
+#   - no edge server yet: the verification fails on the edge rows; once it
+#     serves the provisioner's certificate, a re-run passes with the table
+#     all "yes", and sends no write to the Kubernetes API;
+#   - a route changed by hand is set back;
+#   - K3s upgraded to chart 39.0.7: the values move to v39's form and pass
+#     its stricter schema;
+#   - a console the manifest drops loses its objects, a hand-made one stays;
+#   - the verification fails on another CA's certificate, an expired one,
+#     one for another name, and on a name the DNS server does not answer.
+# Under ASan (LABEL=asan) it stops after the hand change: the steps' main
+# paths run there; the rest is the same C code with other inputs.
+# timeout: 420
+. "$TOP/tests/lib.sh"
+. "$TOP/tests/sim/cluster-lib.sh"
+. "$TOP/tests/sim/guests-lib.sh"
+. "$TOP/tests/sim/k3s-lib.sh"
+. "$TOP/tests/sim/dns-lib.sh"
+
+command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
+command -v htpasswd >/dev/null || fail "htpasswd is missing (apache2-utils; scripts/install-deps.sh installs it)"
+
+K3S_VIP=1 K3S_DISABLE=servicelb k3s_init
+tn_assets "$A"
+printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
+DASH_PW='dashboard s3cret'
+printf '%s\n' "$DASH_PW" >"$TESTTMP/dash.pw"
+"$PY" - "$TESTTMP/cluster.yaml" <<'PYEOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("  - {name: kube-vip, file: k3s/kube-vip.tar}",
+              "  - {name: kube-vip, file: k3s/kube-vip.tar}\n"
+              "  - {name: technitium, file: dns/DnsServerPortable.tar.gz}\n"
+              "  - {name: aspnet, file: dns/aspnetcore-runtime-8.0-linux-x64.tar.gz}")
+s = s.replace("names: [pw, k3s_token, cluster_ca_key]", "names: [pw, k3s_token, cluster_ca_key, dns_pw, dash_pw]")
+s = s.replace("k3s:\n", """  - id: dns
+    name: "dns-{n:02}"
+    count: 1
+    vmid: 501
+    target_node: [pve2]
+    clone: tpl
+    full_clone: false
+    memory: 1024
+    agent: 1
+    disk: {size: 4G}
+    ipconfig0: "ip=10.0.0.41/24,gw=10.0.0.1"
+k3s:
+""", 1)
+s += """dns:
+  primary: dns-01
+  node_records: true
+  admin_password: {secret: dns_pw}
+  airgap: {package: technitium, runtime: aspnet}
+edge:
+  ip: 10.0.0.30
+  dashboard_host: traefik.home.arpa
+  dashboard_password: {secret: dash_pw}
+  allow: [10.0.0.0/24, 192.168.50.0/24]
+  rate_limit: {average: 50, burst: 100}
+"""
+open(p, "w").write(s)
+PYEOF
+"$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >"$TESTTMP/validate.out" 2>&1 ||
+	{ cat "$TESTTMP/validate.out" >&2; fail "the test manifest does not validate"; }
+
+INST=$TESTTMP/tn-installed
+mkdir -p "$INST"
+FB_PIN=local
+SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$INST"
+k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0
+technitium_start_installed dns-01 "$INST/dns-01"
+EDGE_PORT=$(free_port)
+DNSQ=127.0.0.1:$TN_DNS_PORT_dns_01
+edge_args() {
+	k3s_args
+	ARGS=("${K3S[@]}" --k3s-timeout 60
+		--dns-password-file "$TESTTMP/dns.pw" --dns-timeout 60
+		--dns-connect "dns-01=127.0.0.1:${TN_URL_dns_01##*:}" --dns-query "dns-01=$DNSQ"
+		--edge-password-file "$TESTTMP/dash.pw" --edge-timeout 60 --edge-connect "127.0.0.1:$EDGE_PORT")
+}
+edge_args
+
+# The edge server: edge_https.py with a certificate and key; routes as
+# Traefik would answer them (the dashboard asks for credentials).
+EDGE_PID=
+edge_serve() { # CERT KEY
+	[ -z "$EDGE_PID" ] || { kill "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null || true; }
+	: >"$TESTTMP/edge.log"
+	bg_start "$PY" "$SIM/edge_https.py" --port "$EDGE_PORT" --cert "$1" --key "$2" \
+		--route pve.home.arpa=200 --route dns.home.arpa=200 --route traefik.home.arpa=401 \
+		--record-dir "$TESTTMP/edge-rec" >>"$TESTTMP/edge.log" 2>&1
+	EDGE_PID=$!
+	for _ in $(seq 100); do
+		curl -sk -o /dev/null "https://127.0.0.1:$EDGE_PORT/" && return 0
+		sleep 0.1
+	done
+	cat "$TESTTMP/edge.log" >&2
+	fail "the edge stand-in did not start"
+}
+
+# ---- first run: everything made; nothing serves the edge yet -----------------------
+
+form_fail_ok() { # the members' runs; the first node's ends in the verification
+	fb_bg pve2 "${ARGS[@]}"; fb_bg pve3 "${ARGS[@]}"; fb_bg pve1 "${ARGS[@]}" --verify-timeout 2
+	fb_wait pve2; fb_formed pve2
+	fb_wait pve3; fb_formed pve3
+	fb_wait pve1
+}
+form_fail_ok
+[ "$RC" != 0 ] || { echo "$OUT" >&2; fail "the verification passed with nothing serving the edge"; }
+grep -q "error: cluster/verify: .*checks did not answer as planned" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the first run did not fail in the verification"; }
+grep -q "^edge .*https://pve.home.arpa/ .*NO" <<<"$OUT" || { echo "$OUT" >&2; fail "no failing edge row"; }
+for t in "Deploying the Traefik edge on 10.0.0.30" "Issuing the edge certificates" \
+	"Routing the web consoles through the edge"; do
+	grep -q "$t: done" <<<"$OUT" || { echo "$OUT" >&2; fail "step '$t' not done"; }
+done
+k3s_kubeconfig_pems
+
+ES=/apis/traefik.io/v1alpha1/namespaces/devopslab-edge
+kget /apis/helm.cattle.io/v1/namespaces/kube-system/helmchartconfigs/traefik >"$TESTTMP/hcc.json" ||
+	fail "no HelmChartConfig"
+kget /api/v1/namespaces/kube-system/services/traefik >"$TESTTMP/svc.json" || fail "no Service traefik"
+kget /api/v1/namespaces/kube-system/secrets/devopslab-edge-tls >"$TESTTMP/tls.json" || fail "no TLS secret"
+kget /apis/traefik.io/v1alpha1/namespaces/kube-system/tlsstores/default >"$TESTTMP/store.json" || fail "no TLSStore"
+for o in ingressroutes/proxmox ingressroutes/technitium ingressroutes/dashboard middlewares/allow \
+	middlewares/ratelimit middlewares/dashboard-auth serverstransports/cluster-ca; do
+	kget "$ES/$o" >"$TESTTMP/${o//\//-}.json" || fail "no $o"
+done
+kget /api/v1/namespaces/devopslab-edge/endpoints/proxmox >"$TESTTMP/ep.json" || fail "no Endpoints proxmox"
+kget /api/v1/namespaces/devopslab-edge/secrets/dashboard-auth >"$TESTTMP/auth.json" || fail "no dashboard-auth"
+"$PY" - "$TESTTMP" <<'PYEOF' || fail "the edge's objects"
+import base64, json, sys, yaml
+d = sys.argv[1]
+def j(n): return json.load(open("%s/%s.json" % (d, n)))
+v = yaml.safe_load(j("hcc")["spec"]["valuesContent"])
+assert v["deployment"]["kind"] == "DaemonSet", v
+assert v["service"]["spec"]["externalTrafficPolicy"] == "Local", v
+assert v["ports"]["web"]["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}, v
+svc = j("svc")
+assert "loadBalancerClass" not in svc["spec"], svc["spec"]
+assert svc["spec"]["externalTrafficPolicy"] == "Local", svc["spec"]
+assert svc["metadata"]["annotations"]["kube-vip.io/loadbalancerIPs"] == "10.0.0.30", svc["metadata"]
+assert svc["status"]["loadBalancer"]["ingress"][0]["ip"] == "10.0.0.30", svc["status"]
+tls = j("tls")
+assert tls["type"] == "kubernetes.io/tls", tls["type"]
+open(d + "/edge.crt", "wb").write(base64.b64decode(tls["data"]["tls.crt"]))
+open(d + "/edge.key", "wb").write(base64.b64decode(tls["data"]["tls.key"]))
+assert j("store")["spec"]["defaultCertificate"]["secretName"] == "devopslab-edge-tls"
+r = j("ingressroutes-proxmox")["spec"]
+assert r["entryPoints"] == ["websecure"] and r["routes"][0]["match"] == "Host(`pve.home.arpa`)", r
+s = r["routes"][0]["services"][0]
+assert (s["name"], s["port"], s["scheme"], s["serversTransport"]) == ("proxmox", 8006, "https", "cluster-ca"), s
+assert s["sticky"]["cookie"]["name"] == "devopslab_proxmox", s  # three nodes: a session stays on one
+assert [m["name"] for m in r["routes"][0]["middlewares"]] == ["allow", "ratelimit"], r
+r = j("ingressroutes-technitium")["spec"]
+assert r["routes"][0]["match"] == "Host(`dns.home.arpa`)" and r["routes"][0]["services"][0]["port"] == 53443, r
+r = j("ingressroutes-dashboard")["spec"]["routes"][0]
+assert r["match"].startswith("Host(`traefik.home.arpa`)"), r
+assert r["services"] == [{"name": "api@internal", "kind": "TraefikService"}], r
+assert [m["name"] for m in r["middlewares"]] == ["allow", "ratelimit", "dashboard-auth"], r
+assert j("middlewares-allow")["spec"]["ipAllowList"]["sourceRange"] == ["10.0.0.0/24", "192.168.50.0/24"]
+assert j("middlewares-ratelimit")["spec"]["rateLimit"] == {"average": 50, "burst": 100}
+assert j("middlewares-dashboard-auth")["spec"]["basicAuth"]["secret"] == "dashboard-auth"
+assert j("serverstransports-cluster-ca")["spec"]["rootCAs"] == [{"secret": "cluster-ca"}]
+ep = j("ep")["subsets"][0]
+assert sorted(a["ip"] for a in ep["addresses"]) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"], ep
+assert ep["ports"] == [{"name": "https", "port": 8006, "protocol": "TCP"}], ep
+users = base64.b64decode(j("auth")["data"]["users"]).decode()
+assert users.startswith("admin:$2y$"), users[:10]
+open(d + "/htpasswd", "w").write(users + "\n")
+PYEOF
+htpasswd -vb "$TESTTMP/htpasswd" admin "$DASH_PW" >/dev/null 2>&1 || fail "the dashboard's hash does not check"
+htpasswd -vb "$TESTTMP/htpasswd" admin "wrong" >/dev/null 2>&1 && fail "the dashboard's hash takes any password"
+openssl verify -CAfile "$TESTTMP/ca.pem" "$TESTTMP/edge.crt" >/dev/null || fail "the edge certificate is not the CA's"
+openssl x509 -in "$TESTTMP/edge.crt" -noout -ext subjectAltName | grep -q "DNS:\*.home.arpa, DNS:home.arpa" ||
+	fail "the edge certificate does not name *.home.arpa and home.arpa"
+grep -q "dashboard s3cret\|$(base64 -w0 "$TESTTMP/dash.pw")" "$TESTTMP"/fb-*.out && fail "a secret in the output"
+
+# ---- the edge serves the provisioner's certificate: the verification passes -----------
+
+edge_serve "$TESTTMP/edge.crt" "$TESTTMP/edge.key"
+w0=$(k8s_mutations)
+fb_bg pve1 "${ARGS[@]}" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the re-run with the edge served exited $RC"; }
+for h in pve dns; do
+	grep -q "^edge .*https://$h.home.arpa/ .*yes .*HTTP 200, certificate by the cluster CA" <<<"$OUT" ||
+		{ echo "$OUT" >&2; fail "no passing edge row for $h"; }
+done
+grep -q "^edge .*https://traefik.home.arpa/dashboard/ .*yes .*HTTP 401" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the dashboard did not refuse without credentials"; }
+grep -q "answered as planned" <<<"$OUT" && ! grep -q " NO " <<<"$OUT" || { echo "$OUT" >&2; fail "a row is not yes"; }
+[ "$(k8s_mutations)" = "$w0" ] || fail "the converged re-run wrote to the Kubernetes API ($w0 -> $(k8s_mutations))"
+"$PY" -c '
+import json, sys
+seen = {json.loads(l)["host"] for l in open(sys.argv[1])}
+assert {"pve.home.arpa", "dns.home.arpa", "traefik.home.arpa"} <= seen, seen' "$TESTTMP/edge-rec/edge-https.jsonl" ||
+	fail "the verification did not reach every route through the edge"
+
+# A route changed by hand is set back.
+curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
+	-X PATCH -H "Content-Type: application/merge-patch+json" \
+	--data '{"spec":{"routes":[{"kind":"Rule","match":"Host(`evil.example`)","services":[{"name":"proxmox","port":8006}]}]}}' \
+	"$K8S_URL$ES/ingressroutes/proxmox" >/dev/null || fail "changing the route by hand"
+fb_bg pve1 "${ARGS[@]}" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run after a hand change exited $RC"; }
+grep -q "ingressroutes/proxmox differs from ours: setting it back" <<<"$OUT" || { echo "$OUT" >&2; fail "not reported"; }
+kget "$ES/ingressroutes/proxmox" | grep -q 'Host(`pve.home.arpa`)' || fail "the route was not set back"
+
+if [ "${LABEL:-}" = asan ]; then
+	echo "ok (the main path; the rest runs without the sanitizers)"
+	exit 0
+fi
+
+# ---- K3s upgraded: chart 39.0.7 and its form of the values ---------------------------
+
+kill "$K8S_PID"
+wait "$K8S_PID" 2>/dev/null || true
+k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 39.0.7
+edge_args
+fb_bg pve1 "${ARGS[@]}" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run on chart 39.0.7 exited $RC"; }
+kget /apis/helm.cattle.io/v1/namespaces/kube-system/helmchartconfigs/traefik >"$TESTTMP/hcc.json"
+"$PY" -c '
+import json, sys, yaml
+v = yaml.safe_load(json.load(open(sys.argv[1]))["spec"]["valuesContent"])
+assert "redirections" not in v["ports"]["web"], v
+assert v["ports"]["web"]["http"]["redirections"]["entryPoint"]["to"] == "websecure", v' "$TESTTMP/hcc.json" ||
+	fail "the values are not in chart 39's form"
+
+# ---- a console the manifest drops: its objects go, hand-made ones stay ---------------
+
+curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
+	-X POST -H "Content-Type: application/json" \
+	--data '{"apiVersion":"traefik.io/v1alpha1","kind":"Middleware","metadata":{"name":"mine","namespace":"devopslab-edge"},"spec":{"stripPrefix":{"prefixes":["/x"]}}}' \
+	"$K8S_URL$ES/middlewares" >/dev/null || fail "making a middleware by hand"
+cp "$TESTTMP/cluster.yaml" "$TESTTMP/cluster-with-dashboard.yaml"
+sed -i '/^  dashboard_host:/d; /^  dashboard_password:/d' "$TESTTMP/cluster.yaml"
+fb_bg pve1 "${ARGS[@]}" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run without the dashboard exited $RC"; }
+for o in ingressroutes/dashboard middlewares/dashboard-auth; do
+	grep -q "removing .*$o: the manifest no longer has it" <<<"$OUT" || { echo "$OUT" >&2; fail "$o not removed"; }
+	kget "$ES/$o" >/dev/null 2>&1 && fail "$o is still there"
+done
+kget /api/v1/namespaces/devopslab-edge/secrets/dashboard-auth >/dev/null 2>&1 && fail "the dashboard's secret is still there"
+kget "$ES/middlewares/mine" >/dev/null || fail "a middleware made by hand was removed"
+grep -q "traefik.home.arpa/dashboard" <<<"$OUT" && fail "the verification still asks for the dashboard"
+cp "$TESTTMP/cluster-with-dashboard.yaml" "$TESTTMP/cluster.yaml"
+
+# ---- the verification must fail on a bad certificate or a missing record -------------
+
+bad_run() { # WHAT PATTERN [extra firstboot args]
+	local what=$1 pat=$2
+	shift 2
+	fb_bg pve1 "${ARGS[@]}" --verify-timeout 1 "$@"
+	fb_wait pve1
+	[ "$RC" != 0 ] || { echo "$OUT" >&2; fail "the verification passed with $what"; }
+	grep -q "$pat" <<<"$OUT" || { echo "$OUT" >&2; fail "no '$pat' with $what"; }
+}
+"$PY" "$SIM/edge_certs.py" --new-ca --out-cert "$TESTTMP/other-ca.pem" --out-key "$TESTTMP/other-ca.key"
+"$PY" "$SIM/edge_certs.py" --ca-cert "$TESTTMP/other-ca.pem" --ca-key "$TESTTMP/other-ca.key" \
+	--name '*.home.arpa' --name home.arpa --out-cert "$TESTTMP/o.crt" --out-key "$TESTTMP/o.key"
+edge_serve "$TESTTMP/o.crt" "$TESTTMP/o.key"
+bad_run "another CA's certificate" "^edge .*https://pve.home.arpa/ .*NO .*not trusted (not signed by the trusted CA"
+"$PY" "$SIM/edge_certs.py" --ca-cert "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key" --expired \
+	--name '*.home.arpa' --name home.arpa --out-cert "$TESTTMP/x.crt" --out-key "$TESTTMP/x.key"
+edge_serve "$TESTTMP/x.crt" "$TESTTMP/x.key"
+bad_run "an expired certificate" "^edge .*https://pve.home.arpa/ .*NO .*not trusted (certificate has expired"
+"$PY" "$SIM/edge_certs.py" --ca-cert "$TESTTMP/ca.pem" --ca-key "$TESTTMP/ca.key" \
+	--name '*.example.org' --out-cert "$TESTTMP/n.crt" --out-key "$TESTTMP/n.key"
+edge_serve "$TESTTMP/n.crt" "$TESTTMP/n.key"
+bad_run "a certificate for another name" "^edge .*https://pve.home.arpa/ .*NO .*not trusted (it does not name the host"
+
+# A DNS server that does not know the consoles' names (an empty zone):
+# the names do not resolve, and the verification says so.
+edge_serve "$TESTTMP/edge.crt" "$TESTTMP/edge.key"
+technitium_start bare
+tn_use bare
+tn_login
+tn_ok /api/zones/create zone=home.arpa type=Primary >/dev/null
+DNSQ=127.0.0.1:$TN_DNS_PORT_bare
+edge_args
+bad_run "a missing record" "^edge .*https://pve.home.arpa/ .*NO .*pve.home.arpa does not resolve"
+echo "ok"
