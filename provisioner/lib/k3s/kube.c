@@ -511,7 +511,7 @@ bool kube_has(const struct json_object *want, const struct json_object *have)
 	if (t != json_object_get_type(have))
 		return false;
 	switch (t) {
-	case json_type_object:
+	case json_type_object: {
 		json_object_object_foreach((struct json_object *)want, key, v) {
 			struct json_object *h;
 
@@ -519,6 +519,7 @@ bool kube_has(const struct json_object *want, const struct json_object *have)
 				return false;
 		}
 		return true;
+	}
 	case json_type_array: {
 		size_t n = json_object_array_length(want);
 
