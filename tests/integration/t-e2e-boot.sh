@@ -45,7 +45,7 @@ check_install() { # NAME NODE MAC SERIAL
 	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
 	e2e_assert "$1" "devopslab: pre-flight: passed"
 	e2e_assert "$1" "devopslab: disk nvme0n1: nvme, 20480 MiB, model 'QEMU NVMe Ctrl', serial '$4'"
-	e2e_assert "$1" "devopslab: secrets: 5 opened"
+	e2e_assert "$1" "devopslab: secrets: 6 opened"
 	e2e_assert "$1" "Selecting the target disk: already done"
 	e2e_assert "$1" "refusing to write to '/dev/nvme0n1' without confirmation (--yes)"
 	e2e_assert "$1" "nothing was written: run with --yes, or set cluster.unattended: true"

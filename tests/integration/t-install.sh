@@ -55,7 +55,7 @@ assert_contains "$OUT" "identified node devops-node-02 by MAC 52:54:00:0a:00:02 
 assert_contains "$OUT" "virtualization pass        cpu      svm (AMD-V) present"
 assert_contains "$OUT" "link           pass        eth0     link up"
 assert_contains "$OUT" "pre-flight: passed"
-assert_contains "$OUT" "secrets: 5 opened"
+assert_contains "$OUT" "secrets: 6 opened"
 assert_contains "$OUT" "plan for node devops-node-02: 16 install steps"
 assert_contains "$OUT" "[3/16] Running pre-flight checks: already done"
 assert_contains "$OUT" "node/devops-node-02/disk/select failed:"

@@ -193,7 +193,8 @@ static void test_example(void **state)
 	assert_int_equal(m->k3s.cluster_cidr.prefix, 16);
 	assert_int_equal(m->k3s.service_cidr.addr, ip("10.43.0.0"));
 	assert_int_equal(m->k3s.service_cidr.prefix, 16);
-	assert_int_equal(m->k3s.n_disable, 0);
+	assert_int_equal(m->k3s.n_disable, 1); /* ServiceLB: kube-vip gives the edge its address */
+	assert_string_equal(m->k3s.disable[0], "servicelb");
 
 	manifest_free(m);
 	diags_done(&d);
@@ -718,7 +719,7 @@ static void test_k3s_errors(void **state)
 		{ VIP("192.168.1.100"), 1, "k3s.api_vip", "192.168.1.100 is VM srv1's address" },
 		{ VIP("192.168.1.111"), 1, "k3s.api_vip", "192.168.1.111 is VM wrk2's address" },
 		{ VIP("192.168.1.112"), 0, NULL, NULL },
-		{ "  agents: [wrk]\n", "  agents: [wrk]\n  api_vip: 192.168.1.200\n" KUBE_VIP, "secrets:",
+		{ "  agents: [wrk]\n", "  agents: [wrk]\n  disable: [servicelb]\n  api_vip: 192.168.1.200\n" KUBE_VIP, "secrets:",
 		  "edge: {ip: 192.168.1.200}\nsecrets:", 1, "k3s.api_vip", "192.168.1.200 is the edge's address (edge.ip)" },
 		{ VIP("192.168.1.53"), 1, "k3s.api_vip", "192.168.1.53 is a resolver's address (network.dns[1])" },
 		{ VIP("0.0.0.0"), 1, "k3s.api_vip", "0.0.0.0 is not a host address" },
