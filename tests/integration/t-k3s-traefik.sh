@@ -10,7 +10,21 @@
 #     (ServiceLB), a Deployment;
 #   - valid values (kube-vip's address annotation, the v34 redirect form
 #     ports.web.redirectTo): the helm job runs again (new config hash) and
-#     completes, the Service gets 10.0.0.30 from kube-vip;
+#     completes; with no kube-vip serving Services the annotation gives
+#     nothing and the class-less Service stays ServiceLB's;
+#   - a LoadBalancer Service's class may not change (kube-apiserver's
+#     validateLoadBalancerClassField): values that give the Service
+#     kube-vip's class make the helm pod crash-loop with helm's "UPGRADE
+#     FAILED: cannot patch" and the API's "may not change once set", the
+#     Service keeps its address; a PATCH of the Service answers 422 Invalid
+#     (cause spec.loadBalancerClass), server-side apply is refused too;
+#   - load-balancer addresses, Services made through the API beside it:
+#     one that names a loadBalancerClass gets no ServiceLB address (kube-vip's
+#     class without kube-vip, another class); a class-less one does; a
+#     kube-vip DaemonSet with svc_enable "false" changes nothing (and no
+#     Service gets a new resourceVersion); once its svc_enable is "true",
+#     kube-vip gives the Traefik Service 10.0.0.30 and the Service of
+#     kube-vip's class its address, never the Service of another class;
 #   - values the chart's schema refuses (ports.web.port "eighty"): the
 #     helm pod crash-loops with helm's schema message; the Service stays;
 #   - K3s upgraded to chart 39.0.7 (the simulator restarted with
@@ -36,6 +50,12 @@ SVC=/api/v1/namespaces/kube-system/services/traefik
 JOB=/apis/batch/v1/namespaces/kube-system/jobs/helm-install-traefik
 
 # kjson PATH EXPR: EXPR (Python) over o, what GET PATH answers; 1 if the GET fails
+kapply() { # PATH FILE: server-side apply of FILE (JSON) to PATH
+	curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
+		-X PATCH -H "Content-Type: application/apply-patch+yaml" --data-binary "@$2" \
+		"$K8S_URL$1?fieldManager=t-k3s-traefik&force=true" >/dev/null
+}
+
 kjson() {
 	local body
 	body=$(kget "$1" 2>/dev/null) || return 1
@@ -70,9 +90,14 @@ job_complete() {
 	[ "$(kjson "$JOB" 'any(c["type"] == "Complete" and c["status"] == "True"
 	                       for c in o.get("status", {}).get("conditions", []))')" = True ]
 }
-svc_ip() { # IP: the Service's first load-balancer address is IP
-	[ "$(kjson "$SVC" '(o.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip")')" = "$1" ]
+svc_ip() { # IP [PATH]: the Service's (default Traefik's) first load-balancer address is IP
+	[ "$(kjson "${2:-$SVC}" '(o.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip")')" = "$1" ]
 }
+svc_no_lb() { # PATH: the Service has no load-balancer address (status.loadBalancer empty)
+	[ "$(kjson "$1" 'o.get("status", {}).get("loadBalancer") or {}')" = "{}" ] ||
+		fail "$1 has a load-balancer address: $(kjson "$1" 'o.get("status")')"
+}
+svc_rv() { kjson "$1" 'o["metadata"]["resourceVersion"]'; }
 config_hash() {
 	kjson "$JOB" 'o["spec"]["template"]["metadata"]["annotations"]["helmcharts.helm.cattle.io/configHash"]'
 }
@@ -150,8 +175,9 @@ assert d["status"]["availableReplicas"] == 1, d["status"]
 PYEOF
 hash1=$(config_hash) || fail "no config hash on the helm job"
 
-# Valid values, the v34 redirect form: the job runs again and completes,
-# kube-vip gives the Service the address asked for.
+# Valid values, the v34 redirect form: the job runs again and completes.
+# The Service asks kube-vip for 10.0.0.30, but no kube-vip serves Services:
+# it names no class, so it stays ServiceLB's.
 VALID34='service:
   annotations:
     kube-vip.io/loadbalancerIPs: 10.0.0.30
@@ -163,10 +189,138 @@ ports:
     tls:
       enabled: true'
 traefik_config "$VALID34"
-poll 60 "the Service on 10.0.0.30" svc_ip 10.0.0.30
-job_complete || fail "the Service changed but the helm job is not complete"
+upgraded34() {
+	[ "$(config_hash)" != "$hash1" ] && job_complete &&
+		[ "$(kjson "$SVC" 'o["metadata"].get("annotations", {}).get("kube-vip.io/loadbalancerIPs")')" = 10.0.0.30 ]
+}
+poll 60 "the helm job with the new values to complete" upgraded34
+svc_ip 10.0.0.31 || fail "the annotation moved the Service with no kube-vip serving Services: $(kjson "$SVC" 'o["status"]')"
 hash2=$(config_hash)
-[ "$hash1" != "$hash2" ] || fail "the helm job's config hash did not change with the HelmChartConfig"
+
+# ---- a LoadBalancer Service's class may not change ------------------------------------
+
+# Values that give the existing (class-less) Service kube-vip's class: the
+# API refuses helm's patch (validateLoadBalancerClassField), helm prints its
+# words and the pod crash-loops; the Service is what the last good release
+# made, on its address.
+CLASS_MSG='Service "traefik" is invalid: spec.loadBalancerClass: Invalid value: "kube-vip.io/kube-vip-class": may not change once set'
+svc_rv_before=$(svc_rv "$SVC")
+traefik_config 'service:
+  annotations:
+    kube-vip.io/loadbalancerIPs: 10.0.0.30
+  spec:
+    loadBalancerClass: kube-vip.io/kube-vip-class
+ports:
+  web:
+    redirectTo:
+      port: websecure
+  websecure:
+    tls:
+      enabled: true'
+poll 60 "the helm pod to fail on the Service's class" helm_failed_with \
+	"Error: UPGRADE FAILED: cannot patch \"traefik\" with kind Service: $CLASS_MSG"
+job_complete && fail "the helm job completed with values that change the Service's class"
+svc_ip 10.0.0.31 || fail "a refused upgrade moved the Service: $(kjson "$SVC" 'o["status"]')"
+assert_eq None "$(kjson "$SVC" 'o["spec"].get("loadBalancerClass")')" "the Service's class after the refused upgrade"
+assert_eq "$svc_rv_before" "$(svc_rv "$SVC")" "the Service's resourceVersion after the refused upgrade"
+
+# The same change straight through the API: a merge patch answers 422 Invalid
+# with the cause; server-side apply is refused too.
+code=$(curl -sS -o "$TESTTMP/patch.json" -w '%{http_code}' --cacert "$TESTTMP/kc-ca.pem" \
+	--cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" -X PATCH \
+	-H "Content-Type: application/merge-patch+json" --data '{"spec":{"loadBalancerClass":"kube-vip.io/kube-vip-class"}}' \
+	"$K8S_URL$SVC") || fail "PATCH the Service"
+assert_eq 422 "$code" "the answer to a PATCH that gives the Service a class"
+"$PY" - "$TESTTMP/patch.json" "$CLASS_MSG" <<'PYEOF' || fail "the 422's body: $(cat "$TESTTMP/patch.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert (s["kind"], s["reason"], s["code"], s["message"]) == ("Status", "Invalid", 422, sys.argv[2]), s
+assert s["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "spec.loadBalancerClass",
+                                   "message": 'Invalid value: "kube-vip.io/kube-vip-class": may not change once set'}], s
+PYEOF
+printf '%s' '{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "traefik", "namespace": "kube-system"},
+ "spec": {"loadBalancerClass": "kube-vip.io/kube-vip-class"}}' >"$TESTTMP/svc-class.json"
+kapply "$SVC" "$TESTTMP/svc-class.json" 2>/dev/null && fail "server-side apply gave the Service a class"
+assert_eq None "$(kjson "$SVC" 'o["spec"].get("loadBalancerClass")')" "the Service's class after the refused patches"
+
+# Back to the valid values: the job runs them again and completes.
+traefik_config "$VALID34"
+recovered34() { [ "$(config_hash)" = "$hash2" ] && job_complete; }
+poll 60 "the helm job with the valid values again" recovered34
+svc_ip 10.0.0.31 || fail "the Service left ServiceLB's address"
+
+# ---- load-balancer addresses: ServiceLB, the class, kube-vip's svc_enable ------------
+
+# lb_service NAME CLASS ADDRESS: Service default/NAME, type LoadBalancer,
+# port 8081 (not Traefik's: ServiceLB's host ports), by server-side apply;
+# CLASS and ADDRESS (kube-vip's annotation) may be empty
+lb_service() {
+	"$PY" -c '
+import json, sys
+name, cls, addr = sys.argv[1:4]
+spec = {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"name": "http", "port": 8081, "protocol": "TCP"}]}
+if cls:
+    spec["loadBalancerClass"] = cls
+md = {"name": name, "namespace": "default"}
+if addr:
+    md["annotations"] = {"kube-vip.io/loadbalancerIPs": addr}
+print(json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": spec}))' "$1" "$2" "$3" >"$TESTTMP/svc-$1.json"
+	kapply "/api/v1/namespaces/default/services/$1" "$TESTTMP/svc-$1.json" || fail "applying Service $1"
+}
+# kube_vip_ds SVC_ENABLE: a kube-vip DaemonSet kube-system/kube-vip-ds as
+# kube-vip's manifest makes one (the manifest has no k3s.kube_vip), svc_enable
+# as given
+kube_vip_ds() {
+	"$PY" -c '
+import json, sys
+env = [{"name": k, "value": v} for k, v in (("vip_arp", "true"), ("port", "6443"), ("vip_interface", "eth0"),
+                                             ("cp_enable", "true"), ("svc_enable", sys.argv[1]))]
+print(json.dumps({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                  "metadata": {"name": "kube-vip-ds", "namespace": "kube-system"},
+                  "spec": {"selector": {"matchLabels": {"name": "kube-vip-ds"}},
+                           "template": {"metadata": {"labels": {"name": "kube-vip-ds"}},
+                                        "spec": {"hostNetwork": True, "serviceAccountName": "kube-vip",
+                                                 "containers": [{"name": "kube-vip", "args": ["manager"],
+                                                                 "image": "ghcr.io/kube-vip/kube-vip:v0.9.2",
+                                                                 "env": env}]}}}}))' "$1" >"$TESTTMP/kube-vip-ds.json"
+	kapply /apis/apps/v1/namespaces/kube-system/daemonsets/kube-vip-ds "$TESTTMP/kube-vip-ds.json" ||
+		fail "applying the kube-vip DaemonSet"
+}
+SVCS=/api/v1/namespaces/default/services
+lb_service lb-plain "" ""
+lb_service lb-kube-vip kube-vip.io/kube-vip-class 10.0.0.41
+lb_service lb-other example.com/other-lb 10.0.0.42
+poll 30 "ServiceLB's address on the class-less Service" svc_ip 10.0.0.31 "$SVCS/lb-plain"
+svc_no_lb "$SVCS/lb-kube-vip"
+svc_no_lb "$SVCS/lb-other"
+svc_ip 10.0.0.31 || fail "the Traefik Service left ServiceLB's address"
+
+# kube-vip with services off (svc_enable "false", the provisioner's setting
+# before the edge): nothing changes, nothing is written.
+kube_vip_ds false
+rvs() { for p in "$SVC" "$SVCS/lb-plain" "$SVCS/lb-kube-vip" "$SVCS/lb-other"; do svc_rv "$p"; done | paste -sd' '; }
+rv1=$(rvs)
+sleep 0.5
+svc_ip 10.0.0.31 || fail "kube-vip with services off took the Traefik Service"
+svc_no_lb "$SVCS/lb-kube-vip"
+svc_no_lb "$SVCS/lb-other"
+svc_ip 10.0.0.31 "$SVCS/lb-plain" || fail "lb-plain left ServiceLB's address"
+assert_eq "$rv1" "$(rvs)" "the Services' resourceVersions with nothing changed"
+
+# kube-vip with services on: the Services that ask it for an address and
+# whose class it takes (none: legacy handling; its own) get that address.
+kube_vip_ds true
+poll 30 "the Traefik Service on 10.0.0.30 from kube-vip" svc_ip 10.0.0.30
+poll 30 "the kube-vip-class Service on 10.0.0.41" svc_ip 10.0.0.41 "$SVCS/lb-kube-vip"
+svc_no_lb "$SVCS/lb-other"
+svc_ip 10.0.0.31 "$SVCS/lb-plain" || fail "lb-plain (no address asked for) left ServiceLB's address"
+rv2=$(rvs)
+sleep 0.5
+assert_eq "$rv2" "$(rvs)" "the Services' resourceVersions once settled"
+kjson "$SVC" 'sorted(e["manager"] for e in o["metadata"]["managedFields"] if e.get("subresource") == "status")' \
+	>"$TESTTMP/status-managers" || fail "GET the Service"
+assert_contains "$TESTTMP/status-managers" "kube-vip"
+
 kget "$SVC" >"$TESTTMP/svc.json" || fail "GET the Service"
 "$PY" - "$TESTTMP/svc.json" <<'PYEOF' || fail "the Service"
 import json, sys

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """k8s_sim_objects.py — the object side of k8s_sim.py: a Kubernetes API
-server's generic object store and the two K3s controllers that act on it.
+server's generic object store and the K3s controllers that act on it.
 
   * The store (World): namespaced and cluster-scoped objects of the kinds in
     RESOURCES, each with metadata.uid, resourceVersion (one counter for the
@@ -15,7 +15,14 @@ server's generic object store and the two K3s controllers that act on it.
     HelmChartConfig and the Traefik CRDs against the official schemas
     (--schemas DIR); unknown fields are pruned as a structural CRD schema
     prunes them (fieldValidation Warn, the default: a Warning header;
-    Strict: 400); other violations 422 Invalid with causes.
+    Strict: 400); a Service's spec.loadBalancerClass as
+    validateLoadBalancerClassField checks it (service_causes: on every
+    update of a Service that is and stays type LoadBalancer it may not
+    change, unset -> set and set -> unset included; it must be a qualified
+    name; another type may not set it), on every write path: create, PUT,
+    merge / JSON / strategic patch, server-side apply, the deploy
+    controller's apply and the helm controller's releases; other violations
+    422 Invalid with causes.
   * The HTTP API (api()): discovery, get/list (labelSelector,
     fieldSelector, limit/continue), create, replace, merge / JSON patch,
     server-side apply (application/apply-patch+yaml, conflicts, force),
@@ -46,12 +53,39 @@ server's generic object store and the two K3s controllers that act on it.
     kube-system/traefik, and Service kube-system/traefik (service.type,
     default LoadBalancer; the ports with expose.default, exposedPort ->
     targetPort or the port's name; service.annotations, service.spec,
-    service.ipFamilyPolicy) whose status.loadBalancer.ingress is the address
-    the annotation kube-vip.io/loadbalancerIPs asks for (kube-vip, comma
-    separated), else spec.loadBalancerIP, else, unless servicelb is
-    disabled, the first server's node InternalIP (ServiceLB). A release's
+    service.ipFamilyPolicy). What the API refuses of those objects
+    (release_refusals: World.validate, e.g. a Service whose
+    loadBalancerClass would change) fails the run as helm fails it ("Error:
+    UPGRADE FAILED: cannot patch "traefik" with kind Service: <the API's
+    message>"), the job crash-looping, and changes nothing. A release's
     objects (annotated meta.helm.sh/release-name) that an upgrade no longer
     renders, or an uninstall, are deleted.
+  * Load-balancer addresses (lb_controller, every pass, so a Service follows
+    the cluster as it is now; a status that is already right is not written
+    again): the status.loadBalancer.ingress of every Service of type
+    LoadBalancer, from
+      - kube-vip, when it runs with services on: a DaemonSet (any
+        namespace) whose container's image contains "kube-vip" and whose
+        env has svc_enable true (Go's ParseBool; a value it refuses stops
+        kube-vip), for a Service kube-vip's class filter takes (legacy
+        handling, kube-vip's default: no loadBalancerClass unless
+        lb_class_only, or the class lb_class_name, default
+        kube-vip.io/kube-vip-class; lb_class_legacy_handling false: that
+        class only) and not annotated kube-vip.io/ignore "true": the
+        addresses of the annotation kube-vip.io/loadbalancerIPs (comma
+        separated), else of the deprecated spec.loadBalancerIP. Without such
+        a DaemonSet (the provisioner's has svc_enable "true" since the edge;
+        it reaches the cluster as a manifest the deploy controller applies)
+        the annotation gives nothing;
+      - else K3s's ServiceLB (the cloud-provider service controller), which
+        ignores a Service whose spec.loadBalancerClass is set (any value)
+        and otherwise, unless servicelb is disabled, gives the first
+        server's node InternalIP;
+      - else nothing (status.loadBalancer {}).
+    A class-less Service with an address kube-vip serves gets kube-vip's:
+    the real ServiceLB and kube-vip would both write its status (which is
+    why the edge names kube-vip's class). A Service that no controller
+    serves any more loses its address here; the real status would go stale.
 
 State (in k8s.json): "objects" {KEY: object} with KEY GROUP/PLURAL/NS/NAME
 ("core" for the core group, NS empty for cluster-scoped objects); an
@@ -367,6 +401,68 @@ def name_errors(r, name):
                      "Invalid value: %s: a lowercase %s must %s (e.g. %s, regex used for validation is '%s')"
                      % (json.dumps(name), what, rule, eg, rx)))
     return errs
+
+
+QUALIFIED_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+QUALIFIED_RULE = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an " \
+                 "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is " \
+                 "'%s')" % QUALIFIED_NAME
+
+
+def qualified_name_errors(value):
+    """apimachinery's IsQualifiedName: [message] (an optional DNS-1123
+    subdomain prefix and '/', a name part of at most 63 characters)."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return ["a qualified name %s with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+                % QUALIFIED_RULE]
+    errs = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            if len(prefix) > 253:
+                errs.append("prefix part must be no more than 253 characters")
+            if not re.fullmatch(DNS1123_SUBDOMAIN, prefix):
+                errs.append("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                            "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
+                            "'example.com', regex used for validation is '%s')" % DNS1123_SUBDOMAIN)
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    if not re.fullmatch(QUALIFIED_NAME, name):
+        errs.append("name part " + QUALIFIED_RULE)
+    return errs
+
+
+def service_causes(svc, old=None):
+    """kube-apiserver's validateLoadBalancerClassField, the Service rule for
+    spec.loadBalancerClass: on an update (old given) where the old and the
+    new Service are both of type LoadBalancer the class may not change (unset
+    -> set and set -> unset included; the value shown is the new one, "null"
+    when unset); a LoadBalancer Service's class must be a qualified name; a
+    Service of another type (no type: ClusterIP, the default) may not set
+    one. [(field, cause reason, message)]."""
+    def spec(o):
+        return (o or {}).get("spec") if isinstance((o or {}).get("spec"), dict) else {}
+    new_spec, f = spec(svc), "spec.loadBalancerClass"
+    cls = new_spec.get("loadBalancerClass")
+    lb = new_spec.get("type") == "LoadBalancer"
+    out = []
+    if old is not None and lb and spec(old).get("type") == "LoadBalancer" and \
+            spec(old).get("loadBalancerClass") != cls:
+        out.append((f, "FieldValueInvalid", "Invalid value: %s: may not change once set"
+                    % json.dumps("null" if cls is None else str(cls))))
+    if cls is not None:
+        if not lb:
+            out.append((f, "FieldValueForbidden", "Forbidden: may only be used when `type` is 'LoadBalancer'"))
+        else:
+            out += [(f, "FieldValueInvalid", "Invalid value: %s: %s" % (json.dumps(str(cls)), m))
+                    for m in qualified_name_errors(str(cls))]
+    return out
 
 
 def invalid(r, name, causes):
@@ -694,11 +790,19 @@ class World:
         return None
 
     # -- validation
-    def validate(self, r, obj, strict=False):
+    def validate(self, r, obj, strict=False, old=None, status=False):
         """Names and the official schemas; unknown fields pruned (a Warning),
-        or refused with fieldValidation=Strict. Raises ApiError."""
+        or refused with fieldValidation=Strict; a Service's own rules
+        (service_causes: old, the stored object when this is an update; not
+        for the status subresource, which validates status only). Raises
+        ApiError."""
         md = obj.get("metadata") or {}
         causes = name_errors(r, md.get("name"))
+        if r is SERVICE and not status:
+            # ValidateServiceUpdate checks the class before the rest,
+            # ValidateServiceCreate after
+            svc = service_causes(obj, old)
+            causes = svc + causes if old is not None else causes + svc
         if r.schema and self.schemas is not None and not causes:
             v = self.schemas.validator(r.schema)
             sim = obj.pop("_sim", None)
@@ -1245,7 +1349,7 @@ def replace(w, r, ns, name, data, old, manager, dry=False, strict=False, status=
             o.pop("status", None)
         if r is NS:
             o["status"] = old.get("status", {"phase": "Active"})
-    w.validate(r, o, strict)
+    w.validate(r, o, strict, old=old, status=status)
     if dry:
         return o
     got = w.write(r, o, old, manager, status=status, sub="status" if status else None)
@@ -1283,7 +1387,7 @@ def apply(w, r, ns, name, data, old, manager, force, dry=False, strict=False):
     new, mf = server_side_apply(w, r, ns if r.namespaced else None, name, cfg, manager, force, old)
     if old is None:
         defaults(r, new)
-    w.validate(r, new, strict)
+    w.validate(r, new, strict, old=old)
     if dry:
         return new, old is None
     got = w.write(r, new, old, manager, "Apply", mf=mf)
@@ -1622,7 +1726,7 @@ def wrangler_apply(w, addon, objs):
             new = desired
         where = "%s/%s" % (ns, name) if ns else str(name)
         try:
-            w.validate(r, new)
+            w.validate(r, new, old=old)
             if r.namespaced and ns not in new_ns:
                 bad = w.ns_ok(ns)
                 if bad:
@@ -2078,6 +2182,10 @@ def helm_run(w, hc, action, head):
         missing = w.get(NS, None, target) is None
         if missing and not spec.get("createNamespace"):
             raise HelmError('%s: create: failed to create: namespaces "%s" not found' % (what, target))
+        if chart.get("packaged") == "traefik":
+            refused = release_refusals(w, traefik_objects(w, chart, final, name, target), upgrade)
+            if refused:
+                raise HelmError("%s: %s" % (what, refused))
     except HelmError as e:
         msg = str(e)
         if not msg.startswith(("looks like", what)):
@@ -2478,10 +2586,11 @@ def prune_release(w, name, ns, keep):
             w.delete(r, o, "Background")
 
 
-def render_traefik(w, chart, values, name, ns):
-    """The Traefik chart's Deployment (or DaemonSet) and Service, from the
-    coalesced values, with their status; [(resource, object)]."""
-    made = []
+def traefik_objects(w, chart, values, name, ns):
+    """What the Traefik chart's templates render from the coalesced values,
+    as helm sends it to the API: [(resource, object)], the Deployment (or
+    DaemonSet) and the Service, without status."""
+    out = []
     inst = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "%s-%s" % (name, ns)}
     labels = dict(inst, **{"helm.sh/chart": "traefik-%s" % chart["meta"]["version"].replace("+", "_"),
                            "app.kubernetes.io/managed-by": "Helm"})
@@ -2509,21 +2618,10 @@ def render_traefik(w, chart, values, name, ns):
                 "template": {"metadata": {"labels": dict(labels),
                                           "annotations": copy.deepcopy(d(dep.get("podAnnotations")))},
                              "spec": pod}}
-        n = 1
         if r is DEPLOYMENT:
-            n = dep.get("replicas") if isinstance(dep.get("replicas"), int) else 1
-            spec["replicas"] = n
-        o = w.upsert(r, {"apiVersion": r.gv, "kind": r.kind, "metadata": dict(copy.deepcopy(meta), name=name),
-                         "spec": spec}, "helm")
-        st = {"observedGeneration": o["metadata"].get("generation", 1)}
-        if r is DEPLOYMENT:
-            st.update({"replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
-                       "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                                       "message": "Deployment has minimum availability."}]})
-        else:
-            st.update({"desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberReady": 1,
-                       "numberAvailable": 1, "updatedNumberScheduled": 1, "numberMisscheduled": 0})
-        made.append((r, w.set_status(r, o, st, "kube-controller-manager")))
+            spec["replicas"] = dep.get("replicas") if isinstance(dep.get("replicas"), int) else 1
+        out.append((r, {"apiVersion": r.gv, "kind": r.kind, "metadata": dict(copy.deepcopy(meta), name=name),
+                        "spec": spec}))
     svc = d(values.get("service"))
     if svc.get("enabled", True) is not False:
         old = w.get(SERVICE, ns, name)
@@ -2540,27 +2638,131 @@ def render_traefik(w, chart, values, name, ns):
         md = dict(copy.deepcopy(meta), name=name)
         md["labels"].update({str(k): str(v) for k, v in d(svc.get("labels")).items()})
         md["annotations"].update({str(k): str(v) for k, v in d(svc.get("annotations")).items()})
-        o = w.upsert(SERVICE, {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": spec}, "helm")
-        ips, who = lb_ingress(w, o)
-        made.append((SERVICE, w.set_status(SERVICE, o, {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}
-                                                                                     for ip in ips]}
-                                                        if ips else {}}, who)))
+        out.append((SERVICE, {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": spec}))
+    return out
+
+
+def release_refusals(w, objs, upgrade):
+    """What the API answers when helm sends a release's objects: None when it
+    takes them all, else helm's error (kube.Client's words) — an object that
+    does not exist yet is created (install: the API's error as it is; upgrade:
+    "failed to create resource: ..."), one that does is patched ("cannot patch
+    NAME with kind KIND: ...", every refusal, joined by " && "). Only the
+    API's validation (World.validate) is modelled; a refusal leaves the whole
+    release unapplied here, where helm would have applied the objects before
+    and after the refused one."""
+    patch_errs = []
+    for r, o in objs:
+        md = o["metadata"]
+        old = w.get(r, md.get("namespace"), md["name"])
+        try:
+            w.validate(r, copy.deepcopy(o), old=old)
+        except ApiError as e:
+            if old is None:
+                return ("failed to create resource: " if upgrade else "") + e.message
+            patch_errs.append("cannot patch %s with kind %s: %s" % (json.dumps(md["name"]), r.kind, e.message))
+    return " && ".join(patch_errs) or None
+
+
+def render_traefik(w, chart, values, name, ns):
+    """The Traefik chart's Deployment (or DaemonSet) and Service
+    (traefik_objects) written, with their status; [(resource, object)]."""
+    made = []
+    for r, obj in traefik_objects(w, chart, values, name, ns):
+        o = w.upsert(r, obj, "helm")
+        if r is SERVICE:
+            made.append((SERVICE, lb_status(w, o)))
+            continue
+        st = {"observedGeneration": o["metadata"].get("generation", 1)}
+        if r is DEPLOYMENT:
+            n = obj["spec"]["replicas"]
+            st.update({"replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                       "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                                       "message": "Deployment has minimum availability."}]})
+        else:
+            st.update({"desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberReady": 1,
+                       "numberAvailable": 1, "updatedNumberScheduled": 1, "numberMisscheduled": 0})
+        made.append((r, w.set_status(r, o, st, "kube-controller-manager")))
     return made
 
 
-def lb_ingress(w, svc):
-    """The addresses a LoadBalancer Service gets, and who gives them:
-    kube-vip for the annotation kube-vip.io/loadbalancerIPs (or the
-    deprecated spec.loadBalancerIP), else K3s's ServiceLB, which puts the
-    first server's node address (unless --disable servicelb)."""
+KUBE_VIP_CLASS = "kube-vip.io/kube-vip-class"  # kube-vip's lb_class_name default
+KUBE_VIP_IGNORE = "kube-vip.io/ignore"
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def container_env(c):
+    """{name: value} of a container's env as the process sees it (a later
+    entry of the same name wins; valueFrom is not resolved: left out)."""
+    env = {}
+    for e in c.get("env") or []:
+        if isinstance(e, dict) and isinstance(e.get("name"), str) and "valueFrom" not in e:
+            env[e["name"]] = "" if e.get("value") is None else str(e["value"])
+    return env
+
+
+def kube_vips(w):
+    """The kube-vip instances that serve Services: for each container of a
+    DaemonSet (any namespace, not being deleted) whose image contains
+    "kube-vip" and whose env has svc_enable true, its class settings
+    {"class", "class_only", "legacy"} (kube-vip's config_envvar: ParseBool,
+    an error stops it)."""
+    out = []
+    for ds in w.list(DAEMONSET):
+        if ds["metadata"].get("deletionTimestamp"):
+            continue
+        pod = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for c in pod.get("containers") or []:
+            if not isinstance(c, dict) or "kube-vip" not in str(c.get("image") or ""):
+                continue
+            env = container_env(c)
+            flags = {}
+            for k, default in (("svc_enable", False), ("lb_class_only", False), ("lb_class_legacy_handling", True)):
+                v = env.get(k, "")
+                flags[k] = default if v == "" else GO_BOOLS.get(v)
+            if flags["svc_enable"] is not True or None in flags.values():
+                continue
+            out.append({"class": env.get("lb_class_name", KUBE_VIP_CLASS), "class_only": flags["lb_class_only"],
+                        "legacy": flags["lb_class_legacy_handling"]})
+    return out
+
+
+def kube_vip_takes(kv, svc):
+    """kube-vip's filter (lbClassFilterLegacy / lbClassFilter): does this
+    instance serve the Service?"""
+    if (svc["metadata"].get("annotations") or {}).get(KUBE_VIP_IGNORE) == "true":
+        return False
+    cls = (svc.get("spec") or {}).get("loadBalancerClass")
+    if cls is None:
+        return not kv["class_only"] if kv["legacy"] else kv["class"] == ""
+    return cls == kv["class"]
+
+
+def kube_vip_addresses(svc):
+    """The addresses a Service asks kube-vip for: the annotation
+    kube-vip.io/loadbalancerIPs (comma separated), else spec.loadBalancerIP."""
+    asked = (svc["metadata"].get("annotations") or {}).get(KUBE_VIP_LB_IPS)
+    if asked:
+        return [x.strip() for x in str(asked).split(",") if x.strip()]
+    lbip = (svc.get("spec") or {}).get("loadBalancerIP")
+    return [str(lbip)] if lbip else []
+
+
+def lb_ingress(w, svc, kvs=None):
+    """The addresses a Service gets, and who writes them: kube-vip for the
+    addresses the Service asks for when a kube-vip with services on takes
+    it; else K3s's ServiceLB for a LoadBalancer Service that names no
+    loadBalancerClass (the first server's node address, unless
+    --disable servicelb); else none. kvs: kube_vips(w), when known."""
     spec = svc.get("spec") or {}
     if spec.get("type") != "LoadBalancer":
         return [], "k3s"
-    asked = (svc["metadata"].get("annotations") or {}).get(KUBE_VIP_LB_IPS)
-    if asked:
-        return [x.strip() for x in str(asked).split(",") if x.strip()], "kube-vip"
-    if spec.get("loadBalancerIP"):
-        return [str(spec["loadBalancerIP"])], "kube-vip"
+    asked = kube_vip_addresses(svc)
+    if asked and any(kube_vip_takes(kv, svc) for kv in (kube_vips(w) if kvs is None else kvs)):
+        return asked, "kube-vip"
+    if spec.get("loadBalancerClass") is not None:
+        return [], "kube-vip"  # not ServiceLB's; kube-vip is the only other load balancer modelled
     if "servicelb" in w.disables():
         return [], "k3s"
     nodes = w.st.get("nodes") or {}
@@ -2568,6 +2770,28 @@ def lb_ingress(w, svc):
     ip = (nodes.get(first) or {}).get("ip") or next(
         (n["ip"] for _, n in sorted(nodes.items()) if n.get("role") == "server" and n.get("ip")), "")
     return ([ip] if ip else []), "k3s"
+
+
+def lb_status(w, svc, kvs=None):
+    """The Service with status.loadBalancer as lb_ingress decides it;
+    written (a new resourceVersion) only when it differs."""
+    ips, who = lb_ingress(w, svc, kvs)
+    want = {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ips]} if ips else {}
+    if ((svc.get("status") or {}).get("loadBalancer") or {}) == want:
+        return svc
+    status = copy.deepcopy(svc.get("status") or {})
+    status["loadBalancer"] = want
+    return w.set_status(SERVICE, svc, status, who)
+
+
+def lb_controller(w):
+    """ServiceLB and kube-vip, every pass: each Service's load-balancer
+    status follows the cluster as it is now (a kube-vip DaemonSet applied
+    or changed after the Service, a class, an annotation)."""
+    kvs = kube_vips(w)
+    for svc in w.list(SERVICE):
+        if not svc["metadata"].get("deletionTimestamp"):
+            lb_status(w, svc, kvs)
 
 
 # ---- the rest of the control plane ---------------------------------------------------
@@ -2620,5 +2844,6 @@ def run_controllers(w):
     namespace_controller(w)
     deploy_controller(w)
     helm_controller(w)
+    lb_controller(w)
     w.collect_garbage()
     expire_events(w)
