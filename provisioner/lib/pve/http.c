@@ -428,6 +428,8 @@ void http_response_done(struct http_response *r)
 		return;
 	free(r->body);
 	free(r->reason);
+	for (size_t i = 0; i < HTTP_MAX_HEADERS; i++)
+		free(r->header[i]);
 	*r = (struct http_response){};
 }
 
@@ -720,6 +722,15 @@ static int attempt(struct http_transport *t, const struct http_request *req, con
 	ret->reason = strdup(h.reason);
 	ret->body = b.data ? TAKE_PTR(b.data) : strdup("");
 	ret->body_len = b.len;
+	for (size_t i = 0; i < HTTP_MAX_HEADERS && req->response_headers[i] && ret->body; i++) {
+		struct curl_header *hv = NULL;
+
+		if (curl_easy_header(t->curl, req->response_headers[i], 0, CURLH_HEADER, -1, &hv) == CURLHE_OK &&
+		    !(ret->header[i] = strdup(hv->value))) {
+			free(ret->body);
+			ret->body = NULL;
+		}
+	}
 	if (!ret->reason || !ret->body) {
 		http_response_done(ret);
 		r = -ENOMEM;

@@ -74,6 +74,10 @@ struct http_request {
 	 * HTTP_STALL_S seconds (a large file on a slow link is not an error). */
 	const struct http_part *parts;
 	size_t n_parts;
+	/* Names of response headers to keep ("Location", "Replay-Nonce"),
+	 * NULL-terminated: their values land in http_response.header[i].
+	 * No other header is kept. */
+	const char *response_headers[HTTP_MAX_HEADERS];
 };
 
 #define HTTP_STALL_S 60
@@ -83,6 +87,8 @@ struct http_response {
 	char *reason;                 /* HTTP reason phrase, "" when none */
 	char *body;                   /* NUL-terminated */
 	size_t body_len;
+	/* The last value of request.response_headers[i], NULL when absent. */
+	char *header[HTTP_MAX_HEADERS];
 };
 
 struct http_transport;
