@@ -247,31 +247,54 @@ static bool has_dns_name(X509 *leaf, const char *name)
 	return false;
 }
 
-int cert_check(const char *ca_cert_file, const char *chain_pem, const char *key_pem, const char *const *dns,
+static void store_freep(X509_STORE **p) { X509_STORE_free(*p); }
+static void store_ctx_freep(X509_STORE_CTX **p) { X509_STORE_CTX_free(*p); }
+static void stack_freep(STACK_OF(X509) **p) { sk_X509_pop_free(*p, X509_free); }
+
+/* leaf verified up to a certificate of trust_file, through the others in
+ * rest (intermediates), as a TLS server's. */
+static int verify_chain(const char *trust_file, X509 *leaf, STACK_OF(X509) *rest)
+{
+	_cleanup_(store_freep) X509_STORE *store = X509_STORE_new();
+	_cleanup_(store_ctx_freep) X509_STORE_CTX *vc = X509_STORE_CTX_new();
+
+	if (!store || !vc)
+		return fail(-ENOMEM, "out of memory");
+	if (X509_STORE_load_file(store, trust_file) != 1)
+		return fail(-ENOENT, "cannot read the trusted certificates of '%s'", trust_file);
+	if (X509_STORE_CTX_init(vc, store, leaf, rest) != 1 || X509_STORE_CTX_set_purpose(vc, X509_PURPOSE_SSL_SERVER) != 1)
+		return fail(-ENOMEM, "out of memory");
+	if (X509_verify_cert(vc) != 1)
+		return fail(-EKEYREJECTED, "the certificate is not the trusted CA's (%s)",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+	return 0;
+}
+
+int cert_check(const char *trust_file, const char *chain_pem, const char *key_pem, const char *const *dns,
 	       size_t n_dns, unsigned min_days)
 {
-	_cleanup_(x509_freep) X509 *ca = NULL, *leaf = NULL;
+	_cleanup_(x509_freep) X509 *leaf = NULL;
+	_cleanup_(stack_freep) STACK_OF(X509) *rest = sk_X509_new_null();
 	_cleanup_(pkey_freep) EVP_PKEY *key = NULL;
 	_cleanup_(bio_freep) BIO *b = NULL, *kb = NULL;
-	EVP_PKEY *ca_pub;
 	time_t when = time(NULL) + (time_t)min_days * 86400;
-	int r;
+	X509 *c;
 
 	errbuf[0] = '\0';
-	r = read_pem(ca_cert_file, false, (void **)&ca);
-	if (r < 0)
-		return r;
 	b = BIO_new_mem_buf(chain_pem, -1);
 	leaf = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	if (!leaf)
+	if (!leaf || !rest)
 		return fail(-EBADMSG, "no PEM certificate");
+	while ((c = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+		if (!sk_X509_push(rest, c)) {
+			X509_free(c);
+			return fail(-ENOMEM, "out of memory");
+		}
+	ERR_clear_error(); /* the end of the PEM text */
 	kb = BIO_new_mem_buf(key_pem, -1);
 	key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
 	if (!key)
 		return fail(-EBADMSG, "no PEM private key");
-	ca_pub = X509_get0_pubkey(ca);
-	if (X509_check_issued(ca, leaf) != X509_V_OK || !ca_pub || X509_verify(leaf, ca_pub) != 1)
-		return fail(-EKEYREJECTED, "the certificate is not the cluster CA's");
 	if (X509_check_private_key(leaf, key) != 1)
 		return fail(-EKEYREJECTED, "the key is not the certificate's");
 	for (size_t i = 0; i < n_dns; i++)
@@ -281,5 +304,5 @@ int cert_check(const char *ca_cert_file, const char *chain_pem, const char *key_
 		return fail(-ETIME, "the certificate is not valid yet");
 	if (X509_cmp_time(X509_get0_notAfter(leaf), &when) <= 0)
 		return fail(-ETIME, "the certificate expires in less than %u days", min_days);
-	return 0;
+	return verify_chain(trust_file, leaf, rest);
 }

@@ -31,12 +31,14 @@ struct cert_request {
 int cert_issue(const char *ca_cert_file, const char *ca_key_file, const struct cert_request *req, char **ret_chain,
 	       char **ret_key);
 
-/* Whether chain_pem's first certificate is the CA's, key_pem its key,
- * every dns name among its subjectAltNames (literally: "*.zone" for a
- * wildcard), and valid for min_days more days. 0 when so; -EKEYREJECTED
- * (not the CA's, or not its key), -ENOENT (a name missing), -ETIME (not
- * valid so long), -EBADMSG (no PEM); detail in cert_error(). */
-int cert_check(const char *ca_cert_file, const char *chain_pem, const char *key_pem, const char *const *dns,
+/* Whether chain_pem's first certificate (the leaf; intermediates may
+ * follow) chains up to a certificate of trust_file (the cluster CA, or
+ * the roots an ACME CA issues under) as a TLS server's, key_pem is its
+ * key, every dns name is among its subjectAltNames (literally: "*.zone"
+ * for a wildcard), and it is valid for min_days more days. 0 when so;
+ * -EKEYREJECTED (not the CA's, or not its key), -ENOENT (a name missing),
+ * -ETIME (not valid so long), -EBADMSG (no PEM); detail in cert_error(). */
+int cert_check(const char *trust_file, const char *chain_pem, const char *key_pem, const char *const *dns,
 	       size_t n_dns, unsigned min_days);
 
 const char *cert_error(void);
