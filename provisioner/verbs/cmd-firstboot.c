@@ -63,6 +63,7 @@ struct fb_opts {
 	const char *edge_password_file; /* --manifest runs: the value of edge.dashboard_password */
 	const char *edge_connect;       /* "HOST:PORT" for edge.ip:443 (tests) */
 	uint64_t edge_timeout_ms;
+	const char *acme_ca_file;       /* certificate: acme-dns01: trusts the ACME server and its chains */
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -90,7 +91,7 @@ static void usage(FILE *f)
 		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n"
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
-		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC]\n");
+		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -112,7 +113,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -151,6 +152,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "edge-password-file", required_argument, NULL, O_EDGEPW },
 		{ "edge-connect", required_argument, NULL, O_EDGECONNECT },
 		{ "edge-timeout", required_argument, NULL, O_EDGETIMEOUT },
+		{ "acme-ca-file", required_argument, NULL, O_ACMECA },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -208,6 +210,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_EDGEPW: o->edge_password_file = optarg; break;
 		case O_EDGECONNECT: o->edge_connect = optarg; break;
 		case O_EDGETIMEOUT: r = parse_u64(optarg, &v); o->edge_timeout_ms = v * 1000; break;
+		case O_ACMECA: o->acme_ca_file = optarg; break;
 		case O_DNSCONNECT:
 		case O_DNSQUERY:
 			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
@@ -734,10 +737,11 @@ static int dns_setup(const struct fb_opts *o, const struct manifest *m, const st
  * bundle's edge.dashboard_password secret (or --edge-password-file with
  * --manifest). */
 static int edge_setup(const struct fb_opts *o, const struct manifest *m, const struct secrets *secrets,
-		      struct k3s_ctx *kc, struct edge_ctx **ret)
+		      struct k3s_ctx *kc, struct dns_ctx *dc, struct edge_ctx **ret)
 {
 	struct edge_cfg ecfg = { .k3s = kc, .ca_file = o->ca, .ca_key_file = o->ca_key, .poll_ms = o->poll_ms,
-				 .timeout_ms = o->edge_timeout_ms, .progress = on_progress };
+				 .timeout_ms = o->edge_timeout_ms, .progress = on_progress, .dns = dc,
+				 .acme_ca_file = o->acme_ca_file };
 	char pw[PASSWORD_MAX + 2];
 	const char *value = NULL;
 	int r;
@@ -910,7 +914,7 @@ int verb_firstboot(int argc, char *argv[])
 	}
 
 	if (plan_has_kind(plan, STEP_EDGE_TRAEFIK)) {
-		r = edge_setup(&o, m, secrets, kc, &ec);
+		r = edge_setup(&o, m, secrets, kc, dc, &ec);
 		if (r < 0) {
 			ret = EXIT_BADINPUT;
 			goto out;
@@ -926,6 +930,8 @@ int verb_firstboot(int argc, char *argv[])
 		vcfg.k3s = kc;
 		vcfg.dns = dc;
 		vcfg.ca_file = o.ca;
+		if (m->edge.cert == MF_CERT_ACME_DNS01)
+			vcfg.edge_ca_file = o.acme_ca_file ? o.acme_ca_file : EDGE_SYSTEM_CAS;
 		vcfg.edge_connect = o.edge_connect;
 		vcfg.poll_ms = o.poll_ms;
 		vcfg.timeout_ms = o.verify_timeout_ms;

@@ -23,6 +23,7 @@
 #include "plan/json-util.h"
 #include "plan/run.h"
 #include "pve/guest-exec.h"
+#include "resolve.h"
 #include "pve/pve.h"
 #include "technitium.h"
 #include "util.h"
@@ -1166,6 +1167,123 @@ static int sec_apply(struct run_ctx *ctx, const struct step *s)
 }
 
 const struct step_ops dns_secondary_ops = { .check = sec_check, .apply = sec_apply };
+
+/* ---- TXT records of the ACME DNS-01 challenges ------------------------------- */
+
+#define TXT_TTL "60"
+
+/* Whether server (vm) answers exactly values at name, TXT. */
+static int txt_served(struct dns_ctx *d, const struct mf_vm *vm, const char *name, const char *const *values, size_t n,
+		      bool *ret)
+{
+	struct dns_answer ans;
+	char ip[16], host[64];
+	unsigned port = 53;
+	int r;
+
+	fmt_ip(vm->ip, ip);
+	r = dns_query_endpoint(d, vm->name, ip, host, &port);
+	if (r >= 0)
+		r = dns_resolve(host, port, name, "TXT", 2, &ans);
+	if (r == -ETIMEDOUT) {
+		*ret = false;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	*ret = ans.n == n;
+	for (size_t i = 0; i < n && *ret; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < ans.n && !found; k++)
+			found = streq(ans.v[k], values[i]);
+		*ret = found;
+	}
+	return 0;
+}
+
+int dns_txt_publish(struct run_ctx *ctx, struct dns_ctx *d, const char *name, const char *const *values, size_t n)
+{
+	const char *zone = d->m->dns.zone;
+	size_t zl = strlen(zone), nl = strlen(name);
+	_cleanup_json_ struct json_object *o = NULL;
+	struct mf_vm vms[2];
+	struct tn_client *api;
+	struct json_object *recs;
+	size_t n_vms = 1;
+	uint64_t deadline;
+	int r;
+
+	if (nl <= zl + 1 || strcasecmp(name + nl - zl, zone) != 0 || name[nl - zl - 1] != '.')
+		return run_ctx_error(ctx, -EINVAL, "%s is not a name in the zone %s", name, zone);
+	r = find_vm(ctx, d, d->m->dns.primary, &vms[0]);
+	if (r >= 0 && d->m->dns.secondary)
+		r = find_vm(ctx, d, d->m->dns.secondary, &vms[n_vms++]);
+	if (r >= 0)
+		r = server(ctx, d, &vms[0], &api);
+	if (r < 0)
+		return r;
+	/* what is there: values of ours stay, others go */
+	{
+		const struct tn_param p[] = { { "domain", name }, { "zone", zone } };
+
+		r = call(ctx, &vms[0], api, "/api/zones/records/get", p, ELEMENTSOF(p), &o);
+	}
+	recs = r >= 0 ? json_get_array(o, "records") : NULL;
+	for (size_t i = 0; recs && i < json_object_array_length(recs) && r >= 0; i++) {
+		struct json_object *rec = json_object_array_get_idx(recs, i);
+		const char *v = json_get_string(json_get_object(rec, "rData"), "text");
+		bool keep = false;
+
+		if (!streq_ptr(json_get_string(rec, "type"), "TXT") || !v)
+			continue;
+		for (size_t k = 0; k < n && !keep; k++)
+			keep = streq(v, values[k]);
+		if (!keep) {
+			const struct tn_param p[] = {
+				{ "domain", name }, { "zone", zone }, { "type", "TXT" }, { "text", v } };
+
+			r = call(ctx, &vms[0], api, "/api/zones/records/delete", p, ELEMENTSOF(p), NULL);
+		}
+	}
+	for (size_t k = 0; k < n && r >= 0; k++) {
+		bool there = false;
+
+		for (size_t i = 0; recs && i < json_object_array_length(recs) && !there; i++) {
+			struct json_object *rec = json_object_array_get_idx(recs, i);
+
+			there = streq_ptr(json_get_string(rec, "type"), "TXT") &&
+				streq_ptr(json_get_string(json_get_object(rec, "rData"), "text"), values[k]);
+		}
+		if (!there) {
+			const struct tn_param p[] = { { "domain", name }, { "zone", zone },	    { "type", "TXT" },
+						      { "ttl", TXT_TTL }, { "comments", COMMENT }, { "text", values[k] } };
+
+			r = call(ctx, &vms[0], api, "/api/zones/records/add", p, ELEMENTSOF(p), NULL);
+		}
+	}
+	if (r < 0 || n == 0)
+		return r;
+	/* the ACME server may ask any of them: wait until each answers */
+	deadline = http_now_ms() + d->cfg.ready_timeout_ms;
+	for (size_t i = 0; i < n_vms; i++) {
+		bool ok = false;
+
+		for (;;) {
+			r = txt_served(d, &vms[i], name, values, n, &ok);
+			if (r < 0)
+				return run_ctx_error(ctx, r, "%s: cannot ask for %s TXT: %s", vms[i].name, name,
+						     strerror(-r));
+			if (ok)
+				break;
+			if (http_now_ms() >= deadline)
+				return run_ctx_error(ctx, -ETIMEDOUT, "%s does not serve the %zu TXT record(s) at %s after %" PRIu64 " s",
+						     vms[i].name, n, name, d->cfg.ready_timeout_ms / 1000);
+			sleep_ms(d->cfg.poll_ms);
+		}
+	}
+	return 0;
+}
 
 /* ---- dns-handover ---------------------------------------------------------- */
 

@@ -72,6 +72,15 @@ DEFINE_FREE_FUNC(struct dns_ctx, dns_ctx_free);
 int dns_query_endpoint(const struct dns_ctx *d, const char *vm, const char *ip, char host[static 64],
 		       unsigned *ret_port);
 
+struct run_ctx;
+
+/* The TXT records at name (in the zone; "_acme-challenge.ZONE") become
+ * exactly values on the primary (others there removed; n == 0 removes
+ * all), then, when n > 0, wait until every DNS server of the lab answers
+ * them (the secondary after its transfer). For the edge's ACME DNS-01
+ * challenges; errors said in ctx. */
+int dns_txt_publish(struct run_ctx *ctx, struct dns_ctx *d, const char *name, const char *const *values, size_t n);
+
 extern const struct step_ops dns_server_ops;
 extern const struct step_ops dns_zone_ops;
 extern const struct step_ops dns_record_ops;

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "acme.h"
 #include "base64.h"
+#include "dns/dns.h"
 #include "edge.h"
 #include "fileio.h"
 #include "k3s/k3s.h"
@@ -63,6 +65,8 @@ int edge_ctx_new(const struct edge_cfg *cfg, struct edge_ctx **ret)
 		e->cfg.poll_ms = 2000;
 	if (!e->cfg.timeout_ms)
 		e->cfg.timeout_ms = 10 * 60 * 1000;
+	if (!e->cfg.acme_ca_file)
+		e->cfg.acme_ca_file = EDGE_SYSTEM_CAS;
 	fd = open(cfg->ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	r = fd < 0 ? negative_errno() : read_fd_capped(fd, CA_PEM_MAX, &e->ca_pem, &n);
 	if (r < 0)
@@ -362,8 +366,108 @@ STEP_OPS_OF_RUN(edge_traefik_ops, traefik_run);
 
 #define TLS_SECRET_PATH "/api/v1/namespaces/kube-system/secrets/" EDGE_TLS_SECRET
 
+#define ACME_SECRET_PATH "/api/v1/namespaces/kube-system/secrets/" EDGE_ACME_SECRET
+
+/* The ACME account's key (a secret): from Secret EDGE_ACME_SECRET, made
+ * and stored there when there is none, so every renewal orders under the
+ * same account. */
+static int acme_account_key(struct run_ctx *ctx, struct edge_ctx *e, char **ret)
+{
+	struct kube_client *k = k3s_kube(e->cfg.k3s);
+	_cleanup_json_ struct json_object *have = NULL, *obj = NULL;
+	_cleanup_free_ char *key = NULL, *b = NULL;
+	int r = kube_get(k, ACME_SECRET_PATH, &have);
+
+	if (r < 0 && r != -ENOENT)
+		return run_ctx_error(ctx, r, "%s", kube_error(k));
+	if (r >= 0 && (key = secret_value(have, "key.pem"))) {
+		*ret = TAKE_PTR(key);
+		return 0;
+	}
+	r = acme_key_new(&key);
+	if (r >= 0)
+		r = b64(key, &b);
+	obj = r >= 0 ? jfmt("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":\"Opaque\",\"metadata\":{\"name\":"
+			    "\"" EDGE_ACME_SECRET "\",\"namespace\":\"kube-system\"," LABELS "},\"data\":{}}")
+		     : NULL;
+	if (!obj || json_add_string(json_get_object(obj, "data"), "key.pem", b) < 0)
+		r = -ENOMEM;
+	if (b)
+		explicit_wipe(b, strlen(b));
+	if (r >= 0 && (r = kube_apply(k, ACME_SECRET_PATH, EDGE_MANAGER, obj, NULL)) < 0)
+		r = run_ctx_error(ctx, r, "%s", kube_error(k));
+	else if (r < 0)
+		r = run_ctx_error(ctx, r, "cannot make an ACME account key");
+	if (r < 0) {
+		if (key)
+			explicit_wipe(key, strlen(key));
+		return r;
+	}
+	progress(e, "made a new ACME account key (Secret kube-system/" EDGE_ACME_SECRET ")");
+	*ret = TAKE_PTR(key);
+	return 0;
+}
+
+struct solver {
+	struct run_ctx *ctx;
+	struct edge_ctx *e;
+};
+
+static int solver_txt(void *userdata, const char *name, const char *const *values, size_t n)
+{
+	struct solver *sv = userdata;
+
+	if (!sv->e->cfg.dns)
+		return run_ctx_error(sv->ctx, -EINVAL, "ACME DNS-01 needs the lab's DNS (a dns section)");
+	return dns_txt_publish(sv->ctx, sv->e->cfg.dns, name, values, n);
+}
+
+static void solver_progress(void *userdata, const char *msg)
+{
+	struct solver *sv = userdata;
+
+	progress(sv->e, "%s", msg);
+}
+
+/* A certificate for names from the ACME CA of the step's acme.server. */
+static int acme_issue(struct run_ctx *ctx, struct edge_ctx *e, const struct step *s, const char *const *names,
+		      size_t n, char **ret_chain, char **ret_key)
+{
+	struct json_object *p = json_get_object(s->params, "acme");
+	_cleanup_(acme_client_freep) struct acme_client *a = NULL;
+	_cleanup_free_ char *key = NULL;
+	struct solver sv = { .ctx = ctx, .e = e };
+	const struct acme_solver solver = { .txt = solver_txt, .progress = solver_progress, .userdata = &sv };
+	struct acme_cfg cfg = {
+		.directory = json_get_string(p, "server"),
+		.ca_file = e->cfg.acme_ca_file,
+		.email = json_get_string(p, "email"),
+		.http = e->cfg.acme_http,
+		.poll_ms = e->cfg.poll_ms,
+		.timeout_ms = e->cfg.timeout_ms,
+	};
+	int r;
+
+	if (!cfg.directory)
+		return run_ctx_error(ctx, -EINVAL, "%s: no acme.server", s->id);
+	r = acme_account_key(ctx, e, &key);
+	if (r < 0)
+		return r;
+	cfg.account_key = key;
+	r = acme_client_new(&cfg, &a);
+	explicit_wipe(key, strlen(key));
+	if (r < 0)
+		return run_ctx_error(ctx, r, "cannot make the ACME client for %s: %s", cfg.directory,
+				     r == -EINVAL ? "not an https:// URL, or the account key is not P-256" : strerror(-r));
+	r = acme_order(a, names, n, &solver, ret_chain, ret_key);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "ACME: %s", acme_error(a));
+	return 0;
+}
+
 /* The Secret we want: the one there when it is still good, else (apply)
- * a new certificate. *ret NULL when none is good and !apply. */
+ * a new certificate, from the cluster CA or the ACME CA. *ret NULL when
+ * none is good and !apply. */
 static int tls_secret(struct run_ctx *ctx, struct edge_ctx *e, const struct step *s, bool apply,
 		      struct json_object **ret)
 {
@@ -374,6 +478,8 @@ static int tls_secret(struct run_ctx *ctx, struct edge_ctx *e, const struct step
 	_cleanup_json_ struct json_object *have = NULL, *obj = NULL;
 	_cleanup_free_ char *chain = NULL, *key = NULL, *b_chain = NULL, *b_key = NULL;
 	size_t n = domains ? json_object_array_length(domains) : 0;
+	bool acme = streq_ptr(step_param_string(s, "mode"), "acme-dns01");
+	const char *trust = acme ? e->cfg.acme_ca_file : e->cfg.ca_file;
 	int r;
 
 	if (n == 0 || n > CERT_MAX_NAMES)
@@ -390,7 +496,7 @@ static int tls_secret(struct run_ctx *ctx, struct edge_ctx *e, const struct step
 	if (r >= 0) {
 		chain = secret_value(have, "tls.crt");
 		key = secret_value(have, "tls.key");
-		r = chain && key ? cert_check(e->cfg.ca_file, chain, key, names, n, EDGE_CERT_MIN_DAYS) : -EBADMSG;
+		r = chain && key ? cert_check(trust, chain, key, names, n, EDGE_CERT_MIN_DAYS) : -EBADMSG;
 		if (r >= 0) {
 			b_chain = strdup(json_get_string(json_get_object(have, "data"), "tls.crt"));
 			b_key = strdup(json_get_string(json_get_object(have, "data"), "tls.key"));
@@ -406,16 +512,20 @@ static int tls_secret(struct run_ctx *ctx, struct edge_ctx *e, const struct step
 		return 0;
 	}
 	if (!b_chain) {
-		r = cert_issue(e->cfg.ca_file, e->cfg.ca_key_file, &req, &chain, &key);
+		if (acme)
+			r = acme_issue(ctx, e, s, names, n, &chain, &key);
+		else if ((r = cert_issue(e->cfg.ca_file, e->cfg.ca_key_file, &req, &chain, &key)) < 0)
+			r = run_ctx_error(ctx, r, "cannot issue the edge certificate: %s", cert_error());
 		if (r < 0)
-			return run_ctx_error(ctx, r, "cannot issue the edge certificate: %s", cert_error());
+			return r;
 		r = b64(chain, &b_chain);
 		if (r >= 0)
 			r = b64(key, &b_key);
 		explicit_wipe(key, strlen(key));
 		if (r < 0)
 			return run_ctx_error(ctx, r, "out of memory");
-		progress(e, "issued the edge certificate for %s from the cluster CA", names[0]);
+		progress(e, "issued the edge certificate for %s %s", names[0],
+			 acme ? "by the ACME CA" : "from the cluster CA");
 	}
 	if (!b_chain || !b_key)
 		return run_ctx_error(ctx, -ENOMEM, "out of memory");
@@ -438,8 +548,6 @@ static int certs_run(struct run_ctx *ctx, const struct step *s, bool apply, bool
 
 	if (!e)
 		return run_ctx_error(ctx, -EINVAL, "%s: no edge context", s->id);
-	if (streq_ptr(step_param_string(s, "mode"), "acme-dns01"))
-		return run_ctx_error(ctx, -EOPNOTSUPP, "ACME DNS-01 certificates are not in this build (docs/edge.md)");
 	r = tls_secret(ctx, e, s, apply, &w[0].obj);
 	if (r < 0)
 		return r;

@@ -14,7 +14,9 @@
  *                 policy, HTTP redirected to HTTPS. Done when the Service has the
  *                 address and helm's job has completed.
  *   edge-certs    the wildcard certificate of the zone from the cluster CA
- *                 as Secret kube-system/devopslab-edge-tls and TLSStore
+ *                 (or ordered from an ACME CA, the DNS-01 challenges
+ *                 answered through the lab's Technitium: acme.h) as Secret
+ *                 kube-system/devopslab-edge-tls and TLSStore
  *                 kube-system/default; issued again only when it is not
  *                 the CA's, lacks a name or has under 30 days left.
  *   edge-routes   namespace devopslab-edge: the web consoles (Proxmox on
@@ -32,13 +34,17 @@
 #include <stdint.h>
 
 #include "plan/step.h"
+#include "pve/http.h"
 #include "util.h"
 
 struct k3s_ctx;
+struct dns_ctx;
 
 #define EDGE_MANAGER "devopslab"
 #define EDGE_NAMESPACE "devopslab-edge"
 #define EDGE_TLS_SECRET "devopslab-edge-tls"
+#define EDGE_ACME_SECRET "devopslab-acme-account" /* kube-system: the ACME account key */
+#define EDGE_SYSTEM_CAS "/etc/ssl/certs/ca-certificates.crt"
 #define EDGE_CERT_MIN_DAYS 30 /* a certificate with fewer days left is issued again */
 
 struct edge_cfg {
@@ -46,6 +52,10 @@ struct edge_cfg {
 	const char *ca_file;            /* the cluster CA's certificate */
 	const char *ca_key_file;        /* and key: the wildcard certificate */
 	const char *dashboard_password; /* secret; NULL without a dashboard */
+	/* certificate: acme-dns01 */
+	struct dns_ctx *dns;            /* borrowed: the challenges' TXT records */
+	const char *acme_ca_file;       /* trusts the ACME server and the chains it issues */
+	struct http_opts acme_http;
 	uint64_t poll_ms;               /* default 2000 */
 	uint64_t timeout_ms;            /* Traefik's address and helm job; default 10 min */
 	void (*progress)(void *userdata, const char *msg);

@@ -1451,8 +1451,18 @@ static int check_edge(struct mf_ctx *c, struct manifest *m, struct uniq_set *ips
 		mf_error_at(c, "edge.acme.email", "'%s' is not an e-mail address", e->acme.email);
 	if (e->acme.server && strncmp(e->acme.server, "https://", 8) != 0)
 		mf_error_at(c, "edge.acme.server", "'%s' is not an https:// URL", e->acme.server);
-	if (e->acme.credentials.name)
-		check_secret(c, m, &e->acme.credentials, "edge.acme.credentials");
+	if (e->acme.provider && !streq(e->acme.provider, MANIFEST_ACME_PROVIDER))
+		mf_error_at(c, "edge.acme.provider",
+			    "'%s' is not a DNS provider of this build: only technitium (the lab's own DNS answers the "
+			    "challenges through its API)",
+			    e->acme.provider);
+	if (e->cert == MF_CERT_ACME_DNS01 && !m->dns.present)
+		mf_error_at(c, "edge.certificate",
+			    "acme-dns01 answers the challenges with TXT records in the lab's DNS: needs a dns section");
+	if (e->cert == MF_CERT_ACME_DNS01 && e->acme.email &&
+	    (set_default(&e->acme.server, MANIFEST_ACME_SERVER) < 0 ||
+	     set_default(&e->acme.provider, MANIFEST_ACME_PROVIDER) < 0))
+		return -ENOMEM;
 	if (e->dashboard_password.name)
 		check_secret(c, m, &e->dashboard_password, "edge.dashboard_password");
 	if (e->dashboard_host && !e->dashboard_password.name)

@@ -1303,8 +1303,7 @@ static const struct field dns_fields[] = {
 static const struct field acme_fields[] = {
 	FIELD("email", p_str, struct mf_edge, acme.email, true, NULL),
 	FIELD("server", p_str, struct mf_edge, acme.server, false, NULL),
-	FIELD("provider", p_str, struct mf_edge, acme.provider, true, NULL),
-	FIELD("credentials", p_secret, struct mf_edge, acme.credentials, true, NULL),
+	FIELD("provider", p_str, struct mf_edge, acme.provider, false, NULL),
 	{}
 };
 
@@ -1491,7 +1490,6 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->edge.acme.email);
 	free(m->edge.acme.server);
 	free(m->edge.acme.provider);
-	free(m->edge.acme.credentials.name);
 	free(m->edge.dashboard_host);
 	free(m->edge.dashboard_password.name);
 	free(m->edge.proxmox_host);

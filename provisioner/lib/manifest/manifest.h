@@ -330,8 +330,10 @@ struct mf_edge {
 	uint32_t ip; /* Traefik's load-balancer address */
 	enum mf_cert_mode cert;
 	struct {
+		/* after loading, server defaults to MANIFEST_ACME_SERVER and
+		 * provider to "technitium" (the only one: the lab's DNS answers
+		 * the DNS-01 challenges) */
 		char *email, *server, *provider;
-		struct mf_secret credentials;
 	} acme;
 	char *dashboard_host;
 	struct mf_secret dashboard_password; /* basic auth of the dashboard (user "admin") */
@@ -352,6 +354,8 @@ struct mf_edge {
 
 #define MANIFEST_EDGE_RATE_AVERAGE 100
 #define MANIFEST_EDGE_RATE_BURST 200
+#define MANIFEST_ACME_SERVER "https://acme-v02.api.letsencrypt.org/directory"
+#define MANIFEST_ACME_PROVIDER "technitium"
 #define MANIFEST_EDGE_DASHBOARD_USER "admin"
 
 /* Secrets with a meaning of their own: the cluster CA (docs/pve.md). Their

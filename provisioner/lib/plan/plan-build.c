@@ -1351,7 +1351,6 @@ static void add_edge(struct builder *b)
 		put_str(b, acme, "email", e->acme.email);
 		put_str(b, acme, "server", e->acme.server);
 		put_str(b, acme, "provider", e->acme.provider);
-		put_secret(b, acme, "credentials", &e->acme.credentials);
 		put(b, p, "acme", acme);
 	}
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_CERTS, NULL, p, "Issuing the edge certificates",

@@ -224,8 +224,8 @@ static int first_dns(const struct verify_cfg *c, const struct step *s, char host
 
 /* One route: its name resolves to the edge's address (when the lab has DNS),
  * and an HTTPS request through the edge, the chain checked against the
- * cluster CA and the name, answers as planned: "ok" 2xx/3xx, else that
- * status. */
+ * cluster CA (or the ACME CA's roots) and the name, answers as planned:
+ * "ok" 2xx/3xx, else that status. */
 static void check_route(const struct verify_cfg *c, const struct step *s, struct json_object *route,
 			const char *edge_ip, struct table *t)
 {
@@ -236,6 +236,7 @@ static void check_route(const struct verify_cfg *c, const struct step *s, struct
 	_cleanup_(http_transport_freep) struct http_transport *tr = NULL;
 	struct http_request req = { .method = HTTP_GET, .path = path, .idempotent = true };
 	struct http_response rsp = {};
+	const char *trust = c->edge_ca_file ? c->edge_ca_file : c->ca_file;
 	char url[300], target[300], dns_host[64];
 	unsigned port = 53;
 	bool ok;
@@ -263,8 +264,8 @@ static void check_route(const struct verify_cfg *c, const struct step *s, struct
 		strncat(o.connect_to, ":443", sizeof(o.connect_to) - strlen(o.connect_to) - 1);
 	snprintf(url, sizeof(url), "https://%s", host);
 	tr = http_transport_new(url, &o);
-	if (!tr || !c->ca_file || http_transport_ca(tr, c->ca_file) < 0) {
-		row(t, "edge", false, target, "no HTTPS client (the cluster CA: %s)", c->ca_file ? c->ca_file : "none");
+	if (!tr || !trust || http_transport_ca(tr, trust) < 0) {
+		row(t, "edge", false, target, "no HTTPS client (trusting %s)", trust ? trust : "nothing");
 		return;
 	}
 	r = http_request(tr, &req, &rsp);
@@ -273,7 +274,7 @@ static void check_route(const struct verify_cfg *c, const struct step *s, struct
 		return;
 	}
 	ok = streq(expect, "ok") ? rsp.status >= 200 && rsp.status < 400 : rsp.status == strtol(expect, NULL, 10);
-	row(t, "edge", ok, target, "HTTP %ld, certificate by the cluster CA%s%s", rsp.status, ok ? "" : "; want ",
+	row(t, "edge", ok, target, "HTTP %ld, certificate by the %s CA%s%s", rsp.status, c->edge_ca_file ? "ACME" : "cluster", ok ? "" : "; want ",
 	    ok ? "" : streq(expect, "ok") ? "2xx or 3xx" : expect);
 	http_response_done(&rsp);
 }

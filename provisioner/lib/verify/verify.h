@@ -37,6 +37,7 @@ struct verify_cfg {
 	struct k3s_ctx *k3s;    /* borrowed; NULL without K3s steps */
 	struct dns_ctx *dns;    /* borrowed; NULL without DNS steps */
 	const char *ca_file;    /* the cluster CA: the edge's certificates */
+	const char *edge_ca_file; /* instead, when an ACME CA issued them: its roots */
 	const char *edge_connect; /* "HOST:PORT" to reach edge.ip:443 at (tests); NULL = edge.ip:443 */
 	uint64_t poll_ms;       /* default 2000 */
 	uint64_t timeout_ms;    /* apply: how long to wait for all; default 3 min */
