@@ -143,7 +143,7 @@ test-k3s: $(BIN) tests
 # and Technitium simulators (docs/dns.md), the Technitium simulator itself,
 # its API and the zones its knotd serves on loopback (tests/sim/technitium_sim.py).
 test-dns-edge: $(BIN) tests
-	tests/run.sh --unit $(BUILD)/tests/test-dns $(BUILD)/tests/test-edge
+	tests/run.sh --unit $(BUILD)/tests/test-dns $(BUILD)/tests/test-edge $(BUILD)/tests/test-acme
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-technitium.sh \
 		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh \
 		tests/integration/t-sim-edge-https.sh tests/integration/t-edge.sh

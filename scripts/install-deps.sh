@@ -18,6 +18,7 @@ iproute2 procps psmisc valgrind time hyperfine
 cloud-init netplan.io
 knot knot-dnsutils
 libcrypt-dev apache2-utils
+pebble
 "
 
 missing=""
@@ -46,6 +47,8 @@ echo "install-deps: installing:$missing"
 case " $missing " in
 *" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
 esac
+# pebble is Let's Encrypt's ACME test server (bookworm/main; binaries only, no
+# service): tests/integration/t-edge.sh orders the edge certificate from it.
 # knot and knot-dnsutils are for the Technitium simulator (tests/sim/
 # technitium_sim.py), which runs its own knotd on a loopback port. Debian's
 # knot package would start a system knot.service on port 53 of every

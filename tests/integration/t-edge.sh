@@ -20,7 +20,14 @@
 #     its stricter schema;
 #   - a console the manifest drops loses its objects, a hand-made one stays;
 #   - the verification fails on another CA's certificate, an expired one,
-#     one for another name, and on a name the DNS server does not answer.
+#     one for another name, and on a name the DNS server does not answer;
+#   - certificate: acme-dns01 against Let's Encrypt's test server (pebble,
+#     rejecting 30% of nonces, asking the Technitium simulator's knotd); a
+#     CA that cannot see the records fails the step in its words:
+#     the certificate verifies against pebble's root for both names, the
+#     challenge's TXT records are gone again, the account key is kept in
+#     its Secret, the verification trusts the ACME CA; a re-run orders
+#     nothing; back to internal-ca, the cluster CA's certificate returns.
 # Under ASan (LABEL=asan) it stops after the hand change: the steps' main
 # paths run there; the rest is the same C code with other inputs.
 # timeout: 420
@@ -29,6 +36,7 @@
 . "$TOP/tests/sim/guests-lib.sh"
 . "$TOP/tests/sim/k3s-lib.sh"
 . "$TOP/tests/sim/dns-lib.sh"
+. "$TOP/tests/sim/acme-lib.sh"
 
 command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
 command -v htpasswd >/dev/null || fail "htpasswd is missing (apache2-utils; scripts/install-deps.sh installs it)"
@@ -222,6 +230,96 @@ fb_wait pve1
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run after a hand change exited $RC"; }
 grep -q "ingressroutes/proxmox differs from ours: setting it back" <<<"$OUT" || { echo "$OUT" >&2; fail "not reported"; }
 kget "$ES/ingressroutes/proxmox" | grep -q 'Host(`pve.home.arpa`)' || fail "the route was not set back"
+
+# ---- certificate: acme-dns01, ordered from pebble --------------------------------------
+
+cp "$TESTTMP/cluster.yaml" "$TESTTMP/cluster-internal.yaml"
+acme_manifest() { # the manifest with certificate acme-dns01 at the running pebble
+	cp "$TESTTMP/cluster-internal.yaml" "$TESTTMP/cluster.yaml"
+	"$PY" - "$TESTTMP/cluster.yaml" "$ACME_URL" <<'PYEOF'
+import sys
+p, url = sys.argv[1], sys.argv[2]
+s = open(p).read()
+s = s.replace("edge:\n", "edge:\n  certificate: acme-dns01\n  acme: {email: ops@example.org, server: '%s'}\n" % url, 1)
+open(p, "w").write(s)
+PYEOF
+}
+# A CA that cannot see the records (its DNS server answers nothing): the
+# step fails with the CA's words, and the TXT records go again.
+acme_start "$(free_port)"
+acme_manifest
+orders() { grep -c "Added order" "$ACME_LOG" || true; }
+fb_bg pve1 "${ARGS[@]}" --acme-ca-file "$ACME_TRUST" --verify-timeout 1
+fb_wait pve1
+[ "$RC" != 0 ] || { echo "$OUT" >&2; fail "edge-certs passed with a CA that cannot validate"; }
+grep -q "error: cluster/edge/certificates: ACME: the ACME server did not validate .*home.arpa" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the failed validation is not reported with the CA's words"; }
+[ -z "$(tn_dig "$TN_DNS_PORT_dns_01" _acme-challenge.home.arpa TXT)" ] || fail "TXT records left after a failed order"
+acme_stop
+acme_start "$TN_DNS_PORT_dns_01"
+acme_manifest
+# The stand-in still serves the cluster CA's certificate: trusting the ACME
+# CA only, the verification refuses it.
+fb_bg pve1 "${ARGS[@]}" --acme-ca-file "$ACME_TRUST" --verify-timeout 1
+fb_wait pve1
+[ "$RC" != 0 ] || { echo "$OUT" >&2; fail "the verification trusted the cluster CA in acme-dns01 mode"; }
+grep -q "the edge certificate is issued again: the certificate is not the trusted CA's" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the cluster CA's certificate was kept in acme-dns01 mode"; }
+grep -q "ACME: \*.home.arpa validated" <<<"$OUT" && grep -q "ACME: home.arpa validated" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "pebble did not validate both names"; }
+grep -q "Issuing the edge certificates: done" <<<"$OUT" || { echo "$OUT" >&2; fail "edge-certs not done"; }
+grep -q "^edge .*https://pve.home.arpa/ .*NO .*not trusted" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the verification did not refuse the cluster CA's certificate"; }
+kget /api/v1/namespaces/kube-system/secrets/devopslab-edge-tls >"$TESTTMP/tls.json" || fail "no TLS secret"
+kget /api/v1/namespaces/kube-system/secrets/devopslab-acme-account >"$TESTTMP/acct.json" || fail "no ACME account secret"
+"$PY" - "$TESTTMP" <<'PYEOF' || fail "the ACME secrets"
+import base64, json, sys
+d = sys.argv[1]
+tls = json.load(open(d + "/tls.json"))["data"]
+chain = base64.b64decode(tls["tls.crt"]).decode()
+assert chain.count("BEGIN CERTIFICATE") >= 2, chain  # the leaf and pebble's intermediate
+leaf, rest = chain.split("-----END CERTIFICATE-----", 1)
+open(d + "/acme-leaf.pem", "w").write(leaf + "-----END CERTIFICATE-----\n")
+open(d + "/acme-chain.pem", "w").write(rest.strip() + "\n")
+open(d + "/acme.crt", "w").write(chain)
+open(d + "/acme.key", "wb").write(base64.b64decode(tls["tls.key"]))
+key = base64.b64decode(json.load(open(d + "/acct.json"))["data"]["key.pem"]).decode()
+assert "PRIVATE KEY" in key, key[:40]
+PYEOF
+openssl verify -CAfile "$ACME_ROOT" -untrusted "$TESTTMP/acme-chain.pem" "$TESTTMP/acme-leaf.pem" >/dev/null ||
+	fail "the ACME certificate does not verify against pebble's root"
+openssl verify -CAfile "$TESTTMP/ca.pem" "$TESTTMP/acme-leaf.pem" >/dev/null 2>&1 &&
+	fail "the ACME certificate verifies against the cluster CA"
+openssl x509 -in "$TESTTMP/acme-leaf.pem" -noout -ext subjectAltName | grep -q "DNS:\*.home.arpa" &&
+	openssl x509 -in "$TESTTMP/acme-leaf.pem" -noout -ext subjectAltName | grep -q "DNS:home.arpa" ||
+	fail "the ACME certificate does not name *.home.arpa and home.arpa"
+[ "$(orders)" = 1 ] || fail "$(orders) orders at pebble, want 1"
+[ -z "$(tn_dig "$TN_DNS_PORT_dns_01" _acme-challenge.home.arpa TXT)" ] || fail "the challenge's TXT records are still there"
+assert_eq 4 "$(tn_requests dns-01 'select(.path == "/api/zones/records/add" and .params.type == "TXT")' | wc -l)" \
+	"TXT records written (one per authorization, for each of the two orders)"
+
+# The stand-in serves it: the verification passes trusting the ACME CA; a
+# re-run orders nothing and writes nothing.
+edge_serve "$TESTTMP/acme.crt" "$TESTTMP/acme.key"
+w0=$(k8s_mutations)
+fb_bg pve1 "${ARGS[@]}" --acme-ca-file "$ACME_TRUST" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run with the ACME certificate served exited $RC"; }
+grep -q "^edge .*https://pve.home.arpa/ .*yes .*HTTP 200, certificate by the ACME CA" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "no passing edge row with the ACME certificate"; }
+[ "$(orders)" = 1 ] || fail "the converged re-run ordered again"
+[ "$(k8s_mutations)" = "$w0" ] || fail "the converged re-run wrote to the Kubernetes API"
+grep -q "$(sed -n 2p "$TESTTMP/acme.key")" "$TESTTMP"/fb-*.out && fail "the certificate's key in the output"
+acme_stop
+
+# Back to the cluster CA: its certificate is issued again.
+cp "$TESTTMP/cluster-internal.yaml" "$TESTTMP/cluster.yaml"
+edge_serve "$TESTTMP/edge.crt" "$TESTTMP/edge.key"
+fb_bg pve1 "${ARGS[@]}" --verify-timeout 10
+fb_wait pve1
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run back on internal-ca exited $RC"; }
+grep -q "issued the edge certificate for \*.home.arpa from the cluster CA" <<<"$OUT" ||
+	{ echo "$OUT" >&2; fail "the cluster CA's certificate was not issued again"; }
 
 if [ "${LABEL:-}" = asan ]; then
 	echo "ok (the main path; the rest runs without the sanitizers)"

@@ -122,9 +122,13 @@ static int key_pem(EVP_PKEY *k, char **ret)
 
 	if (!b || PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1)
 		return -ENOMEM;
-	n = BIO_get_mem_data(b, &p);
-	*ret = strndup(p, (size_t)n);
-	OPENSSL_cleanse(p, (size_t)n);
+	n = BIO_get_mem_data(b, &p); /* not NUL-terminated */
+	*ret = n > 0 ? malloc((size_t)n + 1) : NULL;
+	if (*ret) {
+		memcpy(*ret, p, (size_t)n);
+		(*ret)[n] = '\0';
+	}
+	OPENSSL_cleanse(p, n > 0 ? (size_t)n : 0);
 	return *ret ? 0 : -ENOMEM;
 }
 
