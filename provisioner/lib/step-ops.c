@@ -12,6 +12,7 @@
 #include "step-ops.h"
 #include "install/bootloader.h"
 #include "pve/cluster.h"
+#include "guests/backup.h"
 #include "guests/guests.h"
 #include "disk/disk-step.h"
 #include "node/gate.h"
@@ -68,6 +69,8 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_TEMPLATE] = &guests_template_ops, /* guests */
 
 	[STEP_VM] = &guests_vm_ops,      /* guests */
+
+	[STEP_BACKUP_JOB] = &guests_backup_ops, /* guests */
 
 	[STEP_K3S_SERVER_INIT] = &k3s_server_init_ops, /* k3s */
 

@@ -1524,6 +1524,49 @@ static int check_secrets(struct mf_ctx *c, struct manifest *m)
 	return r;
 }
 
+/* A Proxmox calendar event, as far as its form goes ("02:30", "sun
+ * 01:00", "mon..fri 22:00", "*-*-01 03:00", "daily"): Proxmox parses it
+ * (PVE::CalendarEvent) when the job is written and says what is wrong. */
+static bool calendar_valid(const char *s)
+{
+	size_t fields = 0;
+
+	if (isempty(s) || strlen(s) > 128 || strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz*.,:/-~ ") != strlen(s))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p != ' ' && (p == s || p[-1] == ' '))
+			fields++;
+	return fields >= 1 && fields <= 3 && s[0] != ' ' && s[strlen(s) - 1] != ' ';
+}
+
+static int check_backup(struct mf_ctx *c, struct manifest *m)
+{
+	struct mf_backup *b = &m->backup;
+
+	if (!b->present)
+		return 0;
+	if (m->n_vms == 0)
+		mf_error_at(c, "backup", "the manifest has no VMs to back up");
+	if (set_default(&b->schedule, MANIFEST_BACKUP_SCHEDULE) < 0 || set_default(&b->storage, MANIFEST_BACKUP_STORAGE) < 0)
+		return -ENOMEM;
+	if (!calendar_valid(b->schedule))
+		mf_error_at(c, "backup.schedule",
+			    "'%s' is not a Proxmox calendar event (\"02:30\", \"sun 01:00\", \"mon..fri 22:00\")",
+			    b->schedule);
+	if (!word_valid(b->storage, 64, "-_."))
+		mf_error_at(c, "backup.storage", "'%s' is not a Proxmox storage id", b->storage);
+	else if (streq(b->storage, MANIFEST_BACKUP_STORAGE))
+		mf_warning_at(c, "backup", "storage 'local' is each node's own disk: a node's backups are lost with it "
+					   "(a shared or Proxmox Backup Server storage keeps them; docs/operations.md)");
+	if (!mf_given(c, "backup.keep")) {
+		b->keep.daily = 7;
+		b->keep.weekly = 4;
+		b->keep.monthly = 6;
+	} else if (!b->keep.last && !b->keep.daily && !b->keep.weekly && !b->keep.monthly && !b->keep.yearly)
+		mf_error_at(c, "backup.keep", "keeps no backup: name at least one of last, daily, weekly, monthly, yearly");
+	return 0;
+}
+
 int manifest_check(struct mf_ctx *c, struct manifest *m)
 {
 	struct uniq_set names = {}, ips = {}, vmids = {};
@@ -1550,6 +1593,8 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 		check_k3s(c, m);
 	if (r >= 0)
 		r = check_edge(c, m, &ips);
+	if (r >= 0)
+		r = check_backup(c, m);
 	uniq_report(c, &names, "host name");
 	uniq_report(c, &ips, "IP");
 	uniq_report(c, &vmids, "VMID");

@@ -1337,6 +1337,26 @@ static const struct field edge_fields[] = {
 	{}
 };
 
+static const char *const backup_mode_names[] = { "snapshot", "suspend", "stop", NULL };
+static const struct range keep_range = { 0, 1000 };
+
+static const struct field keep_fields[] = {
+	FIELD("last", p_uint, struct mf_backup, keep.last, false, &keep_range),
+	FIELD("daily", p_uint, struct mf_backup, keep.daily, false, &keep_range),
+	FIELD("weekly", p_uint, struct mf_backup, keep.weekly, false, &keep_range),
+	FIELD("monthly", p_uint, struct mf_backup, keep.monthly, false, &keep_range),
+	FIELD("yearly", p_uint, struct mf_backup, keep.yearly, false, &keep_range),
+	{}
+};
+
+static const struct field backup_fields[] = {
+	FIELD("schedule", p_str, struct mf_backup, schedule, false, NULL),
+	FIELD("storage", p_str, struct mf_backup, storage, false, NULL),
+	FIELD("mode", p_enum, struct mf_backup, mode, false, backup_mode_names),
+	{ "keep", p_inline_map, 0, false, keep_fields, 0 },
+	{}
+};
+
 static const struct field secrets_fields[] = {
 	FIELD("key_source", p_str, struct mf_secrets, key_source, false, NULL),
 	FIELD2("names", p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
@@ -1369,6 +1389,14 @@ static int p_edge(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	return decode_map(c, n, edge_fields, e);
 }
 
+static int p_backup(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_backup *b = AT(base, f->offset, struct mf_backup);
+
+	b->present = true;
+	return decode_map(c, n, backup_fields, b);
+}
+
 static const struct field manifest_fields[] = {
 	FIELD("version", p_uint, struct manifest, version, true, &r_version),
 	FIELD("cluster", p_map, struct manifest, cluster, true, cluster_fields),
@@ -1381,6 +1409,7 @@ static const struct field manifest_fields[] = {
 	FIELD("k3s", p_k3s, struct manifest, k3s, false, NULL),
 	FIELD("dns", p_dns, struct manifest, dns, false, NULL),
 	FIELD("edge", p_edge, struct manifest, edge, false, NULL),
+	FIELD("backup", p_backup, struct manifest, backup, false, NULL),
 	FIELD("secrets", p_map, struct manifest, secrets, false, secrets_fields),
 	{}
 };
@@ -1487,6 +1516,8 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->dns.admin_password.name);
 	free(m->dns.airgap.package);
 	free(m->dns.airgap.runtime);
+	free(m->backup.schedule);
+	free(m->backup.storage);
 	free(m->edge.acme.email);
 	free(m->edge.acme.server);
 	free(m->edge.acme.provider);

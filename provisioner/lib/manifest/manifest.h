@@ -324,6 +324,25 @@ struct mf_dns {
 	bool present;
 };
 
+/* backup: one vzdump job for every VM of the manifest (docs/operations.md).
+ * After loading, the defaults are set. */
+enum mf_backup_mode { MF_BACKUP_SNAPSHOT, MF_BACKUP_SUSPEND, MF_BACKUP_STOP };
+#define MANIFEST_BACKUP_SCHEDULE "02:30"
+#define MANIFEST_BACKUP_STORAGE "local"
+#define MANIFEST_BACKUP_JOB "devopslab"
+
+struct mf_backup {
+	char *schedule; /* a Proxmox calendar event ("02:30", "sun 01:00") */
+	char *storage;  /* a storage with content "backup" */
+	enum mf_backup_mode mode;
+	/* retention (prune-backups); all 0 after loading = 7 daily, 4
+	 * weekly, 6 monthly */
+	struct {
+		uint64_t last, daily, weekly, monthly, yearly;
+	} keep;
+	bool present;
+};
+
 enum mf_cert_mode { MF_CERT_INTERNAL_CA, MF_CERT_ACME_DNS01 };
 
 struct mf_edge {
@@ -385,6 +404,7 @@ struct manifest {
 	struct mf_k3s k3s;
 	struct mf_dns dns;
 	struct mf_edge edge;
+	struct mf_backup backup;
 	struct mf_secrets secrets;
 };
 

@@ -953,6 +953,58 @@ static void add_vms(struct builder *b)
 		}
 }
 
+/* The backup job of every VM of the manifest (docs/operations.md). */
+static int cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void add_backup(struct builder *b)
+{
+	static const char *const modes[] = { "snapshot", "suspend", "stop" };
+	const struct mf_backup *bk = &b->m->backup;
+	unsigned vmids[MANIFEST_MAX_VMS];
+	char list[MANIFEST_MAX_VMS * 11 + 1] = "", prune[160] = "", title[STEP_TITLE_MAX];
+	const struct {
+		const char *name;
+		uint64_t n;
+	} keep[] = { { "keep-last", bk->keep.last },	     { "keep-daily", bk->keep.daily },
+		     { "keep-weekly", bk->keep.weekly },     { "keep-monthly", bk->keep.monthly },
+		     { "keep-yearly", bk->keep.yearly } };
+	struct json_object *p;
+	size_t n = 0, len = 0;
+
+	if (!bk->present)
+		return;
+	for (size_t i = 0; i < b->m->n_vms && b->error >= 0; i++)
+		for (unsigned k = 0; k < b->m->vms[i].count && n < ELEMENTSOF(vmids) && b->error >= 0; k++) {
+			struct mf_vm vm;
+
+			if (expand(b, &b->m->vms[i], k, &vm) >= 0)
+				vmids[n++] = vm.vmid;
+		}
+	qsort(vmids, n, sizeof(vmids[0]), cmp_uint);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u", i ? "," : "", vmids[i]);
+	len = 0;
+	for (size_t i = 0; i < ELEMENTSOF(keep); i++)
+		if (keep[i].n)
+			len += (size_t)snprintf(prune + len, sizeof(prune) - len, "%s%s=%" PRIu64, len ? "," : "",
+						keep[i].name, keep[i].n);
+	p = obj(b);
+	put_str(b, p, "id", MANIFEST_BACKUP_JOB);
+	put_str(b, p, "schedule", bk->schedule);
+	put_str(b, p, "storage", bk->storage);
+	put_str(b, p, "mode", modes[bk->mode]);
+	put_str(b, p, "compress", "zstd");
+	put_str(b, p, "vmid", list);
+	put_str(b, p, "prune-backups", prune);
+	bfmt(b, title, sizeof(title), "Scheduling the VMs' backups (%s, on %s)", bk->schedule, bk->storage);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_JOB, NULL, p, title, "cluster/backup/" MANIFEST_BACKUP_JOB);
+}
+
 /* ---- first boot: K3s, DNS, edge ----------------------------------------- */
 
 /* What the first server's K3s deploys to serve api_vip: kube-vip, its
@@ -1562,6 +1614,7 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 	add_storage(&b);
 	add_templates(&b);
 	add_vms(&b);
+	add_backup(&b);
 	add_k3s(&b);
 	add_dns(&b);
 	add_edge(&b);
