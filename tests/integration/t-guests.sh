@@ -7,7 +7,9 @@
 # makes no mutating call; a VM whose memory was changed by hand is shown by
 # `status --live` (changing nothing), then reported and set back by a run,
 # not recreated; a VMID held by a guest of another name is
-# refused (exit 3) without a change. Every request passes the API schema
+# refused (exit 3) without a change. A backup section makes one vzdump job
+# of every VM (none on a storage Proxmox does not have), converged, and set
+# back after a hand change. Every request passes the API schema
 # check; the seeds the simulator received are judged by cloud-init itself.
 # timeout: 600
 . "$TOP/tests/lib.sh"
@@ -115,6 +117,36 @@ assert_contains "$OUT" "app-03 differs from the manifest: memory 4096 -> 1024 Mi
 assert_eq 1024 "$(conf pve3 302 memory)" "app-03's memory set back"
 assert_eq 1 "$(requests 'r["path"].endswith("/clone") and r["params"].get("newid") == "302"')" "clones of app-03"
 assert_eq 0 "$(requests 'r["method"] == "DELETE" and "/qemu/" in r["path"]')" "guests destroyed"
+
+# --- backups: one vzdump job for every VM, converged, set back when changed ----------
+cp "$TESTTMP/cluster.yaml" "$TESTTMP/cluster-nobackup.yaml"
+printf 'backup:\n  storage: nosuch\n' >>"$TESTTMP/cluster.yaml"
+fb pve1 "${GUESTS[@]}"
+[ "$RC" != 0 ] || { echo "$OUT" >&2; fail "a backup job on a storage that does not exist was accepted"; }
+assert_contains "$OUT" "cannot create backup job devopslab: "
+cp "$TESTTMP/cluster-nobackup.yaml" "$TESTTMP/cluster.yaml"
+printf 'backup:\n  schedule: "sun 01:30"\n  keep: {last: 2, weekly: 8}\n' >>"$TESTTMP/cluster.yaml"
+"$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" 2>&1 | grep -q "storage 'local' is each node's own disk" ||
+	fail "no warning for backups on the nodes' own disks"
+fb pve1 "${GUESTS[@]}"
+fb_formed pve1
+assert_contains "$OUT" "Scheduling the VMs' backups (sun 01:30, on local): done"
+assert_eq 1 "$(requests 'r["method"] == "POST" and r["path"].endswith("/cluster/backup") and r["params"] == {
+	"id": "devopslab", "schedule": "sun 01:30", "storage": "local", "mode": "snapshot", "compress": "zstd",
+	"vmid": "300,301,302,400", "prune-backups": "keep-last=2,keep-weekly=8", "enabled": "1",
+	"comment": "managed by devopslab"}')" "the backup job as created"
+before=$(mutations)
+fb pve1 "${GUESTS[@]}"
+fb_formed pve1
+assert_contains "$OUT" "Scheduling the VMs' backups (sun 01:30, on local): already done"
+assert_eq "$before" "$(mutations)" "mutating requests of a converged run with a backup job"
+sim_edit 's["guest"]["jobs"]["devopslab"].update(schedule="daily", enabled="0")'
+fb pve1 "${GUESTS[@]}"
+fb_formed pve1
+assert_contains "$OUT" "backup job devopslab differs from the manifest (schedule, enabled): setting it back"
+assert_eq 1 "$(requests 'r["method"] == "PUT" and r["path"].endswith("/cluster/backup/devopslab") and r["params"].get("schedule") == "sun 01:30" and r["params"].get("enabled") == "1"')" \
+	"the job set back"
+cp "$TESTTMP/cluster-nobackup.yaml" "$TESTTMP/cluster.yaml"
 
 # --- a VMID held by a guest of another name: refused, nothing touched ---------------
 sim_edit 's["guest"]["vms"]["pve1"]["300"]["conf"]["name"] = "someone-else"'

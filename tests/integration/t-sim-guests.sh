@@ -7,7 +7,8 @@
 # of the template; the lock a running source takes), resized, given the seed,
 # started; its guest agent before and after the boot delay, the addresses the
 # seed gave it, the seed files in the record directory; a duplicate VMID,
-# deletes. Every request passes the API schema check at the end.
+# deletes; backup jobs (create, read from the other node, update, delete
+# and PVE's refusals). Every request passes the API schema check at the end.
 # timeout: 180
 . "$TOP/tests/lib.sh"
 SIM_TASK_MS=50
@@ -275,6 +276,44 @@ assert_eq "[]" "$(jget 'd["data"]')" "201's disks after destroying it"
 task DELETE pve1 /nodes/pve1/storage/local/content/local:import/disk.qcow2
 assert_eq OK "$EXIT" "delete the imported qcow2"
 [ ! -e "$SIM_STATE/volumes/pve1/local/import/disk.qcow2" ] || fail "the deleted volume's file is still there"
+
+# ---- backup jobs (pve_sim_jobs.py): the cluster's jobs.cfg --------------------------
+call POST pve1 /cluster/backup id=nightly schedule=02:30 storage=local vmid=200,201 mode=snapshot \
+	prune-backups=keep-daily=7,keep-weekly=4 compress=zstd
+expect 200
+call GET pve2 /cluster/backup/nightly # every node sees the cluster's jobs
+expect 200
+assert_eq "{'keep-daily': 7, 'keep-weekly': 4}" "$(jget 'd["data"]["prune-backups"]')" "prune-backups as an object"
+assert_eq "1 vzdump 200,201 True" "$(jget '" ".join(map(str, (d["data"]["enabled"], d["data"]["type"], d["data"]["vmid"], d["data"]["next-run"] > 0)))')" \
+	"the job as read back"
+call POST pve1 /cluster/backup schedule="sun 01:00" all=1 storage=local
+expect 200
+call GET pve1 /cluster/backup
+assert_eq "True" "$(jget 'len(d["data"]) == 2 and any(j["id"].startswith("backup-") for j in d["data"])')" "a generated id"
+call PUT pve1 /cluster/backup/nightly schedule="mon..fri 22:00" delete=compress
+expect 200
+call GET pve1 /cluster/backup/nightly
+assert_eq "mon..fri 22:00 False" "$(jget 'd["data"]["schedule"] + " " + str("compress" in d["data"])')" "the update and the delete"
+call POST pve1 /cluster/backup id=nightly schedule=02:30 storage=local all=1
+expect 500 "Job 'nightly' already exists"
+call POST pve1 /cluster/backup id=b1 schedule=02:30 storage=nosuch all=1
+expect 500 "storage 'nosuch' does not exist"
+call POST pve1 /cluster/backup id=b1 schedule=02:30 storage=local-lvm all=1
+expect 500 "storage 'local-lvm' does not support backups"
+call POST pve1 /cluster/backup id=b1 schedule="every night" storage=local all=1
+expect 400 "Parameter verification failed"
+call POST pve1 /cluster/backup id=b1 schedule=02:30 storage=local all=1 prune-backups=keep-all=1,keep-daily=2
+expect 400 "Parameter verification failed"
+call POST pve1 /cluster/backup id=b1 schedule=02:30 storage=local
+expect 400 "either 'all', 'vmid' or 'pool' must be set"
+call GET pve1 /cluster/backup/nosuch
+expect 404 "Job 'nosuch' does not exist"
+call PUT pve1 /cluster/backup/nosuch schedule=02:30
+expect 404 "Job 'nosuch' does not exist"
+call DELETE pve1 /cluster/backup/nightly
+expect 200
+call DELETE pve1 /cluster/backup/nightly
+expect 404 "Job 'nightly' does not exist"
 
 sim_schema_check || fail "schema check"
 assert_eq 0 "$(requests 'r["path"].endswith("/upload") and not r["params"].get("filename")')" "uploads recorded without a file name"

@@ -59,6 +59,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pve_schema_check  # noqa: E402
 import pve_sim_guests  # noqa: E402
+import pve_sim_jobs  # noqa: E402
 import sim_record  # noqa: E402
 
 TICKET_LIFETIME = 7200
@@ -74,6 +75,7 @@ class Fail(Exception):
 
 
 pve_sim_guests.bind(Fail)
+pve_sim_jobs.register()
 
 # ---- shared state ---------------------------------------------------------
 
