@@ -290,10 +290,10 @@ int acme_client_new(const struct acme_cfg *cfg, struct acme_client **ret)
 	host = cfg->directory + 8;
 	slash = strchr(host, '/');
 	if (!slash || slash == host || (size_t)(slash - cfg->directory) >= sizeof(a->base))
-		return -EINVAL;
+		return -EINVAL; /* cppcheck-suppress memleak ; _cleanup_ frees a */
 	memcpy(a->base, cfg->directory, (size_t)(slash - cfg->directory));
 	if (!(a->key_pem = strdup(cfg->account_key)))
-		return -ENOMEM;
+		return -ENOMEM; /* cppcheck-suppress memleak ; _cleanup_ frees a */
 	r = read_key(a->key_pem, &a->key);
 	if (r < 0)
 		return r;
