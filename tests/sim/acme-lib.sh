@@ -61,6 +61,7 @@ acme_start() { # DNS_PORT
 		for _ in $(seq 100); do
 			if curl -sf --cacert "$ACME_TLS_CA" -o /dev/null "https://127.0.0.1:$port/dir" &&
 				curl -sf --cacert "$ACME_TLS_CA" -o "$ACME_ROOT" "https://127.0.0.1:$mport/roots/0"; then
+				# shellcheck disable=SC2034 # for the tests
 				ACME_URL=https://127.0.0.1:$port/dir ACME_MGMT=https://127.0.0.1:$mport
 				cat "$ACME_TLS_CA" "$ACME_ROOT" >"$ACME_TRUST"
 				return 0
