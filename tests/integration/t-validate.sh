@@ -32,10 +32,12 @@ for f in "$TOP"/tests/manifest/valid/*.yaml "$TOP"/examples/*.yaml; do
 done
 [ "$n" -ge 40 ] || fail "only $n golden files checked"
 
-# The example is valid, with exactly the .local warning (RFC 6762).
+# The example is valid, with exactly the .local warning (RFC 6762) and the
+# one for backups on the nodes' own disks.
 expect_exit 0 "$DEVOPSLAB" validate "$TOP/examples/homelab.yaml"
 assert_contains "$OUT" "warning: cluster.domain: 'homelab.local' is under .local"
-assert_contains "$OUT" "valid, 1 warning"
+assert_contains "$OUT" "warning: backup: storage 'local' is each node's own disk"
+assert_contains "$OUT" "valid, 2 warnings"
 
 # --json: one object on stdout, the same diagnostics.
 expect_exit 2 "$DEVOPSLAB" validate --json "$TOP/tests/manifest/invalid/multiple-errors.yaml"

@@ -77,9 +77,11 @@ static void test_example(void **state)
 	assert_int_equal(manifest_load(path, "homelab.yaml", &d, &m), 0);
 	assert_non_null(m);
 	assert_int_equal(d.n_errors, 0);
-	assert_int_equal(d.n, 1); /* the .local warning */
+	assert_int_equal(d.n, 2); /* the .local warning, backups on the nodes' own disks */
 	assert_int_equal(d.items[0].severity, DIAG_WARNING);
 	assert_string_equal(d.items[0].path, "cluster.domain");
+	assert_int_equal(d.items[1].severity, DIAG_WARNING);
+	assert_string_equal(d.items[1].path, "backup");
 
 	assert_int_equal(m->version, 1);
 	assert_string_equal(m->cluster.domain, "homelab.local");
