@@ -146,7 +146,7 @@ test-dns-edge: $(BIN) tests
 	tests/run.sh --unit $(BUILD)/tests/test-dns $(BUILD)/tests/test-edge $(BUILD)/tests/test-acme
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-technitium.sh \
 		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh \
-		tests/integration/t-sim-edge-https.sh tests/integration/t-edge.sh
+		tests/integration/t-sim-edge-https.sh tests/integration/t-sim-acme.sh tests/integration/t-edge.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

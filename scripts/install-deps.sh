@@ -48,7 +48,8 @@ case " $missing " in
 *" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
 esac
 # pebble is Let's Encrypt's ACME test server (bookworm/main; binaries only, no
-# service): tests/integration/t-edge.sh orders the edge certificate from it.
+# service): tests/integration/t-edge.sh orders the edge certificate from it
+# with DNS-01 (tests/sim/acme-lib.sh; t-sim-acme.sh checks that harness).
 # knot and knot-dnsutils are for the Technitium simulator (tests/sim/
 # technitium_sim.py), which runs its own knotd on a loopback port. Debian's
 # knot package would start a system knot.service on port 53 of every

@@ -15,6 +15,7 @@
 #                                      every start)
 #                          ACME_TRUST  both: what a client trusts
 #   acme_stop              stop it (by its PID)
+#   acme_intermediate FILE its intermediate (new at every start) in FILE
 ACME_DIR=$TESTTMP/acme
 
 command -v pebble >/dev/null || skip "pebble is not installed (scripts/install-deps.sh)"
@@ -59,8 +60,8 @@ acme_start() { # DNS_PORT
 			>>"$ACME_LOG" 2>&1
 		ACME_PID=$!
 		for _ in $(seq 100); do
-			if curl -sf --cacert "$ACME_TLS_CA" -o /dev/null "https://127.0.0.1:$port/dir" &&
-				curl -sf --cacert "$ACME_TLS_CA" -o "$ACME_ROOT" "https://127.0.0.1:$mport/roots/0"; then
+			if curl -sf --max-time 5 --cacert "$ACME_TLS_CA" -o /dev/null "https://127.0.0.1:$port/dir" &&
+				curl -sf --max-time 5 --cacert "$ACME_TLS_CA" -o "$ACME_ROOT" "https://127.0.0.1:$mport/roots/0"; then
 				# shellcheck disable=SC2034 # for the tests
 				ACME_URL=https://127.0.0.1:$port/dir ACME_MGMT=https://127.0.0.1:$mport
 				cat "$ACME_TLS_CA" "$ACME_ROOT" >"$ACME_TRUST"
@@ -80,4 +81,9 @@ acme_stop() {
 	kill "$ACME_PID" 2>/dev/null || true
 	wait "$ACME_PID" 2>/dev/null || true
 	ACME_PID=
+}
+
+acme_intermediate() { # FILE
+	curl -sSf --max-time 10 --cacert "$ACME_TLS_CA" -o "$1" "$ACME_MGMT/intermediates/0" ||
+		fail "pebble's intermediate ($ACME_MGMT/intermediates/0)"
 }
