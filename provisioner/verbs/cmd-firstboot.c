@@ -930,8 +930,8 @@ int verb_firstboot(int argc, char *argv[])
 		vcfg.k3s = kc;
 		vcfg.dns = dc;
 		vcfg.ca_file = o.ca;
-		if (m->edge.cert == MF_CERT_ACME_DNS01)
-			vcfg.edge_ca_file = o.acme_ca_file ? o.acme_ca_file : EDGE_SYSTEM_CAS;
+		if (m->edge.cert == MF_CERT_ACME_DNS01 && ec)
+			vcfg.edge_ca_file = edge_acme_trust(ec);
 		vcfg.edge_connect = o.edge_connect;
 		vcfg.poll_ms = o.poll_ms;
 		vcfg.timeout_ms = o.verify_timeout_ms;

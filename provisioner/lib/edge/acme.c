@@ -433,7 +433,7 @@ static int jws(struct acme_client *a, const char *url, const char *payload, bool
 		r = json_add_string(prot, "kid", a->kid);
 	ptext = r < 0 ? NULL : json_object_to_json_string_ext(prot, JSON_C_TO_STRING_PLAIN);
 	if (!ptext || acme_b64url(ptext, strlen(ptext), &p64) < 0 ||
-	    (payload ? acme_b64url(payload, strlen(payload), &b64) : !(b64 = strdup(""))) < 0 ||
+	    acme_b64url(payload ? payload : "", payload ? strlen(payload) : 0, &b64) < 0 || /* POST-as-GET: "" */
 	    asprintf(&input, "%s.%s", p64, b64) < 0)
 		return -ENOMEM;
 	r = sign(a->key, input, &sig);
@@ -481,7 +481,7 @@ static int post(struct acme_client *a, const char *url, const char *payload, boo
 }
 
 /* POST-as-GET of url, the answer as JSON. */
-static int fetch(struct acme_client *a, const char *url, struct json_object **ret, char **ret_location)
+static int fetch(struct acme_client *a, const char *url, struct json_object **ret)
 {
 	struct http_response resp = {};
 	int r = post(a, url, NULL, false, NULL, &resp);
@@ -489,8 +489,6 @@ static int fetch(struct acme_client *a, const char *url, struct json_object **re
 	if (r < 0)
 		return r;
 	*ret = json_tokener_parse(resp.body);
-	if (ret_location)
-		*ret_location = resp.header[H_LOCATION] ? strdup(resp.header[H_LOCATION]) : NULL;
 	http_response_done(&resp);
 	return *ret ? 0 : fail(a, -EPROTO, "the ACME server's answer for %s is not JSON", url);
 }
@@ -578,7 +576,7 @@ static int await(struct acme_client *a, const char *url, const char *busy1, cons
 	for (;;) {
 		_cleanup_json_ struct json_object *o = NULL;
 		const char *st;
-		int r = fetch(a, url, &o, NULL);
+		int r = fetch(a, url, &o);
 
 		if (r < 0)
 			return r;
@@ -613,7 +611,7 @@ static int authorize(struct acme_client *a, struct json_object *order, const str
 		struct acme_authz az;
 		char value[ACME_B64_SHA256];
 
-		r = fetch(a, json_object_get_string(json_object_array_get_idx(authzs, i)), &objs[i], NULL);
+		r = fetch(a, json_object_get_string(json_object_array_get_idx(authzs, i)), &objs[i]);
 		if (r < 0)
 			break;
 		if (acme_decode_authz(objs[i], &az) < 0) {

@@ -79,6 +79,11 @@ int edge_ctx_new(const struct edge_cfg *cfg, struct edge_ctx **ret)
 	return 0;
 }
 
+const char *edge_acme_trust(const struct edge_ctx *e)
+{
+	return e->cfg.acme_ca_file;
+}
+
 struct edge_ctx *edge_ctx_free(struct edge_ctx *e)
 {
 	if (!e)
@@ -387,17 +392,18 @@ static int acme_account_key(struct run_ctx *ctx, struct edge_ctx *e, char **ret)
 	r = acme_key_new(&key);
 	if (r >= 0)
 		r = b64(key, &b);
-	obj = r >= 0 ? jfmt("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":\"Opaque\",\"metadata\":{\"name\":"
-			    "\"" EDGE_ACME_SECRET "\",\"namespace\":\"kube-system\"," LABELS "},\"data\":{}}")
-		     : NULL;
-	if (!obj || json_add_string(json_get_object(obj, "data"), "key.pem", b) < 0)
+	if (r >= 0 && !(obj = jfmt("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":\"Opaque\",\"metadata\":"
+				   "{\"name\":\"" EDGE_ACME_SECRET "\",\"namespace\":\"kube-system\"," LABELS "},"
+				   "\"data\":{}}")))
 		r = -ENOMEM;
+	if (r >= 0)
+		r = json_add_string(json_get_object(obj, "data"), "key.pem", b) < 0 ? -ENOMEM : 0;
 	if (b)
 		explicit_wipe(b, strlen(b));
-	if (r >= 0 && (r = kube_apply(k, ACME_SECRET_PATH, EDGE_MANAGER, obj, NULL)) < 0)
-		r = run_ctx_error(ctx, r, "%s", kube_error(k));
-	else if (r < 0)
+	if (r < 0)
 		r = run_ctx_error(ctx, r, "cannot make an ACME account key");
+	else if ((r = kube_apply(k, ACME_SECRET_PATH, EDGE_MANAGER, obj, NULL)) < 0)
+		r = run_ctx_error(ctx, r, "%s", kube_error(k));
 	if (r < 0) {
 		if (key)
 			explicit_wipe(key, strlen(key));

@@ -68,6 +68,10 @@ int edge_ctx_new(const struct edge_cfg *cfg, struct edge_ctx **ret);
 struct edge_ctx *edge_ctx_free(struct edge_ctx *e);
 DEFINE_FREE_FUNC(struct edge_ctx, edge_ctx_free);
 
+/* What trusts the ACME CA's chains: cfg.acme_ca_file, or the system's
+ * store (EDGE_SYSTEM_CAS). */
+const char *edge_acme_trust(const struct edge_ctx *e);
+
 /* The major version of a Traefik chart from HelmChart spec.chart (".../
  * traefik-39.0.701+up39.0.7.tgz": 39; "traefik-34.2.1+up34.2.0.tgz": 34);
  * -EINVAL when there is none. The values' form depends on it. */
