@@ -65,7 +65,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s test-dns-edge fuzz fuzz-build \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s test-dns-edge test-operations fuzz fuzz-build \
 	bench demo lint clean image rootfs guest-image
 
 all: $(BIN)
@@ -147,6 +147,12 @@ test-dns-edge: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-technitium.sh \
 		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh \
 		tests/integration/t-sim-edge-https.sh tests/integration/t-sim-acme.sh tests/integration/t-edge.sh
+
+# Operations (issue 14, in progress): the report (docs/operations.md), the
+# backup job against the simulator, a reinstalled node rejoining.
+test-operations: $(BIN) tests
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh \
+		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

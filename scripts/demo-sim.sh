@@ -106,7 +106,7 @@ echo "SIMULATED Traefik at the edge (10.0.10.30:443): a stand-in on https://127.
 # bundle's secrets; never on first use.
 fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
 	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
-	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report" \
+	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report-$1" \
 	"${dns_connect[@]}" --dns-timeout 120 --edge-timeout 120 --edge-connect "127.0.0.1:$edge_port"; }
 
 # The members wait for the first node's cluster and join in manifest order.
@@ -129,8 +129,17 @@ if [ -s "$work/technitium/devops-dns-01/installed" ] && command -v kdig >/dev/nu
 			"$(kdig @127.0.0.1 -p "${dns_ports[1]}" +short +time=2 "$name" A)"
 	done
 fi
-if [ -s "$work/report/kubeconfig" ]; then
-	echo "[SIMULATED] the K3s administrator's kubeconfig: $work/report/kubeconfig (mode $(stat -c %a "$work/report/kubeconfig"))"
+if [ -s "$work/report-devops-node-01/kubeconfig" ]; then
+	echo "[SIMULATED] the K3s administrator's kubeconfig: $work/report-devops-node-01/kubeconfig" \
+		"(mode $(stat -c %a "$work/report-devops-node-01/kubeconfig"))"
+fi
+if [ -s "$work/report-devops-node-01/report.json" ]; then
+	echo "[SIMULATED] the lab's report (above, at the end of devops-node-01's run) again, with the plan as executed:"
+	echo "  $bin report --report-dir $work/report-devops-node-01"
+	echo "[SIMULATED] the Ansible inventory as Ansible reads it (ansible-inventory --graph):"
+	if command -v ansible-inventory >/dev/null; then
+		ansible-inventory -i "$work/report-devops-node-01/inventory.yml" --graph | sed 's/^/  /'
+	fi
 fi
 if [ -s "$work/edge/tls.crt" ]; then
 	grep '^cluster_ca_cert=' "$env" | cut -d= -f2- | base64 -d >"$work/cluster-ca.pem"

@@ -19,6 +19,7 @@ cloud-init netplan.io
 knot knot-dnsutils
 libcrypt-dev apache2-utils
 pebble
+ansible-core
 "
 
 missing=""
@@ -47,6 +48,8 @@ echo "install-deps: installing:$missing"
 case " $missing " in
 *" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
 esac
+# ansible-core judges the report's Ansible inventory (ansible-inventory --list,
+# tests/integration/t-report.sh).
 # pebble is Let's Encrypt's ACME test server (bookworm/main; binaries only, no
 # service): tests/integration/t-edge.sh orders the edge certificate from it
 # with DNS-01 (tests/sim/acme-lib.sh; t-sim-acme.sh checks that harness).

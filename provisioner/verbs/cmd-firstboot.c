@@ -43,9 +43,12 @@
 #include "verbs.h"
 #include "step-ops.h"
 #include "edge/edge.h"
+#include "report/report.h"
+#include "plan/json-util.h"
+#include "bundle/bundle.h"
+#include <time.h>
 
-#define PASSWORD_MAX 128
-#define REPORT_DIR_DEFAULT "/var/lib/devopslab/report" /* POST /cluster/config/join: maxLength 128 */
+#define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
 
 struct fb_opts {
 	const char *manifest, *bundle, *pubkey, *secret_key, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
@@ -369,12 +372,30 @@ static void on_progress(void *userdata, const char *msg)
 	log_info("%s", msg);
 }
 
+/* What the run did, step by step: the dry run's count, the report's states. */
+struct fb_tally {
+	size_t would_apply;
+	const struct plan *plan;
+	struct report_step *run; /* plan->n_steps */
+};
+
 static void on_step(const struct step_progress *p, void *userdata)
 {
-	size_t *would_apply = userdata;
+	struct fb_tally *t = userdata;
+	size_t i = t->run ? (size_t)(p->step - t->plan->steps) : 0;
+	enum report_run run = REPORT_RUN_NONE;
 
 	if (p->event == STEP_EVENT_WOULD_APPLY)
-		(*would_apply)++;
+		t->would_apply++;
+	switch (p->event) {
+	case STEP_EVENT_APPLIED: run = REPORT_RUN_APPLIED; break;
+	case STEP_EVENT_FOUND_DONE: run = REPORT_RUN_FOUND; break;
+	case STEP_EVENT_SKIP_JOURNAL: run = REPORT_RUN_EARLIER; break;
+	case STEP_EVENT_FAILED: run = REPORT_RUN_FAILED; break;
+	default: break;
+	}
+	if (run != REPORT_RUN_NONE && t->run && i < t->plan->n_steps)
+		t->run[i] = (struct report_step){ .run = run, .elapsed_ms = p->elapsed_usec / 1000 };
 	verbs_log_step(p);
 }
 
@@ -801,6 +822,38 @@ static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 	return r;
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The final report into the report directory, its summary on the console
+ * (docs/operations.md, "The report"). A report that cannot be written
+ * fails the run: the operator would be left without the way in. */
+static int write_report(const struct fb_opts *o, struct report_input *in)
+{
+	_cleanup_json_ struct json_object *rep = NULL;
+	int r;
+
+	in->dir = o->report_dir ? o->report_dir : REPORT_DIR_DEFAULT;
+	in->finished_ms = wall_ms();
+	r = report_build(in, &rep);
+	if (r < 0) {
+		log_error("cannot build the report: %s", strerror(-r));
+		return r;
+	}
+	r = report_write(in->dir, rep);
+	if (r < 0)
+		return r;
+	fputc('\n', stdout);
+	report_print(stdout, rep, false);
+	fflush(stdout);
+	return 0;
+}
+
 int verb_firstboot(int argc, char *argv[])
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
@@ -821,7 +874,9 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
-	size_t would_apply = 0;
+	struct fb_tally tally = {};
+	struct report_input rin = { .started_ms = wall_ms() };
+	bool kubeconfig = false;
 	int r, ret = EXIT_FAIL;
 
 	r = parse_args(argc, argv, &o);
@@ -951,7 +1006,13 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.edge = ec;
 	ctx.verify = &vcfg;
 	ctx.progress = on_step;
-	ctx.userdata = &would_apply;
+	tally.plan = plan;
+	tally.run = calloc(plan->n_steps ? plan->n_steps : 1, sizeof(*tally.run));
+	if (!tally.run) {
+		log_error("out of memory");
+		goto out;
+	}
+	ctx.userdata = &tally;
 	ctx.dry_run = o.dry_run;
 	ctx.jobs = o.jobs ? o.jobs : JOBS_DEFAULT;
 	ctx.worker_init = worker_init;
@@ -974,14 +1035,34 @@ int verb_firstboot(int argc, char *argv[])
 	}
 	/* once the K3s steps are done (a later step stopped or failed): the
 	 * administrator's way in (step kinds are in the plan's order) */
-	if (kc && !o.dry_run && (r >= 0 || (ctx.failed_step && ctx.failed_step->kind > STEP_K3S_AGENT)) &&
-	    write_kubeconfig(&o, kc) < 0 && ret == EXIT_OK)
-		ret = EXIT_FAIL;
+	if (kc && !o.dry_run && (r >= 0 || (ctx.failed_step && ctx.failed_step->kind > STEP_K3S_AGENT))) {
+		kubeconfig = write_kubeconfig(&o, kc) >= 0;
+		if (!kubeconfig && ret == EXIT_OK)
+			ret = EXIT_FAIL;
+	}
+	if (!o.dry_run) {
+		rin.m = m;
+		rin.plan = plan;
+		rin.journal = journal;
+		rin.run = tally.run;
+		rin.node = o.node;
+		rin.outcome = r >= 0 ? REPORT_COMPLETE : r == -EOPNOTSUPP ? REPORT_INCOMPLETE : REPORT_FAILED;
+		rin.failed_step = r < 0 && ctx.failed_step ? ctx.failed_step->id : NULL;
+		rin.error = r < 0 ? (ctx.error[0] ? ctx.error : strerror(-r)) : NULL;
+		rin.bundle_digest = kept ? kept->bundle->sums_sha256 : NULL;
+		rin.kubeconfig = kubeconfig;
+		rin.k3s_api = kc ? k3s_api_url(kc) : NULL;
+		rin.verification = vcfg.rows;
+		if (write_report(&o, &rin) < 0 && ret == EXIT_OK)
+			ret = EXIT_FAIL;
+	}
 	if (o.dry_run && (r >= 0 || r == -EOPNOTSUPP))
-		log_info("dry run: %zu step%s would change something; nothing was changed", would_apply,
-			 would_apply == 1 ? "" : "s");
+		log_info("dry run: %zu step%s would change something; nothing was changed", tally.would_apply,
+			 tally.would_apply == 1 ? "" : "s");
 	run_ctx_done(&ctx);
 out:
+	free(tally.run);
+	json_object_put(vcfg.rows);
 	free(cfg);
 	return ret;
 }

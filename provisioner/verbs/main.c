@@ -19,6 +19,8 @@ static const struct verb verbs[] = {
 	  "print the ordered steps install and firstboot will execute", verb_plan },
 	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json] | --live FIRSTBOOT-OPTIONS",
 	  "show which steps of the plan the journal records as done (--live: as the cluster shows them)", verb_status },
+	{ "report", "[--report-dir DIR] [--json]",
+	  "print the report of the last first-boot run: consoles, credentials' places, inventory, timings", verb_report },
 	{ "bundle create", "--manifest M --assets DIR --key KEY.pem [--secrets FILE --secret-key FILE] -o BUNDLE",
 	  "write a signed bundle", verb_bundle_create },
 	{ "bundle verify", "--pubkey PUB.pem BUNDLE", "verify a bundle's signature and contents", verb_bundle_verify },

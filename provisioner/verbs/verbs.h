@@ -39,6 +39,7 @@ struct verb {
 int verb_validate(int argc, char *argv[]);
 int verb_plan(int argc, char *argv[]);
 int verb_status(int argc, char *argv[]);
+int verb_report(int argc, char *argv[]);
 int verb_bundle_create(int argc, char *argv[]);
 int verb_bundle_verify(int argc, char *argv[]);
 int verb_bundle_extract(int argc, char *argv[]);

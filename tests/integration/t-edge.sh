@@ -220,6 +220,37 @@ seen = {json.loads(l)["host"] for l in open(sys.argv[1])}
 assert {"pve.home.arpa", "dns.home.arpa", "traefik.home.arpa"} <= seen, seen' "$TESTTMP/edge-rec/edge-https.jsonl" ||
 	fail "the verification did not reach every route through the edge"
 
+# The report of that run (docs/operations.md): the consoles at the edge, the
+# verification table as it was printed, the DNS servers to hand out, the
+# kubeconfig; Ansible reads its inventory with the seed's kubernetes_nodes.
+"$PY" - "$TESTTMP/report/report.json" "$TOP/docs/report.schema.json" <<'PYEOF' || fail "the report"
+import json, sys, jsonschema
+r = json.load(open(sys.argv[1]))
+jsonschema.validate(r, json.load(open(sys.argv[2])))
+assert r["node"] == "pve1" and r["outcome"] == "complete" and r["stopped_at"] is None, r["outcome"]
+urls = {c["url"] for c in r["consoles"]}
+for u in ("https://pve.home.arpa/", "https://dns.home.arpa/", "https://traefik.home.arpa/dashboard/",
+          "https://10.0.0.11:8006/", "https://10.0.0.41:53443/"):
+    assert u in urls, (u, urls)
+assert r["kubeconfig"]["file"].endswith("/report/kubeconfig") and r["kubeconfig"]["api"].startswith("https://"), r
+assert r["dns"] == {"zone": "home.arpa", "dhcp_servers": ["10.0.0.41"]}, r["dns"]
+secrets = {c["secret"] for c in r["credentials"]}
+assert {"dns_pw", "dash_pw", "k3s_token"} <= secrets, secrets
+v = r["verification"]
+assert v and all(x["ok"] for x in v) and {x["check"] for x in v} == {"quorum", "vm", "k3s node", "dns", "edge"}, v
+assert r["totals"]["done"] == r["totals"]["steps"], r["totals"]
+PYEOF
+ansible-inventory -i "$TESTTMP/report/inventory.yml" --list >"$TESTTMP/inv.json" || fail "ansible-inventory refused"
+"$PY" - "$TESTTMP/inv.json" <<'PYEOF' || fail "the inventory as Ansible reads it"
+import json, sys
+inv = json.load(open(sys.argv[1]))
+assert sorted(inv["kubernetes_nodes"]["children"]) == ["srv", "wrk"], inv["kubernetes_nodes"]
+assert len(inv["srv"]["hosts"]) == 3 and len(inv["wrk"]["hosts"]) == 2 and list(inv["dns"]["hosts"]) == ["dns-01"], inv
+hv = inv["_meta"]["hostvars"]
+assert all(hv[h]["proxmox_vmid"] >= 100 and hv[h]["proxmox_node"].startswith("pve") for h in inv["srv"]["hosts"])
+PYEOF
+grep -rqF -e "$DASH_PW" -e "$(cat "$TESTTMP/dns.pw")" "$TESTTMP/report" && fail "a secret value in the report"
+
 # A route changed by hand is set back.
 curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --key "$TESTTMP/kc-key.pem" \
 	-X PATCH -H "Content-Type: application/merge-patch+json" \

@@ -330,6 +330,30 @@ static void print_table(const struct verify_cfg *c, const struct table *t)
 	fflush(f);
 }
 
+/* The table into c->rows for the report (best effort: a report without
+ * it says so). */
+static void keep_rows(struct verify_cfg *c, const struct table *t)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < t->n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		if (!o || json_add_string(o, "check", t->rows[i].check) < 0 ||
+		    json_add_string(o, "target", t->rows[i].target) < 0 || json_add_bool(o, "ok", t->rows[i].ok) < 0 ||
+		    json_add_string(o, "answer", t->rows[i].answer) < 0) {
+			json_object_put(o);
+			o = NULL;
+		}
+		if (json_array_add(a, o) < 0) { /* puts o */
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	json_object_put(c->rows);
+	c->rows = a;
+}
+
 static int verify_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
 	struct table t = { .rows = calloc(ROWS_MAX, sizeof(struct row)) };
@@ -339,8 +363,10 @@ static int verify_check(struct run_ctx *ctx, const struct step *s, bool *ret_don
 		return -ENOMEM;
 	r = survey(ctx, s, &t);
 	*ret_done = r >= 0 && t.n > 0 && t.failed == 0;
-	if (*ret_done)
+	if (*ret_done) {
 		print_table(ctx->verify, &t);
+		keep_rows(ctx->verify, &t);
+	}
 	free(t.rows);
 	return r;
 }
@@ -362,8 +388,10 @@ static int verify_apply(struct run_ctx *ctx, const struct step *s)
 			break;
 		sleep_ms(poll);
 	}
-	if (r >= 0)
+	if (r >= 0) {
 		print_table(c, &t);
+		keep_rows(ctx->verify, &t);
+	}
 	for (size_t i = 0; r >= 0 && i < t.n; i++)
 		if (!t.rows[i].ok) {
 			snprintf(first, sizeof(first), "%s %s: %s", t.rows[i].check, t.rows[i].target, t.rows[i].answer);

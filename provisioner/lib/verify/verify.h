@@ -31,6 +31,7 @@
 struct pve_client;
 struct k3s_ctx;
 struct dns_ctx;
+struct json_object;
 
 struct verify_cfg {
 	struct pve_client *pve; /* borrowed: a cluster member's API */
@@ -42,6 +43,9 @@ struct verify_cfg {
 	uint64_t poll_ms;       /* default 2000 */
 	uint64_t timeout_ms;    /* apply: how long to wait for all; default 3 min */
 	FILE *out;              /* the table; default stdout */
+	/* out: the last table printed, an array of {check, target, ok,
+	 * answer} (the report's "verification"); the verb puts it */
+	struct json_object *rows;
 };
 
 extern const struct step_ops verify_ops;
