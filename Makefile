@@ -23,6 +23,8 @@ PKG_LIBS += libisofs-1
 PKG_LIBS += libssl
 # lib/edge/edge.c hashes the Traefik dashboard's password (bcrypt, libxcrypt).
 PKG_LIBS += libxcrypt
+# lib/live/live.c serves a run's live status over HTTP (libmicrohttpd).
+PKG_LIBS += libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS))
 # Debian 12's mbedtls 2.28 ships no .pc file; Debian 13's 3.x does.
@@ -148,10 +150,11 @@ test-dns-edge: $(BIN) tests
 		tests/integration/t-sim-technitium-install.sh tests/integration/t-dns.sh \
 		tests/integration/t-sim-edge-https.sh tests/integration/t-sim-acme.sh tests/integration/t-edge.sh
 
-# Operations (issue 14, in progress): the report (docs/operations.md), the
+# Operations (issue 14, in progress): the report and the live status page
+# (docs/operations.md), the
 # backup job against the simulator, a reinstalled node rejoining.
 test-operations: $(BIN) tests
-	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh \
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh tests/integration/t-live.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------

@@ -39,7 +39,7 @@ grub-efi-amd64 grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed 
 ifupdown2 bridge-utils iproute2 openssh-server chrony ca-certificates
 lvm2 thin-provisioning-tools e2fsprogs dosfstools locales tzdata
 console-setup keyboard-configuration libyaml-0-2 libjson-c5 libarchive13
-libcurl4 libblkid1 libfdisk1 libisofs6 zstd less"
+libcurl4 libblkid1 libfdisk1 libisofs6 libmicrohttpd12t64 zstd less"
 
 case "$variant" in
 debian)

@@ -106,7 +106,7 @@ echo "SIMULATED Traefik at the edge (10.0.10.30:443): a stand-in on https://127.
 # bundle's secrets; never on first use.
 fb() { "$bin" firstboot --bundle "$bundle" --pubkey "$pubkey" --secret-key "$secret_key" --node "$1" \
 	--journal "$work/journal-$1" "${api[@]}" --local-cert "$work/state/$1.pem" --poll-ms 500 \
-	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report-$1" \
+	--boot-timeout 120 --k3s-api "https://127.0.0.1:$k8s_port" --k3s-timeout 120 --report-dir "$work/report-$1" --status-listen 127.0.0.1:0 \
 	"${dns_connect[@]}" --dns-timeout 120 --edge-timeout 120 --edge-connect "127.0.0.1:$edge_port"; }
 
 # The members wait for the first node's cluster and join in manifest order.

@@ -7,7 +7,7 @@ set -eu
 PKGS="
 build-essential pkg-config clang libclang-rt-14-dev llvm
 libyaml-dev libjson-c-dev libarchive-dev libcurl4-openssl-dev libssl-dev
-libmbedtls-dev libblkid-dev libfdisk-dev libcmocka-dev libisofs-dev
+libmbedtls-dev libblkid-dev libfdisk-dev libcmocka-dev libisofs-dev libmicrohttpd-dev
 openssl zstd xz-utils jq python3 python3-yaml python3-jsonschema python3-cryptography curl
 util-linux fdisk lvm2 thin-provisioning-tools dosfstools e2fsprogs
 mtools xorriso cpio kmod busybox-static

@@ -44,6 +44,7 @@
 #include "step-ops.h"
 #include "edge/edge.h"
 #include "report/report.h"
+#include "live/live.h"
 #include "plan/json-util.h"
 #include "bundle/bundle.h"
 #include <time.h>
@@ -67,6 +68,8 @@ struct fb_opts {
 	const char *edge_connect;       /* "HOST:PORT" for edge.ip:443 (tests) */
 	uint64_t edge_timeout_ms;
 	const char *acme_ca_file;       /* certificate: acme-dns01: trusts the ACME server and its chains */
+	const char *status_listen;      /* "IP:PORT" or "off"; default: the node's address, status.port */
+	uint64_t status_linger_ms;      /* keep serving the final status this long after the run */
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -94,7 +97,8 @@ static void usage(FILE *f)
 		   "         [--k3s-api URL] [--k3s-token-file FILE] [--k3s-timeout SEC] [--report-dir DIR]\n"
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
-		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n");
+		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
+		   "         [--status-listen IP:PORT|off] [--status-linger SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -116,7 +120,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA };
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA,
+	       O_STATUSLISTEN, O_STATUSLINGER };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -156,6 +161,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "edge-connect", required_argument, NULL, O_EDGECONNECT },
 		{ "edge-timeout", required_argument, NULL, O_EDGETIMEOUT },
 		{ "acme-ca-file", required_argument, NULL, O_ACMECA },
+		{ "status-listen", required_argument, NULL, O_STATUSLISTEN },
+		{ "status-linger", required_argument, NULL, O_STATUSLINGER },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -214,6 +221,8 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_EDGECONNECT: o->edge_connect = optarg; break;
 		case O_EDGETIMEOUT: r = parse_u64(optarg, &v); o->edge_timeout_ms = v * 1000; break;
 		case O_ACMECA: o->acme_ca_file = optarg; break;
+		case O_STATUSLISTEN: o->status_listen = optarg; break;
+		case O_STATUSLINGER: r = parse_u64(optarg, &v); o->status_linger_ms = v * 1000; break;
 		case O_DNSCONNECT:
 		case O_DNSQUERY:
 			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
@@ -377,6 +386,7 @@ struct fb_tally {
 	size_t would_apply;
 	const struct plan *plan;
 	struct report_step *run; /* plan->n_steps */
+	struct live *live;       /* NULL: no status page */
 };
 
 static void on_step(const struct step_progress *p, void *userdata)
@@ -396,6 +406,7 @@ static void on_step(const struct step_progress *p, void *userdata)
 	}
 	if (run != REPORT_RUN_NONE && t->run && i < t->plan->n_steps)
 		t->run[i] = (struct report_step){ .run = run, .elapsed_ms = p->elapsed_usec / 1000 };
+	live_step(t->live, p);
 	verbs_log_step(p);
 }
 
@@ -822,6 +833,51 @@ static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 	return r;
 }
 
+/* The live status page (docs/operations.md, "Live status"): on the
+ * node's address and the manifest's status.port unless --status-listen says
+ * otherwise. A page that cannot be served is a warning, never a failure. */
+static struct live *status_start(const struct fb_opts *o, const struct manifest *m, const struct plan *plan)
+{
+	const struct mf_node *n = manifest_find_node(m, o->node);
+	struct live *l = NULL;
+	char listen[64];
+	int r;
+
+	if (o->dry_run || (o->status_listen && streq(o->status_listen, "off")) ||
+	    (!o->status_listen && !m->status.enabled) || !n)
+		return NULL;
+	if (o->status_listen)
+		snprintf(listen, sizeof(listen), "%s", o->status_listen);
+	else
+		snprintf(listen, sizeof(listen), "%u.%u.%u.%u:%u", n->ip >> 24, (n->ip >> 16) & 255, (n->ip >> 8) & 255,
+			 n->ip & 255, m->status.port);
+	r = live_start(listen, m->cluster.name, o->node, "firstboot", &l);
+	if (r >= 0)
+		r = live_plan(l, plan, STEP_PHASE_FIRSTBOOT);
+	if (r < 0) {
+		l = live_stop(l);
+		log_warning("the status page is not served on %s: %s", listen,
+			    r == -EINVAL ? "not an IPv4 address and port" : strerror(-r));
+		return NULL;
+	}
+	log_set_sink(live_log, l);
+	log_info("status page: http://%.*s:%u/ (JSON: /status.json)", (int)(strrchr(listen, ':') - listen), listen,
+		 live_port(l));
+	return l;
+}
+
+static void status_stop(const struct fb_opts *o, struct live *l)
+{
+	if (!l)
+		return;
+	log_set_sink(NULL, NULL);
+	if (o->status_linger_ms) {
+		log_info("status page: serving the final status for %" PRIu64 " s", o->status_linger_ms / 1000);
+		sleep_ms(o->status_linger_ms);
+	}
+	live_stop(l);
+}
+
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -1013,6 +1069,7 @@ int verb_firstboot(int argc, char *argv[])
 		goto out;
 	}
 	ctx.userdata = &tally;
+	tally.live = status_start(&o, m, plan);
 	ctx.dry_run = o.dry_run;
 	ctx.jobs = o.jobs ? o.jobs : JOBS_DEFAULT;
 	ctx.worker_init = worker_init;
@@ -1055,12 +1112,15 @@ int verb_firstboot(int argc, char *argv[])
 		rin.verification = vcfg.rows;
 		if (write_report(&o, &rin) < 0 && ret == EXIT_OK)
 			ret = EXIT_FAIL;
+		live_finish(tally.live, r >= 0 ? "complete" : r == -EOPNOTSUPP ? "incomplete" : "failed", rin.failed_step,
+			    rin.error);
 	}
 	if (o.dry_run && (r >= 0 || r == -EOPNOTSUPP))
 		log_info("dry run: %zu step%s would change something; nothing was changed", tally.would_apply,
 			 tally.would_apply == 1 ? "" : "s");
 	run_ctx_done(&ctx);
 out:
+	status_stop(&o, tally.live);
 	free(tally.run);
 	json_object_put(vcfg.rows);
 	free(cfg);

@@ -101,8 +101,9 @@ fb_cmd() { # NODE [args]
 	else
 		FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --password-file "$TESTTMP/root.pw")
 	fi
-	# the report (and kubeconfig) of each run stays in the test's directory
-	FB+=(--node "$node" --report-dir "$TESTTMP/report-$node" --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
+	# the report (and kubeconfig) of each run stays in the test's directory;
+	# the status page on a free loopback port (not the node's address)
+	FB+=(--node "$node" --report-dir "$TESTTMP/report-$node" --status-listen 127.0.0.1:0 --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")

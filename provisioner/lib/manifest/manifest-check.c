@@ -1567,6 +1567,15 @@ static int check_backup(struct mf_ctx *c, struct manifest *m)
 	return 0;
 }
 
+/* status: on by default, on MANIFEST_STATUS_PORT. */
+static void check_status(struct manifest *m)
+{
+	if (!m->status.present)
+		m->status.enabled = true;
+	if (!m->status.port)
+		m->status.port = MANIFEST_STATUS_PORT;
+}
+
 int manifest_check(struct mf_ctx *c, struct manifest *m)
 {
 	struct uniq_set names = {}, ips = {}, vmids = {};
@@ -1595,6 +1604,8 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 		r = check_edge(c, m, &ips);
 	if (r >= 0)
 		r = check_backup(c, m);
+	if (r >= 0)
+		check_status(m);
 	uniq_report(c, &names, "host name");
 	uniq_report(c, &ips, "IP");
 	uniq_report(c, &vmids, "VMID");

@@ -1357,6 +1357,14 @@ static const struct field backup_fields[] = {
 	{}
 };
 
+static const struct range port_range = { 1, 65535 };
+
+static const struct field status_fields[] = {
+	FIELD("port", p_uint, struct mf_status, port, false, &port_range),
+	FIELD("enabled", p_bool, struct mf_status, enabled, false, NULL),
+	{}
+};
+
 static const struct field secrets_fields[] = {
 	FIELD("key_source", p_str, struct mf_secrets, key_source, false, NULL),
 	FIELD2("names", p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
@@ -1397,6 +1405,15 @@ static int p_backup(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	return decode_map(c, n, backup_fields, b);
 }
 
+static int p_status(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_status *st = AT(base, f->offset, struct mf_status);
+
+	st->present = true;
+	st->enabled = true;
+	return decode_map(c, n, status_fields, st);
+}
+
 static const struct field manifest_fields[] = {
 	FIELD("version", p_uint, struct manifest, version, true, &r_version),
 	FIELD("cluster", p_map, struct manifest, cluster, true, cluster_fields),
@@ -1410,6 +1427,7 @@ static const struct field manifest_fields[] = {
 	FIELD("dns", p_dns, struct manifest, dns, false, NULL),
 	FIELD("edge", p_edge, struct manifest, edge, false, NULL),
 	FIELD("backup", p_backup, struct manifest, backup, false, NULL),
+	FIELD("status", p_status, struct manifest, status, false, NULL),
 	FIELD("secrets", p_map, struct manifest, secrets, false, secrets_fields),
 	{}
 };

@@ -343,6 +343,17 @@ struct mf_backup {
 	bool present;
 };
 
+/* status: each node's live status page while it installs and provisions
+ * (docs/operations.md, "Live status"). After loading, port defaults to
+ * MANIFEST_STATUS_PORT and enabled to true. */
+#define MANIFEST_STATUS_PORT 8080
+
+struct mf_status {
+	unsigned port;
+	bool enabled;
+	bool present;
+};
+
 enum mf_cert_mode { MF_CERT_INTERNAL_CA, MF_CERT_ACME_DNS01 };
 
 struct mf_edge {
@@ -405,6 +416,7 @@ struct manifest {
 	struct mf_dns dns;
 	struct mf_edge edge;
 	struct mf_backup backup;
+	struct mf_status status;
 	struct mf_secrets secrets;
 };
 

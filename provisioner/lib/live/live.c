@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * live.c — the live status server; see live.h.
+ */
+#define _GNU_SOURCE 1
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "live.h"
+#include "plan/json-util.h"
+#include "util.h"
+
+#define REFRESH_SECONDS 3
+#define LINE_MAX_LEN 512
+
+enum live_state { LS_PENDING, LS_RUNNING, LS_DONE, LS_FAILED };
+
+static const char *const state_names[] = {
+	[LS_PENDING] = "pending",
+	[LS_RUNNING] = "running",
+	[LS_DONE] = "done",
+	[LS_FAILED] = "failed",
+};
+
+struct live_step {
+	char *id, *title;
+	enum live_state state;
+	const char *status; /* "applied", "found", "earlier"; NULL */
+	uint64_t elapsed_ms;
+	bool timed;
+	struct timespec begin;
+};
+
+struct live_line {
+	enum log_level level;
+	char text[LINE_MAX_LEN];
+};
+
+struct live {
+	pthread_mutex_t lock;
+	struct MHD_Daemon *daemon;
+	unsigned port;
+	char *cluster, *node, *phase;
+	uint64_t started_ms;
+	const struct step *plan_base; /* the plan's steps[]: step_progress points into it */
+	size_t *index_of;             /* plan index -> steps[] index + 1 (0: not shown) */
+	size_t plan_n;
+	struct live_step *steps;
+	size_t n_steps;
+	ssize_t current;              /* steps[] index running now, -1 none */
+	struct live_line log[LIVE_LOG_LINES];
+	size_t log_next, log_n;
+	char *state;                  /* "running" until live_finish() */
+	char *stop_step, *stop_error;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void fmt_time(uint64_t ms, char buf[static 32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, 32, "1970-01-01T00:00:00Z");
+}
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000u + (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* ---- the model --------------------------------------------------------------- */
+
+int live_plan(struct live *l, const struct plan *p, enum step_phase phase)
+{
+	struct live_step *steps = calloc(p->n_steps ? p->n_steps : 1, sizeof(*steps));
+	size_t *index_of = calloc(p->n_steps ? p->n_steps : 1, sizeof(*index_of));
+	size_t n = 0;
+
+	if (!steps || !index_of)
+		goto oom;
+	for (size_t i = 0; i < p->n_steps; i++) {
+		if (phase != STEP_PHASE_ANY && p->steps[i].phase != phase)
+			continue;
+		steps[n].id = strdup(p->steps[i].id);
+		steps[n].title = strdup(p->steps[i].title);
+		if (!steps[n].id || !steps[n].title) {
+			n++;
+			goto oom;
+		}
+		index_of[i] = ++n;
+	}
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < l->n_steps; i++) {
+		free(l->steps[i].id);
+		free(l->steps[i].title);
+	}
+	free(l->steps);
+	free(l->index_of);
+	l->steps = steps;
+	l->n_steps = n;
+	l->index_of = index_of;
+	l->plan_base = p->steps;
+	l->plan_n = p->n_steps;
+	l->current = -1;
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+oom:
+	for (size_t i = 0; steps && i < n; i++) {
+		free(steps[i].id);
+		free(steps[i].title);
+	}
+	free(steps);
+	free(index_of);
+	return -ENOMEM;
+}
+
+void live_step(struct live *l, const struct step_progress *p)
+{
+	struct live_step *s;
+	size_t i;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	i = l->plan_base && p->step >= l->plan_base ? (size_t)(p->step - l->plan_base) : SIZE_MAX;
+	if (i >= l->plan_n || !l->index_of[i]) {
+		pthread_mutex_unlock(&l->lock);
+		return;
+	}
+	s = &l->steps[l->index_of[i] - 1];
+	switch (p->event) {
+	case STEP_EVENT_BEGIN:
+		s->state = LS_RUNNING;
+		clock_gettime(CLOCK_MONOTONIC, &s->begin);
+		l->current = (ssize_t)(l->index_of[i] - 1);
+		break;
+	case STEP_EVENT_APPLIED:
+	case STEP_EVENT_FOUND_DONE:
+	case STEP_EVENT_SKIP_JOURNAL:
+		s->state = LS_DONE;
+		s->status = p->event == STEP_EVENT_APPLIED ? "applied" : p->event == STEP_EVENT_FOUND_DONE ? "found" : "earlier";
+		s->elapsed_ms = p->elapsed_usec / 1000;
+		s->timed = true;
+		break;
+	case STEP_EVENT_WOULD_APPLY:
+		s->state = LS_PENDING;
+		break;
+	case STEP_EVENT_FAILED:
+		s->state = LS_FAILED;
+		s->elapsed_ms = p->elapsed_usec / 1000;
+		s->timed = true;
+		break;
+	default:
+		break;
+	}
+	if (s->state != LS_RUNNING && l->current == (ssize_t)(l->index_of[i] - 1))
+		l->current = -1;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void live_log(enum log_level level, const char *line, void *userdata)
+{
+	struct live *l = userdata;
+	struct live_line *ln;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	ln = &l->log[l->log_next];
+	ln->level = level;
+	snprintf(ln->text, sizeof(ln->text), "%s", line);
+	l->log_next = (l->log_next + 1) % LIVE_LOG_LINES;
+	if (l->log_n < LIVE_LOG_LINES)
+		l->log_n++;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void live_finish(struct live *l, const char *state, const char *step, const char *error)
+{
+	char *st, *sp, *er;
+
+	if (!l)
+		return;
+	st = strdup(state);
+	sp = step ? strdup(step) : NULL;
+	er = error ? strdup(error) : NULL;
+	pthread_mutex_lock(&l->lock);
+	if (st) {
+		free(l->state);
+		l->state = st;
+		free(l->stop_step);
+		l->stop_step = sp;
+		free(l->stop_error);
+		l->stop_error = er;
+		l->current = -1;
+	} else {
+		free(sp);
+		free(er);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+static const char *const level_names[] = {
+	[LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_WARNING] = "warning",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_DEBUG] = "debug",
+};
+
+/* The document, built with l->lock held. */
+static int snapshot_locked(struct live *l, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *o = json_object_new_object();
+	struct json_object *steps = json_object_new_array(), *log = json_object_new_array(), *cur = NULL, *stop = NULL;
+	size_t done = 0, failed = 0;
+	char t[32];
+	int r = o && steps && log ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r >= 0 && i < l->n_steps; i++) {
+		const struct live_step *s = &l->steps[i];
+		struct json_object *x = json_object_new_object();
+
+		done += s->state == LS_DONE;
+		failed += s->state == LS_FAILED;
+		r = x ? 0 : -ENOMEM;
+		if (r >= 0)
+			r = json_add_u64(x, "index", i + 1);
+		if (r >= 0)
+			r = json_add_string(x, "id", s->id);
+		if (r >= 0)
+			r = json_add_string(x, "title", s->title);
+		if (r >= 0)
+			r = json_add_string(x, "state", state_names[s->state]);
+		if (r >= 0)
+			r = json_add_string(x, "status", s->status);
+		if (r >= 0)
+			r = json_add(x, "elapsed_ms",
+				     s->timed ? json_object_new_uint64(s->elapsed_ms)
+					      : s->state == LS_RUNNING ? json_object_new_uint64(ms_since(&s->begin)) : NULL);
+		if (r >= 0)
+			r = json_array_add(steps, x);
+		else
+			json_object_put(x);
+	}
+	for (size_t k = 0; r >= 0 && k < l->log_n; k++) {
+		const struct live_line *ln = &l->log[(l->log_next + LIVE_LOG_LINES - l->log_n + k) % LIVE_LOG_LINES];
+		struct json_object *x = json_object_new_object();
+
+		r = x ? 0 : -ENOMEM;
+		if (r >= 0)
+			r = json_add_string(x, "level", level_names[ln->level]);
+		if (r >= 0)
+			r = json_add_string(x, "line", ln->text);
+		if (r >= 0)
+			r = json_array_add(log, x);
+		else
+			json_object_put(x);
+	}
+	if (r >= 0 && l->current >= 0) {
+		const struct live_step *s = &l->steps[l->current];
+
+		cur = json_object_new_object();
+		r = cur ? 0 : -ENOMEM;
+		if (r >= 0)
+			r = json_add_u64(cur, "index", (uint64_t)l->current + 1);
+		if (r >= 0)
+			r = json_add_string(cur, "id", s->id);
+		if (r >= 0)
+			r = json_add_string(cur, "title", s->title);
+		if (r >= 0)
+			r = json_add_u64(cur, "running_ms", ms_since(&s->begin));
+	}
+	if (r >= 0 && l->stop_step) {
+		stop = json_object_new_object();
+		r = stop ? 0 : -ENOMEM;
+		if (r >= 0)
+			r = json_add_string(stop, "step", l->stop_step);
+		if (r >= 0)
+			r = json_add_string(stop, "message", l->stop_error ? l->stop_error : "");
+	}
+	if (r < 0) {
+		json_object_put(steps);
+		json_object_put(log);
+		json_object_put(cur);
+		json_object_put(stop);
+		return r;
+	}
+	if ((r = json_add_u64(o, "version", LIVE_FORMAT_VERSION)) < 0 ||
+	    (r = json_add_string(o, "cluster", l->cluster)) < 0 || (r = json_add_string(o, "node", l->node)) < 0 ||
+	    (r = json_add_string(o, "phase", l->phase)) < 0)
+		goto fail;
+	fmt_time(l->started_ms, t);
+	if ((r = json_add_string(o, "started", t)) < 0)
+		goto fail;
+	fmt_time(wall_ms(), t);
+	if ((r = json_add_string(o, "updated", t)) < 0 || (r = json_add_string(o, "state", l->state)) < 0 ||
+	    (r = json_add_u64(o, "total", l->n_steps)) < 0 || (r = json_add_u64(o, "done", done)) < 0 ||
+	    (r = json_add_u64(o, "failed", failed)) < 0)
+		goto fail;
+	r = json_add(o, "current", cur);
+	cur = NULL;
+	if (r >= 0)
+		r = json_add(o, "stopped_at", stop);
+	stop = NULL;
+	if (r >= 0)
+		r = json_add(o, "steps", steps);
+	steps = NULL;
+	if (r >= 0)
+		r = json_add(o, "log", log);
+	log = NULL;
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(o);
+	return 0;
+fail:
+	json_object_put(steps);
+	json_object_put(log);
+	json_object_put(cur);
+	json_object_put(stop);
+	return r;
+}
+
+int live_snapshot(struct live *l, struct json_object **ret)
+{
+	int r;
+
+	pthread_mutex_lock(&l->lock);
+	r = snapshot_locked(l, ret);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+/* ---- the page ----------------------------------------------------------------- */
+
+static void html_text(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+	const char *s = json_get_string(o, key);
+
+	return s ? s : "";
+}
+
+static uint64_t u64_of(struct json_object *o, const char *key)
+{
+	uint64_t n = 0;
+
+	(void)json_get_u64(o, key, &n);
+	return n;
+}
+
+/* The HTML page from the JSON document: the same facts, for a browser. */
+static void page(FILE *f, struct json_object *doc)
+{
+	struct json_object *a, *cur = json_get_object(doc, "current"), *stop = json_get_object(doc, "stopped_at");
+	const char *state = str_of(doc, "state");
+	uint64_t total = u64_of(doc, "total"), done = u64_of(doc, "done");
+
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+	if (streq(state, "running"))
+		fprintf(f, "<meta http-equiv=\"refresh\" content=\"%d\">\n", REFRESH_SECONDS);
+	fputs("<title>", f);
+	html_text(f, str_of(doc, "node"));
+	fprintf(f, ": %s</title>\n<style>\n"
+		   "body{font-family:sans-serif;margin:1.5em;color:#111}\n"
+		   "table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left}\n"
+		   "tr.done td.state{color:#fff;background:#2e7d32}tr.failed td.state{color:#fff;background:#c62828}\n"
+		   "tr.running td.state{color:#fff;background:#1565c0}tr.pending td.state{color:#333;background:#ddd}\n"
+		   "tr.failed{background:#ffebee;font-weight:bold}tr.running{background:#e3f2fd}\n"
+		   ".error{border:2px solid #c62828;background:#ffebee;padding:.6em;margin:1em 0}\n"
+		   "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}\n"
+		   "</style></head><body>\n", state);
+	fputs("<h1>DevOpsLab: ", f);
+	html_text(f, str_of(doc, "node"));
+	fputs(" (", f);
+	html_text(f, str_of(doc, "phase"));
+	fputs(")</h1>\n<p id=\"summary\">Cluster ", f);
+	html_text(f, str_of(doc, "cluster"));
+	fprintf(f, ": <b id=\"state\">%s</b>, %" PRIu64 " of %" PRIu64 " steps done, updated ",
+		streq(state, "failed") ? "FAILED" : state, done, total);
+	html_text(f, str_of(doc, "updated"));
+	fprintf(f, "</p>\n<progress max=\"%" PRIu64 "\" value=\"%" PRIu64 "\"></progress>\n", total ? total : 1, done);
+	if (cur) {
+		fputs("<p id=\"current\">Now: ", f);
+		html_text(f, str_of(cur, "title"));
+		fprintf(f, " (%" PRIu64 " s)</p>\n", u64_of(cur, "running_ms") / 1000);
+	}
+	if (stop) {
+		fprintf(f, "<div class=\"error\" id=\"error\">%s at ", streq(state, "failed") ? "Failed" : "Stopped");
+		html_text(f, str_of(stop, "step"));
+		fputs(": ", f);
+		html_text(f, str_of(stop, "message"));
+		fputs("</div>\n", f);
+	}
+	fputs("<table id=\"steps\"><tr><th>#</th><th>state</th><th>step</th><th>time</th></tr>\n", f);
+	a = json_get_array(doc, "steps");
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *s = json_object_array_get_idx(a, i);
+		const char *st = str_of(s, "state");
+
+		fprintf(f, "<tr class=\"%s\"><td>%zu</td><td class=\"state\">%s</td><td>", st, i + 1,
+			streq(st, "failed") ? "FAILED" : st);
+		html_text(f, str_of(s, "title"));
+		fputs("</td><td>", f);
+		if (json_object_object_get(s, "elapsed_ms"))
+			fprintf(f, "%.1f s", (double)u64_of(s, "elapsed_ms") / 1000.0);
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n<h2>Last log lines</h2>\n<pre id=\"log\">", f);
+	a = json_get_array(doc, "log");
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *ln = json_object_array_get_idx(a, i);
+
+		if (!streq(str_of(ln, "level"), "info")) {
+			html_text(f, str_of(ln, "level"));
+			fputs(": ", f);
+		}
+		html_text(f, str_of(ln, "line"));
+		fputc('\n', f);
+	}
+	fputs("</pre>\n<p><a href=\"/status.json\">status.json</a></p>\n</body></html>\n", f);
+}
+
+/* ---- HTTP ------------------------------------------------------------------- */
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const char *type, char *body, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned code, const char *text)
+{
+	char *body = strdup(text);
+
+	return body ? respond(c, code, "text/plain; charset=utf-8", body, strlen(body)) : MHD_NO;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct live *l = cls;
+	_cleanup_json_ struct json_object *doc = NULL;
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)version;
+	(void)upload_data;
+	(void)con_cls;
+	if (*upload_data_size) /* a body: not ours to take */
+		*upload_data_size = 0;
+	if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD))
+		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: GET /status.json or /\n");
+	if (!streq(url, "/") && !streq(url, "/status.json"))
+		return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: GET /status.json or /\n");
+	if (live_snapshot(l, &doc) < 0)
+		return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+	if (streq(url, "/status.json")) {
+		const char *s = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+		body = s ? strdup(s) : NULL;
+		return body ? respond(c, MHD_HTTP_OK, "application/json", body, strlen(body))
+			    : respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+	}
+	f = open_memstream(&body, &len);
+	if (!f)
+		return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+	page(f, doc);
+	if (fclose(f) != 0) {
+		free(body);
+		return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+	}
+	return respond(c, MHD_HTTP_OK, "text/html; charset=utf-8", body, len);
+}
+
+int live_start(const char *listen, const char *cluster, const char *node, const char *phase, struct live **ret)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = listen ? strrchr(listen, ':') : NULL;
+	char host[INET_ADDRSTRLEN];
+	const union MHD_DaemonInfo *info;
+	struct live *l;
+	unsigned long port;
+	char *end;
+
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || !colon[1] || *end || errno || port > 65535)
+		return -EINVAL;
+	sa.sin_port = htons((uint16_t)port);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	pthread_mutex_init(&l->lock, NULL);
+	l->current = -1;
+	l->started_ms = wall_ms();
+	l->cluster = strdup(cluster ? cluster : "");
+	l->node = strdup(node ? node : "");
+	l->phase = strdup(phase ? phase : "");
+	l->state = strdup("running");
+	if (!l->cluster || !l->node || !l->phase || !l->state) {
+		live_stop(l);
+		return -ENOMEM;
+	}
+	errno = 0;
+	l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL, handle,
+				     l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+				     (unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+	if (!l->daemon) {
+		int r = errno > 0 ? -errno : -EADDRNOTAVAIL;
+
+		live_stop(l);
+		return r;
+	}
+	info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	l->port = info ? info->port : (unsigned)port;
+	*ret = l;
+	return 0;
+}
+
+unsigned live_port(const struct live *l)
+{
+	return l->port;
+}
+
+struct live *live_stop(struct live *l)
+{
+	if (!l)
+		return NULL;
+	if (l->daemon)
+		MHD_stop_daemon(l->daemon);
+	for (size_t i = 0; i < l->n_steps; i++) {
+		free(l->steps[i].id);
+		free(l->steps[i].title);
+	}
+	free(l->steps);
+	free(l->index_of);
+	free(l->cluster);
+	free(l->node);
+	free(l->phase);
+	free(l->state);
+	free(l->stop_step);
+	free(l->stop_error);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+	return NULL;
+}
