@@ -20,6 +20,7 @@ knot knot-dnsutils
 libcrypt-dev apache2-utils
 pebble
 ansible-core
+chromium tesseract-ocr tesseract-ocr-eng python3-pil fonts-dejavu-core
 "
 
 missing=""
@@ -49,7 +50,9 @@ case " $missing " in
 *" cloud-init "*) mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled ;;
 esac
 # ansible-core judges the report's Ansible inventory (ansible-inventory --list,
-# tests/integration/t-report.sh).
+# tests/integration/t-report.sh). chromium renders the live status page in
+# tests/integration/t-live.sh; tesseract (OCR) and python3-pil read the
+# screenshot back (fonts-dejavu-core: the page's fonts, the same everywhere).
 # pebble is Let's Encrypt's ACME test server (bookworm/main; binaries only, no
 # service): tests/integration/t-edge.sh orders the edge certificate from it
 # with DNS-01 (tests/sim/acme-lib.sh; t-sim-acme.sh checks that harness).

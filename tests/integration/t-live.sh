@@ -5,7 +5,10 @@
 #     created (a slow task) that step is "running" and named as the current
 #     one; after the quorum wait fails, the run's state is failed, the step
 #     failed with its error, the last log lines hold the error line;
-#   - the HTML page shows the same (the failed step's row marked failed);
+#   - the HTML page shows the same (the failed step's row marked failed),
+#     and so does Chromium's rendering of it: a headless screenshot read back
+#     with OCR (tesseract) and its colours (each step's line in its state's
+#     colour);
 #   - read-only: POST is 405, another path 404; bound to the address given
 #     (loopback) and nothing else;
 #   - the root password is not on the page.
@@ -45,7 +48,8 @@ PYEOF
 # After the failure the page stays (--status-linger) with the outcome.
 failed=
 for _ in $(seq 900); do
-	curl -sf "$URL/status.json" -o "$TESTTMP/failed.json" && grep -q '"state":"failed"' "$TESTTMP/failed.json" &&
+	curl -sf "$URL/status.json" -o "$TESTTMP/failed.json" &&
+		"$PY" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "failed")' "$TESTTMP/failed.json" &&
 		{ failed=1; break; }
 	sleep 0.1
 done
@@ -70,6 +74,64 @@ grep -q 'id="error">Failed at node/pve1/cluster/quorum: no quorum' "$TESTTMP/pag
 	fail "the page does not show the error"
 grep -q 'http-equiv="refresh"' "$TESTTMP/page.html" && fail "a finished run's page still refreshes"
 grep -qF "$(cat "$TESTTMP/root.pw")" "$TESTTMP/page.html" "$TESTTMP/failed.json" && fail "the root password is served"
+
+# In a real browser: headless Chromium renders the page, the screenshot is
+# read back. Tesseract (OCR) finds the step titles; each title's line must
+# carry its state's colour in the state column (docs/operations.md: done
+# #2e7d32, failed #c62828, pending #ddd), one colour band per step.
+command -v chromium >/dev/null || fail "chromium missing (scripts/install-deps.sh installs it)"
+command -v tesseract >/dev/null || fail "tesseract missing (scripts/install-deps.sh installs tesseract-ocr)"
+shot() { # the page as a PNG (Chromium's own profile in the test's directory)
+	timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run \
+		--disable-extensions --disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir="$TESTTMP/chromium" --force-device-scale-factor=2 --window-size=1000,900 \
+		--screenshot="$TESTTMP/page.png" "$URL/" >"$TESTTMP/chromium.log" 2>&1
+}
+rm -f "$TESTTMP/page.png"
+shot || shot || { cat "$TESTTMP/chromium.log" >&2; fail "chromium made no screenshot"; }
+[ -s "$TESTTMP/page.png" ] || fail "an empty screenshot"
+tesseract "$TESTTMP/page.png" "$TESTTMP/ocr" tsv >/dev/null 2>&1 || fail "tesseract could not read the screenshot"
+"$PY" - "$TESTTMP/page.png" "$TESTTMP/ocr.tsv" "$TESTTMP/failed.json" <<'PYEOF' || fail "the page as Chromium rendered it"
+import csv, json, sys
+from PIL import Image
+img = Image.open(sys.argv[1]).convert("RGB")
+w, h = img.size
+px = img.load()
+colours = {"done": (0x2e, 0x7d, 0x32), "failed": (0xc6, 0x28, 0x28), "pending": (0xdd, 0xdd, 0xdd)}
+def near(c, ref): return all(abs(a - b) <= 6 for a, b in zip(c, ref))
+# the state column: where the failed step's cell is (the one solid block of its colour)
+red = [(x, y) for y in range(0, h, 2) for x in range(0, w, 2) if near(px[x, y], colours["failed"])]
+assert red, "no cell in the failed colour"
+# its left padding (no text there): a strip every state cell fills with its colour
+x0 = min(x for x, _ in red) + 3
+def bands(ref):  # the y ranges where that strip has the colour
+    xs = range(x0, x0 + 12)
+    rows = [y for y in range(h) if all(near(px[x, y], ref) for x in xs)]
+    out = []
+    for y in rows:
+        if out and y == out[-1][1] + 1: out[-1][1] = y
+        else: out.append([y, y])
+    return out
+found = {k: bands(v) for k, v in colours.items()}
+d = json.load(open(sys.argv[3]))
+want = {k: sum(1 for s in d["steps"] if s["state"] == k) for k in colours}
+got = {k: len(v) for k, v in found.items()}
+assert got == want, ("colour bands", got, "steps", want)
+words = [r for r in csv.DictReader(open(sys.argv[2]), delimiter="\t", quoting=csv.QUOTE_NONE) if (r.get("text") or "").strip()]
+x_end = max(x for x, _ in red)  # the step column starts right after the state column
+def line_of(word):  # the vertical middle of the OCR'd word that starts a step title
+    for r in words:
+        if r["text"].strip() == word and x_end < int(r["left"]) < x_end + 80:
+            return int(r["top"]) + int(r["height"]) // 2
+    sys.exit("OCR did not find the step title %r: %s" % (word, " ".join(r["text"] for r in words)))
+def state_at(y):
+    return [k for k, v in found.items() if any(a <= y <= b for a, b in v)]
+assert state_at(line_of("Waiting")) == ["failed"], ("quorum", state_at(line_of("Waiting")))
+assert state_at(line_of("Creating")) == ["done"], ("create", state_at(line_of("Creating")))
+assert state_at(line_of("Verifying")) == ["pending"], ("verify", state_at(line_of("Verifying")))
+text = " ".join(r["text"] for r in words)
+assert "DevOpsLab:" in text and "FAILED," in text and "Verifying the cluster end to end" in text, text
+PYEOF
 
 # Read-only, and only the two documents.
 assert_eq 405 "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data x "$URL/status.json")" "POST"

@@ -396,11 +396,11 @@ static void page(FILE *f, struct json_object *doc)
 	html_text(f, str_of(doc, "node"));
 	fprintf(f, ": %s</title>\n<style>\n"
 		   "body{font-family:sans-serif;margin:1.5em;color:#111}\n"
-		   "table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left}\n"
+		   "table{border-collapse:separate;border-spacing:0 3px}td,th{padding:.2em .6em;text-align:left}\n"
 		   "tr.done td.state{color:#fff;background:#2e7d32}tr.failed td.state{color:#fff;background:#c62828}\n"
 		   "tr.running td.state{color:#fff;background:#1565c0}tr.pending td.state{color:#333;background:#ddd}\n"
 		   "tr.failed{background:#ffebee;font-weight:bold}tr.running{background:#e3f2fd}\n"
-		   ".error{border:2px solid #c62828;background:#ffebee;padding:.6em;margin:1em 0}\n"
+		   ".error{border:2px solid #8e0000;background:#fff3f3;padding:.6em;margin:1em 0}\n"
 		   "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}\n"
 		   "</style></head><body>\n", state);
 	fputs("<h1>DevOpsLab: ", f);
