@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static enum log_level max_level = LOG_LEVEL_INFO;
 static log_sink_fn sink;
@@ -14,6 +16,9 @@ static bool in_sink;
  * (and a line is three writes to stderr, then the sink). Recursive: a sink
  * that logs gets its line printed (not passed to it again). */
 static pthread_mutex_t log_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+/* The status line at the bottom of a terminal (log_set_status()): erased
+ * before each log line is printed, drawn again after it. */
+static char status_line[256];
 
 void log_set_sink(log_sink_fn fn, void *userdata)
 {
@@ -45,6 +50,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level > max_level)
 		return;
 	pthread_mutex_lock(&log_lock);
+	if (status_line[0])
+		fputs("\r\033[K", stderr);
 	fprintf(stderr, "devopslab: %s", level_prefix[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -60,5 +67,31 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		sink(level, line, sink_userdata);
 		in_sink = false;
 	}
+	if (status_line[0])
+		fputs(status_line, stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+bool log_status_possible(void)
+{
+	return isatty(STDERR_FILENO) == 1;
+}
+
+void log_set_status(const char *line)
+{
+	pthread_mutex_lock(&log_lock);
+	if (status_line[0])
+		fputs("\r\033[K", stderr);
+	if (line && *line && log_status_possible()) {
+		/* one terminal line: no control characters, cut to fit */
+		size_t n = 0;
+
+		for (const char *p = line; *p && n < sizeof(status_line) - 1; p++)
+			status_line[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+		status_line[n] = '\0';
+		fputs(status_line, stderr);
+	} else
+		status_line[0] = '\0';
+	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 }

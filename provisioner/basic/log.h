@@ -11,6 +11,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -27,6 +28,12 @@ enum log_level log_get_level(void);
  * sink must not log itself (such lines are not passed on to it again). */
 typedef void (*log_sink_fn)(enum log_level level, const char *line, void *userdata);
 void log_set_sink(log_sink_fn fn, void *userdata);
+
+/* A status line at the bottom of the terminal (a progress bar): log lines
+ * scroll above it. Only when stderr is a terminal (log_status_possible());
+ * NULL or "" removes it. The line is cut at 255 bytes. */
+bool log_status_possible(void);
+void log_set_status(const char *line);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -45,6 +45,7 @@
 #include "edge/edge.h"
 #include "report/report.h"
 #include "live/live.h"
+#include "install/rootfs.h"
 #include "plan/json-util.h"
 #include "bundle/bundle.h"
 #include <time.h>
@@ -70,6 +71,7 @@ struct fb_opts {
 	const char *acme_ca_file;       /* certificate: acme-dns01: trusts the ACME server and its chains */
 	const char *status_listen;      /* "IP:PORT" or "off"; default: the node's address, status.port */
 	uint64_t status_linger_ms;      /* keep serving the final status this long after the run */
+	uint64_t progress_every_ms;     /* not a terminal: a summary line this often during a long step */
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -98,7 +100,7 @@ static void usage(FILE *f)
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
 		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
-		   "         [--status-listen IP:PORT|off] [--status-linger SEC]\n");
+		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -121,7 +123,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
 	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA,
-	       O_STATUSLISTEN, O_STATUSLINGER };
+	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -163,6 +165,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "acme-ca-file", required_argument, NULL, O_ACMECA },
 		{ "status-listen", required_argument, NULL, O_STATUSLISTEN },
 		{ "status-linger", required_argument, NULL, O_STATUSLINGER },
+		{ "progress-every", required_argument, NULL, O_PROGRESSEVERY },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -223,6 +226,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_ACMECA: o->acme_ca_file = optarg; break;
 		case O_STATUSLISTEN: o->status_listen = optarg; break;
 		case O_STATUSLINGER: r = parse_u64(optarg, &v); o->status_linger_ms = v * 1000; break;
+		case O_PROGRESSEVERY: r = parse_u64(optarg, &v); o->progress_every_ms = v * 1000; break;
 		case O_DNSCONNECT:
 		case O_DNSQUERY:
 			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
@@ -836,6 +840,20 @@ static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 /* The live status page (docs/operations.md, "Live status"): on the
  * node's address and the manifest's status.port unless --status-listen says
  * otherwise. A page that cannot be served is a warning, never a failure. */
+static struct live *status_model(const struct manifest *m, const struct fb_opts *o, const struct plan *plan)
+{
+	struct live *l = NULL;
+
+	if (live_start(NULL, m->cluster.name, o->node, "firstboot", &l) < 0)
+		return NULL;
+	if (live_plan(l, plan, STEP_PHASE_FIRSTBOOT) < 0)
+		return live_stop(l);
+	log_set_sink(live_log, l);
+	return l;
+}
+
+/* The run's live model: served as the status page when it can be, kept for
+ * the console's summaries in any case (NULL only when memory is short). */
 static struct live *status_start(const struct fb_opts *o, const struct manifest *m, const struct plan *plan)
 {
 	const struct mf_node *n = manifest_find_node(m, o->node);
@@ -845,7 +863,7 @@ static struct live *status_start(const struct fb_opts *o, const struct manifest 
 
 	if (o->dry_run || (o->status_listen && streq(o->status_listen, "off")) ||
 	    (!o->status_listen && !m->status.enabled) || !n)
-		return NULL;
+		return status_model(m, o, plan);
 	if (o->status_listen)
 		snprintf(listen, sizeof(listen), "%s", o->status_listen);
 	else
@@ -858,7 +876,7 @@ static struct live *status_start(const struct fb_opts *o, const struct manifest 
 		l = live_stop(l);
 		log_warning("the status page is not served on %s: %s", listen,
 			    r == -EINVAL ? "not an IPv4 address and port" : strerror(-r));
-		return NULL;
+		return status_model(m, o, plan);
 	}
 	log_set_sink(live_log, l);
 	log_info("status page: http://%.*s:%u/ (JSON: /status.json)", (int)(strrchr(listen, ':') - listen), listen,
@@ -871,7 +889,7 @@ static void status_stop(const struct fb_opts *o, struct live *l)
 	if (!l)
 		return;
 	log_set_sink(NULL, NULL);
-	if (o->status_linger_ms) {
+	if (o->status_linger_ms && live_port(l)) {
 		log_info("status page: serving the final status for %" PRIu64 " s", o->status_linger_ms / 1000);
 		sleep_ms(o->status_linger_ms);
 	}
@@ -916,6 +934,7 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(cluster_ctx_freep) struct cluster_ctx *cc = NULL;
 	_cleanup_(plan_freep) struct plan *plan = NULL;
 	_cleanup_(journal_freep) struct journal *journal = NULL;
+	_cleanup_(journal_freep) struct journal *install_journal = NULL;
 	struct fb_opts o = {};
 	struct cluster_cfg *cfg = NULL;
 	struct names nm = {};
@@ -931,6 +950,7 @@ int verb_firstboot(int argc, char *argv[])
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
 	struct fb_tally tally = {};
+	struct ticker *ticker = NULL;
 	struct report_input rin = { .started_ms = wall_ms() };
 	bool kubeconfig = false;
 	int r, ret = EXIT_FAIL;
@@ -1070,11 +1090,15 @@ int verb_firstboot(int argc, char *argv[])
 	}
 	ctx.userdata = &tally;
 	tally.live = status_start(&o, m, plan);
+	if (tally.live && ticker_start(tally.live, o.progress_every_ms, &ticker) < 0)
+		ticker = NULL; /* the steps' own lines still say what happens */
 	ctx.dry_run = o.dry_run;
 	ctx.jobs = o.jobs ? o.jobs : JOBS_DEFAULT;
 	ctx.worker_init = worker_init;
 	ctx.worker_done = worker_done;
 	r = step_run(&ctx, plan, STEP_PHASE_FIRSTBOOT);
+	ticker_stop(ticker);
+	ticker = NULL;
 	if (r == -EOPNOTSUPP) {
 		/* Honest about what this build cannot do yet: the steps so far
 		 * are done and journaled; the rest of the plan is not run. */
@@ -1101,6 +1125,11 @@ int verb_firstboot(int argc, char *argv[])
 		rin.m = m;
 		rin.plan = plan;
 		rin.journal = journal;
+		/* the install phase's own journal, which the install left on this
+		 * system: its steps' states and timings in the report */
+		if (journal_open(ROOTFS_INSTALL_JOURNAL, JOURNAL_READ_ONLY, &install_journal) < 0)
+			install_journal = NULL;
+		rin.install_journal = install_journal;
 		rin.run = tally.run;
 		rin.node = o.node;
 		rin.outcome = r >= 0 ? REPORT_COMPLETE : r == -EOPNOTSUPP ? REPORT_INCOMPLETE : REPORT_FAILED;
@@ -1120,6 +1149,7 @@ int verb_firstboot(int argc, char *argv[])
 			 tally.would_apply == 1 ? "" : "s");
 	run_ctx_done(&ctx);
 out:
+	ticker_stop(ticker);
 	status_stop(&o, tally.live);
 	free(tally.run);
 	json_object_put(vcfg.rows);

@@ -4,8 +4,12 @@
  */
 #include "progress.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -57,4 +61,94 @@ void verbs_log_step(const struct step_progress *p)
 	default:
 		break;
 	}
+}
+
+/* ---- the ticker ------------------------------------------------------------- */
+
+struct ticker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	bool tty;
+	struct live *live;
+	uint64_t every_ms;
+};
+
+static void *ticker_main(void *arg)
+{
+	struct ticker *t = arg;
+	uint64_t last_ms = 0, now_ms = 0;
+	char line[320];
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&t->cond, &t->lock, &until);
+		if (t->stop)
+			break;
+		pthread_mutex_unlock(&t->lock);
+		now_ms += 1000;
+		if (t->tty) {
+			log_set_status(live_bar(t->live, line, sizeof(line)) > 0 ? line : NULL);
+		} else {
+			uint64_t running = 0;
+
+			/* a step that has run a while: one line every every_ms */
+			if (live_summary(t->live, line, sizeof(line), &running) > 0 && running >= t->every_ms &&
+			    now_ms - last_ms >= t->every_ms) {
+				log_info("%s", line);
+				last_ms = now_ms;
+			}
+		}
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int ticker_start(struct live *l, uint64_t every_ms, struct ticker **ret)
+{
+	struct ticker *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	t->live = l;
+	t->every_ms = every_ms ? every_ms : TICKER_EVERY_MS;
+	t->tty = log_status_possible();
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r = -pthread_create(&t->thread, NULL, ticker_main, t);
+	if (r < 0) {
+		pthread_cond_destroy(&t->cond);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}
+
+void ticker_stop(struct ticker *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	if (t->tty)
+		log_set_status(NULL);
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
 }

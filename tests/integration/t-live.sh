@@ -11,7 +11,10 @@
 #     colour);
 #   - read-only: POST is 405, another path 404; bound to the address given
 #     (loopback) and nothing else;
-#   - the root password is not on the page.
+#   - the root password is not on the page;
+#   - the console: a summary line every --progress-every while a step runs
+#     long, when output is not a terminal; on a terminal (script(1)), a
+#     progress bar on a status line below the log lines.
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 
@@ -21,7 +24,7 @@ faults '[{"node": "pve1", "method": "POST", "path": "^/cluster/config$", "action
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # pve1 alone: the members never join, so the quorum wait fails after 3 s
-fb_bg pve1 --status-listen "127.0.0.1:$PORT" --status-linger 60 --wait-quorum 3
+fb_bg pve1 --status-listen "127.0.0.1:$PORT" --status-linger 60 --wait-quorum 3 --progress-every 1
 on_exit 'kill ${FB_PID[pve1]} 2>/dev/null'
 
 # While the create task runs: that step is running and current.
@@ -142,3 +145,15 @@ listeners=$(ss -Hltn "sport = :$PORT" | awk '{print $4}')
 assert_eq "127.0.0.1:$PORT" "$listeners" "the listening sockets"
 kill "${FB_PID[pve1]}" 2>/dev/null || true
 wait "${FB_PID[pve1]}" 2>/dev/null || true
+
+# The console, not a terminal: a summary line while the slow step ran.
+grep -qE "^devopslab: \[1/3\] Creating Proxmox cluster lab: running for [1-9][0-9]* s; 0 of 3 steps done$" \
+	"$TESTTMP/fb-pve1.out" || { cat "$TESTTMP/fb-pve1.out" >&2; fail "no summary line during the long step"; }
+# On a terminal (script(1) gives it one): a status line with the progress
+# bar under the log lines, erased before each of them and at the end.
+fb_cmd pve1 --status-listen off --wait-quorum 3
+script -qefc "$(printf '%q ' "${FB[@]}")" "$TESTTMP/tty.out" >/dev/null 2>&1 || true
+grep -aqF '[######..............] 1/3  Waiting for quorum (3 votes) (' "$TESTTMP/tty.out" ||
+	{ cat -v "$TESTTMP/tty.out" >&2; fail "no progress bar on the terminal"; }
+grep -aq $'\r\033\[Kdevopslab: error: node/pve1/cluster/quorum' "$TESTTMP/tty.out" ||
+	{ cat -v "$TESTTMP/tty.out" >&2; fail "the status line was not erased before a log line"; }

@@ -351,6 +351,53 @@ int live_snapshot(struct live *l, struct json_object **ret)
 	return r;
 }
 
+int live_summary(struct live *l, char *buf, size_t size, uint64_t *ret_running_ms)
+{
+	size_t done = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < l->n_steps; i++)
+		done += l->steps[i].state == LS_DONE;
+	if (l->current >= 0) {
+		const struct live_step *s = &l->steps[l->current];
+		uint64_t ms = ms_since(&s->begin);
+
+		*ret_running_ms = ms;
+		snprintf(buf, size, "[%zd/%zu] %s: running for %" PRIu64 " s; %zu of %zu steps done", l->current + 1,
+			 l->n_steps, s->title, ms / 1000, done, l->n_steps);
+		r = 1;
+	} else
+		*ret_running_ms = 0;
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int live_bar(struct live *l, char *buf, size_t size)
+{
+	size_t done = 0, n;
+	int r = 0;
+
+	pthread_mutex_lock(&l->lock);
+	n = l->n_steps;
+	for (size_t i = 0; i < n; i++)
+		done += l->steps[i].state == LS_DONE;
+	if (l->current >= 0) {
+		const struct live_step *s = &l->steps[l->current];
+		char bar[21];
+		size_t fill = n ? done * 20 / n : 0;
+
+		for (size_t k = 0; k < 20; k++)
+			bar[k] = k < fill ? '#' : '.';
+		bar[20] = '\0';
+		snprintf(buf, size, "[%s] %zu/%zu  %s (%" PRIu64 " s)", bar, done, n, s->title,
+			 ms_since(&s->begin) / 1000);
+		r = 1;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
 /* ---- the page ----------------------------------------------------------------- */
 
 static void html_text(FILE *f, const char *s)
@@ -531,15 +578,18 @@ int live_start(const char *listen, const char *cluster, const char *node, const 
 	unsigned long port;
 	char *end;
 
-	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+	if (listen && (!colon || (size_t)(colon - listen) >= sizeof(host)))
 		return -EINVAL;
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || !colon[1] || *end || errno || port > 65535)
-		return -EINVAL;
-	sa.sin_port = htons((uint16_t)port);
+	if (listen) {
+		memcpy(host, listen, (size_t)(colon - listen));
+		host[colon - listen] = '\0';
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || !colon[1] || *end || errno || port > 65535)
+			return -EINVAL;
+		sa.sin_port = htons((uint16_t)port);
+	} else
+		port = 0;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -553,6 +603,10 @@ int live_start(const char *listen, const char *cluster, const char *node, const 
 	if (!l->cluster || !l->node || !l->phase || !l->state) {
 		live_stop(l);
 		return -ENOMEM;
+	}
+	if (!listen) {
+		*ret = l;
+		return 0;
 	}
 	errno = 0;
 	l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL, handle,

@@ -35,7 +35,8 @@ struct json_object;
 #define LIVE_LOG_LINES 20
 #define LIVE_FORMAT_VERSION 1
 
-/* listen: "IPv4:PORT" (port 0: any free port; live_port() says which).
+/* listen: "IPv4:PORT" (port 0: any free port; live_port() says which);
+ * NULL: the model only, no server (the console's summaries still use it).
  * Returns 0, -EINVAL for a malformed address, -EADDRNOTAVAIL /
  * -EADDRINUSE / -errno when the server cannot start. */
 int live_start(const char *listen, const char *cluster, const char *node, const char *phase, struct live **ret);
@@ -49,6 +50,14 @@ void live_step(struct live *l, const struct step_progress *p);
 void live_log(enum log_level level, const char *line, void *userdata);
 /* The run ended: "complete", "incomplete" or "failed", with the step and error. */
 void live_finish(struct live *l, const char *state, const char *step, const char *error);
+
+/* The console's view (verbs/progress.c): one line on the step running now,
+ * "[12/45] Creating VM x: running for 42 s; 11 of 45 steps done", with how
+ * long it has run in *ret_running_ms; or a progress bar for a terminal's
+ * status line, "[####......] 11/45  Creating VM x (42 s)". Each returns 1
+ * with buf filled while a step runs, 0 between steps. */
+int live_summary(struct live *l, char *buf, size_t size, uint64_t *ret_running_ms);
+int live_bar(struct live *l, char *buf, size_t size);
 
 /* The document /status.json serves (for the verb's tests and the page). */
 int live_snapshot(struct live *l, struct json_object **ret);

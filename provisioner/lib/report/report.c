@@ -277,7 +277,9 @@ static void step_state(const struct report_input *in, size_t i, const char **ret
 		       const struct journal_record **ret_rec, uint64_t *ret_elapsed, bool *ret_timed)
 {
 	const struct step *s = &in->plan->steps[i];
-	const struct journal_record *r = in->journal ? journal_find(in->journal, s->id) : NULL;
+	const struct journal *j = s->phase == STEP_PHASE_INSTALL && in->install_journal ? in->install_journal
+										 : in->journal;
+	const struct journal_record *r = j ? journal_find(j, s->id) : NULL;
 	enum report_run run = in->run ? in->run[i].run : REPORT_RUN_NONE;
 
 	*ret_rec = r;

@@ -63,7 +63,8 @@ struct report_step {
 struct report_input {
 	const struct manifest *m;      /* borrowed, as everything here */
 	const struct plan *plan;       /* the node's plan, as run */
-	const struct journal *journal; /* NULL: no journal kept */
+	const struct journal *journal; /* the run's; NULL: no journal kept */
+	const struct journal *install_journal; /* the install phase's (its own file); NULL: none */
 	const struct report_step *run; /* plan->n_steps entries, this run's; NULL: none */
 	const char *node;              /* the node that ran */
 	const char *dir;               /* where report_write() puts it (named in the report) */
