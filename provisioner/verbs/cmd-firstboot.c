@@ -72,6 +72,8 @@ struct fb_opts {
 	const char *status_listen;      /* "IP:PORT" or "off"; default: the node's address, status.port */
 	uint64_t status_linger_ms;      /* keep serving the final status this long after the run */
 	uint64_t progress_every_ms;     /* not a terminal: a summary line this often during a long step */
+	const char *status_peer[CLUSTER_MAX_NODES]; /* "NODE=URL" of another node's status.json (tests) */
+	size_t n_status_peer;
 	uint64_t dns_timeout_ms;
 	uint64_t boot_timeout_ms;
 	const char *api[CLUSTER_MAX_NODES];   /* "NODE=URL" */
@@ -100,7 +102,8 @@ static void usage(FILE *f)
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
 		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
-		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n");
+		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n"
+		   "         [--status-peer NODE=URL]...\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -123,7 +126,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
 	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA,
-	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY };
+	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY, O_STATUSPEER };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -166,6 +169,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "status-listen", required_argument, NULL, O_STATUSLISTEN },
 		{ "status-linger", required_argument, NULL, O_STATUSLINGER },
 		{ "progress-every", required_argument, NULL, O_PROGRESSEVERY },
+		{ "status-peer", required_argument, NULL, O_STATUSPEER },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -227,6 +231,14 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_STATUSLISTEN: o->status_listen = optarg; break;
 		case O_STATUSLINGER: r = parse_u64(optarg, &v); o->status_linger_ms = v * 1000; break;
 		case O_PROGRESSEVERY: r = parse_u64(optarg, &v); o->progress_every_ms = v * 1000; break;
+		case O_STATUSPEER:
+			if (!strchr(optarg, '=') || strncmp(strchr(optarg, '=') + 1, "http://", 7) != 0 ||
+			    o->n_status_peer >= CLUSTER_MAX_NODES) {
+				log_error("--status-peer takes NODE=http://HOST:PORT/status.json");
+				return -EINVAL;
+			}
+			o->status_peer[o->n_status_peer++] = optarg;
+			break;
 		case O_DNSCONNECT:
 		case O_DNSQUERY:
 			if (!strchr(optarg, '=') || !strchr(strchr(optarg, '='), ':') ||
@@ -852,6 +864,42 @@ static struct live *status_model(const struct manifest *m, const struct fb_opts 
 	return l;
 }
 
+/* The orchestrating node's page shows every node: the others' status
+ * documents on their addresses and status.port, or where --status-peer
+ * says. A page served elsewhere (--status-listen) asks only the peers
+ * --status-peer names. */
+static void status_gather(const struct fb_opts *o, const struct manifest *m, struct live *l)
+{
+	const char *names[CLUSTER_MAX_NODES], *urls[CLUSTER_MAX_NODES];
+	char buf[CLUSTER_MAX_NODES][96];
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < m->n_nodes && n < CLUSTER_MAX_NODES; i++) {
+		const struct mf_node *p = &m->nodes[i];
+		const char *url = NULL;
+		size_t len = strlen(p->name);
+
+		if (streq(p->name, o->node))
+			continue;
+		for (size_t k = 0; k < o->n_status_peer; k++)
+			if (strncmp(o->status_peer[k], p->name, len) == 0 && o->status_peer[k][len] == '=')
+				url = o->status_peer[k] + len + 1;
+		if (!url && o->status_listen)
+			continue;
+		if (!url) {
+			snprintf(buf[n], sizeof(buf[n]), "http://%u.%u.%u.%u:%u/status.json", p->ip >> 24,
+				 (p->ip >> 16) & 255, (p->ip >> 8) & 255, p->ip & 255, m->status.port);
+			url = buf[n];
+		}
+		names[n] = p->name;
+		urls[n++] = url;
+	}
+	r = live_peers(l, names, urls, n, 0);
+	if (r < 0)
+		log_warning("the status page cannot gather the other nodes: %s", strerror(-r));
+}
+
 /* The run's live model: served as the status page when it can be, kept for
  * the console's summaries in any case (NULL only when memory is short). */
 static struct live *status_start(const struct fb_opts *o, const struct manifest *m, const struct plan *plan)
@@ -881,6 +929,8 @@ static struct live *status_start(const struct fb_opts *o, const struct manifest 
 	log_set_sink(live_log, l);
 	log_info("status page: http://%.*s:%u/ (JSON: /status.json)", (int)(strrchr(listen, ':') - listen), listen,
 		 live_port(l));
+	if (n->role == MF_ROLE_FIRST)
+		status_gather(o, m, l);
 	return l;
 }
 

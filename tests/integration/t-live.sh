@@ -12,6 +12,8 @@
 #   - read-only: POST is 405, another path 404; bound to the address given
 #     (loopback) and nothing else;
 #   - the root password is not on the page;
+#   - the first node's page gathers the others (their /status.json), and
+#     says which one did not answer;
 #   - the console: a summary line every --progress-every while a step runs
 #     long, when output is not a terminal; on a terminal (script(1)), a
 #     progress bar on a status line below the log lines.
@@ -157,3 +159,46 @@ grep -aqF '[######..............] 1/3  Waiting for quorum (3 votes) (' "$TESTTMP
 	{ cat -v "$TESTTMP/tty.out" >&2; fail "no progress bar on the terminal"; }
 grep -aq $'\r\033\[Kdevopslab: error: node/pve1/cluster/quorum' "$TESTTMP/tty.out" ||
 	{ cat -v "$TESTTMP/tty.out" >&2; fail "the status line was not erased before a log line"; }
+
+# ---- the orchestrating node's page gathers the others ---------------------------------
+# All three run, each with its page; pve1 asks pve2's page and, for pve3, an
+# address where nothing listens (a node whose page is down).
+sim_fresh gather
+sim_start_all
+P1=$(free_port) P2=$(free_port) P3=$(free_port) P4=$(free_port)
+fb_bg pve2 --status-listen "127.0.0.1:$P2" --status-linger 60
+fb_bg pve3 --status-listen "127.0.0.1:$P3" --status-linger 60
+fb_bg pve1 --status-listen "127.0.0.1:$P1" --status-linger 60 \
+	--status-peer "pve2=http://127.0.0.1:$P2/status.json" --status-peer "pve3=http://127.0.0.1:$P4/status.json"
+on_exit 'kill ${FB_PID[pve2]} ${FB_PID[pve3]} ${FB_PID[pve1]} 2>/dev/null'
+gathered=
+for _ in $(seq 900); do
+	if curl -sf "http://127.0.0.1:$P1/status.json" -o "$TESTTMP/gather.json" && "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = {x["node"]: x for x in d["nodes"] or []}
+sys.exit(0 if d["state"] == "complete" and n.get("pve2", {}).get("state") == "complete" and n.get("pve3", {}).get("error") not in (None, "not asked yet") else 1)' "$TESTTMP/gather.json"; then
+		gathered=1
+		break
+	fi
+	sleep 0.1
+done
+[ -n "$gathered" ] || { cat "$TESTTMP/gather.json" "$TESTTMP/fb-pve1.out" >&2; fail "pve1's page never showed pve2 complete"; }
+"$PY" - "$TESTTMP/gather.json" "$TOP/docs/status.schema.json" "$P2" <<'PYEOF' || fail "the gathered status"
+import json, sys, jsonschema
+d = json.load(open(sys.argv[1]))
+jsonschema.validate(d, json.load(open(sys.argv[2])))
+n = {x["node"]: x for x in d["nodes"]}
+assert [x["node"] for x in d["nodes"]] == ["pve1", "pve2", "pve3"], d["nodes"]
+assert n["pve1"]["url"] is None and n["pve1"]["state"] == "complete" and n["pve1"]["reachable"], n["pve1"]
+p2 = n["pve2"]
+assert p2["reachable"] and p2["url"] == "http://127.0.0.1:%s/status.json" % sys.argv[3], p2
+assert p2["done"] == p2["total"] > 0 and p2["failed"] == 0, p2
+p3 = n["pve3"]
+assert not p3["reachable"] and p3["state"] is None and p3["error"].startswith("no answer"), p3
+PYEOF
+curl -sf "http://127.0.0.1:$P1/" -o "$TESTTMP/gather.html" || fail "no gathered page"
+grep -q '<tr class="node-done"><td><a href="http://127.0.0.1:'"$P2"'/status.json">pve2</a></td><td class="state">complete</td>' \
+	"$TESTTMP/gather.html" || { cat "$TESTTMP/gather.html" >&2; fail "the gathered page lacks pve2"; }
+grep -q '<tr class="node-failed"><td><a href="[^"]*">pve3</a></td><td class="state">unreachable</td>' "$TESTTMP/gather.html" ||
+	{ cat "$TESTTMP/gather.html" >&2; fail "the gathered page does not show pve3 unreachable"; }

@@ -18,6 +18,7 @@
 
 #include "live.h"
 #include "plan/json-util.h"
+#include "pve/http.h"
 #include "util.h"
 
 #define REFRESH_SECONDS 3
@@ -46,8 +47,23 @@ struct live_line {
 	char text[LINE_MAX_LEN];
 };
 
+/* Another node's status, as its own /status.json last said. */
+struct live_peer {
+	char *name, *url;
+	bool asked, reachable;
+	char *state, *current, *stop_step, *stop_error, *updated, *error;
+	uint64_t done, total, failed;
+};
+
 struct live {
 	pthread_mutex_t lock;
+	/* the other nodes (live_peers()): asked by their own thread */
+	struct live_peer *peers;
+	size_t n_peers;
+	uint64_t peer_every_ms;
+	pthread_t poller;
+	bool polling, stop;
+	pthread_cond_t wake;
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	char *cluster, *node, *phase;
@@ -228,6 +244,8 @@ static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "debug",
 };
 
+static int nodes_locked(struct live *l, size_t done, size_t failed, struct json_object **ret);
+
 /* The document, built with l->lock held. */
 static int snapshot_locked(struct live *l, struct json_object **ret)
 {
@@ -329,6 +347,14 @@ static int snapshot_locked(struct live *l, struct json_object **ret)
 	if (r >= 0)
 		r = json_add(o, "log", log);
 	log = NULL;
+	if (r >= 0) {
+		struct json_object *nodes = NULL;
+
+		if (l->n_peers)
+			r = nodes_locked(l, done, failed, &nodes);
+		if (r >= 0)
+			r = json_add(o, "nodes", nodes);
+	}
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(o);
@@ -349,6 +375,174 @@ int live_snapshot(struct live *l, struct json_object **ret)
 	r = snapshot_locked(l, ret);
 	pthread_mutex_unlock(&l->lock);
 	return r;
+}
+
+/* ---- the other nodes -------------------------------------------------------------- */
+
+#define PEER_TIMEOUT_MS 2000
+#define PEER_MAX_BODY (1u << 20)
+
+static void peer_clear(struct live_peer *p)
+{
+	free(p->state);
+	free(p->current);
+	free(p->stop_step);
+	free(p->stop_error);
+	free(p->updated);
+	free(p->error);
+	p->state = p->current = p->stop_step = p->stop_error = p->updated = p->error = NULL;
+	p->done = p->total = p->failed = 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Ask one peer (no lock held), then file the answer under the lock. */
+static void peer_ask(struct live *l, size_t i)
+{
+	struct live_peer got = {};
+	_cleanup_json_ struct json_object *doc = NULL;
+	char *body = NULL, err[160] = "";
+	size_t len = 0;
+	long status = 0;
+	int r;
+
+	r = http_get_public(l->peers[i].url, PEER_TIMEOUT_MS, PEER_MAX_BODY, &body, &len, &status);
+	if (r < 0)
+		snprintf(err, sizeof(err), "no answer: %s", strerror(-r));
+	else if (status != 200)
+		snprintf(err, sizeof(err), "HTTP %ld", status);
+	else if (!(doc = json_tokener_parse(body)) || !json_object_is_type(doc, json_type_object) ||
+		 !json_get_string(doc, "state"))
+		snprintf(err, sizeof(err), "not a status document");
+	free(body);
+	if (!err[0]) {
+		struct json_object *cur = json_get_object(doc, "current"), *stop = json_get_object(doc, "stopped_at");
+
+		got.reachable = true;
+		got.state = dup_or_null(json_get_string(doc, "state"));
+		got.updated = dup_or_null(json_get_string(doc, "updated"));
+		got.current = cur ? dup_or_null(json_get_string(cur, "title")) : NULL;
+		got.stop_step = stop ? dup_or_null(json_get_string(stop, "step")) : NULL;
+		got.stop_error = stop ? dup_or_null(json_get_string(stop, "message")) : NULL;
+		(void)json_get_u64(doc, "done", &got.done);
+		(void)json_get_u64(doc, "total", &got.total);
+		(void)json_get_u64(doc, "failed", &got.failed);
+	} else
+		got.error = strdup(err);
+	pthread_mutex_lock(&l->lock);
+	peer_clear(&l->peers[i]);
+	got.name = l->peers[i].name;
+	got.url = l->peers[i].url;
+	got.asked = true;
+	l->peers[i] = got;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void *poller_main(void *arg)
+{
+	struct live *l = arg;
+
+	pthread_mutex_lock(&l->lock);
+	while (!l->stop) {
+		struct timespec until;
+
+		pthread_mutex_unlock(&l->lock);
+		for (size_t i = 0; i < l->n_peers; i++)
+			peer_ask(l, i);
+		pthread_mutex_lock(&l->lock);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(l->peer_every_ms / 1000);
+		until.tv_nsec += (long)(l->peer_every_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (!l->stop)
+			pthread_cond_timedwait(&l->wake, &l->lock, &until);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+int live_peers(struct live *l, const char *const *names, const char *const *urls, size_t n, uint64_t every_ms)
+{
+	struct live_peer *peers;
+	int r;
+
+	if (l->polling || n == 0)
+		return l->polling ? -EBUSY : 0;
+	peers = calloc(n, sizeof(*peers));
+	if (!peers)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		peers[i].name = strdup(names[i]);
+		peers[i].url = strdup(urls[i]);
+		if (!peers[i].name || !peers[i].url) {
+			for (size_t k = 0; k <= i; k++) {
+				free(peers[k].name);
+				free(peers[k].url);
+			}
+			free(peers);
+			return -ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&l->lock);
+	l->peers = peers;
+	l->n_peers = n;
+	l->peer_every_ms = every_ms ? every_ms : 3000;
+	pthread_mutex_unlock(&l->lock);
+	r = -pthread_create(&l->poller, NULL, poller_main, l);
+	if (r == 0)
+		l->polling = true;
+	return r;
+}
+
+/* The "nodes" array: this node, then every peer as last asked. */
+static int nodes_locked(struct live *l, size_t done, size_t failed, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *a = json_object_new_array();
+	int r = a ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r >= 0 && i <= l->n_peers; i++) {
+		const struct live_peer *p = i ? &l->peers[i - 1] : NULL;
+		struct json_object *x = json_object_new_object();
+
+		r = x ? 0 : -ENOMEM;
+		if (r >= 0)
+			r = json_add_string(x, "node", p ? p->name : l->node);
+		if (r >= 0)
+			r = json_add_string(x, "url", p ? p->url : NULL);
+		if (r >= 0)
+			r = json_add_bool(x, "reachable", p ? p->reachable : true);
+		if (r >= 0)
+			r = json_add_string(x, "state", p ? p->state : l->state);
+		if (r >= 0)
+			r = json_add_u64(x, "done", p ? p->done : done);
+		if (r >= 0)
+			r = json_add_u64(x, "total", p ? p->total : l->n_steps);
+		if (r >= 0)
+			r = json_add_u64(x, "failed", p ? p->failed : failed);
+		if (r >= 0)
+			r = json_add_string(x, "current",
+					    p ? p->current : l->current >= 0 ? l->steps[l->current].title : NULL);
+		if (r >= 0)
+			r = json_add_string(x, "stopped_at", p ? p->stop_step : l->stop_step);
+		if (r >= 0)
+			r = json_add_string(x, "message", p ? p->stop_error : l->stop_error);
+		if (r >= 0)
+			r = json_add_string(x, "error", p ? (p->asked ? p->error : "not asked yet") : NULL);
+		if (r >= 0)
+			r = json_array_add(a, x);
+		else
+			json_object_put(x);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(a);
+	return 0;
 }
 
 int live_summary(struct live *l, char *buf, size_t size, uint64_t *ret_running_ms)
@@ -447,6 +641,8 @@ static void page(FILE *f, struct json_object *doc)
 		   "tr.done td.state{color:#fff;background:#2e7d32}tr.failed td.state{color:#fff;background:#c62828}\n"
 		   "tr.running td.state{color:#fff;background:#1565c0}tr.pending td.state{color:#333;background:#ddd}\n"
 		   "tr.failed{background:#ffebee;font-weight:bold}tr.running{background:#e3f2fd}\n"
+		   "tr.node-done td.state{color:#2e7d32}tr.node-failed td.state{color:#c62828}\n"
+		   "tr.node-running td.state{color:#1565c0}td.state{font-weight:bold}\n"
 		   ".error{border:2px solid #8e0000;background:#fff3f3;padding:.6em;margin:1em 0}\n"
 		   "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}\n"
 		   "</style></head><body>\n", state);
@@ -460,6 +656,34 @@ static void page(FILE *f, struct json_object *doc)
 		streq(state, "failed") ? "FAILED" : state, done, total);
 	html_text(f, str_of(doc, "updated"));
 	fprintf(f, "</p>\n<progress max=\"%" PRIu64 "\" value=\"%" PRIu64 "\"></progress>\n", total ? total : 1, done);
+	if ((a = json_get_array(doc, "nodes"))) {
+		fputs("<h2>Nodes</h2>\n<table id=\"nodes\"><tr><th>node</th><th>state</th><th>steps</th><th>now</th></tr>\n",
+		      f);
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *n = json_object_array_get_idx(a, i);
+			bool up = json_object_get_boolean(json_object_object_get(n, "reachable"));
+			const char *nst = up ? str_of(n, "state") : "unreachable";
+
+			fprintf(f, "<tr class=\"node-%s\"><td>", streq(nst, "complete") ? "done"
+								: streq(nst, "failed") || !up ? "failed"
+								: streq(nst, "running") ? "running" : "pending");
+			if (json_get_string(n, "url")) {
+				fputs("<a href=\"", f);
+				html_text(f, str_of(n, "url"));
+				fputs("\">", f);
+				html_text(f, str_of(n, "node"));
+				fputs("</a>", f);
+			} else
+				html_text(f, str_of(n, "node"));
+			fputs("</td><td class=\"state\">", f);
+			html_text(f, streq(nst, "failed") ? "FAILED" : nst);
+			fprintf(f, "</td><td>%" PRIu64 "/%" PRIu64 "</td><td>", u64_of(n, "done"), u64_of(n, "total"));
+			html_text(f, up ? (json_get_string(n, "stopped_at") ? str_of(n, "message") : str_of(n, "current"))
+					: str_of(n, "error"));
+			fputs("</td></tr>\n", f);
+		}
+		fputs("</table>\n", f);
+	}
 	if (cur) {
 		fputs("<p id=\"current\">Now: ", f);
 		html_text(f, str_of(cur, "title"));
@@ -594,6 +818,14 @@ int live_start(const char *listen, const char *cluster, const char *node, const 
 	if (!l)
 		return -ENOMEM;
 	pthread_mutex_init(&l->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	l->current = -1;
 	l->started_ms = wall_ms();
 	l->cluster = strdup(cluster ? cluster : "");
@@ -633,8 +865,21 @@ struct live *live_stop(struct live *l)
 {
 	if (!l)
 		return NULL;
+	if (l->polling) {
+		pthread_mutex_lock(&l->lock);
+		l->stop = true;
+		pthread_cond_signal(&l->wake);
+		pthread_mutex_unlock(&l->lock);
+		pthread_join(l->poller, NULL);
+	}
 	if (l->daemon)
 		MHD_stop_daemon(l->daemon);
+	for (size_t i = 0; i < l->n_peers; i++) {
+		peer_clear(&l->peers[i]);
+		free(l->peers[i].name);
+		free(l->peers[i].url);
+	}
+	free(l->peers);
 	for (size_t i = 0; i < l->n_steps; i++) {
 		free(l->steps[i].id);
 		free(l->steps[i].title);
@@ -647,6 +892,7 @@ struct live *live_stop(struct live *l)
 	free(l->state);
 	free(l->stop_step);
 	free(l->stop_error);
+	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 	return NULL;

@@ -59,6 +59,12 @@ void live_finish(struct live *l, const char *state, const char *step, const char
 int live_summary(struct live *l, char *buf, size_t size, uint64_t *ret_running_ms);
 int live_bar(struct live *l, char *buf, size_t size);
 
+/* The orchestrating node's page gathers the other nodes: a thread asks
+ * each url (another node's http://IP:PORT/status.json) every every_ms (0:
+ * 3 s), and the document gets "nodes": this node, then each peer as it last
+ * answered (or why it did not). Once per server. */
+int live_peers(struct live *l, const char *const *names, const char *const *urls, size_t n, uint64_t every_ms);
+
 /* The document /status.json serves (for the verb's tests and the page). */
 int live_snapshot(struct live *l, struct json_object **ret);
 

@@ -255,18 +255,24 @@ static void opts_defaults(struct http_opts *o)
 		o->max_body = 8u << 20;
 }
 
+/* libcurl's global set-up, once per process, whichever thread asks first. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static bool global_ok;
+
+static void global_init(void)
+{
+	global_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
 struct http_transport *http_transport_new(const char *base_url, const struct http_opts *opts)
 {
-	static bool global_done;
 	_cleanup_(http_transport_freep) struct http_transport *t = NULL;
 
 	if (!base_url || strncmp(base_url, "https://", 8) != 0 || strlen(base_url) > 1024)
 		return NULL;
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return NULL;
-		global_done = true;
-	}
+	pthread_once(&global_once, global_init);
+	if (!global_ok)
+		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
@@ -747,6 +753,43 @@ out:
 	free(b.data);
 	curl_slist_free_all(hl);
 	curl_mime_free(mime);
+	return r;
+}
+
+int http_get_public(const char *url, uint64_t timeout_ms, size_t max, char **ret_body, size_t *ret_len,
+		    long *ret_status)
+{
+	struct body b = { .max = max };
+	CURL *c;
+	CURLcode cc;
+	int r = 0;
+
+	if (!url || strncmp(url, "http://", 7) != 0 || strlen(url) > 1024)
+		return -EINVAL;
+	pthread_once(&global_once, global_init);
+	if (!global_ok || !(c = curl_easy_init()))
+		return -ENOMEM;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	cc = curl_easy_perform(c);
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
+		*ret_len = b.len;
+		*ret_body = b.data ? b.data : strdup("");
+		b.data = NULL;
+		if (!*ret_body)
+			r = -ENOMEM;
+	} else
+		r = b.overflow ? -EFBIG : cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+	free(b.data);
+	curl_easy_cleanup(c);
 	return r;
 }
 

@@ -120,6 +120,17 @@ void http_transport_set_deadline(struct http_transport *t, uint64_t deadline_ms)
 /* The leaf certificate fingerprint seen in the last handshake; -ENODATA if none. */
 int http_transport_peer_fp(const struct http_transport *t, uint8_t ret[HTTP_FP_LEN]);
 
+/* GET a plain http:// URL, without TLS and without trust: only for what
+ * is public and trusted by no one (another node's read-only status
+ * document, docs/operations.md, "Live status"). One attempt, timeout_ms in
+ * all, the body capped at max bytes (-EFBIG past it), no redirect, no
+ * proxy. Returns 0 with *ret_body (NUL-terminated, the caller frees it),
+ * *ret_len and the HTTP status; -ETIMEDOUT, -ECONNREFUSED (any other
+ * failure to get an answer), -EINVAL for a URL that is not http://. Safe to
+ * call from any thread. */
+int http_get_public(const char *url, uint64_t timeout_ms, size_t max, char **ret_body, size_t *ret_len,
+		    long *ret_status);
+
 /* Perform a request. Returns 0 with *ret filled for any HTTP status (5xx after
  * retries are exhausted too); -ECONNREFUSED (cannot connect), -ETIMEDOUT
  * (timeout or deadline), -ECONNRESET, -EKEYREJECTED (certificate not
