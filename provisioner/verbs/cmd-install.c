@@ -42,6 +42,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <json-c/json.h>
+
+#include "live/live.h"
 
 #include "install/bootloader.h"
 #include "bundle/bundle.h"
@@ -78,6 +85,8 @@ struct install_args {
 	const char *sysfs, *proc, *dev;
 	const char *boot_log;
 	const char *secret_key, *target;
+	const char *status_listen; /* "IP:PORT" or "off"; default: the node's NIC's address, status.port */
+	uint64_t status_linger_ms;
 	bool yes;
 };
 
@@ -109,6 +118,8 @@ struct install_ctx {
 	const struct run_ctx *run; /* while the steps run: their results */
 	size_t n_applied;        /* steps applied in this run */
 	unsigned last_pct;       /* extraction progress last printed */
+	struct live *live;       /* the status page; NULL: none */
+	char fail_step[256], fail_msg[512]; /* the step that failed, for the page */
 };
 
 static void usage(FILE *f)
@@ -128,7 +139,9 @@ static void usage(FILE *f)
 		   "  --secret-key FILE  the key of the bundle's secrets [the manifest's secrets.key_source]\n"
 		   "  --target DIR   where the new system is mounted [" TARGET_DIR "]\n"
 		   "  --yes          write to the selected disk without asking (the boot image does\n"
-		   "                 so by itself when the manifest sets cluster.unattended)\n");
+		   "                 so by itself when the manifest sets cluster.unattended)\n"
+		   "  --status-listen IP:PORT|off  the live status page [the NIC's address, status.port]\n"
+		   "  --status-linger SEC  serve the final status SEC seconds after the run\n");
 }
 
 static int parse_args(int argc, char *argv[], struct install_args *a)
@@ -141,6 +154,8 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		{ "sysfs", required_argument, NULL, 's' },  { "proc", required_argument, NULL, 'P' },
 		{ "dev", required_argument, NULL, 'd' },    { "help", no_argument, NULL, 'h' },
 		{ "boot-log", required_argument, NULL, 'L' },
+		{ "status-listen", required_argument, NULL, 'S' },
+		{ "status-linger", required_argument, NULL, 'G' },
 		{}
 	};
 	int c;
@@ -162,6 +177,18 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		case 'k': a->secret_key = optarg; break;
 		case 't': a->target = optarg; break;
 		case 'y': a->yes = true; break;
+		case 'S': a->status_listen = optarg; break;
+		case 'G': {
+			char *end;
+
+			errno = 0;
+			a->status_linger_ms = strtoull(optarg, &end, 10) * 1000;
+			if (errno || *end || !*optarg) {
+				log_error("install: --status-linger takes seconds");
+				return EXIT_BADINPUT;
+			}
+			break;
+		}
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return EXIT_BADINPUT;
 		}
@@ -404,11 +431,15 @@ static int step_preflight(struct install_ctx *c)
 	/* Kept for the install report. */
 	snprintf(path, sizeof(path), "%s/preflight.json", c->a.workdir);
 	if (preflight_report_json(&rep, json, sizeof(json)) >= 0) {
+		live_preflight(c->live, json_tokener_parse(json));
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0 || write(fd, json, strlen(json)) < 0)
 			log_warning("cannot keep the pre-flight findings in '%s': %s", path, strerror(errno));
 	}
 	if (rep.n_failed) {
+		snprintf(c->fail_step, sizeof(c->fail_step), "node/%s/preflight", c->match.node->name);
+		snprintf(c->fail_msg, sizeof(c->fail_msg), "%zu pre-flight check%s failed", rep.n_failed,
+			 rep.n_failed == 1 ? "" : "s");
 		log_error("pre-flight: %zu check%s failed; nothing was written to any disk "
 			  "(a check the manifest must waive goes into nodes[].preflight.waive)",
 			  rep.n_failed, rep.n_failed == 1 ? "" : "s");
@@ -488,6 +519,11 @@ static void on_step(const struct step_progress *p, void *userdata)
 {
 	struct install_ctx *c = userdata;
 
+	live_step(c->live, p);
+	if (p->event == STEP_EVENT_FAILED) {
+		snprintf(c->fail_step, sizeof(c->fail_step), "%s", p->step->id);
+		snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", p->message ? p->message : "");
+	}
 	verbs_log_step(p);
 	c->n_applied += p->event == STEP_EVENT_APPLIED;
 	/* Before the target's journal exists: kept, recorded once it does. */
@@ -715,6 +751,83 @@ out:
 	return ret;
 }
 
+/* Every log line to the remote syslog queue and to the status page. */
+static void install_sink(enum log_level level, const char *line, void *userdata)
+{
+	struct install_ctx *c = userdata;
+
+	if (c->rlog)
+		remotelog_sink(level, line, c->rlog);
+	live_log(level, line, c->live);
+}
+
+/* The IPv4 address the node's management NIC has now (the boot image's
+ * network), else the manifest's. */
+static void nic_address(const struct install_ctx *c, char buf[static INET_ADDRSTRLEN])
+{
+	const char *nic = node_nic(c);
+	struct ifaddrs *ifs = NULL;
+	uint32_t ip = c->match.node->ip;
+
+	snprintf(buf, INET_ADDRSTRLEN, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	if (!nic || getifaddrs(&ifs) < 0)
+		return;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && streq(i->ifa_name, nic)) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, INET_ADDRSTRLEN);
+			break;
+		}
+	freeifaddrs(ifs);
+}
+
+/* The install's status page (docs/operations.md, "Live status"), once the
+ * node is known: its install steps, the pre-flight findings, the log. */
+static void status_start(struct install_ctx *c)
+{
+	const struct manifest *m = c->manifest;
+	_cleanup_(plan_freep) struct plan *p = NULL;
+	char listen[64], ip[INET_ADDRSTRLEN];
+	int r;
+
+	if ((c->a.status_listen && streq(c->a.status_listen, "off")) || (!c->a.status_listen && !m->status.enabled))
+		return;
+	if (c->a.status_listen)
+		snprintf(listen, sizeof(listen), "%s", c->a.status_listen);
+	else {
+		nic_address(c, ip);
+		snprintf(listen, sizeof(listen), "%s:%u", ip, m->status.port);
+	}
+	r = plan_build(m, c->match.node->name, &p);
+	if (r >= 0)
+		r = live_start(listen, m->cluster.name, c->match.node->name, "install", &c->live);
+	if (r >= 0)
+		r = live_plan(c->live, p, STEP_PHASE_INSTALL);
+	if (r < 0) {
+		c->live = live_stop(c->live);
+		log_warning("the status page is not served on %s: %s", listen,
+			    r == -EINVAL ? "not an IPv4 address and port" : strerror(-r));
+		return;
+	}
+	log_set_sink(install_sink, c);
+	log_info("status page: http://%.*s:%u/ (JSON: /status.json)", (int)(strrchr(listen, ':') - listen), listen,
+		 live_port(c->live));
+}
+
+static void status_stop(struct install_ctx *c, int ret)
+{
+	if (!c->live)
+		return;
+	live_finish(c->live, ret == EXIT_OK || ret == EXIT_REBOOT ? "complete" : "failed",
+		    ret == EXIT_OK || ret == EXIT_REBOOT || !c->fail_step[0] ? NULL : c->fail_step,
+		    ret == EXIT_OK || ret == EXIT_REBOOT || !c->fail_step[0] ? NULL : c->fail_msg);
+	if (c->a.status_linger_ms) {
+		log_info("status page: serving the final status for %" PRIu64 " s", c->a.status_linger_ms / 1000);
+		sleep_ms(c->a.status_linger_ms);
+	}
+	log_set_sink(c->rlog ? remotelog_sink : NULL, c->rlog);
+	c->live = live_stop(c->live);
+}
+
 int verb_install(int argc, char *argv[])
 {
 	struct install_ctx c = {};
@@ -746,6 +859,7 @@ int verb_install(int argc, char *argv[])
 	if (r == EXIT_OK) {
 		c.gate.node = c.match.node->name;
 		step_remotelog(&c);
+		status_start(&c);
 		r = step_preflight(&c);
 	}
 	if (r == EXIT_OK) {
@@ -756,6 +870,7 @@ int verb_install(int argc, char *argv[])
 		r = step_secrets(&c);
 	if (r == EXIT_OK)
 		r = step_install(&c);
+	status_stop(&c, r);
 	log_set_sink(NULL, NULL);
 	remotelog_free(c.rlog);
 	if (c.key_file_made)

@@ -43,7 +43,7 @@ install() { # machine-dir bundle [args]
 	rm -rf work
 	expect_exit "$WANT" "$DEVOPSLAB" install --bundle "$b" --pubkey pub.pem --workdir "$TESTTMP/work" \
 		--sysfs "$TESTTMP/$m/sys" --proc "$TESTTMP/$m/proc" --dev "$TESTTMP/$m/dev" \
-		--secret-key "$TESTTMP/secret.key" "$@"
+		--secret-key "$TESTTMP/secret.key" --status-listen 127.0.0.1:0 "$@"
 }
 
 # --- the good path: verified, identified, pre-flight passed, secrets opened, the
@@ -62,6 +62,42 @@ assert_contains "$OUT" "node/devops-node-02/disk/select failed:"
 assert_contains "$OUT" "no disk matches the manifest's rules; candidates:"
 assert_contains "$OUT" "(no disks at all)"
 case $OUT in *"Partitioning"*) fail "went past disk-select" ;; esac
+assert_contains "$OUT" "status page: http://127.0.0.1:"
+
+# The same run's live status page (docs/operations.md), asked from outside
+# while it lingers after the refusal: the install steps, the pre-flight
+# findings, the failed step with its error.
+rm -rf work
+SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$DEVOPSLAB" install --bundle good.tar.zst --pubkey pub.pem --workdir "$TESTTMP/work" --sysfs "$TESTTMP/m2/sys" \
+	--proc "$TESTTMP/m2/proc" --dev "$TESTTMP/m2/dev" --secret-key "$TESTTMP/secret.key" \
+	--status-listen "127.0.0.1:$SPORT" --status-linger 60 >"$TESTTMP/install-live.out" 2>&1 &
+IPID=$!
+on_exit "kill $IPID 2>/dev/null"
+got=
+for _ in $(seq 600); do
+	curl -sf "http://127.0.0.1:$SPORT/status.json" -o "$TESTTMP/install-status.json" &&
+		"$PY" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "failed")' \
+			"$TESTTMP/install-status.json" && { got=1; break; }
+	sleep 0.1
+done
+[ -n "$got" ] || { cat "$TESTTMP/install-live.out" >&2; fail "the install's status never said failed"; }
+"$PY" - "$TESTTMP/install-status.json" "$TOP/docs/status.schema.json" <<'PYEOF' || fail "the install's status"
+import json, sys, jsonschema
+d = json.load(open(sys.argv[1]))
+jsonschema.validate(d, json.load(open(sys.argv[2])))
+assert (d["phase"], d["node"], d["cluster"], d["total"]) == ("install", "devops-node-02", "devopslab", 16), d
+st = {s["id"]: s["state"] for s in d["steps"]}
+n = "node/devops-node-02/"
+assert [st[n + x] for x in ("bundle/verify", "identify", "preflight", "disk/select", "disk/partition")] == \
+    ["done", "done", "done", "failed", "pending"], st
+assert d["stopped_at"]["step"] == n + "disk/select" and "no disk matches" in d["stopped_at"]["message"], d
+pf = {(f["check"], f["status"]) for f in d["preflight"]}
+assert ("virtualization", "pass") in pf and ("link", "pass") in pf, pf
+PYEOF
+curl -sf "http://127.0.0.1:$SPORT/" | grep -q '<table id="preflight">' || fail "the install's page shows no pre-flight"
+kill "$IPID" 2>/dev/null || true
+wait "$IPID" 2>/dev/null || true
 # without the secret key: bad input, named
 rm -rf work
 expect_exit 2 "$DEVOPSLAB" install --bundle good.tar.zst --pubkey pub.pem --workdir "$TESTTMP/work" \

@@ -62,7 +62,7 @@ install() { # bundle [args]
 	# this machine has no disk: disk-select refuses (exit 3), the last line an error
 	expect_exit 3 "$DEVOPSLAB" install --bundle "$b" --pubkey signing.pub --workdir "$TESTTMP/work" \
 		--sysfs "$TESTTMP/m/sys" --proc "$TESTTMP/m/proc" --dev "$TESTTMP/m/dev" \
-		--secret-key "$TESTTMP/secret.key" "$@"
+		--secret-key "$TESTTMP/secret.key" --status-listen 127.0.0.1:0 "$@"
 }
 
 # --- network.syslog set: boot log replayed first, then every line --------------------

@@ -68,10 +68,8 @@ struct live {
 	unsigned port;
 	char *cluster, *node, *phase;
 	uint64_t started_ms;
-	const struct step *plan_base; /* the plan's steps[]: step_progress points into it */
-	size_t *index_of;             /* plan index -> steps[] index + 1 (0: not shown) */
-	size_t plan_n;
 	struct live_step *steps;
+	struct json_object *preflight; /* the install's pre-flight findings; NULL: none */
 	size_t n_steps;
 	ssize_t current;              /* steps[] index running now, -1 none */
 	struct live_line log[LIVE_LOG_LINES];
@@ -110,10 +108,9 @@ static uint64_t ms_since(const struct timespec *t0)
 int live_plan(struct live *l, const struct plan *p, enum step_phase phase)
 {
 	struct live_step *steps = calloc(p->n_steps ? p->n_steps : 1, sizeof(*steps));
-	size_t *index_of = calloc(p->n_steps ? p->n_steps : 1, sizeof(*index_of));
 	size_t n = 0;
 
-	if (!steps || !index_of)
+	if (!steps)
 		goto oom;
 	for (size_t i = 0; i < p->n_steps; i++) {
 		if (phase != STEP_PHASE_ANY && p->steps[i].phase != phase)
@@ -124,7 +121,7 @@ int live_plan(struct live *l, const struct plan *p, enum step_phase phase)
 			n++;
 			goto oom;
 		}
-		index_of[i] = ++n;
+		n++;
 	}
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < l->n_steps; i++) {
@@ -132,12 +129,8 @@ int live_plan(struct live *l, const struct plan *p, enum step_phase phase)
 		free(l->steps[i].title);
 	}
 	free(l->steps);
-	free(l->index_of);
 	l->steps = steps;
 	l->n_steps = n;
-	l->index_of = index_of;
-	l->plan_base = p->steps;
-	l->plan_n = p->n_steps;
 	l->current = -1;
 	pthread_mutex_unlock(&l->lock);
 	return 0;
@@ -147,7 +140,6 @@ oom:
 		free(steps[i].title);
 	}
 	free(steps);
-	free(index_of);
 	return -ENOMEM;
 }
 
@@ -159,17 +151,20 @@ void live_step(struct live *l, const struct step_progress *p)
 	if (!l)
 		return;
 	pthread_mutex_lock(&l->lock);
-	i = l->plan_base && p->step >= l->plan_base ? (size_t)(p->step - l->plan_base) : SIZE_MAX;
-	if (i >= l->plan_n || !l->index_of[i]) {
+	/* by id: the verb may run the plan in parts (install: plan_filter()'s
+	 * copies), whose steps are not the plan's own */
+	for (i = 0; i < l->n_steps && !streq(l->steps[i].id, p->step->id); i++)
+		;
+	if (i == l->n_steps) {
 		pthread_mutex_unlock(&l->lock);
 		return;
 	}
-	s = &l->steps[l->index_of[i] - 1];
+	s = &l->steps[i];
 	switch (p->event) {
 	case STEP_EVENT_BEGIN:
 		s->state = LS_RUNNING;
 		clock_gettime(CLOCK_MONOTONIC, &s->begin);
-		l->current = (ssize_t)(l->index_of[i] - 1);
+		l->current = (ssize_t)i;
 		break;
 	case STEP_EVENT_APPLIED:
 	case STEP_EVENT_FOUND_DONE:
@@ -190,7 +185,7 @@ void live_step(struct live *l, const struct step_progress *p)
 	default:
 		break;
 	}
-	if (s->state != LS_RUNNING && l->current == (ssize_t)(l->index_of[i] - 1))
+	if (s->state != LS_RUNNING && l->current == (ssize_t)i)
 		l->current = -1;
 	pthread_mutex_unlock(&l->lock);
 }
@@ -209,6 +204,18 @@ void live_log(enum log_level level, const char *line, void *userdata)
 	l->log_next = (l->log_next + 1) % LIVE_LOG_LINES;
 	if (l->log_n < LIVE_LOG_LINES)
 		l->log_n++;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void live_preflight(struct live *l, struct json_object *findings)
+{
+	if (!l) {
+		json_object_put(findings);
+		return;
+	}
+	pthread_mutex_lock(&l->lock);
+	json_object_put(l->preflight);
+	l->preflight = findings;
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -355,6 +362,8 @@ static int snapshot_locked(struct live *l, struct json_object **ret)
 		if (r >= 0)
 			r = json_add(o, "nodes", nodes);
 	}
+	if (r >= 0)
+		r = json_add(o, "preflight", l->preflight ? json_object_get(l->preflight) : NULL);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(o);
@@ -696,6 +705,26 @@ static void page(FILE *f, struct json_object *doc)
 		html_text(f, str_of(stop, "message"));
 		fputs("</div>\n", f);
 	}
+	if ((a = json_get_array(doc, "preflight"))) {
+		fputs("<h2>Pre-flight</h2>\n<table id=\"preflight\"><tr><th>check</th><th>status</th><th>subject</th>"
+		      "<th>detail</th></tr>\n", f);
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *x = json_object_array_get_idx(a, i);
+			const char *st = str_of(x, "status");
+
+			fprintf(f, "<tr class=\"node-%s\"><td>", streq(st, "fail") ? "failed" : streq(st, "pass") ? "done"
+												 : "pending");
+			html_text(f, str_of(x, "check"));
+			fputs("</td><td class=\"state\">", f);
+			html_text(f, st);
+			fputs("</td><td>", f);
+			html_text(f, str_of(x, "subject"));
+			fputs("</td><td>", f);
+			html_text(f, str_of(x, "detail"));
+			fputs("</td></tr>\n", f);
+		}
+		fputs("</table>\n", f);
+	}
 	fputs("<table id=\"steps\"><tr><th>#</th><th>state</th><th>step</th><th>time</th></tr>\n", f);
 	a = json_get_array(doc, "steps");
 	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
@@ -885,7 +914,7 @@ struct live *live_stop(struct live *l)
 		free(l->steps[i].title);
 	}
 	free(l->steps);
-	free(l->index_of);
+	json_object_put(l->preflight);
 	free(l->cluster);
 	free(l->node);
 	free(l->phase);

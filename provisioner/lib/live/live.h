@@ -48,6 +48,8 @@ int live_plan(struct live *l, const struct plan *p, enum step_phase phase);
 void live_step(struct live *l, const struct step_progress *p);
 /* A log_set_sink() callback (userdata: the struct live). */
 void live_log(enum log_level level, const char *line, void *userdata);
+/* The install's pre-flight findings (preflight.h's JSON array; taken). */
+void live_preflight(struct live *l, struct json_object *findings);
 /* The run ended: "complete", "incomplete" or "failed", with the step and error. */
 void live_finish(struct live *l, const char *state, const char *step, const char *error);
 
