@@ -151,10 +151,11 @@ test-dns-edge: $(BIN) tests
 		tests/integration/t-sim-edge-https.sh tests/integration/t-sim-acme.sh tests/integration/t-edge.sh
 
 # Operations (issue 14, in progress): the report and the live status page
-# (docs/operations.md), the
+# (docs/operations.md), power cuts at every first-boot checkpoint, the
 # backup job against the simulator, a reinstalled node rejoining.
 test-operations: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh tests/integration/t-live.sh \
+		tests/integration/t-powercut.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------

@@ -84,20 +84,7 @@ mkdir -p "$work/edge"
 	--key "$work/edge/tls.key" --reload --route pve.homelab.local=200 --route dns.homelab.local=200 \
 	--route traefik.homelab.local=401 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
 pids+=($!)
-/usr/bin/python3 - "$work/state/k8s.json" "$work/edge" <<'PYEOF' &
-import base64, json, os, sys, time
-state, out = sys.argv[1], sys.argv[2]
-while True:
-    try:
-        o = json.load(open(state))["objects"]["core/secrets/kube-system/devopslab-edge-tls"]["data"]
-    except (OSError, ValueError, KeyError):
-        time.sleep(0.5)
-        continue
-    for k, f in (("tls.key", "tls.key"), ("tls.crt", "tls.crt")):
-        open(os.path.join(out, f + ".new"), "wb").write(base64.b64decode(o[k]))
-        os.rename(os.path.join(out, f + ".new"), os.path.join(out, f))
-    break
-PYEOF
+/usr/bin/python3 "$top/tests/sim/edge_secret_watch.py" "$work/state/k8s.json" "$work/edge" &
 pids+=($!)
 echo "SIMULATED Traefik at the edge (10.0.10.30:443): a stand-in on https://127.0.0.1:$edge_port"
 

@@ -32,6 +32,19 @@ bg_start() { "$@" & _test_pids+=($!); }
 on_exit() { _test_cleanups+=("$*"); }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# poll_json URL FILE EXPR [SECONDS]: GET URL into FILE every 0.1 s until the
+# Python expression EXPR over d (the JSON document) is true; 1 when it never
+# is within SECONDS (default 60).
+poll_json() {
+	local i
+	for ((i = 0; i < ${4:-60} * 10; i++)); do
+		curl -sf "$1" -o "$2" && "$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$2" "$3" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
 skip() { echo "skip: $*"; exit 77; }
 
 assert_eq() { # expected actual [what]

@@ -13,20 +13,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 	-keyout "$TESTTMP/ca.key" -out "$TESTTMP/ca.pem" -subj "/O=DevOpsLab/CN=lab cluster CA" \
 	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 sim_init 3
-mkdir -p "$TESTTMP/in/assets" "$TESTTMP/scratch"
-echo "placeholder rootfs" >"$TESTTMP/in/assets/rootfs.tar.zst"
-{
-	printf 'pw=%s\n' "$(cat "$TESTTMP/root.pw")"
-	printf 'cluster_ca_key=%s\n' "$(base64 -w0 "$TESTTMP/ca.key")"
-	printf 'cluster_ca_cert=%s\n' "$(base64 -w0 "$TESTTMP/ca.pem")"
-} >"$TESTTMP/in/secrets.env"
-openssl rand -hex 32 >"$TESTTMP/in/secret.key"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/key.pem" 2>/dev/null
-openssl pkey -in "$TESTTMP/in/key.pem" -pubout -out "$TESTTMP/in/pub.pem"
-"$DEVOPSLAB" bundle create --manifest "$TESTTMP/cluster.yaml" --assets "$TESTTMP/in/assets" \
-	--key "$TESTTMP/in/key.pem" --secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" \
-	-o "$TESTTMP/cluster.bundle" >/dev/null
-export FB_BUNDLE=$TESTTMP/cluster.bundle FB_PUBKEY=$TESTTMP/in/pub.pem FB_SECRET_KEY=$TESTTMP/in/secret.key
+mkdir -p "$TESTTMP/scratch"
+sim_bundle "cluster_ca_key=$(base64 -w0 "$TESTTMP/ca.key")" "cluster_ca_cert=$(base64 -w0 "$TESTTMP/ca.pem")"
 export FB_PIN=local TMPDIR=$TESTTMP/scratch
 
 sim_start_all

@@ -8,19 +8,10 @@
 
 sim_init 3
 # The bundle: the draft manifest, a placeholder rootfs, the password sealed.
-mkdir -p "$TESTTMP/in/assets"
-echo "placeholder rootfs" >"$TESTTMP/in/assets/rootfs.tar.zst"
-printf 'pw=%s\n' "$(cat "$TESTTMP/root.pw")" >"$TESTTMP/in/secrets.env"
-openssl rand -hex 32 >"$TESTTMP/in/secret.key"
+sim_bundle
 openssl rand -hex 32 >"$TESTTMP/in/wrong.key"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/key.pem" 2>/dev/null
-openssl pkey -in "$TESTTMP/in/key.pem" -pubout -out "$TESTTMP/in/pub.pem"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/other.pem" 2>/dev/null
 openssl pkey -in "$TESTTMP/in/other.pem" -pubout -out "$TESTTMP/in/other.pub"
-"$DEVOPSLAB" bundle create --manifest "$TESTTMP/cluster.yaml" --assets "$TESTTMP/in/assets" \
-	--key "$TESTTMP/in/key.pem" --secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" \
-	-o "$TESTTMP/cluster.bundle" >/dev/null
-export FB_BUNDLE=$TESTTMP/cluster.bundle FB_PUBKEY=$TESTTMP/in/pub.pem FB_SECRET_KEY=$TESTTMP/in/secret.key
 
 sim_start_all
 # Refusals first: nothing reaches the API.

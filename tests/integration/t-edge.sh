@@ -46,42 +46,7 @@ tn_assets "$A"
 printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
 DASH_PW='dashboard s3cret'
 printf '%s\n' "$DASH_PW" >"$TESTTMP/dash.pw"
-"$PY" - "$TESTTMP/cluster.yaml" <<'PYEOF'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-s = s.replace("  - {name: kube-vip, file: k3s/kube-vip.tar}",
-              "  - {name: kube-vip, file: k3s/kube-vip.tar}\n"
-              "  - {name: technitium, file: dns/DnsServerPortable.tar.gz}\n"
-              "  - {name: aspnet, file: dns/aspnetcore-runtime-8.0-linux-x64.tar.gz}")
-s = s.replace("names: [pw, k3s_token, cluster_ca_key]", "names: [pw, k3s_token, cluster_ca_key, dns_pw, dash_pw]")
-s = s.replace("k3s:\n", """  - id: dns
-    name: "dns-{n:02}"
-    count: 1
-    vmid: 501
-    target_node: [pve2]
-    clone: tpl
-    full_clone: false
-    memory: 1024
-    agent: 1
-    disk: {size: 4G}
-    ipconfig0: "ip=10.0.0.41/24,gw=10.0.0.1"
-k3s:
-""", 1)
-s += """dns:
-  primary: dns-01
-  node_records: true
-  admin_password: {secret: dns_pw}
-  airgap: {package: technitium, runtime: aspnet}
-edge:
-  ip: 10.0.0.30
-  dashboard_host: traefik.home.arpa
-  dashboard_password: {secret: dash_pw}
-  allow: [10.0.0.0/24, 192.168.50.0/24]
-  rate_limit: {average: 50, burst: 100}
-"""
-open(p, "w").write(s)
-PYEOF
+dns_edge_manifest
 "$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >"$TESTTMP/validate.out" 2>&1 ||
 	{ cat "$TESTTMP/validate.out" >&2; fail "the test manifest does not validate"; }
 

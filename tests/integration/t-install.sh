@@ -74,14 +74,8 @@ SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 	--status-listen "127.0.0.1:$SPORT" --status-linger 60 >"$TESTTMP/install-live.out" 2>&1 &
 IPID=$!
 on_exit "kill $IPID 2>/dev/null"
-got=
-for _ in $(seq 600); do
-	curl -sf "http://127.0.0.1:$SPORT/status.json" -o "$TESTTMP/install-status.json" &&
-		"$PY" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "failed")' \
-			"$TESTTMP/install-status.json" && { got=1; break; }
-	sleep 0.1
-done
-[ -n "$got" ] || { cat "$TESTTMP/install-live.out" >&2; fail "the install's status never said failed"; }
+poll_json "http://127.0.0.1:$SPORT/status.json" "$TESTTMP/install-status.json" 'd["state"] == "failed"' ||
+	{ cat "$TESTTMP/install-live.out" >&2; fail "the install's status never said failed"; }
 "$PY" - "$TESTTMP/install-status.json" "$TOP/docs/status.schema.json" <<'PYEOF' || fail "the install's status"
 import json, sys, jsonschema
 d = json.load(open(sys.argv[1]))

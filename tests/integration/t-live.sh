@@ -30,17 +30,8 @@ fb_bg pve1 --status-listen "127.0.0.1:$PORT" --status-linger 60 --wait-quorum 3 
 on_exit 'kill ${FB_PID[pve1]} 2>/dev/null'
 
 # While the create task runs: that step is running and current.
-running=
-for _ in $(seq 600); do
-	if curl -sf "$URL/status.json" -o "$TESTTMP/running.json" &&
-		"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if (d.get("current") or {}).get("id") == "node/pve1/cluster/create" else 1)' \
-			"$TESTTMP/running.json"; then
-		running=1
-		break
-	fi
-	sleep 0.1
-done
-[ -n "$running" ] || { cat "$TESTTMP/fb-pve1.out" >&2; fail "never saw the create step running"; }
+poll_json "$URL/status.json" "$TESTTMP/running.json" '(d["current"] or {}).get("id") == "node/pve1/cluster/create"' ||
+	{ cat "$TESTTMP/fb-pve1.out" >&2; fail "never saw the create step running"; }
 "$PY" - "$TESTTMP/running.json" "$TOP/docs/status.schema.json" <<'PYEOF' || fail "the running status"
 import json, sys, jsonschema
 d = json.load(open(sys.argv[1]))
@@ -51,14 +42,8 @@ assert st["node/pve1/cluster/create"] == "running" and st["cluster/verify"] == "
 PYEOF
 
 # After the failure the page stays (--status-linger) with the outcome.
-failed=
-for _ in $(seq 900); do
-	curl -sf "$URL/status.json" -o "$TESTTMP/failed.json" &&
-		"$PY" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "failed")' "$TESTTMP/failed.json" &&
-		{ failed=1; break; }
-	sleep 0.1
-done
-[ -n "$failed" ] || { cat "$TESTTMP/fb-pve1.out" >&2; fail "the status never said failed"; }
+poll_json "$URL/status.json" "$TESTTMP/failed.json" 'd["state"] == "failed"' 90 ||
+	{ cat "$TESTTMP/fb-pve1.out" >&2; fail "the status never said failed"; }
 "$PY" - "$TESTTMP/failed.json" "$TOP/docs/status.schema.json" <<'PYEOF' || fail "the failed status"
 import json, sys, jsonschema
 d = json.load(open(sys.argv[1]))
@@ -171,19 +156,9 @@ fb_bg pve3 --status-listen "127.0.0.1:$P3" --status-linger 60
 fb_bg pve1 --status-listen "127.0.0.1:$P1" --status-linger 60 \
 	--status-peer "pve2=http://127.0.0.1:$P2/status.json" --status-peer "pve3=http://127.0.0.1:$P4/status.json"
 on_exit 'kill ${FB_PID[pve2]} ${FB_PID[pve3]} ${FB_PID[pve1]} 2>/dev/null'
-gathered=
-for _ in $(seq 900); do
-	if curl -sf "http://127.0.0.1:$P1/status.json" -o "$TESTTMP/gather.json" && "$PY" -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-n = {x["node"]: x for x in d["nodes"] or []}
-sys.exit(0 if d["state"] == "complete" and n.get("pve2", {}).get("state") == "complete" and n.get("pve3", {}).get("error") not in (None, "not asked yet") else 1)' "$TESTTMP/gather.json"; then
-		gathered=1
-		break
-	fi
-	sleep 0.1
-done
-[ -n "$gathered" ] || { cat "$TESTTMP/gather.json" "$TESTTMP/fb-pve1.out" >&2; fail "pve1's page never showed pve2 complete"; }
+gathered='d["state"] == "complete" and {x["node"]: x for x in d["nodes"] or []}.get("pve2", {}).get("state") == "complete" and {x["node"]: x for x in d["nodes"]}["pve3"]["error"] not in (None, "not asked yet")'
+poll_json "http://127.0.0.1:$P1/status.json" "$TESTTMP/gather.json" "$gathered" 90 ||
+	{ cat "$TESTTMP/gather.json" "$TESTTMP/fb-pve1.out" >&2; fail "pve1's page never showed pve2 complete"; }
 "$PY" - "$TESTTMP/gather.json" "$TOP/docs/status.schema.json" "$P2" <<'PYEOF' || fail "the gathered status"
 import json, sys, jsonschema
 d = json.load(open(sys.argv[1]))

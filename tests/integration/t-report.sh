@@ -19,16 +19,7 @@
 command -v ansible-inventory >/dev/null || fail "ansible-inventory missing (scripts/install-deps.sh installs ansible-core)"
 
 sim_init 3
-mkdir -p "$TESTTMP/in/assets"
-echo "placeholder rootfs" >"$TESTTMP/in/assets/rootfs.tar.zst"
-printf 'pw=%s\n' "$(cat "$TESTTMP/root.pw")" >"$TESTTMP/in/secrets.env"
-openssl rand -hex 32 >"$TESTTMP/in/secret.key"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/key.pem" 2>/dev/null
-openssl pkey -in "$TESTTMP/in/key.pem" -pubout -out "$TESTTMP/in/pub.pem"
-"$DEVOPSLAB" bundle create --manifest "$TESTTMP/cluster.yaml" --assets "$TESTTMP/in/assets" \
-	--key "$TESTTMP/in/key.pem" --secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" \
-	-o "$TESTTMP/cluster.bundle" >/dev/null
-export FB_BUNDLE=$TESTTMP/cluster.bundle FB_PUBKEY=$TESTTMP/in/pub.pem FB_SECRET_KEY=$TESTTMP/in/secret.key
+sim_bundle
 # the digest the report must name: SHA-256 of the bundle's signed SHA256SUMS, by tar and sha256sum
 sums=$(tar --zstd -xOf "$TESTTMP/cluster.bundle" SHA256SUMS | sha256sum | cut -d' ' -f1)
 

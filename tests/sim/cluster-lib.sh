@@ -10,6 +10,7 @@
 #   mutations             number of non-GET requests recorded, logins excluded
 #   sim_query EXPR        evaluate a Python expression over the state (s)
 #   faults JSON           install fault rules (see pve_sim.py)
+#   sim_bundle [N=V]...   a signed bundle of the manifest for fb (FB_BUNDLE ...)
 # Every recorded request is re-checked against the schema at exit.
 
 SIM=$TOP/tests/sim
@@ -90,6 +91,27 @@ sim_fresh() { # NAME
 sim_stop() { [ -n "${SIM_PID[$1]:-}" ] || return 0; kill "${SIM_PID[$1]}" 2>/dev/null || true; wait "${SIM_PID[$1]}" 2>/dev/null || true; }
 
 fp_of() { cat "$SIM_STATE/$1.fp"; }
+
+# A signed bundle of the draft manifest for firstboot to read (after
+# sim_init): a placeholder rootfs, the root password sealed as pw plus each
+# NAME=VALUE given, a new secret key and signing key under $TESTTMP/in/;
+# exports FB_BUNDLE, FB_PUBKEY and FB_SECRET_KEY (fb_cmd then reads it).
+sim_bundle() { # [NAME=VALUE]...
+	local kv
+	mkdir -p "$TESTTMP/in/assets"
+	echo "placeholder rootfs" >"$TESTTMP/in/assets/rootfs.tar.zst"
+	{
+		printf 'pw=%s\n' "$(cat "$TESTTMP/root.pw")"
+		for kv in "$@"; do printf '%s\n' "$kv"; done
+	} >"$TESTTMP/in/secrets.env"
+	openssl rand -hex 32 >"$TESTTMP/in/secret.key"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TESTTMP/in/key.pem" 2>/dev/null
+	openssl pkey -in "$TESTTMP/in/key.pem" -pubout -out "$TESTTMP/in/pub.pem"
+	"$DEVOPSLAB" bundle create --manifest "$TESTTMP/cluster.yaml" --assets "$TESTTMP/in/assets" \
+		--key "$TESTTMP/in/key.pem" --secrets "$TESTTMP/in/secrets.env" --secret-key "$TESTTMP/in/secret.key" \
+		-o "$TESTTMP/cluster.bundle" >/dev/null
+	export FB_BUNDLE=$TESTTMP/cluster.bundle FB_PUBKEY=$TESTTMP/in/pub.pem FB_SECRET_KEY=$TESTTMP/in/secret.key
+}
 
 # The firstboot command line for NODE: every node's endpoint and pin.
 fb_cmd() { # NODE [args]

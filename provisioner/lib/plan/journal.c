@@ -14,6 +14,8 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -492,6 +494,25 @@ static int write_line(struct journal *j, const char *line, size_t len)
 	return fail(r, "cannot write journal record: %s", strerror(-r));
 }
 
+/* The power-cut harness's checkpoint (docs/plan.md, "Power cuts"): with
+ * DEVOPSLAB_KILL_AFTER_RECORDS=N in the environment, the process kills
+ * itself with SIGKILL, as a power cut would stop it, once the journal holds
+ * N records, right after the Nth is on disk. For tests: nothing in the
+ * image or the installed system sets it. */
+static void checkpoint(const struct journal *j)
+{
+	const char *v = getenv("DEVOPSLAB_KILL_AFTER_RECORDS");
+	unsigned long long n;
+	char *end;
+
+	if (!v || !*v)
+		return;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (!errno && !*end && n > 0 && j->n >= n)
+		raise(SIGKILL);
+}
+
 int journal_append(struct journal *j, const struct journal_record *rec)
 {
 	_cleanup_json_ struct json_object *o = NULL;
@@ -543,6 +564,8 @@ int journal_append(struct journal *j, const struct journal_record *rec)
 	j->size += len + 1;
 	r = records_push(j, &copy);
 	record_done(&copy);
+	if (r >= 0)
+		checkpoint(j);
 	return r;
 }
 
