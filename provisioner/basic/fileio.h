@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fileio.h — small, bounded reads of whole files; making directories.
+ * fileio.h — small, bounded reads of whole files; whole files written
+ * atomically; making directories.
  */
 #pragma once
 
@@ -16,3 +17,9 @@ int read_fd_capped(int fd, size_t max, char **ret, size_t *ret_size);
 /* mkdir -p: every missing directory of path, with mode (existing ones are
  * kept as they are). Returns 0 or -errno (-ENAMETOOLONG past PATH_MAX). */
 int mkdir_p(const char *path, mode_t mode);
+
+/* Replace path with data as one step: a new file beside it (path.tmp,
+ * mode, never through a symlink), written, fsync()ed, renamed over path.
+ * A crash leaves the old file or the new one, never half of one; a failure
+ * removes the temporary file. Returns 0 or -errno. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

@@ -76,6 +76,31 @@ static inline void sleep_ms(uint64_t ms)
 		;
 }
 
+/* The wall clock, in milliseconds since the epoch. */
+static inline uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ms since the epoch as RFC 3339 UTC ("2026-12-05T10:40:00Z"); -EIO (and
+ * the epoch in buf) when the time cannot be broken down. */
+#define RFC3339_MAX 32
+static inline int fmt_rfc3339(uint64_t ms, char buf[static RFC3339_MAX])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, RFC3339_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+		snprintf(buf, RFC3339_MAX, "1970-01-01T00:00:00Z");
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Overwrite memory that held a secret; not optimised away. */
 static inline void explicit_wipe(void *p, size_t n)
 {

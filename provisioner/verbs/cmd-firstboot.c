@@ -24,6 +24,7 @@
 #include "pve/cluster.h"
 #include "plan/journal.h"
 #include "log.h"
+#include "parse.h"
 #include "manifest/manifest.h"
 #include "plan/plan.h"
 #include "progress.h"
@@ -349,8 +350,7 @@ static int build_cfg(const struct fb_opts *o, const struct manifest *m, struct n
 		struct cluster_node_cfg *c = &cfg->nodes[i];
 		const char *fp;
 
-		snprintf(nm->ip[i], sizeof(nm->ip[i]), "%u.%u.%u.%u", n->ip >> 24, (n->ip >> 16) & 255,
-			 (n->ip >> 8) & 255, n->ip & 255);
+		ipv4_format(n->ip, nm->ip[i], sizeof(nm->ip[i]));
 		snprintf(nm->url[i], sizeof(nm->url[i]), "https://%s:8006", nm->ip[i]);
 		c->name = n->name;
 		c->ip = nm->ip[i];
@@ -849,9 +849,9 @@ static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 	return r;
 }
 
-/* The live status page (docs/operations.md, "Live status"): on the
- * node's address and the manifest's status.port unless --status-listen says
- * otherwise. A page that cannot be served is a warning, never a failure. */
+/* The run's live model without a page (a dry run, status off, or a page
+ * that could not be served): the console's summaries still read it, and
+ * the log lines still go into it. */
 static struct live *status_model(const struct manifest *m, const struct fb_opts *o, const struct plan *plan)
 {
 	struct live *l = NULL;
@@ -888,8 +888,10 @@ static void status_gather(const struct fb_opts *o, const struct manifest *m, str
 		if (!url && o->status_listen)
 			continue;
 		if (!url) {
-			snprintf(buf[n], sizeof(buf[n]), "http://%u.%u.%u.%u:%u/status.json", p->ip >> 24,
-				 (p->ip >> 16) & 255, (p->ip >> 8) & 255, p->ip & 255, m->status.port);
+			char ip[16];
+
+			snprintf(buf[n], sizeof(buf[n]), "http://%s:%u/status.json", ipv4_format(p->ip, ip, sizeof(ip)),
+				 m->status.port);
 			url = buf[n];
 		}
 		names[n] = p->name;
@@ -900,8 +902,11 @@ static void status_gather(const struct fb_opts *o, const struct manifest *m, str
 		log_warning("the status page cannot gather the other nodes: %s", strerror(-r));
 }
 
-/* The run's live model: served as the status page when it can be, kept for
- * the console's summaries in any case (NULL only when memory is short). */
+/* The live status page (docs/operations.md, "Live status"): on the
+ * node's address and the manifest's status.port unless --status-listen says
+ * otherwise. A page that cannot be served is a warning, never a failure:
+ * the model is kept for the console's summaries (NULL only when memory is
+ * short). */
 static struct live *status_start(const struct fb_opts *o, const struct manifest *m, const struct plan *plan)
 {
 	const struct mf_node *n = manifest_find_node(m, o->node);
@@ -914,9 +919,11 @@ static struct live *status_start(const struct fb_opts *o, const struct manifest 
 		return status_model(m, o, plan);
 	if (o->status_listen)
 		snprintf(listen, sizeof(listen), "%s", o->status_listen);
-	else
-		snprintf(listen, sizeof(listen), "%u.%u.%u.%u:%u", n->ip >> 24, (n->ip >> 16) & 255, (n->ip >> 8) & 255,
-			 n->ip & 255, m->status.port);
+	else {
+		char ip[16];
+
+		snprintf(listen, sizeof(listen), "%s:%u", ipv4_format(n->ip, ip, sizeof(ip)), m->status.port);
+	}
 	r = live_start(listen, m->cluster.name, o->node, "firstboot", &l);
 	if (r >= 0)
 		r = live_plan(l, plan, STEP_PHASE_FIRSTBOOT);
@@ -944,14 +951,6 @@ static void status_stop(const struct fb_opts *o, struct live *l)
 		sleep_ms(o->status_linger_ms);
 	}
 	live_stop(l);
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* The final report into the report directory, its summary on the console

@@ -62,6 +62,7 @@
 #include "plan/journal.h"
 #include "plan/json-util.h"
 #include "log.h"
+#include "parse.h"
 #include "manifest/manifest.h"
 #include "node/node.h"
 #include "plan/plan.h"
@@ -769,7 +770,7 @@ static void nic_address(const struct install_ctx *c, char buf[static INET_ADDRST
 	struct ifaddrs *ifs = NULL;
 	uint32_t ip = c->match.node->ip;
 
-	snprintf(buf, INET_ADDRSTRLEN, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	ipv4_format(ip, buf, INET_ADDRSTRLEN);
 	if (!nic || getifaddrs(&ifs) < 0)
 		return;
 	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)

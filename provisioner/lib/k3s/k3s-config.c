@@ -13,6 +13,7 @@
 #include "base64.h"
 #include "k3s-config.h"
 #include "manifest/yaml-util.h"
+#include "parse.h"
 #include "util.h"
 
 static bool label_ok(const char *s)
@@ -29,7 +30,7 @@ static bool label_ok(const char *s)
 
 void k3s_fmt_ip(uint32_t ip, char buf[16])
 {
-	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	ipv4_format(ip, buf, 16);
 }
 
 static void str_list(struct yaml_out *y, const char *key, const char *const *v, size_t n)

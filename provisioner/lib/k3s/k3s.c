@@ -24,6 +24,7 @@
 #include "plan/json-util.h"
 #include "plan/run.h"
 #include "pve/pve-guest.h"
+#include "fileio.h"
 #include "util.h"
 
 
@@ -106,30 +107,13 @@ const char *k3s_api_url(const struct k3s_ctx *k)
 
 int k3s_write_kubeconfig(struct k3s_ctx *k, const char *path)
 {
-	_cleanup_free_ char *tmp = NULL;
 	char *text = NULL;
 	size_t n = 0;
-	int fd, r = k3s_kubeconfig("devopslab", k->api_url, &k->trust, &text, &n);
+	int r = k3s_kubeconfig("devopslab", k->api_url, &k->trust, &text, &n);
 
 	if (r < 0)
 		return r;
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		free_wiped(text);
-		return -ENOMEM;
-	}
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		r = negative_errno();
-	else {
-		r = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : -EIO;
-		if (close(fd) < 0 && r >= 0)
-			r = -EIO;
-		if (r >= 0 && rename(tmp, path) < 0)
-			r = negative_errno();
-		if (r < 0)
-			(void)unlink(tmp);
-	}
+	r = write_file_atomic(path, text, n, 0600);
 	free_wiped(text);
 	return r;
 }

@@ -78,23 +78,6 @@ struct live {
 	char *stop_step, *stop_error;
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void fmt_time(uint64_t ms, char buf[static 32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, 32, "1970-01-01T00:00:00Z");
-}
-
 static uint64_t ms_since(const struct timespec *t0)
 {
 	struct timespec t;
@@ -259,7 +242,7 @@ static int snapshot_locked(struct live *l, struct json_object **ret)
 	_cleanup_json_ struct json_object *o = json_object_new_object();
 	struct json_object *steps = json_object_new_array(), *log = json_object_new_array(), *cur = NULL, *stop = NULL;
 	size_t done = 0, failed = 0;
-	char t[32];
+	char t[RFC3339_MAX];
 	int r = o && steps && log ? 0 : -ENOMEM;
 
 	for (size_t i = 0; r >= 0 && i < l->n_steps; i++) {
@@ -335,10 +318,10 @@ static int snapshot_locked(struct live *l, struct json_object **ret)
 	    (r = json_add_string(o, "cluster", l->cluster)) < 0 || (r = json_add_string(o, "node", l->node)) < 0 ||
 	    (r = json_add_string(o, "phase", l->phase)) < 0)
 		goto fail;
-	fmt_time(l->started_ms, t);
+	fmt_rfc3339(l->started_ms, t);
 	if ((r = json_add_string(o, "started", t)) < 0)
 		goto fail;
-	fmt_time(wall_ms(), t);
+	fmt_rfc3339(wall_ms(), t);
 	if ((r = json_add_string(o, "updated", t)) < 0 || (r = json_add_string(o, "state", l->state)) < 0 ||
 	    (r = json_add_u64(o, "total", l->n_steps)) < 0 || (r = json_add_u64(o, "done", done)) < 0 ||
 	    (r = json_add_u64(o, "failed", failed)) < 0)

@@ -421,18 +421,6 @@ int journal_open(const char *path, unsigned flags, struct journal **ret)
 	return 0;
 }
 
-static int now_rfc3339(char *buf, size_t size)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
-		return -EIO;
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return -ENOSPC;
-	return 0;
-}
-
 static int record_to_json(const struct journal_record *rec, const char *time, struct json_object **ret)
 {
 	_cleanup_json_ struct json_object *o = json_object_new_object();
@@ -518,7 +506,7 @@ int journal_append(struct journal *j, const struct journal_record *rec)
 	_cleanup_json_ struct json_object *o = NULL;
 	_cleanup_free_ char *line = NULL;
 	struct journal_record copy;
-	char now[32];
+	char now[RFC3339_MAX];
 	const char *s, *time = rec->time;
 	size_t len;
 	int r;
@@ -527,7 +515,7 @@ int journal_append(struct journal *j, const struct journal_record *rec)
 	if (!j->writable)
 		return fail(-EROFS, "journal is open read-only");
 	if (!time) {
-		r = now_rfc3339(now, sizeof(now));
+		r = fmt_rfc3339(wall_ms(), now);
 		if (r < 0)
 			return fail(r, "cannot read the clock");
 		time = now;

@@ -21,6 +21,7 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "parse.h"
 #include "plan/journal.h"
 #include "plan/json-util.h"
 #include "plan/plan.h"
@@ -77,18 +78,7 @@ static void rb_push(struct rb *b, struct json_object *a, struct json_object *v)
 
 static void fmt_ip(uint32_t ip, char buf[static INET_ADDRSTRLEN])
 {
-	struct in_addr a = { .s_addr = htonl(ip) };
-
-	inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
-}
-
-static void fmt_time(uint64_t ms, char buf[static 32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, 32, "1970-01-01T00:00:00Z");
+	ipv4_format(ip, buf, INET_ADDRSTRLEN);
 }
 
 /* ---- web consoles ------------------------------------------------------------ */
@@ -368,7 +358,7 @@ int report_build(const struct report_input *in, struct json_object **ret)
 	const struct manifest *m = in->m;
 	struct rb b = {};
 	struct json_object *r = rb_obj(&b), *totals = rb_obj(&b), *o;
-	char when[32], path[PATH_MAX], hex[65];
+	char when[RFC3339_MAX], path[PATH_MAX], hex[65];
 
 	if (!in->m || !in->plan || !in->node || !in->dir || (unsigned)in->outcome >= ELEMENTSOF(outcome_names)) {
 		json_object_put(r);
@@ -380,9 +370,9 @@ int report_build(const struct report_input *in, struct json_object **ret)
 	rb_str(&b, r, "domain", m->cluster.domain);
 	rb_str(&b, r, "node", in->node);
 	rb_str(&b, r, "directory", in->dir);
-	fmt_time(in->started_ms, when);
+	fmt_rfc3339(in->started_ms, when);
 	rb_str(&b, r, "started", when);
-	fmt_time(in->finished_ms, when);
+	fmt_rfc3339(in->finished_ms, when);
 	rb_str(&b, r, "finished", when);
 	rb_u64(&b, r, "elapsed_ms", in->finished_ms > in->started_ms ? in->finished_ms - in->started_ms : 0);
 	rb_str(&b, r, "outcome", outcome_names[in->outcome]);
@@ -650,27 +640,25 @@ int report_inventory_yaml(struct json_object *rep, FILE *f)
 static int write_one(const char *dir, const char *name, struct json_object *rep,
 		     int (*fill)(struct json_object *rep, FILE *f))
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t len = 0;
 	FILE *f;
 	int r;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	f = fopen(tmp, "we");
+	f = open_memstream(&text, &len);
 	if (!f)
-		return negative_errno();
+		return -ENOMEM;
 	r = fill(rep, f);
-	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0)
-		r = r < 0 ? r : -EIO;
-	if (fclose(f) != 0)
-		r = r < 0 ? r : -EIO;
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = negative_errno();
-	if (r < 0) {
-		(void)unlink(tmp);
+	if (fclose(f) != 0 && r >= 0)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = write_file_atomic(path, text, len, 0644);
+	free(text);
+	if (r < 0)
 		log_error("cannot write the report file '%s': %s", path, strerror(-r));
-	}
 	return r;
 }
 
