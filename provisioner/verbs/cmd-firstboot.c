@@ -86,6 +86,7 @@ struct fb_opts {
 	unsigned attempts;
 	unsigned jobs;        /* guest steps at once (--jobs) */
 	bool dry_run;         /* --dry-run: check every step, change nothing */
+	bool recover;         /* --recover: this node was rebuilt; run its recovery plan */
 };
 
 #define JOBS_DEFAULT 8
@@ -104,7 +105,7 @@ static void usage(FILE *f)
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
 		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
 		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n"
-		   "         [--status-peer NODE=URL]...\n");
+		   "         [--status-peer NODE=URL]... [--recover]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -127,7 +128,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
 	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA,
-	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY, O_STATUSPEER };
+	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY, O_STATUSPEER, O_RECOVER };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
 		{ "bundle", required_argument, NULL, O_BUNDLE },
@@ -142,6 +143,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "local-cert", required_argument, NULL, O_LOCALCERT },
 		{ "password-file", required_argument, NULL, O_PW },
 		{ "wait-first", required_argument, NULL, O_WFIRST },
+		{ "recover", no_argument, NULL, O_RECOVER },
 		{ "wait-quorum", required_argument, NULL, O_WQUORUM },
 		{ "wait-turn", required_argument, NULL, O_WTURN },
 		{ "poll-ms", required_argument, NULL, O_POLL },
@@ -214,6 +216,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_ASSETS: o->assets = optarg; break;
 		case O_BOOT: r = parse_u64(optarg, &v); o->boot_timeout_ms = v * 1000; break;
 		case O_DRYRUN: o->dry_run = true; break;
+		case O_RECOVER: o->recover = true; break;
 		case O_K3SAPI:
 			if (strncmp(optarg, "https://", 8) != 0) {
 				log_error("--k3s-api takes an https:// URL");
@@ -977,6 +980,77 @@ static int write_report(const struct fb_opts *o, struct report_input *in)
 	return 0;
 }
 
+/* Recovery of a rebuilt node (docs/operations.md, "Recovering a node") is
+ * kept in the node's journal as a record of its own, "node/NAME/recovery"
+ * ({"state": "recovering"|"recovered"}): written before any step, so that a
+ * run killed after the stale member was removed (the cluster no longer
+ * lists the node) still resumes as a recovery; "recovered" once the
+ * recovery plan converged, after which the node is an ordinary member. */
+static int recovery_record(struct journal *j, const char *node, bool done)
+{
+	_cleanup_json_ struct json_object *res = json_object_new_object();
+	char id[STEP_ID_MAX + 1];
+	struct journal_record rec = { .id = id, .phase = (char *)"firstboot", .node = (char *)node,
+				      .status = JOURNAL_STATUS_APPLIED };
+	int r;
+
+	if (!j)
+		return 0;
+	if (!res || json_add_string(res, "state", done ? "recovered" : "recovering") < 0)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), "node/%s/recovery", node);
+	memset(rec.hash, '0', sizeof(rec.hash) - 1);
+	rec.result = res;
+	r = journal_append(j, &rec);
+	if (r < 0)
+		log_error("cannot record the recovery in the journal: %s", journal_error());
+	return r;
+}
+
+/* Recover when told (--recover), when the journal says a recovery is
+ * under way, or when the cluster runs on and still lists this node while
+ * the node itself is in none: it was rebuilt. The first node's plan runs
+ * every cluster-wide step anyway (its create step joins it again). */
+static int recovery_mode(const struct fb_opts *o, const struct manifest *m, struct cluster_ctx *cc,
+			 struct journal *j, bool *ret)
+{
+	const struct mf_node *n = manifest_find_node(m, o->node);
+	const struct journal_record *rec;
+	char id[STEP_ID_MAX + 1];
+	bool stale = false;
+	int r;
+
+	*ret = false;
+	if (!n || n->role == MF_ROLE_FIRST) {
+		if (o->recover)
+			log_info("the first node's own plan rebuilds what lived on it: --recover changes nothing");
+		return 0;
+	}
+	snprintf(id, sizeof(id), "node/%s/recovery", o->node);
+	rec = j ? journal_find(j, id) : NULL;
+	if (rec) {
+		*ret = streq_ptr(json_get_string(rec->result, "state"), "recovering");
+		if (*ret)
+			log_info("resuming the recovery of '%s' (the journal has it under way)", o->node);
+		if (*ret || !o->recover)
+			return 0;
+	}
+	if (!o->recover) {
+		r = cluster_find_stale_self(cc, &stale);
+		if (r < 0) {
+			log_error("%s", cluster_error(cc));
+			return r;
+		}
+		if (!stale)
+			return 0;
+	}
+	log_info("recovering '%s': it rejoins cluster '%s' and brings back what lived on it "
+		 "(devopslab plan --recover %s shows the steps)",
+		 o->node, m->cluster.name, o->node);
+	*ret = true;
+	return o->dry_run ? 0 : recovery_record(j, o->node, false);
+}
+
 int verb_firstboot(int argc, char *argv[])
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
@@ -1000,6 +1074,7 @@ int verb_firstboot(int argc, char *argv[])
 	char password[PASSWORD_MAX + 2];
 	struct fb_tally tally = {};
 	struct ticker *ticker = NULL;
+	bool recover = false;
 	struct report_input rin = { .started_ms = wall_ms() };
 	bool kubeconfig = false;
 	int r, ret = EXIT_FAIL;
@@ -1064,8 +1139,12 @@ int verb_firstboot(int argc, char *argv[])
 			goto out;
 		}
 	}
-	/* The plan `devopslab plan --node` prints is exactly what runs here. */
-	r = plan_build(m, o.node, &plan);
+	r = recovery_mode(&o, m, cc, journal, &recover);
+	if (r < 0)
+		goto out;
+	/* The plan `devopslab plan --node` (--recover) prints is exactly what
+	 * runs here. */
+	r = recover ? plan_build_recover(m, o.node, &plan) : plan_build(m, o.node, &plan);
 	if (r < 0) {
 		log_error("cannot build the first-boot plan: %s", strerror(-r));
 		goto out;
@@ -1162,6 +1241,10 @@ int verb_firstboot(int argc, char *argv[])
 	} else {
 		log_info("node '%s' is a member of cluster '%s' with quorum", o.node, m->cluster.name);
 		ret = EXIT_OK;
+		if (recover && !o.dry_run && recovery_record(journal, o.node, true) < 0)
+			ret = EXIT_FAIL;
+		if (recover)
+			log_info("node '%s' is recovered: what lived on it is back", o.node);
 	}
 	/* once the K3s steps are done (a later step stopped or failed): the
 	 * administrator's way in (step kinds are in the plan's order) */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmd-plan.c — `devopslab plan (--bundle B --pubkey P | --manifest M)
- * [--node NAME] [--json]`: print the ordered steps `install` and
- * `firstboot` will execute, with every parameter. No side effects: nothing
+ * [--node NAME | --recover NAME] [--json]`: print the ordered steps
+ * `install` and `firstboot` will execute, with every parameter; with
+ * --recover, those of rebuilding that node (docs/operations.md). No side effects: nothing
  * is probed, written or contacted. docs/plan.md describes the steps.
  *
  * Exit status: 0 printed; 2 bad usage, invalid manifest or unknown node;
@@ -24,18 +25,20 @@
 
 struct plan_args {
 	struct input_opts in;
-	const char *node;
+	const char *node, *recover;
 	bool json;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: devopslab plan (--bundle B --pubkey P | --manifest M) [--node NAME] [--json]\n"
+	fprintf(f, "Usage: devopslab plan (--bundle B --pubkey P | --manifest M) [--node NAME | --recover NAME] [--json]\n"
 		   "Print the ordered steps install and firstboot will execute.\n\n"
 		   "  --bundle B      signed bundle (verified with --pubkey before it is read)\n"
 		   "  --pubkey P      public key (PEM) the bundle must be signed with\n"
 		   "  --manifest M    an unsigned draft manifest instead of a bundle\n"
 		   "  --node NAME     only the steps the node NAME executes\n"
+		   "  --recover NAME  what rebuilding the dead node NAME does: its steps and the\n"
+		   "                  cluster-wide ones it then runs, each marked with what it brings back\n"
 		   "  --json          one JSON document on stdout\n");
 }
 
@@ -46,6 +49,7 @@ static int parse_args(int argc, char *argv[], struct plan_args *a)
 		{ "pubkey", required_argument, NULL, 'p' },
 		{ "manifest", required_argument, NULL, 'm' },
 		{ "node", required_argument, NULL, 'n' },
+		{ "recover", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -58,6 +62,7 @@ static int parse_args(int argc, char *argv[], struct plan_args *a)
 		case 'p': a->in.pubkey = optarg; break;
 		case 'm': a->in.manifest = optarg; break;
 		case 'n': a->node = optarg; break;
+		case 'r': a->recover = optarg; break;
 		case 'j': a->json = true; break;
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return EXIT_BADINPUT;
@@ -65,6 +70,10 @@ static int parse_args(int argc, char *argv[], struct plan_args *a)
 	}
 	if (optind < argc) {
 		log_error("plan: unexpected argument '%s'", argv[optind]);
+		return EXIT_BADINPUT;
+	}
+	if (a->node && a->recover) {
+		log_error("plan: --node and --recover exclude each other (a recovery plan is the node's own)");
 		return EXIT_BADINPUT;
 	}
 	return input_check(&a->in, "plan");
@@ -97,7 +106,7 @@ int verb_plan(int argc, char *argv[])
 	r = input_load_manifest(&a.in, &m);
 	if (r != EXIT_OK)
 		return r;
-	r = plan_build(m, a.node, &p);
+	r = a.recover ? plan_build_recover(m, a.recover, &p) : plan_build(m, a.node, &p);
 	if (r < 0) {
 		log_error("cannot build the plan: %s", plan_error()[0] ? plan_error() : strerror(-r));
 		return r == -ENOENT || r == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;

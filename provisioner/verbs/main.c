@@ -15,7 +15,7 @@
 
 static const struct verb verbs[] = {
 	{ "validate", "[--json] MANIFEST", "check a cluster manifest; report every error", verb_validate },
-	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME] [--json]",
+	{ "plan", "(--bundle B --pubkey P | --manifest M) [--node NAME | --recover NAME] [--json]",
 	  "print the ordered steps install and firstboot will execute", verb_plan },
 	{ "status", "(--bundle B --pubkey P | --manifest M) [--journal FILE] [--node NAME] [--json] | --live FIRSTBOOT-OPTIONS",
 	  "show which steps of the plan the journal records as done (--live: as the cluster shows them)", verb_status },

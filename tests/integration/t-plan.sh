@@ -236,3 +236,55 @@ expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --bundle b.tar --pubkey k.pem
 expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" extra
 expect_exit 0 "$DEVOPSLAB" plan --help
 assert_contains "$OUT" "--node NAME"
+
+# --recover: the plan of rebuilding devops-node-02 (docs/operations.md):
+# its install, its join, then every cluster-wide step, run by it; the steps
+# that bring back what lived on it say how.
+"$DEVOPSLAB" plan --manifest "$ex" --recover devops-node-02 >"$TESTTMP/rec.txt" 2>/dev/null ||
+	fail "plan --recover"
+"$DEVOPSLAB" plan --manifest "$ex" --recover devops-node-02 --json >"$TESTTMP/rec.json" 2>/dev/null ||
+	fail "plan --recover --json"
+assert_contains "$TESTTMP/rec.txt" "Recovery plan for node devops-node-02 of cluster devopslab"
+assert_contains "$TESTTMP/rec.txt" "firstboot cluster-wide (run by devops-node-02)"
+$PY - "$TESTTMP/rec.json" "$TESTTMP/plan.json" <<'PYEOF'
+import json, sys
+rec, full = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+if rec.get("recover") is not True or rec["node"] != "devops-node-02": fail("header %s" % rec)
+steps = {s["id"]: s for s in rec["steps"]}
+# its own steps and every cluster-wide one; no other node's
+want = [s["id"] for s in full["steps"] if s["node"] in (None, "devops-node-02")]
+if [s["id"] for s in rec["steps"]] != want: fail("steps are not node-02's and the cluster-wide ones, in order")
+notes = {i: s["recover"] for i, s in steps.items() if s["recover"]}
+def note(i, *words):
+    if i not in notes: fail("no recovery note on " + i)
+    for w in words:
+        if w not in notes[i]: fail("%s: %r lacks %r" % (i, notes[i], w))
+note("node/devops-node-02/cluster/join", "pvecm delnode", "never a second cluster")
+note("cluster/template/ubuntu-2204-cloudimage-template/devops-node-02", "made anew")
+note("cluster/vm/devops-dns-01", "newest backup on storage local", "else cloned anew")
+note("cluster/vm/devops-k3s-server-02", "never restored from a backup")
+note("cluster/k3s/server/devops-k3s-server-02", "etcd member", "before the new one joins")
+note("cluster/dns/server/devops-dns-01", "installed anew")
+note("cluster/dns/zone/homelab.local", "rebuilt primary")
+note("cluster/dns/secondary/devops-dns-02", "re-synchronised")
+# what did not live on node 02 is only checked
+for i in ("cluster/vm/devops-k3s-server-01", "cluster/vm/devops-dns-02", "cluster/k3s/server/devops-k3s-server-01",
+          "cluster/template/ubuntu-2204-cloudimage-template/devops-node-01", "cluster/backup/devopslab",
+          "cluster/edge/traefik", "cluster/verify"):
+    if i not in steps: fail("missing step " + i)
+    if i in notes: fail("%s has a recovery note: %r" % (i, notes[i]))
+if any(s["phase"] == "install" and s["recover"] for s in rec["steps"]): fail("install steps carry notes")
+# the VM steps are the plan's own: restore_from only where a backup may be restored
+rf = {s["params"]["name"]: s["params"].get("restore_from") for s in full["steps"] if s["kind"] == "vm"}
+if rf != {"devops-k3s-worker-01": "local", "devops-k3s-worker-02": "local", "devops-k3s-server-01": None,
+          "devops-k3s-server-02": None, "devops-k3s-server-03": None, "devops-dns-01": "local",
+          "devops-dns-02": "local"}:
+    fail("restore_from %s" % rf)
+PYEOF
+[ $? = 0 ] || fail "the recovery plan's structure"
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --recover devops-node-09
+assert_contains "$OUT" 'no node "devops-node-09" in the manifest'
+expect_exit 2 "$DEVOPSLAB" plan --manifest "$ex" --recover devops-node-02 --node devops-node-02
+assert_contains "$OUT" "exclude each other"

@@ -385,7 +385,9 @@ static void test_k3s_params(void **state)
 	assert_int_equal(s->kind, STEP_K3S_SERVER_INIT);
 	keys_from(s, "version", keys, sizeof(keys));
 	assert_string_equal(keys, "version,node_name,cluster_cidr,service_cidr,disable,api_vip,tls_san,datastore,"
-				  "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script");
+				  "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script,rejoin");
+	/* rebuilt, the first server joins the others: without a VIP through the second */
+	assert_string_equal(step_param_string(s, "rejoin"), "https://10.0.10.52:6443");
 	assert_string_equal(step_param_string(s, "node_name"), "srv-1");
 	assert_string_equal(step_param_string(s, "cluster_cidr"), "10.100.0.0/16");
 	assert_string_equal(step_param_string(s, "service_cidr"), "10.43.0.0/16"); /* the default */
@@ -467,7 +469,8 @@ static void test_k3s_vip(void **state)
 	assert_int_equal(plan_build(m, NULL, &p), 0);
 	s = plan_find_step(p, "cluster/k3s/server/srv-1");
 	keys_from(s, "cluster_init", keys, sizeof(keys));
-	assert_string_equal(keys, "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script");
+	assert_string_equal(keys, "cluster_init,kube_vip,token,airgap_binary,airgap_images,install_script,rejoin");
+	assert_string_equal(step_param_string(s, "rejoin"), "https://10.0.10.5:6443"); /* through the VIP */
 	o = json_get_object(s->params, "kube_vip");
 	obj_keys_from(o, NULL, keys, sizeof(keys));
 	assert_string_equal(keys, "ref,interface,address");

@@ -478,6 +478,31 @@ static int volume_present(struct run_ctx *ctx, const char *node, const char *con
 	return 0;
 }
 
+/* The guest's disk `drive` names a volume its storage no longer has (the
+ * node was rebuilt: the cluster kept the guest's configuration, the node's
+ * own storage lost the disk). No disk in the configuration is "gone" too. */
+static int disk_gone(struct run_ctx *ctx, const char *node, const struct json_object *cfg, const char *drive,
+		     bool *ret)
+{
+	_cleanup_free_ struct pve_volume *v = NULL;
+	char volid[PVE_VOLID_MAX], storage[PVE_VOLID_MAX];
+	const char *colon;
+	size_t n = 0;
+	int r;
+
+	*ret = true;
+	if (!cfg_volume(cfg, drive, volid, sizeof(volid)) || !(colon = strchr(volid, ':')))
+		return 0;
+	snprintf(storage, sizeof(storage), "%.*s", (int)(colon - volid), volid);
+	r = pve_storage_volumes(gctx(ctx)->cfg.client, node, storage, "images", &v, &n);
+	if (r < 0)
+		return api_error(ctx, r, "listing the disks on the node");
+	for (size_t i = 0; i < n; i++)
+		if (streq(v[i].volid, volid))
+			*ret = false;
+	return 0;
+}
+
 /* Upload `path` as local:<content>/<name> unless it is there. */
 static int upload(struct run_ctx *ctx, const char *node, const char *content, const char *path, const char *name,
 		  const char *sha256)
@@ -634,7 +659,9 @@ const struct step_ops guests_storage_ops = { .check = storage_check, .apply = st
 static int template_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
 	_cleanup_(guest_list_done) struct guest_list l = {};
+	_cleanup_json_ struct json_object *cfg = NULL;
 	const struct pve_guest *pg;
+	bool gone;
 	uint64_t vmid;
 	int r = pu64(ctx, s, "vmid", &vmid);
 
@@ -653,8 +680,12 @@ static int template_check(struct run_ctx *ctx, const struct step *s, bool *ret_d
 	r = owned(ctx, pg, pstr(s, "name"), pstr(s, "node"), true);
 	if (r < 0)
 		return r;
-	*ret_done = true;
-	return 0;
+	r = pve_vm_config(gctx(ctx)->cfg.client, pg->node, pg->vmid, &cfg);
+	if (r < 0)
+		return api_error(ctx, r, "reading the template's VM");
+	r = disk_gone(ctx, pg->node, cfg, "scsi0", &gone);
+	*ret_done = r >= 0 && !gone;
+	return r;
 }
 
 /* The image's format by its header: qcow2 or raw (what import-from reads). */
@@ -744,17 +775,25 @@ static int template_apply(struct run_ctx *ctx, const struct step *s)
 		return r;
 	if (pg) {
 		_cleanup_json_ struct json_object *cfg = NULL;
+		bool gone = true;
 
 		r = pve_vm_config(g->cfg.client, node, (unsigned)vmid, &cfg);
 		if (r < 0)
 			return api_error(ctx, r, "reading the template's VM");
-		if (!cfg_str(cfg, "scsi0")) {
-			/* Our create died before it imported the disk: start over. */
-			progress(g, "VMID %u (%s) has no disk: a create that did not finish; removing it", (unsigned)vmid,
-				 pg->name);
+		if (cfg_str(cfg, "scsi0")) {
+			r = disk_gone(ctx, node, cfg, "scsi0", &gone);
+			if (r < 0)
+				return r;
+			if (gone)
+				progress(g, "template %s (VMID %u): its disk is gone (the node was rebuilt); making it "
+					    "anew", pg->name, (unsigned)vmid);
+		} else /* our create died before it imported the disk: start over */
+			progress(g, "VMID %u (%s) has no disk: a create that did not finish; removing it",
+				 (unsigned)vmid, pg->name);
+		if (gone) {
 			r = pve_vm_destroy(g->cfg.client, node, (unsigned)vmid);
 			if (r < 0)
-				return api_error(ctx, r, "removing the unfinished template VM");
+				return api_error(ctx, r, "removing the template's VM");
 			pg = NULL;
 		}
 	}
@@ -1234,6 +1273,38 @@ static int vm_clone(struct run_ctx *ctx, const struct vm_want *w)
 	return r < 0 ? api_error(ctx, r, "cloning") : 0;
 }
 
+/* A VM that is missing, or whose disk is gone (`existing`: its
+ * configuration is still in the cluster): restored from its newest backup
+ * on the step's restore_from storage when there is one, else (after
+ * removing what is left of it) cloned anew from its template. */
+static int vm_bring_back(struct run_ctx *ctx, const struct step *s, const struct vm_want *w, bool existing)
+{
+	struct guests_ctx *g = gctx(ctx);
+	const char *from = pstr(s, "restore_from");
+	char archive[PVE_VOLID_MAX] = "";
+	int r;
+
+	if (from) {
+		r = pve_latest_backup(g->cfg.client, w->node, from, w->vmid, archive);
+		if (r < 0)
+			return api_error(ctx, r, "looking for the VM's backups");
+	}
+	if (archive[0]) {
+		progress(g, "restoring %s (VMID %u) on %s from its latest backup %s", w->name, w->vmid, w->node,
+			 archive);
+		r = pve_vm_restore(g->cfg.client, w->node, w->vmid, archive, w->clone_storage, existing);
+		return r < 0 ? api_error(ctx, r, "restoring the VM from its backup") : 0;
+	}
+	if (existing) {
+		progress(g, "%s (VMID %u): no backup of it%s%s; removing what is left of it and making it anew",
+			 w->name, w->vmid, from ? " on " : "", from ? from : "");
+		r = pve_vm_destroy(g->cfg.client, w->node, w->vmid);
+		if (r < 0)
+			return api_error(ctx, r, "removing the VM");
+	}
+	return vm_clone(ctx, w);
+}
+
 static int vm_configure(struct run_ctx *ctx, const struct vm_want *w, const struct json_object *cfg)
 {
 	_cleanup_(pve_params_done) struct pve_params p = {};
@@ -1374,8 +1445,24 @@ static int vm_apply(struct run_ctx *ctx, const struct step *s)
 	r = vm_media(ctx, &w);
 	if (r < 0)
 		return r;
-	if (!pg) {
-		r = vm_clone(ctx, &w);
+	if (pg && !streq(pg->status, "running")) {
+		_cleanup_json_ struct json_object *old = NULL;
+		bool gone = false;
+
+		r = pve_vm_config(g->cfg.client, w.node, w.vmid, &old);
+		if (r < 0)
+			return api_error(ctx, r, "reading the VM's configuration");
+		r = disk_gone(ctx, w.node, old, w.disk, &gone);
+		if (r < 0)
+			return r;
+		if (gone) {
+			progress(g, "%s (VMID %u): its disk is gone (the node was rebuilt)", w.name, w.vmid);
+			r = vm_bring_back(ctx, s, &w, true);
+			if (r < 0)
+				return r;
+		}
+	} else if (!pg) {
+		r = vm_bring_back(ctx, s, &w, false);
 		if (r < 0)
 			return r;
 	}

@@ -272,7 +272,9 @@ static int k3s_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 
 /* ---- apply ------------------------------------------------------------------ */
 
-static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, size_t *ret_len)
+/* rejoin: the first server, rebuilt, joins the running cluster through the
+ * step's "rejoin" URL instead of initialising it (docs/k3s.md). */
+static int node_config(struct run_ctx *ctx, const struct step *s, bool rejoin, char **ret, size_t *ret_len)
 {
 	struct k3s_ctx *k = k3s_kctx(ctx);
 	const char *disable[16], *san[8];
@@ -291,7 +293,11 @@ static int node_config(struct run_ctx *ctx, const struct step *s, char **ret, si
 	};
 	int r;
 
-	if (c.role == K3S_ROLE_INIT)
+	if (c.role == K3S_ROLE_INIT && rejoin) {
+		c.role = K3S_ROLE_SERVER;
+		c.server = step_param_string(s, "rejoin");
+		c.cluster_init = false;
+	} else if (c.role == K3S_ROLE_INIT)
 		c.server = NULL;
 	r = str_array(ctx, s, "disable", disable, ELEMENTSOF(disable), &c.n_disable);
 	if (r >= 0)
@@ -375,7 +381,7 @@ static int config_differs(struct run_ctx *ctx, const struct step *s, const char 
  * node of a joiner's name removed. Then config.yaml and K3s's install
  * script, which (re)starts the service. With K3s running already, only a
  * configuration that differs is written, and K3s restarted with it. */
-static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
+static int install(struct run_ctx *ctx, const struct step *s, bool fresh, bool rejoin)
 {
 	struct k3s_ctx *k = k3s_kctx(ctx);
 	enum k3s_role role = role_of(s);
@@ -387,11 +393,21 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 	bool differs = true;
 	int r;
 
-	r = node_config(ctx, s, &config, &n);
+	r = node_config(ctx, s, rejoin, &config, &n);
 	if (r < 0)
 		return r;
 	if (!fresh) {
 		r = config_differs(ctx, s, config, &differs);
+		if (r >= 0 && differs && role == K3S_ROLE_INIT && step_param_string(s, "rejoin")) {
+			/* a first server that once rejoined keeps that configuration */
+			char *other = NULL;
+			size_t on = 0;
+
+			r = node_config(ctx, s, true, &other, &on);
+			if (r >= 0)
+				r = config_differs(ctx, s, other, &differs);
+			free_wiped(other);
+		}
 		if (r < 0 || !differs) {
 			if (r >= 0)
 				k3s_progress(k, "%s: K3s already runs (an earlier run started it); waiting for it",
@@ -402,7 +418,7 @@ static int install(struct run_ctx *ctx, const struct step *s, bool fresh)
 		k3s_progress(k, "%s: K3s runs with another configuration than the manifest's; writing it and "
 			    "restarting K3s",
 			 s->vm.name);
-	} else if (role == K3S_ROLE_INIT) {
+	} else if (role == K3S_ROLE_INIT && !rejoin) {
 		/* before K3s first starts: it then uses these CAs, never its own */
 		for (size_t i = 0; i < K3S_TLS_FILES && r >= 0; i++)
 			r = guest_write(ctx, &k3s_kctx(ctx)->gx, &s->vm, k->trust.files[i].path, k->trust.files[i].mode,
@@ -455,7 +471,7 @@ static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 	enum k3s_role role = role_of(s);
 	struct node_view v;
 	struct json_object *res;
-	bool active = false;
+	bool active = false, rejoin = false;
 	int r;
 
 	if (!k || !s->has_vm)
@@ -465,14 +481,21 @@ static int k3s_apply(struct run_ctx *ctx, const struct step *s)
 		r = guest_active(ctx, &k3s_kctx(ctx)->gx, &s->vm, unit_of(role), &active);
 	if (r < 0)
 		return r;
-	if (!active && role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready)
+	if (!active && role == K3S_ROLE_INIT && view(k, s->vm.name, role, &v) >= 0 && v.api_ready) {
 		/* someone else answers for the cluster: a second cluster-init
-		 * would split it */
-		return run_ctx_error(ctx, -EEXIST,
-				     "%s: K3s does not run here, yet the cluster's API answers at %s: a rebuilt first "
-				     "server must join the running cluster, not initialise a new one",
-				     s->vm.name, kube_url(k->kube));
-	r = install(ctx, s, !active);
+		 * would split it; the rebuilt first server joins instead */
+		if (!step_param_string(s, "rejoin"))
+			return run_ctx_error(ctx, -EEXIST,
+					     "%s: K3s does not run here, yet the cluster's API answers at %s: a rebuilt "
+					     "first server must join the running cluster, not initialise a new one, and "
+					     "without embedded etcd it cannot",
+					     s->vm.name, kube_url(k->kube));
+		k3s_progress(k, "%s: K3s does not run here, yet the cluster's API answers: this first server was "
+			    "rebuilt; it joins the running cluster through %s",
+			 s->vm.name, step_param_string(s, "rejoin"));
+		rejoin = true;
+	}
+	r = install(ctx, s, !active, rejoin);
 	if (r < 0)
 		return r;
 	r = wait_ready(ctx, s, &v);

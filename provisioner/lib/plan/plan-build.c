@@ -24,6 +24,7 @@
 #include "json-util.h"
 #include "plan-internal.h"
 #include "manifest/seed-id.h"
+#include "parse.h"
 
 /* The layout the Proxmox VE installer makes, which the disk steps are asked
  * to reproduce: BIOS boot partition, EFI system partition, one LVM PV. */
@@ -148,7 +149,7 @@ static void push(struct builder *b, struct json_object *a, struct json_object *v
 
 static void fmt_ip(uint32_t ip, char buf[static 16])
 {
-	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+	ipv4_format(ip, buf, 16);
 }
 
 static void put_ip(struct builder *b, struct json_object *o, const char *key, uint32_t ip)
@@ -882,6 +883,20 @@ static struct json_object *vm_files(struct builder *b, const struct mf_vm_group 
 	return a;
 }
 
+static bool group_listed(char *const *v, size_t n, const char *id)
+{
+	for (size_t i = 0; id && i < n; i++)
+		if (streq_ptr(v[i], id))
+			return true;
+	return false;
+}
+
+/* Does the group run K3s servers with embedded etcd? */
+static bool etcd_member(const struct manifest *m, const struct mf_vm_group *g)
+{
+	return m->k3s.present && m->k3s.ha && group_listed(m->k3s.servers, m->k3s.n_servers, g->id);
+}
+
 static void add_vm(struct builder *b, const struct mf_vm *vm)
 {
 	const struct mf_vm_group *g = vm->group;
@@ -934,6 +949,12 @@ static void add_vm(struct builder *b, const struct mf_vm *vm)
 	put_str(b, p, "ciuser", g->ciuser);
 	put_strv(b, p, "sshkeys", g->sshkeys, g->n_sshkeys);
 	put(b, p, "files", vm_files(b, g));
+	/* A VM whose disks are gone (its node rebuilt) comes back from its
+	 * newest backup when the backup storage has one, else is made anew.
+	 * Never an etcd member: a stale disk would bring back a removed
+	 * member with old data; the cluster's etcd holds it all. */
+	if (m->backup.present && !etcd_member(m, g))
+		put_str(b, p, "restore_from", m->backup.storage);
 	bfmt(b, title, sizeof(title), "Creating VM %s", vm->name);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_VM, NULL, p, title, "cluster/vm/%s", vm->name);
 	if (s) {
@@ -1079,6 +1100,25 @@ static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf
 	}
 }
 
+/* The first server rebuilt while the others run joins them instead of
+ * initialising (docs/k3s.md, "A rebuilt first server"): through the
+ * virtual address, else the second server. Only with embedded etcd: a
+ * lone SQLite server's data is gone with it. */
+static void add_k3s_rejoin(struct builder *b, size_t init_step, const struct mf_vm *second)
+{
+	const struct mf_k3s *k = &b->m->k3s;
+	struct step *s = &b->plan->steps[init_step];
+	char url[48], ip[16];
+
+	if (!k->ha || (!k->api_vip && !second))
+		return;
+	fmt_ip(k->api_vip ? k->api_vip : second->ip, ip);
+	bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
+	put_str(b, s->params, "rejoin", url);
+	if (b->error >= 0 && step_hash_params(s) < 0)
+		b->error = plan_fail(-ENOMEM, "cannot hash the K3s step's parameters");
+}
+
 static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool servers, struct mf_vm *init,
 			   bool *have_init)
 {
@@ -1152,6 +1192,21 @@ static void add_k3s(struct builder *b)
 	if (!have_init && b->error >= 0) {
 		b->error = plan_fail(-EINVAL, "k3s: no server VM");
 		return;
+	}
+	if (b->error >= 0) {
+		size_t first = b->plan->n_steps;
+		const struct mf_vm *second = NULL;
+
+		for (size_t i = 0; i < b->plan->n_steps; i++) {
+			const struct step *s = &b->plan->steps[i];
+
+			if (s->kind == STEP_K3S_SERVER_INIT)
+				first = i;
+			else if (s->kind == STEP_K3S_SERVER_JOIN && !second)
+				second = &s->vm;
+		}
+		if (first < b->plan->n_steps)
+			add_k3s_rejoin(b, first, second);
 	}
 	add_k3s_groups(b, k->agents, k->n_agents, false, &init, &have_init);
 	add_k3s_charts(b, &init);
@@ -1440,14 +1495,6 @@ static void add_edge(struct builder *b)
 	    "cluster/edge/routes");
 }
 
-static bool group_listed(char *const *v, size_t n, const char *id)
-{
-	for (size_t i = 0; id && i < n; i++)
-		if (streq_ptr(v[i], id))
-			return true;
-	return false;
-}
-
 /* What the verification step checks, from the steps before it: every VM
  * running, every K3s node Ready, and every DNS record of the plan answered
  * by every DNS server (the wildcard asked for a name under it). */
@@ -1629,4 +1676,128 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 		filter(b.plan, node);
 	*ret = b.plan;
 	return 0;
+}
+
+/* ---- recovery of one node ------------------------------------------------ */
+
+int plan_build_recover(const struct manifest *m, const char *node, struct plan **ret)
+{
+	struct plan *p = NULL;
+	int r;
+
+	if (!node)
+		return plan_fail(-EINVAL, "a recovery plan is for one node");
+	if (!manifest_find_node(m, node))
+		return plan_fail(-ENOENT, "no node \"%s\" in the manifest", node);
+	r = plan_build(m, NULL, &p);
+	if (r < 0)
+		return r;
+	free(p->node);
+	p->node = strdup(node);
+	if (!p->node) {
+		plan_free(p);
+		return -ENOMEM;
+	}
+	p->recover = true;
+	filter(p, node);
+	*ret = p;
+	return 0;
+}
+
+/* The node the plan puts VM `name` on, or NULL. */
+static const char *vm_node(const struct plan *p, const char *name)
+{
+	for (size_t i = 0; name && i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_VM && p->steps[i].has_vm && streq(p->steps[i].vm.name, name))
+			return p->steps[i].vm.target_node;
+	return NULL;
+}
+
+static bool on_node(const struct plan *p, const char *vm)
+{
+	return streq_ptr(vm_node(p, vm), p->node);
+}
+
+const char *plan_recovery_note(const struct plan *p, const struct step *s, char *buf, size_t size)
+{
+	const struct manifest *m = p->manifest;
+	const char *primary = m->dns.present ? m->dns.primary : NULL;
+	const char *secondary = m->dns.present ? m->dns.secondary : NULL;
+	const char *from;
+
+	if (!p->recover || !p->node)
+		return NULL;
+	if (s->phase == STEP_PHASE_INSTALL)
+		return NULL; /* a first install's, as the plan's header says */
+	switch (s->kind) {
+	case STEP_CLUSTER_CREATE:
+	case STEP_CLUSTER_JOIN:
+		snprintf(buf, size,
+			 "a running member removes the dead %s from cluster %s (pvecm delnode; the cluster keeps its "
+			 "quorum: the others are a majority), then %s joins again; never a second cluster",
+			 p->node, m->cluster.name, p->node);
+		return buf;
+	case STEP_TEMPLATE:
+		if (!streq_ptr(step_param_string(s, "node"), p->node))
+			return NULL;
+		snprintf(buf, size, "its disk was on %s: the template is made anew from the bundle's image", p->node);
+		return buf;
+	case STEP_VM:
+		if (!s->has_vm || !streq_ptr(s->vm.target_node, p->node))
+			return NULL;
+		from = step_param_string(s, "restore_from");
+		if (from)
+			snprintf(buf, size,
+				 "its disk was on %s: restored from its newest backup on storage %s if there is one "
+				 "(a storage only %s had is gone with it), else cloned anew",
+				 p->node, from, p->node);
+		else
+			snprintf(buf, size, "its disk was on %s: cloned anew from its template%s", p->node,
+				 m->backup.present ? " (an etcd member is never restored from a backup: the cluster's "
+						     "etcd holds its data)"
+						   : " (no backup: the manifest has no backup:)");
+		return buf;
+	case STEP_K3S_SERVER_INIT:
+		if (!s->has_vm || !on_node(p, s->vm.name))
+			return NULL;
+		if (step_param_string(s, "rejoin"))
+			snprintf(buf, size,
+				 "the first K3s server lived on %s: its old node and etcd member are removed through a "
+				 "running server, then it joins the running cluster through %s instead of initialising one",
+				 p->node, step_param_string(s, "rejoin"));
+		else
+			snprintf(buf, size, "the only K3s server lived on %s (SQLite, no etcd to rejoin): a new "
+					    "cluster is initialised; what the old one held is gone",
+				 p->node);
+		return buf;
+	case STEP_K3S_SERVER_JOIN:
+	case STEP_K3S_AGENT:
+		if (!s->has_vm || !on_node(p, s->vm.name))
+			return NULL;
+		snprintf(buf, size,
+			 "its old node%s removed through a running server before the new one joins%s",
+			 s->kind == STEP_K3S_AGENT ? " is" : " and etcd member are",
+			 s->kind == STEP_K3S_AGENT ? "" : " (etcd never has more members than the manifest's servers)");
+		return buf;
+	case STEP_DNS_SERVER:
+		if (!s->has_vm || !on_node(p, s->vm.name))
+			return NULL;
+		snprintf(buf, size, "Technitium installed anew on the new %s", s->vm.name);
+		return buf;
+	case STEP_DNS_ZONE:
+	case STEP_DNS_RECORD:
+	case STEP_DNS_FORWARDERS:
+		if (!on_node(p, primary))
+			return NULL;
+		snprintf(buf, size, "checked on the rebuilt primary %s, made again where missing", primary);
+		return buf;
+	case STEP_DNS_SECONDARY:
+		if (!on_node(p, primary) && !on_node(p, secondary))
+			return NULL;
+		snprintf(buf, size, "the secondary %s re-synchronised from the primary %s (a full zone transfer)",
+			 secondary, primary);
+		return buf;
+	default:
+		return NULL;
+	}
 }

@@ -170,6 +170,8 @@ static void put_members(FILE *f, struct json_object *o, int indent, bool sizes)
 
 static const char *first_node_name(const struct plan *p)
 {
+	if (p->recover && p->node)
+		return p->node;
 	for (size_t i = 0; p->manifest && i < p->manifest->n_nodes; i++)
 		if (p->manifest->nodes[i].role == MF_ROLE_FIRST)
 			return p->manifest->nodes[i].name;
@@ -189,16 +191,28 @@ int plan_print_text(FILE *f, const struct plan *p)
 {
 	const struct step *prev = NULL;
 
-	fprintf(f, "Plan for cluster %s", cluster_name(p));
-	if (p->node)
-		fprintf(f, ", node %s", p->node);
-	fprintf(f, ": %zu steps\n", p->n_steps);
+	if (p->recover)
+		fprintf(f, "Recovery plan for node %s of cluster %s: %zu steps\n"
+			   "The node is reinstalled as on its first install; its first boot rejoins it to the\n"
+			   "cluster and runs the cluster-wide steps itself.\n"
+			   "Steps marked \"recover:\" bring back what lived on it; the others only check that\n"
+			   "the rest of the lab is as it was (each step changes nothing that is already right).\n",
+			p->node, cluster_name(p), p->n_steps);
+	else {
+		fprintf(f, "Plan for cluster %s", cluster_name(p));
+		if (p->node)
+			fprintf(f, ", node %s", p->node);
+		fprintf(f, ": %zu steps\n", p->n_steps);
+	}
 	for (size_t i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
+		char note[512];
 
 		if (!prev || prev->phase != s->phase || !streq_ptr(prev->node, s->node))
 			put_group_header(f, p, s);
 		fprintf(f, "%4zu. %s\n", i + 1, s->title);
+		if (plan_recovery_note(p, s, note, sizeof(note)))
+			fprintf(f, "      recover: %s\n", note);
 		fprintf(f, "      id: %s (%s)\n", s->id, step_kind_to_string(s->kind));
 		put_members(f, s->params, 6, false);
 		prev = s;
@@ -208,9 +222,10 @@ int plan_print_text(FILE *f, const struct plan *p)
 	return 0;
 }
 
-static int step_to_json(const struct step *s, size_t index, struct json_object **ret)
+static int step_to_json(const struct plan *p, const struct step *s, size_t index, struct json_object **ret)
 {
 	_cleanup_json_ struct json_object *o = json_object_new_object();
+	char note[512];
 	int r;
 
 	if (!o)
@@ -222,6 +237,8 @@ static int step_to_json(const struct step *s, size_t index, struct json_object *
 	    (r = json_add_string(o, "title", s->title)) < 0 ||
 	    (r = json_add(o, "params", json_object_get(s->params))) < 0 ||
 	    (r = json_add_string(o, "params_hash", s->params_hash)) < 0)
+		return r;
+	if (p->recover && (r = json_add_string(o, "recover", plan_recovery_note(p, s, note, sizeof(note)))) < 0)
 		return r;
 	*ret = TAKE_PTR(o);
 	return 0;
@@ -238,12 +255,13 @@ int plan_to_json(const struct plan *p, struct json_object **ret)
 		return -ENOMEM;
 	}
 	if ((r = json_add_string(o, "cluster", cluster_name(p))) < 0 || (r = json_add_string(o, "node", p->node)) < 0 ||
-	    (r = json_add_u64(o, "n_steps", p->n_steps)) < 0 || (r = json_add(o, "steps", steps)) < 0)
+	    (r = json_add_u64(o, "n_steps", p->n_steps)) < 0 || (r = json_add(o, "steps", steps)) < 0 ||
+	    (p->recover && (r = json_add(o, "recover", json_object_new_boolean(true))) < 0))
 		return r;
 	for (size_t i = 0; i < p->n_steps; i++) {
 		struct json_object *s = NULL;
 
-		r = step_to_json(&p->steps[i], i + 1, &s);
+		r = step_to_json(p, &p->steps[i], i + 1, &s);
 		if (r < 0 || (r = json_array_add(steps, s)) < 0)
 			return r;
 	}

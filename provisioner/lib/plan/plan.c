@@ -129,6 +129,7 @@ int plan_filter(const struct plan *p, bool (*keep)(const struct step *s, void *u
 
 	if (!sub)
 		return -ENOMEM;
+	sub->recover = p->recover;
 	for (size_t i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
 		struct step *t;
@@ -161,5 +162,7 @@ bool plan_step_runs_on(const struct plan *p, const struct step *s, const char *n
 {
 	if (s->node)
 		return streq_ptr(s->node, node);
+	if (p->recover)
+		return node && streq_ptr(p->node, node);
 	return node && streq_ptr(first_node(p->manifest), node);
 }

@@ -28,6 +28,7 @@ struct json_object;
 struct plan {
 	const struct manifest *manifest; /* borrowed */
 	char *node;                      /* the filter, or NULL */
+	bool recover;                    /* a recovery plan: node, rebuilt, runs the cluster-wide steps */
 	struct step *steps;
 	size_t n_steps, allocated;
 };
@@ -35,6 +36,16 @@ struct plan {
 /* Build the plan. -ENOENT when `node` is not in the manifest; -E2BIG past
  * PLAN_MAX_STEPS; plan_error() has the detail. */
 int plan_build(const struct manifest *m, const char *node, struct plan **ret);
+
+/* The plan of rebuilding `node` (docs/operations.md, "Recovering a node"):
+ * its install, then its first boot, in which it runs the cluster-wide steps
+ * itself, to bring back what lived on it. */
+int plan_build_recover(const struct manifest *m, const char *node, struct plan **ret);
+
+/* What recovering p->node does at step s, for the plan's reader; NULL
+ * when s only checks that things are as they were (not a recovery plan,
+ * or a step about something that did not live on the node). */
+const char *plan_recovery_note(const struct plan *p, const struct step *s, char *buf, size_t size);
 
 /* For builders and tests: an empty plan, and appending one step. `params`
  * is taken (even on failure; NULL = empty object). The id is printf-formatted.

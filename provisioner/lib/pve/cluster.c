@@ -312,9 +312,10 @@ int cluster_create_check(struct cluster_ctx *c, bool *ret_done)
 
 static int join_via(struct cluster_ctx *c, size_t via);
 
-/* A reinstalled first node: does a reachable member have our cluster (with
- * our name in it)? One quick attempt each; unreachable members are skipped. */
-static int find_existing_cluster(struct cluster_ctx *c, size_t *ret_via)
+/* Does a reachable member run our cluster, quorate (and, with listing_self,
+ * still list this node)? One quick attempt each; unreachable members are
+ * skipped. 1 and *ret_via when one does, else 0. */
+static int find_existing_cluster(struct cluster_ctx *c, bool listing_self, size_t *ret_via)
 {
 	for (size_t i = 0; i < c->cfg.n_nodes; i++) {
 		struct pve_cluster_status *s;
@@ -344,7 +345,8 @@ static int find_existing_cluster(struct cluster_ctx *c, size_t *ret_via)
 			r = pve_cluster_status(pc, s);
 		if (r == -EKEYREJECTED && c->cfg.nodes[i].has_fp)
 			seterr(c, "%s", pve_client_error(pc));
-		found = r >= 0 && s->in_cluster && streq(s->name, c->cfg.cluster_name) && s->quorate;
+		found = r >= 0 && s->in_cluster && streq(s->name, c->cfg.cluster_name) && s->quorate &&
+			(!listing_self || pve_cluster_find(s, name_of(c, c->self)));
 		pve_client_free(pc);
 		free(s);
 		if (r == -EKEYREJECTED && c->cfg.nodes[i].has_fp)
@@ -357,6 +359,29 @@ static int find_existing_cluster(struct cluster_ctx *c, size_t *ret_via)
 	return 0;
 }
 
+int cluster_find_stale_self(struct cluster_ctx *c, bool *ret)
+{
+	struct pve_cluster_status *s;
+	size_t via;
+	int r;
+
+	*ret = false;
+	r = find_existing_cluster(c, true, &via);
+	if (r <= 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = status_of(c, c->self, s);
+	if (r >= 0 && !s->in_cluster) {
+		progress(c, "'%s' runs cluster '%s', which still lists '%s': this node was rebuilt", name_of(c, via),
+			 c->cfg.cluster_name, name_of(c, c->self));
+		*ret = true;
+	}
+	free(s);
+	return r < 0 ? r : 0;
+}
+
 int cluster_create_apply(struct cluster_ctx *c)
 {
 	const struct cluster_node_cfg *me = &c->cfg.nodes[c->self];
@@ -364,7 +389,7 @@ int cluster_create_apply(struct cluster_ctx *c)
 	size_t via;
 	int r;
 
-	r = find_existing_cluster(c, &via);
+	r = find_existing_cluster(c, false, &via);
 	if (r < 0)
 		return r;
 	if (r > 0) {

@@ -88,6 +88,11 @@ bool cluster_self_is_first(const struct cluster_ctx *c);
 /* The steps (0 or -errno; detail in cluster_error()). */
 int cluster_create_check(struct cluster_ctx *c, bool *ret_done);
 int cluster_create_apply(struct cluster_ctx *c);
+/* Is this node one rebuilt while the cluster ran on: a reachable member
+ * runs our cluster, quorate, still listing this node, which itself is in
+ * no cluster? Quick (one attempt per member); *ret false when no member
+ * answers. */
+int cluster_find_stale_self(struct cluster_ctx *c, bool *ret);
 int cluster_join_check(struct cluster_ctx *c, bool *ret_done);
 int cluster_join_apply(struct cluster_ctx *c);
 int cluster_quorum_check(struct cluster_ctx *c, bool *ret_done);

@@ -174,10 +174,34 @@ int pve_storage_volumes(struct pve_client *c, const char *node, const char *stor
 		    copy_field(v[i].format, sizeof(v[i].format), e, "format") < 0)
 			return bad_answer(c, "GET storage content");
 		v[i].size = num(e, "size");
+		v[i].ctime = num(e, "ctime");
 		v[i].vmid = (unsigned)num(e, "vmid");
 	}
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
+	return 0;
+}
+
+int pve_latest_backup(struct pve_client *c, const char *node, const char *storage, unsigned vmid,
+		      char ret[PVE_VOLID_MAX])
+{
+	_cleanup_free_ struct pve_volume *v = NULL;
+	const struct pve_volume *best = NULL;
+	size_t n = 0;
+	int r = pve_storage_volumes(c, node, storage, "backup", &v, &n);
+
+	ret[0] = '\0';
+	if (r < 0)
+		return r;
+	/* vzdump names carry the time too (vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS):
+	 * equal ctimes fall back to the name */
+	for (size_t i = 0; i < n; i++)
+		if (v[i].vmid == vmid && streq(v[i].content, "backup") &&
+		    (!best || v[i].ctime > best->ctime ||
+		     (v[i].ctime == best->ctime && strcmp(v[i].volid, best->volid) > 0)))
+			best = &v[i];
+	if (best)
+		snprintf(ret, PVE_VOLID_MAX, "%s", best->volid);
 	return 0;
 }
 
@@ -298,6 +322,21 @@ int pve_vm_template(struct pve_client *c, const char *node, unsigned vmid)
 	int r = vm_path(path, sizeof(path), node, vmid, "/template");
 
 	return r < 0 ? r : pve_call_task(c, HTTP_POST, path, NULL);
+}
+
+int pve_vm_restore(struct pve_client *c, const char *node, unsigned vmid, const char *archive, const char *storage,
+		   bool force)
+{
+	_cleanup_(pve_params_done) struct pve_params p = {};
+	int r = pve_params_add_int(&p, "vmid", vmid);
+
+	if (r >= 0)
+		r = pve_params_add(&p, "archive", archive);
+	if (r >= 0 && storage)
+		r = pve_params_add(&p, "storage", storage);
+	if (r >= 0 && force)
+		r = pve_params_add_bool(&p, "force", true);
+	return r < 0 ? r : pve_vm_create(c, node, &p);
 }
 
 /* qemu-server takes the source's config lock for the clone; a second one

@@ -43,11 +43,16 @@ struct pve_volume {
 	char content[16];
 	char format[16];
 	uint64_t size;
+	uint64_t ctime;                   /* creation, seconds since the epoch; 0 when not given */
 	unsigned vmid;                    /* 0 when none */
 };
 /* content: a type filter or NULL. *ret is malloc'd (free()). */
 int pve_storage_volumes(struct pve_client *c, const char *node, const char *storage, const char *content,
 			struct pve_volume **ret, size_t *ret_n);
+/* The newest backup archive of VM vmid on storage (as seen from node):
+ * *ret its volid, "" when there is none. */
+int pve_latest_backup(struct pve_client *c, const char *node, const char *storage, unsigned vmid,
+		      char ret[PVE_VOLID_MAX]);
 /* DELETE /nodes/{node}/storage/{storage}/content/{volume} (waits when it is a task). */
 int pve_storage_delete_volume(struct pve_client *c, const char *node, const char *storage, const char *volid);
 
@@ -76,6 +81,11 @@ int pve_vm_create(struct pve_client *c, const char *node, const struct pve_param
 int pve_vm_update(struct pve_client *c, const char *node, unsigned vmid, const struct pve_params *p);
 /* POST /nodes/{node}/qemu/{vmid}/template */
 int pve_vm_template(struct pve_client *c, const char *node, unsigned vmid);
+/* qmrestore through the API: POST /nodes/{node}/qemu with archive (a
+ * backup's volid), its disks onto storage (NULL: where they were); force
+ * replaces an existing VM of that VMID. Waits for the task. */
+int pve_vm_restore(struct pve_client *c, const char *node, unsigned vmid, const char *archive, const char *storage,
+		   bool force);
 /* POST /nodes/{node}/qemu/{vmid}/clone on the template's node. full: a
  * full copy onto `storage` (NULL: the template's); otherwise a linked
  * clone. -EBUSY when the template is locked by another clone (Proxmox:
