@@ -98,15 +98,6 @@ DNSARGS=(--assets "$A" --boot-timeout 60 --ca "$TESTTMP/ca.pem" --ca-key "$TESTT
 	--dns-query "dns-01=127.0.0.1:$TN_DNS_PORT_dns_01" --dns-query "dns-02=127.0.0.1:$TN_DNS_PORT_dns_02"
 	--verify-timeout 30)
 
-# tn_api through the VM's address, trusted by the cluster CA (dns-lib.sh).
-tn_vm() { # NAME IP
-	local port
-	tn_use "$1"
-	port=${TN_URL##*:}
-	TN_URL=https://$2:53443
-	TN_CURL_OPTS=(--cacert "$TESTTMP/ca.pem" --connect-to "$2:53443:127.0.0.1:$port")
-}
-
 # The members join; the first node's run is killed (-9) three times on its
 # way through the DNS steps: as it installs Technitium in the primary, as
 # it creates the zone, as it makes the secondary. Each next run resumes.

@@ -24,7 +24,7 @@ check_records() {
 	"$PY" - "$@" <<'PYEOF' || fail "records under $1"
 import json, os, sys
 top, testdir, nodes = sys.argv[1], sys.argv[2], sys.argv[3:]
-keys = "auth,login,method,node,params,path,redacted,status,time".split(",")
+keys = "auth,login,method,node,params,path,quorum,redacted,status,time".split(",")
 if sorted(os.listdir(top)) != [testdir]:
     sys.exit("FAIL: %s holds %s, expected ['%s']" % (top, sorted(os.listdir(top)), testdir))
 d = os.path.join(top, testdir)

@@ -92,6 +92,16 @@ tn_use() { # NAME
 	TN_NAME=$1
 }
 
+# tn_api through an installed server's VM address (NAME IP), trusted by the
+# cluster CA $TESTTMP/ca.pem, as the provisioner reaches it.
+tn_vm() { # NAME IP
+	local port
+	tn_use "$1"
+	port=${TN_URL##*:}
+	TN_URL=https://$2:53443
+	TN_CURL_OPTS=(--cacert "$TESTTMP/ca.pem" --connect-to "$2:53443:127.0.0.1:$port")
+}
+
 tn_login() { # [PASSWORD]
 	local pw=${1:-$(cat "$TESTTMP/tn-admin.pw")} out
 	out=$(curl -sS --max-time 10 ${TN_CURL_OPTS[@]+"${TN_CURL_OPTS[@]}"} "$TN_URL/api/user/login" \

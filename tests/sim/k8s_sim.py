@@ -64,7 +64,9 @@ the helm releases ("objects", "rv", "deploy", "releases":
 k8s_sim_objects.py); a test may list node names in "hold" to keep them
 from becoming Ready until it takes them out. Every request is recorded
 (sim_record.py: $K8S_SIM_RECORD_DIR/api.jsonl and the suite's
-k8s-api.jsonl), with how it authenticated but never a credential.
+k8s-api.jsonl), with how it authenticated but never a credential, and
+with etcd as it stood after it ({members, voting, up, quorate, cluster};
+tests/sim/quorum_check.py).
 """
 import argparse
 import datetime
@@ -311,6 +313,20 @@ def quorate(st, live, now):
     return len(up) * 2 > len(voting)
 
 
+def etcd_view(a):
+    """etcd as it stands after a request, for the record: its members
+    (learners too), the voters, the voters whose K3s runs, and whether they
+    are a majority (tests/sim/quorum_check.py reads it)."""
+    pve = snapshot(a)
+    with Locked(a.pve_state, "k8s.json", new_state, write=False) as st:
+        live = {g[0]: g for g in guests(pve)}
+        now = time.time()
+        voting = [m for m, mb in st["members"].items() if mb["voting_at"] <= now]
+        up = [m for m in voting if m in st["nodes"] and node_up(st, live, m)]
+        return {"members": len(st["members"]), "voting": len(voting), "up": len(up),
+                "quorate": quorate(st, live, now), "cluster": st["cluster"] is not None}
+
+
 def node_obj(st, live, name, now, a):
     n = st["nodes"][name]
     mb = st["members"].get(name)
@@ -462,7 +478,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # never the Authorization header: only how the request authenticated
             self.server.rec.record({"method": method, "path": url.path, "query": url.query, "status": code,
                                     "user": user, "groups": groups, "auth": how, "time": time.time(),
-                                    "body": body.decode("utf-8", "replace") if method != "GET" else None})
+                                    "body": body.decode("utf-8", "replace") if method != "GET" else None,
+                                    "etcd": etcd_view(a)})
 
     def route(self, method, url, user, groups, body):
         a = self.server.a

@@ -32,7 +32,9 @@ What it models (docs/pve.md, "The simulator"):
   * Storage, uploads, QEMU guests, their tasks, locks, guest agent and
     cloud-init seeds: pve_sim_guests.py (docs/pve.md, "The guest model").
   * Records every request as one JSON line {node, method, path, params,
-    redacted, status, auth, time, login} into $PVE_SIM_RECORD_DIR/NODE.jsonl
+    redacted, status, auth, time, login, quorum} (quorum: the node's
+    cluster after the request, {cluster, members, online, quorate}, which
+    tests/sim/quorum_check.py reads) into $PVE_SIM_RECORD_DIR/NODE.jsonl
     and, with SIM_RECORD_DIR set, into
     $SIM_RECORD_DIR/TESTDIR/pve-NODE.jsonl (secrets redacted; sim_record.py).
 """
@@ -100,6 +102,17 @@ class State:
                       "fault_hits": {}, "next_cluster": 1}
         return self.s
 
+    def read(self):
+        """The state, read under the locks and not written back."""
+        with self.tlock:
+            fd = os.open(self.lockpath, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with open(self.path, encoding="utf-8") as f:
+                    return json.load(f)
+            finally:
+                os.close(fd)
+
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
@@ -147,6 +160,7 @@ class Sim:
         self.conn_gen = 0
         with self.state as s:
             n = s["nodes"].get(self.node)
+            was_member = bool(n and n.get("cluster"))
             if n is None or a.fresh:
                 crt, key, fp = make_cert(a.state, self.node, a.ip, int(time.time() * 1000))
                 n = {"ip": a.ip, "port": a.port, "cluster": None, "authkey": secrets.token_hex(16),
@@ -156,7 +170,7 @@ class Sim:
                 s["nodes"][self.node] = n
             n.update({"port": a.port, "heartbeat": time.time(), "version": a.pve_version,
                       "time_offset": a.time_offset, "guests": a.guests})
-            pve_sim_guests.init_node(self, s, a)
+            pve_sim_guests.init_node(self, s, a, was_member)
             if "root@pam" not in s["users"] or a.password_file:
                 pw = open(a.password_file, encoding="utf-8").read().rstrip("\n") if a.password_file else "secret"
                 s["users"]["root@pam"] = {"password": pw}
@@ -317,6 +331,17 @@ class Sim:
         n = s["nodes"].get(name)
         return n is not None and time.time() - n["heartbeat"] < 1.0 and not n.get("down")
 
+    def quorum_view(self):
+        """The cluster as this node sees it after a request, for the record
+        (tests/sim/quorum_check.py): its members, those online, quorate."""
+        s = self.state.read()
+        cid = s["nodes"][self.node]["cluster"]
+        if cid is None:
+            return {"cluster": None, "members": 0, "online": 0, "quorate": None}
+        c = s["clusters"][cid]
+        up = sum(1 for k in c["members"] if self.online(s, k) and s["nodes"][k]["cluster"] == cid)
+        return {"cluster": c["name"], "members": len(c["members"]), "online": up, "quorate": up * 2 > len(c["members"])}
+
     def quorate(self, s, cid):
         c = s["clusters"][cid]
         up = sum(1 for k in c["members"] if self.online(s, k) and s["nodes"][k]["cluster"] == cid)
@@ -433,7 +458,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.sim.recorder.record({"node": self.sim.node, "method": method, "path": rawpath, "params": red,
                                   "redacted": sorted(k for k in params if k in SECRET_PARAMS),
                                   "status": status, "auth": auth, "time": time.time(),
-                                  "login": getattr(self, "login_kind", None)})
+                                  "login": getattr(self, "login_kind", None), "quorum": self.sim.quorum_view()})
         self.login_kind = None
 
     def matching_faults(self, method, path):

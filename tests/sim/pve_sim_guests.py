@@ -80,18 +80,33 @@ def add_arguments(ap):
                     help="longest wait for a VM lock (Proxmox waits 1-10 s, by call)")
 
 
-def init_node(sim, s, a):
+def init_node(sim, s, a, was_member=False):
+    """A node's start. A reinstalled node (--fresh) starts with empty disks.
+    Had it been a cluster member, the cluster file system (pmxcfs) keeps its
+    guests' configurations in /etc/pve/nodes/NODE/qemu-server — `pvecm
+    delnode` leaves that directory — so they stay, each a stopped VM whose
+    node-local disks are gone ("lost_disks"; its guest-side state with them);
+    they are the cluster's, not the new installation's own /etc/pve (the join
+    pre-check does not count them, has_guests)."""
     st.init(s, sim.node, a)
     s["nodes"][sim.node]["gopts"]["technitium_dir"] = os.path.abspath(a.technitium_dir) if a.technitium_dir \
         else None
     vms = s["guest"].setdefault("vms", {})
     s["guest"].setdefault("flocks", {})
-    if a.fresh or sim.node not in vms:
+    if a.fresh and was_member and vms.get(sim.node):
+        for vmid, vm in list(vms[sim.node].items()):
+            kept = new_vm(dict(vm["conf"]))
+            kept["pending"], kept["pdel"] = vm.get("pending", {}), vm.get("pdel", {})
+            kept["conf"].pop("lock", None)
+            kept["lost_disks"] = True
+            vms[sim.node][vmid] = kept
+    elif a.fresh or sim.node not in vms:
         vms[sim.node] = {}
 
 
 def has_guests(s, node):
-    return bool(s.get("guest", {}).get("vms", {}).get(node))
+    """Guests of the node's own installation (pve-cluster's join check)."""
+    return any(not vm.get("lost_disks") for vm in s.get("guest", {}).get("vms", {}).get(node, {}).values())
 
 
 UPLOAD_RE = re.compile(r"/nodes/([^/]+)/storage/([^/]+)/upload")
@@ -252,9 +267,17 @@ def vmlist(s, node):
     for n in members(s, node):
         for i in range(s["nodes"].get(n, {}).get("guests", 0)):
             out[100 + i] = n
-        for vmid in vms(s, n):
+        for vmid in visible(s, node, n):
             out[int(vmid)] = n
     return out
+
+
+def visible(s, viewer, node):
+    """NODE's VMs as VIEWER sees them: a reinstalled node outside the
+    cluster has only its own /etc/pve, without the configurations the
+    cluster kept for it (init_node)."""
+    alone = s["nodes"][viewer]["cluster"] is None
+    return {k: v for k, v in vms(s, node).items() if not (alone and v.get("lost_disks"))}
 
 
 def load_config(s, node, vmid):
@@ -597,7 +620,8 @@ def api_vmlist(c, node):
     """Qemu.pm vmlist; the --guests stand-ins of the join pre-checks first."""
     fake = [{"vmid": 100 + i, "status": "stopped", "name": "guest%d" % i}
             for i in range(c.s["nodes"][node]["guests"])]
-    return fake + [vmstatus(c.s, node, k, v) for k, v in sorted(vms(c.s, node).items(), key=lambda x: int(x[0]))]
+    return fake + [vmstatus(c.s, node, k, v)
+                   for k, v in sorted(visible(c.s, node, node).items(), key=lambda x: int(x[0]))]
 
 
 @route("GET", r"/cluster/resources")
@@ -812,7 +836,7 @@ def api_create(c, node):
     vmid = int(p.pop("vmid"))
     p.pop("node", None)
     if "archive" in p:
-        raise Fail(501, "restore ('archive') is not modelled in the simulator")
+        return restore(c, node, vmid, p)
     for k in ("bwlimit", "force", "pool", "ha-managed", "unique", "live-restore", "import-working-storage"):
         p.pop(k, None)
     start, storage = p.pop("start", None) == "1", p.pop("storage", None)
@@ -833,6 +857,92 @@ def api_create(c, node):
                                                    "start": start}, copy_seconds(s, node, copy))
     task_locks(c, upid, t, [(vmid, "ex", 1)])
     return upid
+
+
+def restore(c, node, vmid, p):
+    """Qemu.pm create_vm with 'archive' (qmrestore): the archive must be a
+    backup this node can read; an existing VMID only with force, on this
+    node, stopped; then a 'qmrestore' worker under the VM's flock that
+    frees the old VM's volumes (a missing one is only warned about), makes
+    the archived disks anew on 'storage' (else where they were) and writes
+    the archived configuration."""
+    s = c.s
+    check_quorum(s, c.sim, node)
+    archive, storage, force = p["archive"], p.get("storage"), p.get("force") == "1"
+    sid, volname = st.parse_volid(archive)
+    st.check_enabled(s, sid, node)
+    v = st.vols(s, node, sid).get(volname)
+    if v is None or v.get("content") != "backup":
+        raise Fail(500, "can't find file '%s'" % archive)
+    if storage:
+        st.check_enabled(s, storage, node)
+    owner = vmlist(s, node).get(vmid)
+    prev = None
+    if owner is not None:
+        if not force:
+            raise Fail(500, "unable to restore VM %d - VM %d already exists on node '%s'" % (vmid, vmid, owner))
+        if owner != node:
+            raise Fail(500, "unable to restore VM %d - VM %d already exists on node '%s'" % (vmid, vmid, owner))
+        prev = vms(s, node)[str(vmid)]
+        check_lock(prev["conf"])
+        if prev["running"]:
+            raise Fail(500, "unable to restore VM %d - VM is running" % vmid)
+    vms(s, node)[str(vmid)] = new_vm(dict(prev["conf"] if prev else {}, lock="create"))
+    upid, t = new_task(c, node, "qmrestore", vmid,
+                       {"node": node, "vmid": vmid, "archive": archive, "storage": storage, "prev": prev,
+                        "unique": p.get("unique") == "1", "start": p.get("start") == "1"},
+                       copy_seconds(s, node, sum(v.get("disks", {}).values())))
+    task_locks(c, upid, t, [(vmid, "ex", 1)])
+    s["guest"].setdefault("restores", []).append({"node": node, "vmid": vmid, "archive": archive,
+                                                  "time": time.time(), "upid": upid})
+    return upid
+
+
+def finish_qmrestore(sim, s, act, log):
+    node, vmid = act["node"], act["vmid"]
+    sid, volname = st.parse_volid(act["archive"])
+    v = st.vols(s, node, sid).get(volname)
+    if v is None:
+        raise Fail(500, "can't find file '%s'" % act["archive"])
+    log.append("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp.fifo - "
+               "/var/tmp/vzdumptmp" % st.real_path(s, sid, "backup", volname.split("/", 1)[1]))
+    prev = act.get("prev")
+    for _, d in drives(prev["conf"]) if prev else []:
+        vsid, _ = split_volid(d.get("file"))
+        if not vsid or is_cdrom(d) or vsid not in st.cfg(s):
+            continue
+        if st.volume(s, node, d["file"]) is None:
+            log.append("WARN: volume '%s' does not exist" % d["file"])
+        else:
+            free_volume(s, node, d["file"])
+    conf, vollist = dict(v["conf"]), act.setdefault("vollist", [])
+    for key, size in sorted(v.get("disks", {}).items()):
+        d = parse_drive(conf[key])
+        target = act["storage"] or split_volid(d["file"])[0]
+        st.check_enabled(s, target, node)
+        d["file"] = st.alloc(s, node, target, vmid, size)
+        vollist.append(d["file"])
+        conf[key] = print_drive(d)
+        log.append("new volume ID is '%s'" % d["file"])
+    if act["unique"]:  # QemuServer.pm restore_update_config_line: new MACs and a new VM generation
+        for k in [k for k in conf if re.fullmatch(r"net\d+", k)]:
+            conf[k] = print_net(dict(parse_net(conf[k]), macaddr=random_mac()))
+        conf["smbios1"] = "uuid=%s" % uuid.uuid4()
+    conf.pop("lock", None)
+    conf["vmgenid"] = str(uuid.uuid4())
+    vms(s, node)[str(vmid)] = new_vm(conf)
+    log.append("rescan volumes...")
+    if act["start"]:
+        start_vm(sim, s, node, vmid, log)
+
+
+def abort_qmrestore(sim, s, act, log):
+    for volid in act.get("vollist", []):
+        free_volume(s, act["node"], volid)
+    if act.get("prev"):
+        vms(s, act["node"])[str(act["vmid"])] = act["prev"]
+    else:
+        vms(s, act["node"]).pop(str(act["vmid"]), None)
 
 
 def import_size_or_zero(s, node, src):
@@ -1596,8 +1706,8 @@ def assert_agent(s, node, vmid):
 FINISH = {"imgdel": finish_imgdel, "imgcopy": finish_imgcopy, "qmcreate": finish_create,
           "qmconfig": finish_qmconfig, "qmtemplate": finish_qmtemplate, "qmclone": finish_qmclone,
           "resize": finish_resize, "qmstart": finish_qmstart, "qmstop": finish_qmstop,
-          "qmshutdown": finish_qmshutdown, "qmdestroy": finish_qmdestroy}
-ABORT = {"imgcopy": abort_imgcopy, "qmcreate": abort_create, "qmclone": abort_qmclone}
+          "qmshutdown": finish_qmshutdown, "qmdestroy": finish_qmdestroy, "qmrestore": finish_qmrestore}
+ABORT = {"imgcopy": abort_imgcopy, "qmcreate": abort_create, "qmclone": abort_qmclone, "qmrestore": abort_qmrestore}
 
 
 def finish_task(sim, s, upid, t):

@@ -17,8 +17,26 @@ A job's schedule is checked for the form of a systemd calendar event (the
 subset Proxmox's PVE::CalendarEvent parses: weekdays, dates, times with
 ranges, lists and repetitions, and the keywords); next-run is the next full
 minute with the schedule's HH:MM (enough for a report, not a scheduler).
+
+Running a job is the test's to say, as pvescheduler would at the job's time:
+
+  pve_sim_jobs.py --state DIR --run-job ID [--time EPOCH]
+
+backs up every VM the job selects on each node whose simulator runs (a
+node that is down backs up nothing, as its vzdump never starts): a backup
+volume on the job's storage, backup/vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS.vma.zst,
+holding the VM's configuration and its disks' sizes (pve_sim_storage.py);
+then the job's retention prunes that VM's backups on the storage (PBS's
+and vzdump's prune: keep-last, then keep-hourly ... keep-yearly, newest
+first, a period already covered by a kept backup not counted again). It
+prints one line per backup made and per backup pruned.
 """
+import argparse
+import fcntl
+import json
+import os
 import re
+import sys
 import time
 import uuid
 
@@ -195,6 +213,114 @@ def api_backup_delete(c, jid):
     return None
 
 
+# ---- running a job (pvescheduler's part) ---------------------------------------
+
+PERIODS = (("keep-last", None), ("keep-hourly", "%Y-%m-%d %H"), ("keep-daily", "%Y-%m-%d"),
+           ("keep-weekly", "%G-%V"), ("keep-monthly", "%Y-%m"), ("keep-yearly", "%Y"))
+
+
+def prune_marks(backups, keep):
+    """PBS's prune selection (pbs-datastore prune.rs mark_selections) over
+    [(volname, ctime)]: the set to keep."""
+    if keep.get("keep-all") or not any(keep.values()):
+        return {v for v, _ in backups}
+    kept = set()
+    ordered = sorted(backups, key=lambda b: -b[1])
+    for opt, fmt in PERIODS:
+        n = keep.get(opt, 0)
+        if not n:
+            continue
+        seen = set()
+        for v, ctime in ordered:
+            key = v if fmt is None else time.strftime(fmt, time.gmtime(ctime))
+            if v in kept:
+                seen.add(key)
+                continue
+            if key in seen:
+                continue
+            if len(seen) >= n:
+                break
+            kept.add(v)
+            seen.add(key)
+    return kept
+
+
+def selected(s, job):
+    """The VMIDs a job backs up, with their nodes (vmid, all + exclude)."""
+    out = []
+    ids = {int(x) for x in re.split(r"[,; ]\s*", job.get("vmid", "")) if x.strip()}
+    excl = {int(x) for x in re.split(r"[,; ]\s*", job.get("exclude", "")) if x.strip()}
+    for node, vs in s["guest"]["vms"].items():
+        for vmid, vm in vs.items():
+            vmid = int(vmid)
+            if vm["conf"].get("template") == "1":
+                continue
+            if (job.get("all") in ("1", 1) and vmid not in excl) or vmid in ids:
+                out.append((node, vmid, vm))
+    return sorted(out, key=lambda x: x[1])
+
+
+def run_job(s, jid, when, out):
+    job = jobs(s).get(jid)
+    if job is None:
+        raise SystemExit("pve_sim_jobs: no job '%s'" % jid)
+    sid = job.get("storage", "local")
+    keep = parse_prune(job.get("prune-backups", "")) if job.get("prune-backups") else \
+        parse_prune(st.cfg(s)[sid].get("prune-backups", "keep-all=1"))
+    for node, vmid, vm in selected(s, job):
+        n = s["nodes"].get(node)
+        if not n or time.time() - n["heartbeat"] >= 1.0 or vm.get("lost_disks"):
+            out.append("skipped %d on %s: %s" % (vmid, node, "its node is down" if not vm.get("lost_disks")
+                                                 else "its disks are gone"))
+            continue
+        conf = {k: v for k, v in g.merged(vm).items() if k != "lock"}
+        disks = {}
+        for key, d in g.drives(conf):
+            vsid, _ = g.split_volid(d.get("file"))
+            if vsid and not g.is_cdrom(d):
+                vol = st.volume(s, node, d["file"])
+                disks[key] = vol["size"] if vol else 0
+        volname = "backup/vzdump-qemu-%d-%s.vma.zst" % (vmid, time.strftime("%Y_%m_%d-%H_%M_%S", time.gmtime(when)))
+        st.vols(s, node, sid)[volname] = {"size": max(1, sum(disks.values()) // 8), "ctime": int(when),
+                                          "format": "vma.zst", "content": "backup", "vmid": vmid,
+                                          "conf": conf, "disks": disks}
+        out.append("backup %s:%s" % (sid, volname))
+        mine = [(v, b["ctime"]) for v, b in st.vols(s, node, sid).items()
+                if b["content"] == "backup" and b.get("vmid") == vmid]
+        kept = prune_marks(mine, keep)
+        for v, _ in mine:
+            if v not in kept:
+                del st.vols(s, node, sid)[v]
+                out.append("pruned %s:%s" % (sid, v))
+
+
+def main():
+    ap = argparse.ArgumentParser(description="run a backup job of the simulated cluster, as pvescheduler would")
+    ap.add_argument("--state", required=True, help="the simulators' state directory")
+    ap.add_argument("--run-job", required=True, metavar="ID")
+    ap.add_argument("--time", type=float, help="the backup's time (default: now)")
+    a = ap.parse_args()
+
+    class JobFail(Exception):
+        def __init__(self, status, reason, errors=None):
+            super().__init__(reason)
+            self.status, self.reason = status, reason
+    g.bind(JobFail)
+    out = []
+    with open(os.path.join(a.state, "lock"), "a") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        path = os.path.join(a.state, "state.json")
+        s = json.load(open(path))
+        try:
+            run_job(s, a.run_job, a.time or time.time(), out)
+        except JobFail as e:
+            raise SystemExit("pve_sim_jobs: %s" % e.reason)
+        with open(path + ".tmp", "w") as f:
+            json.dump(s, f)
+        os.rename(path + ".tmp", path)
+    print("\n".join(out))
+
+
 def register():
     """Route the endpoints through pve_sim_guests.py's table."""
     for method, pattern, fn in (("GET", r"/cluster/backup", api_backup_index),
@@ -203,3 +329,8 @@ def register():
                                 ("PUT", r"/cluster/backup/([^/]+)", api_backup_update),
                                 ("DELETE", r"/cluster/backup/([^/]+)", api_backup_delete)):
         g.route(method, pattern)(fn)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    main()

@@ -7,7 +7,13 @@ Model (docs/pve.md, "The guest model"):
     state as s["guest"]["storage"]; one for the whole simulated world, as the
     simulator keeps one user and token store (fidelity ledger, row 12).
   * Volumes are per node and storage: s["guest"]["vols"][NODE][STORAGE][VOLNAME]
-    = {size, ctime, format, content, vmid, file}. Uploaded files (iso,
+    = {size, ctime, format, content, vmid, file}; a shared storage's (NFS,
+    CIFS, PBS, or shared=1) are the cluster's, under the key "@shared"
+    instead of a node: every node sees them, a reinstalled node keeps them.
+  * Backups (content "backup", volname backup/vzdump-qemu-VMID-DATE.vma.zst)
+    hold what a restore needs: the VM's configuration and its disks' sizes
+    ("conf", "disks"); pve_sim_jobs.py makes them, pve_sim_guests.py
+    restores them. Uploaded files (iso,
     import, vztmpl) are real files under STATE/volumes/NODE/STORAGE/, laid out
     as a dir storage is (template/iso, import, template/cache); disk images
     are bookkeeping only (their virtual size), nothing is written.
@@ -31,7 +37,12 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 VALID_CONTENT = {
     "dir": (("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import"), ("images", "rootdir")),
     "lvmthin": (("images", "rootdir"), ("images", "rootdir")),
+    "nfs": (("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"), ("images",)),
+    "pbs": (("backup",), ("backup",)),
 }
+# Storage types that are shared by nature (Storage.pm $shared_storages... the
+# plugins' 'shared' default: NFS, CIFS, CephFS, RBD, PBS).
+SHARED_TYPES = ("nfs", "cifs", "cephfs", "rbd", "pbs")
 # The options each type may set (plugin options()); "fixed" ones cannot change.
 OPTIONS = {
     "dir": {"path": "fixed", "content-dirs": 1, "nodes": 1, "shared": 1, "disable": 1, "prune-backups": 1,
@@ -39,6 +50,13 @@ OPTIONS = {
             "create-subdirs": 1, "is_mountpoint": 1, "bwlimit": 1, "preallocation": 1,
             "snapshot-as-volume-chain": "fixed"},
     "lvmthin": {"thinpool": "fixed", "vgname": "fixed", "nodes": 1, "disable": 1, "content": 1, "bwlimit": 1},
+    "nfs": {"path": "fixed", "server": "fixed", "export": "fixed", "content-dirs": 1, "nodes": 1, "disable": 1,
+            "prune-backups": 1, "max-protected-backups": 1, "content": 1, "format": 1, "mkdir": 1,
+            "create-base-path": 1, "create-subdirs": 1, "options": 1, "bwlimit": 1, "preallocation": 1},
+    # pve-storage PBSPlugin.pm options()
+    "pbs": {"server": 1, "datastore": 1, "port": 1, "username": 1, "password": 1, "encryption-key": 1,
+            "master-pubkey": 1, "fingerprint": 1, "namespace": 1, "nodes": 1, "disable": 1, "content": 1,
+            "prune-backups": 1, "max-protected-backups": 1},
 }
 # Where a dir storage keeps each content type (pve-storage Plugin.pm, get_subdir).
 SUBDIR = {"iso": "template/iso", "vztmpl": "template/cache", "import": "import", "images": "images",
@@ -61,6 +79,11 @@ PRESETS = {
     "none": {"local": dict(LOCAL, content=["backup", "images", "iso", "rootdir", "snippets", "vztmpl"],
                            **{"prune-backups": "keep-all=1"})},
 }
+#   installer-nas  the installer's, and an NFS share for backups the
+#                  operator added ("nas"; pve-storage NFSPlugin.pm)
+PRESETS["installer-nas"] = dict(PRESETS["installer"], nas={"type": "nfs", "server": "10.0.0.50",
+                                                           "export": "/srv/backup", "path": "/mnt/pve/nas",
+                                                           "content": ["backup"], "options": "vers=4.2"})
 
 # pve-storage Storage.pm: ISO_EXT_RE_0, VZTMPL_EXT_RE_1, UPLOAD_IMPORT_EXT_RE_1,
 # IMPORT_EXT_RE_1, SAFE_CHAR_CLASS_RE.
@@ -70,6 +93,8 @@ UPLOAD_IMPORT_EXT = re.compile(r"[a-zA-Z0-9\-.+=_]+\.(ova|qcow2|raw|vmdk)$")
 IMPORT_NAME = re.compile(r"[a-zA-Z0-9\-.+=_ ]+\.(ova|ovf|qcow2|raw|vmdk)$")
 VOLID = re.compile(r"([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.I)  # Plugin.pm parse_volume_id
 LVM_NAME = re.compile(r"((vm|base)-(\d+)-\S+)$")                  # LvmThinPlugin.pm parse_volname
+# Plugin.pm parse_volname: backup/vzdump-(qemu|lxc|openvz)-VMID-..., its format by extension
+BACKUP_NAME = re.compile(r"backup/(vzdump-(?:qemu|lxc|openvz)-(\d+)-[^/]+?\.(vma(?:\.(?:zst|gz|lzo))?|tar(?:\.\w+)?))")
 DIR_IMAGE = re.compile(r"((vm-|base-)(\d+)-[^/\s]+\.(raw|qcow2|vmdk))$")  # Plugin.pm parse_name_dir
 
 
@@ -214,8 +239,13 @@ def decode_value(stype, key, value):
 
 # ---- volumes -----------------------------------------------------------------
 
+def shared(s, sid):
+    scfg = cfg(s).get(sid) or {}
+    return bool(scfg.get("shared")) or scfg.get("type") in SHARED_TYPES
+
+
 def vols(s, node, sid):
-    return s["guest"]["vols"].setdefault(node, {}).setdefault(sid, {})
+    return s["guest"]["vols"].setdefault("@shared" if shared(s, sid) else node, {}).setdefault(sid, {})
 
 
 def parse_volid(volid):
@@ -251,6 +281,9 @@ def parse_volname(s, volid):
     m = re.fullmatch(r"snippets/([^/]+)", volname)
     if m:
         return "snippets", m.group(1), None, False, "raw"
+    m = BACKUP_NAME.fullmatch(volname)
+    if m:
+        return "backup", m.group(1), int(m.group(2)), False, m.group(3)
     raise Fail(500, "unable to parse directory volume name '%s'" % volname)
 
 
@@ -280,14 +313,17 @@ def used(s, node, sid):
 
 def total(s, node, sid):
     o = s["nodes"][node]["gopts"]
-    return o["lvm_bytes"] if storage_config(s, sid)["type"] == "lvmthin" else o["local_bytes"]
+    t = storage_config(s, sid)["type"]
+    if t in SHARED_TYPES:
+        return 4 << 40  # the NAS: 4 TiB
+    return o["lvm_bytes"] if t == "lvmthin" else o["local_bytes"]
 
 
 def info(s, node, sid):
     """pve-storage Storage.pm storage_info for one storage, on NODE."""
     scfg = storage_config(s, sid)
     enabled = check_enabled(s, sid, node, noerr=True) is not None
-    d = {"type": scfg["type"], "total": 0, "used": 0, "avail": 0, "shared": 1 if scfg.get("shared") else 0,
+    d = {"type": scfg["type"], "total": 0, "used": 0, "avail": 0, "shared": 1 if shared(s, sid) else 0,
          "content": content_str(scfg), "active": 0, "enabled": 1 if enabled else 0}
     if enabled:
         t, u = total(s, node, sid), used(s, node, sid)
@@ -380,10 +416,14 @@ def list_content(s, node, sid, vmid=None, content=None):
         if v["content"] not in kinds:
             continue
         if vmid is not None and (v["content"] in ("iso", "vztmpl") or
-                                 (v["content"] == "images" and v.get("vmid") != vmid)):
+                                 (v["content"] in ("images", "backup") and v.get("vmid") != vmid)):
             continue
         d = {"volid": "%s:%s" % (sid, volname), "content": v["content"], "format": v["format"],
              "size": v["size"], "ctime": v["ctime"]}
+        if v["content"] == "backup":  # Plugin.pm list_volumes: the guest type of a backup
+            d["subtype"] = "qemu"
+            if v.get("notes"):
+                d["notes"] = v["notes"]
         if v.get("vmid") is not None:
             d["vmid"] = v["vmid"]
         out.append(d)

@@ -65,7 +65,9 @@ Usage: technitium_sim.py --port P --dns-port D --state DIR
 --address-map-file F: lines IP=127.0.0.1:PORT saying where this server's
 knotd reaches another server's address (a zone's primaries, its NOTIFY
 targets); a mapped address in a transfer ACL stands for that loopback
-address. Read whenever knot.conf is written.
+address. Read whenever knot.conf is written, and knot.conf written anew
+when the file changes (a server restarted on new ports is the same address:
+the others' knotd follow it, as they would a VM that came back).
 State: DIR/technitium.json (zones, records, settings; installed: the admin
 password's PBKDF2 hash and the certificate's password), DIR/zones/*.zone,
 DIR/knot/ (knot.conf, control socket, knotd's storage), DIR/web-tls.pem.
@@ -1369,6 +1371,7 @@ def main():
     with sim.lock:
         sim.sync(restart=True)
     Handler.sim = sim
+    follow_address_map(sim)
     srv = Server(("127.0.0.1", a.port), Handler)
     print("technitium_sim: %s listening on http://127.0.0.1:%d dns 127.0.0.1:%d knotd pid %d"
           % (a.name, a.port, a.dns_port, sim.knot.proc.pid), flush=True)
@@ -1404,12 +1407,38 @@ def main_installed(a):
     with sim.lock:
         sim.sync(restart=True)
     Handler.sim = sim
+    follow_address_map(sim)
     srv.server_activate()
     print("technitium_sim: %s listening on https://127.0.0.1:%d dns 127.0.0.1:%d knotd pid %d "
           "(installed in VM %s on %s, dnsServerDomain %s)"
           % (a.name, a.port, a.dns_port, sim.knot.proc.pid, m.get("vmid"), m.get("node"),
              sim.st["settings"]["dnsServerDomain"]), flush=True)
     srv.serve_forever()
+
+
+def follow_address_map(sim):
+    """--address-map-file changed: knot.conf anew (a daemon thread)."""
+    path = sim.a.address_map_file
+    if not path:
+        return
+
+    def stamp():
+        try:
+            st = os.stat(path)
+            return (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+
+    def watch():
+        seen = stamp()
+        while True:
+            time.sleep(0.2)
+            now = stamp()
+            if now != seen:
+                seen = now
+                with sim.lock:
+                    sim.sync()
+    threading.Thread(target=watch, daemon=True).start()
 
 
 if __name__ == "__main__":

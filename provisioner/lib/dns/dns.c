@@ -1155,6 +1155,10 @@ static int sec_apply(struct run_ctx *ctx, const struct step *s)
 		if (http_now_ms() >= resync_at) {
 			const struct tn_param p[] = { { "zone", w.zone } };
 
+			/* a primary made anew starts at a lower serial, which a
+			 * refresh never transfers: a full transfer does */
+			progress(d, "%s: re-synchronising zone %s from the primary (a full zone transfer)", w.vm.name,
+				 w.zone);
 			r = call(ctx, &w.vm, api, "/api/zones/resync", p, ELEMENTSOF(p), NULL);
 			if (r < 0)
 				return r;
