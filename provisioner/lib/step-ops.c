@@ -70,6 +70,7 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_VM] = &guests_vm_ops,      /* guests */
 
+	[STEP_BACKUP_STORAGE] = &guests_backup_storage_ops, /* guests */
 	[STEP_BACKUP_JOB] = &guests_backup_ops, /* guests */
 
 	[STEP_K3S_SERVER_INIT] = &k3s_server_init_ops, /* k3s */

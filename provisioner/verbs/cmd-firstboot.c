@@ -1204,6 +1204,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.root = "/";
 	ctx.journal = journal;
 	ctx.pve = cc;
+	ctx.secrets = secrets; /* the backup storage's password (backup.c) */
 	ctx.guests = gc;
 	ctx.k3s = kc;
 	ctx.dns = dc;

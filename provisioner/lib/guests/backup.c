@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
 #include "backup.h"
+#include "bundle/secret.h"
 #include "log.h"
 #include "plan/json-util.h"
 #include "plan/run.h"
@@ -211,3 +213,155 @@ static int backup_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 }
 
 STEP_OPS_OF_RUN(guests_backup_ops, backup_run);
+
+/* ---- backup-storage ---------------------------------------------------------- */
+
+/* The settings compared with the storage's; the password is write-only.
+ * The datastore is fixed once the storage exists (PBSPlugin.pm options). */
+static const char *const pbs_keys[] = { "server", "datastore", "username", "fingerprint", "namespace", "port" };
+
+static bool has_backup_content(const char *content)
+{
+	for (const char *p = content; p && *p;) {
+		size_t n = strcspn(p, ",; ");
+
+		if (n == 6 && strncmp(p, "backup", 6) == 0)
+			return true;
+		p += n + (p[n] != '\0');
+	}
+	return false;
+}
+
+/* What of the storage differs from the step's ("" when nothing). */
+static void storage_differs(const struct step *s, struct json_object *sc, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ELEMENTSOF(pbs_keys); i++) {
+		struct json_object *want = json_object_object_get(s->params, pbs_keys[i]), *have = NULL;
+		bool same;
+
+		if (!want)
+			continue; /* not set by the manifest: whatever Proxmox has */
+		json_object_object_get_ex(sc, pbs_keys[i], &have);
+		same = have && (json_object_is_type(want, json_type_int)
+					? json_object_get_int64(have) == json_object_get_int64(want)
+				: streq(pbs_keys[i], "fingerprint")
+					? strcasecmp(json_object_get_string(have), json_object_get_string(want)) == 0
+					: streq(json_object_get_string(have), json_object_get_string(want)));
+		if (!same)
+			len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s", len ? ", " : "",
+						pbs_keys[i]);
+	}
+	if (!has_backup_content(json_get_string(sc, "content")) && len < size)
+		snprintf(buf + len, size - len, "%s%s", len ? ", " : "", "content");
+}
+
+static int find_storage(struct run_ctx *ctx, struct pve_client *c, const char *name, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *list = NULL;
+	int r = pve_call(c, HTTP_GET, "/storage", NULL, &list);
+
+	*ret = NULL;
+	if (r < 0)
+		return run_ctx_error(ctx, r, "cannot read the storage configuration: %s", pve_client_error(c));
+	for (size_t i = 0; json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
+		struct json_object *sc = json_object_array_get_idx(list, i);
+
+		if (streq_ptr(json_get_string(sc, "storage"), name)) {
+			*ret = json_object_get(sc);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int storage_params(struct run_ctx *ctx, const struct step *s, bool create, struct pve_params *p)
+{
+	const char *secret = json_get_string(json_object_object_get(s->params, "password"), "secret");
+	const char *pw = secret && ctx->secrets ? secrets_get(ctx->secrets, secret) : NULL;
+	int r = 0;
+
+	if (isempty(pw))
+		return run_ctx_error(ctx, -ENOKEY,
+				     "%s: the Proxmox Backup Server password (secret '%s') is needed: run from the "
+				     "bundle, whose sealed secrets hold it",
+				     s->id, secret ? secret : "?");
+	if (create) {
+		r = pve_params_add(p, "storage", step_param_string(s, "storage"));
+		if (r >= 0)
+			r = pve_params_add(p, "type", "pbs");
+	}
+	for (size_t i = 0; i < ELEMENTSOF(pbs_keys) && r >= 0; i++) {
+		struct json_object *v = json_object_object_get(s->params, pbs_keys[i]);
+
+		if (v && (create || !streq(pbs_keys[i], "datastore")))
+			r = pve_params_add(p, pbs_keys[i], json_object_get_string(v));
+	}
+	if (r >= 0)
+		r = pve_params_add(p, "content", "backup");
+	if (r >= 0)
+		r = pve_params_add_secret(p, "password", pw);
+	return r < 0 ? run_ctx_error(ctx, r, "%s: %s", s->id, strerror(-r)) : 0;
+}
+
+static int backup_storage_run(struct run_ctx *ctx, const struct step *s, bool apply, bool *ret_done)
+{
+	_cleanup_json_ struct json_object *sc = NULL;
+	_cleanup_(pve_params_done) struct pve_params p = {};
+	const char *name = step_param_string(s, "storage");
+	struct pve_client *c = NULL;
+	char diff[256], path[160];
+	int r;
+
+	if (!ctx->pve || !name || !step_param_string(s, "server") || !step_param_string(s, "datastore"))
+		return run_ctx_error(ctx, -EINVAL, "%s: no cluster context, storage, server or datastore", s->id);
+	r = cluster_self_client(ctx->pve, &c);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "%s", cluster_error(ctx->pve));
+	r = find_storage(ctx, c, name, &sc);
+	if (r < 0)
+		return r;
+	if (sc && !streq_ptr(json_get_string(sc, "type"), "pbs"))
+		return run_ctx_error(ctx, -EEXIST,
+				     "storage '%s' exists as type '%s', not a Proxmox Backup Server: not replacing it "
+				     "(rename it, or name another backup.storage)",
+				     name, json_get_string(sc, "type") ?: "?");
+	if (sc)
+		storage_differs(s, sc, diff, sizeof(diff));
+	if (sc && !streq_ptr(json_get_string(sc, "datastore"), step_param_string(s, "datastore")))
+		return run_ctx_error(ctx, -EEXIST,
+				     "storage '%s' is datastore '%s', the manifest's is '%s': Proxmox cannot change a "
+				     "storage's datastore; remove the storage in Proxmox, or name another backup.storage",
+				     name, json_get_string(sc, "datastore") ?: "?", step_param_string(s, "datastore"));
+	if (!apply || (sc && !diff[0])) {
+		*ret_done = sc && !diff[0];
+		return 0;
+	}
+	if (sc)
+		log_info("storage %s differs from the manifest (%s): setting it back", name, diff);
+	else
+		log_info("adding the Proxmox Backup Server storage %s (datastore %s on %s)", name,
+			 step_param_string(s, "datastore"), step_param_string(s, "server"));
+	snprintf(path, sizeof(path), "/storage/%s", name);
+	r = storage_params(ctx, s, !sc, &p);
+	if (r < 0)
+		return r;
+	r = pve_call(c, sc ? HTTP_PUT : HTTP_POST, sc ? path : "/storage", &p, NULL);
+	if (r < 0)
+		return run_ctx_error(ctx, r, "cannot %s storage %s: %s", sc ? "update" : "add", name,
+				     pve_client_error(c));
+	json_object_put(TAKE_PTR(sc));
+	r = find_storage(ctx, c, name, &sc);
+	if (r < 0)
+		return r;
+	if (!sc)
+		return run_ctx_error(ctx, -EPROTO, "storage %s is not there after it was added", name);
+	storage_differs(s, sc, diff, sizeof(diff));
+	if (diff[0])
+		return run_ctx_error(ctx, -EPROTO, "storage %s still differs after it was written (%s)", name, diff);
+	return 0;
+}
+
+STEP_OPS_OF_RUN(guests_backup_storage_ops, backup_storage_run);

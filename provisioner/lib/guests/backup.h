@@ -12,3 +12,11 @@
 #include "plan/step.h"
 
 extern const struct step_ops guests_backup_ops;
+
+/* The first-boot step backup-storage: the Proxmox Backup Server storage
+ * the backups go to (POST/PUT /storage, type pbs), params {storage, type,
+ * server, datastore, username, password (a secret reference, its value
+ * from run_ctx->secrets), fingerprint, namespace, port, content}. check:
+ * a storage of that name and type pbs with those settings (the password
+ * cannot be read back); apply: create it, or set back what differs. */
+extern const struct step_ops guests_backup_storage_ops;

@@ -7,6 +7,7 @@
  * Also the small lookups other modules use (manifest_find_*, VM expansion).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1539,6 +1540,53 @@ static bool calendar_valid(const char *s)
 	return fields >= 1 && fields <= 3 && s[0] != ' ' && s[strlen(s) - 1] != ' ';
 }
 
+/* user@realm or user@realm!tokenid (PBS's Userid and Authid). */
+static bool pbs_auth_id_valid(const char *s)
+{
+	const char *at = strchr(s, '@'), *bang = strchr(s, '!');
+	char realm[64];
+
+	if (!at || at == s || (size_t)(at - s) > 64 || strchr(at + 1, '@'))
+		return false;
+	if (bang && (bang < at || !word_valid(bang + 1, 64, "-_.")))
+		return false;
+	snprintf(realm, sizeof(realm), "%.*s", bang ? (int)(bang - at - 1) : (int)strlen(at + 1), at + 1);
+	return word_valid(realm, 32, "-_.");
+}
+
+/* "AA:BB:..." — 32 bytes in hex, as PBS shows its certificate's SHA-256. */
+static bool fingerprint_valid(const char *s)
+{
+	if (strlen(s) != 95)
+		return false;
+	for (size_t i = 0; i < 95; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static void check_pbs(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_backup *b = &m->backup;
+	uint32_t ip;
+
+	if (b->pbs.server && parse_ipv4(b->pbs.server, &ip) < 0 && !dns_name_valid(b->pbs.server))
+		mf_error_at(c, "backup.pbs.server", "'%s' is neither an IPv4 address nor a DNS name", b->pbs.server);
+	if (b->pbs.datastore && !word_valid(b->pbs.datastore, 32, "-_."))
+		mf_error_at(c, "backup.pbs.datastore", "'%s' is not a datastore name (letters, digits, - _ .)",
+			    b->pbs.datastore);
+	if (b->pbs.username && !pbs_auth_id_valid(b->pbs.username))
+		mf_error_at(c, "backup.pbs.username", "'%s' is not user@realm or user@realm!token", b->pbs.username);
+	if (b->pbs.password.name)
+		check_secret(c, m, &b->pbs.password, "backup.pbs.password");
+	if (b->pbs.fingerprint && !fingerprint_valid(b->pbs.fingerprint))
+		mf_error_at(c, "backup.pbs.fingerprint",
+			    "'%s' is not a SHA-256 fingerprint (32 hex bytes separated by ':', as PBS shows it)",
+			    b->pbs.fingerprint);
+	if (b->pbs.namespace && !word_valid(b->pbs.namespace, 255, "-_./"))
+		mf_error_at(c, "backup.pbs.namespace", "'%s' is not a namespace (a/b/c)", b->pbs.namespace);
+}
+
 static int check_backup(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_backup *b = &m->backup;
@@ -1553,8 +1601,15 @@ static int check_backup(struct mf_ctx *c, struct manifest *m)
 		mf_error_at(c, "backup.schedule",
 			    "'%s' is not a Proxmox calendar event (\"02:30\", \"sun 01:00\", \"mon..fri 22:00\")",
 			    b->schedule);
+	b->pbs.present = mf_given(c, "backup.pbs");
+	if (b->pbs.present)
+		check_pbs(c, m);
 	if (!word_valid(b->storage, 64, "-_."))
 		mf_error_at(c, "backup.storage", "'%s' is not a Proxmox storage id", b->storage);
+	else if (b->pbs.present && (streq(b->storage, MANIFEST_BACKUP_STORAGE) || streq(b->storage, "local-lvm")))
+		mf_error_at(c, "backup.storage", "'%s' is the installer's own storage; name the Proxmox Backup Server "
+						 "storage backup.pbs makes (\"pbs\", say)",
+			    b->storage);
 	else if (streq(b->storage, MANIFEST_BACKUP_STORAGE))
 		mf_warning_at(c, "backup", "storage 'local' is each node's own disk: a node's backups are lost with it "
 					   "(a shared or Proxmox Backup Server storage keeps them; docs/operations.md)");

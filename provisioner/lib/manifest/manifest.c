@@ -1349,11 +1349,25 @@ static const struct field keep_fields[] = {
 	{}
 };
 
+static const struct range pbs_port_range = { 1, 65535 };
+
+static const struct field pbs_fields[] = {
+	FIELD("server", p_str, struct mf_backup, pbs.server, true, NULL),
+	FIELD("datastore", p_str, struct mf_backup, pbs.datastore, true, NULL),
+	FIELD("username", p_str, struct mf_backup, pbs.username, true, NULL),
+	FIELD("password", p_secret, struct mf_backup, pbs.password, true, NULL),
+	FIELD("fingerprint", p_str, struct mf_backup, pbs.fingerprint, false, NULL),
+	FIELD("namespace", p_str, struct mf_backup, pbs.namespace, false, NULL),
+	FIELD("port", p_uint, struct mf_backup, pbs.port, false, &pbs_port_range),
+	{}
+};
+
 static const struct field backup_fields[] = {
 	FIELD("schedule", p_str, struct mf_backup, schedule, false, NULL),
 	FIELD("storage", p_str, struct mf_backup, storage, false, NULL),
 	FIELD("mode", p_enum, struct mf_backup, mode, false, backup_mode_names),
 	{ "keep", p_inline_map, 0, false, keep_fields, 0 },
+	{ "pbs", p_inline_map, 0, false, pbs_fields, 0 },
 	{}
 };
 
@@ -1536,6 +1550,12 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->dns.airgap.runtime);
 	free(m->backup.schedule);
 	free(m->backup.storage);
+	free(m->backup.pbs.server);
+	free(m->backup.pbs.datastore);
+	free(m->backup.pbs.username);
+	free(m->backup.pbs.password.name);
+	free(m->backup.pbs.fingerprint);
+	free(m->backup.pbs.namespace);
 	free(m->edge.acme.email);
 	free(m->edge.acme.server);
 	free(m->edge.acme.provider);

@@ -340,6 +340,18 @@ struct mf_backup {
 	struct {
 		uint64_t last, daily, weekly, monthly, yearly;
 	} keep;
+	/* pbs: a Proxmox Backup Server storage of that name, made by the plan
+	 * (docs/operations.md, "Backups"); present when given. */
+	struct {
+		char *server;      /* IP or DNS name */
+		char *datastore;
+		char *username;    /* user@realm, or user@realm!token */
+		struct mf_secret password; /* the password, or the API token's secret */
+		char *fingerprint; /* the server certificate's SHA-256, AA:BB:..; NULL: a trusted certificate */
+		char *namespace;   /* NULL: the datastore's root */
+		uint64_t port;     /* 0: PBS's 8007 */
+		bool present;
+	} pbs;
 	bool present;
 };
 

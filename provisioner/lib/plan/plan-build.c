@@ -974,6 +974,35 @@ static void add_vms(struct builder *b)
 		}
 }
 
+/* The Proxmox Backup Server storage backup.pbs describes, before the
+ * templates and VMs: a lab rebuilt from scratch can restore from it. */
+static void add_backup_storage(struct builder *b)
+{
+	const struct mf_backup *bk = &b->m->backup;
+	struct json_object *p;
+	char title[STEP_TITLE_MAX];
+
+	if (!bk->present || !bk->pbs.present)
+		return;
+	p = obj(b);
+	put_str(b, p, "storage", bk->storage);
+	put_str(b, p, "type", "pbs");
+	put_str(b, p, "server", bk->pbs.server);
+	put_str(b, p, "datastore", bk->pbs.datastore);
+	put_str(b, p, "username", bk->pbs.username);
+	put_secret(b, p, "password", &bk->pbs.password);
+	if (bk->pbs.fingerprint)
+		put_str(b, p, "fingerprint", bk->pbs.fingerprint);
+	if (bk->pbs.namespace)
+		put_str(b, p, "namespace", bk->pbs.namespace);
+	if (bk->pbs.port)
+		put_u64(b, p, "port", bk->pbs.port);
+	put_str(b, p, "content", "backup");
+	bfmt(b, title, sizeof(title), "Adding the Proxmox Backup Server storage %s (datastore %s on %s)", bk->storage,
+	     bk->pbs.datastore, bk->pbs.server);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_STORAGE, NULL, p, title, "cluster/backup-storage/%s", bk->storage);
+}
+
 /* The backup job of every VM of the manifest (docs/operations.md). */
 static int cmp_uint(const void *a, const void *b)
 {
@@ -1659,6 +1688,7 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 		add_install(&b, &m->nodes[i]);
 	add_cluster_formation(&b);
 	add_storage(&b);
+	add_backup_storage(&b);
 	add_templates(&b);
 	add_vms(&b);
 	add_backup(&b);

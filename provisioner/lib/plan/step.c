@@ -37,6 +37,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_STORAGE] = "storage",
 	[STEP_TEMPLATE] = "template",
 	[STEP_VM] = "vm",
+	[STEP_BACKUP_STORAGE] = "backup-storage",
 	[STEP_BACKUP_JOB] = "backup-job",
 	[STEP_K3S_SERVER_INIT] = "k3s-server-init",
 	[STEP_K3S_SERVER_JOIN] = "k3s-server-join",

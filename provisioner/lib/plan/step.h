@@ -67,6 +67,7 @@ enum step_kind {
 	STEP_CLUSTER_QUORUM,      /* "cluster-quorum" */
 	STEP_CLUSTER_CERTS,       /* "cluster-certs" */
 	STEP_STORAGE,             /* "storage" */
+	STEP_BACKUP_STORAGE,      /* "backup-storage" */
 	STEP_TEMPLATE,            /* "template" */
 	STEP_VM,                  /* "vm" */
 	STEP_BACKUP_JOB,          /* "backup-job" */
