@@ -155,7 +155,7 @@ test-dns-edge: $(BIN) tests
 # backup job against the simulator, a reinstalled node rejoining.
 test-operations: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh tests/integration/t-live.sh \
-		tests/integration/t-powercut.sh tests/integration/t-dr-node.sh tests/integration/t-plan.sh \
+		tests/integration/t-powercut.sh tests/integration/t-dr-node.sh tests/integration/t-plan.sh tests/integration/t-backup-pbs.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------

@@ -1140,8 +1140,11 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 	r = recovery_mode(&o, m, cc, journal, &recover);
-	if (r < 0)
+	if (r < 0) {
+		/* a member whose certificate is not the one we trust: refused */
+		ret = r == -EKEYREJECTED || r == -ENOKEY ? EXIT_REFUSED : EXIT_FAIL;
 		goto out;
+	}
 	/* The plan `devopslab plan --node` (--recover) prints is exactly what
 	 * runs here. */
 	r = recover ? plan_build_recover(m, o.node, &plan) : plan_build(m, o.node, &plan);

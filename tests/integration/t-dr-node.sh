@@ -31,11 +31,7 @@
 command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
 command -v kdig >/dev/null || fail "kdig is missing (scripts/install-deps.sh installs knot-dnsutils)"
 
-K3S_VIP=1 K3S_DISABLE=servicelb k3s_init
-tn_assets "$A"
-printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
-printf 'dashboard s3cret\n' >"$TESTTMP/dash.pw"
-dns_edge_manifest
+dns_edge_init
 # the example's DNS: a primary on pve2 and a secondary on pve3; backups
 # onto the NFS storage "nas" the operator made in Proxmox
 "$PY" - "$TESTTMP/cluster.yaml" <<'PYEOF'

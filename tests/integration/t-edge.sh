@@ -41,12 +41,8 @@
 command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
 command -v htpasswd >/dev/null || fail "htpasswd is missing (apache2-utils; scripts/install-deps.sh installs it)"
 
-K3S_VIP=1 K3S_DISABLE=servicelb k3s_init
-tn_assets "$A"
-printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
-DASH_PW='dashboard s3cret'
-printf '%s\n' "$DASH_PW" >"$TESTTMP/dash.pw"
-dns_edge_manifest
+dns_edge_init
+DASH_PW=$(cat "$TESTTMP/dash.pw")
 "$DEVOPSLAB" validate "$TESTTMP/cluster.yaml" >"$TESTTMP/validate.out" 2>&1 ||
 	{ cat "$TESTTMP/validate.out" >&2; fail "the test manifest does not validate"; }
 

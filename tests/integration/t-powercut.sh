@@ -21,11 +21,7 @@
 
 command -v qemu-img >/dev/null || fail "qemu-img is missing (scripts/install-deps.sh installs it)"
 
-K3S_VIP=1 K3S_DISABLE=servicelb k3s_init
-tn_assets "$A"
-printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
-printf 'dashboard s3cret\n' >"$TESTTMP/dash.pw"
-dns_edge_manifest
+dns_edge_init
 cat >>"$TESTTMP/cluster.yaml" <<'YAML'
 backup:
   schedule: "02:30"

@@ -228,3 +228,20 @@ assert_joins() { # N: successful joins
 }
 
 # Each test ends with: sim_schema_check || fail ...
+
+# Quorum kept: every Proxmox request record (each node's cluster after the
+# request) shows a quorate cluster — tests/sim/quorum_check.py. With
+# k3s-lib.sh, assert_quorum_kept_k8s checks the Kubernetes records too.
+assert_pve_quorum_kept() { # [--since EPOCH]
+	local out
+	out=$("$PY" "$SIM/quorum_check.py" "$@" "$PVE_SIM_RECORD_DIR"/*.jsonl 2>&1) ||
+		{ echo "$out" >&2; fail "quorum was not kept"; }
+	echo "$out"
+}
+
+# A backup job run as pvescheduler would (pve_sim_jobs.py): $OUT the lines
+# it printed (backup, skipped, failed, pruned).
+sim_run_backup_job() { # ID [EPOCH]
+	OUT=$("$PY" "$SIM/pve_sim_jobs.py" --state "$SIM_STATE" --run-job "$1" ${2:+--time "$2"} 2>&1) ||
+		{ echo "$OUT" >&2; fail "backup job $1 did not run"; }
+}

@@ -140,6 +140,18 @@ tn_assets() { # DIR
 	printf 'runtime stand-in\n' >"$1/dns/aspnetcore-runtime-8.0-linux-x64.tar.gz"
 }
 
+# The example's topology for t-edge, t-powercut and t-dr-node: k3s_init
+# (K3s behind kube-vip, ServiceLB off), the Technitium assets, the DNS
+# admin and dashboard passwords in $TESTTMP/dns.pw and dash.pw, and
+# dns_edge_manifest's sections.
+dns_edge_init() {
+	K3S_VIP=1 K3S_DISABLE=servicelb k3s_init
+	tn_assets "$A"
+	printf 'dns admin p@ss\n' >"$TESTTMP/dns.pw"
+	printf 'dashboard s3cret\n' >"$TESTTMP/dash.pw"
+	dns_edge_manifest
+}
+
 # The example's topology on top of k3s_init's manifest (t-edge.sh,
 # t-powercut.sh): the Technitium assets (tn_assets), a DNS VM dns-01 on
 # pve2, a dns section (dns-01 the primary, password secret dns_pw) and an

@@ -253,3 +253,12 @@ k3s_rerun_converged() {
 	assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the re-run"
 	assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the re-run"
 }
+
+# Quorum kept after every request, Proxmox's and etcd's, and etcd never
+# more than MAX members (tests/sim/quorum_check.py; 0: no limit).
+assert_quorum_kept_k8s() { # MAX [--since EPOCH]
+	local max=$1 out; shift
+	out=$("$PY" "$SIM/quorum_check.py" --max-etcd "$max" "$@" "$PVE_SIM_RECORD_DIR"/*.jsonl \
+		"$K8S_SIM_RECORD_DIR"/*.jsonl 2>&1) || { echo "$out" >&2; fail "quorum was not kept"; }
+	echo "$out"
+}

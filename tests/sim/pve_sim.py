@@ -30,7 +30,14 @@ What it models (docs/pve.md, "The simulator"):
     "skip" lets the first N matching requests through, "times" (-1 = always)
     bounds how often it fires; counters are shared by all processes.
   * Storage, uploads, QEMU guests, their tasks, locks, guest agent and
-    cloud-init seeds: pve_sim_guests.py (docs/pve.md, "The guest model").
+    cloud-init seeds: pve_sim_guests.py (docs/pve.md, "The guest model");
+    backup jobs, vzdump and running a job: pve_sim_jobs.py; restores
+    (qmrestore): pve_sim_guests.py.
+  * --fresh is a reinstalled node: a new certificate and key, in no
+    cluster, empty local disks. Had it been a cluster member, the cluster
+    keeps its VMs' configurations (pmxcfs /etc/pve/nodes/NODE, which
+    `pvecm delnode` leaves; the cluster's "nodedirs"), each stopped and
+    marked "lost_disks" (pve_sim_guests.init_node).
   * Records every request as one JSON line {node, method, path, params,
     redacted, status, auth, time, login, quorum} (quorum: the node's
     cluster after the request, {cluster, members, online, quorate}, which
@@ -160,7 +167,7 @@ class Sim:
         self.conn_gen = 0
         with self.state as s:
             n = s["nodes"].get(self.node)
-            was_member = bool(n and n.get("cluster"))
+            was_member = n.get("cluster") if n else None  # its cluster's ID, if it was in one
             if n is None or a.fresh:
                 crt, key, fp = make_cert(a.state, self.node, a.ip, int(time.time() * 1000))
                 n = {"ip": a.ip, "port": a.port, "cluster": None, "authkey": secrets.token_hex(16),
@@ -270,7 +277,7 @@ class Sim:
         s["next_cluster"] += 1
         s["clusters"][cid] = {"name": act["clustername"], "authkey": me["authkey"], "version": 1,
                               "members": {self.node: {"nodeid": 1, "ring0_addr": act["link0"]}},
-                              "joining": None}
+                              "joining": None, "nodedirs": [self.node]}
         me["cluster"] = cid
         log.extend(["Writing corosync config to /etc/pve/corosync.conf",
                     "Restart corosync and cluster filesystem"])
@@ -315,6 +322,8 @@ class Sim:
         nodeid = next(i for i in range(1, 1000) if i not in used)
         c["members"][self.node] = {"nodeid": nodeid, "ring0_addr": act["link0"]}
         c["version"] += 1
+        if self.node not in c.setdefault("nodedirs", []):  # /etc/pve/nodes/NODE, kept by delnode
+            c["nodedirs"].append(self.node)
         log.extend(["Join request OK, finishing setup locally", "stopping pve-cluster service",
                     "waiting for quorum...OK",
                     "generated new node certificate, restart pveproxy and pvedaemon services",

@@ -93,11 +93,17 @@ def init_node(sim, s, a, was_member=False):
         else None
     vms = s["guest"].setdefault("vms", {})
     s["guest"].setdefault("flocks", {})
+    if a.fresh:  # the old installation's workers died with it, their task logs (/var/log/pve/tasks) too
+        for upid in [u for u, t in s["tasks"].items() if t["node"] == sim.node and t["status"] == "running"]:
+            release(s, upid)
+            del s["tasks"][upid]
     if a.fresh and was_member and vms.get(sim.node):
+        c = s["clusters"].get(was_member) if isinstance(was_member, str) else None
+        if c is not None and sim.node not in c.setdefault("nodedirs", []):
+            c["nodedirs"].append(sim.node)
         for vmid, vm in list(vms[sim.node].items()):
-            kept = new_vm(dict(vm["conf"]))
+            kept = new_vm(dict(vm["conf"]))  # a lock in the config stays, as in the file
             kept["pending"], kept["pdel"] = vm.get("pending", {}), vm.get("pdel", {})
-            kept["conf"].pop("lock", None)
             kept["lost_disks"] = True
             vms[sim.node][vmid] = kept
     elif a.fresh or sim.node not in vms:
@@ -260,11 +266,24 @@ def members(s, node):
     return [node] if cid is None else sorted(s["clusters"][cid]["members"])
 
 
+def fs_nodes(s, node):
+    """The nodes/ directories of NODE's /etc/pve: its cluster's members and
+    every node that ever was one (pmxcfs keeps nodes/NAME when `pvecm
+    delnode` removes NAME; pve_sim.py and init_node note them in the
+    cluster's "nodedirs")."""
+    cid = s["nodes"][node]["cluster"]
+    if cid is None:
+        return [node]
+    c = s["clusters"][cid]
+    return sorted(set(c["members"]) | {n for n in c.get("nodedirs", []) if n in s["nodes"]})
+
+
 def vmlist(s, node):
-    """pve-cluster's vmlist as NODE sees it: {vmid: node} over the cluster
-    (the --guests stand-ins included)."""
+    """pve-cluster's vmlist as NODE sees it: {vmid: node} over every
+    qemu-server directory of its /etc/pve (the --guests stand-ins of the
+    members included)."""
     out = {}
-    for n in members(s, node):
+    for n in fs_nodes(s, node):
         for i in range(s["nodes"].get(n, {}).get("guests", 0)):
             out[100 + i] = n
         for vmid in visible(s, node, n):
@@ -380,6 +399,11 @@ def vmstatus(s, node, vmid, vm, full=False):
 
 
 # ---- storage endpoints -------------------------------------------------------
+
+@route("POST", r"/storage")
+def api_storage_create(c):
+    return st.create(c.s, dict(c.p))
+
 
 @route("GET", r"/storage")
 def api_storage_index(c):
@@ -859,87 +883,155 @@ def api_create(c, node):
     return upid
 
 
+# Qemu.pm create_vm: with 'archive', only these of its own parameters; every
+# other (non-drive) option overrides the archived configuration.
+RESTORE_PARAMS = ("archive", "storage", "force", "unique", "start", "bwlimit", "pool", "live-restore",
+                  "ha-managed", "import-working-storage")
+
+
 def restore(c, node, vmid, p):
-    """Qemu.pm create_vm with 'archive' (qmrestore): the archive must be a
-    backup this node can read; an existing VMID only with force, on this
-    node, stopped; then a 'qmrestore' worker under the VM's flock that
-    frees the old VM's volumes (a missing one is only warned about), makes
-    the archived disks anew on 'storage' (else where they were) and writes
-    the archived configuration."""
+    """Qemu.pm create_vm with 'archive' (qmrestore). Before the worker: no
+    drive option beside an archive; the archive a backup volume this node
+    can read (Qemu.pm $parse_restore_archive, Storage.pm
+    abs_filesystem_path: "can't find file"); live-restore only from a
+    Proxmox Backup Server; create_and_lock_config: an existing VMID only
+    with force (Cluster.pm check_vmid_unused), then the VM must be on this
+    node, unlocked (check_lock) and stopped ("vm is running"); the config
+    is locked 'create' meanwhile. The 'qmrestore' worker then does the
+    rest (finish_qmrestore). Each restore asked for is listed in
+    s["guest"]["restores"]: {node, vmid, archive, time, upid, force,
+    exitstatus} (None while it runs, then the task's)."""
     s = c.s
+    emsg = "unable to restore VM %d -" % vmid
+    for opt in sorted(p):
+        if DRIVE_RE.fullmatch(opt):
+            raise param_exc(opt, "option conflicts with option 'archive'")
     check_quorum(s, c.sim, node)
     archive, storage, force = p["archive"], p.get("storage"), p.get("force") == "1"
-    sid, volname = st.parse_volid(archive)
-    st.check_enabled(s, sid, node)
+    sid, volname = split_volid(archive)
+    if sid is None:
+        raise Fail(500, "can't find file '%s'" % archive)
+    scfg = st.check_enabled(s, sid, node)
     v = st.vols(s, node, sid).get(volname)
     if v is None or v.get("content") != "backup":
         raise Fail(500, "can't find file '%s'" % archive)
+    if p.get("live-restore") == "1" and scfg["type"] != "pbs":
+        raise Fail(500, "live-restore is only compatible with backup images from a Proxmox Backup Server")
     if storage:
         st.check_enabled(s, storage, node)
     owner = vmlist(s, node).get(vmid)
     prev = None
     if owner is not None:
         if not force:
-            raise Fail(500, "unable to restore VM %d - VM %d already exists on node '%s'" % (vmid, vmid, owner))
-        if owner != node:
-            raise Fail(500, "unable to restore VM %d - VM %d already exists on node '%s'" % (vmid, vmid, owner))
+            raise Fail(500, "%s VM %d already exists on node '%s'" % (emsg, vmid, owner))
+        if owner != node or str(vmid) not in vms(s, node):
+            raise Fail(500, "%s Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist"
+                       % (emsg, node, vmid))
         prev = vms(s, node)[str(vmid)]
-        check_lock(prev["conf"])
+        if prev["conf"].get("lock"):
+            raise Fail(500, "%s VM is locked (%s)" % (emsg, prev["conf"]["lock"]))
+        if prev["conf"].get("protection") == "1":
+            raise Fail(500, "%s protection mode enabled" % emsg)
         if prev["running"]:
-            raise Fail(500, "unable to restore VM %d - VM is running" % vmid)
+            raise Fail(500, "%s vm is running" % emsg)
+        sync_lock(c, vmid)
+    override = {k: v for k, v in p.items() if k not in RESTORE_PARAMS}
     vms(s, node)[str(vmid)] = new_vm(dict(prev["conf"] if prev else {}, lock="create"))
     upid, t = new_task(c, node, "qmrestore", vmid,
                        {"node": node, "vmid": vmid, "archive": archive, "storage": storage, "prev": prev,
-                        "unique": p.get("unique") == "1", "start": p.get("start") == "1"},
+                        "unique": p.get("unique") == "1", "start": p.get("start") == "1", "override": override},
                        copy_seconds(s, node, sum(v.get("disks", {}).values())))
     task_locks(c, upid, t, [(vmid, "ex", 1)])
     s["guest"].setdefault("restores", []).append({"node": node, "vmid": vmid, "archive": archive,
-                                                  "time": time.time(), "upid": upid})
+                                                  "time": time.time(), "upid": upid, "force": force,
+                                                  "exitstatus": None})
     return upid
 
 
+def restore_ended(s, upid, exitstatus):
+    """A restore's task ended: its entry in s["guest"]["restores"] says how."""
+    for r in s["guest"].get("restores", []):
+        if r["upid"] == upid:
+            r["exitstatus"] = exitstatus
+
+
 def finish_qmrestore(sim, s, act, log):
+    """QemuServer.pm restore_vma_archive: the old VM's volumes freed as
+    destroy_vm frees them (free_volume_logged), the archived disks made anew
+    on 'storage' (else on the storage each was on) and a cloud-init drive
+    allocated anew there too (parse_backup_hints); a disk the backup left
+    out (backup=0) is dropped from the configuration as
+    restore_update_config_line comments it out; with 'unique' new MACs
+    (and a new SMBIOS UUID); the request's other options override the
+    archived ones; a new vmgenid. The VM is stopped unless 'start'. The
+    guest's own state is not in the archive (pve_sim_jobs.py keeps only
+    the configuration and disk sizes): it boots as a new instance would."""
     node, vmid = act["node"], act["vmid"]
     sid, volname = st.parse_volid(act["archive"])
     v = st.vols(s, node, sid).get(volname)
     if v is None:
         raise Fail(500, "can't find file '%s'" % act["archive"])
-    log.append("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp.fifo - "
-               "/var/tmp/vzdumptmp" % st.real_path(s, sid, "backup", volname.split("/", 1)[1]))
+    path = st.real_path(s, sid, "backup", volname.split("/", 1)[1])
+    log.append("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - "
+               "/var/tmp/vzdumptmp%d" % (path, os.getpid(), os.getpid()) if path.endswith(".zst") else
+               "restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d"
+               % (os.getpid(), path, os.getpid()))
+    for key, d in drives(v["conf"]):  # QemuServer.pm parse_backup_hints: where each disk will go
+        vsid = split_volid(d.get("file"))[0]
+        if key in v.get("disks", {}) or (vsid and is_cloudinit(d)):
+            target = act["storage"] or vsid
+            if "images" not in (st.check_enabled(s, target, node).get("content") or []):
+                raise Fail(500, "Content type 'images' is not available on storage '%s'" % target)
     prev = act.get("prev")
-    for _, d in drives(prev["conf"]) if prev else []:
-        vsid, _ = split_volid(d.get("file"))
-        if not vsid or is_cdrom(d) or vsid not in st.cfg(s):
-            continue
-        if st.volume(s, node, d["file"]) is None:
-            log.append("WARN: volume '%s' does not exist" % d["file"])
-        else:
-            free_volume(s, node, d["file"])
+    if prev:
+        act["freed"] = True
+        for volid in owned_volumes(s, node, vmid, prev):
+            free_volume_logged(s, node, volid, log)
     conf, vollist = dict(v["conf"]), act.setdefault("vollist", [])
-    for key, size in sorted(v.get("disks", {}).items()):
-        d = parse_drive(conf[key])
-        target = act["storage"] or split_volid(d["file"])[0]
-        st.check_enabled(s, target, node)
-        d["file"] = st.alloc(s, node, target, vmid, size)
-        vollist.append(d["file"])
-        conf[key] = print_drive(d)
-        log.append("new volume ID is '%s'" % d["file"])
+    for key, d in drives(dict(conf)):
+        vsid, _ = split_volid(d.get("file"))
+        if key in v.get("disks", {}) or (vsid and is_cloudinit(d)):
+            target = act["storage"] or vsid
+            scfg = st.check_enabled(s, target, node)
+            fmt = None
+            if "path" in scfg:
+                fmt = d.get("format") or st.parse_volname(s, d["file"])[4]
+            size = CLOUDINIT_SIZE if is_cloudinit(d) else v["disks"][key]
+            name = "vm-%d-cloudinit" % vmid if is_cloudinit(d) else None
+            d.pop("format", None)
+            d["file"] = st.alloc(s, node, target, vmid, size, name, fmt)
+            vollist.append(d["file"])
+            conf[key] = print_drive(d)
+            log.append("new volume ID is '%s'" % d["file"])
+        elif d.get("backup") == "0" and not is_cdrom(d):
+            del conf[key]
     if act["unique"]:  # QemuServer.pm restore_update_config_line: new MACs and a new VM generation
         for k in [k for k in conf if re.fullmatch(r"net\d+", k)]:
             conf[k] = print_net(dict(parse_net(conf[k]), macaddr=random_mac()))
         conf["smbios1"] = "uuid=%s" % uuid.uuid4()
+    conf.update(act.get("override") or {})
     conf.pop("lock", None)
     conf["vmgenid"] = str(uuid.uuid4())
-    vms(s, node)[str(vmid)] = new_vm(conf)
+    if conf.get("template") == "1":  # Qemu.pm: a restored template is made one again (template_create)
+        for ds, d in drives(conf):
+            if not is_cdrom(d) and split_volid(d.get("file"))[0] and not st.parse_volname(s, d["file"])[3]:
+                d["file"] = st.create_base(s, node, d["file"])
+                conf[ds] = print_drive(d)
+    vm = new_vm(conf)
+    vm["pending"], vm["pdel"] = dict(v.get("pending") or {}), dict(v.get("pdel") or {})
+    vms(s, node)[str(vmid)] = vm
     log.append("rescan volumes...")
     if act["start"]:
         start_vm(sim, s, node, vmid, log)
 
 
 def abort_qmrestore(sim, s, act, log):
+    """QemuServer.pm restore_destroy_volumes on error. A VM restored over
+    (force) is back as it was if the worker failed before it destroyed the
+    old VM's volumes; after that, and for a new VMID, the config goes."""
     for volid in act.get("vollist", []):
         free_volume(s, act["node"], volid)
-    if act.get("prev"):
+    if act.get("prev") and not act.get("freed"):
         vms(s, act["node"])[str(act["vmid"])] = act["prev"]
     else:
         vms(s, act["node"]).pop(str(act["vmid"]), None)
@@ -985,6 +1077,54 @@ def abort_create(sim, s, act, log):
 def free_volume(s, node, volid):
     sid, volname = st.parse_volid(volid)
     st.vols(s, node, sid).pop(volname, None)
+
+
+def free_volume_logged(s, node, volid, log):
+    """Storage.pm vdisk_free as destroy_vm calls it: a volume that is gone
+    is no error. A dir storage's Plugin.pm free_image warns (a plain warn:
+    a task log line, the task still OK); LvmThinPlugin.pm free_image only
+    removes an LV that lvs lists, silently."""
+    sid, volname = st.parse_volid(volid)
+    if st.vols(s, node, sid).get(volname) is None:
+        scfg = st.cfg(s).get(sid) or {}
+        if "path" in scfg:
+            log.append("disk image '%s' does not exist" % st.real_path(s, sid, "images", volname))
+        return
+    free_volume(s, node, volid)
+
+
+def owned_volumes(s, node, vmid, vm):
+    """The volumes destroy_vm frees: each one the config (pending and unused
+    entries too) names that belongs to this VMID."""
+    refs = [d["file"] for _, d in drives(vm["conf"]) + drives(vm.get("pending") or {})
+            if d and not is_cdrom(d, True)]
+    refs += [v for k, v in vm["conf"].items() if UNUSED_RE.fullmatch(k)]
+    out = []
+    for volid in refs:
+        sid, _ = split_volid(volid)
+        if sid and sid in st.cfg(s) and volid not in out and st.parse_volname(s, volid)[2] == vmid:
+            out.append(volid)
+    return out
+
+
+def missing_volume(s, node, conf):
+    """The error vm_start meets for the first volume of CONF that is gone
+    (QemuServer.pm vm_start_nolock activates every volume first; a
+    cloud-init drive is not checked: the start makes it anew): on
+    lvmthin LvmThinPlugin.pm $activate_lv's "no such logical volume VG/LV";
+    elsewhere QEMU cannot open the file. None if all are there."""
+    for ds, d in drives(conf):
+        sid, _ = split_volid(d.get("file"))
+        if not sid or is_cloudinit(d) or st.volume(s, node, d["file"]) is not None:
+            continue
+        scfg = st.storage_config(s, sid)
+        vt, name = st.parse_volname(s, d["file"])[:2]
+        if scfg["type"] == "lvmthin":
+            return None, "no such logical volume %s/%s" % (scfg["vgname"], name)
+        path = st.real_path(s, sid, vt, name)
+        return ("kvm: -drive file=%s,if=none,id=drive-%s: Could not open '%s': No such file or directory"
+                % (path, ds, path)), "start failed: QEMU exited with code 1"
+    return None
 
 
 # ---- QEMU: config updates ----------------------------------------------------
@@ -1390,14 +1530,17 @@ def start_vm(sim, s, node, vmid, log, skiplock=False):
     if vm["running"]:
         raise Fail(500, "VM %d already running" % vmid)
     apply_pending(s, node, vmid, vm)
-    for ds, d in drives(conf):
+    for ds, d in drives(conf):  # Cloudinit.pm commit_cloudinit_disk: a cloud-init volume that is gone is made anew
         sid, _ = split_volid(d.get("file"))
-        if sid and st.volume(s, node, d["file"]) is None:
-            vt, name = st.parse_volname(s, d["file"])[:2]
-            path = st.real_path(s, sid, vt, name) if "path" in st.storage_config(s, sid) else "/dev/pve/" + name
-            log.append("kvm: -drive file=%s,if=none,id=drive-%s: Could not open '%s': No such file or directory"
-                       % (path, ds, path))
-            raise Fail(500, "start failed: QEMU exited with code 1")
+        if sid and is_cloudinit(d) and st.volume(s, node, d["file"]) is None:
+            name, fmt = st.parse_volname(s, d["file"])[1], st.parse_volname(s, d["file"])[4]
+            st.alloc(s, node, sid, vmid, CLOUDINIT_SIZE, re.sub(r"\.\w+$", "", name),
+                     fmt if "path" in st.storage_config(s, sid) else None)
+    gone = missing_volume(s, node, conf)
+    if gone:
+        if gone[0]:
+            log.append(gone[0])
+        raise Fail(500, gone[1])
     vm["seed"] = vc.read_seed(sim, s, node, vmid, vm)
     pp.first_boot(s, node, vm)  # payload.sh, once per instance (pve_sim_payload.py)
     vm["running"], vm["started"] = True, time.time()
@@ -1453,10 +1596,8 @@ def finish_qmdestroy(sim, s, act, log):
         for volid in refs:
             if split_volid(volid)[0] and st.base_in_use(s, node, volid):
                 raise Fail(500, "base volume '%s' is still in use by linked cloned" % volid)
-    for volid in refs:
-        sid, _ = split_volid(volid)
-        if sid and sid in st.cfg(s) and st.parse_volname(s, volid)[2] == vmid:
-            free_volume(s, node, volid)
+    for volid in owned_volumes(s, node, vmid, vm):
+        free_volume_logged(s, node, volid, log)
     if act["unreferenced"]:
         for sid in st.cfg(s):
             for volname, v in list(st.vols(s, node, sid).items()):
@@ -1743,3 +1884,5 @@ def finish_task(sim, s, upid, t):
     finally:
         release(s, upid)
         t["status"] = "stopped"
+        if kind == "qmrestore":
+            restore_ended(s, upid, t["exitstatus"])

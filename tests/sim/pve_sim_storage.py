@@ -8,12 +8,18 @@ Model (docs/pve.md, "The guest model"):
     simulator keeps one user and token store (fidelity ledger, row 12).
   * Volumes are per node and storage: s["guest"]["vols"][NODE][STORAGE][VOLNAME]
     = {size, ctime, format, content, vmid, file}; a shared storage's (NFS,
-    CIFS, PBS, or shared=1) are the cluster's, under the key "@shared"
-    instead of a node: every node sees them, a reinstalled node keeps them.
-  * Backups (content "backup", volname backup/vzdump-qemu-VMID-DATE.vma.zst)
-    hold what a restore needs: the VM's configuration and its disks' sizes
-    ("conf", "disks"); pve_sim_jobs.py makes them, pve_sim_guests.py
-    restores them. Uploaded files (iso,
+    CIFS, CephFS, RBD, PBS by nature, or shared=1; Storage.pm's shared
+    storages) are the cluster's, under the key "@shared" instead of a node:
+    every node sees them, a reinstalled node keeps them; a node-local
+    storage's ("local", "local-lvm") go with a reinstall (init).
+  * Backups (content "backup", volname
+    backup/vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS.vma[.zst|.gz|.lzo], format
+    the extension as Plugin.pm parse_volname has it) hold what a restore
+    needs: the VM's configuration, its pending section and its disks' sizes
+    ("conf", "pending", "disks"), and "notes", "protected", "node" (where
+    it was made); pve_sim_jobs.py makes them, pve_sim_guests.py restores
+    them; the content list shows them as Plugin.pm list_volumes does
+    (subtype "qemu", vmid, notes, protected). Uploaded files (iso,
     import, vztmpl) are real files under STATE/volumes/NODE/STORAGE/, laid out
     as a dir storage is (template/iso, import, template/cache); disk images
     are bookkeeping only (their virtual size), nothing is written.
@@ -52,9 +58,10 @@ OPTIONS = {
     "lvmthin": {"thinpool": "fixed", "vgname": "fixed", "nodes": 1, "disable": 1, "content": 1, "bwlimit": 1},
     "nfs": {"path": "fixed", "server": "fixed", "export": "fixed", "content-dirs": 1, "nodes": 1, "disable": 1,
             "prune-backups": 1, "max-protected-backups": 1, "content": 1, "format": 1, "mkdir": 1,
-            "create-base-path": 1, "create-subdirs": 1, "options": 1, "bwlimit": 1, "preallocation": 1},
+            "create-base-path": 1, "create-subdirs": 1, "options": 1, "bwlimit": 1, "preallocation": 1,
+            "snapshot-as-volume-chain": "fixed"},
     # pve-storage PBSPlugin.pm options()
-    "pbs": {"server": 1, "datastore": 1, "port": 1, "username": 1, "password": 1, "encryption-key": 1,
+    "pbs": {"server": 1, "datastore": "fixed", "port": 1, "username": 1, "password": 1, "encryption-key": 1,
             "master-pubkey": 1, "fingerprint": 1, "namespace": 1, "nodes": 1, "disable": 1, "content": 1,
             "prune-backups": 1, "max-protected-backups": 1},
 }
@@ -83,7 +90,8 @@ PRESETS = {
 #                  operator added ("nas"; pve-storage NFSPlugin.pm)
 PRESETS["installer-nas"] = dict(PRESETS["installer"], nas={"type": "nfs", "server": "10.0.0.50",
                                                            "export": "/srv/backup", "path": "/mnt/pve/nas",
-                                                           "content": ["backup"], "options": "vers=4.2"})
+                                                           "content": ["backup"], "options": "vers=4.2",
+                                                           "prune-backups": "keep-all=1"})
 
 # pve-storage Storage.pm: ISO_EXT_RE_0, VZTMPL_EXT_RE_1, UPLOAD_IMPORT_EXT_RE_1,
 # IMPORT_EXT_RE_1, SAFE_CHAR_CLASS_RE.
@@ -194,8 +202,10 @@ def update(s, sid, p):
         scfg = storage_config(s, sid)
         opts = OPTIONS[scfg["type"]]
         new = {}
+        if "password" in p and scfg["type"] == "pbs":  # PBSPlugin.pm on_update_hook: /etc/pve/priv
+            s["guest"].setdefault("storage_pw", {})[sid] = p["password"]
         for k, v in p.items():
-            if k in ("storage", "digest", "delete"):
+            if k in ("storage", "digest", "delete") or (k == "password" and scfg["type"] == "pbs"):
                 continue
             if k not in opts:
                 raise Fail(500, "unexpected property '%s'" % k)
@@ -218,6 +228,50 @@ def update(s, sid, p):
     return {"storage": sid, "type": scfg["type"]}
 
 
+# What a type needs on create (the plugins' properties without 'optional').
+REQUIRED = {"dir": ("path",), "nfs": ("server", "export", "path"), "pbs": ("server", "datastore", "username"),
+            "lvmthin": ("vgname", "thinpool")}
+FINGERPRINT = re.compile(r"([A-Fa-f0-9]{2}:){31}[A-Fa-f0-9]{2}")
+
+
+def create(s, p):
+    """POST /storage: pve-storage API2/Storage/Config.pm create — the
+    section checked by its plugin (options, required ones), "storage ID 'X'
+    already defined"; a PBS storage's password goes to
+    /etc/pve/priv/storage/ID.pw (PBSPlugin.pm on_add_hook), never into
+    storage.cfg; its connection check (the datastore listed with those
+    credentials) is not modelled: no PBS runs here. Errors wrapped as
+    "create storage failed: ..."."""
+    p = dict(p)  # the request's own parameters stay as they came (the record)
+    sid, stype = p.pop("storage"), p.pop("type")
+    try:
+        if sid in cfg(s):
+            raise Fail(500, "storage ID '%s' already defined" % sid)
+        if stype not in OPTIONS:
+            raise Fail(501, "storage type '%s' is not modelled in the simulator" % stype)
+        opts, new = OPTIONS[stype], {"type": stype}
+        pw = p.pop("password", None)
+        for k, v in p.items():
+            if k not in opts:
+                raise Fail(500, "unexpected property '%s'" % k)
+            new[k] = decode_value(stype, k, v)
+        for k in REQUIRED.get(stype, ()):
+            if k not in new:
+                raise Fail(500, "missing value for required option '%s'" % k)
+        if stype == "pbs":
+            if new.get("fingerprint") and not FINGERPRINT.fullmatch(new["fingerprint"]):
+                raise Fail(500, "fingerprint: value does not match the regex pattern")
+            if not pw:
+                raise Fail(500, "missing value for required option 'password'")
+    except Fail as e:
+        raise Fail(500, "create storage failed: %s" % e.reason)
+    new.setdefault("content", list(VALID_CONTENT[stype][1]))
+    cfg(s)[sid] = new
+    if pw is not None:
+        s["guest"].setdefault("storage_pw", {})[sid] = pw
+    return {"storage": sid, "type": stype}
+
+
 def decode_value(stype, key, value):
     """Plugin.pm decode_value: a content type the plugin does not know is
     dropped with a warning (not an error); nothing left is an error unless
@@ -234,6 +288,8 @@ def decode_value(stype, key, value):
         return sorted({n for n in re.split(r"[,;\s]+", value) if n})
     if key in ("disable", "shared"):
         return 1 if value == "1" else 0
+    if key == "port":
+        return int(value)
     return value
 
 
@@ -424,6 +480,8 @@ def list_content(s, node, sid, vmid=None, content=None):
             d["subtype"] = "qemu"
             if v.get("notes"):
                 d["notes"] = v["notes"]
+            if v.get("protected"):
+                d["protected"] = 1
         if v.get("vmid") is not None:
             d["vmid"] = v["vmid"]
         out.append(d)

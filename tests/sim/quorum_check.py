@@ -8,6 +8,8 @@ voters and running voters after the request).
 
   quorum_check.py [--max-etcd N] [--since EPOCH] RECORDS.jsonl...
 
+(--since-time is the same as --since.)
+
 Fails (exit 1, naming the first offending record) when
   * a Proxmox node that is in a cluster answered while that cluster was not
     quorate (fewer than a majority of its members online);
@@ -27,7 +29,8 @@ import sys
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max-etcd", type=int, default=0, help="most etcd members allowed (0: no limit)")
-    ap.add_argument("--since", type=float, default=0.0, help="only records from this time on")
+    ap.add_argument("--since", "--since-time", dest="since", type=float, default=0.0,
+                    help="only records from this time (epoch seconds) on")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     n_pve = n_k8s = 0

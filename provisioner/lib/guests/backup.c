@@ -112,25 +112,32 @@ static bool same_option(const struct step *s, struct json_object *job, const cha
 	return streq_ptr(json_object_get_string(v), want);
 }
 
-/* The job of id from GET /cluster/backup (a new reference), NULL when
- * there is none. */
-static int find_job(struct run_ctx *ctx, struct pve_client *c, const char *id, struct json_object **ret)
+/* The entry of a list (GET path) whose `key` is `id` (a new reference),
+ * NULL when there is none: a backup job of /cluster/backup, a storage of
+ * /storage. */
+static int find_entry(struct run_ctx *ctx, struct pve_client *c, const char *path, const char *key, const char *id,
+		      struct json_object **ret)
 {
 	_cleanup_json_ struct json_object *list = NULL;
-	int r = pve_call(c, HTTP_GET, "/cluster/backup", NULL, &list);
+	int r = pve_call(c, HTTP_GET, path, NULL, &list);
 
 	*ret = NULL;
 	if (r < 0)
-		return run_ctx_error(ctx, r, "cannot read the backup jobs: %s", pve_client_error(c));
+		return run_ctx_error(ctx, r, "cannot read %s: %s", path, pve_client_error(c));
 	for (size_t i = 0; json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
-		struct json_object *job = json_object_array_get_idx(list, i);
+		struct json_object *e = json_object_array_get_idx(list, i);
 
-		if (streq_ptr(json_get_string(job, "id"), id)) {
-			*ret = json_object_get(job);
+		if (streq_ptr(json_get_string(e, key), id)) {
+			*ret = json_object_get(e);
 			break;
 		}
 	}
 	return 0;
+}
+
+static int find_job(struct run_ctx *ctx, struct pve_client *c, const char *id, struct json_object **ret)
+{
+	return find_entry(ctx, c, "/cluster/backup", "id", id, ret);
 }
 
 /* What of the job differs from the step's (names, comma-separated, into
@@ -260,21 +267,7 @@ static void storage_differs(const struct step *s, struct json_object *sc, char *
 
 static int find_storage(struct run_ctx *ctx, struct pve_client *c, const char *name, struct json_object **ret)
 {
-	_cleanup_json_ struct json_object *list = NULL;
-	int r = pve_call(c, HTTP_GET, "/storage", NULL, &list);
-
-	*ret = NULL;
-	if (r < 0)
-		return run_ctx_error(ctx, r, "cannot read the storage configuration: %s", pve_client_error(c));
-	for (size_t i = 0; json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
-		struct json_object *sc = json_object_array_get_idx(list, i);
-
-		if (streq_ptr(json_get_string(sc, "storage"), name)) {
-			*ret = json_object_get(sc);
-			break;
-		}
-	}
-	return 0;
+	return find_entry(ctx, c, "/storage", "storage", name, ret);
 }
 
 static int storage_params(struct run_ctx *ctx, const struct step *s, bool create, struct pve_params *p)
