@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE 1 /* mkostemp */
 #include "fileio.h"
 
 #include <fcntl.h>
@@ -59,12 +60,15 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 	const char *p = data;
 	int fd, r = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	/* a name of its own (mkostemp: O_EXCL, mode 0600 until fchmod), so
+	 * that two writers of one file never take each other's */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	(void)unlink(tmp); /* left by a run that died; O_EXCL below */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
+	if (fchmod(fd, mode) < 0)
+		r = negative_errno();
 	while (len > 0 && r == 0) {
 		ssize_t k = write(fd, p, len);
 

@@ -18,8 +18,8 @@ int read_fd_capped(int fd, size_t max, char **ret, size_t *ret_size);
  * kept as they are). Returns 0 or -errno (-ENAMETOOLONG past PATH_MAX). */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Replace path with data as one step: a new file beside it (path.tmp,
- * mode, never through a symlink), written, fsync()ed, renamed over path.
+/* Replace path with data as one step: a new file beside it (a name of its
+ * own, path.tmp-XXXXXX, then mode), written, fsync()ed, renamed over path.
  * A crash leaves the old file or the new one, never half of one; a failure
  * removes the temporary file. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

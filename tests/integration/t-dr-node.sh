@@ -19,8 +19,11 @@
 # quorum and etcd quorum (never more than 3 members) hold after every
 # request the simulators recorded. A second death of pve2, this time with
 # its backups deleted, recovers the same lab by re-creating every VM; the
-# primary's zone is made again and the secondary re-synchronised. A
-# further run changes nothing.
+# primary's zone is made again and the secondary re-synchronised. Last,
+# the first node dies and is rebuilt: it joins the running cluster (its
+# CA-signed certificate installed again after the join), its K3s server
+# joins the running etcd instead of initialising one, its agent comes back
+# from its backup. A further run changes nothing, after each recovery.
 # timeout: 900
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
@@ -315,5 +318,31 @@ assert_eq "$serial2" "$(tn_dig "$TN_DNS_PORT_dns_02" home.arpa SOA | awk '{print
 assert_eq 10.0.0.30 "$(tn_dig "$TN_DNS_PORT_dns_02" handmade.home.arpa A)" "the secondary's answer for the hand-made name"
 [ "$serial2" -lt "$serial_hand" ] || fail "the re-created primary's serial $serial2 is not below the secondary's $serial_hand"
 echo "dr: serials $serial0 (before), $serial1 (restored), $serial_hand (a record by hand), $serial2 (re-created)"
+
+# ---- the first node dies ---------------------------------------------------------------
+# pve1 created the cluster and initialised K3s: rebuilt, it must join both
+# instead (never a second cluster, never a second cluster-init), restore
+# its agent from the backup and make its etcd member anew.
+power_off pve1
+sim_start pve1 --fresh --guest-boot-ms 100 --technitium-dir "$INST" --storage-preset installer-nas
+args
+fb pve1 "${ARGS[@]}" --journal "$TESTTMP/journal-pve1-rebuilt"
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the rebuilt first node's firstboot exited $RC"; }
+for want in "this first node was reinstalled, joining it again" "installing a certificate signed by the cluster CA on 'pve1'" \
+	"restoring k3s-worker-01 (VMID 211)" "k3s-server-01 (VMID 201): no backup of it" \
+	"this first server was rebuilt; it joins the running cluster through https://10.0.0.5:6443" "answered as planned"; do
+	grep -qF "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "the first node's recovery did not say: $want"; }
+done
+assert_eq 1 "$(sim_query 'len(s["clusters"])')" "clusters after the first node's rebuild"
+snapshot first
+same_lab up first
+"$PY" "$SIM/quorum_check.py" --max-etcd 3 "$PVE_SIM_RECORD_DIR"/*.jsonl "$K8S_SIM_RECORD_DIR"/*.jsonl \
+	>"$TESTTMP/quorum3.out" 2>&1 || { cat "$TESTTMP/quorum3.out" >&2; fail "quorum was lost in the first node's recovery"; }
+cat "$TESTTMP/quorum3.out"
+before=$(mutations) kbefore=$(k8s_mutations)
+fb pve1 "${ARGS[@]}" --journal "$TESTTMP/journal-pve1-rebuilt"
+[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the re-run of the recovered first node exited $RC"; }
+assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the first node's re-run"
+assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the first node's re-run"
 
 sim_schema_check || fail "schema check"

@@ -395,7 +395,13 @@ int cluster_create_apply(struct cluster_ctx *c)
 	if (r > 0) {
 		progress(c, "'%s' already runs cluster '%s': this first node was reinstalled, joining it again",
 			 name_of(c, via), c->cfg.cluster_name);
-		return join_via(c, via);
+		r = join_via(c, via);
+		/* A join replaces the node's certificates: the one signed by the
+		 * cluster CA, which the certs step installed before this one (the
+		 * first node's order), is gone; install it again. */
+		if (r >= 0 && c->cfg.ca_file && c->cfg.ca_key_file)
+			r = cluster_certs_apply(c);
+		return r;
 	}
 	for (int attempt = 0; attempt < 10; attempt++) {
 		bool done = false;
