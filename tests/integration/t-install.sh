@@ -89,7 +89,9 @@ assert d["stopped_at"]["step"] == n + "disk/select" and "no disk matches" in d["
 pf = {(f["check"], f["status"]) for f in d["preflight"]}
 assert ("virtualization", "pass") in pf and ("link", "pass") in pf, pf
 PYEOF
-curl -sf "http://127.0.0.1:$SPORT/" | grep -q '<table id="preflight">' || fail "the install's page shows no pre-flight"
+# into a file first: grep -q on a pipe may close it before curl is done
+curl -sf -o "$TESTTMP/install-page.html" "http://127.0.0.1:$SPORT/" || fail "the install's page"
+grep -q '<table id="preflight">' "$TESTTMP/install-page.html" || fail "the install's page shows no pre-flight"
 kill "$IPID" 2>/dev/null || true
 wait "$IPID" 2>/dev/null || true
 # without the secret key: bad input, named

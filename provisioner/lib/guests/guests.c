@@ -478,28 +478,39 @@ static int volume_present(struct run_ctx *ctx, const char *node, const char *con
 	return 0;
 }
 
-/* The guest's disk `drive` names a volume its storage no longer has (the
- * node was rebuilt: the cluster kept the guest's configuration, the node's
- * own storage lost the disk). No disk in the configuration is "gone" too. */
-static int disk_gone(struct run_ctx *ctx, const char *node, const struct json_object *cfg, const char *drive,
-		     bool *ret)
+/* A disk of the guest's configuration names a volume its storage no
+ * longer has (the node was rebuilt: the cluster kept the configuration,
+ * the node's own storage lost the disk). A configuration without disks
+ * (a create or clone a killed run left) has none gone. */
+static int disk_gone(struct run_ctx *ctx, const char *node, struct json_object *cfg, bool *ret)
 {
-	_cleanup_free_ struct pve_volume *v = NULL;
-	char volid[PVE_VOLID_MAX], storage[PVE_VOLID_MAX];
-	const char *colon;
-	size_t n = 0;
-	int r;
+	*ret = false;
+	json_object_object_foreach(cfg, key, val) {
+		_cleanup_free_ struct pve_volume *v = NULL;
+		char volid[PVE_VOLID_MAX], storage[PVE_VOLID_MAX], media[16];
+		const char *colon, *s = json_object_get_string(val);
+		size_t n = 0, k = strcspn(key, "0123456789");
+		bool found = false;
+		int r;
 
-	*ret = true;
-	if (!cfg_volume(cfg, drive, volid, sizeof(volid)) || !(colon = strchr(volid, ':')))
-		return 0;
-	snprintf(storage, sizeof(storage), "%.*s", (int)(colon - volid), volid);
-	r = pve_storage_volumes(gctx(ctx)->cfg.client, node, storage, "images", &v, &n);
-	if (r < 0)
-		return api_error(ctx, r, "listing the disks on the node");
-	for (size_t i = 0; i < n; i++)
-		if (streq(v[i].volid, volid))
-			*ret = false;
+		if (!s || !key[k] || key[k + strspn(key + k, "0123456789")] ||
+		    !((k == 4 && (strncmp(key, "scsi", 4) == 0 || strncmp(key, "sata", 4) == 0)) ||
+		      (k == 6 && strncmp(key, "virtio", 6) == 0) || (k == 3 && strncmp(key, "ide", 3) == 0)))
+			continue; /* not a disk drive */
+		if ((prop_get(s, "media", media, sizeof(media)) && streq(media, "cdrom")) ||
+		    !prop_get(s, NULL, volid, sizeof(volid)) || !(colon = strchr(volid, ':')))
+			continue; /* a CD-ROM (seeds, cloud-init) or no volume */
+		snprintf(storage, sizeof(storage), "%.*s", (int)(colon - volid), volid);
+		r = pve_storage_volumes(gctx(ctx)->cfg.client, node, storage, "images", &v, &n);
+		if (r < 0)
+			return api_error(ctx, r, "listing the disks on the node");
+		for (size_t i = 0; i < n && !found; i++)
+			found = streq(v[i].volid, volid);
+		if (!found) {
+			*ret = true;
+			return 0;
+		}
+	}
 	return 0;
 }
 
@@ -683,8 +694,8 @@ static int template_check(struct run_ctx *ctx, const struct step *s, bool *ret_d
 	r = pve_vm_config(gctx(ctx)->cfg.client, pg->node, pg->vmid, &cfg);
 	if (r < 0)
 		return api_error(ctx, r, "reading the template's VM");
-	r = disk_gone(ctx, pg->node, cfg, "scsi0", &gone);
-	*ret_done = r >= 0 && !gone;
+	r = disk_gone(ctx, pg->node, cfg, &gone);
+	*ret_done = r >= 0 && cfg_str(cfg, "scsi0") && !gone;
 	return r;
 }
 
@@ -781,7 +792,7 @@ static int template_apply(struct run_ctx *ctx, const struct step *s)
 		if (r < 0)
 			return api_error(ctx, r, "reading the template's VM");
 		if (cfg_str(cfg, "scsi0")) {
-			r = disk_gone(ctx, node, cfg, "scsi0", &gone);
+			r = disk_gone(ctx, node, cfg, &gone);
 			if (r < 0)
 				return r;
 			if (gone)
@@ -1452,7 +1463,7 @@ static int vm_apply(struct run_ctx *ctx, const struct step *s)
 		r = pve_vm_config(g->cfg.client, w.node, w.vmid, &old);
 		if (r < 0)
 			return api_error(ctx, r, "reading the VM's configuration");
-		r = disk_gone(ctx, w.node, old, w.disk, &gone);
+		r = disk_gone(ctx, w.node, old, &gone);
 		if (r < 0)
 			return r;
 		if (gone) {
