@@ -82,7 +82,7 @@
 
 
 struct install_args {
-	const char *bundle, *pubkey, *node, *workdir;
+	const char *bundle, *pubkey, *node, *nic, *workdir;
 	const char *sysfs, *proc, *dev;
 	const char *boot_log;
 	const char *secret_key, *target;
@@ -108,6 +108,8 @@ struct install_ctx {
 	struct manifest *manifest;
 	struct node_facts facts;
 	struct node_match match;
+	const struct node_nic *nic; /* the management NIC on this machine; NULL: none known */
+	bool nic_by_mac;            /* the installed system names it by its MAC (new hardware, --nic) */
 	struct remotelog *rlog;   /* queues this verb's lines until network.syslog is known */
 	long long boot_log_size; /* of the boot log when this verb started; -1: none */
 	struct secrets *secrets;
@@ -125,14 +127,17 @@ struct install_ctx {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: devopslab install --bundle B --pubkey P [--node NAME] [--workdir DIR]\n"
+	fprintf(f, "Usage: devopslab install --bundle B --pubkey P [--node NAME] [--nic NIC] [--workdir DIR]\n"
 		   "                         [--sysfs DIR] [--proc DIR] [--dev DIR]\n"
 		   "Install phase of the boot image: verify the bundle, identify this node, run the\n"
 		   "pre-flight gate, then the node's install steps: disk, root file system,\n"
 		   "configuration, boot loader, first-boot service.\n\n"
 		   "  --bundle B     bundle file, or an http://, https:// or tftp:// URL (resumable)\n"
 		   "  --pubkey P     public key (PEM) the bundle must be signed with\n"
-		   "  --node NAME    only consider node NAME (it must still match this machine)\n"
+		   "  --node NAME    this machine is node NAME: it must match its entry, or (new\n"
+		   "                 hardware) match no entry at all\n"
+		   "  --nic NIC      the management NIC on this machine (a name or MAC), when the\n"
+		   "                 manifest's nic is not here [the only NIC with a link]\n"
 		   "  --workdir DIR  downloads, the extracted bundle, preflight.json [/run/devopslab/work]\n"
 		   "  --sysfs DIR, --proc DIR, --dev DIR   other roots (tests) [/sys, /proc, /dev]\n"
 		   "  --boot-log FILE  the init's log, replayed to network.syslog\n"
@@ -152,6 +157,7 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		{ "yes", no_argument, NULL, 'y' },
 		{ "bundle", required_argument, NULL, 'b' }, { "pubkey", required_argument, NULL, 'p' },
 		{ "node", required_argument, NULL, 'n' },   { "workdir", required_argument, NULL, 'w' },
+		{ "nic", required_argument, NULL, 'N' },
 		{ "sysfs", required_argument, NULL, 's' },  { "proc", required_argument, NULL, 'P' },
 		{ "dev", required_argument, NULL, 'd' },    { "help", no_argument, NULL, 'h' },
 		{ "boot-log", required_argument, NULL, 'L' },
@@ -170,6 +176,7 @@ static int parse_args(int argc, char *argv[], struct install_args *a)
 		case 'b': a->bundle = optarg; break;
 		case 'p': a->pubkey = optarg; break;
 		case 'n': a->node = optarg; break;
+		case 'N': a->nic = optarg; break;
 		case 'w': a->workdir = optarg; break;
 		case 's': a->sysfs = optarg; break;
 		case 'P': a->proc = optarg; break;
@@ -313,9 +320,60 @@ static int step_manifest(struct install_ctx *c)
 	return EXIT_OK;
 }
 
+/* Whether the manifest names a NIC the installed system can use as it is:
+ * by name (the installed system's name, which the boot image cannot check),
+ * or by a MAC this machine has. */
+static bool manifest_nic_here(const struct install_ctx *c)
+{
+	const struct mf_node *n = c->match.node;
+	uint8_t mac[6];
+
+	if (n->nic && parse_mac(n->nic, mac) < 0)
+		return true;
+	if (!n->nic && !n->has_mac)
+		return false;
+	if (!n->nic)
+		memcpy(mac, n->mac, sizeof(mac));
+	for (size_t i = 0; i < c->facts.n_nics; i++)
+		if (!memcmp(c->facts.nics[i].mac, mac, sizeof(mac)))
+			return true;
+	return false;
+}
+
+/* The management NIC: the manifest's, found on this machine. On new
+ * hardware, when the manifest's is not here, or named by --nic, it is this
+ * machine's own, which the installed system then knows by its MAC (the
+ * config-network step's `nic`, node_plan()). */
+static int choose_nic(struct install_ctx *c)
+{
+	const struct mf_node *n = c->match.node;
+	bool need = c->match.by == NODE_BY_NAME || c->a.nic || !manifest_nic_here(c);
+	char mac[18];
+	int r;
+
+	r = node_choose_nic(&c->match, &c->facts, c->a.nic, &c->nic);
+	if (r < 0 && need) {
+		log_error("cannot tell this machine's management NIC: %s; name it with devopslab.nic=NAME|MAC on the "
+			  "kernel command line (install --nic)", node_error());
+		return EXIT_REFUSED;
+	}
+	if (r < 0) {
+		c->nic = NULL; /* the pre-flight link check says it has none */
+		return EXIT_OK;
+	}
+	c->nic_by_mac = need;
+	if (need)
+		log_info("management NIC: %s (MAC %s), %s; the installed system knows it by this MAC", c->nic->name,
+			 node_mac_format(c->nic->mac, mac),
+			 c->a.nic ? "named by --nic"
+			 : n->nic && streq(n->nic, c->nic->name) ? "the manifest's nic"
+								   : "the only one with a link");
+	return EXIT_OK;
+}
+
 static int step_identify(struct install_ctx *c)
 {
-	char mac[18];
+	char mac[18], facts[1024];
 	int r;
 
 	r = node_facts_read(c->a.sysfs, &c->facts);
@@ -331,30 +389,41 @@ static int step_identify(struct install_ctx *c)
 	if (c->match.by == NODE_BY_MAC)
 		log_info("identified node %s by MAC %s (%s)", c->match.node->name,
 			 node_mac_format(c->match.nic->mac, mac), c->match.nic->name);
-	else
+	else if (c->match.by == NODE_BY_NAME) {
+		if (node_facts_describe(&c->facts, facts, sizeof(facts)) < 0)
+			snprintf(facts, sizeof(facts), "(too many to list)");
+		log_warning("new hardware: this machine matches no manifest node (%s); it is node %s, as the command "
+			    "line says", facts, c->match.node->name);
+	} else
 		log_info("identified node %s by %s %s", c->match.node->name, node_match_by_name(c->match.by),
 			 c->match.by == NODE_BY_SERIAL ? c->facts.serial : c->facts.uuid);
-	return EXIT_OK;
+	return choose_nic(c);
 }
 
-/* The NIC whose carrier is checked: the manifest's `nic` (a name, or a MAC
- * of this machine), else the one whose MAC identified the node. */
+/* The NIC whose carrier is checked and whose address serves the status. */
 static const char *node_nic(const struct install_ctx *c)
 {
-	const struct mf_node *n = c->match.node;
-	uint8_t mac[6];
+	return c->nic ? c->nic->name : NULL;
+}
 
-	if (n->nic) {
-		if (sscanf(n->nic, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
-			   &mac[5]) == 6) {
-			for (size_t i = 0; i < c->facts.n_nics; i++)
-				if (!memcmp(c->facts.nics[i].mac, mac, 6))
-					return c->facts.nics[i].name;
-			return NULL;
-		}
-		return n->nic;
+/* The node's plan, with what this machine adds: on new hardware (or with
+ * --nic) the bridge's port is its management NIC, by MAC. */
+static int node_plan(const struct install_ctx *c, struct plan **ret)
+{
+	_cleanup_(plan_freep) struct plan *p = NULL;
+	char mac[18];
+	int r;
+
+	r = plan_build(c->manifest, c->match.node->name, &p);
+	if (r < 0)
+		return r;
+	if (c->nic_by_mac) {
+		r = plan_set_node_nic(p, c->match.node->name, node_mac_format(c->nic->mac, mac));
+		if (r < 0)
+			return r;
 	}
-	return c->match.nic ? c->match.nic->name : NULL;
+	*ret = TAKE_PTR(p);
+	return 0;
 }
 
 /* Whether the kernel command line has devopslab.syslog= (then the init's
@@ -667,7 +736,7 @@ static int step_install(struct install_ctx *c)
 	struct run_ctx ctx;
 	int r, ret = EXIT_FAIL;
 
-	r = plan_build(c->manifest, node, &plan);
+	r = node_plan(c, &plan);
 	if (r >= 0)
 		r = plan_filter(plan, is_early, NULL, &early);
 	if (r >= 0)
@@ -798,7 +867,7 @@ static void status_start(struct install_ctx *c)
 		nic_address(c, ip);
 		snprintf(listen, sizeof(listen), "%s:%u", ip, m->status.port);
 	}
-	r = plan_build(m, c->match.node->name, &p);
+	r = node_plan(c, &p);
 	if (r >= 0)
 		r = live_start(listen, m->cluster.name, c->match.node->name, "install", &c->live);
 	if (r >= 0)

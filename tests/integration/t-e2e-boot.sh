@@ -7,9 +7,12 @@
 #               shim → signed GRUB → signed kernel; the kernel says so
 #   bios-cd     ISO as CD, SeaBIOS
 #   bios-usb    the ISO as a USB stick (xHCI, usb-storage), SeaBIOS
-#   pxe-bios    SeaBIOS + iPXE + QEMU's TFTP; the bundle fetched by URL
+#   pxe-bios    SeaBIOS + iPXE + QEMU's TFTP; the bundle fetched by URL; new
+#               hardware: a MAC in no manifest entry, the box's own boot script
+#               (as a PXE server gives per MAC) says devopslab.node=
 # and each must show on the serial console: the provisioner started, the
-# bundle verified, the node identified by its MAC, the NVMe with its serial,
+# bundle verified, the node identified by its MAC (or taken as the node the
+# command line names, its NIC chosen by its link), the NVMe with its serial,
 # then, as the example manifest is not unattended, the refusal to write
 # without confirmation (the NVMe checked blank) and a rescue shell (no
 # reboot loop). The whole install: t-e2e-install.sh.
@@ -37,12 +40,19 @@ sums=$(tar --zstd -xOf "$E2E/www/good.tar.zst" SHA256SUMS | sha256sum | cut -d' 
 
 # The example manifest does not set cluster.unattended: the install stops
 # before its first write, and the NVMe stays blank (checked from here).
-check_install() { # NAME NODE MAC SERIAL
+check_install() { # NAME NODE MAC SERIAL [new]
 	e2e_wait "$1" 'devopslab: provisioner started'
 	e2e_wait "$1" 'devopslab: ERROR' 600
 	e2e_assert "$1" "devopslab: bundle verified: 10 members"
 	e2e_assert "$1" "SHA256SUMS sha256 $sums"
-	e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
+	if [ "${5:-}" = new ]; then
+		e2e_assert "$1" "devopslab: warning: new hardware: this machine matches no manifest node (MACs $3 (eth0);"
+		e2e_assert "$1" "it is node $2, as the command line says"
+		e2e_assert "$1" "devopslab: management NIC: eth0 (MAC $3), the only one with a link"
+		e2e_assert "$1" "devopslab:   link           pass        eth0     link up"
+	else
+		e2e_assert "$1" "devopslab: identified node $2 by MAC $3 (eth0)"
+	fi
 	e2e_assert "$1" "devopslab: pre-flight: passed"
 	e2e_assert "$1" "devopslab: disk nvme0n1: nvme, 20480 MiB, model 'QEMU NVMe Ctrl', serial '$4'"
 	e2e_assert "$1" "devopslab: secrets: 6 opened"
@@ -73,8 +83,11 @@ check_install usb devops-node-03 52:54:00:0a:00:03 E2E-USB-0003
 e2e_console usb | grep -aE 'devopslab: bundle: /run/devopslab/medium/devopslab/bundle.tar.zst \(on /dev/sd[a-z]1?\)' >/dev/null ||
 	fail "usb: the bundle was not found on the USB stick"
 e2e_stop usb
-e2e_boot pxe pxe-bios --pxe "$OUT/pxe" --mac 52:54:00:0a:00:01 --nvme-serial E2E-PXE-0001
-check_install pxe devops-node-01 52:54:00:0a:00:01 E2E-PXE-0001
+# New hardware for node 1 over PXE: its own iPXE script adds devopslab.node=.
+sed 's|^kernel .*|& devopslab.node=devops-node-01|' "$OUT/pxe/boot.ipxe" >"$OUT/pxe/new-node-01.ipxe"
+grep -q 'devopslab.node=devops-node-01$' "$OUT/pxe/new-node-01.ipxe" || fail "new-node-01.ipxe not derived"
+e2e_boot pxe pxe-bios --pxe "$OUT/pxe" --bootfile new-node-01.ipxe --mac 52:54:00:0b:00:01 --nvme-serial E2E-PXE-0001
+check_install pxe devops-node-01 52:54:00:0b:00:01 E2E-PXE-0001 new
 e2e_assert pxe "devopslab: fetching the bundle from $url"
 e2e_assert pxe "devopslab: fetched $(stat -c %s "$E2E/www/good.tar.zst") bytes in 1 attempt"
 assert_contains "$E2E/httpd.log" '"GET /good.tar.zst HTTP/1.1" 200'

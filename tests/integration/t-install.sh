@@ -1,7 +1,8 @@
 #!/bin/bash
 # `devopslab install` on the host, with a fabricated sysfs/proc: verify the
 # bundle (local file and URL, resumed after a cut-off transfer), identify
-# the node by MAC or DMI, refuse unknown and ambiguous machines, the
+# the node by MAC or DMI, refuse unknown and ambiguous machines, take new
+# hardware as the node --node names (its own NIC for the network), the
 # pre-flight gate with its waivers, the sealed secrets, then the plan's
 # install steps: the gate recorded, and disk-select refusing a machine with
 # no disk the rules select (nothing written). The whole install, disks to
@@ -126,9 +127,33 @@ echo 52:54:00:0a:00:02 >both/sys/class/net/eth1/address
 WANT=3 install both good.tar.zst
 assert_contains "$OUT" "matches both node 'devops-node-01' and node 'devops-node-02'; refusing to choose"
 WANT=3 install m2 good.tar.zst --node devops-node-01
-assert_contains "$OUT" "no node of that name matches this machine"
+assert_contains "$OUT" "this machine is node 'devops-node-02' by its MAC or DMI identity, not 'devops-node-01'; refusing to take it as 'devops-node-01'"
 WANT=3 install m2 good.tar.zst --node nosuch
 assert_contains "$OUT" "the manifest has no node 'nosuch'"
+
+# --- new hardware: a box that matches no entry is the node --node names
+# (devopslab.node= on the kernel command line); its NIC with a link is the
+# management NIC, which the installed system knows by its MAC --------------
+WANT=3 install mx good.tar.zst --node devops-node-02
+assert_contains "$OUT" "new hardware: this machine matches no manifest node (MACs 52:54:00:99:99:99 (eth0); DMI serial (none); product UUID (none)); it is node devops-node-02, as the command line says"
+assert_contains "$OUT" "management NIC: eth0 (MAC 52:54:00:99:99:99), the only one with a link; the installed system knows it by this MAC"
+assert_contains "$OUT" "link           pass        eth0     link up"
+assert_contains "$OUT" "pre-flight: passed"
+assert_contains "$OUT" "node/devops-node-02/disk/select failed:"
+case $OUT in *"identified node"*) fail "new hardware taken as identified" ;; esac
+# two NICs with a link: which one is not guessed; --nic (devopslab.nic=) says
+mkdir -p mx/sys/class/net/eth1
+echo 52:54:00:99:99:98 >mx/sys/class/net/eth1/address
+echo 1 >mx/sys/class/net/eth1/carrier
+WANT=3 install mx good.tar.zst --node devops-node-02
+assert_contains "$OUT" "cannot tell this machine's management NIC: 2 NICs have a link (eth0, eth1); name it with devopslab.nic=NAME|MAC"
+case $OUT in *"pre-flight"*) fail "went past an unknown management NIC" ;; esac
+WANT=3 install mx good.tar.zst --node devops-node-02 --nic 52:54:00:99:99:98
+assert_contains "$OUT" "management NIC: eth1 (MAC 52:54:00:99:99:98), named by --nic"
+assert_contains "$OUT" "link           pass        eth1     link up"
+WANT=3 install mx good.tar.zst --node devops-node-02 --nic eth9
+assert_contains "$OUT" "cannot tell this machine's management NIC: this machine has no NIC 'eth9'"
+rm -r mx/sys/class/net/eth1
 
 # --- pre-flight: failures are errors unless waived ----------------------------------------
 printf 'processor\t: 0\nflags\t\t: fpu vme de pse msr lm\n\n' >m2/proc/cpuinfo

@@ -2,7 +2,8 @@
 /*
  * test-node.c — node identification against a fabricated sysfs and a
  * manifest built in memory: by MAC, by DMI serial and UUID, placeholders,
- * unknown, ambiguous, contradictory, --node.
+ * unknown, ambiguous, contradictory, --node, new hardware and the choice
+ * of its management NIC.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +36,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(root));
 	put("class/net/lo/address", "00:00:00:00:00:00\n");
 	put("class/net/eth0/address", "52:54:00:0a:00:02\n");
+	put("class/net/eth0/carrier", "1\n");
+	put("class/net/wlan0/carrier", "0\n");
 	put("class/net/wlan0/address", "aa:bb:cc:dd:ee:ff\n");
 	put("class/dmi/id/product_serial", "To Be Filled By O.E.M.\n");
 	put("class/dmi/id/product_uuid", "4C4C4544-0042-3610-8052-B4C04F4E4D32\n");
@@ -69,6 +72,8 @@ static void test_facts(void **state)
 	assert_int_equal(f.n_nics, 2); /* lo and the all-zero MAC are not facts */
 	assert_string_equal(f.nics[0].name, "eth0");
 	assert_string_equal(f.nics[1].name, "wlan0");
+	assert_true(f.nics[0].link);
+	assert_false(f.nics[1].link);
 	assert_string_equal(f.serial, ""); /* placeholder */
 	assert_string_equal(f.uuid, "4c4c4544-0042-3610-8052-b4c04f4e4d32");
 	assert_int_equal(node_facts_describe(&f, buf, sizeof(buf)), 0);
@@ -93,9 +98,10 @@ static void test_by_mac(void **state)
 	assert_string_equal(r.nic->name, "eth0");
 	assert_string_equal(node_mac_format(r.nic->mac, mac), "52:54:00:0a:00:02");
 	assert_int_equal(node_identify(&m, &f, "devops-node-02", &r), 0);
-	/* --node limits the candidates; the named node must still match */
-	assert_int_equal(node_identify(&m, &f, "devops-node-01", &r), -ENOENT);
-	assert_non_null(strstr(node_error(), "refusing to guess"));
+	/* --node names the node: a machine that is another node is refused */
+	assert_int_equal(node_identify(&m, &f, "devops-node-01", &r), -EBADE);
+	assert_string_equal(node_error(), "this machine is node 'devops-node-02' by its MAC or DMI identity, not "
+					  "'devops-node-01'; refusing to take it as 'devops-node-01'");
 	assert_int_equal(node_identify(&m, &f, "nosuch", &r), -ENOENT);
 	assert_string_equal(node_error(), "the manifest has no node 'nosuch'");
 }
@@ -153,11 +159,89 @@ static void test_refusals(void **state)
 	assert_string_equal(r.node->name, "devops-node-01");
 }
 
+/* New hardware: a box that matches no entry, named by --node. */
+static void test_new_hardware(void **state)
+{
+	struct node_facts f;
+	struct node_match r = {};
+	const struct node_nic *nic = NULL;
+
+	(void)state;
+	reset_nodes();
+	assert_int_equal(node_facts_read(root, &f), 0);
+	f.nics[0].mac[5] = 0x99; /* eth0: not node 2's MAC any more */
+	assert_int_equal(node_identify(&m, &f, NULL, &r), -ENOENT);
+	assert_int_equal(node_identify(&m, &f, "devops-node-02", &r), 0);
+	assert_string_equal(r.node->name, "devops-node-02");
+	assert_int_equal(r.by, NODE_BY_NAME);
+	assert_null(r.nic);
+	assert_string_equal(node_match_by_name(r.by), "name");
+	/* named, but it is node 3 by its serial: refused */
+	snprintf(f.serial, sizeof(f.serial), "SN-3");
+	assert_int_equal(node_identify(&m, &f, "devops-node-02", &r), -EBADE);
+	assert_non_null(strstr(node_error(), "this machine is node 'devops-node-03'"));
+	f.serial[0] = '\0';
+	/* node 2's serial is another: still new hardware (nothing of it matches) */
+	nodes[1].serial = (char *)"SN-2-OLD";
+	assert_int_equal(node_identify(&m, &f, "devops-node-02", &r), 0);
+	assert_int_equal(r.by, NODE_BY_NAME);
+
+	/* its management NIC: the only one with a link */
+	f.nics[0].link = false;
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), -ENOENT);
+	assert_string_equal(node_error(), "no NIC of this machine has a link");
+	f.nics[1].link = true; /* wlan0 */
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "wlan0");
+	f.nics[0].link = true;
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), -ENOTUNIQ);
+	assert_string_equal(node_error(), "2 NICs have a link (eth0, wlan0)");
+	/* named by --nic (a name or a MAC), or the manifest's nic when here */
+	assert_int_equal(node_choose_nic(&r, &f, "aa:bb:cc:dd:ee:ff", &nic), 0);
+	assert_string_equal(nic->name, "wlan0");
+	assert_int_equal(node_choose_nic(&r, &f, "eth0", &nic), 0);
+	assert_string_equal(nic->name, "eth0");
+	assert_int_equal(node_choose_nic(&r, &f, "eth7", &nic), -ENOENT);
+	assert_string_equal(node_error(), "this machine has no NIC 'eth7'");
+	nodes[1].nic = (char *)"wlan0";
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "wlan0");
+	/* a manifest nic this machine has not (the old board's MAC): by link */
+	nodes[1].nic = (char *)"52:54:00:0a:00:02";
+	f.nics[0].link = false;
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "wlan0");
+}
+
+/* A known box: the manifest's nic when here, else the NIC that identified it. */
+static void test_choose_nic(void **state)
+{
+	struct node_facts f;
+	struct node_match r;
+	const struct node_nic *nic = NULL;
+
+	(void)state;
+	reset_nodes();
+	assert_int_equal(node_facts_read(root, &f), 0);
+	assert_int_equal(node_identify(&m, &f, NULL, &r), 0);
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "eth0");
+	nodes[1].nic = (char *)"aa:bb:cc:dd:ee:ff";
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "wlan0");
+	/* a name the boot image has not (the installed system's): the identifying NIC */
+	nodes[1].nic = (char *)"enp1s0";
+	assert_int_equal(node_choose_nic(&r, &f, NULL, &nic), 0);
+	assert_string_equal(nic->name, "eth0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_facts),
 		cmocka_unit_test(test_by_mac),
+		cmocka_unit_test(test_new_hardware),
+		cmocka_unit_test(test_choose_nic),
 		cmocka_unit_test(test_by_dmi),
 		cmocka_unit_test(test_refusals),
 	};

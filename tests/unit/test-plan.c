@@ -95,6 +95,29 @@ static void test_optional_sections(void **state)
 	checks = json_get_array(s->params, "checks");
 	assert_non_null(checks);
 	assert_int_equal(json_object_array_length(checks), 2); /* no k3s, dns, edge checks */
+	/* no nodes[].nic: the bridge's port is the NIC with the node's mac */
+	s = NULL;
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_CONFIG_NETWORK && streq(p->steps[i].node, "n2"))
+			s = &p->steps[i];
+	assert_non_null(s);
+	assert_string_equal(json_object_get_string(param(s, "nic")), "52:54:00:0a:00:02");
+	/* new hardware: the install sets the NIC it found; only n2's step changes */
+	{
+		char before[sizeof(s->params_hash)];
+		const struct step *n1 = NULL;
+
+		memcpy(before, s->params_hash, sizeof(before));
+		assert_int_equal(plan_set_node_nic(p, "n2", "52:54:00:0b:00:02"), 0);
+		assert_string_equal(json_object_get_string(param(s, "nic")), "52:54:00:0b:00:02");
+		assert_string_not_equal(s->params_hash, before);
+		for (size_t i = 0; i < p->n_steps; i++)
+			if (p->steps[i].kind == STEP_CONFIG_NETWORK && streq(p->steps[i].node, "n1"))
+				n1 = &p->steps[i];
+		assert_non_null(n1);
+		assert_string_equal(json_object_get_string(param(n1, "nic")), "52:54:00:0a:00:01");
+		assert_int_equal(plan_set_node_nic(p, "nosuch", "eth0"), -ENOENT);
+	}
 	plan_free(p);
 	manifest_free(m);
 }

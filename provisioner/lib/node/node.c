@@ -39,6 +39,7 @@ const char *node_match_by_name(enum node_match_by by)
 		[NODE_BY_MAC] = "MAC",
 		[NODE_BY_SERIAL] = "DMI serial",
 		[NODE_BY_UUID] = "DMI product UUID",
+		[NODE_BY_NAME] = "name",
 	};
 	return by < ELEMENTSOF(names) ? names[by] : "?";
 }
@@ -119,6 +120,9 @@ static int read_nics(const char *sysfs, struct node_facts *f)
 		if (!memcmp(n->mac, "\0\0\0\0\0\0", 6))
 			continue;
 		memcpy(n->name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
+		/* carrier: "1" up; "0", or EINVAL while the interface is down */
+		snprintf(path, sizeof(path), "%s/class/net/%s/carrier", sysfs, de->d_name);
+		n->link = read_attr(path, value, sizeof(value)) >= 0 && streq(value, "1");
 		f->n_nics++;
 	}
 	closedir(d);
@@ -205,6 +209,38 @@ static int match_node(const struct mf_node *n, const struct node_facts *f, struc
 	return 1;
 }
 
+/* The first node other than `name` this machine matches (or contradicts). */
+static const struct mf_node *matches_other(const struct manifest *m, const struct node_facts *f, const char *name)
+{
+	struct node_match cand;
+
+	for (size_t i = 0; i < m->n_nodes; i++)
+		if (!streq(m->nodes[i].name, name) && match_node(&m->nodes[i], f, &cand) != 0)
+			return &m->nodes[i];
+	return NULL;
+}
+
+/* The operator named the node: it is taken when it matches, or as new
+ * hardware when no node does; never when another node matches. */
+static int identify_named(const struct manifest *m, const struct node_facts *f, const char *only,
+			  struct node_match *ret)
+{
+	const struct mf_node *named = manifest_find_node(m, only), *other;
+	int r;
+
+	if (!named)
+		return fail(-ENOENT, "the manifest has no node '%s'", only);
+	r = match_node(named, f, ret);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	other = matches_other(m, f, only);
+	if (other)
+		return fail(-EBADE, "this machine is node '%s' by its MAC or DMI identity, not '%s'; refusing to take "
+				    "it as '%s'", other->name, only, only);
+	*ret = (struct node_match){ .node = named, .by = NODE_BY_NAME };
+	return 0;
+}
+
 int node_identify(const struct manifest *m, const struct node_facts *f, const char *only, struct node_match *ret)
 {
 	struct node_match found = {}, cand;
@@ -212,15 +248,12 @@ int node_identify(const struct manifest *m, const struct node_facts *f, const ch
 	size_t n_found = 0;
 
 	errbuf[0] = '\0';
-	if (only && !manifest_find_node(m, only))
-		return fail(-ENOENT, "the manifest has no node '%s'", only);
+	if (only)
+		return identify_named(m, f, only, ret);
 	for (size_t i = 0; i < m->n_nodes; i++) {
 		const struct mf_node *n = &m->nodes[i];
-		int r;
+		int r = match_node(n, f, &cand);
 
-		if (only && !streq(n->name, only))
-			continue;
-		r = match_node(n, f, &cand);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -233,9 +266,57 @@ int node_identify(const struct manifest *m, const struct node_facts *f, const ch
 	if (n_found == 0) {
 		if (node_facts_describe(f, facts, sizeof(facts)) < 0)
 			snprintf(facts, sizeof(facts), "(too many to list)");
-		return fail(-ENOENT, "no %s matches this machine (%s); refusing to guess",
-			    only ? "node of that name" : "manifest node", facts);
+		return fail(-ENOENT, "no manifest node matches this machine (%s); refusing to guess", facts);
 	}
 	*ret = found;
+	return 0;
+}
+
+/* A NIC of this machine by name or MAC; NULL when it has none such. */
+static const struct node_nic *find_nic(const struct node_facts *f, const char *name_or_mac)
+{
+	uint8_t mac[6];
+
+	if (parse_mac(name_or_mac, mac) >= 0)
+		return find_mac(f, mac);
+	for (size_t i = 0; i < f->n_nics; i++)
+		if (streq(f->nics[i].name, name_or_mac))
+			return &f->nics[i];
+	return NULL;
+}
+
+int node_choose_nic(const struct node_match *m, const struct node_facts *f, const char *want,
+		    const struct node_nic **ret)
+{
+	const struct node_nic *nic = NULL;
+	char linked[512] = "";
+	size_t n_linked = 0, off = 0;
+
+	errbuf[0] = '\0';
+	if (want) {
+		nic = find_nic(f, want);
+		if (!nic)
+			return fail(-ENOENT, "this machine has no NIC '%s'", want);
+	} else if (m->node->nic && (nic = find_nic(f, m->node->nic)))
+		;
+	else if (m->nic)
+		nic = m->nic;
+	else {
+		for (size_t i = 0; i < f->n_nics; i++) {
+			int n;
+
+			if (!f->nics[i].link)
+				continue;
+			nic = &f->nics[i];
+			n = snprintf(linked + off, sizeof(linked) - off, "%s%s", n_linked++ ? ", " : "", nic->name);
+			if (n > 0 && (size_t)n < sizeof(linked) - off)
+				off += (size_t)n;
+		}
+		if (n_linked == 0)
+			return fail(-ENOENT, "no NIC of this machine has a link");
+		if (n_linked > 1)
+			return fail(-ENOTUNIQ, "%zu NICs have a link (%s)", n_linked, linked);
+	}
+	*ret = nic;
 	return 0;
 }

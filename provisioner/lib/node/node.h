@@ -10,11 +10,17 @@
  * identifier) is -EBADE. DMI placeholders ("To Be Filled By O.E.M.",
  * "Default string", all zeros...) are not facts.
  *
+ * New hardware: the operator names the node (install --node NAME, the
+ * kernel command line's devopslab.node=NAME) for a box that matches no
+ * entry; it is taken as NAME (NODE_BY_NAME), never when it matches another
+ * entry. Its management NIC is then chosen on the box (node_choose_nic()).
+ *
  * Test seam: the sysfs root is a parameter. Nothing here prints; the
  * detail of a refusal is in node_error().
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +32,7 @@
 struct node_nic {
 	char name[16]; /* IFNAMSIZ */
 	uint8_t mac[6];
+	bool link; /* class/net/X/carrier says 1 */
 };
 
 struct node_facts {
@@ -35,7 +42,7 @@ struct node_facts {
 	char uuid[37];             /* lower case; "" when absent */
 };
 
-enum node_match_by { NODE_BY_MAC, NODE_BY_SERIAL, NODE_BY_UUID };
+enum node_match_by { NODE_BY_MAC, NODE_BY_SERIAL, NODE_BY_UUID, NODE_BY_NAME };
 const char *node_match_by_name(enum node_match_by by);
 
 struct node_match {
@@ -48,10 +55,19 @@ struct node_match {
  * not an error (the facts stay empty); an unreadable class/net is. */
 int node_facts_read(const char *sysfs, struct node_facts *ret);
 
-/* Find the one node matching the facts; `only` (may be NULL) limits the
- * candidates to the node of that name, which must still match. */
+/* Find the one node matching the facts. `only` (may be NULL) is the node
+ * the operator named: it is taken when it matches, or when nothing does
+ * (new hardware, NODE_BY_NAME); a box matching another node is refused. */
 int node_identify(const struct manifest *m, const struct node_facts *f, const char *only,
 		  struct node_match *ret);
+
+/* This machine's management NIC for the matched node (the one bridged into
+ * network.bridge): `want` (--nic: a name or MAC of this machine) when given,
+ * else the manifest's `nic` when this machine has it, else the NIC whose MAC
+ * identified the node, else the only NIC with a link. -ENOENT when there is
+ * none, -ENOTUNIQ when several have a link; node_error() says which. */
+int node_choose_nic(const struct node_match *m, const struct node_facts *f, const char *want,
+		    const struct node_nic **ret);
 
 /* "52:54:00:0a:00:01" */
 char *node_mac_format(const uint8_t mac[6], char buf[18]);

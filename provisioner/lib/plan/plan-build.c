@@ -253,6 +253,13 @@ static const char *seed_of(const struct manifest *m)
 
 /* ---- install phase, per node -------------------------------------------- */
 
+static const char *node_mac_string(const struct mf_node *n, char buf[static 18])
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+		 n->mac[5]);
+	return buf;
+}
+
 static void add_identify(struct builder *b, const struct mf_node *n)
 {
 	struct json_object *p = obj(b);
@@ -260,11 +267,9 @@ static void add_identify(struct builder *b, const struct mf_node *n)
 	struct step *s;
 
 	put_str(b, p, "name", n->name);
-	if (n->has_mac) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
-			 n->mac[4], n->mac[5]);
-		put_str(b, p, "mac", mac);
-	} else
+	if (n->has_mac)
+		put_str(b, p, "mac", node_mac_string(n, mac));
+	else
 		put(b, p, "mac", NULL);
 	put_str(b, p, "serial", n->serial);
 	put_str(b, p, "product_uuid", n->product_uuid);
@@ -475,7 +480,7 @@ static void add_config(struct builder *b, const struct mf_node *n)
 {
 	const struct manifest *m = b->m;
 	struct json_object *p, *a, *dns;
-	char title[STEP_TITLE_MAX], name[320];
+	char title[STEP_TITLE_MAX], name[320], mac[18];
 	struct step *s[5];
 
 	add_fstab(b, n);
@@ -504,7 +509,12 @@ static void add_config(struct builder *b, const struct mf_node *n)
 	p = obj(b);
 	dns = arr(b);
 	put_str(b, p, "bridge", m->network.bridge);
-	put_str(b, p, "nic", n->nic);
+	/* nodes[].nic, else the NIC with the node's mac; neither: the install
+	 * fills in the NIC it finds (cmd-install.c, choose_nic()) */
+	if (!n->nic && n->has_mac)
+		put_str(b, p, "nic", node_mac_string(n, mac));
+	else
+		put_str(b, p, "nic", n->nic);
 	put_cidr(b, p, "address", n->ip, m->network.subnet.prefix);
 	put_ip(b, p, "gateway", m->network.gateway);
 	for (size_t i = 0; i < m->network.n_dns; i++) {
@@ -1741,6 +1751,14 @@ static const char *vm_node(const struct plan *p, const char *name)
 		if (p->steps[i].kind == STEP_VM && p->steps[i].has_vm && streq(p->steps[i].vm.name, name))
 			return p->steps[i].vm.target_node;
 	return NULL;
+}
+
+int plan_set_node_nic(struct plan *p, const char *node, const char *nic)
+{
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_CONFIG_NETWORK && streq_ptr(p->steps[i].node, node))
+			return step_set_param_string(&p->steps[i], "nic", nic);
+	return -ENOENT;
 }
 
 static bool on_node(const struct plan *p, const char *vm)

@@ -47,6 +47,11 @@ int plan_build_recover(const struct manifest *m, const char *node, struct plan *
  * or a step about something that did not live on the node). */
 const char *plan_recovery_note(const struct plan *p, const struct step *s, char *buf, size_t size);
 
+/* What the machine adds to its plan: the NIC of new hardware (install
+ * --node/--nic, docs/operations.md), a name or MAC, as the `nic` of
+ * `node`'s config-network step. -ENOENT when the plan has no such step. */
+int plan_set_node_nic(struct plan *p, const char *node, const char *nic);
+
 /* For builders and tests: an empty plan, and appending one step. `params`
  * is taken (even on failure; NULL = empty object). The id is printf-formatted.
  * Returns the new step's index or -errno (-EEXIST for a duplicate id). */

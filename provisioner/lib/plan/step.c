@@ -119,6 +119,16 @@ int step_hash_params(struct step *s)
 	return 0;
 }
 
+int step_set_param_string(struct step *s, const char *key, const char *value)
+{
+	int r;
+
+	if (!s->params || !json_object_is_type(s->params, json_type_object))
+		return -EINVAL;
+	r = json_add_string(s->params, key, value);
+	return r < 0 ? r : step_hash_params(s);
+}
+
 void step_done(struct step *s)
 {
 	free(s->id);

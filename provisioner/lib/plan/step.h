@@ -150,4 +150,8 @@ struct step_ops {
 /* Compute s->params_hash from s->params (plan.c calls it for every step). */
 int step_hash_params(struct step *s);
 
+/* Set a string parameter (what this machine adds to the manifest's plan, as
+ * the NIC of new hardware) and hash the parameters again. */
+int step_set_param_string(struct step *s, const char *key, const char *value);
+
 void step_done(struct step *s);
