@@ -14,7 +14,8 @@
 # static IP over the renamed NIC, root's SSH key and password (the login
 # itself), fresh SSH host keys and machine-id, root on LVM (pve/root) with
 # the thin pool pve/data, the ESP mounted, swap on, the console carried
-# over, and the first-boot service started and reporting in its journal.
+# over, the first-boot service started and reporting in its journal, and
+# the node exporter serving metrics on the node's address.
 # sanitizer: skip
 # alone: boots QEMU guests (TCG: one busy host thread each)
 # needs: rootfs
@@ -137,6 +138,8 @@ inspect() { # NAME NODE IP
 		'cat /sys/kernel/security/lockdown' \
 		'ls -1 /boot/efi/EFI/proxmox /boot/efi/EFI/BOOT' \
 		'systemctl --failed --no-legend --plain' \
+		'systemctl is-active prometheus-node-exporter.service' \
+		"/usr/lib/apt/apt-helper download-file http://$3:9100/metrics /tmp/metrics >/dev/null && grep -c '^node_uname_info{' /tmp/metrics" \
 		>"$out" 2>"$out.err" || { cat "$out" "$out.err" >&2; fail "$1: cannot log in as root"; }
 	section() { awk -v c="=== $1" '$0 == c { on = 1; next } /^=== / { on = 0 } on' "$out"; }
 	assert_eq "$2" "$(section hostname)" "$1: host name"
@@ -172,6 +175,10 @@ inspect() { # NAME NODE IP
 	# first-boot service, which may have by now: no Proxmox VE in the Debian-only rootfs
 	assert_eq "" "$(section 'systemctl --failed --no-legend --plain' | grep -v '^devopslab-firstboot\.service ' || true)" \
 		"$1: failed units"
+	# Debian's node exporter, for the lab's Prometheus, answers on the node's address
+	assert_eq active "$(section 'systemctl is-active prometheus-node-exporter.service')" "$1: node exporter"
+	assert_eq 1 "$(section "/usr/lib/apt/apt-helper download-file http://$3:9100/metrics /tmp/metrics >/dev/null && grep -c '^node_uname_info{' /tmp/metrics")" \
+		"$1: node exporter's metrics on $3:9100"
 	echo "e2e: $1: installed system checked"
 }
 e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \
