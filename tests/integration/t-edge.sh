@@ -119,6 +119,9 @@ def j(n): return json.load(open("%s/%s.json" % (d, n)))
 v = yaml.safe_load(j("hcc")["spec"]["valuesContent"])
 assert v["deployment"]["kind"] == "DaemonSet", v
 assert v["service"]["spec"]["externalTrafficPolicy"] == "Local", v
+# Prometheus's metrics with a Service of their own; access logs as JSON
+assert v["metrics"]["prometheus"] == {"entryPoint": "metrics", "addRoutersLabels": True, "service": {"enabled": True}}, v
+assert v["logs"]["access"] == {"enabled": True, "format": "json"}, v
 assert v["ports"]["web"]["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}, v
 svc = j("svc")
 assert "loadBalancerClass" not in svc["spec"], svc["spec"]

@@ -73,6 +73,14 @@ static void test_values(void **state)
 			    "Local");
 	assert_null(json_get_string(path(v, (const char *const[]){ "service", "spec", NULL }), "loadBalancerClass"));
 	assert_string_equal(json_get_string(json_get_object(v, "deployment"), "kind"), "DaemonSet");
+	/* metrics for Prometheus, with their Service; access logs as JSON */
+	assert_string_equal(json_get_string(path(v, (const char *const[]){ "metrics", "prometheus", NULL }),
+					    "entryPoint"),
+			    "metrics");
+	assert_true(json_object_get_boolean(json_object_object_get(
+		path(v, (const char *const[]){ "metrics", "prometheus", "service", NULL }), "enabled")));
+	assert_string_equal(json_get_string(path(v, (const char *const[]){ "logs", "access", NULL }), "format"),
+			    "json");
 	json_object_put(v);
 	free(text);
 	/* chart 39: under ports.web.http, the old key gone */

@@ -158,9 +158,15 @@ int edge_traefik_values(int major, const char *ip, char **ret)
 	/* kube-vip announces ip from one node: a Traefik on every node and
 	 * the Local traffic policy keep the client's address (no SNAT by
 	 * kube-proxy), which the allow-list and the rate limit need */
+	/* metrics: Prometheus's format on the chart's "metrics" entry point
+	 * (:9100 in the pod, not exposed), with a Service of its own for the
+	 * lab's Prometheus (docs/monitoring.md); access logs as JSON on
+	 * stdout, for the log store */
 #define SERVICE                                                                                        \
 	"\"deployment\":{\"kind\":\"DaemonSet\"},\"service\":{\"annotations\":{\"" KUBE_VIP_LB_IPS "\":\"%s\"}," \
-	"\"spec\":{\"externalTrafficPolicy\":\"Local\"}}"
+	"\"spec\":{\"externalTrafficPolicy\":\"Local\"}},"                                                   \
+	"\"metrics\":{\"prometheus\":{\"entryPoint\":\"metrics\",\"addRoutersLabels\":true,"                  \
+	"\"service\":{\"enabled\":true}}},\"logs\":{\"access\":{\"enabled\":true,\"format\":\"json\"}}"
 	if (major >= 39)
 		v = jfmt("{" SERVICE ",\"ports\":{\"web\":{\"http\":{\"redirections\":%s}}}}", ip, redirect);
 	else
