@@ -214,6 +214,37 @@ assert_eq "10.0.0.30" "$(tn_dig "$TN_DNS_PORT_dns_02" anything.home.arpa A)" "th
 kv=$(k8s_voting)
 assert_eq "['k3s-server-01', 'k3s-server-02', 'k3s-server-03']" "$kv" "etcd members while server-02 is dead"
 
+# The rebuilt NODE's own firstboot: it exits 0 and says each WANT; the lab
+# then is as it was when it came up (snapshot LABEL), and Proxmox's and
+# etcd's quorum held in every request recorded so far (never more etcd
+# members than servers).
+recover() { # NODE JOURNAL LABEL WANT...
+	local node=$1 journal=$2 label=$3 want t0
+	shift 3
+	args
+	t0=$(date +%s)
+	fb "$node" "${ARGS[@]}" --journal "$journal"
+	[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "$label: the rebuilt $node's firstboot exited $RC"; }
+	echo "dr: $label: $node recovered ($(( $(date +%s) - t0 )) s)"
+	for want in "$@"; do
+		grep -qF "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "$label: the recovery did not say: $want"; }
+	done
+	snapshot "$label"
+	same_lab up "$label"
+	"$PY" "$SIM/quorum_check.py" --max-etcd 3 "$PVE_SIM_RECORD_DIR"/*.jsonl "$K8S_SIM_RECORD_DIR"/*.jsonl \
+		>"$TESTTMP/quorum-$label.out" 2>&1 || { cat "$TESTTMP/quorum-$label.out" >&2; fail "$label: quorum was lost"; }
+	cat "$TESTTMP/quorum-$label.out"
+}
+# Converged: the same run again changes nothing.
+converged() { # NODE JOURNAL
+	local before kbefore
+	before=$(mutations) kbefore=$(k8s_mutations)
+	fb "$1" "${ARGS[@]}" --journal "$2"
+	[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the re-run of the recovered $1 exited $RC"; }
+	assert_eq "$before" "$(mutations)" "mutating Proxmox requests of $1's re-run"
+	assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of $1's re-run"
+}
+
 # ---- pve2 is rebuilt ----------------------------------------------------------------
 # The same box reinstalled from the stick: a fresh simulator (new
 # certificate, in no cluster, its local disks empty); the cluster still
@@ -234,30 +265,17 @@ done
 # The Technitium data on dns-01's disk comes back with its backup; the
 # server starts from it (its VM is restored before the DNS steps run).
 tn_up dns-01
-args
-t1=$(date +%s)
-fb pve2 "${ARGS[@]}" --journal "$TESTTMP/journal-pve2-rebuilt"
-[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the rebuilt pve2's firstboot exited $RC"; }
-echo "dr: pve2 recovered from backups ($(( $(date +%s) - t1 )) s)"
-for want in "this node was rebuilt" "recovering 'pve2'" "removing the old entry through 'pve1'" \
-	"template tpl (VMID 9001): its disk is gone" "restoring dns-01 (VMID 501)" "restoring k3s-worker-02 (VMID 212)" \
-	"k3s-server-02 (VMID 202): no backup of it" "removing the stale node" "answered as planned" "node 'pve2' is recovered"; do
-	grep -qF "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "the recovery did not say: $want"; }
-done
+recover pve2 "$TESTTMP/journal-pve2-rebuilt" recovered "this node was rebuilt" "recovering 'pve2'" \
+	"removing the old entry through 'pve1'" "template tpl (VMID 9001): its disk is gone" "restoring dns-01 (VMID 501)" \
+	"restoring k3s-worker-02 (VMID 212)" "k3s-server-02 (VMID 202): no backup of it" "removing the stale node" \
+	"answered as planned" "node 'pve2' is recovered"
 assert_eq 2 "$(sim_query 'len(s["guest"]["restores"])')" "restores (dns-01 and k3s-worker-02)"
 assert_eq "recovered" "$(jq -r 'select(.id == "node/pve2/recovery") | .result.state' "$TESTTMP/journal-pve2-rebuilt" | tail -1)" \
 	"the journal's recovery record"
-snapshot recovered
-same_lab up recovered
 serial1=$(tn_dig "$TN_DNS_PORT_dns_01" home.arpa SOA | awk '{print $3}')
 assert_eq "$serial1" "$(tn_dig "$TN_DNS_PORT_dns_02" home.arpa SOA | awk '{print $3}')" "the secondary's serial after the recovery"
 
-# Quorum held after every request: Proxmox's among the members, etcd's with
-# never more members than servers.
-"$PY" "$SIM/quorum_check.py" --max-etcd 3 "$PVE_SIM_RECORD_DIR"/*.jsonl "$K8S_SIM_RECORD_DIR"/*.jsonl \
-	>"$TESTTMP/quorum.out" 2>&1 || { cat "$TESTTMP/quorum.out" >&2; fail "quorum was lost"; }
-cat "$TESTTMP/quorum.out"
-# the check fails when it should: a record of a cluster without quorum, and
+# the quorum check fails when it should: a record of a cluster without quorum, and
 # one of etcd with a fourth member
 printf '%s\n' '{"node": "pve1", "method": "GET", "path": "/x", "time": 1, "quorum": {"cluster": "lab", "members": 3, "online": 1, "quorate": false}}' \
 	>"$TESTTMP/bad-pve.rec"
@@ -268,12 +286,7 @@ assert_contains "$OUT" "had 1 of 3 members online"
 expect_exit 1 "$PY" "$SIM/quorum_check.py" --max-etcd 3 "$TESTTMP/bad-k8s.rec"
 assert_contains "$OUT" "etcd had 4 members"
 
-# Converged: the same run again changes nothing.
-before=$(mutations) kbefore=$(k8s_mutations)
-fb pve2 "${ARGS[@]}" --journal "$TESTTMP/journal-pve2-rebuilt"
-[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the re-run of the recovered pve2 exited $RC"; }
-assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the re-run"
-assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the re-run"
+converged pve2 "$TESTTMP/journal-pve2-rebuilt"
 
 # ---- pve2 dies again, and its backups are gone too -----------------------------------
 # Before, a record made by hand on the primary reaches the secondary (the
@@ -300,20 +313,12 @@ sim_start pve2 --fresh --guest-boot-ms 100 --technitium-dir "$INST" --storage-pr
 # dns-01 is made anew: an empty disk, Technitium to install
 rm -rf "$TESTTMP/technitium-dns-01" "$INST/dns-01"
 tn_up dns-01
-args
-fb pve2 "${ARGS[@]}" --journal "$TESTTMP/journal-pve2-again"
-[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the second recovery of pve2 exited $RC"; }
-for want in "dns-01 (VMID 501): no backup of it on nas" "k3s-worker-02 (VMID 212): no backup of it on nas" \
-	"dns-01: installing" "dns-01: creating the primary zone home.arpa" "dns-02: zone home.arpa serial $serial_hand, the primary's" \
-	"dns-02: re-synchronising zone home.arpa from the primary" "answered as planned"; do
-	grep -qF "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "the second recovery did not say: $want"; }
-done
-snapshot again
-same_lab up again
+recover pve2 "$TESTTMP/journal-pve2-again" again "dns-01 (VMID 501): no backup of it on nas" \
+	"k3s-worker-02 (VMID 212): no backup of it on nas" "dns-01: installing" "dns-01: creating the primary zone home.arpa" \
+	"dns-02: zone home.arpa serial $serial_hand, the primary's" "dns-02: re-synchronising zone home.arpa from the primary" \
+	"answered as planned"
 serial2=$(tn_dig "$TN_DNS_PORT_dns_01" home.arpa SOA | awk '{print $3}')
 assert_eq "$serial2" "$(tn_dig "$TN_DNS_PORT_dns_02" home.arpa SOA | awk '{print $3}')" "the secondary's serial after the second recovery"
-"$PY" "$SIM/quorum_check.py" --max-etcd 3 "$PVE_SIM_RECORD_DIR"/*.jsonl "$K8S_SIM_RECORD_DIR"/*.jsonl \
-	>"$TESTTMP/quorum2.out" 2>&1 || { cat "$TESTTMP/quorum2.out" >&2; fail "quorum was lost in the second recovery"; }
 # re-synchronised: the hand-made record is gone there too (the wildcard answers)
 assert_eq 10.0.0.30 "$(tn_dig "$TN_DNS_PORT_dns_02" handmade.home.arpa A)" "the secondary's answer for the hand-made name"
 [ "$serial2" -lt "$serial_hand" ] || fail "the re-created primary's serial $serial2 is not below the secondary's $serial_hand"
@@ -325,24 +330,11 @@ echo "dr: serials $serial0 (before), $serial1 (restored), $serial_hand (a record
 # its agent from the backup and make its etcd member anew.
 power_off pve1
 sim_start pve1 --fresh --guest-boot-ms 100 --technitium-dir "$INST" --storage-preset installer-nas
-args
-fb pve1 "${ARGS[@]}" --journal "$TESTTMP/journal-pve1-rebuilt"
-[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the rebuilt first node's firstboot exited $RC"; }
-for want in "this first node was reinstalled, joining it again" "installing a certificate signed by the cluster CA on 'pve1'" \
-	"restoring k3s-worker-01 (VMID 211)" "k3s-server-01 (VMID 201): no backup of it" \
-	"this first server was rebuilt; it joins the running cluster through https://10.0.0.5:6443" "answered as planned"; do
-	grep -qF "$want" <<<"$OUT" || { echo "$OUT" >&2; fail "the first node's recovery did not say: $want"; }
-done
+recover pve1 "$TESTTMP/journal-pve1-rebuilt" first "this first node was reinstalled, joining it again" \
+	"installing a certificate signed by the cluster CA on 'pve1'" "restoring k3s-worker-01 (VMID 211)" \
+	"k3s-server-01 (VMID 201): no backup of it" \
+	"this first server was rebuilt; it joins the running cluster through https://10.0.0.5:6443" "answered as planned"
 assert_eq 1 "$(sim_query 'len(s["clusters"])')" "clusters after the first node's rebuild"
-snapshot first
-same_lab up first
-"$PY" "$SIM/quorum_check.py" --max-etcd 3 "$PVE_SIM_RECORD_DIR"/*.jsonl "$K8S_SIM_RECORD_DIR"/*.jsonl \
-	>"$TESTTMP/quorum3.out" 2>&1 || { cat "$TESTTMP/quorum3.out" >&2; fail "quorum was lost in the first node's recovery"; }
-cat "$TESTTMP/quorum3.out"
-before=$(mutations) kbefore=$(k8s_mutations)
-fb pve1 "${ARGS[@]}" --journal "$TESTTMP/journal-pve1-rebuilt"
-[ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the re-run of the recovered first node exited $RC"; }
-assert_eq "$before" "$(mutations)" "mutating Proxmox requests of the first node's re-run"
-assert_eq "$kbefore" "$(k8s_mutations)" "mutating Kubernetes requests of the first node's re-run"
+converged pve1 "$TESTTMP/journal-pve1-rebuilt"
 
 sim_schema_check || fail "schema check"
