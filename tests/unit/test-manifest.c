@@ -606,6 +606,27 @@ static const char k3s_yaml[] =
 
 /* k3s_yaml with the first `from` replaced by `to`, then the same for
  * from2/to2 (when given). */
+/* Load `yaml` (case i, named `label`): valid when `path` is NULL, else
+ * refused with `errors` errors, the first at `path` saying `msg`. */
+static void expect_case(size_t i, const char *label, const char *yaml, const char *path, const char *msg,
+			size_t errors)
+{
+	struct diags d = {};
+	struct manifest *m = NULL;
+	int r = manifest_load_buffer(yaml, strlen(yaml), "t.yaml", &d, &m);
+
+	if (!path) {
+		if (r != 0 || d.n_errors)
+			fail_msg("case %zu (%s): %s: %s", i, label, d.n ? d.items[0].path : "",
+				 d.n ? d.items[0].message : "?");
+	} else if (r != -EINVAL || d.n_errors != errors || !streq(d.items[0].path, path) ||
+		   !strstr(d.items[0].message, msg))
+		fail_msg("case %zu (%s): r=%d, %zu errors, first %s: %s", i, label, r, d.n_errors,
+			 d.n ? d.items[0].path : "", d.n ? d.items[0].message : "");
+	manifest_free(m);
+	diags_done(&d);
+}
+
 static void k3s_edit(char *buf, size_t size, const char *from, const char *to, const char *from2, const char *to2)
 {
 	char tmp[4096];
@@ -839,23 +860,269 @@ static void test_k3s_errors(void **state)
 	(void)state;
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		char buf[4096];
-		struct diags d = {};
-		struct manifest *m = NULL;
-		int r;
 
 		k3s_edit(buf, sizeof(buf), cases[i].from, cases[i].to, cases[i].from2, cases[i].to2);
-		r = manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m);
-		if (!cases[i].path) {
-			if (r != 0 || d.n_errors)
-				fail_msg("case %zu (%s): %s: %s", i, cases[i].to, d.n ? d.items[0].path : "",
-					 d.n ? d.items[0].message : "?");
-		} else if (r != -EINVAL || d.n_errors != cases[i].errors || !streq(d.items[0].path, cases[i].path) ||
-			   !strstr(d.items[0].message, cases[i].msg))
-			fail_msg("case %zu (%s): r=%d, %zu errors, first %s: %s", i, cases[i].to, r, d.n_errors,
-				 d.n ? d.items[0].path : "", d.n ? d.items[0].message : "");
-		manifest_free(m);
-		diags_done(&d);
+		expect_case(i, cases[i].to, buf, cases[i].path, cases[i].msg, cases[i].errors);
 	}
+}
+
+/* k3s_yaml with the assets of the sections below and `section` (gitops,
+ * monitoring, registry) before its secrets, which gain git and graf. */
+static void apps_edit(char *buf, size_t size, const char *section)
+{
+	char tmp[4096];
+
+	snprintf(tmp, sizeof(tmp), "%ssecrets: {names: [pw, tok, cluster_ca_key, git, graf]}\n", section);
+	k3s_edit(buf, size, "secrets: {names: [pw, tok, cluster_ca_key]}\n", tmp, "{name: vip, file: images/kube-vip.tar}]",
+		 "{name: vip, file: images/kube-vip.tar},\n"
+		 "         {name: argo, file: charts/argo-cd.tgz}, {name: mon, file: charts/mon.tgz},\n"
+		 "         {name: loki, file: charts/loki.tgz}, {name: reg, file: images/registry.tar}]");
+}
+
+/* The defaults of gitops, monitoring and the registry, and what the
+ * valid examples decode to. */
+static void test_apps(void **state)
+{
+	static const char section[] = "gitops:\n"
+				      "  repo: https://git.example.org/lab/x.git\n"
+				      "  credentials: {password: {secret: git}}\n"
+				      "  chart: argo\n"
+				      "monitoring:\n"
+				      "  grafana_password: {secret: graf}\n"
+				      "  chart: mon\n"
+				      "  scrape_targets: [{name: nodes, targets: [192.168.1.10:9100]}]\n"
+				      "registry: {enabled: false, image: reg, ref: \"localhost:5000/registry:2\"}\n";
+	const char *top = getenv("TOP");
+	char buf[4096], path[4096];
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	apps_edit(buf, sizeof(buf), section);
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "apps.yaml", &d, &m), 0);
+	assert_int_equal(d.n, 0);
+	assert_true(m->gitops.present);
+	assert_int_equal(m->gitops.repo_kind, MF_GIT_HTTPS);
+	assert_string_equal(m->gitops.revision, MANIFEST_GITOPS_REVISION);
+	assert_string_equal(m->gitops.path, MANIFEST_GITOPS_PATH);
+	assert_false(m->gitops.public);
+	assert_string_equal(m->gitops.credentials.username, MANIFEST_GITOPS_USERNAME);
+	assert_string_equal(m->gitops.credentials.password.name, "git");
+	assert_null(m->gitops.credentials.ssh_key.name);
+	assert_int_equal(m->gitops.n_images, 0);
+	assert_null(m->gitops.host);
+	assert_true(m->monitoring.present);
+	assert_true(m->monitoring.enabled);
+	assert_string_equal(m->monitoring.retention, MANIFEST_MONITORING_RETENTION);
+	assert_int_equal(m->monitoring.n_scrape_targets, 1);
+	assert_string_equal(m->monitoring.scrape_targets[0].metrics_path, MANIFEST_SCRAPE_PATH);
+	assert_int_equal(m->monitoring.scrape_targets[0].scheme, MF_SCRAPE_HTTP);
+	assert_string_equal(m->monitoring.scrape_targets[0].targets[0], "192.168.1.10:9100");
+	assert_false(m->monitoring.logs.present);
+	assert_false(m->monitoring.logs.enabled);
+	assert_null(m->monitoring.logs.retention);
+	assert_true(m->registry.present);
+	assert_false(m->registry.enabled);
+	assert_int_equal(m->registry.size, MANIFEST_REGISTRY_SIZE);
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
+	/* a logs block is on, kept 7 days */
+	apps_edit(buf, sizeof(buf), "monitoring: {grafana_password: {secret: graf}, chart: mon, logs: {chart: loki}}\n");
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "apps.yaml", &d, &m), 0);
+	assert_true(m->monitoring.logs.present);
+	assert_true(m->monitoring.logs.enabled);
+	assert_string_equal(m->monitoring.logs.retention, MANIFEST_LOGS_RETENTION);
+	assert_false(m->gitops.present);
+	assert_false(m->registry.present);
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
+	/* an SSH repository: no user name defaulted */
+	apps_edit(buf, sizeof(buf), "gitops: {repo: \"git@git.example.org:lab/x.git\", credentials: {ssh_key: {secret: git}}, "
+				    "chart: argo}\n");
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "apps.yaml", &d, &m), 0);
+	assert_int_equal(m->gitops.repo_kind, MF_GIT_SCP);
+	assert_null(m->gitops.credentials.username);
+	assert_string_equal(m->gitops.credentials.ssh_key.name, "git");
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
+	/* the examples (one warning each: the DNS VMs without dns.airgap) */
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/gitops.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "gitops.yaml", &d, &m), 0);
+	assert_int_equal(d.n_errors, 0);
+	assert_string_equal(m->gitops.revision, "main");
+	assert_string_equal(m->gitops.path, "clusters/lab");
+	assert_string_equal(m->gitops.credentials.username, "devopslab");
+	assert_int_equal(m->gitops.n_images, 2);
+	assert_string_equal(m->gitops.images[1], "redis-image");
+	assert_string_equal(m->gitops.host, "argocd.home.arpa");
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/monitoring.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "monitoring.yaml", &d, &m), 0);
+	assert_int_equal(d.n_errors, 0);
+	assert_string_equal(m->monitoring.retention, "30d");
+	assert_int_equal(m->monitoring.n_scrape_targets, 2);
+	assert_int_equal(m->monitoring.scrape_targets[0].n_targets, 2);
+	assert_int_equal(m->monitoring.scrape_targets[1].scheme, MF_SCRAPE_HTTPS);
+	assert_string_equal(m->monitoring.scrape_targets[1].metrics_path, "/api2/prometheus/metrics");
+	assert_string_equal(m->monitoring.logs.retention, "1w2d");
+	assert_string_equal(m->monitoring.hosts.prometheus, "prometheus.home.arpa");
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/registry.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "registry.yaml", &d, &m), 0);
+	assert_int_equal(d.n_errors, 0);
+	assert_true(m->registry.enabled);
+	assert_string_equal(m->registry.ref, "docker.io/library/registry:2.8.3");
+	assert_int_equal(m->registry.size, 50ULL << 30);
+	assert_int_equal(m->registry.n_seed, 2);
+	manifest_free(m);
+	diags_done(&d);
+}
+
+/* Each case puts `section` into apps_edit()'s manifest and expects
+ * `errors` errors (0: valid), the first (by position) at `path` with
+ * `msg` in its message. */
+static void test_apps_errors(void **state)
+{
+#define E10 "a:1, a:2, a:3, a:4, a:5, a:6, a:7, a:8, a:9, a:10, "
+#define S10 "mon, mon, mon, mon, mon, mon, mon, mon, mon, mon, "
+#define GIT(repo, more) "gitops: {repo: \"" repo "\", chart: argo" more "}\n"
+#define MON(more) "monitoring: {grafana_password: {secret: graf}, chart: mon" more "}\n"
+#define REG(more) "registry: {enabled: false, image: reg, ref: \"localhost:5000/registry:2\"" more "}\n"
+	static const struct {
+		const char *section;
+		size_t errors;
+		const char *path, *msg;
+	} cases[] = {
+		{ GIT("https://git.example.org/x.git", ", public: true"), 0, NULL, NULL },
+		{ GIT("http://10.0.0.9:3000/lab/x", ", credentials: {password: {secret: git}}"), 0, NULL, NULL },
+		{ GIT("ssh://git@git.example.org:2222/x.git", ", credentials: {ssh_key: {secret: git}}"), 0, NULL, NULL },
+		{ GIT("git@git.example.org:/srv/x.git", ", public: true"), 0, NULL, NULL },
+		{ GIT("https://git.example.org/x.git", ""), 1, "gitops.credentials",
+		  "the repository 'https://git.example.org/x.git' is private (gitops.public is not true): it needs "
+		  "credentials.password" },
+		{ GIT("https://git.example.org/x.git", ", public: false, credentials: {username: me}"), 2,
+		  "gitops.credentials", "it needs credentials.password" },
+		{ GIT("git@git.example.org:x.git", ", credentials: {}"), 1, "gitops.credentials",
+		  "is private (gitops.public is not true): it needs credentials.ssh_key" },
+		{ GIT("ssh://git.example.org/x.git", ", credentials: {password: {secret: git}}"), 2, "gitops.credentials",
+		  "it needs credentials.ssh_key" },
+		{ GIT("ssh://git.example.org/x.git", ", public: true, credentials: {password: {secret: git}}"), 1,
+		  "gitops.credentials.password", "is for an https:// or http:// repository" },
+		{ GIT("https://git.example.org/x.git", ", public: true, credentials: {ssh_key: {secret: git}}"), 1,
+		  "gitops.credentials.ssh_key", "is for an ssh:// or USER@HOST:PATH repository" },
+		{ GIT("https://git.example.org/x.git", ", credentials: {password: {secret: nope}}"), 1,
+		  "gitops.credentials.password.secret", "secret 'nope' is not declared in secrets.names" },
+		{ GIT("git.example.org:x.git", ""), 1, "gitops.repo", "is not a Git repository URL" },
+		{ GIT("https://git.example.org", ""), 1, "gitops.repo", "is not a Git repository URL" },
+		{ GIT("https://me@git.example.org/x.git", ""), 1, "gitops.repo",
+		  "holds a user name: give it as gitops.credentials.username" },
+		{ GIT("https://git.example.org/x y.git", ""), 1, "gitops.repo", "must not contain whitespace" },
+		{ GIT("https://git.example.org/x.git", ", public: true, path: a/..b/c, revision: v1.2.3"), 0, NULL, NULL },
+		{ GIT("https://git.example.org/x.git", ", public: true, path: a/.."), 1, "gitops.path",
+		  "'a/..' has a '..' component" },
+		{ GIT("https://git.example.org/x.git", ", public: true, path: /a"), 1, "gitops.path", "is absolute" },
+		{ GIT("https://git.example.org/x.git", ", public: true, images: [argo, nope]"), 1, "gitops.images[1]",
+		  "no asset named 'nope' in assets" },
+		{ "gitops: {repo: \"https://git.example.org/x.git\", public: true, chart: nope}\n", 1, "gitops.chart",
+		  "no asset named 'nope' in assets" },
+		{ "gitops: {repo: \"https://git.example.org/x.git\", public: true}\n", 1, "gitops",
+		  "missing required key 'chart'" },
+		{ GIT("https://git.example.org/x.git", ", public: true, host: argo.home.arpa"), 1, "gitops.host",
+		  "'argo.home.arpa' is served by the edge under the lab's DNS zone: it needs an edge and a dns section" },
+		{ MON(", retention: 1w2d"), 0, NULL, NULL },
+		{ MON(", retention: 500ms"), 0, NULL, NULL },
+		{ MON(", retention: 2d1w"), 1, "monitoring.retention", "'2d1w' is not a duration like 15d or 1w2d" },
+		{ MON(", retention: 1m1m"), 1, "monitoring.retention", "is not a duration" },
+		{ MON(", retention: 0s"), 1, "monitoring.retention", "'0s' is zero" },
+		{ MON(", retention: 292471209y"), 1, "monitoring.retention", "is not a duration" }, /* past INT64_MAX ms */
+		{ "monitoring: {chart: mon}\n", 1, "monitoring", "monitoring.grafana_password is required" },
+		{ "monitoring: {grafana_password: {secret: graf}}\n", 1, "monitoring", "monitoring.chart is required" },
+		{ "monitoring: {enabled: false}\n", 0, NULL, NULL },
+		{ "monitoring: {enabled: false, logs: {chart: loki}}\n", 1, "monitoring.logs",
+		  "the logs are read in Grafana, which monitoring.enabled: false leaves out" },
+		{ "monitoring: {enabled: false, logs: {enabled: false}}\n", 0, NULL, NULL },
+		{ MON(", logs: {retention: 3d}"), 1, "monitoring.logs", "monitoring.logs.chart is required" },
+		{ MON(", scrape_targets: [{name: a, targets: [x:1]}, {name: a, targets: [y:2]}]"), 1,
+		  "monitoring.scrape_targets[1].name", "job 'a' is monitoring.scrape_targets[0] already" },
+		{ MON(", scrape_targets: [{name: a, targets: [10.0.0.300:9100]}]"), 1,
+		  "monitoring.scrape_targets[0].targets[0]", "is not HOST:PORT" },
+		{ MON(", scrape_targets: [{name: a, targets: [" E10 E10 E10 E10 E10 E10 "a:1, a:2, a:3, a:4]}]"), 0, NULL,
+		  NULL },
+		{ MON(", scrape_targets: [{name: a, targets: [" E10 E10 E10 E10 E10 E10 "a:1, a:2, a:3, a:4, a:5]}]"), 1,
+		  "monitoring.scrape_targets[0].targets", "has 65 entries; at most 64 are allowed" },
+		{ REG(""), 0, NULL, NULL },
+		{ REG(", size: 1G"), 0, NULL, NULL },
+		{ REG(", size: 0"), 1, "registry.size", "is smaller than 1G" },
+		{ "registry: {enabled: false, image: reg, ref: \"registry:2\"}\n", 1, "registry.ref",
+		  "is not an image reference" },
+		{ REG(", seed: [" S10 S10 S10 S10 S10 S10 "argo, loki, reg, vip]"), 59, "registry.seed[1]",
+		  "asset 'mon' is registry.seed[0] already" },
+		{ REG(", seed: [" S10 S10 S10 S10 S10 S10 "argo, loki, reg, vip, img]"), 1, "registry.seed",
+		  "has 65 entries; at most 64 are allowed" },
+		{ "registry: {image: reg, ref: \"localhost:5000/registry:2\"}\n", 1, "registry",
+		  "registry.host is required: K3s pulls from the registry by that name, through the edge" },
+		{ "registry: {image: reg, ref: \"localhost:5000/registry:2\", host: reg.home.arpa}\n", 1, "registry.host",
+		  "needs an edge and a dns section" },
+#undef E10
+#undef S10
+#undef GIT
+#undef MON
+#undef REG
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char buf[4096];
+
+		apps_edit(buf, sizeof(buf), cases[i].section);
+		expect_case(i, cases[i].section, buf, cases[i].path, cases[i].msg, cases[i].errors);
+	}
+}
+
+/* A password in the repository's URL is refused without being quoted; the
+ * sections need K3s. */
+static void test_apps_refusals(void **state)
+{
+	static const char no_k3s[] = "gitops: {repo: \"https://git.example.org/x.git\", public: true, chart: rootfs}\n"
+				     "monitoring: {grafana_password: {secret: pw}, chart: rootfs}\n"
+				     "registry: {enabled: false, image: rootfs, ref: \"localhost:5000/registry:2\"}\n";
+	char buf[4096];
+	struct diags d = {};
+	struct manifest *m = NULL;
+
+	(void)state;
+	apps_edit(buf, sizeof(buf), "gitops: {repo: \"https://me:hunter2@git.example.org/x.git\", chart: argo}\n");
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m), -EINVAL);
+	assert_int_equal(d.n_errors, 1);
+	assert_string_equal(d.items[0].path, "gitops.repo");
+	assert_string_equal(d.items[0].message,
+			    "holds a password: secrets are never given in clear text; use gitops.credentials");
+	diags_done(&d);
+	apps_edit(buf, sizeof(buf), "gitops: {repo: \"ftp://me:hunter2@git.example.org/x.git\", chart: argo}\n");
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m), -EINVAL);
+	assert_null(strstr(d.items[0].message, "hunter2"));
+	diags_done(&d);
+
+	/* minimal has no k3s: gitops always needs it; monitoring and the
+	 * registry when enabled */
+	snprintf(buf, sizeof(buf), "%s%s", minimal, no_k3s);
+	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "t.yaml", &d, &m), -EINVAL);
+	assert_int_equal(d.n_errors, 2);
+	assert_string_equal(d.items[0].path, "gitops");
+	assert_string_equal(d.items[0].message, "Argo CD runs in K3s: gitops needs a k3s section");
+	assert_string_equal(d.items[1].path, "monitoring");
+	assert_string_equal(d.items[1].message, "the monitoring stack runs in K3s: monitoring needs a k3s section");
+	diags_done(&d);
 }
 
 /* The networks' defaults are checked against the subnet as well. */
@@ -909,7 +1176,8 @@ int main(void)
 		cmocka_unit_test(test_limits),  cmocka_unit_test(test_vm_name), cmocka_unit_test(test_yaml_typing), cmocka_unit_test(test_diag_cap),
 		cmocka_unit_test(test_vm_mac),  cmocka_unit_test(test_guest),   cmocka_unit_test(test_guest_errors),
 		cmocka_unit_test(test_guest_limits), cmocka_unit_test(test_k3s), cmocka_unit_test(test_k3s_errors),
-		cmocka_unit_test(test_k3s_default_cidrs),
+		cmocka_unit_test(test_k3s_default_cidrs), cmocka_unit_test(test_apps), cmocka_unit_test(test_apps_errors),
+		cmocka_unit_test(test_apps_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

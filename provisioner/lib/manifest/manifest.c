@@ -1379,6 +1379,393 @@ static const struct field status_fields[] = {
 	{}
 };
 
+/* ---- gitops, monitoring, registry ------------------------------------------- */
+
+/* White space or a control character: never inside a URL, a revision, a
+ * metrics path. */
+static bool has_space_or_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* HOST or HOST:PORT in s[0..n): HOST an IPv4 address or a DNS name, PORT
+ * 1-65535 without a leading zero; need_port: the port must be there. */
+static bool host_port_valid(const char *s, size_t n, bool need_port)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t hn = colon ? (size_t)(colon - s) : n;
+	unsigned long port = 0;
+	const char *last;
+	char host[256];
+	uint32_t ip;
+
+	if ((need_port && !colon) || hn == 0 || hn >= sizeof(host))
+		return false;
+	if (colon) {
+		size_t digits = n - hn - 1;
+
+		if (digits == 0 || digits > 5 || colon[1] == '0')
+			return false;
+		for (size_t i = 1; i <= digits; i++) {
+			if (colon[i] < '0' || colon[i] > '9')
+				return false;
+			port = port * 10 + (unsigned long)(colon[i] - '0');
+		}
+		if (port > 65535)
+			return false;
+	}
+	memcpy(host, s, hn);
+	host[hn] = '\0';
+	if (parse_ipv4(host, &ip) == 0)
+		return true;
+	/* a name's last label is never all digits (RFC 1123 2.1): 10.0.10.300
+	 * is a mistyped address, not a name */
+	last = strrchr(host, '.');
+	last = last ? last + 1 : host;
+	return dns_name_valid(host) && strspn(last, "0123456789") != strlen(last);
+}
+
+/* The user of an ssh:// or scp-like URL ("git"). */
+static bool git_user_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static const struct {
+	const char *prefix;
+	enum mf_git_url kind;
+} git_schemes[] = {
+	{ "https://", MF_GIT_HTTPS },
+	{ "http://", MF_GIT_HTTP },
+	{ "ssh://", MF_GIT_SSH },
+};
+
+/* The form of a Git URL (git-clone(1), "GIT URLS"), without white space:
+ * SCHEME://[USER@]HOST[:PORT]/PATH for https, http and ssh (a user only
+ * with ssh), or scp-like USER@HOST:PATH. Returns 0 and the form, -EACCES
+ * when it holds a password (USER:PASSWORD@), -EPERM for a user in an
+ * http(s) URL, -EINVAL for anything else. */
+static int git_url_kind(const char *s, enum mf_git_url *ret)
+{
+	const char *sep = strstr(s, "://"), *at, *colon;
+
+	if (sep) { /* any scheme: USER:PASSWORD@ in the authority */
+		const char *auth = sep + 3, *end = auth + strcspn(auth, "/");
+
+		at = memchr(auth, '@', (size_t)(end - auth));
+		if (at && memchr(auth, ':', (size_t)(at - auth)))
+			return -EACCES;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(git_schemes); i++) {
+		size_t pl = strlen(git_schemes[i].prefix);
+		const char *auth = s + pl, *end, *host;
+
+		if (strncmp(s, git_schemes[i].prefix, pl) != 0)
+			continue;
+		end = auth + strcspn(auth, "/"); /* the authority ends at the path */
+		at = memchr(auth, '@', (size_t)(end - auth));
+		if (at && git_schemes[i].kind != MF_GIT_SSH)
+			return -EPERM;
+		if (at && !git_user_valid(auth, (size_t)(at - auth)))
+			return -EINVAL;
+		host = at ? at + 1 : auth;
+		if (!host_port_valid(host, (size_t)(end - host), false) || end[0] != '/' || !end[1])
+			return -EINVAL;
+		*ret = git_schemes[i].kind;
+		return 0;
+	}
+	if (sep)
+		return -EINVAL;
+	at = strchr(s, '@');
+	if (!at)
+		return -EINVAL;
+	if (memchr(s, ':', (size_t)(at - s)))
+		return -EACCES;
+	colon = strchr(at, ':');
+	if (!colon || !colon[1] || !git_user_valid(s, (size_t)(at - s)) ||
+	    !host_port_valid(at + 1, (size_t)(colon - at - 1), false))
+		return -EINVAL;
+	*ret = MF_GIT_SCP;
+	return 0;
+}
+
+/* gitops.repo: the URL, and its form at f->offset2. A URL that holds a
+ * password is refused without being quoted back. */
+static int p_git_repo(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+	enum mf_git_url kind = MF_GIT_HTTPS;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (has_space_or_control(s))
+		return derr(c, n, "must not contain whitespace or control characters");
+	r = git_url_kind(s, &kind);
+	if (r == -EACCES)
+		return derr(c, n, "holds a password: secrets are never given in clear text; use gitops.credentials");
+	if (r == -EPERM)
+		return derr(c, n, "'%s' holds a user name: give it as gitops.credentials.username", s);
+	if (r < 0)
+		return derr(c, n,
+			    "'%s' is not a Git repository URL (https://HOST/PATH, http://HOST/PATH, "
+			    "ssh://[USER@]HOST[:PORT]/PATH or USER@HOST:PATH)",
+			    s);
+	*AT(base, f->offset2, enum mf_git_url) = kind;
+	return set_string(c, base, f, s);
+}
+
+/* gitops.revision: a branch, tag or commit, as Argo CD's targetRevision. */
+static int p_git_revision(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (strlen(s) > MANIFEST_GITOPS_REVISION_MAX)
+		return derr(c, n, "is longer than %d bytes", MANIFEST_GITOPS_REVISION_MAX);
+	if (has_space_or_control(s))
+		return derr(c, n, "must not contain whitespace or control characters (a branch, tag or commit)");
+	return set_string(c, base, f, s);
+}
+
+/* gitops.path: a directory inside the repository, relative to its root. */
+static int p_git_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return derr(c, n, "contains a control character");
+	if (s[0] == '/')
+		return derr(c, n, "'%s' is absolute: the path is relative to the repository's root", s);
+	for (const char *p = s;;) {
+		size_t len = strcspn(p, "/");
+
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return derr(c, n, "'%s' has a '..' component: the path stays inside the repository", s);
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return set_string(c, base, f, s);
+}
+
+/* A Prometheus duration (model.ParseDuration; Loki's settings take the
+ * same): one or more NUMBER UNIT, the units y, w, d, h, m, s, ms each at
+ * most once and the larger first ("1w2d", not "2d1w"); a year is 365
+ * days. Returns whether s is one, and its milliseconds (at most
+ * INT64_MAX, as Prometheus keeps them). */
+static bool duration_parse(const char *s, uint64_t *ret_ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+		{ "y", 365ULL * 86400000 }, { "w", 7ULL * 86400000 }, { "d", 86400000 }, { "h", 3600000 },
+		{ "m", 60000 },             { "s", 1000 },            { "ms", 1 },
+	};
+	uint64_t total = 0;
+	size_t next = 0;
+
+	if (!*s)
+		return false;
+	while (*s) {
+		const char *digits = s;
+		uint64_t v = 0;
+		size_t u;
+
+		for (; *s >= '0' && *s <= '9'; s++) {
+			if (v > (UINT64_MAX - 9) / 10)
+				return false;
+			v = v * 10 + (uint64_t)(*s - '0');
+		}
+		if (s == digits)
+			return false;
+		for (u = next; u < ELEMENTSOF(units); u++)
+			if (strncmp(s, units[u].unit, strlen(units[u].unit)) == 0 && !(streq(units[u].unit, "m") && s[1] == 's'))
+				break;
+		if (u == ELEMENTSOF(units) || v > (uint64_t)INT64_MAX / units[u].ms ||
+		    total > (uint64_t)INT64_MAX - v * units[u].ms)
+			return false;
+		total += v * units[u].ms;
+		s += strlen(units[u].unit);
+		next = u + 1;
+	}
+	*ret_ms = total;
+	return true;
+}
+
+/* monitoring.retention, monitoring.logs.retention: how long data is kept. */
+static int p_duration(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+	uint64_t ms = 0;
+
+	if (!s)
+		return -EINVAL;
+	if (!duration_parse(s, &ms))
+		return derr(c, n,
+			    "'%s' is not a duration like 15d or 1w2d (NUMBER UNIT, repeated; units y, w, d, h, m, s, "
+			    "ms, each once, larger first)",
+			    s);
+	if (ms == 0)
+		return derr(c, n, "'%s' is zero: nothing would be kept", s);
+	return set_string(c, base, f, s);
+}
+
+/* gitops.credentials.username: HTTP basic auth's user (RFC 7617: no ':'). */
+static int p_git_username(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (strchr(s, ':') || has_space_or_control(s))
+		return derr(c, n, "must not contain ':', whitespace or control characters (an HTTP basic auth user)");
+	return set_string(c, base, f, s);
+}
+
+/* monitoring.scrape_targets[].targets[]: HOST:PORT, as Prometheus's
+ * static_configs take them. */
+static int p_scrape_endpoint_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	static const struct field ef = { .offset = 0 };
+	const char *s = string_value(c, n);
+
+	(void)f;
+	if (!s)
+		return -EINVAL;
+	if (!host_port_valid(s, strlen(s), true))
+		return derr(c, n, "'%s' is not HOST:PORT (an IPv4 address or DNS name, port 1-65535)", s);
+	return set_string(c, base, &ef, s);
+}
+
+static const struct seq_spec scrape_endpoints_spec = { .elem = p_scrape_endpoint_elem,
+						       .elem_size = sizeof(char *),
+						       .max = MANIFEST_SCRAPE_ENDPOINTS_MAX,
+						       .pos_offset = SIZE_MAX };
+
+static int p_scrape_endpoints(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	if (n->kind == YNODE_SEQUENCE && n->n == 0)
+		return derr(c, n, "needs at least one HOST:PORT");
+	return p_seq(c, n, base, f);
+}
+
+/* monitoring.scrape_targets[].metrics_path: the path on each target. */
+static int p_metrics_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	const char *s = string_value(c, n);
+
+	if (!s)
+		return -EINVAL;
+	if (has_space_or_control(s))
+		return derr(c, n, "must not contain whitespace or control characters");
+	if (s[0] != '/')
+		return derr(c, n, "'%s' does not start with '/'", s);
+	return set_string(c, base, f, s);
+}
+
+static const struct seq_spec images_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *),
+					     .max = MANIFEST_IMAGES_MAX, .pos_offset = SIZE_MAX };
+
+static const struct field git_credentials_fields[] = {
+	FIELD("username", p_git_username, struct mf_gitops, credentials.username, false, NULL),
+	FIELD("password", p_secret, struct mf_gitops, credentials.password, false, NULL),
+	FIELD("ssh_key", p_secret, struct mf_gitops, credentials.ssh_key, false, NULL),
+	{}
+};
+
+static const struct field gitops_fields[] = {
+	FIELD2("repo", p_git_repo, struct mf_gitops, repo, repo_kind, true, NULL),
+	FIELD("revision", p_git_revision, struct mf_gitops, revision, false, NULL),
+	FIELD("path", p_git_path, struct mf_gitops, path, false, NULL),
+	FIELD("public", p_bool, struct mf_gitops, public, false, NULL),
+	{ "credentials", p_inline_map, 0, false, git_credentials_fields, 0 },
+	FIELD("chart", p_ident, struct mf_gitops, chart, true, NULL),
+	FIELD2("images", p_seq, struct mf_gitops, images, n_images, false, &images_spec),
+	FIELD("host", p_dnsname, struct mf_gitops, host, false, NULL),
+	{}
+};
+
+static const char *const scrape_scheme_names[] = { "http", "https", NULL };
+
+static const struct field scrape_target_fields[] = {
+	FIELD("name", p_kube_label, struct mf_scrape_target, name, true, NULL),
+	FIELD2("targets", p_scrape_endpoints, struct mf_scrape_target, targets, n_targets, true, &scrape_endpoints_spec),
+	FIELD("metrics_path", p_metrics_path, struct mf_scrape_target, metrics_path, false, NULL),
+	FIELD("scheme", p_enum, struct mf_scrape_target, scheme, false, scrape_scheme_names),
+	{}
+};
+
+static const struct seq_spec scrape_targets_spec = { .fields = scrape_target_fields,
+						     .elem_size = sizeof(struct mf_scrape_target),
+						     .max = MANIFEST_SCRAPE_TARGETS_MAX,
+						     .pos_offset = offsetof(struct mf_scrape_target, pos) };
+
+static const struct field logs_fields[] = {
+	FIELD("enabled", p_bool, struct mf_monitoring, logs.enabled, false, NULL),
+	FIELD("retention", p_duration, struct mf_monitoring, logs.retention, false, NULL),
+	FIELD("chart", p_ident, struct mf_monitoring, logs.chart, false, NULL),
+	FIELD2("images", p_seq, struct mf_monitoring, logs.images, logs.n_images, false, &images_spec),
+	{}
+};
+
+/* monitoring.logs: on when the block is there, unless it says otherwise. */
+static int p_logs(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_monitoring *mo = base;
+
+	(void)f;
+	mo->logs.present = true;
+	mo->logs.enabled = true;
+	return decode_map(c, n, logs_fields, mo);
+}
+
+static const struct field monitoring_hosts_fields[] = {
+	FIELD("grafana", p_dnsname, struct mf_monitoring, hosts.grafana, false, NULL),
+	FIELD("prometheus", p_dnsname, struct mf_monitoring, hosts.prometheus, false, NULL),
+	{}
+};
+
+/* chart and grafana_password are required when enabled: manifest-check.c
+ * says so. */
+static const struct field monitoring_fields[] = {
+	FIELD("enabled", p_bool, struct mf_monitoring, enabled, false, NULL),
+	FIELD("retention", p_duration, struct mf_monitoring, retention, false, NULL),
+	FIELD("grafana_password", p_secret, struct mf_monitoring, grafana_password, false, NULL),
+	FIELD2("scrape_targets", p_seq, struct mf_monitoring, scrape_targets, n_scrape_targets, false,
+	       &scrape_targets_spec),
+	FIELD("chart", p_ident, struct mf_monitoring, chart, false, NULL),
+	FIELD2("images", p_seq, struct mf_monitoring, images, n_images, false, &images_spec),
+	{ "logs", p_logs, 0, false, NULL, 0 },
+	{ "hosts", p_inline_map, 0, false, monitoring_hosts_fields, 0 },
+	{}
+};
+
+/* host is required when enabled: manifest-check.c says so. */
+static const struct field registry_fields[] = {
+	FIELD("enabled", p_bool, struct mf_registry, enabled, false, NULL),
+	FIELD("image", p_ident, struct mf_registry, image, true, NULL),
+	FIELD("ref", p_image_ref, struct mf_registry, ref, true, NULL),
+	FIELD("host", p_dnsname, struct mf_registry, host, false, NULL),
+	FIELD("size", p_size, struct mf_registry, size, false, NULL),
+	FIELD2("seed", p_seq, struct mf_registry, seed, n_seed, false, &images_spec),
+	{}
+};
+
 static const struct field secrets_fields[] = {
 	FIELD("key_source", p_str, struct mf_secrets, key_source, false, NULL),
 	FIELD2("names", p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
@@ -1428,6 +1815,32 @@ static int p_status(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	return decode_map(c, n, status_fields, st);
 }
 
+static int p_gitops(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_gitops *g = AT(base, f->offset, struct mf_gitops);
+
+	g->present = true;
+	return decode_map(c, n, gitops_fields, g);
+}
+
+static int p_monitoring(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_monitoring *mo = AT(base, f->offset, struct mf_monitoring);
+
+	mo->present = true;
+	mo->enabled = true;
+	return decode_map(c, n, monitoring_fields, mo);
+}
+
+static int p_registry(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
+{
+	struct mf_registry *rg = AT(base, f->offset, struct mf_registry);
+
+	rg->present = true;
+	rg->enabled = true;
+	return decode_map(c, n, registry_fields, rg);
+}
+
 static const struct field manifest_fields[] = {
 	FIELD("version", p_uint, struct manifest, version, true, &r_version),
 	FIELD("cluster", p_map, struct manifest, cluster, true, cluster_fields),
@@ -1442,6 +1855,9 @@ static const struct field manifest_fields[] = {
 	FIELD("edge", p_edge, struct manifest, edge, false, NULL),
 	FIELD("backup", p_backup, struct manifest, backup, false, NULL),
 	FIELD("status", p_status, struct manifest, status, false, NULL),
+	FIELD("gitops", p_gitops, struct manifest, gitops, false, NULL),
+	FIELD("monitoring", p_monitoring, struct manifest, monitoring, false, NULL),
+	FIELD("registry", p_registry, struct manifest, registry, false, NULL),
 	FIELD("secrets", p_map, struct manifest, secrets, false, secrets_fields),
 	{}
 };
@@ -1564,6 +1980,35 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->edge.proxmox_host);
 	free(m->edge.dns_host);
 	free(m->edge.allow);
+	free(m->gitops.repo);
+	free(m->gitops.revision);
+	free(m->gitops.path);
+	free(m->gitops.credentials.username);
+	free(m->gitops.credentials.password.name);
+	free(m->gitops.credentials.ssh_key.name);
+	free(m->gitops.chart);
+	strv_free(m->gitops.images, m->gitops.n_images);
+	free(m->gitops.host);
+	free(m->monitoring.retention);
+	free(m->monitoring.grafana_password.name);
+	for (size_t i = 0; i < m->monitoring.n_scrape_targets; i++) {
+		struct mf_scrape_target *t = &m->monitoring.scrape_targets[i];
+		free(t->name);
+		strv_free(t->targets, t->n_targets);
+		free(t->metrics_path);
+	}
+	free(m->monitoring.scrape_targets);
+	free(m->monitoring.chart);
+	strv_free(m->monitoring.images, m->monitoring.n_images);
+	free(m->monitoring.logs.retention);
+	free(m->monitoring.logs.chart);
+	strv_free(m->monitoring.logs.images, m->monitoring.logs.n_images);
+	free(m->monitoring.hosts.grafana);
+	free(m->monitoring.hosts.prometheus);
+	free(m->registry.image);
+	free(m->registry.ref);
+	free(m->registry.host);
+	strv_free(m->registry.seed, m->registry.n_seed);
 	free(m->secrets.key_source);
 	strv_free(m->secrets.names, m->secrets.n_names);
 	free(m);

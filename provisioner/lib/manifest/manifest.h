@@ -366,6 +366,112 @@ struct mf_status {
 	bool present;
 };
 
+/* Lists of image tarballs (asset names) of the sections below: gitops and
+ * monitoring images, registry.seed. */
+#define MANIFEST_IMAGES_MAX 64
+
+/* gitops: Argo CD in K3s, following one Git repository (docs/manifest.md,
+ * "gitops"). Nothing installs it yet: the section is decoded and checked.
+ * After loading, revision defaults to MANIFEST_GITOPS_REVISION, path to
+ * MANIFEST_GITOPS_PATH, and with credentials.password on an http(s) URL,
+ * credentials.username to MANIFEST_GITOPS_USERNAME. */
+enum mf_git_url {
+	MF_GIT_HTTPS, /* https://HOST[:PORT]/PATH */
+	MF_GIT_HTTP,  /* http://HOST[:PORT]/PATH */
+	MF_GIT_SSH,   /* ssh://[USER@]HOST[:PORT]/PATH */
+	MF_GIT_SCP,   /* USER@HOST:PATH, scp-like */
+};
+#define MANIFEST_GITOPS_REVISION "HEAD"
+#define MANIFEST_GITOPS_REVISION_MAX 255
+#define MANIFEST_GITOPS_PATH "."
+#define MANIFEST_GITOPS_USERNAME "git"
+
+struct mf_gitops {
+	char *repo;                /* the URL, as written */
+	enum mf_git_url repo_kind; /* which form repo has */
+	char *revision;            /* a branch, tag or commit */
+	char *path;                /* inside the repository: relative, no ".." */
+	bool public;               /* no credentials needed */
+	struct {
+		char *username;            /* http(s) only */
+		struct mf_secret password; /* http(s): a password or token */
+		struct mf_secret ssh_key;  /* ssh and scp-like: the private key */
+	} credentials;
+	char *chart;   /* asset name: Argo CD's Helm chart archive */
+	char **images; /* asset names: image tarballs; at most MANIFEST_IMAGES_MAX */
+	size_t n_images;
+	char *host; /* Argo CD's UI at the edge, one label below the zone; NULL: none */
+	bool present;
+};
+
+/* monitoring: metrics (Prometheus, Grafana, kube-state-metrics,
+ * node-exporter) and logs (Loki and its agent) in K3s (docs/manifest.md,
+ * "monitoring"). Nothing installs them yet: the section is decoded and
+ * checked. After loading, retention defaults to
+ * MANIFEST_MONITORING_RETENTION, logs.retention (with a logs block) to
+ * MANIFEST_LOGS_RETENTION, scrape_targets[].metrics_path to
+ * MANIFEST_SCRAPE_PATH. enabled is true when the block is present and does
+ * not say false; logs.enabled likewise for the logs block. */
+#define MANIFEST_MONITORING_RETENTION "15d"
+#define MANIFEST_LOGS_RETENTION "7d"
+#define MANIFEST_SCRAPE_PATH "/metrics"
+#define MANIFEST_SCRAPE_TARGETS_MAX 32
+#define MANIFEST_SCRAPE_ENDPOINTS_MAX 64
+
+enum mf_scrape_scheme { MF_SCRAPE_HTTP, MF_SCRAPE_HTTPS };
+
+/* One extra scrape job of Prometheus. */
+struct mf_scrape_target {
+	char *name;     /* the job's name: a DNS-1123 label, unique */
+	char **targets; /* "HOST:PORT", HOST an IPv4 address or DNS name; 1..MANIFEST_SCRAPE_ENDPOINTS_MAX */
+	size_t n_targets;
+	char *metrics_path; /* starts with '/' */
+	enum mf_scrape_scheme scheme;
+	struct mf_pos pos;
+};
+
+struct mf_monitoring {
+	bool enabled;
+	char *retention; /* a Prometheus duration: "15d", "1w2d" */
+	struct mf_secret grafana_password; /* Grafana's admin password; required when enabled */
+	struct mf_scrape_target *scrape_targets; /* at most MANIFEST_SCRAPE_TARGETS_MAX */
+	size_t n_scrape_targets;
+	char *chart;   /* asset name: the monitoring chart archive; required when enabled */
+	char **images; /* asset names: image tarballs */
+	size_t n_images;
+	struct {
+		bool enabled;
+		char *retention; /* a Prometheus-style duration, "7d" */
+		char *chart;     /* asset name: the log store's chart archive; required when enabled */
+		char **images;
+		size_t n_images;
+		bool present;
+	} logs;
+	/* UIs at the edge, one label below the zone; NULL: none */
+	struct {
+		char *grafana, *prometheus;
+	} hosts;
+	bool present;
+};
+
+/* registry: the lab's own container registry in K3s (docs/manifest.md,
+ * "registry"). Nothing installs it yet: the section is decoded and checked.
+ * After loading, size defaults to MANIFEST_REGISTRY_SIZE; enabled is true
+ * when the block is present and does not say false. */
+#define MANIFEST_REGISTRY_SIZE (20ULL << 30)
+#define MANIFEST_REGISTRY_SIZE_MIN (1ULL << 30)
+
+struct mf_registry {
+	bool enabled;
+	char *image; /* asset name: the registry's image tarball */
+	char *ref;   /* the image's reference inside it (as k3s.kube_vip.ref) */
+	char *host;  /* its name at the edge, one label below the zone; required when enabled */
+	uint64_t size; /* its volume, bytes */
+	char **seed;   /* asset names: image tarballs pushed into it at first boot; at most MANIFEST_IMAGES_MAX */
+	size_t n_seed;
+	bool present;
+};
+
 enum mf_cert_mode { MF_CERT_INTERNAL_CA, MF_CERT_ACME_DNS01 };
 
 struct mf_edge {
@@ -429,6 +535,9 @@ struct manifest {
 	struct mf_edge edge;
 	struct mf_backup backup;
 	struct mf_status status;
+	struct mf_gitops gitops;
+	struct mf_monitoring monitoring;
+	struct mf_registry registry;
 	struct mf_secrets secrets;
 };
 
