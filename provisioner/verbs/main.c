@@ -34,7 +34,7 @@ static const struct verb verbs[] = {
 	  "print the node's disk layout and what apply would do; changes nothing", verb_disk_plan },
 	{ "disk apply", "(--bundle B --pubkey P | --manifest M) --node NAME [--device PATH] [--yes] [--recovery]",
 	  "partition the node's disk: GPT, ESP, LVM (Proxmox installer layout)", verb_disk_apply },
-	{ "install", "--bundle B|URL --pubkey P [--node NAME] [--secret-key FILE] [--yes] [--target DIR] [--workdir DIR]",
+	{ "install", "--bundle B|URL --pubkey P [--node NAME] [--nic NIC] [--secret-key FILE] [--yes] [--target DIR] [--workdir DIR]",
 	  "install phase of the boot image: verify, identify, pre-flight, disk, system, boot loader", verb_install },
 };
 
