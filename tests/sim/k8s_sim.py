@@ -42,6 +42,12 @@ succeeds or crash-loops as helm would, --helm-ms per attempt). Unless
 the traefik.yaml K3s writes into its manifests, their charts in its static
 directory, the values checked against that version's values.schema.json,
 and an install makes Deployment and LoadBalancer Service kube-system/traefik.
+A helm install also creates the CustomResourceDefinitions of the chart's
+crds/ directory, and the API serves Argo CD's Application and AppProject
+while their CRDs exist. Where a release of the chart argo-cd is deployed,
+the cluster plays Argo CD: AppProject default, and each Application of
+that namespace reported on --argocd-ms after it changed, from the Git
+repositories of --git-repos and the repository Secrets, in Argo CD's words.
 A LoadBalancer Service's address comes from kube-vip (annotation
 kube-vip.io/loadbalancerIPs) only while a kube-vip DaemonSet runs with
 svc_enable true and takes the Service's class, else from ServiceLB (the
@@ -51,7 +57,12 @@ loadBalancerClass — k8s_sim_objects.py.
 Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
        [--helm-ms N] [--schemas DIR] [--traefik-chart VERSION]
+       [--argocd-ms N] [--git-repos FILE]
        [--bearer-token TOKEN:USER[:GROUP,...]]...
+--git-repos FILE (JSON, read once at start) is what the simulated network
+holds: {URL: {"auth": null | {"username": U, "password": P} |
+{"ssh_private_key_sha256": HEX}, "refs": {NAME: SHA}, "paths": [DIR]}};
+without it no repository is reachable.
 Listens on 127.0.0.1 only. Clients authenticate with a certificate of the
 cluster's client CA (CN the user, O the groups) or with a bearer token
 given by --bearer-token; writes need the group system:masters.
@@ -593,6 +604,12 @@ def main():
     ap.add_argument("--elect-503-ms", type=int, default=0, help="503 for this long after a member's promotion")
     ap.add_argument("--never-ready", action="append", default=[], help="this node never becomes Ready")
     ap.add_argument("--helm-ms", type=int, default=500, help="one attempt of a helm job takes this long")
+    ap.add_argument("--argocd-ms", type=int, default=300,
+                    help="Argo CD reports on an Application this long after its spec (or what else it follows) "
+                    "changed")
+    ap.add_argument("--git-repos", metavar="FILE",
+                    help="the Git repositories the simulated network reaches (JSON: {URL: {auth, refs, paths}}); "
+                    "without it, none")
     here = os.path.dirname(os.path.abspath(__file__))
     shared = os.environ.get("SHARED", os.path.join(here, "..", "..", "..", "shared"))
     ap.add_argument("--schemas", default=os.path.join(shared, "reference", "schemas"),
@@ -606,6 +623,14 @@ def main():
     if not os.path.isfile(os.path.join(a.schemas, "helm.cattle.io", "helmchart_v1.json")):
         ap.error("no HelmChart schema in %s (--schemas)" % a.schemas)
     a.schema_store = objects.Schemas(a.schemas)
+    if a.argocd_ms < 0:
+        ap.error("--argocd-ms: not a duration")
+    repos_file, a.git_repos = a.git_repos, {}
+    if repos_file:
+        try:
+            a.git_repos = objects.load_git_repos(repos_file)
+        except (OSError, ValueError) as e:
+            ap.error("--git-repos %s: %s" % (repos_file, e))
     if a.schema_store.traefik_values(a.traefik_chart) is None:
         ap.error("no traefik-helm-chart-v%s/values.schema.json in %s (--schemas, --traefik-chart)"
                  % (a.traefik_chart, a.schemas))

@@ -10,12 +10,30 @@ server's generic object store and the K3s controllers that act on it.
     status subresource (status in a create or update of the main resource
     is ignored), finalizers and deletionTimestamp, ownerReferences and their
     garbage collection, namespace deletion.
+  * Resources of stored CustomResourceDefinitions (Res stored_crd: Argo
+    CD's Application and AppProject, argoproj.io/v1alpha1, namespaced):
+    served (paths, discovery) only while the CRD PLURAL.GROUP exists and
+    defines them (group, plural, kind, scope; the version served) —
+    otherwise the 404 of an unknown path; validated against that CRD
+    version's openAPIV3Schema (crd_json_schema: required, types, enums,
+    nullable, int-or-string, defaults filled in; unknown fields pruned
+    unless x-kubernetes-preserve-unknown-fields); a status subresource only
+    when the CRD declares one — Argo CD's CRDs declare none, so a
+    whole-object create, update or apply carries status (owned in
+    managedFields like the rest) and any change but metadata, status
+    included, bumps the generation; their objects go once the CRD does
+    (crd_controller). A CRD itself is checked as apiextensions checks it,
+    in part (crd_causes: the name PLURAL.GROUP, group, plural, kind, scope,
+    one storage version, structural schemas), defaulted (singular,
+    listKind) and given its status (NamesAccepted, Established,
+    storedVersions).
   * Validation (kube-apiserver + apiextensions): names are DNS-1123
     subdomains (namespaces labels, services RFC 1035 labels); HelmChart,
     HelmChartConfig and the Traefik CRDs against the official schemas
-    (--schemas DIR); unknown fields are pruned as a structural CRD schema
-    prunes them (fieldValidation Warn, the default: a Warning header;
-    Strict: 400); a Service's spec.loadBalancerClass as
+    (--schemas DIR), a stored CRD's resources against its schema; unknown
+    fields are pruned as a structural CRD schema prunes them
+    (fieldValidation Warn, the default: a Warning header; Strict: 400); a
+    Service's spec.loadBalancerClass as
     validateLoadBalancerClassField checks it (service_causes: on every
     update of a Service that is and stays type LoadBalancer it may not
     change, unset -> set and set -> unset included; it must be a qualified
@@ -37,6 +55,13 @@ server's generic object store and the K3s controllers that act on it.
     values.schema.json), restarts with back-off until the Job's backoffLimit
     (the HelmChart's backOffLimit, default 1000), helm's output as the
     pod's log; uninstall through helm-delete-NAME when a HelmChart is deleted.
+    An install (not an upgrade) first creates the CustomResourceDefinitions
+    of the chart's crds/ directory (*.yaml, *.yml, *.json; not templated;
+    one that exists is skipped; only CRDs are modelled there, anything
+    else fails the install), before the values are checked, so they stay
+    when the install fails later; an upgrade never touches them, an
+    uninstall never deletes them (helm v3's documented behaviour). A
+    subchart's crds/ are not modelled.
   * K3s's packaged Traefik (k8s_sim.py --traefik-chart VERSION: 34.2.0,
     K3s 1.33's and the default, 38.0.2 or 39.0.7), unless the cluster's
     `disable` holds traefik: every running server's manifests directory also
@@ -86,14 +111,70 @@ server's generic object store and the K3s controllers that act on it.
     the real ServiceLB and kube-vip would both write its status (which is
     why the edge names kube-vip's class). A Service that no controller
     serves any more loses its address here; the real status would go stale.
+  * Argo CD (argocd_controller), in each namespace NS where a helm release
+    of the chart named argo-cd is deployed (the releases' "chart"), while
+    the Application CRD serves: AppProject NS/default made when missing
+    (sourceRepos *, destinations server * namespace *, clusterResourceWhitelist
+    group * kind *; manager argocd-server), and the application controller
+    (manager argocd-application-controller) for NS's Applications only.
+    An Application's status is computed --argocd-ms after its inputs last
+    changed (its spec: from when it was written; its project, the Git
+    repository on the network, the credentials: from when that was
+    noticed), and written only when it differs from the stored one but for
+    its times (argocd_settled: a converged cluster keeps its
+    resourceVersions; reconciledAt is not refreshed, where Argo CD does so
+    every timeout.reconciliation) — or when the annotation
+    argocd.argoproj.io/refresh asks for it: then it is written with a new
+    reconciledAt and the annotation removed, in one write. Argo CD itself
+    does not watch repository Secrets; here a change of one is noticed (the
+    real one would notice at its next reconciliation, 3 min by default).
+    In Argo CD's order and words (ARGOCD_WORDS):
+      - InvalidSpecError (sync Unknown, health Unknown): the project does
+        not exist; no repoURL or no path (no Helm chart sources are
+        modelled, so a path is needed); the repository not permitted by
+        the project's sourceRepos or the destination by its destinations
+        (globs, '!' denies); a destination name other than in-cluster, name
+        and server both, no server, a server other than
+        https://kubernetes.default.svc (no other cluster is known);
+      - ComparisonError (sync Unknown with comparedTo, health Healthy):
+        "Failed to load target state: failed to generate manifest for
+        source 1 of 1: rpc error: code = Unknown desc = " and the
+        repo-server's error: an SSH URL (ssh:// or scp-like) without a key
+        (the SSH agent error) or with no PEM private key in it; a
+        repository not on the network (--git-repos: "failed to list refs:
+        repository not found"); credentials other than the ones it asks for
+        ("authentication required" over http(s), the SSH handshake failure
+        "[none publickey]"); a targetRevision (default HEAD) that is neither
+        a ref name nor a commit of its refs ("unable to resolve 'REV' to a
+        commit SHA"); a path it does not have ("PATH: app path does not
+        exist", absolute, outside the root);
+      - else Synced (syncPolicy.automated) or OutOfSync at the commit,
+        Healthy, sourceType Directory, comparedTo its source and
+        destination; an automated sync of a new revision or source is an
+        operationState Succeeded ("successfully synced (all tasks run)")
+        at once and a history entry (at most 10).
+    Credentials: the Secret of NS labelled argocd.argoproj.io/secret-type
+    repository whose data.url is the repoURL (a trailing / or .git not
+    counting), with data username, password, sshPrivateKey; lacking those,
+    the secret-type repo-creds Secret with the longest url the repoURL
+    starts with. An SSH key matches by the SHA-256 of its bytes, not by
+    its public half. A deleted Application loses Argo CD's
+    resources-finalizer at once. Not modelled: the repository's manifests
+    (nothing is deployed from it, health is always Healthy), Helm,
+    Kustomize and multi-source applications, other clusters, the
+    Secret's type, project-scoped repositories, manual sync operations,
+    Applications outside NS, ApplicationSets, and Argo CD's other
+    components (no Deployments are rendered from the chart).
 
 State (in k8s.json): "objects" {KEY: object} with KEY GROUP/PLURAL/NS/NAME
 ("core" for the core group, NS empty for cluster-scoped objects); an
 object's "_sim" holds what the simulator keeps beside it (managed fields,
-a job's run, a pod's log) and is never served; "rv" the resourceVersion
-counter; "deploy" {K3S-START-KEY: {PATH: {"sum", "ok", "at"}}} what each
-server's deploy controller has seen; "releases" {NS/NAME: {"revision",
-"chart", "version", "status"}} the helm releases.
+a job's run, a pod's log, "spec_at" when a stored CRD's object's spec last
+changed, "argocd" what Argo CD last saw of an Application) and is never
+served; "rv" the resourceVersion counter; "deploy" {K3S-START-KEY: {PATH:
+{"sum", "ok", "at"}}} what each server's deploy controller has seen;
+"releases" {NS/NAME: {"revision", "chart", "version", "status"}} the helm
+releases ("chart": the chart's name, which argocd_controller follows).
 """
 import base64
 import copy
@@ -145,13 +226,20 @@ class ApiError(Exception):
 # ---- the resources the API serves -------------------------------------------------
 
 class Res:
+    """A resource the API knows. schema: the official schema file that
+    validates it (Schemas); stored_crd: served only while the
+    CustomResourceDefinition PLURAL.GROUP in the store defines it, validated
+    by that CRD's openAPIV3Schema, with a status subresource only if the CRD
+    declares one (World.crd_version, World.status_sub)."""
+
     def __init__(self, group, version, plural, kind, namespaced=True, gen=False, schema=None, readonly=False,
-                 traefik=False):
+                 traefik=False, stored_crd=False):
         self.group, self.version, self.plural, self.kind = group, version, plural, kind
         self.namespaced, self.gen, self.schema, self.readonly, self.traefik = (namespaced, gen, schema, readonly,
                                                                               traefik)
+        self.stored_crd = stored_crd
         self.gv = "%s/%s" % (group, version) if group else version
-        self.crd = group.endswith(".cattle.io") or group == "traefik.io"
+        self.crd = group.endswith(".cattle.io") or group == "traefik.io" or stored_crd
 
     def gr(self):
         """'helmcharts.helm.cattle.io', 'secrets': how NotFound and AlreadyExists name it."""
@@ -206,6 +294,9 @@ RESOURCES = [
     Res("helm.cattle.io", "v1", "helmcharts", "HelmChart", gen=True, schema="helm.cattle.io/helmchart_v1.json"),
     Res("helm.cattle.io", "v1", "helmchartconfigs", "HelmChartConfig", gen=True,
         schema="helm.cattle.io/helmchartconfig_v1.json"),
+    # Argo CD's, from the CRDs its chart installs
+    Res("argoproj.io", "v1alpha1", "applications", "Application", gen=True, stored_crd=True),
+    Res("argoproj.io", "v1alpha1", "appprojects", "AppProject", gen=True, stored_crd=True),
 ] + [Res("traefik.io", "v1alpha1", k.lower() + "s", k, gen=True, schema="traefik.io/%s_v1alpha1.json" % k.lower(),
          traefik=True) for k in TRAEFIK_KINDS]
 
@@ -223,6 +314,8 @@ POD, EVENT, JOB = res("", "pods"), res("", "events"), res("batch", "jobs")
 SERVICE, DEPLOYMENT, DAEMONSET = res("", "services"), res("apps", "deployments"), res("apps", "daemonsets")
 ADDON, HELMCHART, HELMCHARTCONFIG = (res("k3s.cattle.io", "addons"), res("helm.cattle.io", "helmcharts"),
                                      res("helm.cattle.io", "helmchartconfigs"))
+CRD = res("apiextensions.k8s.io", "customresourcedefinitions")
+APPLICATION, APPPROJECT = res("argoproj.io", "applications"), res("argoproj.io", "appprojects")
 
 
 # ---- small helpers -----------------------------------------------------------------
@@ -285,13 +378,14 @@ SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "man
                "deletionGracePeriodSeconds", "selfLink")
 
 
-def owned_leaves(obj, status=False):
+def owned_leaves(obj, status=False, whole=False):
     """The fields of obj a manager owns when it sends obj: everything but the
     type, the name and namespace and what the server sets; status only
-    through the status subresource."""
+    through the status subresource (whole: a resource without one, whose
+    status is written like the rest)."""
     out = {}
     for k, v in obj.items():
-        if k in ("apiVersion", "kind", "_sim") or (k == "status") != status:
+        if k in ("apiVersion", "kind", "_sim") or (not whole and (k == "status") != status):
             continue
         if k == "metadata":
             for mk in ("labels", "annotations"):
@@ -336,6 +430,10 @@ def gotype(v):
     if isinstance(v, dict):
         return "object"
     return "null"
+
+
+def as_dict(v):
+    return v if isinstance(v, dict) else {}
 
 
 def num(v):
@@ -570,6 +668,189 @@ def schema_causes(v, obj):
     return out
 
 
+# ---- schemas of stored CustomResourceDefinitions --------------------------------------
+
+CRD_VALIDATORS = {}  # sha256 of an openAPIV3Schema -> its validator (crd_validator)
+VALUE_KEYS = ("required", "enum", "pattern", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
+              "minProperties", "maxProperties", "multipleOf", "minimum", "maximum", "format", "default")
+
+
+def crd_json_schema(s, root=True, branch=False):
+    """A CRD version's openAPIV3Schema (structural: crd_causes checked it) as
+    the JSON Schema that checks and prunes the way kube-apiserver does:
+    nullable adds null to the type, x-kubernetes-int-or-string takes an
+    integer or a string, OpenAPI 3.0's boolean exclusiveMinimum/Maximum
+    become draft-07's numbers, and an object that neither sets
+    additionalProperties nor x-kubernetes-preserve-unknown-fields gets
+    additionalProperties false: what prune_unknown removes, as structural
+    pruning does (not inside allOf/anyOf/oneOf/not, which only validate).
+    The root and an x-kubernetes-embedded-resource object always take
+    apiVersion, kind and metadata (metadata is ObjectMeta, not pruned here)."""
+    if not isinstance(s, dict):
+        return {}
+    o = {k: copy.deepcopy(s[k]) for k in VALUE_KEYS if k in s}
+    for k, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if s.get(k) is True and bound in s:
+            o[k] = o.pop(bound)
+    t = s.get("type")
+    if s.get("x-kubernetes-int-or-string"):
+        t = ["integer", "string"]
+    if t:
+        t = list(t) if isinstance(t, list) else [t]
+        if s.get("nullable"):
+            t.append("null")
+        o["type"] = t[0] if len(t) == 1 else t
+    if isinstance(s.get("properties"), dict):
+        o["properties"] = {k: crd_json_schema(v, False, branch) for k, v in s["properties"].items()}
+    if isinstance(s.get("items"), dict):
+        o["items"] = crd_json_schema(s["items"], False, branch)
+    if isinstance(s.get("additionalProperties"), dict):
+        o["additionalProperties"] = crd_json_schema(s["additionalProperties"], False, branch)
+    elif isinstance(s.get("additionalProperties"), bool):
+        o["additionalProperties"] = s["additionalProperties"]
+    for k in ("allOf", "anyOf", "oneOf"):
+        if isinstance(s.get(k), list):
+            o[k] = [crd_json_schema(x, False, True) for x in s[k]]
+    if isinstance(s.get("not"), dict):
+        o["not"] = crd_json_schema(s["not"], False, True)
+    if root or s.get("x-kubernetes-embedded-resource"):
+        props = o.setdefault("properties", {})
+        props.update({"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}})
+    objectish = s.get("type") == "object" or "properties" in s
+    if objectish and not branch and not s.get("x-kubernetes-preserve-unknown-fields") and \
+            "additionalProperties" not in s:
+        o.setdefault("properties", {})
+        o["additionalProperties"] = False
+    return o
+
+
+def crd_validator(schema):
+    """The (cached) validator of a stored CRD version's openAPIV3Schema."""
+    key = sha256(json.dumps(schema, sort_keys=True))
+    v = CRD_VALIDATORS.get(key)
+    if v is None:
+        v = CRD_VALIDATORS[key] = jsonschema.Draft7Validator(crd_json_schema(schema))
+    return v
+
+
+def apply_defaults(schema, obj):
+    """Structural defaulting: a missing property whose schema has a default
+    gets it, at every level (schema: crd_json_schema's form)."""
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        for k, ps in props.items():
+            if k not in obj and isinstance(ps, dict) and "default" in ps:
+                obj[k] = copy.deepcopy(ps["default"])
+            if k in obj:
+                apply_defaults(ps, obj[k])
+        if isinstance(schema.get("additionalProperties"), dict):
+            for k, v in obj.items():
+                if k not in props:
+                    apply_defaults(schema["additionalProperties"], v)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for x in obj:
+            apply_defaults(schema["items"], x)
+
+
+def structural_causes(s, f, root=False):
+    """What apiextensions refuses of a schema that is not structural (the
+    part modelled: every specified field, item and map value says its type,
+    the root is an object, properties and additionalProperties exclude each
+    other)."""
+    out = []
+    if not isinstance(s, dict):
+        return [(f, "FieldValueInvalid", "Invalid value: %s: must be an object" % json.dumps(s)[:80])]
+    if root:
+        if not s.get("type"):
+            out.append((f + ".type", "FieldValueRequired", "Required value: must not be empty at the root"))
+        elif s["type"] != "object":
+            out.append((f + ".type", "FieldValueInvalid", "Invalid value: %s: must be object at the root"
+                        % json.dumps(s["type"])))
+    if "properties" in s and isinstance(s.get("additionalProperties"), dict):
+        out.append((f + ".additionalProperties", "FieldValueForbidden",
+                    "Forbidden: additionalProperties and properties are mutual exclusive"))
+    children = [(f + ".properties[%s]" % k, v, "object fields") for k, v in (s.get("properties") or {}).items()] \
+        if isinstance(s.get("properties"), dict) else []
+    if "properties" in s and not isinstance(s["properties"], dict):
+        out.append((f + ".properties", "FieldValueInvalid", "Invalid value: %s: must be an object"
+                    % json.dumps(s["properties"])[:80]))
+    if "items" in s:
+        children.append((f + ".items", s["items"], "array items"))
+    if isinstance(s.get("additionalProperties"), dict):
+        children.append((f + ".additionalProperties", s["additionalProperties"], "object fields"))
+    for cf, c, what in children:
+        if isinstance(c, dict) and not c.get("type") and not c.get("x-kubernetes-int-or-string") and \
+                not c.get("x-kubernetes-preserve-unknown-fields"):
+            out.append((cf + ".type", "FieldValueRequired", "Required value: must not be empty for specified %s"
+                        % what))
+        out += structural_causes(c, cf)
+    return out
+
+
+def crd_defaults(crd):
+    """What kube-apiserver fills in on a CustomResourceDefinition: the
+    singular name and the list kind from the kind, conversion None."""
+    spec = crd.get("spec")
+    if not isinstance(spec, dict):
+        return
+    names = spec.get("names")
+    if isinstance(names, dict) and isinstance(names.get("kind"), str) and names["kind"]:
+        names.setdefault("singular", names["kind"].lower())
+        names.setdefault("listKind", names["kind"] + "List")
+    spec.setdefault("conversion", {"strategy": "None"})
+
+
+def crd_causes(crd, old=None):
+    """apiextensions' validation of a CustomResourceDefinition (the rules
+    modelled): the name is PLURAL.GROUP, group (a domain with a dot), the
+    plural and kind given, the scope Cluster or Namespaced, group and scope
+    immutable, exactly one storage version, and each version's schema
+    given and structural (structural_causes). [(field, reason, message)]."""
+    d = as_dict
+    spec = d(crd.get("spec"))
+    names = d(spec.get("names"))
+    name = d(crd.get("metadata")).get("name")
+    group, plural, kind, scope = spec.get("group"), names.get("plural"), names.get("kind"), spec.get("scope")
+    out = []
+    if plural and group and name != "%s.%s" % (plural, group):
+        out.append(("metadata.name", "FieldValueInvalid", 'Invalid value: %s: must be spec.names.plural+"."+spec.group'
+                    % json.dumps(name)))
+    if not group:
+        out.append(("spec.group", "FieldValueRequired", "Required value"))
+    elif "." not in str(group):
+        out.append(("spec.group", "FieldValueInvalid", "Invalid value: %s: should be a domain with at least one dot"
+                    % json.dumps(group)))
+    if not plural:
+        out.append(("spec.names.plural", "FieldValueRequired", "Required value"))
+    if not kind:
+        out.append(("spec.names.kind", "FieldValueRequired", "Required value"))
+    if not scope:
+        out.append(("spec.scope", "FieldValueRequired", "Required value"))
+    elif scope not in ("Cluster", "Namespaced"):
+        out.append(("spec.scope", "FieldValueNotSupported", 'Unsupported value: %s: supported values: "Cluster", '
+                    '"Namespaced"' % json.dumps(scope)))
+    if old is not None:
+        ospec = d(old.get("spec"))
+        for k in ("group", "scope"):
+            if spec.get(k) != ospec.get(k):
+                out.append(("spec." + k, "FieldValueInvalid", "Invalid value: %s: field is immutable"
+                            % json.dumps(spec.get(k))))
+    versions = spec.get("versions") if isinstance(spec.get("versions"), list) else []
+    if sum(1 for v in versions if d(v).get("storage") is True) != 1:
+        out.append(("spec.versions", "FieldValueInvalid", "Invalid value: %s: must have exactly one version marked "
+                    "as storage version" % json.dumps([d(v).get("name") for v in versions])))
+    for i, v in enumerate(versions):
+        f = "spec.versions[%d]" % i
+        if not d(v).get("name"):
+            out.append((f + ".name", "FieldValueRequired", "Required value"))
+        sch = d(d(v).get("schema")).get("openAPIV3Schema")
+        if sch is None:
+            out.append((f + ".schema.openAPIV3Schema", "FieldValueRequired", "Required value: schemas are required"))
+        else:
+            out += structural_causes(sch, f + ".schema.openAPIV3Schema", root=True)
+    return out
+
+
 # ---- selectors ---------------------------------------------------------------------
 
 def parse_label_selector(s):
@@ -758,8 +1039,44 @@ class World:
 
     def served(self, r):
         # K3s installs the traefik.io CRDs with its packaged Traefik (the
-        # traefik-crd chart); --disable traefik leaves them out
+        # traefik-crd chart); --disable traefik leaves them out. A resource
+        # of a stored CRD is served while that CRD defines it.
+        if r.stored_crd:
+            return self.crd_version(r) is not None
         return not (r.traefik and "traefik" in self.disables())
+
+    def crd_version(self, r):
+        """The entry of spec.versions that serves r in the stored
+        CustomResourceDefinition PLURAL.GROUP, when that CRD defines r as the
+        model knows it (group, plural, kind, scope); else None."""
+        crd = self.get(CRD, None, r.gr())
+        if crd is None:
+            return None
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        if (spec.get("group"), names.get("plural"), names.get("kind"), spec.get("scope")) != \
+                (r.group, r.plural, r.kind, "Namespaced" if r.namespaced else "Cluster"):
+            return None
+        return next((v for v in spec.get("versions") or [] if isinstance(v, dict) and v.get("name") == r.version
+                     and v.get("served") is True), None)
+
+    def status_sub(self, r):
+        """Has r a status subresource? A stored CRD's resource only when its
+        version declares subresources.status; the rest as modelled so far."""
+        if r.stored_crd:
+            v = self.crd_version(r) or {}
+            return isinstance(v.get("subresources"), dict) and "status" in v["subresources"]
+        return True
+
+    def validator(self, r):
+        """The schema validator of r: its stored CRD's openAPIV3Schema, or its
+        official schema file (--schemas); None when there is none."""
+        if r.stored_crd:
+            sch = (((self.crd_version(r) or {}).get("schema") or {}).get("openAPIV3Schema"))
+            return crd_validator(sch) if isinstance(sch, dict) else None
+        if r.schema and self.schemas is not None:
+            return self.schemas.validator(r.schema)
+        return None
 
     def service_ip(self, n):
         cidr = ((self.st.get("cluster") or {}).get("flags") or {}).get("service-cidr") or "10.43.0.0/16"
@@ -791,11 +1108,12 @@ class World:
 
     # -- validation
     def validate(self, r, obj, strict=False, old=None, status=False):
-        """Names and the official schemas; unknown fields pruned (a Warning),
+        """Names and the schemas (the official ones, or a stored CRD's, whose
+        defaults are filled in first); unknown fields pruned (a Warning),
         or refused with fieldValidation=Strict; a Service's own rules
         (service_causes: old, the stored object when this is an update; not
-        for the status subresource, which validates status only). Raises
-        ApiError."""
+        for the status subresource, which validates status only); a
+        CustomResourceDefinition's (crd_causes). Raises ApiError."""
         md = obj.get("metadata") or {}
         causes = name_errors(r, md.get("name"))
         if r is SERVICE and not status:
@@ -803,9 +1121,14 @@ class World:
             # ValidateServiceCreate after
             svc = service_causes(obj, old)
             causes = svc + causes if old is not None else causes + svc
-        if r.schema and self.schemas is not None and not causes:
-            v = self.schemas.validator(r.schema)
+        if r is CRD and not status:
+            crd_defaults(obj)
+            causes += crd_causes(obj, old)
+        v = self.validator(r) if not causes else None
+        if v is not None:
             sim = obj.pop("_sim", None)
+            if r.stored_crd:
+                apply_defaults(v.schema, obj)
             try:
                 if strict:
                     gone = prune_unknown(v, copy.deepcopy(obj))
@@ -854,16 +1177,23 @@ class World:
             for f in ("deletionTimestamp", "resourceVersion"):
                 md.pop(f, None)
         sim = obj.setdefault("_sim", {})
+        whole = not self.status_sub(r)  # no status subresource: status is written like the rest
         if mf is None:
             mf = update_managed(copy.deepcopy((old or {}).get("_sim", {}).get("mf", [])), manager, op, r.gv,
-                                owned_leaves(old, status) if old else {}, owned_leaves(obj, status), self.now, sub)
+                                owned_leaves(old, status, whole) if old else {}, owned_leaves(obj, status, whole),
+                                self.now, sub)
         new_leaves = dict(owned_leaves(obj))
         new_leaves.update(owned_leaves(obj, True))
         for e in mf:  # a field nobody has any more is owned by nobody
             e["fields"] = [p for p in e["fields"] if tuple(p) in new_leaves]
         sim["mf"] = [e for e in mf if e["fields"]]
+        if r.stored_crd and (old is None or spec_of(obj) != spec_of(old)):
+            sim["spec_at"] = self.now  # when its spec last changed (argocd_controller)
         if old is not None:
-            if r.gen and "generation" in md and spec_of(obj) != spec_of(old):
+            # a CRD's resource without a status subresource: any change but
+            # metadata bumps the generation, status included
+            if r.gen and "generation" in md and (spec_of(obj) != spec_of(old) or
+                                                 (whole and obj.get("status") != old.get("status"))):
                 md["generation"] = md["generation"] + 1
             if visible(obj) == visible(old):
                 self.objs[k] = obj  # what only the simulator sees may change without a new version
@@ -1050,7 +1380,7 @@ def server_side_apply(w, r, ns, name, cfg, manager, force, old):
     the manager's applied fields set, a field another manager owns with a
     different value a conflict unless forced, fields it stopped applying
     removed when nobody else owns them. Returns (object, managed fields)."""
-    applied = {p: v for p, v in owned_leaves(cfg).items()}
+    applied = {p: v for p, v in owned_leaves(cfg, whole=not w.status_sub(r)).items()}
     live = copy.deepcopy(old) if old else {"apiVersion": r.gv, "kind": r.kind,
                                            "metadata": dict({"name": name}, **({"namespace": ns} if ns else {}))}
     live.pop("_sim", None)
@@ -1137,7 +1467,8 @@ def api(w, method, path, query, body, ctype, ua, node_secret):
         raise NOTHING
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
-    if sub not in (None, "status", "log") or (sub == "log" and r is not POD):
+    if sub not in (None, "status", "log") or (sub == "log" and r is not POD) or \
+            (sub == "status" and not w.status_sub(r)):
         raise NOTHING
     if r.namespaced and ns is None and (name is not None or method not in ("GET",)):
         raise NOTHING
@@ -1302,7 +1633,8 @@ def create(w, r, ns, data, manager, dry=False, strict=False, uid=None):
         md["name"] = md["generateName"] + "".join(alphabet[(h >> (5 * i)) % 27] for i in range(5))
     for f in SERVER_META:
         md.pop(f, None)
-    o.pop("status", None)  # the status subresource: status is not set on create
+    if w.status_sub(r):
+        o.pop("status", None)  # the status subresource: status is not set on create
     w.validate(r, o, strict)
     if r.namespaced:
         bad = w.ns_ok(ns)
@@ -1341,7 +1673,7 @@ def replace(w, r, ns, name, data, old, manager, dry=False, strict=False, status=
         new.pop("_sim", None)
         new["status"] = o.get("status")
         o = new
-    else:
+    elif w.status_sub(r):
         # the main resource: status stays what it was
         if "status" in old:
             o["status"] = copy.deepcopy(old["status"])
@@ -1371,12 +1703,14 @@ def apply(w, r, ns, name, data, old, manager, force, dry=False, strict=False):
         raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
                        "sent on the request")
     cfg = copy.deepcopy(data)
-    cfg.pop("status", None)
+    if w.status_sub(r):
+        cfg.pop("status", None)
     for f in SERVER_META:
         cfg["metadata"].pop(f, None)
     cfg["metadata"]["name"] = name
-    if r.schema and w.schemas is not None:
-        gone = prune_unknown(w.schemas.validator(r.schema), cfg)
+    v = w.validator(r)
+    if v is not None:
+        gone = prune_unknown(v, cfg)
         if gone and strict:
             raise ApiError(400, "BadRequest", '.%s: field not declared in schema' % gone[0])
         w.warnings += ['unknown field "%s"' % g for g in gone]
@@ -1450,7 +1784,7 @@ def discovery(w, segs):
             if r is POD:
                 out.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                             "verbs": ["get"]})
-            if not r.readonly and r not in (CONFIGMAP, SECRET, SA, EVENT):
+            if not r.readonly and r not in (CONFIGMAP, SECRET, SA, EVENT) and w.status_sub(r):
                 out.append({"name": r.plural + "/status", "singularName": "", "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": ["get", "patch", "update"]})
         return out
@@ -2172,6 +2506,8 @@ def helm_run(w, hc, action, head):
             data = fetch_chart(w, spec, name)
             chart = load_chart(data, name)
         vals = user_values(w, hc)
+        if not upgrade and chart.get("crds"):
+            install_crds(w, chart["crds"])
         final = coalesce(chart["values"], vals)
         if chart["schema"] is not None:
             errs = values_errors(chart["schema"], final, chart.get("validator"))
@@ -2344,7 +2680,45 @@ def load_chart(data, name):
             schema = json.loads(files["values.schema.json"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise HelmError("cannot load values.schema.json: %s" % e)
-    return {"meta": meta, "values": values if isinstance(values, dict) else {}, "schema": schema}
+    # helm's Chart.CRDObjects: the files under crds/ named .yaml, .yml or
+    # .json (this chart's; a subchart's are not modelled), never templated
+    crds = {n: files[n] for n in sorted(files) if n.startswith("crds/") and
+            posixpath.splitext(n)[1] in (".yaml", ".yml", ".json")}
+    return {"meta": meta, "values": values if isinstance(values, dict) else {}, "schema": schema, "crds": crds}
+
+
+def install_crds(w, crds):
+    """helm v3's Install.installCRDs: each file of the chart's crds/
+    directory created as it is, before the values are checked (so they stay
+    when the install fails later); a CRD that exists already is skipped
+    (helm logs "CRD NAME is already present. Skipping."). Only
+    CustomResourceDefinitions are modelled there: any other kind fails the
+    install. An upgrade never comes here, an uninstall never deletes them."""
+    for fname, data in crds.items():
+        try:
+            objs = manifest_objects(data)
+        except ValueError as e:
+            raise HelmError("failed to install CRD %s: %s" % (fname, e))
+        for o in objs:
+            if o.get("kind") == CRD.kind and o.get("apiVersion") != CRD.gv:
+                # apiextensions.k8s.io/v1beta1 is gone since Kubernetes 1.22
+                raise HelmError('failed to install CRD %s: resource mapping not found for name: %s namespace: "" '
+                                'from "": no matches for kind "%s" in version "%s"'
+                                % (fname, json.dumps((o.get("metadata") or {}).get("name") or ""), CRD.kind,
+                                   o.get("apiVersion")))
+            if (o.get("apiVersion"), o.get("kind")) != (CRD.gv, CRD.kind):
+                raise HelmError('failed to install CRD %s: the model takes only %s, Kind=%s from a chart\'s crds/ '
+                                'directory, not %s, Kind=%s' % (fname, CRD.gv, CRD.kind, o.get("apiVersion"),
+                                                                o.get("kind")))
+            name = (o.get("metadata") or {}).get("name")
+            if isinstance(name, str) and w.get(CRD, None, name) is not None:
+                continue
+            try:
+                create(w, CRD, None, o, "helm")
+            except ApiError as e:
+                if e.reason == "AlreadyExists":
+                    continue
+                raise HelmError("failed to install CRD %s: %s" % (fname, e.message))
 
 
 def user_values(w, hc):
@@ -2794,6 +3168,437 @@ def lb_controller(w):
             lb_status(w, svc, kvs)
 
 
+# ---- CustomResourceDefinitions and Argo CD ---------------------------------------------
+
+def crd_controller(w):
+    """kube-apiserver's apiextensions controllers: each CRD's names accepted
+    and the CRD Established (its status written once, then only when it
+    would change), its storage versions recorded; the objects of a stored
+    CRD's resource go once that CRD is deleted (the cleanup its finalizer
+    does); a CRD that merely stops serving them keeps them."""
+    for crd in w.list(CRD):
+        spec = crd.get("spec") or {}
+        old = crd.get("status") or {}
+        when = {c.get("type"): c.get("lastTransitionTime") for c in old.get("conditions") or []
+                if isinstance(c, dict)}
+        stored = [v for v in old.get("storedVersions") or []]
+        for v in spec.get("versions") or []:
+            if isinstance(v, dict) and v.get("storage") is True and v.get("name") not in stored:
+                stored.append(v.get("name"))
+        want = {"acceptedNames": copy.deepcopy(spec.get("names") or {}), "storedVersions": stored,
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                     "message": "no conflicts found", "lastTransitionTime": when.get("NamesAccepted") or ts(w.now)},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                     "message": "the initial names have been accepted",
+                     "lastTransitionTime": when.get("Established") or ts(w.now)}]}
+        if old != want:
+            w.set_status(CRD, crd, want, "kube-apiserver")
+    for r in RESOURCES:
+        if r.stored_crd and w.get(CRD, None, r.gr()) is None:
+            for o in w.list(r):
+                w.remove(r, o)
+
+
+ARGOCD_CHART = "argo-cd"  # the chart whose release brings Argo CD into its namespace
+ARGOCD_CONTROLLER = "argocd-application-controller"
+ARGOCD_SERVER = "argocd-server"
+ARGOCD_SECRET_TYPE = "argocd.argoproj.io/secret-type"
+ARGOCD_REFRESH = "argocd.argoproj.io/refresh"  # "normal" or "hard": compare again now
+ARGOCD_FINALIZERS = ("resources-finalizer.argocd.argoproj.io", "resources-finalizer.argocd.argoproj.io/background",
+                     "resources-finalizer.argocd.argoproj.io/foreground")
+IN_CLUSTER_NAME, IN_CLUSTER_SERVER = "in-cluster", "https://kubernetes.default.svc"
+ARGOCD_HISTORY = 10  # spec.revisionHistoryLimit's default
+
+# Argo CD's words (v2.13): a condition's message, the repo-server's errors
+# behind "rpc error: code = Unknown desc = ", a sync's message.
+ARGOCD_WORDS = {
+    "compare": "Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = "
+               "Unknown desc = %s",
+    "repo_not_found": "failed to list refs: repository not found",
+    "http_auth": "failed to list refs: authentication required",
+    "ssh_auth": "failed to list refs: ssh: handshake failed: ssh: unable to authenticate, attempted methods "
+                "[none publickey], no supported methods remain",
+    "ssh_agent": 'failed to list refs: error creating SSH agent: "SSH agent requested but SSH_AUTH_SOCK '
+                 'not-specified"',
+    "ssh_key": "failed to list refs: ssh: no key found",
+    "revision": "unable to resolve '%s' to a commit SHA",
+    "path_missing": "%s: app path does not exist",
+    "path_absolute": "%s: app path is absolute",
+    "path_outside": "%s: app path outside root",
+    "project": "Application referencing project %s which does not exist",
+    "source": "spec.source.repoURL and either spec.source.path or spec.source.chart are required",
+    "repo_denied": "application repo %s is not permitted in project '%s'",
+    "dest_both": "application destination can't have both name and server defined: %s %s",
+    "dest_name": "unable to find destination server: there are no clusters with this name: %s",
+    "dest_denied": "application destination server '%s' and namespace '%s' do not match any of the allowed "
+                   "destinations in project '%s'",
+    "dest_unknown": "cluster '%s' has not been configured",
+    "dest_missing": "Destination server missing from app spec",
+    "synced": "successfully synced (all tasks run)",
+}
+
+
+def git_url_key(url):
+    """A repository URL as the model compares them: a trailing '/' or
+    '.git' does not count."""
+    u = str(url or "").strip()
+    if u.endswith("/"):
+        u = u[:-1]
+    if u.endswith(".git"):
+        u = u[:-4]
+    return u
+
+
+def git_is_ssh(url):
+    """ssh://... or scp-like USER@HOST:PATH, as Argo CD tells them apart."""
+    u = str(url or "")
+    return u.startswith("ssh://") or bool(re.match(r"[^/:@]+@[^/:]+:", u))
+
+
+def load_git_repos(path):
+    """--git-repos FILE: {URL: {"auth": null | {"username", "password"} |
+    {"ssh_private_key_sha256"}, "refs": {NAME: SHA}, "paths": [DIR]}}, the
+    Git repositories the simulated network reaches. Raises ValueError."""
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object {URL: repository}")
+    out = {}
+    for url, e in d.items():
+        where = "repository %s" % json.dumps(url)
+        if not isinstance(e, dict) or set(e) - {"auth", "refs", "paths"}:
+            raise ValueError("%s: an object of auth, refs and paths" % where)
+        auth = e.get("auth")
+        if auth is not None and not (isinstance(auth, dict) and (
+                (set(auth) == {"username", "password"} and all(isinstance(v, str) for v in auth.values())) or
+                (set(auth) == {"ssh_private_key_sha256"} and
+                 re.fullmatch(r"[0-9a-f]{64}", str(auth["ssh_private_key_sha256"]))))):
+            raise ValueError("%s: auth is null, {username, password} or {ssh_private_key_sha256: 64 hex digits}"
+                             % where)
+        refs = e.get("refs") or {}
+        if not isinstance(refs, dict) or not all(isinstance(k, str) and isinstance(v, str) and
+                                                 re.fullmatch(r"[0-9a-f]{40}", v) for k, v in refs.items()):
+            raise ValueError("%s: refs is {NAME: 40 hex digits}" % where)
+        paths = e.get("paths") or []
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise ValueError("%s: paths is a list of directories" % where)
+        out[git_url_key(url)] = {"url": url, "auth": auth, "refs": dict(refs),
+                                 "paths": sorted({git_path_key(p) for p in paths})}
+    return out
+
+
+def git_path_key(p):
+    p = posixpath.normpath(str(p) or ".")
+    return "." if p in ("", ".") else p
+
+
+def b64_field(o, k):
+    """A Secret's data[k], decoded (None when absent or not base64)."""
+    v = (o.get("data") or {}).get(k)
+    if not isinstance(v, str):
+        return None
+    try:
+        return base64.b64decode(v, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def argocd_credentials(w, ns, url):
+    """Argo CD's declarative repositories (docs: declarative setup): the
+    Secret of NS labelled secret-type repository whose url is this
+    repository (git_url_key), and when it has no credentials of its own the
+    secret-type repo-creds Secret with the longest url that the URL starts
+    with. {"username", "password", "sshPrivateKey"} (None when not given)."""
+    repo, tmpl = None, None
+    for s in w.list(SECRET, ns):
+        kind = (s["metadata"].get("labels") or {}).get(ARGOCD_SECRET_TYPE)
+        su = b64_field(s, "url")
+        if su is None:
+            continue
+        if kind == "repository" and repo is None and git_url_key(su) == git_url_key(url):
+            repo = s
+        elif kind == "repo-creds" and su and str(url).startswith(su) and \
+                (tmpl is None or len(su) > len(b64_field(tmpl, "url"))):
+            tmpl = s
+    keys = ("username", "password", "sshPrivateKey")
+    have = {k: b64_field(repo, k) for k in keys} if repo is not None else {}
+    if not any(have.values()) and tmpl is not None:
+        have = {k: b64_field(tmpl, k) for k in keys}
+    return {k: have.get(k) for k in keys}
+
+
+def argocd_glob(pattern, value, sep=None):
+    """Argo CD's glob match (gobwas/glob): '*' any run of characters (not
+    SEP, when given), '?' one, '**' anything."""
+    if pattern == "*":
+        return True
+    rx = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            rx, i = rx + ".*", i + 2
+        elif pattern[i] == "*":
+            rx, i = rx + ("[^%s]*" % re.escape(sep) if sep else ".*"), i + 1
+        elif pattern[i] == "?":
+            rx, i = rx + ("[^%s]" % re.escape(sep) if sep else "."), i + 1
+        else:
+            rx, i = rx + re.escape(pattern[i]), i + 1
+    return re.fullmatch(rx, str(value)) is not None
+
+
+def argocd_permits(rules, match):
+    """An AppProject list's verdict: some rule that is not a deny rule
+    ('!' prefix) matches, and no deny rule matches. rules: [(pattern...)],
+    match(patterns) -> bool."""
+    allow = deny = False
+    for pats in rules:
+        neg = any(str(p).startswith("!") for p in pats)
+        if match([str(p)[1:] if str(p).startswith("!") else str(p) for p in pats]):
+            if neg:
+                deny = True
+            else:
+                allow = True
+    return allow and not deny
+
+
+def argocd_spec_errors(w, ns, spec):
+    """The application controller's refreshAppConditions: InvalidSpecError
+    messages, in Argo CD's order (the project, the source, the destination
+    resolved and checked against the project)."""
+    d = as_dict
+    project = spec.get("project") or "default"
+    proj = w.get(APPPROJECT, ns, project) if w.served(APPPROJECT) else None
+    if proj is None:
+        return [ARGOCD_WORDS["project"] % project]
+    pspec = d(proj.get("spec"))
+    src, dest = d(spec.get("source")), d(spec.get("destination"))
+    repo_url, path = src.get("repoURL") or "", src.get("path") or ""
+    if not repo_url or not path:
+        return [ARGOCD_WORDS["source"]]
+    out = []
+    repos = [(p,) for p in pspec.get("sourceRepos") or [] if isinstance(p, str)]
+    if not argocd_permits(repos, lambda p: argocd_glob(git_url_key(p[0]).lower(), git_url_key(repo_url).lower(),
+                                                       "/")):
+        out.append(ARGOCD_WORDS["repo_denied"] % (repo_url, project))
+    server, name, dns = dest.get("server") or "", dest.get("name") or "", dest.get("namespace") or ""
+    if name:
+        if server:
+            return out + [ARGOCD_WORDS["dest_both"] % (name, server)]
+        if name != IN_CLUSTER_NAME:
+            return out + [ARGOCD_WORDS["dest_name"] % name]
+        server = IN_CLUSTER_SERVER
+    if not server:
+        return out + [ARGOCD_WORDS["dest_missing"]]
+    rules = [(x.get("server") or "", x.get("namespace") or "", x.get("name") or "")
+             for x in pspec.get("destinations") or [] if isinstance(x, dict)]
+    if not argocd_permits(rules, lambda p: ((bool(p[0]) and argocd_glob(p[0], server)) or
+                                            (bool(p[2]) and argocd_glob(p[2], name)))
+                          and argocd_glob(p[1], dns)):
+        out.append(ARGOCD_WORDS["dest_denied"] % (server, dns, project))
+    if server != IN_CLUSTER_SERVER:
+        out.append(ARGOCD_WORDS["dest_unknown"] % server)
+    return out
+
+
+def argocd_compare(w, ns, src, repos):
+    """The repo-server's answer for a Git source (ls-remote, then the
+    path): (commit SHA, None) or (None, error), in the order Argo CD meets
+    them: an SSH URL needs a parseable key before anything is sent; the
+    repository must be on the simulated network (--git-repos), the
+    credentials must be the ones it asks for, targetRevision (default
+    HEAD) a ref name or a commit of its refs, path a directory it has."""
+    url = src.get("repoURL") or ""
+    creds = argocd_credentials(w, ns, url)
+    ssh = git_is_ssh(url)
+    key = creds["sshPrivateKey"]
+    if ssh and not key:
+        return None, ARGOCD_WORDS["ssh_agent"]
+    if ssh and not re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----", key):
+        return None, ARGOCD_WORDS["ssh_key"]
+    entry = repos.get(git_url_key(url))
+    if entry is None:
+        return None, ARGOCD_WORDS["repo_not_found"]
+    auth = entry["auth"]
+    if auth is not None:
+        if ssh:
+            ok = auth.get("ssh_private_key_sha256") == sha256(key)
+        else:
+            ok = "username" in auth and (creds["username"], creds["password"]) == (auth["username"],
+                                                                                   auth["password"])
+        if not ok:
+            return None, ARGOCD_WORDS["ssh_auth" if ssh else "http_auth"]
+    rev = src.get("targetRevision") or "HEAD"
+    sha = entry["refs"].get(rev) or (rev if rev in entry["refs"].values() else None)
+    if sha is None:
+        return None, ARGOCD_WORDS["revision"] % rev
+    path = src.get("path") or ""
+    if path.startswith("/"):
+        return None, ARGOCD_WORDS["path_absolute"] % path
+    if git_path_key(path).startswith("../") or git_path_key(path) == "..":
+        return None, ARGOCD_WORDS["path_outside"] % path
+    if git_path_key(path) not in entry["paths"]:
+        return None, ARGOCD_WORDS["path_missing"] % path
+    return sha, None
+
+
+def argocd_settled(status):
+    """A status without its times: what decides whether it must be written."""
+    st = copy.deepcopy(status or {})
+    st.pop("reconciledAt", None)
+    for c in st.get("conditions") or []:
+        if isinstance(c, dict):
+            c.pop("lastTransitionTime", None)
+    if isinstance(st.get("operationState"), dict):
+        st["operationState"].pop("startedAt", None)
+        st["operationState"].pop("finishedAt", None)
+    for h in st.get("history") or []:
+        if isinstance(h, dict):
+            h.pop("deployedAt", None)
+            h.pop("deployStartedAt", None)
+    return st
+
+
+def argocd_status(w, ns, spec, old, repos):
+    """The status the application controller gives an Application now."""
+    d = as_dict
+    old = d(old)
+    src, dest = copy.deepcopy(d(spec.get("source"))), copy.deepcopy(d(spec.get("destination")))
+    now = ts(w.now)
+    since = {(c.get("type"), c.get("message")): c.get("lastTransitionTime")
+             for c in old.get("conditions") or [] if isinstance(c, dict)}
+
+    def conditions(ctype, msgs):
+        return [{"type": ctype, "message": m, "lastTransitionTime": since.get((ctype, m)) or now} for m in msgs]
+    st = {"controllerNamespace": ns, "reconciledAt": now}
+    for k in ("operationState", "history"):
+        if k in old:
+            st[k] = copy.deepcopy(old[k])
+    invalid_spec = argocd_spec_errors(w, ns, spec)
+    if invalid_spec:
+        st.update({"sync": {"status": "Unknown"}, "health": {"status": "Unknown"},
+                   "conditions": conditions("InvalidSpecError", invalid_spec)})
+        return st
+    sha, err = argocd_compare(w, ns, src, repos)
+    compared = {"source": src, "destination": dest}
+    if err is not None:
+        st.update({"sync": {"status": "Unknown", "comparedTo": compared}, "health": {"status": "Healthy"},
+                   "conditions": conditions("ComparisonError", [ARGOCD_WORDS["compare"] % err])})
+        return st
+    auto = isinstance(d(spec.get("syncPolicy")).get("automated"), dict)
+    st.update({"sync": {"status": "Synced" if auto else "OutOfSync", "revision": sha, "comparedTo": compared},
+               "health": {"status": "Healthy"}, "sourceType": "Directory"})
+    last = d(st.get("operationState"))
+    if auto and not (last.get("phase") == "Succeeded" and d(last.get("syncResult")).get("revision") == sha and
+                     d(last.get("syncResult")).get("source") == src):
+        # an automated sync of this revision: done at once (the resources
+        # of the repository are not modelled)
+        st["operationState"] = {"operation": {"sync": {"revision": sha}, "initiatedBy": {"automated": True}},
+                                "phase": "Succeeded", "message": ARGOCD_WORDS["synced"],
+                                "syncResult": {"revision": sha, "source": src}, "startedAt": now, "finishedAt": now}
+        hist = [h for h in st.get("history") or [] if isinstance(h, dict)]
+        hist.append({"id": max([h.get("id", -1) for h in hist] + [-1]) + 1, "revision": sha, "source": src,
+                     "deployStartedAt": now, "deployedAt": now})
+        st["history"] = hist[-ARGOCD_HISTORY:]
+    return st
+
+
+def argocd_namespaces(w):
+    """Where Argo CD runs: each namespace with a deployed helm release of the
+    argo-cd chart."""
+    return sorted({k.split("/", 1)[0] for k, v in (w.st.get("releases") or {}).items()
+                   if v.get("chart") == ARGOCD_CHART and v.get("status") == "deployed"})
+
+
+def argocd_inputs(w, ns, app, repos):
+    """A digest of what an Application's status follows: its spec, its
+    project, the repository as the network has it, the credentials that
+    Argo CD would take for it, and a refresh asked for."""
+    spec = app.get("spec") or {}
+    src = (spec.get("source") if isinstance(spec.get("source"), dict) else {}) or {}
+    url = src.get("repoURL") or ""
+    proj = w.get(APPPROJECT, ns, spec.get("project") or "default") if w.served(APPPROJECT) else None
+    creds = argocd_credentials(w, ns, url)
+    return sha256(json.dumps([spec, (proj or {}).get("spec"), repos.get(git_url_key(url)),
+                              {k: sha256(v) if v is not None else None for k, v in creds.items()},
+                              (app["metadata"].get("annotations") or {}).get(ARGOCD_REFRESH)], sort_keys=True))
+
+
+def argocd_app(w, ns, app, repos):
+    """One Application: its finalizers honoured once it is being deleted
+    (no resources of its own are modelled), else its status recomputed
+    --argocd-ms after its inputs (argocd_inputs) last changed — its spec's
+    change counts from when it was written — and written only when it
+    differs from what it is (argocd_settled), or when the annotation
+    argocd.argoproj.io/refresh asked for a refresh: then the status is
+    written with a new reconciledAt and the annotation removed in the same
+    write, as Argo CD's persistAppStatus does."""
+    md = app["metadata"]
+    if md.get("deletionTimestamp"):
+        fin = [f for f in md.get("finalizers") or [] if f not in ARGOCD_FINALIZERS]
+        if fin != (md.get("finalizers") or []):
+            new = copy.deepcopy(app)
+            new["metadata"]["finalizers"] = fin
+            w.write(APPLICATION, new, app, ARGOCD_CONTROLLER)
+        return
+    ms = getattr(w.a, "argocd_ms", 300)
+    h = argocd_inputs(w, ns, app, repos)
+    asim = dict((app.get("_sim") or {}).get("argocd") or {})
+    if asim.get("in") != h:
+        hs = sha256(json.dumps(app.get("spec"), sort_keys=True))
+        since = (app.get("_sim") or {}).get("spec_at", w.now) if asim.get("spec") != hs else w.now
+        asim = {"in": h, "spec": hs, "since": since}
+        new = copy.deepcopy(app)
+        new.setdefault("_sim", {})["argocd"] = asim
+        app = w.write(APPLICATION, new, app, ARGOCD_CONTROLLER)  # the simulator's own: no new version
+    if w.now < asim["since"] + ms / 1000.0:
+        return
+    want = argocd_status(w, ns, app.get("spec") or {}, app.get("status"), repos)
+    refresh = ARGOCD_REFRESH in (md.get("annotations") or {})
+    if not refresh and argocd_settled(want) == argocd_settled(app.get("status")):
+        return
+    new = copy.deepcopy(app)
+    new["status"] = want
+    if refresh:
+        del new["metadata"]["annotations"][ARGOCD_REFRESH]
+        if not new["metadata"]["annotations"]:
+            del new["metadata"]["annotations"]
+    try:
+        w.validate(APPLICATION, new, old=app)
+    except ApiError:
+        return  # the controller logs the API's refusal and tries again later
+    w.write(APPLICATION, new, app, ARGOCD_CONTROLLER)
+
+
+def argocd_default_project(w, ns):
+    """AppProject NS/default, as Argo CD makes it when it is missing."""
+    if not w.served(APPPROJECT) or w.get(APPPROJECT, ns, "default") is not None or w.ns_ok(ns) is not None:
+        return
+    proj = {"apiVersion": APPPROJECT.gv, "kind": APPPROJECT.kind, "metadata": {"name": "default", "namespace": ns},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
+                     "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}}
+    try:
+        w.validate(APPPROJECT, proj)
+    except ApiError:
+        return
+    w.write(APPPROJECT, proj, None, ARGOCD_SERVER)
+
+
+def argocd_controller(w):
+    """Argo CD, in each namespace where a release of the argo-cd chart is
+    deployed (argocd_namespaces), while the Application CRD serves: the
+    AppProject default made when missing, and the application controller
+    for the Applications of that namespace (argocd_app). It reads Secrets
+    and writes Applications, through World's write path."""
+    if not w.served(APPLICATION):
+        return
+    repos = getattr(w.a, "git_repos", None) or {}
+    for ns in argocd_namespaces(w):
+        argocd_default_project(w, ns)
+        for app in w.list(APPLICATION, ns):
+            argocd_app(w, ns, app, repos)
+
+
 # ---- the rest of the control plane ---------------------------------------------------
 
 def ensure_namespaces(w):
@@ -2844,6 +3649,8 @@ def run_controllers(w):
     namespace_controller(w)
     deploy_controller(w)
     helm_controller(w)
+    crd_controller(w)
+    argocd_controller(w)
     lb_controller(w)
     w.collect_garbage()
     expire_events(w)
