@@ -67,7 +67,7 @@ VERB_OBJ := $(VERB_SRC:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libdevopslab.a
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s test-dns-edge test-operations fuzz fuzz-build \
+.PHONY: all deps tests check test-unit test-integration test-e2e test-cluster test-guests test-k3s test-dns-edge test-operations test-gitops fuzz fuzz-build \
 	bench demo lint clean image rootfs guest-image
 
 all: $(BIN)
@@ -157,6 +157,14 @@ test-operations: $(BIN) tests
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-report.sh tests/integration/t-live.sh \
 		tests/integration/t-powercut.sh tests/integration/t-dr-node.sh tests/integration/t-plan.sh tests/integration/t-backup-pbs.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
+
+# GitOps, registry, metrics and logs (issue 15, in progress): Argo CD from the
+# bundle, its repository and root Application (docs/gitops.md), against the
+# simulators (the Kubernetes one models Argo CD's application controller).
+test-gitops: $(BIN) tests
+	tests/run.sh --unit $(BUILD)/tests/test-gitops $(BUILD)/tests/test-plan $(BUILD)/tests/test-manifest
+	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-argocd.sh \
+		tests/integration/t-gitops.sh tests/integration/t-validate.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

@@ -116,3 +116,9 @@ static inline void free_wiped(char *s)
 		free(s);
 	}
 }
+
+static inline void free_wipedp(char **s)
+{
+	free_wiped(*s);
+}
+#define _cleanup_wiped_ _cleanup_(free_wipedp)

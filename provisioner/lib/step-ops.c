@@ -21,6 +21,7 @@
 #include "k3s/k3s.h"
 #include "dns/dns.h"
 #include "edge/edge.h"
+#include "gitops/gitops.h"
 #include "verify/verify.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
@@ -94,6 +95,8 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_EDGE_TRAEFIK] = &edge_traefik_ops, /* edge */
 	[STEP_EDGE_CERTS] = &edge_certs_ops,     /* edge */
 	[STEP_EDGE_ROUTES] = &edge_routes_ops,   /* edge */
+
+	[STEP_GITOPS] = &gitops_ops, /* gitops */
 
 	[STEP_VERIFY] = &verify_ops, /* verify */
 

@@ -44,6 +44,7 @@
 #include "verbs.h"
 #include "step-ops.h"
 #include "edge/edge.h"
+#include "gitops/gitops.h"
 #include "report/report.h"
 #include "live/live.h"
 #include "install/rootfs.h"
@@ -52,6 +53,7 @@
 #include <time.h>
 
 #define PASSWORD_MAX 128 /* POST /cluster/config/join: maxLength 128 */
+#define CREDENTIAL_MAX (64u << 10) /* a Git password or private key */
 
 struct fb_opts {
 	const char *manifest, *bundle, *pubkey, *secret_key, *node, *journal, *ca, *ca_key, *password_file, *local_cert;
@@ -67,6 +69,7 @@ struct fb_opts {
 	size_t n_dns_query;
 	uint64_t verify_timeout_ms;
 	const char *edge_password_file; /* --manifest runs: the value of edge.dashboard_password */
+	const char *gitops_credential_file; /* --manifest runs: gitops.credentials' password or SSH key */
 	const char *edge_connect;       /* "HOST:PORT" for edge.ip:443 (tests) */
 	uint64_t edge_timeout_ms;
 	const char *acme_ca_file;       /* certificate: acme-dns01: trusts the ACME server and its chains */
@@ -104,6 +107,7 @@ static void usage(FILE *f)
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
 		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
+		   "         [--gitops-credential-file FILE]\n"
 		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n"
 		   "         [--status-peer NODE=URL]... [--recover]\n");
 }
@@ -127,7 +131,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA,
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA, O_GITOPSCRED,
 	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY, O_STATUSPEER, O_RECOVER };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
@@ -166,6 +170,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "dns-query", required_argument, NULL, O_DNSQUERY },
 		{ "verify-timeout", required_argument, NULL, O_VERIFYTIMEOUT },
 		{ "edge-password-file", required_argument, NULL, O_EDGEPW },
+		{ "gitops-credential-file", required_argument, NULL, O_GITOPSCRED },
 		{ "edge-connect", required_argument, NULL, O_EDGECONNECT },
 		{ "edge-timeout", required_argument, NULL, O_EDGETIMEOUT },
 		{ "acme-ca-file", required_argument, NULL, O_ACMECA },
@@ -229,6 +234,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_REPORT: o->report_dir = optarg; break;
 		case O_DNSPW: o->dns_password_file = optarg; break;
 		case O_EDGEPW: o->edge_password_file = optarg; break;
+		case O_GITOPSCRED: o->gitops_credential_file = optarg; break;
 		case O_EDGECONNECT: o->edge_connect = optarg; break;
 		case O_EDGETIMEOUT: r = parse_u64(optarg, &v); o->edge_timeout_ms = v * 1000; break;
 		case O_ACMECA: o->acme_ca_file = optarg; break;
@@ -834,6 +840,34 @@ static int edge_setup(const struct fb_opts *o, const struct manifest *m, const s
 	return r;
 }
 
+/* A credential from a file (a password or token, or a private key): all
+ * of it, a password's final newline dropped. -EINVAL when empty. */
+static int read_credential(const char *path, char **ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char *v = NULL;
+	size_t n = 0;
+	int r;
+
+	r = fd < 0 ? negative_errno() : read_fd_capped(fd, CREDENTIAL_MAX, &v, &n);
+	if (r < 0)
+		return r;
+	if (n > CREDENTIAL_MAX) {
+		explicit_wipe(v, n);
+		free(v);
+		return -EFBIG;
+	}
+	/* one line: a password; a key keeps its lines as they are */
+	if (n && v[n - 1] == '\n' && !memchr(v, '\n', n - 1))
+		v[--n] = '\0';
+	if (!n) {
+		free(v);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
 /* The administrator's kubeconfig into the report directory (mode 0600). */
 static int write_kubeconfig(const struct fb_opts *o, struct k3s_ctx *k)
 {
@@ -1069,6 +1103,8 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(dns_ctx_freep) struct dns_ctx *dc = NULL;
 	_cleanup_(edge_ctx_freep) struct edge_ctx *ec = NULL;
 	struct verify_cfg vcfg = {};
+	struct gitops_cfg gcfg = {};
+	_cleanup_wiped_ char *gitops_credential = NULL; /* a secret */
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
 	char password[PASSWORD_MAX + 2];
@@ -1183,6 +1219,29 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
+	/* Argo CD's root Application: on K3s's API; its credentials from the
+	 * bundle's secrets (ctx.secrets), or --gitops-credential-file */
+	if (plan_has_kind(plan, STEP_GITOPS)) {
+		if (!kc) {
+			log_error("Argo CD runs in K3s: the plan has no K3s steps");
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+		gcfg = (struct gitops_cfg){ .k3s = kc, .poll_ms = o.poll_ms, .timeout_ms = o.k3s_timeout_ms,
+					    .progress = on_progress };
+		if (o.gitops_credential_file) {
+			r = read_credential(o.gitops_credential_file, &gitops_credential);
+			if (r < 0) {
+				log_error("cannot read the Git repository's credential from '%s': %s",
+					  o.gitops_credential_file,
+					  r == -EFBIG ? "larger than 64 KiB" : r == -EINVAL ? "empty" : strerror(-r));
+				ret = EXIT_BADINPUT;
+				goto out;
+			}
+			gcfg.credential = gitops_credential;
+		}
+	}
+
 	if (plan_has_kind(plan, STEP_VERIFY)) {
 		r = cluster_self_client(cc, &vcfg.pve);
 		if (r < 0) {
@@ -1212,6 +1271,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.k3s = kc;
 	ctx.dns = dc;
 	ctx.edge = ec;
+	ctx.gitops = gcfg.k3s ? &gcfg : NULL;
 	ctx.verify = &vcfg;
 	ctx.progress = on_step;
 	tally.plan = plan;

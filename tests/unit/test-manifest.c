@@ -677,7 +677,7 @@ static void test_k3s(void **state)
 	assert_string_equal(pl[0].asset, "k3s");
 	assert_string_equal(pl[0].path, MANIFEST_K3S_BINARY_PATH);
 	assert_int_equal(pl[0].mode, 0755);
-	assert_string_equal(pl[0].key, "airgap.binary");
+	assert_string_equal(pl[0].key, "k3s.airgap.binary");
 	assert_string_equal(pl[1].asset, "img");
 	assert_string_equal(pl[1].path, "/var/lib/rancher/k3s/agent/images/k3s-airgap.tar.zst"); /* the base name */
 	assert_int_equal(pl[1].mode, 0644);
@@ -687,10 +687,10 @@ static void test_k3s(void **state)
 	assert_string_equal(pl[3].asset, "vip"); /* kube-vip's image, after the air gap's */
 	assert_string_equal(pl[3].path, "/var/lib/rancher/k3s/agent/images/kube-vip.tar");
 	assert_int_equal(pl[3].mode, 0644);
-	assert_string_equal(pl[3].key, "kube_vip.image");
+	assert_string_equal(pl[3].key, "k3s.kube_vip.image");
 	/* agents too, but not kube-vip: it runs on the control plane */
 	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 3);
-	assert_string_equal(pl[2].key, "airgap.install_script");
+	assert_string_equal(pl[2].key, "k3s.airgap.install_script");
 	manifest_free(m);
 	m = NULL;
 	diags_done(&d);
@@ -896,6 +896,7 @@ static void test_apps(void **state)
 	char buf[4096], path[4096];
 	struct diags d = {};
 	struct manifest *m = NULL;
+	struct mf_payload_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 
 	(void)state;
 	apps_edit(buf, sizeof(buf), section);
@@ -942,11 +943,22 @@ static void test_apps(void **state)
 
 	/* an SSH repository: no user name defaulted */
 	apps_edit(buf, sizeof(buf), "gitops: {repo: \"git@git.example.org:lab/x.git\", credentials: {ssh_key: {secret: git}}, "
-				    "chart: argo}\n");
+				    "chart: argo, images: [reg]}\n");
 	assert_int_equal(manifest_load_buffer(buf, strlen(buf), "apps.yaml", &d, &m), 0);
 	assert_int_equal(m->gitops.repo_kind, MF_GIT_SCP);
 	assert_null(m->gitops.credentials.username);
 	assert_string_equal(m->gitops.credentials.ssh_key.name, "git");
+	/* Argo CD's chart on the servers, its images on every K3s VM */
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "srv"), pl), 5);
+	assert_string_equal(pl[3].asset, "argo");
+	assert_string_equal(pl[3].key, "gitops.chart");
+	assert_string_equal(pl[3].path, MANIFEST_K3S_CHARTS_DIR "/" MANIFEST_GITOPS_CHART ".tgz");
+	assert_int_equal(pl[3].mode, 0644);
+	assert_string_equal(pl[4].key, "gitops.images");
+	assert_string_equal(pl[4].path, MANIFEST_K3S_IMAGES_DIR "/registry.tar");
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "wrk"), pl), 4);
+	assert_string_equal(pl[3].asset, "reg");
+	assert_string_equal(pl[3].path, MANIFEST_K3S_IMAGES_DIR "/registry.tar");
 	manifest_free(m);
 	m = NULL;
 	diags_done(&d);

@@ -9,6 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "plan/json-util.h"
@@ -538,6 +541,58 @@ static void test_k3s_vip(void **state)
 	manifest_free(m);
 }
 
+/* gitops: Argo CD's chart after k3s.charts' in the charts step, the
+ * gitops step after the edge's, its credentials by secret name only. */
+static void test_gitops(void **state)
+{
+	const char *top = getenv("TOP");
+	struct diags d = {};
+	struct manifest *m = NULL;
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o, *c;
+	char path[4096];
+	size_t at = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/gitops.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "gitops.yaml", &d, &m), 0);
+	diags_done(&d);
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/k3s/charts");
+	assert_non_null(s);
+	a = json_get_array(s->params, "charts");
+	assert_int_equal(json_object_array_length(a), 1);
+	o = json_object_array_get_idx(a, 0);
+	assert_string_equal(json_get_string(o, "name"), "argo-cd");
+	assert_string_equal(json_get_string(o, "namespace"), "argocd");
+	assert_string_equal(json_get_string(o, "asset"), "argocd-chart");
+	assert_string_equal(json_get_string(o, "archive"), "argo-cd.tgz");
+	assert_non_null(strstr(json_get_string(o, "values"), "global:\n  domain: argocd.home.arpa\n"));
+	assert_non_null(strstr(json_get_string(o, "values"), "    server.insecure: true\n"));
+
+	s = plan_find_step(p, "cluster/gitops/root");
+	assert_non_null(s);
+	assert_int_equal(s->kind, STEP_GITOPS);
+	assert_int_equal(s->phase, STEP_PHASE_FIRSTBOOT);
+	assert_string_equal(step_param_string(s, "repo"), "https://git.example.org/lab/cluster-config.git");
+	assert_string_equal(step_param_string(s, "revision"), "main");
+	assert_string_equal(step_param_string(s, "path"), "clusters/lab");
+	assert_string_equal(step_param_string(s, "namespace"), "argocd");
+	c = param(s, "credentials");
+	assert_string_equal(json_get_string(c, "username"), "devopslab");
+	assert_string_equal(json_get_string(json_get_object(c, "password"), "secret"), "gitops_token");
+	assert_null(param_of(c, "ssh_key"));
+	/* after the edge's routes, before the verification */
+	for (size_t i = 0; i < p->n_steps; i++)
+		if (&p->steps[i] == s)
+			at = i;
+	assert_int_equal(p->steps[at - 1].kind, STEP_EDGE_ROUTES);
+	assert_int_equal(p->steps[at + 1].kind, STEP_VERIFY);
+	plan_free(p);
+	manifest_free(m);
+}
+
 static void test_render(void **state)
 {
 	struct manifest *m = load(small);
@@ -579,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_guest_params),
 		cmocka_unit_test(test_k3s_params),
 		cmocka_unit_test(test_k3s_vip),
+		cmocka_unit_test(test_gitops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,8 @@
 #define KUBE_VIP_LB_IPS "kube-vip.io/loadbalancerIPs"
 #define LABELS "\"labels\":{\"app.kubernetes.io/managed-by\":\"" EDGE_MANAGER "\"}"
 #define TRAEFIK_API "/apis/traefik.io/v1alpha1/namespaces/"
+#define APP_ALLOW "devopslab-allow"         /* an in-cluster UI's namespace: the allow-list */
+#define APP_RATELIMIT "devopslab-ratelimit" /* and the rate limit */
 
 struct edge_ctx {
 	struct edge_cfg cfg;
@@ -581,7 +583,8 @@ STEP_OPS_OF_RUN(edge_certs_ops, certs_run);
 /* ---- edge-routes ------------------------------------------------------------- */
 
 #define ROUTES_MAX 8
-#define WANTS_MAX (8 + 3 * ROUTES_MAX)
+#define APPS_MAX 8
+#define WANTS_MAX (8 + 3 * ROUTES_MAX + 3 * APPS_MAX)
 #define NS_PATH(kind) "/api/v1/namespaces/" EDGE_NAMESPACE "/" kind "/"
 #define TR_PATH(kind) TRAEFIK_API EDGE_NAMESPACE "/" kind "/"
 #define META(name) "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"" EDGE_NAMESPACE "\"," LABELS "}"
@@ -701,21 +704,72 @@ static int route_wants(struct json_object *route, struct want *w, size_t *n)
 	return 0;
 }
 
-/* Objects of ours in the edge's namespace that the plan no longer wants
- * (a console the manifest dropped): counted, and deleted when apply. */
+/* An in-cluster web UI behind the edge (Argo CD's, say): in its own
+ * namespace, the allow-list and rate-limit middlewares (once per
+ * namespace: Traefik takes no middleware from another namespace unless
+ * told to) and an IngressRoute to its Service, plain HTTP inside the
+ * cluster. */
+static int app_route_wants(struct json_object *app, struct want *w, size_t *n, struct json_object *allow,
+			   uint64_t average, uint64_t burst)
+{
+	const char *name = json_get_string(app, "name"), *host = json_get_string(app, "host"),
+		   *ns = json_get_string(app, "namespace"), *svc = json_get_string(app, "service");
+	struct json_object *mw;
+	char mpath[256];
+	uint64_t port = 0;
+	bool have_mw = false;
+
+	if (!name || !host || !ns || !svc || json_get_u64(app, "port", &port) < 0 || port == 0 || port > 65535)
+		return -EINVAL;
+	snprintf(mpath, sizeof(mpath), TRAEFIK_API "%s/middlewares/" APP_ALLOW, ns);
+	for (size_t i = 0; i < *n && !have_mw; i++)
+		have_mw = streq(w[i].path, mpath);
+	if (!have_mw) {
+		snprintf(w[*n].path, sizeof(w[*n].path), "%s", mpath);
+		w[*n].obj = jfmt("{\"apiVersion\":\"traefik.io/v1alpha1\",\"kind\":\"Middleware\",\"metadata\":{"
+				 "\"name\":\"" APP_ALLOW "\",\"namespace\":\"%s\"," LABELS "},\"spec\":{\"ipAllowList\":{}}}",
+				 ns);
+		mw = w[*n].obj ? json_get_object(json_get_object(w[*n].obj, "spec"), "ipAllowList") : NULL;
+		if (mw && json_add(mw, "sourceRange", json_object_get(allow)) < 0)
+			return -ENOMEM;
+		(*n)++;
+		snprintf(w[*n].path, sizeof(w[*n].path), TRAEFIK_API "%s/middlewares/" APP_RATELIMIT, ns);
+		w[(*n)++].obj = jfmt("{\"apiVersion\":\"traefik.io/v1alpha1\",\"kind\":\"Middleware\",\"metadata\":{"
+				     "\"name\":\"" APP_RATELIMIT "\",\"namespace\":\"%s\"," LABELS "},\"spec\":{"
+				     "\"rateLimit\":{\"average\":%" PRIu64 ",\"burst\":%" PRIu64 "}}}",
+				     ns, average, burst);
+	}
+	snprintf(w[*n].path, sizeof(w[*n].path), TRAEFIK_API "%s/ingressroutes/devopslab-%s", ns, name);
+	w[(*n)++].obj = jfmt(
+		"{\"apiVersion\":\"traefik.io/v1alpha1\",\"kind\":\"IngressRoute\",\"metadata\":{\"name\":"
+		"\"devopslab-%s\",\"namespace\":\"%s\"," LABELS "},\"spec\":{\"entryPoints\":[\"websecure\"],"
+		"\"routes\":[{\"kind\":\"Rule\",\"match\":\"Host(`%s`)\",\"middlewares\":[{\"name\":\"" APP_ALLOW
+		"\"},{\"name\":\"" APP_RATELIMIT "\"}],\"services\":[{\"name\":\"%s\",\"port\":%" PRIu64 "}]}],"
+		"\"tls\":{}}}",
+		name, ns, host, svc, port);
+	return 0;
+}
+
+/* Objects of ours that the plan no longer wants (a console the manifest
+ * dropped): in the edge's namespace, and the routes and middlewares of
+ * in-cluster UIs in any namespace; counted, and deleted when apply. */
 static int prune(struct run_ctx *ctx, struct edge_ctx *e, const struct want *w, size_t n, bool apply, size_t *diff)
 {
 	static const char *const kinds[] = { NS_PATH("services"), NS_PATH("endpoints"), NS_PATH("secrets"),
-					     TR_PATH("ingressroutes"), TR_PATH("middlewares"),
-					     TR_PATH("serverstransports") };
+					     "/apis/traefik.io/v1alpha1/ingressroutes/",
+					     "/apis/traefik.io/v1alpha1/middlewares/", TR_PATH("serverstransports") };
 	struct kube_client *k = k3s_kube(e->cfg.k3s);
 
 	for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
 		_cleanup_json_ struct json_object *list = NULL;
 		struct json_object *items;
+		const char *plural;
 		char path[300];
 		int r;
 
+		/* the kind's plural: the last segment before the final '/' */
+		for (plural = kinds[i] + strlen(kinds[i]) - 1; plural > kinds[i] && plural[-1] != '/'; plural--)
+			;
 		snprintf(path, sizeof(path), "%.*s?labelSelector=app.kubernetes.io%%2Fmanaged-by%%3D" EDGE_MANAGER,
 			 (int)strlen(kinds[i]) - 1, kinds[i]);
 		r = kube_get(k, path, &list);
@@ -725,13 +779,17 @@ static int prune(struct run_ctx *ctx, struct edge_ctx *e, const struct want *w, 
 			return run_ctx_error(ctx, r, "%s", kube_error(k));
 		items = json_get_array(list, "items");
 		for (size_t j = 0; items && j < json_object_array_length(items); j++) {
-			const char *name = json_get_string(
-				json_get_object(json_object_array_get_idx(items, j), "metadata"), "name");
+			struct json_object *md = json_get_object(json_object_array_get_idx(items, j), "metadata");
+			const char *name = json_get_string(md, "name"), *ns = json_get_string(md, "namespace");
 			bool wanted = false;
 
-			if (!name)
+			if (!name || !ns)
 				continue;
-			snprintf(path, sizeof(path), "%s%s", kinds[i], name);
+			if (strstr(kinds[i], "/namespaces/"))
+				snprintf(path, sizeof(path), "%s%s", kinds[i], name);
+			else /* listed across namespaces */
+				snprintf(path, sizeof(path), TRAEFIK_API "%s/%.*s/%s", ns,
+					 (int)(strlen(plural) - 1), plural, name);
 			for (size_t x = 0; x < n && !wanted; x++)
 				wanted = streq(w[x].path, path);
 			if (wanted)
@@ -752,16 +810,17 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 {
 	struct edge_ctx *e = ectx(ctx);
 	struct json_object *routes = json_get_array(s->params, "routes"), *allow = json_get_array(s->params, "allow"),
-			   *rl = json_get_object(s->params, "rate_limit"), *mw;
+			   *rl = json_get_object(s->params, "rate_limit"), *mw, *apps = json_get_array(s->params, "apps");
 	const char *dash = step_param_string(s, "dashboard_host"), *user = step_param_string(s, "dashboard_user");
 	struct want w[WANTS_MAX] = {};
 	size_t n = 0, nr = routes ? json_object_array_length(routes) : 0, diff = 0;
+	size_t na = apps ? json_object_array_length(apps) : 0;
 	uint64_t average = 0, burst = 0;
 	int r = 0;
 
 	if (!e)
 		return run_ctx_error(ctx, -EINVAL, "%s: no edge context", s->id);
-	if (!routes || nr > ROUTES_MAX || !allow || !rl || json_get_u64(rl, "average", &average) < 0 ||
+	if (!routes || nr > ROUTES_MAX || na > APPS_MAX || !allow || !rl || json_get_u64(rl, "average", &average) < 0 ||
 	    json_get_u64(rl, "burst", &burst) < 0)
 		return run_ctx_error(ctx, -EINVAL, "%s: its parameters lack routes, allow or rate_limit", s->id);
 
@@ -786,6 +845,8 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 			  average, burst);
 	for (size_t i = 0; r >= 0 && i < nr; i++)
 		r = route_wants(json_object_array_get_idx(routes, i), w, &n);
+	for (size_t i = 0; r >= 0 && i < na; i++)
+		r = app_route_wants(json_object_array_get_idx(apps, i), w, &n, allow, average, burst);
 	if (r >= 0 && dash) {
 		_cleanup_free_ char *users = NULL;
 
@@ -818,7 +879,7 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 		r = prune(ctx, e, w, n, apply, &diff);
 	wants_done(w, n);
 	if (r >= 0 && apply && diff)
-		progress(e, "the edge routes %zu console%s", nr + !!dash, nr + !!dash == 1 ? "" : "s");
+		progress(e, "the edge routes %zu console%s", nr + na + !!dash, nr + na + !!dash == 1 ? "" : "s");
 	*ret_done = r >= 0 && diff == 0;
 	return r;
 }

@@ -220,31 +220,42 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 			    struct mf_payload_file ret[static MANIFEST_K3S_PAYLOAD_MAX])
 {
 	const struct mf_k3s *k = &m->k3s;
+	const struct mf_gitops *go = &m->gitops;
 	const char *role = g ? k3s_role(m, g->id) : NULL;
+	bool server = streq_ptr(role, "servers");
 	size_t n = 0;
 
 	if (!role)
 		return 0;
 	if (k->airgap.binary)
-		payload_file(&ret[n++], k->airgap.binary, "airgap.binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
-	if (k3s_image(&ret[n], m, k->airgap.images, "airgap.images"))
+		payload_file(&ret[n++], k->airgap.binary, "k3s.airgap.binary", 0755, MANIFEST_K3S_BINARY_PATH, NULL);
+	if (k3s_image(&ret[n], m, k->airgap.images, "k3s.airgap.images"))
 		n++;
 	if (k->airgap.install_script)
-		payload_file(&ret[n++], k->airgap.install_script, "airgap.install_script", 0755, MANIFEST_K3S_INSTALL_PATH,
-			 NULL);
+		payload_file(&ret[n++], k->airgap.install_script, "k3s.airgap.install_script", 0755,
+			     MANIFEST_K3S_INSTALL_PATH, NULL);
 	/* kube-vip runs on the control plane only (docs/k3s.md) */
-	if (streq(role, "servers") && k3s_image(&ret[n], m, k->kube_vip.image, "kube_vip.image"))
+	if (server && k3s_image(&ret[n], m, k->kube_vip.image, "k3s.kube_vip.image"))
 		n++;
 	/* the charts on every server: a helm job fetches its chart from
 	 * whichever API server the cluster's service sends it to */
-	for (size_t i = 0; streq(role, "servers") && i < k->n_charts; i++) {
+	for (size_t i = 0; server && i < k->n_charts; i++) {
 		char name[80];
 
 		if (!k->charts[i].name || !k->charts[i].chart)
 			continue;
 		snprintf(name, sizeof(name), "%s.tgz", k->charts[i].name);
-		payload_file(&ret[n++], k->charts[i].chart, "charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
+		payload_file(&ret[n++], k->charts[i].chart, "k3s.charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
 	}
+	if (!go->present)
+		return n;
+	if (server && go->chart)
+		payload_file(&ret[n++], go->chart, "gitops.chart", 0644, MANIFEST_K3S_CHARTS_DIR,
+			     MANIFEST_GITOPS_CHART ".tgz");
+	/* Argo CD's pods go wherever the scheduler puts them */
+	for (size_t i = 0; i < go->n_images && i < MANIFEST_IMAGES_MAX; i++)
+		if (k3s_image(&ret[n], m, go->images[i], "gitops.images"))
+			n++;
 	return n;
 }
 
@@ -1070,7 +1081,7 @@ static void check_k3s_payload(struct mf_ctx *c, const struct manifest *m)
 			for (size_t e = 0; e < n; e++)
 				if (streq_ptr(g->files[j].path, pl[e].path))
 					mf_error_at(c, P(p, "vms[%zu].files[%zu].path", i, j),
-						    "'%s' is where k3s.%s goes in every VM of group '%s' (in "
+						    "'%s' is where %s goes in every VM of group '%s' (in "
 						    "k3s.%s)",
 						    pl[e].path, pl[e].key, g->id, k3s_role(m, g->id));
 	}
@@ -1081,8 +1092,6 @@ static void check_k3s_payload(struct mf_ctx *c, const struct manifest *m)
  * server group's payload has them all. */
 static void check_k3s_payload_paths(struct mf_ctx *c, const struct manifest *m)
 {
-	char p[MF_PATH_MAX];
-
 	for (size_t i = 0; i < m->n_vms; i++) {
 		struct mf_payload_file pl[MANIFEST_K3S_PAYLOAD_MAX];
 		size_t n;
@@ -1092,15 +1101,17 @@ static void check_k3s_payload_paths(struct mf_ctx *c, const struct manifest *m)
 		n = manifest_k3s_payload(m, &m->vms[i], pl);
 		for (size_t e = 1; e < n; e++)
 			for (size_t d = 0; d < e; d++) {
-				/* charts by name: a name twice is check_k3s_charts()'s */
-				if (!streq(pl[e].path, pl[d].path) || streq(pl[e].key, "charts"))
+				/* charts by name: a name twice is check_k3s_charts()'s;
+				 * an image twice in one list check_asset_list()'s */
+				if (!streq(pl[e].path, pl[d].path) || streq(pl[e].key, "k3s.charts") ||
+				    streq(pl[d].key, "k3s.charts") ||
+				    (streq(pl[e].key, pl[d].key) && streq(pl[e].asset, pl[d].asset)))
 					continue;
 				if (streq(pl[e].asset, pl[d].asset))
-					mf_error_at(c, P(p, "k3s.%s", pl[e].key), "asset '%s' is k3s.%s already",
-						    pl[e].asset, pl[d].key);
+					mf_error_at(c, pl[e].key, "asset '%s' is %s already", pl[e].asset, pl[d].key);
 				else
-					mf_error_at(c, P(p, "k3s.%s", pl[e].key),
-						    "'%s' is where k3s.%s goes already: the two assets' files need "
+					mf_error_at(c, pl[e].key,
+						    "'%s' is where %s goes already: the two assets' files need "
 						    "different base names",
 						    pl[e].path, pl[d].key);
 			}
@@ -1721,6 +1732,7 @@ static int check_gitops_credentials(struct mf_ctx *c, struct manifest *m)
 static int check_gitops(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_gitops *g = &m->gitops;
+	char p[MF_PATH_MAX];
 
 	if (!g->present)
 		return 0;
@@ -1728,6 +1740,12 @@ static int check_gitops(struct mf_ctx *c, struct manifest *m)
 		mf_error_whole(c, "gitops", "Argo CD runs in K3s: gitops needs a k3s section");
 	check_asset_ref(c, m, g->chart, "gitops.chart");
 	check_asset_list(c, m, g->images, g->n_images, "gitops.images");
+	/* Argo CD's chart is a HelmChart beside k3s.charts' */
+	for (size_t i = 0; i < m->k3s.n_charts; i++)
+		if (streq_ptr(m->k3s.charts[i].name, MANIFEST_GITOPS_CHART))
+			mf_error_at(c, P(p, "k3s.charts[%zu].name", i),
+				    "'%s' is the name of Argo CD's chart (gitops): give this chart another name",
+				    MANIFEST_GITOPS_CHART);
 	check_app_host(c, m, g->host, "gitops.host");
 	if (set_default(&g->revision, MANIFEST_GITOPS_REVISION) < 0 || set_default(&g->path, MANIFEST_GITOPS_PATH) < 0)
 		return -ENOMEM;

@@ -371,8 +371,10 @@ struct mf_status {
 #define MANIFEST_IMAGES_MAX 64
 
 /* gitops: Argo CD in K3s, following one Git repository (docs/manifest.md,
- * "gitops"). Nothing installs it yet: the section is decoded and checked.
- * After loading, revision defaults to MANIFEST_GITOPS_REVISION, path to
+ * "gitops"; docs/gitops.md). Its chart is a system chart of the K3s charts
+ * step, HelmChart kube-system/MANIFEST_GITOPS_CHART into namespace
+ * MANIFEST_GITOPS_NAMESPACE; the step gitops makes the repository Secret
+ * and the root Application. After loading, revision defaults to MANIFEST_GITOPS_REVISION, path to
  * MANIFEST_GITOPS_PATH, and with credentials.password on an http(s) URL,
  * credentials.username to MANIFEST_GITOPS_USERNAME. */
 enum mf_git_url {
@@ -385,6 +387,9 @@ enum mf_git_url {
 #define MANIFEST_GITOPS_REVISION_MAX 255
 #define MANIFEST_GITOPS_PATH "."
 #define MANIFEST_GITOPS_USERNAME "git"
+#define MANIFEST_GITOPS_CHART "argo-cd"    /* its HelmChart's name, not one of k3s.charts' */
+#define MANIFEST_GITOPS_NAMESPACE "argocd" /* where Argo CD and its Applications live */
+#define MANIFEST_GITOPS_APPLICATION "root"  /* the Application that follows gitops.repo */
 
 struct mf_gitops {
 	char *repo;                /* the URL, as written */
@@ -586,10 +591,10 @@ struct mf_payload_file {
 	const char *asset; /* borrowed from the manifest */
 	char path[320];    /* in the guest */
 	unsigned mode;
-	const char *key;   /* the key below k3s (or dns) that names the asset: "airgap.binary" */
+	const char *key;   /* the manifest key that names the asset: "k3s.airgap.binary", "gitops.images" */
 };
 
-#define MANIFEST_K3S_PAYLOAD_MAX (4 + MANIFEST_K3S_CHARTS_MAX)
+#define MANIFEST_K3S_PAYLOAD_MAX (5 + MANIFEST_K3S_CHARTS_MAX + MANIFEST_IMAGES_MAX)
 
 /* The K3s payload every VM of group g gets when g is in k3s.servers or
  * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
@@ -597,8 +602,10 @@ struct mf_payload_file {
  * asset exists, whose file's base name it keeps), airgap.install_script at
  * MANIFEST_K3S_INSTALL_PATH (0755), then, in a server group only,
  * kube_vip.image in MANIFEST_K3S_IMAGES_DIR (0644; as airgap.images) and
- * each of k3s.charts as MANIFEST_K3S_CHARTS_DIR/NAME.tgz (0644). An
- * unset key is left out. Returns how many entries of ret[] were filled: 0
+ * each of k3s.charts as MANIFEST_K3S_CHARTS_DIR/NAME.tgz (0644); with
+ * gitops, its chart as MANIFEST_K3S_CHARTS_DIR/MANIFEST_GITOPS_CHART.tgz
+ * (servers only) and its images in MANIFEST_K3S_IMAGES_DIR (every K3s
+ * VM: Argo CD's pods may run on any node). An unset key is left out. Returns how many entries of ret[] were filled: 0
  * for any other group or without k3s. */
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
 			    struct mf_payload_file ret[static MANIFEST_K3S_PAYLOAD_MAX]);

@@ -1183,6 +1183,30 @@ static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool s
 	}
 }
 
+/* Argo CD's chart (gitops), a system chart beside k3s.charts': CRDs
+ * installed and kept, its UI served over plain HTTP inside the cluster
+ * (the edge terminates TLS), at global.domain when it has a name there;
+ * no Dex, no notifications controller: the lab signs in with Argo CD's
+ * own admin. */
+static struct json_object *gitops_chart(struct builder *b)
+{
+	const struct mf_gitops *g = &b->m->gitops;
+	struct json_object *o = obj(b);
+	char values[512];
+
+	bfmt(b, values, sizeof(values),
+	     "crds:\n  install: true\n  keep: true\n%s%s%s"
+	     "configs:\n  params:\n    server.insecure: true\n"
+	     "dex:\n  enabled: false\nnotifications:\n  enabled: false\n",
+	     g->host ? "global:\n  domain: " : "", g->host ? g->host : "", g->host ? "\n" : "");
+	put_str(b, o, "name", MANIFEST_GITOPS_CHART);
+	put_str(b, o, "namespace", MANIFEST_GITOPS_NAMESPACE);
+	put_str(b, o, "asset", g->chart);
+	put_str(b, o, "archive", MANIFEST_GITOPS_CHART ".tgz");
+	put_str(b, o, "values", values);
+	return o;
+}
+
 /* The charts K3s installs, once every node has joined: their HelmCharts
  * go into the first server's auto-deploying manifests (the archives are
  * on every server already, from the vm steps' payload). The step is there
@@ -1211,6 +1235,8 @@ static void add_k3s_charts(struct builder *b, const struct mf_vm *init)
 		put_str(b, o, "values", c->values);
 		push(b, a, o);
 	}
+	if (b->m->gitops.present)
+		push(b, a, gitops_chart(b));
 	put(b, p, "charts", a);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_K3S_CHARTS, NULL, p, "Installing the K3s charts", "cluster/k3s/charts");
 	if (s) {
@@ -1467,6 +1493,25 @@ static void add_edge_route(struct builder *b, struct json_object *routes, const 
 	push(b, routes, q);
 }
 
+/* The lab's own web UIs in K3s behind the edge: a name, its host, and
+ * the Service (namespace, name, port) the chart that makes it names. */
+static struct json_object *edge_apps(struct builder *b)
+{
+	const struct mf_gitops *g = &b->m->gitops;
+	struct json_object *a = arr(b), *q;
+
+	if (g->present && g->host) {
+		q = obj(b);
+		put_str(b, q, "name", "argocd");
+		put_str(b, q, "host", g->host);
+		put_str(b, q, "namespace", MANIFEST_GITOPS_NAMESPACE);
+		put_str(b, q, "service", "argocd-server"); /* the chart's (nameOverride argocd), plain HTTP */
+		put_u64(b, q, "port", 80);
+		push(b, a, q);
+	}
+	return a;
+}
+
 static void add_edge(struct builder *b)
 {
 	const struct manifest *m = b->m;
@@ -1512,6 +1557,7 @@ static void add_edge(struct builder *b)
 	if (e->dns_host && m->dns.present && find_vm(b, m->dns.primary, &primary) >= 0)
 		add_edge_route(b, routes, "technitium", e->dns_host, &primary.ip, 1, EDGE_TECHNITIUM_PORT);
 	put(b, p, "routes", routes);
+	put(b, p, "apps", edge_apps(b));
 	a = arr(b);
 	for (size_t i = 0; i < e->n_allow; i++) {
 		char cidr[24];
@@ -1532,6 +1578,33 @@ static void add_edge(struct builder *b)
 	}
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_ROUTES, NULL, p, "Routing the web consoles through the edge",
 	    "cluster/edge/routes");
+}
+
+/* The root Application Argo CD keeps the cluster in step with, and its
+ * repository's Secret: credentials by secret name only. */
+static void add_gitops(struct builder *b)
+{
+	const struct mf_gitops *g = &b->m->gitops;
+	struct json_object *p, *cred;
+
+	if (!g->present || !b->m->k3s.present)
+		return;
+	p = obj(b);
+	put_str(b, p, "namespace", MANIFEST_GITOPS_NAMESPACE);
+	put_str(b, p, "application", MANIFEST_GITOPS_APPLICATION);
+	put_str(b, p, "repo", g->repo);
+	put_str(b, p, "revision", g->revision);
+	put_str(b, p, "path", g->path);
+	put_str(b, p, "destination_namespace", "default");
+	if (g->credentials.password.name || g->credentials.ssh_key.name) {
+		cred = obj(b);
+		put_str(b, cred, "username", g->credentials.username);
+		put_secret(b, cred, "password", &g->credentials.password);
+		put_secret(b, cred, "ssh_key", &g->credentials.ssh_key);
+		put(b, p, "credentials", cred);
+	} else
+		put(b, p, "credentials", NULL);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_GITOPS, NULL, p, "Handing the cluster to Argo CD", "cluster/gitops/root");
 }
 
 /* What the verification step checks, from the steps before it: every VM
@@ -1590,7 +1663,9 @@ static void add_verify(struct builder *b)
 		const char *hosts[][3] = { { m->edge.proxmox_host, "/", "ok" },
 					   { m->dns.present ? m->edge.dns_host : NULL, "/", "ok" },
 					   /* no credentials: the dashboard must refuse */
-					   { m->edge.dashboard_host, "/dashboard/", "401" } };
+					   { m->edge.dashboard_host, "/dashboard/", "401" },
+					   /* Argo CD's UI: its sign-in page */
+					   { m->gitops.present ? m->gitops.host : NULL, "/", "ok" } };
 		char ip[16];
 
 		push(b, a, str(b, "edge-https"));
@@ -1609,6 +1684,14 @@ static void add_verify(struct builder *b)
 		put_str(b, e, "ip", ip);
 		put(b, e, "routes", routes);
 		put(b, p, "edge", e);
+	}
+	if (m->gitops.present && m->k3s.present) {
+		struct json_object *g = obj(b);
+
+		push(b, a, str(b, "gitops-synced"));
+		put_str(b, g, "namespace", MANIFEST_GITOPS_NAMESPACE);
+		put_str(b, g, "application", MANIFEST_GITOPS_APPLICATION);
+		put(b, p, "gitops", g);
 	}
 	put(b, p, "checks", a);
 	put_u64(b, p, "nodes", m->n_nodes);
@@ -1705,6 +1788,7 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 	add_k3s(&b);
 	add_dns(&b);
 	add_edge(&b);
+	add_gitops(&b);
 	add_verify(&b);
 	add_dns_handover(&b);
 

@@ -130,6 +130,8 @@ static struct json_object *consoles(struct rb *b, const struct report_input *in)
 	}
 	if (m->edge.present && m->edge.dashboard_host)
 		console(b, a, "Traefik dashboard", "https://%s" DASHBOARD_PATH, m->edge.dashboard_host);
+	if (m->gitops.present && m->gitops.host && m->edge.present)
+		console(b, a, "Argo CD (edge)", "https://%s/", m->gitops.host);
 	if (in->k3s_api)
 		console(b, a, "Kubernetes API", "%s", in->k3s_api);
 	return a;
@@ -146,6 +148,24 @@ static void credential(struct rb *b, struct json_object *a, const char *what, co
 	rb_str(b, c, "user", user);
 	rb_str(b, c, "secret", secret);
 	rb_str(b, c, "file", file);
+	rb_str(b, c, "kubernetes_secret", NULL);
+	rb_str(b, c, "key", NULL);
+	rb_push(b, a, c);
+}
+
+/* A credential that lives in the cluster itself: a Kubernetes Secret
+ * (namespace/name) and its key. */
+static void credential_in_cluster(struct rb *b, struct json_object *a, const char *what, const char *user,
+				  const char *k8s_secret, const char *key)
+{
+	struct json_object *c = rb_obj(b);
+
+	rb_str(b, c, "what", what);
+	rb_str(b, c, "user", user);
+	rb_str(b, c, "secret", NULL);
+	rb_str(b, c, "file", NULL);
+	rb_str(b, c, "kubernetes_secret", k8s_secret);
+	rb_str(b, c, "key", key);
 	rb_push(b, a, c);
 }
 
@@ -174,6 +194,9 @@ static struct json_object *credentials(struct rb *b, const struct report_input *
 	if (m->edge.present && m->edge.dashboard_host && m->edge.dashboard_password.name)
 		credential(b, a, "Traefik dashboard (basic auth)", MANIFEST_EDGE_DASHBOARD_USER,
 			   m->edge.dashboard_password.name, NULL);
+	if (m->gitops.present && m->k3s.present)
+		credential_in_cluster(b, a, "Argo CD (its initial admin password)", "admin",
+				      MANIFEST_GITOPS_NAMESPACE "/argocd-initial-admin-secret", "password");
 	if (secret_declared(m, MANIFEST_SECRET_CA_CERT))
 		credential(b, a, "cluster CA certificate (trust it in browsers)", NULL, MANIFEST_SECRET_CA_CERT, NULL);
 	if (secret_declared(m, MANIFEST_SECRET_CA_KEY))
@@ -492,6 +515,9 @@ void report_print(FILE *f, struct json_object *rep, bool with_steps)
 			 user ? ")" : "");
 		if (json_get_string(o, "secret"))
 			fprintf(f, "  %-58s secret '%s' of the bundle's sealed secrets\n", who, str_of(o, "secret"));
+		else if (json_get_string(o, "kubernetes_secret"))
+			fprintf(f, "  %-58s Kubernetes Secret %s, key %s (kubeconfig above)\n", who,
+				str_of(o, "kubernetes_secret"), str_of(o, "key"));
 		else
 			fprintf(f, "  %-58s file %s (mode 0600)\n", who, str_of(o, "file"));
 	}

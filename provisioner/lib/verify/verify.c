@@ -15,7 +15,9 @@
 
 #include "dns/dns.h"
 #include "dns/resolve.h"
+#include "gitops/gitops.h"
 #include "k3s/k3s.h"
+#include "k3s/kube.h"
 #include "plan/json-util.h"
 #include "plan/run.h"
 #include "pve/http.h"
@@ -149,6 +151,36 @@ static void check_k3s(const struct verify_cfg *c, const struct step *s, struct t
 			row(t, "k3s node", false, names[i], "%s", why[0] ? why : "no K3s context");
 		else
 			row(t, "k3s node", ready[i], names[i], "%s", ready[i] ? "Ready" : "not Ready (or not a node)");
+}
+
+/* Argo CD's root Application: Synced to a commit and Healthy, by its own
+ * word (its status). */
+static void check_gitops(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *g = json_get_object(s->params, "gitops");
+	const char *ns = json_get_string(g, "namespace"), *app = json_get_string(g, "application");
+	_cleanup_json_ struct json_object *have = NULL;
+	struct gitops_app_state st;
+	char path[256], target[128];
+	int r;
+
+	snprintf(target, sizeof(target), "Application %s/%s", ns ? ns : "?", app ? app : "?");
+	if (!ns || !app || !c->k3s) {
+		row(t, "gitops", false, target, "%s", c->k3s ? "no Application in the step's parameters" : "no K3s context");
+		return;
+	}
+	snprintf(path, sizeof(path), "/apis/argoproj.io/v1alpha1/namespaces/%s/applications/%s", ns, app);
+	r = kube_get(k3s_kube(c->k3s), path, &have);
+	if (r < 0) {
+		row(t, "gitops", false, target, "%s", r == -ENOENT ? "no such Application" : kube_error(k3s_kube(c->k3s)));
+		return;
+	}
+	gitops_app_state(NULL, have, &st);
+	if (streq(st.sync, "Synced") && st.revision[0] && streq(st.health, "Healthy"))
+		row(t, "gitops", true, target, "Synced to %.12s, Healthy", st.revision);
+	else
+		row(t, "gitops", false, target, "sync %s, health %s%s%s", st.sync[0] ? st.sync : "-",
+		    st.health[0] ? st.health : "-", st.problem[0] ? ": " : "", st.problem);
 }
 
 /* Whether the answer holds the planned value (names without case or the
@@ -310,6 +342,8 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
 		check_dns(c, s, t);
 	if (has_check(s, "edge-https"))
 		check_edge(c, s, t);
+	if (has_check(s, "gitops-synced"))
+		check_gitops(c, s, t);
 	return 0;
 }
 
