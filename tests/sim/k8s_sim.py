@@ -48,6 +48,12 @@ while their CRDs exist. Where a release of the chart argo-cd is deployed,
 the cluster plays Argo CD: AppProject default, and each Application of
 that namespace reported on --argocd-ms after it changed, from the Git
 repositories of --git-repos and the repository Secrets, in Argo CD's words.
+Where a release of the chart kube-prometheus-stack is deployed, its
+Services and node-exporter DaemonSet are rendered, and kube-apiserver's
+service proxy reaches its pods: Prometheus's /api/v1/targets (up
+--prometheus-ms after the install; the static targets of
+additionalScrapeConfigs up when --scrape-up lists them) and Grafana's API
+(once its admin Secret exists) — k8s_sim_monitoring.py.
 A LoadBalancer Service's address comes from kube-vip (annotation
 kube-vip.io/loadbalancerIPs) only while a kube-vip DaemonSet runs with
 svc_enable true and takes the Service's class, else from ServiceLB (the
@@ -57,12 +63,14 @@ loadBalancerClass — k8s_sim_objects.py.
 Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
        [--helm-ms N] [--schemas DIR] [--traefik-chart VERSION]
-       [--argocd-ms N] [--git-repos FILE]
+       [--argocd-ms N] [--git-repos FILE] [--prometheus-ms N] [--scrape-up FILE]
        [--bearer-token TOKEN:USER[:GROUP,...]]...
 --git-repos FILE (JSON, read once at start) is what the simulated network
 holds: {URL: {"auth": null | {"username": U, "password": P} |
 {"ssh_private_key_sha256": HEX}, "refs": {NAME: SHA}, "paths": [DIR]}};
-without it no repository is reachable.
+without it no repository is reachable. --scrape-up FILE (JSON list of
+"HOST:PORT", re-read whenever it changes; it may not exist yet) names the
+scrape targets that answer Prometheus; without it none does.
 Listens on 127.0.0.1 only. Clients authenticate with a certificate of the
 cluster's client CA (CN the user, O the groups) or with a bearer token
 given by --bearer-token; writes need the group system:masters.
@@ -287,8 +295,11 @@ def world(st, live, a, now):
         o = st["starts"].get(key)
         if o and o["error"] is None and vm["k3s"]["role"] == "server" and running(vm):
             servers.append((vm["k3s"]["started"], key, vm))
-    return objects.World(st, a, now, [(k, vm) for _, k, vm in sorted(servers, key=lambda x: x[:2])],
-                         getattr(a, "schema_store", None))
+    w = objects.World(st, a, now, [(k, vm) for _, k, vm in sorted(servers, key=lambda x: x[:2])],
+                      getattr(a, "schema_store", None))
+    # the nodes whose K3s runs (node-exporter's targets)
+    w.node_ips = {n: st["nodes"][n]["ip"] for n in sorted(st["nodes"]) if node_up(st, live, n)}
+    return w
 
 
 def node_secret(st, now):
@@ -610,6 +621,11 @@ def main():
     ap.add_argument("--git-repos", metavar="FILE",
                     help="the Git repositories the simulated network reaches (JSON: {URL: {auth, refs, paths}}); "
                     "without it, none")
+    ap.add_argument("--prometheus-ms", type=int, default=300,
+                    help="the monitoring stack's Prometheus (and Grafana) pod is up this long after it could start")
+    ap.add_argument("--scrape-up", metavar="FILE",
+                    help='the scrape targets that answer (JSON list of "HOST:PORT", re-read when it changes); '
+                    "without it, none")
     here = os.path.dirname(os.path.abspath(__file__))
     shared = os.environ.get("SHARED", os.path.join(here, "..", "..", "..", "shared"))
     ap.add_argument("--schemas", default=os.path.join(shared, "reference", "schemas"),
@@ -625,6 +641,13 @@ def main():
     a.schema_store = objects.Schemas(a.schemas)
     if a.argocd_ms < 0:
         ap.error("--argocd-ms: not a duration")
+    if a.prometheus_ms < 0:
+        ap.error("--prometheus-ms: not a duration")
+    if a.scrape_up:
+        try:
+            objects.monitoring.load_scrape_up(a.scrape_up)
+        except (OSError, ValueError) as e:
+            ap.error("--scrape-up %s: %s" % (a.scrape_up, e))
     repos_file, a.git_repos = a.git_repos, {}
     if repos_file:
         try:

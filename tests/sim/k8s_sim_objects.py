@@ -165,6 +165,15 @@ server's generic object store and the K3s controllers that act on it.
     Secret's type, project-scoped repositories, manual sync operations,
     Applications outside NS, ApplicationSets, and Argo CD's other
     components (no Deployments are rendered from the chart).
+  * The monitoring stack (k8s_sim_monitoring.py), where a release of the
+    chart named kube-prometheus-stack is deployed: the Services (and the
+    node-exporter DaemonSet) its install renders, Prometheus's
+    /api/v1/targets and Grafana's health, search and data sources through
+    kube-apiserver's service proxy (GET /api/v1/namespaces/NS/services/
+    [SCHEME:]NAME[:PORT]/proxy/PATH: 404 for a Service that does not exist,
+    503 "no endpoints available" for one without a modelled pod), with the
+    Prometheus operator's ServiceMonitor and PodMonitor served while their
+    CRDs exist.
 
 State (in k8s.json): "objects" {KEY: object} with KEY GROUP/PLURAL/NS/NAME
 ("core" for the core group, NS empty for cluster-scoped objects); an
@@ -174,7 +183,10 @@ changed, "argocd" what Argo CD last saw of an Application) and is never
 served; "rv" the resourceVersion counter; "deploy" {K3S-START-KEY: {PATH:
 {"sum", "ok", "at"}}} what each server's deploy controller has seen;
 "releases" {NS/NAME: {"revision", "chart", "version", "status"}} the helm
-releases ("chart": the chart's name, which argocd_controller follows).
+releases ("chart": the chart's name, which argocd_controller and the
+monitoring model follow); "monitoring" {NS/NAME: ...} what the monitoring
+model remembers of a deployed kube-prometheus-stack release
+(k8s_sim_monitoring.py).
 """
 import base64
 import copy
@@ -192,6 +204,8 @@ import urllib.parse
 
 import jsonschema
 import yaml
+
+import k8s_sim_monitoring as monitoring
 
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests/"
 STATIC = "/var/lib/rancher/k3s/server/static/"
@@ -297,6 +311,9 @@ RESOURCES = [
     # Argo CD's, from the CRDs its chart installs
     Res("argoproj.io", "v1alpha1", "applications", "Application", gen=True, stored_crd=True),
     Res("argoproj.io", "v1alpha1", "appprojects", "AppProject", gen=True, stored_crd=True),
+    # the Prometheus operator's, from the CRDs of the kube-prometheus-stack chart
+    Res("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", gen=True, stored_crd=True),
+    Res("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", gen=True, stored_crd=True),
 ] + [Res("traefik.io", "v1alpha1", k.lower() + "s", k, gen=True, schema="traefik.io/%s_v1alpha1.json" % k.lower(),
          traefik=True) for k in TRAEFIK_KINDS]
 
@@ -316,6 +333,7 @@ ADDON, HELMCHART, HELMCHARTCONFIG = (res("k3s.cattle.io", "addons"), res("helm.c
                                      res("helm.cattle.io", "helmchartconfigs"))
 CRD = res("apiextensions.k8s.io", "customresourcedefinitions")
 APPLICATION, APPPROJECT = res("argoproj.io", "applications"), res("argoproj.io", "appprojects")
+SERVICEMONITOR, ENDPOINTS = res("monitoring.coreos.com", "servicemonitors"), res("", "endpoints")
 
 
 # ---- small helpers -----------------------------------------------------------------
@@ -1460,6 +1478,11 @@ def api(w, method, path, query, body, ctype, ua, node_secret):
     ns = None
     if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
         ns, rest = rest[1], rest[2:]
+    if (group, version) == ("", "v1") and ns is not None and len(rest) >= 3 and rest[0] == "services" and \
+            rest[2] == "proxy":
+        # kube-apiserver's service proxy, to the pods the model has
+        # (k8s_sim_monitoring: Prometheus's and Grafana's)
+        return monitoring.service_proxy(w, method, ns, rest[1], rest[3:], query)
     if len(rest) > 3:
         raise NOTHING
     r = BY_PATH.get((group, version, rest[0]))
@@ -2497,6 +2520,7 @@ def helm_run(w, hc, action, head):
                     if lab.get("owner") == "helm" and lab.get("name") == name:
                         w.remove(SECRET, s)
                 prune_release(w, name, target, keep=())
+                monitoring.forget_release(w, name, target)
         return True, out, gone
     upgrade = rkey in releases
     what = "UPGRADE FAILED" if upgrade else "INSTALLATION FAILED"
@@ -2551,8 +2575,13 @@ def helm_run(w, hc, action, head):
         releases[rkey] = {"revision": rev, "chart": chart["meta"]["name"], "version": str(chart["meta"]["version"]),
                           "status": "deployed"}
         # what the chart's templates make (modelled for the packaged Traefik
-        # only); what the release made before and no longer renders goes
-        made = render_traefik(w, chart, final, name, target) if chart.get("packaged") == "traefik" else []
+        # and the monitoring stack only); what the release made before and
+        # no longer renders goes
+        made = []
+        if chart.get("packaged") == "traefik":
+            made = render_traefik(w, chart, final, name, target)
+        elif chart["meta"]["name"] == monitoring.MON_CHART:
+            made = monitoring.render_monitoring(w, chart, final, name, target)
         prune_release(w, name, target, keep={okey(r, o["metadata"].get("namespace"), o["metadata"]["name"])
                                              for r, o in made})
         # helm's secret storage driver: one secret per revision
@@ -3651,6 +3680,7 @@ def run_controllers(w):
     helm_controller(w)
     crd_controller(w)
     argocd_controller(w)
+    monitoring.monitoring_controller(w)
     lb_controller(w)
     w.collect_garbage()
     expire_events(w)
