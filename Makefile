@@ -159,12 +159,15 @@ test-operations: $(BIN) tests
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
 # GitOps, registry, metrics and logs (issue 15, in progress): Argo CD from the
-# bundle, its repository and root Application (docs/gitops.md), against the
-# simulators (the Kubernetes one models Argo CD's application controller).
+# bundle, its repository and root Application (docs/gitops.md), the metrics
+# stack (docs/monitoring.md), against the simulators (the Kubernetes one
+# models Argo CD's application controller, Prometheus's targets and Grafana).
 test-gitops: $(BIN) tests
-	tests/run.sh --unit $(BUILD)/tests/test-gitops $(BUILD)/tests/test-plan $(BUILD)/tests/test-manifest
+	tests/run.sh --unit $(BUILD)/tests/test-gitops $(BUILD)/tests/test-monitoring $(BUILD)/tests/test-plan \
+		$(BUILD)/tests/test-manifest
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-argocd.sh \
-		tests/integration/t-gitops.sh tests/integration/t-validate.sh
+		tests/integration/t-gitops.sh tests/integration/t-sim-monitoring.sh tests/integration/t-monitoring.sh \
+		tests/integration/t-validate.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

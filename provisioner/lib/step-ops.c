@@ -22,6 +22,7 @@
 #include "dns/dns.h"
 #include "edge/edge.h"
 #include "gitops/gitops.h"
+#include "monitoring/monitoring.h"
 #include "verify/verify.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
@@ -97,6 +98,8 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_EDGE_ROUTES] = &edge_routes_ops,   /* edge */
 
 	[STEP_GITOPS] = &gitops_ops, /* gitops */
+
+	[STEP_MONITORING] = &monitoring_ops, /* monitoring */
 
 	[STEP_VERIFY] = &verify_ops, /* verify */
 

@@ -45,6 +45,7 @@
 #include "step-ops.h"
 #include "edge/edge.h"
 #include "gitops/gitops.h"
+#include "monitoring/monitoring.h"
 #include "report/report.h"
 #include "live/live.h"
 #include "install/rootfs.h"
@@ -70,6 +71,7 @@ struct fb_opts {
 	uint64_t verify_timeout_ms;
 	const char *edge_password_file; /* --manifest runs: the value of edge.dashboard_password */
 	const char *gitops_credential_file; /* --manifest runs: gitops.credentials' password or SSH key */
+	const char *grafana_password_file;  /* --manifest runs: the value of monitoring.grafana_password */
 	const char *edge_connect;       /* "HOST:PORT" for edge.ip:443 (tests) */
 	uint64_t edge_timeout_ms;
 	const char *acme_ca_file;       /* certificate: acme-dns01: trusts the ACME server and its chains */
@@ -107,7 +109,7 @@ static void usage(FILE *f)
 		   "         [--dns-password-file FILE] [--dns-connect VM=HOST:PORT]... [--dns-query VM=HOST:PORT]...\n"
 		   "         [--dns-timeout SEC] [--verify-timeout SEC] [--edge-password-file FILE]\n"
 		   "         [--edge-connect HOST:PORT] [--edge-timeout SEC] [--acme-ca-file FILE]\n"
-		   "         [--gitops-credential-file FILE]\n"
+		   "         [--gitops-credential-file FILE] [--grafana-password-file FILE]\n"
 		   "         [--status-listen IP:PORT|off] [--status-linger SEC] [--progress-every SEC]\n"
 		   "         [--status-peer NODE=URL]... [--recover]\n");
 }
@@ -131,7 +133,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 {
 	enum { O_MANIFEST = 256, O_BUNDLE, O_PUBKEY, O_NODE, O_JOURNAL, O_API, O_FP, O_CA, O_PW, O_WFIRST,
 	       O_WQUORUM, O_WTURN, O_POLL, O_TPOLL, O_TIMEOUT, O_RETRY, O_ATTEMPTS, O_SEED, O_CAKEY, O_LOCALCERT, O_SECRETKEY,
-	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA, O_GITOPSCRED,
+	       O_ASSETS, O_BOOT, O_JOBS, O_DRYRUN, O_K3SAPI, O_K3STOKEN, O_K3STIMEOUT, O_REPORT, O_DNSPW, O_DNSCONNECT, O_DNSTIMEOUT, O_DNSQUERY, O_VERIFYTIMEOUT, O_EDGEPW, O_EDGECONNECT, O_EDGETIMEOUT, O_ACMECA, O_GITOPSCRED, O_GRAFANAPW,
 	       O_STATUSLISTEN, O_STATUSLINGER, O_PROGRESSEVERY, O_STATUSPEER, O_RECOVER };
 	static const struct option options[] = {
 		{ "manifest", required_argument, NULL, O_MANIFEST },
@@ -171,6 +173,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		{ "verify-timeout", required_argument, NULL, O_VERIFYTIMEOUT },
 		{ "edge-password-file", required_argument, NULL, O_EDGEPW },
 		{ "gitops-credential-file", required_argument, NULL, O_GITOPSCRED },
+		{ "grafana-password-file", required_argument, NULL, O_GRAFANAPW },
 		{ "edge-connect", required_argument, NULL, O_EDGECONNECT },
 		{ "edge-timeout", required_argument, NULL, O_EDGETIMEOUT },
 		{ "acme-ca-file", required_argument, NULL, O_ACMECA },
@@ -235,6 +238,7 @@ static int parse_args(int argc, char *argv[], struct fb_opts *o)
 		case O_DNSPW: o->dns_password_file = optarg; break;
 		case O_EDGEPW: o->edge_password_file = optarg; break;
 		case O_GITOPSCRED: o->gitops_credential_file = optarg; break;
+		case O_GRAFANAPW: o->grafana_password_file = optarg; break;
 		case O_EDGECONNECT: o->edge_connect = optarg; break;
 		case O_EDGETIMEOUT: r = parse_u64(optarg, &v); o->edge_timeout_ms = v * 1000; break;
 		case O_ACMECA: o->acme_ca_file = optarg; break;
@@ -1104,6 +1108,8 @@ int verb_firstboot(int argc, char *argv[])
 	_cleanup_(edge_ctx_freep) struct edge_ctx *ec = NULL;
 	struct verify_cfg vcfg = {};
 	struct gitops_cfg gcfg = {};
+	struct monitoring_cfg mcfg = {};
+	char grafana_pw[PASSWORD_MAX + 2] = "";
 	_cleanup_wiped_ char *gitops_credential = NULL; /* a secret */
 	_cleanup_(work_dir_done) struct work_dir work = {};
 	struct run_ctx ctx;
@@ -1242,6 +1248,28 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
+	/* Grafana's admin: the bundle's secret (ctx.secrets), or
+	 * --grafana-password-file */
+	if (plan_has_kind(plan, STEP_MONITORING)) {
+		if (!kc) {
+			log_error("the monitoring stack runs in K3s: the plan has no K3s steps");
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+		mcfg = (struct monitoring_cfg){ .k3s = kc, .poll_ms = o.poll_ms, .timeout_ms = o.k3s_timeout_ms,
+						.progress = on_progress };
+		if (o.grafana_password_file) {
+			r = read_password(o.grafana_password_file, grafana_pw);
+			if (r < 0) {
+				log_error("cannot read Grafana's admin password from '%s': %s", o.grafana_password_file,
+					  r == -EINVAL ? "must be one line of 1 to 128 bytes" : strerror(-r));
+				ret = EXIT_BADINPUT;
+				goto out;
+			}
+			mcfg.grafana_password = grafana_pw;
+		}
+	}
+
 	if (plan_has_kind(plan, STEP_VERIFY)) {
 		r = cluster_self_client(cc, &vcfg.pve);
 		if (r < 0) {
@@ -1272,6 +1300,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.dns = dc;
 	ctx.edge = ec;
 	ctx.gitops = gcfg.k3s ? &gcfg : NULL;
+	ctx.monitoring = mcfg.k3s ? &mcfg : NULL;
 	ctx.verify = &vcfg;
 	ctx.progress = on_step;
 	tally.plan = plan;
@@ -1349,6 +1378,7 @@ out:
 	status_stop(&o, tally.live);
 	free(tally.run);
 	json_object_put(vcfg.rows);
+	explicit_wipe(grafana_pw, sizeof(grafana_pw));
 	free(cfg);
 	return ret;
 }

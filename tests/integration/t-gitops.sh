@@ -82,14 +82,7 @@ k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0 -
 	--argocd-ms 300
 technitium_start_installed dns-01 "$INST/dns-01"
 EDGE_PORT=$(free_port)
-gitops_args() { # [TIMEOUT]
-	k3s_args
-	ARGS=("${K3S[@]}" --k3s-timeout "${1:-60}"
-		--dns-password-file "$TESTTMP/dns.pw" --dns-timeout 60
-		--dns-connect "dns-01=127.0.0.1:${TN_URL_dns_01##*:}" --dns-query "dns-01=127.0.0.1:$TN_DNS_PORT_dns_01"
-		--edge-password-file "$TESTTMP/dash.pw" --edge-timeout 60 --edge-connect "127.0.0.1:$EDGE_PORT"
-		--gitops-credential-file "${CRED:-$TESTTMP/git.token}")
-}
+gitops_args() { lab_args "${1:-60}" --gitops-credential-file "${CRED:-$TESTTMP/git.token}"; }
 gitops_args
 # the first node's run alone (the members' runs form the cluster once)
 run1() { # [args]: firstboot pve1 -> $OUT, $RC
@@ -173,16 +166,7 @@ done
 
 # ---- the edge serves the provisioner's certificate: everything answers ----------------
 
-kget /api/v1/namespaces/kube-system/secrets/devopslab-edge-tls >"$TESTTMP/tls.json" || fail "no TLS secret"
-"$PY" -c '
-import base64, json, sys
-t = json.load(open(sys.argv[1] + "/tls.json"))["data"]
-open(sys.argv[1] + "/edge.crt", "wb").write(base64.b64decode(t["tls.crt"]))
-open(sys.argv[1] + "/edge.key", "wb").write(base64.b64decode(t["tls.key"]))' "$TESTTMP"
-bg_start "$PY" "$SIM/edge_https.py" --port "$EDGE_PORT" --cert "$TESTTMP/edge.crt" --key "$TESTTMP/edge.key" \
-	--route pve.home.arpa=200 --route dns.home.arpa=200 --route traefik.home.arpa=401 --route argocd.home.arpa=200 --record-dir "$TESTTMP/edge-rec" \
-	>>"$TESTTMP/edge.log" 2>&1
-for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$EDGE_PORT/" && break; sleep 0.1; done
+lab_edge_serve argocd.home.arpa=200
 run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run with the edge served exited $RC"; }
 grep -q "^edge .*https://argocd.home.arpa/ .*yes .*HTTP 200, certificate by the cluster CA" <<<"$OUT" ||

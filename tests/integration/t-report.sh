@@ -67,7 +67,7 @@ urls = {c["url"] for c in r["consoles"]}
 assert urls == {"https://10.0.0.1%d:8006/" % i for i in (1, 2, 3)}, urls
 creds = r["credentials"]
 assert creds == [{"what": "Proxmox VE web console and SSH of every node", "user": "root@pam", "secret": "pw",
-                  "file": None}], creds
+                  "file": None, "kubernetes_secret": None, "key": None}], creds
 assert r["kubeconfig"] is None and r["dns"] is None, r
 # the verification step's table, as it printed it
 assert r["verification"] == [{"check": "quorum", "target": "lab", "ok": True,

@@ -195,3 +195,36 @@ dns_edge_manifest() {
 	open(p, "w").write(s)
 	PYEOF
 }
+
+# The firstboot arguments of the lab of dns_edge_init against the running
+# simulators (sim_start_all, k8s_start, technitium_start_installed dns-01)
+# into ARGS: K3s (timeout TIMEOUT, default 60), DNS, the edge (EDGE_PORT,
+# free_port, the stand-in's), then EXTRA... (t-gitops.sh, t-monitoring.sh).
+lab_args() { # [TIMEOUT [EXTRA...]]
+	local timeout=${1:-60}
+	shift || true
+	k3s_args
+	ARGS=("${K3S[@]}" --k3s-timeout "$timeout"
+		--dns-password-file "$TESTTMP/dns.pw" --dns-timeout 60
+		--dns-connect "dns-01=127.0.0.1:${TN_URL_dns_01##*:}" --dns-query "dns-01=127.0.0.1:$TN_DNS_PORT_dns_01"
+		--edge-password-file "$TESTTMP/dash.pw" --edge-timeout 60 --edge-connect "127.0.0.1:$EDGE_PORT" "$@")
+}
+
+# The edge stand-in (edge_https.py) on EDGE_PORT with the TLS secret the
+# edge-certs step made, answering the lab's consoles as Traefik would and
+# HOST=STATUS... besides; recording into TESTTMP/edge-rec.
+lab_edge_serve() { # [HOST=STATUS...]
+	local r routes=()
+	kget /api/v1/namespaces/kube-system/secrets/devopslab-edge-tls >"$TESTTMP/tls.json" || fail "no TLS secret"
+	"$PY" -c '
+import base64, json, sys
+t = json.load(open(sys.argv[1] + "/tls.json"))["data"]
+open(sys.argv[1] + "/edge.crt", "wb").write(base64.b64decode(t["tls.crt"]))
+open(sys.argv[1] + "/edge.key", "wb").write(base64.b64decode(t["tls.key"]))' "$TESTTMP"
+	for r in pve.home.arpa=200 dns.home.arpa=200 traefik.home.arpa=401 "$@"; do routes+=(--route "$r"); done
+	bg_start "$PY" "$SIM/edge_https.py" --port "$EDGE_PORT" --cert "$TESTTMP/edge.crt" --key "$TESTTMP/edge.key" \
+		"${routes[@]}" --record-dir "$TESTTMP/edge-rec" >>"$TESTTMP/edge.log" 2>&1
+	for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$EDGE_PORT/" && return 0; sleep 0.1; done
+	cat "$TESTTMP/edge.log" >&2
+	fail "the edge stand-in did not start"
+}

@@ -593,6 +593,66 @@ static void test_gitops(void **state)
 	manifest_free(m);
 }
 
+/* monitoring: the stack's chart with the plan's values, the monitoring
+ * step with the static jobs, the UIs at the edge, the verification's
+ * targets. */
+static void test_monitoring(void **state)
+{
+	const char *top = getenv("TOP");
+	struct diags d = {};
+	struct manifest *m = NULL;
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o, *v, *jobs;
+	char path[4096];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/monitoring.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "monitoring.yaml", &d, &m), 0);
+	diags_done(&d);
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
+	o = json_object_array_get_idx(a, json_object_array_length(a) - 1);
+	assert_string_equal(json_get_string(o, "name"), "monitoring");
+	assert_string_equal(json_get_string(o, "namespace"), "monitoring");
+	assert_string_equal(json_get_string(o, "archive"), "monitoring.tgz");
+	v = json_tokener_parse(json_get_string(o, "values"));
+	assert_non_null(v);
+	assert_string_equal(json_get_string(v, "fullnameOverride"), "monitoring");
+	o = json_get_object(json_get_object(v, "prometheus"), "prometheusSpec");
+	assert_string_equal(json_get_string(o, "retention"), "30d");
+	jobs = json_get_array(o, "additionalScrapeConfigs");
+	assert_int_equal(json_object_array_length(jobs), 4);
+	assert_string_equal(json_get_string(json_object_array_get_idx(jobs, 0), "job_name"), "proxmox-hosts");
+	assert_string_equal(json_get_string(json_object_array_get_idx(jobs, 1), "job_name"), "traefik");
+	o = json_object_array_get_idx(jobs, 3);
+	assert_string_equal(json_get_string(o, "job_name"), "pbs");
+	assert_string_equal(json_get_string(o, "metrics_path"), "/api2/prometheus/metrics");
+	assert_string_equal(json_get_string(o, "scheme"), "https");
+	assert_string_equal(json_get_string(json_get_object(json_get_object(v, "grafana"), "admin"), "existingSecret"),
+			    "devopslab-grafana-admin");
+	json_object_put(v);
+
+	s = plan_find_step(p, "cluster/monitoring");
+	assert_non_null(s);
+	assert_int_equal(s->kind, STEP_MONITORING);
+	jobs = json_get_array(s->params, "jobs");
+	assert_int_equal(json_object_array_length(jobs), 3); /* the static ones: traefik is found, not listed */
+	o = json_object_array_get_idx(jobs, 0);
+	assert_string_equal(json_get_string(o, "name"), "proxmox-hosts");
+	assert_string_equal(str_at(json_get_array(o, "targets"), 1), "10.0.10.12:9100");
+	assert_string_equal(json_get_string(json_get_object(s->params, "grafana_password"), "secret"), "grafana_password");
+
+	a = json_get_array(plan_find_step(p, "cluster/edge/routes")->params, "apps");
+	assert_int_equal(json_object_array_length(a), 2);
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 0), "service"), "monitoring-grafana");
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 1), "host"), "prometheus.home.arpa");
+	s = plan_find_step(p, "cluster/verify");
+	assert_int_equal(json_object_array_length(json_get_array(json_get_object(s->params, "monitoring"), "jobs")), 3);
+	plan_free(p);
+	manifest_free(m);
+}
+
 static void test_render(void **state)
 {
 	struct manifest *m = load(small);
@@ -635,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_k3s_params),
 		cmocka_unit_test(test_k3s_vip),
 		cmocka_unit_test(test_gitops),
+		cmocka_unit_test(test_monitoring),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -504,6 +504,26 @@ int kube_apply(struct kube_client *k, const char *path, const char *manager, str
 	return call_body(k, HTTP_PATCH, full, "application/apply-patch+yaml", body, &status, ret);
 }
 
+int kube_ensure(struct kube_client *k, const char *path, const char *manager, struct json_object *want, bool apply,
+		bool *differs, struct json_object **ret_have)
+{
+	struct json_object *have = NULL;
+	int r;
+
+	if (ret_have)
+		*ret_have = NULL;
+	r = kube_get(k, path, &have);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	*differs = r == -ENOENT || !kube_has(want, have);
+	r = *differs && apply ? kube_apply(k, path, manager, want, NULL) : 0;
+	if (ret_have)
+		*ret_have = have;
+	else
+		json_object_put(have);
+	return r;
+}
+
 bool kube_has(const struct json_object *want, const struct json_object *have)
 {
 	enum json_type t = json_object_get_type(want);

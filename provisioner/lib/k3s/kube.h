@@ -105,6 +105,12 @@ int kube_decode_pods(struct json_object *list, struct kube_pod **ret, size_t *re
  * the schema; the text in kube_error()), -EBUSY on a conflict. */
 int kube_apply(struct kube_client *k, const char *path, const char *manager, struct json_object *obj,
 	       struct json_object **ret);
+/* The object at path against want: *differs whether kube_has(want, the
+ * cluster's) fails (absent included); with apply, then applied as
+ * `manager`. *ret_have (optional) the cluster's object before, NULL when
+ * absent. Errors as kube_get() and kube_apply(). */
+int kube_ensure(struct kube_client *k, const char *path, const char *manager, struct json_object *want, bool apply,
+		bool *differs, struct json_object **ret_have);
 /* Whether every field of want is in have with the same value (arrays
  * element by element, same length): what an apply of want would leave
  * unchanged. Fields only have holds (defaults, status) do not count. */

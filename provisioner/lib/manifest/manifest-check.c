@@ -221,6 +221,7 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 {
 	const struct mf_k3s *k = &m->k3s;
 	const struct mf_gitops *go = &m->gitops;
+	const struct mf_monitoring *mo = &m->monitoring;
 	const char *role = g ? k3s_role(m, g->id) : NULL;
 	bool server = streq_ptr(role, "servers");
 	size_t n = 0;
@@ -247,14 +248,19 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 		snprintf(name, sizeof(name), "%s.tgz", k->charts[i].name);
 		payload_file(&ret[n++], k->charts[i].chart, "k3s.charts", 0644, MANIFEST_K3S_CHARTS_DIR, name);
 	}
-	if (!go->present)
-		return n;
-	if (server && go->chart)
+	/* the system charts: on the servers, their images on every K3s VM
+	 * (their pods go wherever the scheduler puts them) */
+	if (go->present && server && go->chart)
 		payload_file(&ret[n++], go->chart, "gitops.chart", 0644, MANIFEST_K3S_CHARTS_DIR,
 			     MANIFEST_GITOPS_CHART ".tgz");
-	/* Argo CD's pods go wherever the scheduler puts them */
-	for (size_t i = 0; i < go->n_images && i < MANIFEST_IMAGES_MAX; i++)
+	for (size_t i = 0; go->present && i < go->n_images && i < MANIFEST_IMAGES_MAX; i++)
 		if (k3s_image(&ret[n], m, go->images[i], "gitops.images"))
+			n++;
+	if (mo->enabled && server && mo->chart)
+		payload_file(&ret[n++], mo->chart, "monitoring.chart", 0644, MANIFEST_K3S_CHARTS_DIR,
+			     MANIFEST_MONITORING_CHART ".tgz");
+	for (size_t i = 0; mo->enabled && i < mo->n_images && i < MANIFEST_IMAGES_MAX; i++)
+		if (k3s_image(&ret[n], m, mo->images[i], "monitoring.images"))
 			n++;
 	return n;
 }
@@ -1682,6 +1688,18 @@ static void check_app_host(struct mf_ctx *c, const struct manifest *m, const cha
 	mf_error_at(c, key, "'%s' is served by the edge under the lab's DNS zone: it needs %s", host, need);
 }
 
+/* A system chart's HelmChart sits beside k3s.charts': none of those may
+ * take its name. */
+static void check_system_chart(struct mf_ctx *c, const struct manifest *m, const char *name, const char *what)
+{
+	char p[MF_PATH_MAX];
+
+	for (size_t i = 0; i < m->k3s.n_charts; i++)
+		if (streq_ptr(m->k3s.charts[i].name, name))
+			mf_error_at(c, P(p, "k3s.charts[%zu].name", i),
+				    "'%s' is the name of %s: give this chart another name", name, what);
+}
+
 static bool git_url_ssh(enum mf_git_url k)
 {
 	return k == MF_GIT_SSH || k == MF_GIT_SCP;
@@ -1732,7 +1750,6 @@ static int check_gitops_credentials(struct mf_ctx *c, struct manifest *m)
 static int check_gitops(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_gitops *g = &m->gitops;
-	char p[MF_PATH_MAX];
 
 	if (!g->present)
 		return 0;
@@ -1740,12 +1757,7 @@ static int check_gitops(struct mf_ctx *c, struct manifest *m)
 		mf_error_whole(c, "gitops", "Argo CD runs in K3s: gitops needs a k3s section");
 	check_asset_ref(c, m, g->chart, "gitops.chart");
 	check_asset_list(c, m, g->images, g->n_images, "gitops.images");
-	/* Argo CD's chart is a HelmChart beside k3s.charts' */
-	for (size_t i = 0; i < m->k3s.n_charts; i++)
-		if (streq_ptr(m->k3s.charts[i].name, MANIFEST_GITOPS_CHART))
-			mf_error_at(c, P(p, "k3s.charts[%zu].name", i),
-				    "'%s' is the name of Argo CD's chart (gitops): give this chart another name",
-				    MANIFEST_GITOPS_CHART);
+	check_system_chart(c, m, MANIFEST_GITOPS_CHART, "Argo CD's chart (gitops)");
 	check_app_host(c, m, g->host, "gitops.host");
 	if (set_default(&g->revision, MANIFEST_GITOPS_REVISION) < 0 || set_default(&g->path, MANIFEST_GITOPS_PATH) < 0)
 		return -ENOMEM;
@@ -1795,6 +1807,7 @@ static int check_logs(struct mf_ctx *c, struct manifest *m)
 static int check_monitoring(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_monitoring *mo = &m->monitoring;
+	char p[MF_PATH_MAX];
 
 	if (!mo->present)
 		return 0;
@@ -1811,6 +1824,14 @@ static int check_monitoring(struct mf_ctx *c, struct manifest *m)
 	check_asset_list(c, m, mo->images, mo->n_images, "monitoring.images");
 	check_app_host(c, m, mo->hosts.grafana, "monitoring.hosts.grafana");
 	check_app_host(c, m, mo->hosts.prometheus, "monitoring.hosts.prometheus");
+	if (mo->enabled)
+		check_system_chart(c, m, MANIFEST_MONITORING_CHART, "the monitoring stack's chart (monitoring)");
+	for (size_t i = 0; i < mo->n_scrape_targets; i++)
+		if (streq_ptr(mo->scrape_targets[i].name, MANIFEST_MONITORING_HOSTS_JOB))
+			mf_error_at(c, P(p, "monitoring.scrape_targets[%zu].name", i),
+				    "'%s' is the job of the nodes' exporters, which Prometheus scrapes already: "
+				    "give this job another name",
+				    MANIFEST_MONITORING_HOSTS_JOB);
 	if (set_default(&mo->retention, MANIFEST_MONITORING_RETENTION) < 0 || check_logs(c, m) < 0)
 		return -ENOMEM;
 	return check_scrape_targets(c, mo);

@@ -411,8 +411,11 @@ struct mf_gitops {
 
 /* monitoring: metrics (Prometheus, Grafana, kube-state-metrics,
  * node-exporter) and logs (Loki and its agent) in K3s (docs/manifest.md,
- * "monitoring"). Nothing installs them yet: the section is decoded and
- * checked. After loading, retention defaults to
+ * "monitoring"; docs/monitoring.md). The metrics' chart is a system chart
+ * of the K3s charts step (MANIFEST_MONITORING_CHART into
+ * MANIFEST_MONITORING_NAMESPACE); the step monitoring gives Grafana its
+ * admin Secret and dashboards and waits for the targets. Nothing installs
+ * the logs yet: that block is decoded and checked. After loading, retention defaults to
  * MANIFEST_MONITORING_RETENTION, logs.retention (with a logs block) to
  * MANIFEST_LOGS_RETENTION, scrape_targets[].metrics_path to
  * MANIFEST_SCRAPE_PATH. enabled is true when the block is present and does
@@ -421,6 +424,11 @@ struct mf_gitops {
 #define MANIFEST_LOGS_RETENTION "7d"
 #define MANIFEST_SCRAPE_PATH "/metrics"
 #define MANIFEST_SCRAPE_TARGETS_MAX 32
+#define MANIFEST_MONITORING_CHART "monitoring"     /* its HelmChart's and release's name, not one of k3s.charts' */
+#define MANIFEST_MONITORING_NAMESPACE "monitoring" /* where Prometheus and Grafana live */
+#define MANIFEST_MONITORING_HOSTS_JOB "proxmox-hosts" /* Prometheus's job for the nodes' exporters; not a scrape_targets name */
+#define MANIFEST_MONITORING_GRAFANA_SECRET "devopslab-grafana-admin" /* Grafana's admin: the monitoring step makes it */
+#define MANIFEST_MONITORING_GRAFANA_USER "admin"
 #define MANIFEST_SCRAPE_ENDPOINTS_MAX 64
 
 enum mf_scrape_scheme { MF_SCRAPE_HTTP, MF_SCRAPE_HTTPS };
@@ -594,7 +602,7 @@ struct mf_payload_file {
 	const char *key;   /* the manifest key that names the asset: "k3s.airgap.binary", "gitops.images" */
 };
 
-#define MANIFEST_K3S_PAYLOAD_MAX (5 + MANIFEST_K3S_CHARTS_MAX + MANIFEST_IMAGES_MAX)
+#define MANIFEST_K3S_PAYLOAD_MAX (6 + MANIFEST_K3S_CHARTS_MAX + 2 * MANIFEST_IMAGES_MAX)
 
 /* The K3s payload every VM of group g gets when g is in k3s.servers or
  * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
@@ -605,7 +613,9 @@ struct mf_payload_file {
  * each of k3s.charts as MANIFEST_K3S_CHARTS_DIR/NAME.tgz (0644); with
  * gitops, its chart as MANIFEST_K3S_CHARTS_DIR/MANIFEST_GITOPS_CHART.tgz
  * (servers only) and its images in MANIFEST_K3S_IMAGES_DIR (every K3s
- * VM: Argo CD's pods may run on any node). An unset key is left out. Returns how many entries of ret[] were filled: 0
+ * VM: Argo CD's pods may run on any node); with monitoring enabled, the
+ * same for its chart (MANIFEST_MONITORING_CHART.tgz) and images. An unset
+ * key is left out. Returns how many entries of ret[] were filled: 0
  * for any other group or without k3s. */
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,
 			    struct mf_payload_file ret[static MANIFEST_K3S_PAYLOAD_MAX]);

@@ -34,6 +34,7 @@
 #define K3S_API_PORT 6443
 #define EDGE_PVE_PORT 8006         /* pveproxy: the Proxmox web UI and API */
 #define EDGE_TECHNITIUM_PORT 53443 /* Technitium's console over HTTPS (TN_HTTPS_PORT, dns/technitium.h) */
+#define MONITORING_NODE_EXPORTER_PORT 9100 /* Debian's prometheus-node-exporter on every node */
 /* The interface kube-vip announces the API VIP on: the name the guests'
  * network config gives every VM's one NIC (guests' CLOUDINIT_IFNAME). */
 #define K3S_VIP_INTERFACE "eth0"
@@ -1207,6 +1208,97 @@ static struct json_object *gitops_chart(struct builder *b)
 	return o;
 }
 
+/* Every node's exporter, "IP:9100". */
+static struct json_object *exporter_targets(struct builder *b)
+{
+	struct json_object *t = arr(b);
+
+	for (size_t i = 0; i < b->m->n_nodes; i++) {
+		char ip[16], addr[24];
+
+		fmt_ip(b->m->nodes[i].ip, ip);
+		bfmt(b, addr, sizeof(addr), "%s:%u", ip, MONITORING_NODE_EXPORTER_PORT);
+		push(b, t, str(b, addr));
+	}
+	return t;
+}
+
+/* Traefik's metrics: every endpoint of the Service its chart makes for
+ * them (kube-system/traefik-metrics, port metrics) through Kubernetes
+ * service discovery: one target per Traefik pod, wherever they run. */
+#define TRAEFIK_SCRAPE_JOB                                                                                          \
+	"{\"job_name\":\"traefik\",\"kubernetes_sd_configs\":[{\"role\":\"endpoints\",\"namespaces\":{\"names\":"     \
+	"[\"kube-system\"]}}],\"relabel_configs\":[{\"source_labels\":[\"__meta_kubernetes_service_name\","             \
+	"\"__meta_kubernetes_endpoint_port_name\"],\"regex\":\"traefik-metrics;metrics\",\"action\":\"keep\"}]}"
+
+/* A static scrape job of Prometheus: name, targets, path, scheme. */
+static struct json_object *scrape_job(struct builder *b, const char *name, struct json_object *targets,
+				      const char *path, const char *scheme)
+{
+	struct json_object *job = obj(b), *sc = arr(b), *one = obj(b);
+
+	put_str(b, job, "job_name", name);
+	put_str(b, job, "metrics_path", path);
+	put_str(b, job, "scheme", scheme);
+	put(b, one, "targets", targets);
+	push(b, sc, one);
+	put(b, job, "static_configs", sc);
+	return job;
+}
+
+/* The monitoring stack's chart (kube-prometheus-stack), a system chart:
+ * its objects named monitoring-*, Prometheus keeping monitoring.retention
+ * and scraping the nodes' exporters and the manifest's targets besides
+ * what the stack finds itself, Grafana's admin from a Secret the
+ * monitoring step makes, its dashboards from ConfigMaps; no Alertmanager
+ * (nowhere to send alerts in an air-gapped lab). The values are JSON,
+ * which YAML reads as it is. */
+static struct json_object *monitoring_chart(struct builder *b)
+{
+	const struct manifest *m = b->m;
+	const struct mf_monitoring *mo = &m->monitoring;
+	struct json_object *o = obj(b), *v = obj(b), *prom = obj(b), *spec = obj(b), *jobs = arr(b), *graf = obj(b),
+			   *admin = obj(b), *sidecar = obj(b), *dash = obj(b), *off = obj(b);
+	struct json_object *traefik = json_tokener_parse(TRAEFIK_SCRAPE_JOB);
+
+	push(b, jobs, scrape_job(b, MANIFEST_MONITORING_HOSTS_JOB, exporter_targets(b), "/metrics", "http"));
+	push(b, jobs, traefik);
+	for (size_t i = 0; i < mo->n_scrape_targets; i++) {
+		const struct mf_scrape_target *t = &mo->scrape_targets[i];
+		struct json_object *targets = arr(b);
+
+		for (size_t j = 0; j < t->n_targets; j++)
+			push(b, targets, str(b, t->targets[j]));
+		push(b, jobs, scrape_job(b, t->name, targets, t->metrics_path,
+					 t->scheme == MF_SCRAPE_HTTPS ? "https" : "http"));
+	}
+	put_str(b, spec, "retention", mo->retention);
+	put(b, spec, "additionalScrapeConfigs", jobs);
+	put(b, prom, "prometheusSpec", spec);
+	put_str(b, admin, "existingSecret", MANIFEST_MONITORING_GRAFANA_SECRET);
+	put_str(b, admin, "userKey", "admin-user");
+	put_str(b, admin, "passwordKey", "admin-password");
+	put(b, graf, "admin", admin);
+	put_bool(b, dash, "enabled", true);
+	put_str(b, dash, "label", "grafana_dashboard");
+	put_str(b, dash, "labelValue", "1");
+	put(b, sidecar, "dashboards", dash);
+	put(b, graf, "sidecar", sidecar);
+	put_str(b, v, "fullnameOverride", MANIFEST_MONITORING_CHART);
+	put_bool(b, off, "enabled", false);
+	put(b, v, "alertmanager", off);
+	put(b, v, "prometheus", prom);
+	put(b, v, "grafana", graf);
+	put_str(b, o, "name", MANIFEST_MONITORING_CHART);
+	put_str(b, o, "namespace", MANIFEST_MONITORING_NAMESPACE);
+	put_str(b, o, "asset", mo->chart);
+	put_str(b, o, "archive", MANIFEST_MONITORING_CHART ".tgz");
+	put_str(b, o, "values",
+		v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL);
+	json_object_put(v);
+	return o;
+}
+
 /* The charts K3s installs, once every node has joined: their HelmCharts
  * go into the first server's auto-deploying manifests (the archives are
  * on every server already, from the vm steps' payload). The step is there
@@ -1237,6 +1329,8 @@ static void add_k3s_charts(struct builder *b, const struct mf_vm *init)
 	}
 	if (b->m->gitops.present)
 		push(b, a, gitops_chart(b));
+	if (b->m->monitoring.enabled)
+		push(b, a, monitoring_chart(b));
 	put(b, p, "charts", a);
 	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_K3S_CHARTS, NULL, p, "Installing the K3s charts", "cluster/k3s/charts");
 	if (s) {
@@ -1500,6 +1594,26 @@ static struct json_object *edge_apps(struct builder *b)
 	const struct mf_gitops *g = &b->m->gitops;
 	struct json_object *a = arr(b), *q;
 
+	if (b->m->monitoring.enabled && b->m->edge.present) {
+		const char *hosts[] = { b->m->monitoring.hosts.grafana, b->m->monitoring.hosts.prometheus };
+		const char *names[] = { "grafana", "prometheus" };
+		const unsigned ports[] = { 80, 9090 };
+
+		for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
+			char svc[64];
+
+			if (!hosts[i])
+				continue;
+			q = obj(b);
+			bfmt(b, svc, sizeof(svc), MANIFEST_MONITORING_CHART "-%s", names[i]);
+			put_str(b, q, "name", names[i]);
+			put_str(b, q, "host", hosts[i]);
+			put_str(b, q, "namespace", MANIFEST_MONITORING_NAMESPACE);
+			put_str(b, q, "service", svc);
+			put_u64(b, q, "port", ports[i]);
+			push(b, a, q);
+		}
+	}
 	if (g->present && g->host) {
 		q = obj(b);
 		put_str(b, q, "name", "argocd");
@@ -1607,6 +1721,60 @@ static void add_gitops(struct builder *b)
 	add(b, STEP_PHASE_FIRSTBOOT, STEP_GITOPS, NULL, p, "Handing the cluster to Argo CD", "cluster/gitops/root");
 }
 
+/* A service of the monitoring stack (fullnameOverride monitoring). */
+static struct json_object *stack_service(struct builder *b, const char *name, unsigned port)
+{
+	struct json_object *o = obj(b);
+
+	put_str(b, o, "service", name);
+	put_u64(b, o, "port", port);
+	return o;
+}
+
+/* Where Prometheus answers and the static scrape jobs whose targets
+ * must be up (the nodes' exporters, then the manifest's): the monitoring
+ * step's and the verification's. */
+static void put_probe(struct builder *b, struct json_object *p)
+{
+	const struct mf_monitoring *mo = &b->m->monitoring;
+	struct json_object *jobs = arr(b), *job;
+
+	put_str(b, p, "namespace", MANIFEST_MONITORING_NAMESPACE);
+	put(b, p, "prometheus", stack_service(b, MANIFEST_MONITORING_CHART "-prometheus", 9090));
+	job = obj(b);
+	put_str(b, job, "name", MANIFEST_MONITORING_HOSTS_JOB);
+	put(b, job, "targets", exporter_targets(b));
+	push(b, jobs, job);
+	for (size_t i = 0; i < mo->n_scrape_targets; i++) {
+		job = obj(b);
+		put_str(b, job, "name", mo->scrape_targets[i].name);
+		put_strv(b, job, "targets", mo->scrape_targets[i].targets, mo->scrape_targets[i].n_targets);
+		push(b, jobs, job);
+	}
+	put(b, p, "jobs", jobs);
+}
+
+/* Grafana's admin and dashboards, and the targets up. */
+static void add_monitoring(struct builder *b)
+{
+	const struct mf_monitoring *mo = &b->m->monitoring;
+	struct json_object *p, *dash;
+
+	if (!mo->enabled || !b->m->k3s.present)
+		return;
+	p = obj(b);
+	put_probe(b, p);
+	put_str(b, p, "grafana_user", MANIFEST_MONITORING_GRAFANA_USER);
+	put_secret(b, p, "grafana_password", &mo->grafana_password);
+	put(b, p, "grafana", stack_service(b, MANIFEST_MONITORING_CHART "-grafana", 80));
+	dash = arr(b);
+	push(b, dash, str(b, "hosts"));
+	push(b, dash, str(b, "k3s"));
+	push(b, dash, str(b, "traefik"));
+	put(b, p, "dashboards", dash);
+	add(b, STEP_PHASE_FIRSTBOOT, STEP_MONITORING, NULL, p, "Checking the lab's metrics", "cluster/monitoring");
+}
+
 /* What the verification step checks, from the steps before it: every VM
  * running, every K3s node Ready, and every DNS record of the plan answered
  * by every DNS server (the wildcard asked for a name under it). */
@@ -1665,7 +1833,10 @@ static void add_verify(struct builder *b)
 					   /* no credentials: the dashboard must refuse */
 					   { m->edge.dashboard_host, "/dashboard/", "401" },
 					   /* Argo CD's UI: its sign-in page */
-					   { m->gitops.present ? m->gitops.host : NULL, "/", "ok" } };
+					   { m->gitops.present ? m->gitops.host : NULL, "/", "ok" },
+					   /* Grafana's sign-in page (a redirect to it), Prometheus's UI */
+					   { m->monitoring.enabled ? m->monitoring.hosts.grafana : NULL, "/", "ok" },
+					   { m->monitoring.enabled ? m->monitoring.hosts.prometheus : NULL, "/", "ok" } };
 		char ip[16];
 
 		push(b, a, str(b, "edge-https"));
@@ -1692,6 +1863,13 @@ static void add_verify(struct builder *b)
 		put_str(b, g, "namespace", MANIFEST_GITOPS_NAMESPACE);
 		put_str(b, g, "application", MANIFEST_GITOPS_APPLICATION);
 		put(b, p, "gitops", g);
+	}
+	if (m->monitoring.enabled && m->k3s.present) {
+		struct json_object *mon = obj(b);
+
+		push(b, a, str(b, "metrics-targets"));
+		put_probe(b, mon);
+		put(b, p, "monitoring", mon);
 	}
 	put(b, p, "checks", a);
 	put_u64(b, p, "nodes", m->n_nodes);
@@ -1789,6 +1967,7 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 	add_dns(&b);
 	add_edge(&b);
 	add_gitops(&b);
+	add_monitoring(&b);
 	add_verify(&b);
 	add_dns_handover(&b);
 

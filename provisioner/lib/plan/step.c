@@ -52,6 +52,7 @@ static const char *const kind_names[_STEP_KIND_MAX] = {
 	[STEP_EDGE_CERTS] = "edge-certs",
 	[STEP_EDGE_ROUTES] = "edge-routes",
 	[STEP_GITOPS] = "gitops",
+	[STEP_MONITORING] = "monitoring",
 	[STEP_VERIFY] = "verify",
 	[STEP_DNS_HANDOVER] = "dns-handover",
 };

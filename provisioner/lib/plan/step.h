@@ -84,6 +84,7 @@ enum step_kind {
 	STEP_EDGE_CERTS,          /* "edge-certs" */
 	STEP_EDGE_ROUTES,         /* "edge-routes" */
 	STEP_GITOPS,              /* "gitops" */
+	STEP_MONITORING,          /* "monitoring" */
 	STEP_VERIFY,              /* "verify" */
 	STEP_DNS_HANDOVER,        /* "dns-handover" */
 	_STEP_KIND_MAX,

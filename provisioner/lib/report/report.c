@@ -132,6 +132,10 @@ static struct json_object *consoles(struct rb *b, const struct report_input *in)
 		console(b, a, "Traefik dashboard", "https://%s" DASHBOARD_PATH, m->edge.dashboard_host);
 	if (m->gitops.present && m->gitops.host && m->edge.present)
 		console(b, a, "Argo CD (edge)", "https://%s/", m->gitops.host);
+	if (m->monitoring.enabled && m->monitoring.hosts.grafana && m->edge.present)
+		console(b, a, "Grafana (edge)", "https://%s/", m->monitoring.hosts.grafana);
+	if (m->monitoring.enabled && m->monitoring.hosts.prometheus && m->edge.present)
+		console(b, a, "Prometheus (edge)", "https://%s/", m->monitoring.hosts.prometheus);
 	if (in->k3s_api)
 		console(b, a, "Kubernetes API", "%s", in->k3s_api);
 	return a;
@@ -197,6 +201,8 @@ static struct json_object *credentials(struct rb *b, const struct report_input *
 	if (m->gitops.present && m->k3s.present)
 		credential_in_cluster(b, a, "Argo CD (its initial admin password)", "admin",
 				      MANIFEST_GITOPS_NAMESPACE "/argocd-initial-admin-secret", "password");
+	if (m->monitoring.enabled && m->k3s.present && m->monitoring.grafana_password.name)
+		credential(b, a, "Grafana", MANIFEST_MONITORING_GRAFANA_USER, m->monitoring.grafana_password.name, NULL);
 	if (secret_declared(m, MANIFEST_SECRET_CA_CERT))
 		credential(b, a, "cluster CA certificate (trust it in browsers)", NULL, MANIFEST_SECRET_CA_CERT, NULL);
 	if (secret_declared(m, MANIFEST_SECRET_CA_KEY))

@@ -16,6 +16,7 @@
 #include "dns/dns.h"
 #include "dns/resolve.h"
 #include "gitops/gitops.h"
+#include "monitoring/monitoring.h"
 #include "k3s/k3s.h"
 #include "k3s/kube.h"
 #include "plan/json-util.h"
@@ -183,6 +184,44 @@ static void check_gitops(const struct verify_cfg *c, const struct step *s, struc
 		    st.health[0] ? st.health : "-", st.problem[0] ? ": " : "", st.problem);
 }
 
+/* Prometheus's targets (through the API server's service proxy): one row
+ * per static job of the plan, all its targets up. */
+static void check_metrics(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *mon = json_get_object(s->params, "monitoring"), *jobs = json_get_array(mon, "jobs");
+	struct json_object *svc = json_get_object(mon, "prometheus");
+	_cleanup_json_ struct json_object *answer = NULL;
+	char path[384];
+	uint64_t port = 0;
+	int r = -ENOTCONN;
+
+	(void)json_get_u64(svc, "port", &port);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/http:%s:%" PRIu64 "/proxy/api/v1/targets",
+		 json_get_string(mon, "namespace") ?: "?", json_get_string(svc, "service") ?: "?", port);
+	if (c->k3s)
+		r = kube_get(k3s_kube(c->k3s), path, &answer);
+	for (size_t i = 0; jobs && i < json_object_array_length(jobs); i++) {
+		struct json_object *job = json_object_array_get_idx(jobs, i), *one = json_object_new_object();
+		struct json_object *list = json_object_new_array();
+		char target[96], why[384];
+		size_t n = 0, up = 0;
+
+		snprintf(target, sizeof(target), "Prometheus job %s", json_get_string(job, "name") ?: "?");
+		if (r < 0) {
+			row(t, "metrics", false, target, "%s", c->k3s ? kube_error(k3s_kube(c->k3s)) : "no K3s context");
+		} else if (!one || !list || json_array_add(list, json_object_get(job)) < 0 ||
+			   json_add(one, "jobs", TAKE_PTR(list)) < 0) {
+			row(t, "metrics", false, target, "out of memory");
+		} else {
+			monitoring_targets(one, answer, &n, &up, why, sizeof(why));
+			row(t, "metrics", n > 0 && up == n, target, "%zu of %zu targets up%s%s", up, n, why[0] ? "; " : "",
+			    why);
+		}
+		json_object_put(list);
+		json_object_put(one);
+	}
+}
+
 /* Whether the answer holds the planned value (names without case or the
  * final dot). */
 static bool answered(const struct dns_answer *a, const char *type, const char *value)
@@ -344,6 +383,8 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
 		check_edge(c, s, t);
 	if (has_check(s, "gitops-synced"))
 		check_gitops(c, s, t);
+	if (has_check(s, "metrics-targets"))
+		check_metrics(c, s, t);
 	return 0;
 }
 

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * monitoring.c — the step monitoring (monitoring.h): Grafana's admin
+ * Secret and the dashboards' ConfigMaps applied when they differ from
+ * ours; done when Prometheus reports the plan's targets up and Grafana
+ * answers.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "base64.h"
+#include "bundle/secret.h"
+#include "k3s/k3s.h"
+#include "k3s/kube.h"
+#include "log.h"
+#include "monitoring.h"
+#include "plan/json-util.h"
+#include "plan/run.h"
+#include "pve/http.h"
+#include "util.h"
+
+#define POLL_MS_DEFAULT 2000
+#define TIMEOUT_MS_DEFAULT (10 * 60 * 1000)
+#define DASHBOARDS_MAX 8
+#define MANAGED_BY "app.kubernetes.io/managed-by"
+#define DASHBOARD_LABEL "grafana_dashboard" /* the chart's sidecar: label and value */
+
+/* ---- the dashboards (Grafana's JSON model; our own) ------------------------- */
+
+#define PANEL(id, title, x, y, unit, expr, legend)                                                                 \
+	"{\"id\":" #id ",\"type\":\"timeseries\",\"title\":\"" title "\",\"gridPos\":{\"x\":" #x ",\"y\":" #y        \
+	",\"w\":12,\"h\":8},\"datasource\":{\"type\":\"prometheus\",\"uid\":\"${datasource}\"},\"fieldConfig\":{"     \
+	"\"defaults\":{\"unit\":\"" unit "\"},\"overrides\":[]},\"targets\":[{\"refId\":\"A\",\"expr\":\"" expr          \
+	"\",\"legendFormat\":\"" legend "\"}]}"
+#define DASHBOARD(uid, title, panels)                                                                              \
+	"{\"uid\":\"" uid "\",\"title\":\"" title "\",\"tags\":[\"devopslab\"],\"schemaVersion\":39,\"editable\":true,"  \
+	"\"time\":{\"from\":\"now-6h\",\"to\":\"now\"},\"refresh\":\"1m\",\"templating\":{\"list\":[{\"name\":"           \
+	"\"datasource\",\"type\":\"datasource\",\"query\":\"prometheus\"}]},\"panels\":[" panels "]}"
+
+static const struct {
+	const char *name, *json;
+} dashboards[] = {
+	{ "hosts",
+	  DASHBOARD("devopslab-hosts", "DevOpsLab: Proxmox VE hosts",
+		    PANEL(1, "CPU busy", 0, 0, "percentunit",
+			  "1 - avg by (instance) (rate(node_cpu_seconds_total{job=\\\"proxmox-hosts\\\",mode=\\\"idle\\\"}[5m]))",
+			  "{{instance}}") ","
+		    PANEL(2, "Memory available", 12, 0, "bytes",
+			  "node_memory_MemAvailable_bytes{job=\\\"proxmox-hosts\\\"}", "{{instance}}") ","
+		    PANEL(3, "Root file system free", 0, 8, "bytes",
+			  "node_filesystem_avail_bytes{job=\\\"proxmox-hosts\\\",mountpoint=\\\"/\\\"}", "{{instance}}") ","
+		    PANEL(4, "Network received", 12, 8, "Bps",
+			  "sum by (instance) (rate(node_network_receive_bytes_total{job=\\\"proxmox-hosts\\\","
+			  "device!=\\\"lo\\\"}[5m]))",
+			  "{{instance}}")) },
+	{ "k3s",
+	  DASHBOARD("devopslab-k3s", "DevOpsLab: K3s",
+		    PANEL(1, "Nodes Ready", 0, 0, "short",
+			  "sum(kube_node_status_condition{condition=\\\"Ready\\\",status=\\\"true\\\"})", "ready") ","
+		    PANEL(2, "Pods by phase", 12, 0, "short", "sum by (phase) (kube_pod_status_phase)", "{{phase}}") ","
+		    PANEL(3, "Container restarts (1h)", 0, 8, "short",
+			  "sum by (namespace) (increase(kube_pod_container_status_restarts_total[1h]))", "{{namespace}}") ","
+		    PANEL(4, "Node CPU busy", 12, 8, "percentunit",
+			  "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\\\"idle\\\",job!=\\\"proxmox-hosts\\\"}[5m]))",
+			  "{{instance}}")) },
+	{ "traefik",
+	  DASHBOARD("devopslab-traefik", "DevOpsLab: Traefik (the edge)",
+		    PANEL(1, "Requests by router", 0, 0, "reqps",
+			  "sum by (router) (rate(traefik_router_requests_total[5m]))", "{{router}}") ","
+		    PANEL(2, "5xx answers by service", 12, 0, "reqps",
+			  "sum by (service) (rate(traefik_service_requests_total{code=~\\\"5..\\\"}[5m]))", "{{service}}") ","
+		    PANEL(3, "Request duration p95", 0, 8, "s",
+			  "histogram_quantile(0.95, sum by (le) (rate(traefik_service_request_duration_seconds_bucket[5m])))",
+			  "p95") ","
+		    PANEL(4, "Open connections", 12, 8, "short", "sum by (entrypoint) (traefik_open_connections)",
+			  "{{entrypoint}}")) },
+};
+
+const char *monitoring_dashboard(const char *name)
+{
+	for (size_t i = 0; name && i < ELEMENTSOF(dashboards); i++)
+		if (streq(dashboards[i].name, name))
+			return dashboards[i].json;
+	return NULL;
+}
+
+/* ---- Prometheus's targets ---------------------------------------------------- */
+
+static struct json_object *find_target(struct json_object *active, const char *job, const char *instance)
+{
+	for (size_t i = 0; active && i < json_object_array_length(active); i++) {
+		struct json_object *t = json_object_array_get_idx(active, i);
+		struct json_object *labels = json_get_object(t, "labels");
+
+		if (streq_ptr(json_get_string(labels, "job"), job) && streq_ptr(json_get_string(labels, "instance"), instance))
+			return t;
+	}
+	return NULL;
+}
+
+void monitoring_targets(struct json_object *params, struct json_object *answer, size_t *ret_n, size_t *ret_up,
+			char *why, size_t why_size)
+{
+	struct json_object *jobs = json_get_array(params, "jobs");
+	struct json_object *active = json_get_array(json_get_object(answer, "data"), "activeTargets");
+	size_t n = 0, up = 0;
+
+	why[0] = '\0';
+	for (size_t i = 0; jobs && i < json_object_array_length(jobs); i++) {
+		struct json_object *job = json_object_array_get_idx(jobs, i);
+		struct json_object *targets = json_get_array(job, "targets");
+		const char *name = json_get_string(job, "name");
+
+		for (size_t j = 0; targets && j < json_object_array_length(targets); j++) {
+			const char *inst = json_object_get_string(json_object_array_get_idx(targets, j));
+			struct json_object *t = find_target(active, name, inst);
+			const char *health = json_get_string(t, "health"), *err = json_get_string(t, "lastError");
+
+			n++;
+			if (streq_ptr(health, "up")) {
+				up++;
+				continue;
+			}
+			if (!why[0])
+				snprintf(why, why_size, "%s %s: %s%s%s", name ? name : "?", inst ? inst : "?",
+					 t ? (health ? health : "?") : "not a target of Prometheus", !isempty(err) ? ", " : "",
+					 !isempty(err) ? err : "");
+		}
+	}
+	*ret_n = n;
+	*ret_up = up;
+}
+
+/* ---- the step ---------------------------------------------------------------- */
+
+static struct monitoring_cfg *mcfg(struct run_ctx *ctx)
+{
+	return ctx->monitoring;
+}
+
+__attribute__((format(printf, 2, 3))) static void progress(struct monitoring_cfg *g, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!g->progress)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	g->progress(g->userdata, msg);
+}
+
+struct want {
+	char path[320];
+	struct json_object *obj;
+};
+
+static void wants_done(struct want *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_object_put(w[i].obj);
+}
+
+/* {apiVersion: v1, kind, metadata: {name, namespace, labels: ours}, KEY: {}} */
+static struct json_object *object(const char *kind, const char *ns, const char *name, const char *key)
+{
+	struct json_object *o = json_object_new_object(), *md = json_object_new_object(),
+			   *labels = json_object_new_object();
+
+	if (!o || !md || !labels || json_add_string(o, "apiVersion", "v1") < 0 || json_add_string(o, "kind", kind) < 0 ||
+	    json_add_string(md, "name", name) < 0 || json_add_string(md, "namespace", ns) < 0 ||
+	    json_add_string(labels, MANAGED_BY, MONITORING_MANAGER) < 0 || json_add(md, "labels", TAKE_PTR(labels)) < 0 ||
+	    json_add(o, "metadata", TAKE_PTR(md)) < 0 || json_add(o, key, json_object_new_object()) < 0) {
+		json_object_put(labels);
+		json_object_put(md);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int add_b64(struct json_object *data, const char *key, const char *value)
+{
+	_cleanup_free_ char *v = NULL;
+	int r = base64_encode(value, strlen(value), &v);
+
+	if (r >= 0)
+		r = json_add_string(data, key, v);
+	if (v)
+		explicit_wipe(v, strlen(v));
+	return r;
+}
+
+/* Grafana's admin password: the bundle's sealed secret, else the one a
+ * draft manifest's run was given. */
+static const char *grafana_password(struct run_ctx *ctx, const struct step *s)
+{
+	const char *name = json_get_string(json_get_object(s->params, "grafana_password"), "secret");
+	const char *v = name && ctx->secrets ? secrets_get(ctx->secrets, name) : NULL;
+
+	return !isempty(v) ? v : mcfg(ctx)->grafana_password;
+}
+
+/* The step's objects: the admin Secret, then one ConfigMap per dashboard. */
+static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size_t *ret_n)
+{
+	const char *ns = json_get_string(s->params, "namespace"), *user = json_get_string(s->params, "grafana_user");
+	const char *pw = grafana_password(ctx, s);
+	struct json_object *names = json_get_array(s->params, "dashboards");
+	size_t n = 0, nd = names ? json_object_array_length(names) : 0;
+	int r = 0;
+
+	*ret_n = 0;
+	if (!ns || !user || nd > DASHBOARDS_MAX)
+		return run_ctx_error(ctx, -EINVAL, "%s: its parameters lack namespace, grafana_user or dashboards", s->id);
+	if (isempty(pw))
+		return run_ctx_error(ctx, -EINVAL,
+				     "%s: Grafana's admin password (secret '%s') is not among the bundle's sealed secrets: "
+				     "firstboot needs --bundle with its secrets (or, with --manifest, "
+				     "--grafana-password-file)",
+				     s->id,
+				     json_get_string(json_get_object(s->params, "grafana_password"), "secret") ?: "?");
+	snprintf(w[n].path, sizeof(w[n].path), "/api/v1/namespaces/%s/secrets/" MANIFEST_MONITORING_GRAFANA_SECRET, ns);
+	w[n].obj = object("Secret", ns, MANIFEST_MONITORING_GRAFANA_SECRET, "data");
+	if (!w[n].obj || json_add_string(w[n].obj, "type", "Opaque") < 0 ||
+	    add_b64(json_get_object(w[n].obj, "data"), "admin-user", user) < 0 ||
+	    add_b64(json_get_object(w[n].obj, "data"), "admin-password", pw) < 0)
+		r = -ENOMEM;
+	n++;
+	for (size_t i = 0; r >= 0 && i < nd; i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
+		const char *json = monitoring_dashboard(name);
+		char cm[96], key[96];
+
+		if (!json) {
+			wants_done(w, n);
+			return run_ctx_error(ctx, -EINVAL, "%s: no dashboard '%s' in this build", s->id, name ?: "?");
+		}
+		snprintf(cm, sizeof(cm), "devopslab-dashboard-%s", name);
+		snprintf(key, sizeof(key), "%s.json", name);
+		snprintf(w[n].path, sizeof(w[n].path), "/api/v1/namespaces/%s/configmaps/%s", ns, cm);
+		w[n].obj = object("ConfigMap", ns, cm, "data");
+		if (!w[n].obj ||
+		    json_add_string(json_get_object(json_get_object(w[n].obj, "metadata"), "labels"), DASHBOARD_LABEL,
+				    "1") < 0 ||
+		    json_add_string(json_get_object(w[n].obj, "data"), key, json) < 0)
+			r = -ENOMEM;
+		n++;
+	}
+	if (r < 0) {
+		wants_done(w, n);
+		return run_ctx_error(ctx, r, "out of memory");
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* A service of the stack through the API server's service proxy. */
+static void proxy_path(const struct step *s, const char *which, const char *rest, char *buf, size_t size)
+{
+	struct json_object *svc = json_get_object(s->params, which);
+	uint64_t port = 0;
+
+	(void)json_get_u64(svc, "port", &port);
+	snprintf(buf, size, "/api/v1/namespaces/%s/services/http:%s:%" PRIu64 "/proxy%s",
+		 json_get_string(s->params, "namespace") ?: "?", json_get_string(svc, "service") ?: "?", port, rest);
+}
+
+struct state {
+	size_t diff;      /* objects that differ from ours */
+	size_t n, up;     /* the plan's static targets, and how many are up */
+	bool grafana;     /* Grafana answered its health check */
+	char why[512];    /* what is not there yet */
+};
+
+static int survey(struct run_ctx *ctx, const struct step *s, struct want *w, size_t nw, bool apply,
+		  struct state *st)
+{
+	struct monitoring_cfg *g = mcfg(ctx);
+	struct kube_client *k = k3s_kube(g->k3s);
+	_cleanup_json_ struct json_object *targets = NULL, *health = NULL;
+	char path[512];
+	int r;
+
+	*st = (struct state){};
+	for (size_t i = 0; i < nw; i++) {
+		bool differs = false;
+
+		r = kube_ensure(k, w[i].path, MONITORING_MANAGER, w[i].obj, apply, &differs, NULL);
+		if (r < 0)
+			return run_ctx_error(ctx, r, "%s: %s", w[i].path, kube_error(k));
+		if (differs && apply)
+			progress(g, "%s differs from ours: applied", w[i].path);
+		st->diff += differs;
+	}
+	proxy_path(s, "prometheus", "/api/v1/targets", path, sizeof(path));
+	r = kube_get(k, path, &targets);
+	if (r >= 0)
+		monitoring_targets(s->params, targets, &st->n, &st->up, st->why, sizeof(st->why));
+	else if (r == -EAGAIN || r == -ENOENT || r == -EIO || r == -EPROTO)
+		snprintf(st->why, sizeof(st->why), "Prometheus does not answer yet (%s)", kube_error(k));
+	else
+		return run_ctx_error(ctx, r, "Prometheus through the API server: %s", kube_error(k));
+	proxy_path(s, "grafana", "/api/health", path, sizeof(path));
+	r = kube_get(k, path, &health);
+	st->grafana = r >= 0 && streq_ptr(json_get_string(health, "database"), "ok");
+	if (!st->grafana && !st->why[0])
+		snprintf(st->why, sizeof(st->why), "Grafana does not answer yet (%s)",
+			 r < 0 ? kube_error(k) : "its database is not ok");
+	return 0;
+}
+
+static bool done(const struct state *st)
+{
+	return st->diff == 0 && st->n > 0 && st->up == st->n && st->grafana;
+}
+
+static int monitoring_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
+{
+	struct want w[1 + DASHBOARDS_MAX];
+	struct state st;
+	size_t n = 0;
+	int r;
+
+	if (!mcfg(ctx))
+		return run_ctx_error(ctx, -EINVAL, "%s: no monitoring context", s->id);
+	r = wants(ctx, s, w, &n);
+	if (r < 0)
+		return r;
+	r = survey(ctx, s, w, n, false, &st);
+	wants_done(w, n);
+	*ret_done = r >= 0 && done(&st);
+	return r;
+}
+
+static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
+{
+	struct monitoring_cfg *g = mcfg(ctx);
+	uint64_t poll = g && g->poll_ms ? g->poll_ms : POLL_MS_DEFAULT;
+	uint64_t timeout = g && g->timeout_ms ? g->timeout_ms : TIMEOUT_MS_DEFAULT, start;
+	struct want w[1 + DASHBOARDS_MAX];
+	struct json_object *res;
+	char said[sizeof(((struct state *)0)->why) + 64] = "", now[sizeof(said)];
+	struct state st;
+	size_t n = 0;
+	int r;
+
+	if (!g)
+		return run_ctx_error(ctx, -EINVAL, "%s: no monitoring context", s->id);
+	r = wants(ctx, s, w, &n);
+	if (r < 0)
+		return r;
+	start = http_now_ms();
+	for (r = survey(ctx, s, w, n, true, &st); r >= 0 && !done(&st); r = survey(ctx, s, w, n, true, &st)) {
+		snprintf(now, sizeof(now), "%zu of %zu targets up%s%s", st.up, st.n, st.why[0] ? "; " : "", st.why);
+		if (http_now_ms() - start >= timeout) {
+			r = run_ctx_error(ctx, -ETIMEDOUT, "the metrics are not all there after %" PRIu64 " s: %s",
+					  timeout / 1000, now);
+			break;
+		}
+		if (!streq(now, said)) {
+			progress(g, "monitoring: %s", now);
+			snprintf(said, sizeof(said), "%s", now);
+		}
+		sleep_ms(poll);
+	}
+	wants_done(w, n);
+	if (r < 0)
+		return r;
+	progress(g, "Prometheus scrapes all %zu targets of the plan; Grafana answers with %zu dashboards", st.n, n - 1);
+	res = json_object_new_object();
+	if (res && json_add_u64(res, "targets", st.n) >= 0)
+		run_ctx_set_result(ctx, res);
+	else
+		json_object_put(res);
+	return 0;
+}
+
+const struct step_ops monitoring_ops = { .check = monitoring_check, .apply = monitoring_apply };
