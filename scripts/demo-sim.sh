@@ -19,8 +19,13 @@
 # comes from the cluster CA, the routes from the manifest. Traefik cannot
 # run here: a loopback HTTPS server (tests/sim/edge_https.py) stands in for
 # it with the certificate the provisioner put into the cluster, and the
-# verification's HTTPS requests for edge.ip:443 go there. Every simulator
-# is stopped on exit.
+# verification's HTTPS requests for edge.ip:443 go there. With the demo
+# manifest's gitops and monitoring sections, the Kubernetes simulator also
+# installs the stand-in charts and models Argo CD's application controller
+# (the repository it follows is one of a simulated LAN, whose token is the
+# bundle's) and Prometheus's targets (every node's exporter answers) and
+# Grafana behind the API server's service proxy. Every simulator is
+# stopped on exit.
 set -euo pipefail
 bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,8 +55,21 @@ done
 # The Kubernetes API of the K3s servers: the simulator serves it once the
 # first server's K3s runs, with the CA the bundle's trust derived.
 k8s_port=$(free_port)
+# The Git server of the simulated LAN: the repository the demo's Argo CD
+# follows, with the bundle's token; the exporters that answer.
+/usr/bin/python3 - "$env" "$work/git-repos.json" "$work/scrape-up.json" "${ips[@]}" <<'PY'
+import json, sys
+env, repos, up = sys.argv[1:4]
+token = next(l.split("=", 1)[1].rstrip("\n") for l in open(env) if l.startswith("gitops_token="))
+json.dump({"https://git.homelab.local/lab/cluster-config.git": {
+    "auth": {"username": "devopslab", "password": token},
+    "refs": {"main": "8d3f0f4f0b8e6b1c2d4a5e6f7a8b9c0d1e2f3a4b", "HEAD": "8d3f0f4f0b8e6b1c2d4a5e6f7a8b9c0d1e2f3a4b"},
+    "paths": ["clusters/homelab"]}}, open(repos, "w"))
+json.dump(["%s:9100" % ip for ip in sys.argv[4:]], open(up, "w"))
+PY
 K8S_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/k8s_sim.py" --port "$k8s_port" \
-	--pve-state "$work/state" --latency-ms 20 >"$work/sim-k8s.log" 2>&1 &
+	--pve-state "$work/state" --latency-ms 20 --git-repos "$work/git-repos.json" --scrape-up "$work/scrape-up.json" \
+	>"$work/sim-k8s.log" 2>&1 &
 pids+=($!)
 echo "SIMULATED Kubernetes API (K3s): https://127.0.0.1:$k8s_port (requests: $work/records/)"
 
@@ -82,7 +100,8 @@ edge_port=$(free_port)
 mkdir -p "$work/edge"
 /usr/bin/python3 "$top/tests/sim/edge_https.py" --port "$edge_port" --cert "$work/edge/tls.crt" \
 	--key "$work/edge/tls.key" --reload --route pve.homelab.local=200 --route dns.homelab.local=200 \
-	--route traefik.homelab.local=401 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
+	--route traefik.homelab.local=401 --route argocd.homelab.local=200 --route grafana.homelab.local=302 \
+	--route prometheus.homelab.local=200 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
 pids+=($!)
 /usr/bin/python3 "$top/tests/sim/edge_secret_watch.py" "$work/state/k8s.json" "$work/edge" &
 pids+=($!)
@@ -131,7 +150,8 @@ fi
 if [ -s "$work/edge/tls.crt" ]; then
 	grep '^cluster_ca_cert=' "$env" | cut -d= -f2- | base64 -d >"$work/cluster-ca.pem"
 	echo "[SIMULATED] the web consoles through the edge (curl, trusting only the cluster CA):"
-	for url in https://pve.homelab.local/ https://dns.homelab.local/ https://traefik.homelab.local/dashboard/; do
+	for url in https://pve.homelab.local/ https://dns.homelab.local/ https://traefik.homelab.local/dashboard/ \
+		https://argocd.homelab.local/ https://grafana.homelab.local/ https://prometheus.homelab.local/; do
 		h=${url#https://} h=${h%%/*}
 		echo "  $url: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cluster-ca.pem" \
 			--connect-to "$h:443:127.0.0.1:$edge_port" "$url")"

@@ -13,7 +13,11 @@
 # first node makes the storage checks, templates and VMs. On a terminal
 # the installed system's console is interactive (Ctrl-A X quits QEMU).
 # The demo manifest is examples/homelab.yaml with cluster.unattended: true
-# (no keyboard: the image writes the disk by itself). DEMO_MODE=bios-cd|
+# (no keyboard: the image writes the disk by itself), and the layers run
+# in K3s only against the simulators: a gitops section (Argo CD following
+# a repository of the simulated LAN) and a monitoring section (Prometheus
+# and Grafana), their charts our stand-ins from tests/data (the Kubernetes
+# simulator installs and models them; not the real charts). DEMO_MODE=bios-cd|
 # uefi-cd picks another firmware; DEMO_BOOT=0 stops after the plan.
 # Work files go to out/demo/ (the cloud image and K3s assets are
 # placeholders; keys generated there on first run).
@@ -32,8 +36,36 @@ text = open(sys.argv[1]).read()
 # the example, unattended: the boot image writes the selected disk by itself
 out = text.replace("  keyboard: us\n", "  keyboard: us\n  unattended: true\n", 1)
 assert out != text
+# GitOps and metrics (docs/gitops.md, docs/monitoring.md): stand-in charts
+out = out.replace("  - {name: aspnetcore-runtime, file: aspnetcore-runtime-8.0-linux-x64.tar.gz}\n",
+                  "  - {name: aspnetcore-runtime, file: aspnetcore-runtime-8.0-linux-x64.tar.gz}\n"
+                  "  - {name: argocd-chart, file: charts/argo-cd-7.7.0.tgz}\n"
+                  "  - {name: monitoring-chart, file: charts/kube-prometheus-stack-66.2.1.tgz}\n", 1)
+out = out.replace("cluster_ca_key, cluster_ca_cert]", "cluster_ca_key, cluster_ca_cert, gitops_token, grafana_password]", 1)
+out = out.replace("\nsecrets:\n", """
+gitops:
+  repo: https://git.homelab.local/lab/cluster-config.git
+  revision: main
+  path: clusters/homelab
+  credentials: {username: devopslab, password: {secret: gitops_token}}
+  chart: argocd-chart
+  host: argocd.homelab.local
+monitoring:
+  grafana_password: {secret: grafana_password}
+  chart: monitoring-chart
+  hosts: {grafana: grafana.homelab.local, prometheus: prometheus.homelab.local}
+
+secrets:
+""", 1)
+assert "gitops_token" in out and "\ngitops:\n" in out and "monitoring-chart" in out
 open(sys.argv[2], "w").write(out)
 PY
+# the stand-in charts (tests/data: ours, not Argo CD's or the Prometheus
+# community's), as archives the way a bundle carries a chart
+mkdir -p "$out/assets/charts"
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C tests/data/gitops -czf "$out/assets/charts/argo-cd-7.7.0.tgz" argo-cd
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C tests/data/monitoring \
+	-czf "$out/assets/charts/kube-prometheus-stack-66.2.1.tgz" kube-prometheus-stack
 say "1. Validate the manifest ($manifest: examples/homelab.yaml, unattended)"
 "$bin" validate "$manifest"
 
@@ -58,7 +90,7 @@ say "5. The plan: the ordered steps install and firstboot will execute"
 # The first-boot phase needs Proxmox VE, which cannot run here: the three
 # nodes are API simulators (labelled SIMULATED), the program is the real one.
 simulated_firstboot() {
-	say "$1. SIMULATED first boot of all three nodes: cluster, storage, templates, VMs, K3s, DNS, edge, verification (scripts/demo-sim.sh)"
+	say "$1. SIMULATED first boot of all three nodes: cluster, storage, templates, VMs, K3s, DNS, edge, Argo CD, metrics, verification (scripts/demo-sim.sh)"
 	scripts/demo-sim.sh "$out/homelab.bundle" "$out/signing.pub" "$out/secret.key" "$out/secrets.env" "$out/sim"
 }
 

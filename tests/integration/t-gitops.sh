@@ -74,35 +74,14 @@ json.dump({repo: {"auth": {"username": "devopslab", "password": token},
                   "refs": {"main": sha, "HEAD": sha}, "paths": ["clusters/lab", "."]}}, open(p, "w"))
 PYEOF
 
-INST=$TESTTMP/tn-installed
-mkdir -p "$INST"
-FB_PIN=local
-SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$INST"
-k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0 --git-repos "$TESTTMP/git-repos.json" \
-	--argocd-ms 300
-technitium_start_installed dns-01 "$INST/dns-01"
-EDGE_PORT=$(free_port)
+lab_start --git-repos "$TESTTMP/git-repos.json" --argocd-ms 300
 gitops_args() { lab_args "${1:-60}" --gitops-credential-file "${CRED:-$TESTTMP/git.token}"; }
 gitops_args
-# the first node's run alone (the members' runs form the cluster once)
-run1() { # [args]: firstboot pve1 -> $OUT, $RC
-	fb_bg pve1 "${ARGS[@]}" "$@"
-	fb_wait pve1
-}
-no_secret_out() {
-	grep -rqF -e "$TOKEN" -e "$(printf '%s' "$TOKEN" | base64 -w0)" "$TESTTMP"/fb-*.out "$TESTTMP/report" &&
-		fail "the token in the output or the report"
-	return 0
-}
+no_secret_out() { lab_secret_absent "$TOKEN" "the token"; }
 
 # ---- first run: Argo CD installed and synced; nothing serves the edge yet --------------
 
-fb_bg pve2 "${ARGS[@]}"; fb_bg pve3 "${ARGS[@]}"; fb_bg pve1 "${ARGS[@]}" --verify-timeout 2
-fb_wait pve2; fb_formed pve2
-fb_wait pve3; fb_formed pve3
-fb_wait pve1
-grep -q "error: cluster/verify: .*checks did not answer as planned" <<<"$OUT" ||
-	{ echo "$OUT" >&2; fail "the first run did not fail in the verification (nothing serves the edge)"; }
+lab_form
 for t in "Installing the K3s charts" "Routing the web consoles through the edge" "Handing the cluster to Argo CD"; do
 	grep -q "$t: done" <<<"$OUT" || { echo "$OUT" >&2; fail "step '$t' not done"; }
 done
@@ -167,7 +146,7 @@ done
 # ---- the edge serves the provisioner's certificate: everything answers ----------------
 
 lab_edge_serve argocd.home.arpa=200
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run with the edge served exited $RC"; }
 grep -q "^edge .*https://argocd.home.arpa/ .*yes .*HTTP 200, certificate by the cluster CA" <<<"$OUT" ||
 	{ echo "$OUT" >&2; fail "Argo CD's UI not verified through the edge"; }
@@ -186,7 +165,7 @@ no_secret_out
 
 # Converged: a re-run writes nothing.
 w0=$(k8s_mutations)
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the converged re-run exited $RC"; }
 [ "$(k8s_mutations)" = "$w0" ] || fail "the converged re-run wrote to the Kubernetes API ($w0 -> $(k8s_mutations))"
 [ "${LABEL:-}" = asan ] && exit 0
@@ -194,7 +173,7 @@ run1 --verify-timeout 10
 # ---- a wrong token: Argo CD's own words ---------------------------------------------
 
 CRED=$TESTTMP/git.wrong gitops_args 6
-run1 --verify-timeout 2
+lab_run1 --verify-timeout 2
 [ "$RC" != 0 ] || { echo "$OUT" >&2; fail "a wrong token passed"; }
 grep -q "error: cluster/gitops/root: Argo CD has not synced Application argocd/root after 6 s: .*authentication required" \
 	<<<"$OUT" || { echo "$OUT" >&2; fail "the wrong token is not reported in Argo CD's words"; }
@@ -207,7 +186,7 @@ curl -sS --fail --cacert "$TESTTMP/kc-ca.pem" --cert "$TESTTMP/kc-cert.pem" --ke
 	-X PATCH -H "Content-Type: application/merge-patch+json" --data '{"spec":{"source":{"path":"."}}}' \
 	"$K8S_URL/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/root" >/dev/null ||
 	fail "changing the Application by hand"
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run after the wrong token exited $RC"; }
 grep -q "the root Application differs from ours: setting it back" <<<"$OUT" || { echo "$OUT" >&2; fail "not set back"; }
 kget /apis/argoproj.io/v1alpha1/namespaces/argocd/applications/root >"$TESTTMP/app.json" ||
@@ -219,7 +198,7 @@ kget /apis/argoproj.io/v1alpha1/namespaces/argocd/applications/root >"$TESTTMP/a
 
 sed -i 's/^  revision: main$/  revision: release-9/' "$TESTTMP/cluster.yaml"
 gitops_args 6
-run1 --verify-timeout 2
+lab_run1 --verify-timeout 2
 [ "$RC" != 0 ] || { echo "$OUT" >&2; fail "an unknown revision passed"; }
 grep -q "error: cluster/gitops/root: .*unable to resolve 'release-9' to a commit SHA" <<<"$OUT" ||
 	{ echo "$OUT" >&2; fail "the unknown revision is not reported in Argo CD's words"; }
@@ -228,7 +207,7 @@ grep -q "error: cluster/gitops/root: .*unable to resolve 'release-9' to a commit
 
 sed -i -e 's/^  revision: release-9$/  revision: main/' -e '/^  host: argocd.home.arpa$/d' "$TESTTMP/cluster.yaml"
 gitops_args
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run without gitops.host exited $RC"; }
 for o in ingressroutes/devopslab-argocd middlewares/devopslab-allow middlewares/devopslab-ratelimit; do
 	kget "/apis/traefik.io/v1alpha1/namespaces/argocd/$o" >/dev/null 2>&1 && fail "$o is still there"

@@ -69,34 +69,14 @@ scrape_up() { # HOST:PORT...
 }
 scrape_up 10.0.0.11:9100 10.0.0.12:9100 10.0.0.13:9100 10.0.0.60:8007
 
-INST=$TESTTMP/tn-installed
-mkdir -p "$INST"
-FB_PIN=local
-SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$INST"
-k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0 --scrape-up "$TESTTMP/scrape-up.json" \
-	--prometheus-ms 300
-technitium_start_installed dns-01 "$INST/dns-01"
-EDGE_PORT=$(free_port)
+lab_start --scrape-up "$TESTTMP/scrape-up.json" --prometheus-ms 300
 mon_args() { lab_args "${1:-60}" --grafana-password-file "$TESTTMP/grafana.pw"; }
 mon_args
-run1() { # [args]: firstboot pve1 -> $OUT, $RC
-	fb_bg pve1 "${ARGS[@]}" "$@"
-	fb_wait pve1
-}
-no_secret_out() {
-	grep -rqF -e "$GRAFANA_PW" -e "$(printf '%s' "$GRAFANA_PW" | base64 -w0)" "$TESTTMP"/fb-*.out "$TESTTMP/report" &&
-		fail "Grafana's password in the output or the report"
-	return 0
-}
+no_secret_out() { lab_secret_absent "$GRAFANA_PW" "Grafana's password"; }
 
 # ---- first run: the stack installed, every target up; nothing serves the edge yet ---------
 
-fb_bg pve2 "${ARGS[@]}"; fb_bg pve3 "${ARGS[@]}"; fb_bg pve1 "${ARGS[@]}" --verify-timeout 2
-fb_wait pve2; fb_formed pve2
-fb_wait pve3; fb_formed pve3
-fb_wait pve1
-grep -q "error: cluster/verify: .*checks did not answer as planned" <<<"$OUT" ||
-	{ echo "$OUT" >&2; fail "the first run did not fail in the verification (nothing serves the edge)"; }
+lab_form
 grep -q "Checking the lab's metrics: done" <<<"$OUT" || { echo "$OUT" >&2; fail "the monitoring step is not done"; }
 grep -q "Prometheus scrapes all 4 targets of the plan; Grafana answers with 3 dashboards" <<<"$OUT" ||
 	{ echo "$OUT" >&2; fail "the targets and dashboards are not reported"; }
@@ -162,7 +142,7 @@ cmp -s "$A/images/prometheus-v2.55.1.tar" \
 # ---- the edge serves: everything answers; a re-run writes nothing ----------------------
 
 lab_edge_serve grafana.home.arpa=302 prometheus.home.arpa=200
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run with the edge served exited $RC"; }
 for h in grafana prometheus; do
 	grep -q "^edge .*https://$h.home.arpa/ .*yes .*certificate by the cluster CA" <<<"$OUT" ||
@@ -179,7 +159,7 @@ assert {"what": "Grafana", "user": "admin", "secret": "grafana_pw", "file": None
 assert sum(1 for x in r["verification"] if x["check"] == "metrics" and x["ok"]) == 2, r["verification"]
 PYEOF
 w0=$(k8s_mutations)
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the converged re-run exited $RC"; }
 [ "$(k8s_mutations)" = "$w0" ] || fail "the converged re-run wrote to the Kubernetes API ($w0 -> $(k8s_mutations))"
 no_secret_out
@@ -189,13 +169,13 @@ no_secret_out
 
 scrape_up 10.0.0.11:9100 10.0.0.12:9100 10.0.0.60:8007
 mon_args 6
-run1 --verify-timeout 2
+lab_run1 --verify-timeout 2
 [ "$RC" != 0 ] || { echo "$OUT" >&2; fail "a target down passed"; }
 grep -q "error: cluster/monitoring: the metrics are not all there after 6 s: 3 of 4 targets up; proxmox-hosts 10.0.0.13:9100: down, .*connection refused" \
 	<<<"$OUT" || { echo "$OUT" >&2; fail "the target down is not reported with Prometheus's error"; }
 scrape_up 10.0.0.11:9100 10.0.0.12:9100 10.0.0.13:9100 10.0.0.60:8007
 mon_args
-run1 --verify-timeout 10
+lab_run1 --verify-timeout 10
 [ "$RC" = 0 ] || { echo "$OUT" >&2; fail "the run with every target up again exited $RC"; }
 no_secret_out
 exit 0

@@ -228,3 +228,40 @@ open(sys.argv[1] + "/edge.key", "wb").write(base64.b64decode(t["tls.key"]))' "$T
 	cat "$TESTTMP/edge.log" >&2
 	fail "the edge stand-in did not start"
 }
+
+# The simulators of the lab of dns_edge_init: three Proxmox VE nodes, the
+# Kubernetes API (with K3s's Traefik 34.2.0 and K8S_ARGS...), Technitium
+# installed in dns-01; EDGE_PORT for the edge stand-in (lab_edge_serve).
+lab_start() { # [K8S_ARGS...]
+	mkdir -p "$TESTTMP/tn-installed"
+	FB_PIN=local
+	SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$TESTTMP/tn-installed"
+	k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0 "$@"
+	technitium_start_installed dns-01 "$TESTTMP/tn-installed/dns-01"
+	EDGE_PORT=$(free_port)
+}
+
+# The first formation: the members' runs (which must form the cluster) and
+# the first node's, whose verification fails while nothing serves the
+# edge; $OUT and $RC are the first node's.
+lab_form() {
+	fb_bg pve2 "${ARGS[@]}"; fb_bg pve3 "${ARGS[@]}"; fb_bg pve1 "${ARGS[@]}" --verify-timeout 2
+	fb_wait pve2; fb_formed pve2
+	fb_wait pve3; fb_formed pve3
+	fb_wait pve1
+	grep -q "error: cluster/verify: .*checks did not answer as planned" <<<"$OUT" ||
+		{ echo "$OUT" >&2; fail "the first run did not fail in the verification (nothing serves the edge)"; }
+}
+
+# The first node's run alone with ARGS and ARGS... -> $OUT, $RC.
+lab_run1() {
+	fb_bg pve1 "${ARGS[@]}" "$@"
+	fb_wait pve1
+}
+
+# VALUE (a secret) is nowhere in the runs' output or the report, nor its base64.
+lab_secret_absent() { # VALUE WHAT
+	grep -rqF -e "$1" -e "$(printf '%s' "$1" | base64 -w0)" "$TESTTMP"/fb-*.out "$TESTTMP/report" &&
+		fail "$2 in the output or the report"
+	return 0
+}

@@ -292,13 +292,14 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct want *w, siz
 
 	*st = (struct state){};
 	for (size_t i = 0; i < nw; i++) {
+		_cleanup_json_ struct json_object *have = NULL;
 		bool differs = false;
 
-		r = kube_ensure(k, w[i].path, MONITORING_MANAGER, w[i].obj, apply, &differs, NULL);
+		r = kube_ensure(k, w[i].path, MONITORING_MANAGER, w[i].obj, apply, &differs, &have);
 		if (r < 0)
 			return run_ctx_error(ctx, r, "%s: %s", w[i].path, kube_error(k));
 		if (differs && apply)
-			progress(g, "%s differs from ours: applied", w[i].path);
+			progress(g, "%s %s", w[i].path, have ? "differs from ours: setting it back" : "is new: applied");
 		st->diff += differs;
 	}
 	proxy_path(s, "prometheus", "/api/v1/targets", path, sizeof(path));
