@@ -23,7 +23,7 @@
 
 /* Format a field path; a path too long for MF_PATH_MAX is cut short
  * (it is only used to look up a position and in messages). */
-__attribute__((format(printf, 3, 4))) static const char *pathf(char *buf, size_t size, const char *fmt, ...)
+const char *mf_pathf(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -32,7 +32,7 @@ __attribute__((format(printf, 3, 4))) static const char *pathf(char *buf, size_t
 	va_end(ap);
 	return buf;
 }
-#define P(buf, ...) pathf(buf, sizeof(buf), __VA_ARGS__)
+#define P(buf, ...) mf_pathf(buf, sizeof(buf), __VA_ARGS__)
 
 /* ---- lookups and VM expansion ------------------------------------------- */
 
@@ -448,7 +448,7 @@ static bool has_suffix_domain(const char *name, const char *zone)
 	return n > z + 1 && name[n - z - 1] == '.' && strcasecmp(name + n - z, zone) == 0;
 }
 
-static int set_default(char **field, const char *value)
+int mf_set_default(char **field, const char *value)
 {
 	if (*field)
 		return 0;
@@ -464,7 +464,7 @@ static bool secret_declared(const struct manifest *m, const char *name)
 	return false;
 }
 
-static void check_secret(struct mf_ctx *c, const struct manifest *m, const struct mf_secret *s, const char *path)
+void mf_check_secret(struct mf_ctx *c, const struct manifest *m, const struct mf_secret *s, const char *path)
 {
 	char p[MF_PATH_MAX];
 
@@ -472,7 +472,7 @@ static void check_secret(struct mf_ctx *c, const struct manifest *m, const struc
 		mf_error_at(c, P(p, "%s.secret", path), "secret '%s' is not declared in secrets.names", s->name);
 }
 
-static void check_asset_ref(struct mf_ctx *c, const struct manifest *m, const char *name, const char *path)
+void mf_check_asset_ref(struct mf_ctx *c, const struct manifest *m, const char *name, const char *path)
 {
 	if (name && !manifest_find_asset(m, name))
 		mf_error_at(c, path, "no asset named '%s' in assets", name);
@@ -527,8 +527,8 @@ static int check_cluster(struct mf_ctx *c, struct manifest *m)
 	if (cl->keyboard && !word_valid(cl->keyboard, 32, "-_"))
 		mf_error_at(c, "cluster.keyboard", "'%s' is not a keyboard layout name like us or de-ch",
 			    cl->keyboard);
-	if (set_default(&cl->timezone, "UTC") < 0 || set_default(&cl->keyboard, "us") < 0 ||
-	    (cl->name && set_default(&cl->seed, cl->name) < 0))
+	if (mf_set_default(&cl->timezone, "UTC") < 0 || mf_set_default(&cl->keyboard, "us") < 0 ||
+	    (cl->name && mf_set_default(&cl->seed, cl->name) < 0))
 		return -ENOMEM;
 	return 0;
 }
@@ -548,7 +548,7 @@ static int check_network(struct mf_ctx *c, struct manifest *m)
 		mf_error_at(c, "network.gateway", "%s is the network or broadcast address", a);
 	if (net->bridge && !ifname_valid(net->bridge))
 		mf_error_at(c, "network.bridge", "'%s' is not a Linux interface name", net->bridge);
-	return set_default(&net->bridge, "vmbr0");
+	return mf_set_default(&net->bridge, "vmbr0");
 }
 
 static void check_disk(struct mf_ctx *c, const struct mf_disk_rules *d, const char *path)
@@ -629,8 +629,8 @@ static int check_assets_proxmox(struct mf_ctx *c, struct manifest *m)
 			r = uniq_add(&names, a->name, P(p, "assets[%zu].name", i), NULL);
 	}
 	uniq_report(c, &names, "asset name");
-	check_asset_ref(c, m, m->proxmox.rootfs, "proxmox.rootfs");
-	check_secret(c, m, &m->proxmox.root_password, "proxmox.root_password");
+	mf_check_asset_ref(c, m, m->proxmox.rootfs, "proxmox.rootfs");
+	mf_check_secret(c, m, &m->proxmox.root_password, "proxmox.root_password");
 	const struct mf_storage *s = &m->proxmox.storage;
 	if (s->hdsize.set && s->maxroot.set && s->maxroot.bytes > s->hdsize.bytes)
 		mf_error_at(c, "proxmox.storage.maxroot", "is larger than hdsize");
@@ -643,8 +643,8 @@ static int check_assets_proxmox(struct mf_ctx *c, struct manifest *m)
 static const char *target_node_path(char *buf, size_t size, const char *list, size_t i, size_t n, size_t j)
 {
 	if (n > 1)
-		return pathf(buf, size, "%s[%zu].target_node[%zu]", list, i, j);
-	return pathf(buf, size, "%s[%zu].target_node", list, i);
+		return mf_pathf(buf, size, "%s[%zu].target_node[%zu]", list, i, j);
+	return mf_pathf(buf, size, "%s[%zu].target_node", list, i);
 }
 
 /* One copy of the template per node in target_node, VMIDs vmid + j. */
@@ -657,7 +657,7 @@ static int check_templates(struct mf_ctx *c, struct manifest *m, struct uniq_set
 	for (size_t i = 0; i < m->n_templates && r >= 0; i++) {
 		struct mf_template *t = &m->templates[i];
 
-		check_asset_ref(c, m, t->image, P(p, "templates[%zu].image", i));
+		mf_check_asset_ref(c, m, t->image, P(p, "templates[%zu].image", i));
 		for (size_t j = 0; j < t->n_target_nodes; j++) {
 			const char *node = t->target_nodes[j];
 
@@ -686,7 +686,7 @@ static int check_templates(struct mf_ctx *c, struct manifest *m, struct uniq_set
 			r = uniq_add(vmids, k, P(p, "templates[%zu].vmid", i), t->n_target_nodes > 1 ? what : NULL);
 		}
 		if (r >= 0)
-			r = set_default(&t->storage, "local-lvm");
+			r = mf_set_default(&t->storage, "local-lvm");
 	}
 	uniq_report(c, &names, "template name");
 	return r;
@@ -733,9 +733,9 @@ static int group_defaults(struct manifest *m, struct mf_vm_group *g)
 		g->sockets = 1;
 	if (!g->ipconfig0.gw)
 		g->ipconfig0.gw = m->network.gateway;
-	if (set_default(&g->disk.type, "scsi") < 0 || set_default(&g->disk.storage, "local-lvm") < 0 ||
-	    set_default(&g->network.model, "virtio") < 0 ||
-	    set_default(&g->network.bridge, m->network.bridge ? m->network.bridge : "vmbr0") < 0)
+	if (mf_set_default(&g->disk.type, "scsi") < 0 || mf_set_default(&g->disk.storage, "local-lvm") < 0 ||
+	    mf_set_default(&g->network.model, "virtio") < 0 ||
+	    mf_set_default(&g->network.bridge, m->network.bridge ? m->network.bridge : "vmbr0") < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -793,7 +793,7 @@ static int check_vm_files(struct mf_ctx *c, const struct manifest *m, size_t i)
 	size_t n = 0;
 
 	for (size_t j = 0; j < g->n_files; j++)
-		check_asset_ref(c, m, g->files[j].asset, P(p, "vms[%zu].files[%zu].asset", i, j));
+		mf_check_asset_ref(c, m, g->files[j].asset, P(p, "vms[%zu].files[%zu].asset", i, j));
 	if (g->n_files < 2)
 		return 0;
 	v = calloc(g->n_files, sizeof(*v));
@@ -1066,9 +1066,9 @@ static void check_k3s_airgap(struct mf_ctx *c, const struct manifest *m)
 		mf_warning_whole(c, at,
 				 "k3s.airgap.images is not set: the nodes have no internet, and without this "
 				 "archive K3s cannot pull its own images (pause, coredns, ...)");
-	check_asset_ref(c, m, k->airgap.binary, "k3s.airgap.binary");
-	check_asset_ref(c, m, k->airgap.images, "k3s.airgap.images");
-	check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
+	mf_check_asset_ref(c, m, k->airgap.binary, "k3s.airgap.binary");
+	mf_check_asset_ref(c, m, k->airgap.images, "k3s.airgap.images");
+	mf_check_asset_ref(c, m, k->airgap.install_script, "k3s.airgap.install_script");
 }
 
 /* A K3s group's own files must not take the paths of the K3s payload (the
@@ -1137,7 +1137,7 @@ static void check_kube_vip(struct mf_ctx *c, const struct manifest *m)
 			    "k3s.api_vip needs k3s.kube_vip: the image that serves the address (docs/k3s.md)");
 	if (kube_vip && !vip)
 		mf_error_whole(c, "k3s.kube_vip", "k3s.kube_vip serves k3s.api_vip, which is not set");
-	check_asset_ref(c, m, k->kube_vip.image, "k3s.kube_vip.image");
+	mf_check_asset_ref(c, m, k->kube_vip.image, "k3s.kube_vip.image");
 }
 
 /* Each chart's asset exists and its name is unique (one HelmChart, one
@@ -1148,7 +1148,7 @@ static void check_k3s_charts(struct mf_ctx *c, const struct manifest *m)
 	char p[MF_PATH_MAX];
 
 	for (size_t i = 0; i < k->n_charts; i++) {
-		check_asset_ref(c, m, k->charts[i].chart, P(p, "k3s.charts[%zu].chart", i));
+		mf_check_asset_ref(c, m, k->charts[i].chart, P(p, "k3s.charts[%zu].chart", i));
 		for (size_t j = 0; j < i; j++)
 			if (streq_ptr(k->charts[i].name, k->charts[j].name))
 				mf_error_at(c, P(p, "k3s.charts[%zu].name", i), "chart '%s' is k3s.charts[%zu] already",
@@ -1164,7 +1164,7 @@ static void check_k3s(struct mf_ctx *c, struct manifest *m)
 
 	if (!k->present)
 		return;
-	check_secret(c, m, &k->token, "k3s.token");
+	mf_check_secret(c, m, &k->token, "k3s.token");
 	if (!secret_declared(m, MANIFEST_SECRET_CA_KEY))
 		mf_error_whole(c, "k3s", "k3s needs the secret %s (its CAs derive from it; docs/k3s.md)",
 			       MANIFEST_SECRET_CA_KEY);
@@ -1253,8 +1253,8 @@ static void check_dns_airgap(struct mf_ctx *c, const struct manifest *m)
 						   "installed already (unit 'technitium', docs/dns.md)");
 		return;
 	}
-	check_asset_ref(c, m, d->airgap.package, "dns.airgap.package");
-	check_asset_ref(c, m, d->airgap.runtime, "dns.airgap.runtime");
+	mf_check_asset_ref(c, m, d->airgap.package, "dns.airgap.package");
+	mf_check_asset_ref(c, m, d->airgap.runtime, "dns.airgap.runtime");
 	for (size_t i = 0; i < m->n_vms; i++) {
 		const struct mf_vm_group *g = &m->vms[i];
 		struct mf_payload_file pl[MANIFEST_DNS_PAYLOAD_MAX];
@@ -1333,7 +1333,7 @@ static int check_dns(struct mf_ctx *c, struct manifest *m)
 
 	if (!d->present)
 		return 0;
-	check_secret(c, m, &d->admin_password, "dns.admin_password");
+	mf_check_secret(c, m, &d->admin_password, "dns.admin_password");
 	if (names && d->primary && manifest_find_vm(m, d->primary, &vm) < 0)
 		mf_error_at(c, "dns.primary", "no VM named '%s' (after expanding vms[].name)", d->primary);
 	if (names && d->secondary && manifest_find_vm(m, d->secondary, &vm) < 0)
@@ -1357,9 +1357,9 @@ static int check_dns(struct mf_ctx *c, struct manifest *m)
 				    manifest_dns_proto_name(d->forwarders[0].protocol));
 	}
 	check_dns_airgap(c, m);
-	if (m->cluster.domain && set_default(&d->zone, m->cluster.domain) < 0)
+	if (m->cluster.domain && mf_set_default(&d->zone, m->cluster.domain) < 0)
 		return -ENOMEM;
-	if (m->edge.present && set_default(&d->wildcard, "edge") < 0)
+	if (m->edge.present && mf_set_default(&d->wildcard, "edge") < 0)
 		return -ENOMEM;
 	check_dns_names(c, m, names);
 	return 0;
@@ -1485,11 +1485,11 @@ static int check_edge(struct mf_ctx *c, struct manifest *m, struct uniq_set *ips
 		mf_error_at(c, "edge.certificate",
 			    "acme-dns01 answers the challenges with TXT records in the lab's DNS: needs a dns section");
 	if (e->cert == MF_CERT_ACME_DNS01 && e->acme.email &&
-	    (set_default(&e->acme.server, MANIFEST_ACME_SERVER) < 0 ||
-	     set_default(&e->acme.provider, MANIFEST_ACME_PROVIDER) < 0))
+	    (mf_set_default(&e->acme.server, MANIFEST_ACME_SERVER) < 0 ||
+	     mf_set_default(&e->acme.provider, MANIFEST_ACME_PROVIDER) < 0))
 		return -ENOMEM;
 	if (e->dashboard_password.name)
-		check_secret(c, m, &e->dashboard_password, "edge.dashboard_password");
+		mf_check_secret(c, m, &e->dashboard_password, "edge.dashboard_password");
 	if (e->dashboard_host && !e->dashboard_password.name)
 		mf_error_at(c, "edge.dashboard_host",
 			    "needs edge.dashboard_password: the dashboard is only served behind basic auth");
@@ -1510,10 +1510,10 @@ static int check_edge(struct mf_ctx *c, struct manifest *m, struct uniq_set *ips
 		mf_error_at(c, "edge.allow", "is empty: no client could reach the edge");
 	if (!zone)
 		return 0;
-	if (snprintf(host, sizeof(host), "pve.%s", zone) < (int)sizeof(host) && set_default(&e->proxmox_host, host) < 0)
+	if (snprintf(host, sizeof(host), "pve.%s", zone) < (int)sizeof(host) && mf_set_default(&e->proxmox_host, host) < 0)
 		return -ENOMEM;
 	if (m->dns.present && snprintf(host, sizeof(host), "dns.%s", zone) < (int)sizeof(host) &&
-	    set_default(&e->dns_host, host) < 0)
+	    mf_set_default(&e->dns_host, host) < 0)
 		return -ENOMEM;
 	if (e->dns_host && !m->dns.present)
 		mf_error_at(c, "edge.dns_host", "names the DNS console, but there is no dns section");
@@ -1545,7 +1545,7 @@ static int check_secrets(struct mf_ctx *c, struct manifest *m)
 			r = uniq_add(&names, s->names[i], P(p, "secrets.names[%zu]", i), NULL);
 	uniq_report(c, &names, "secret name");
 	if (r >= 0)
-		r = set_default(&s->key_source, "cmdline");
+		r = mf_set_default(&s->key_source, "cmdline");
 	return r;
 }
 
@@ -1602,7 +1602,7 @@ static void check_pbs(struct mf_ctx *c, const struct manifest *m)
 	if (b->pbs.username && !pbs_auth_id_valid(b->pbs.username))
 		mf_error_at(c, "backup.pbs.username", "'%s' is not user@realm or user@realm!token", b->pbs.username);
 	if (b->pbs.password.name)
-		check_secret(c, m, &b->pbs.password, "backup.pbs.password");
+		mf_check_secret(c, m, &b->pbs.password, "backup.pbs.password");
 	if (b->pbs.fingerprint && !fingerprint_valid(b->pbs.fingerprint))
 		mf_error_at(c, "backup.pbs.fingerprint",
 			    "'%s' is not a SHA-256 fingerprint (32 hex bytes separated by ':', as PBS shows it)",
@@ -1619,7 +1619,7 @@ static int check_backup(struct mf_ctx *c, struct manifest *m)
 		return 0;
 	if (m->n_vms == 0)
 		mf_error_at(c, "backup", "the manifest has no VMs to back up");
-	if (set_default(&b->schedule, MANIFEST_BACKUP_SCHEDULE) < 0 || set_default(&b->storage, MANIFEST_BACKUP_STORAGE) < 0)
+	if (mf_set_default(&b->schedule, MANIFEST_BACKUP_SCHEDULE) < 0 || mf_set_default(&b->storage, MANIFEST_BACKUP_STORAGE) < 0)
 		return -ENOMEM;
 	if (!calendar_valid(b->schedule))
 		mf_error_at(c, "backup.schedule",
@@ -1655,209 +1655,6 @@ static void check_status(struct manifest *m)
 		m->status.port = MANIFEST_STATUS_PORT;
 }
 
-/* ---- gitops, monitoring, registry ------------------------------------------- */
-
-/* A list of asset names (image tarballs): each exists, each once. */
-static void check_asset_list(struct mf_ctx *c, const struct manifest *m, char *const *v, size_t n, const char *key)
-{
-	char p[MF_PATH_MAX];
-
-	for (size_t i = 0; i < n; i++) {
-		if (!v[i])
-			continue;
-		check_asset_ref(c, m, v[i], P(p, "%s[%zu]", key, i));
-		for (size_t j = 0; j < i; j++)
-			if (streq_ptr(v[i], v[j])) {
-				mf_error_at(c, p, "asset '%s' is %s[%zu] already", v[i], key, j);
-				break;
-			}
-	}
-}
-
-/* A UI at the edge (gitops.host, monitoring.hosts.*, registry.host):
- * Traefik routes the name and the lab's DNS answers for it, so it needs
- * both sections; check_edge_hosts() applies edge.dashboard_host's rules. */
-static void check_app_host(struct mf_ctx *c, const struct manifest *m, const char *host, const char *key)
-{
-	const char *need = "a dns section";
-
-	if (!host || (m->edge.present && m->dns.present))
-		return;
-	if (!m->edge.present)
-		need = m->dns.present ? "an edge section" : "an edge and a dns section";
-	mf_error_at(c, key, "'%s' is served by the edge under the lab's DNS zone: it needs %s", host, need);
-}
-
-/* A system chart's HelmChart sits beside k3s.charts': none of those may
- * take its name. */
-static void check_system_chart(struct mf_ctx *c, const struct manifest *m, const char *name, const char *what)
-{
-	char p[MF_PATH_MAX];
-
-	for (size_t i = 0; i < m->k3s.n_charts; i++)
-		if (streq_ptr(m->k3s.charts[i].name, name))
-			mf_error_at(c, P(p, "k3s.charts[%zu].name", i),
-				    "'%s' is the name of %s: give this chart another name", name, what);
-}
-
-static bool git_url_ssh(enum mf_git_url k)
-{
-	return k == MF_GIT_SSH || k == MF_GIT_SCP;
-}
-
-/* Credentials that fit the URL: a password or token over http(s), a
- * private key over SSH; a repository that is not public needs them. */
-static int check_gitops_credentials(struct mf_ctx *c, struct manifest *m)
-{
-	struct mf_gitops *g = &m->gitops;
-	bool ssh = git_url_ssh(g->repo_kind);
-	const char *need = ssh ? "ssh_key" : "password";
-	bool have = (ssh ? g->credentials.ssh_key.name : g->credentials.password.name) != NULL;
-	char p[MF_PATH_MAX];
-
-	if (g->credentials.password.name)
-		check_secret(c, m, &g->credentials.password, "gitops.credentials.password");
-	if (g->credentials.ssh_key.name)
-		check_secret(c, m, &g->credentials.ssh_key, "gitops.credentials.ssh_key");
-	if (!g->repo)
-		return 0; /* missing, or not a URL: reported */
-	if (ssh && g->credentials.password.name)
-		mf_error_at(c, "gitops.credentials.password",
-			    "is for an https:// or http:// repository; '%s' is reached over SSH: give "
-			    "credentials.ssh_key",
-			    g->repo);
-	if (ssh && g->credentials.username)
-		mf_error_at(c, "gitops.credentials.username",
-			    "is for an https:// or http:// repository; over SSH the user is part of the URL ('%s')",
-			    g->repo);
-	if (!ssh && g->credentials.ssh_key.name)
-		mf_error_at(c, "gitops.credentials.ssh_key",
-			    "is for an ssh:// or USER@HOST:PATH repository; '%s' is reached over HTTP(S): give "
-			    "credentials.password",
-			    g->repo);
-	if (!ssh && g->credentials.username && !g->credentials.password.name &&
-	    !mf_failed(c, "gitops.credentials.password"))
-		mf_error_at(c, "gitops.credentials.username", "is only used with gitops.credentials.password");
-	if (!g->public && !have && !mf_failed(c, "gitops.public") && !mf_failed(c, P(p, "gitops.credentials.%s", need)))
-		mf_error_whole(c, "gitops.credentials",
-			       "the repository '%s' is private (gitops.public is not true): it needs credentials.%s",
-			       g->repo, need);
-	if (!ssh && g->credentials.password.name)
-		return set_default(&g->credentials.username, MANIFEST_GITOPS_USERNAME);
-	return 0;
-}
-
-static int check_gitops(struct mf_ctx *c, struct manifest *m)
-{
-	struct mf_gitops *g = &m->gitops;
-
-	if (!g->present)
-		return 0;
-	if (!m->k3s.present)
-		mf_error_whole(c, "gitops", "Argo CD runs in K3s: gitops needs a k3s section");
-	check_asset_ref(c, m, g->chart, "gitops.chart");
-	check_asset_list(c, m, g->images, g->n_images, "gitops.images");
-	check_system_chart(c, m, MANIFEST_GITOPS_CHART, "Argo CD's chart (gitops)");
-	check_app_host(c, m, g->host, "gitops.host");
-	if (set_default(&g->revision, MANIFEST_GITOPS_REVISION) < 0 || set_default(&g->path, MANIFEST_GITOPS_PATH) < 0)
-		return -ENOMEM;
-	return check_gitops_credentials(c, m);
-}
-
-/* Each job's name once (Prometheus's job_name); the default path. */
-static int check_scrape_targets(struct mf_ctx *c, struct mf_monitoring *mo)
-{
-	char p[MF_PATH_MAX];
-
-	for (size_t i = 0; i < mo->n_scrape_targets; i++) {
-		struct mf_scrape_target *t = &mo->scrape_targets[i];
-
-		for (size_t j = 0; t->name && j < i; j++)
-			if (streq_ptr(t->name, mo->scrape_targets[j].name)) {
-				mf_error_at(c, P(p, "monitoring.scrape_targets[%zu].name", i),
-					    "job '%s' is monitoring.scrape_targets[%zu] already", t->name, j);
-				break;
-			}
-		if (set_default(&t->metrics_path, MANIFEST_SCRAPE_PATH) < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/* monitoring.logs: the log store, shown in monitoring's Grafana. */
-static int check_logs(struct mf_ctx *c, struct manifest *m)
-{
-	struct mf_monitoring *mo = &m->monitoring;
-
-	if (!mo->logs.present)
-		return 0;
-	if (mo->logs.enabled && !mo->enabled && !mf_failed(c, "monitoring.enabled"))
-		mf_error_at(c, "monitoring.logs",
-			    "the logs are read in Grafana, which monitoring.enabled: false leaves out (set "
-			    "monitoring.logs.enabled: false too)");
-	if (mo->logs.enabled && !mo->logs.chart && !mf_failed(c, "monitoring.logs.chart"))
-		mf_error_whole(c, "monitoring.logs",
-			       "monitoring.logs.chart is required: the nodes have no internet, the chart comes from the "
-			       "bundle");
-	check_asset_ref(c, m, mo->logs.chart, "monitoring.logs.chart");
-	check_asset_list(c, m, mo->logs.images, mo->logs.n_images, "monitoring.logs.images");
-	return set_default(&mo->logs.retention, MANIFEST_LOGS_RETENTION);
-}
-
-static int check_monitoring(struct mf_ctx *c, struct manifest *m)
-{
-	struct mf_monitoring *mo = &m->monitoring;
-	char p[MF_PATH_MAX];
-
-	if (!mo->present)
-		return 0;
-	if (mo->enabled && !m->k3s.present)
-		mf_error_whole(c, "monitoring", "the monitoring stack runs in K3s: monitoring needs a k3s section");
-	if (mo->enabled && !mo->chart && !mf_failed(c, "monitoring.chart"))
-		mf_error_whole(c, "monitoring",
-			       "monitoring.chart is required: the nodes have no internet, the chart comes from the bundle");
-	if (mo->enabled && !mo->grafana_password.name && !mf_failed(c, "monitoring.grafana_password"))
-		mf_error_whole(c, "monitoring", "monitoring.grafana_password is required: Grafana's admin password");
-	if (mo->grafana_password.name)
-		check_secret(c, m, &mo->grafana_password, "monitoring.grafana_password");
-	check_asset_ref(c, m, mo->chart, "monitoring.chart");
-	check_asset_list(c, m, mo->images, mo->n_images, "monitoring.images");
-	check_app_host(c, m, mo->hosts.grafana, "monitoring.hosts.grafana");
-	check_app_host(c, m, mo->hosts.prometheus, "monitoring.hosts.prometheus");
-	if (mo->enabled)
-		check_system_chart(c, m, MANIFEST_MONITORING_CHART, "the monitoring stack's chart (monitoring)");
-	for (size_t i = 0; i < mo->n_scrape_targets; i++)
-		if (streq_ptr(mo->scrape_targets[i].name, MANIFEST_MONITORING_HOSTS_JOB))
-			mf_error_at(c, P(p, "monitoring.scrape_targets[%zu].name", i),
-				    "'%s' is the job of the nodes' exporters, which Prometheus scrapes already: "
-				    "give this job another name",
-				    MANIFEST_MONITORING_HOSTS_JOB);
-	if (set_default(&mo->retention, MANIFEST_MONITORING_RETENTION) < 0 || check_logs(c, m) < 0)
-		return -ENOMEM;
-	return check_scrape_targets(c, mo);
-}
-
-static int check_registry(struct mf_ctx *c, struct manifest *m)
-{
-	struct mf_registry *rg = &m->registry;
-
-	if (!rg->present)
-		return 0;
-	if (rg->enabled && !m->k3s.present)
-		mf_error_whole(c, "registry", "the registry runs in K3s: registry needs a k3s section");
-	check_asset_ref(c, m, rg->image, "registry.image");
-	check_asset_list(c, m, rg->seed, rg->n_seed, "registry.seed");
-	if (rg->enabled && !rg->host && !mf_failed(c, "registry.host"))
-		mf_error_whole(c, "registry",
-			       "registry.host is required: K3s pulls from the registry by that name, through the edge");
-	check_app_host(c, m, rg->host, "registry.host");
-	if (!mf_given(c, "registry.size"))
-		rg->size = MANIFEST_REGISTRY_SIZE;
-	else if (rg->size < MANIFEST_REGISTRY_SIZE_MIN)
-		mf_error_at(c, "registry.size", "is smaller than 1G");
-	return 0;
-}
-
 int manifest_check(struct mf_ctx *c, struct manifest *m)
 {
 	struct uniq_set names = {}, ips = {}, vmids = {};
@@ -1888,12 +1685,6 @@ int manifest_check(struct mf_ctx *c, struct manifest *m)
 		r = check_backup(c, m);
 	if (r >= 0)
 		check_status(m);
-	if (r >= 0)
-		r = check_gitops(c, m);
-	if (r >= 0)
-		r = check_monitoring(c, m);
-	if (r >= 0)
-		r = check_registry(c, m);
 	uniq_report(c, &names, "host name");
 	uniq_report(c, &ips, "IP");
 	uniq_report(c, &vmids, "VMID");

@@ -76,3 +76,16 @@ bool mf_failed(const struct mf_ctx *c, const char *path);
 /* Cross-field validation and defaults; run after decoding succeeded
  * structurally. Adds diagnostics; returns 0 or -ENOMEM. */
 int manifest_check(struct mf_ctx *c, struct manifest *m);
+/* The same for gitops, monitoring and registry (manifest-apps.c), after
+ * manifest_check(). */
+int mf_check_apps(struct mf_ctx *c, struct manifest *m);
+
+/* Helpers of the checks (manifest-check.c). A field path into buf (cut
+ * short when too long: it is only looked up and shown). */
+__attribute__((format(printf, 3, 4))) const char *mf_pathf(char *buf, size_t size, const char *fmt, ...);
+/* *field = strdup(value) unless set: 0 or -ENOMEM. */
+int mf_set_default(char **field, const char *value);
+/* A secret reference names a declared secret (an error at PATH.secret). */
+void mf_check_secret(struct mf_ctx *c, const struct manifest *m, const struct mf_secret *s, const char *path);
+/* An asset reference names an asset (an error at path). */
+void mf_check_asset_ref(struct mf_ctx *c, const struct manifest *m, const char *name, const char *path);

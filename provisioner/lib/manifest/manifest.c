@@ -2059,6 +2059,8 @@ int manifest_load_buffer(const char *data, size_t size, const char *display_name
 	(void)decode_map(&c, root, manifest_fields, m);
 	if (!c.oom)
 		r = manifest_check(&c, m);
+	if (!c.oom && r >= 0)
+		r = mf_check_apps(&c, m);
 	mf_ctx_done(&c);
 	if (c.oom || r == -ENOMEM)
 		return -ENOMEM;
