@@ -9,6 +9,16 @@
 #                        api_vip 10.0.0.5 and kube-vip; K3S_DISABLE: the
 #                        k3s.disable list (default "traefik"; empty: none)
 #   k8s_start [ARGS]     start k8s_sim.py (killed on exit); $K8S_URL
+#   k3s_one_server [NAME=ARCHIVE]...  the Proxmox simulator's state as it is
+#                        once firstboot installed K3s in one server
+#                        (k3s-server-01, 10.0.0.31, traefik disabled, tls-san
+#                        127.0.0.1): its CAs made, $TESTTMP/{server,client}-ca.{crt,key},
+#                        the eleven CA files, each ARCHIVE in its static
+#                        directory as charts/NAME — for the tests of the
+#                        Kubernetes simulator alone (no Proxmox simulator runs)
+#   k3s_admin_cert       after k3s_one_server: the admin's client certificate
+#                        (O=system:masters), as K3s issues it, in
+#                        $TESTTMP/admin.{crt,key}
 #   k3s_args             K3S=(firstboot's options for the K3s tests: assets, CA,
 #                        token, the simulator's URL, report directory)
 #   k8s_query EXPR       a Python expression over its state (st)
@@ -119,6 +129,51 @@ k8s_start() { # [k8s_sim args]
 	done
 	cat "$TESTTMP/sim-k8s.log" >&2
 	fail "the Kubernetes API simulator did not start"
+}
+
+k3s_one_server() { # [NAME=ARCHIVE]...
+	local ca
+	for ca in server-ca client-ca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+			-keyout "$TESTTMP/$ca.key" -out "$TESTTMP/$ca.crt" -subj "/CN=$ca" \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null ||
+			fail "making $ca"
+	done
+	"$PY" - "$TESTTMP" "$SIM_STATE/state.json" "$@" <<'PYEOF' || fail "writing the K3s server's state"
+import base64, hashlib, json, sys, time, uuid
+t, out = sys.argv[1], sys.argv[2]
+TLS = "/var/lib/rancher/k3s/server/tls/"
+files = {}
+for f in ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key"):
+    files[TLS + f] = {"mode": "0600", "data": open("%s/%s" % (t, f)).read()}
+for f in ("request-header-ca.crt", "request-header-ca.key", "etcd/server-ca.crt", "etcd/server-ca.key",
+          "etcd/peer-ca.crt", "etcd/peer-ca.key", "service.key"):
+    files[TLS + f] = {"mode": "0600", "data": "placeholder %s\n" % f}
+for arg in sys.argv[3:]:
+    name, archive = arg.split("=", 1)
+    chart = open(archive, "rb").read()
+    files["/var/lib/rancher/k3s/server/static/charts/" + name] = {
+        "mode": "0644", "b64": base64.b64encode(chart).decode(), "sha256": hashlib.sha256(chart).hexdigest(),
+        "size": len(chart)}
+ca_hash = hashlib.sha256(files[TLS + "server-ca.crt"]["data"].encode()).hexdigest()
+ident = str(uuid.uuid4())
+config = ("node-name: k3s-server-01\nnode-ip: 10.0.0.31\ntoken: K10%s::server:fixture-secret\n"
+          "disable: [traefik]\ntls-san: [127.0.0.1]\n" % ca_hash)
+now = time.time() - 5
+vm = {"conf": {"name": "k3s-server-01", "smbios1": "uuid=%s" % ident, "agent": "1"}, "running": True,
+      "started": now - 5, "guestfs": files,
+      "k3s": {"unit": "k3s", "role": "server", "started": now, "identity": ident, "config": config}}
+json.dump({"guest": {"vms": {"pve1": {"201": vm}}}}, open(out, "w"))
+PYEOF
+}
+
+k3s_admin_cert() {
+	{
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TESTTMP/admin.key" \
+			-out "$TESTTMP/admin.csr" -subj "/O=system:masters/CN=system:admin" &&
+			openssl x509 -req -in "$TESTTMP/admin.csr" -CA "$TESTTMP/client-ca.crt" -CAkey "$TESTTMP/client-ca.key" \
+				-CAcreateserial -days 30 -out "$TESTTMP/admin.crt" -extfile <(echo "extendedKeyUsage=clientAuth")
+	} 2>/dev/null || fail "issuing the admin certificate"
 }
 
 k3s_args() {

@@ -54,6 +54,19 @@ service proxy reaches its pods: Prometheus's /api/v1/targets (up
 --prometheus-ms after the install; the static targets of
 additionalScrapeConfigs up when --scrape-up lists them) and Grafana's API
 (once its admin Secret exists) — k8s_sim_monitoring.py.
+A Deployment a client creates is rolled out as the controllers and the
+kubelet would (ReplicaSet, Pods, status: available --deploy-ms after every
+claim it mounts exists), a local-path claim Bound once a Deployment mounting
+it is available; while Deployment registry/registry is available,
+--registry-dir DIR holds DIR/ready, and the service proxy reaches the
+Distribution API of Service registry/registry, holding what
+DIR/pushed.json lists (written by the Proxmox simulator) —
+k8s_sim_registry.py.
+Where a release of the chart loki-stack is deployed, Loki's Service,
+Promtail's DaemonSet and its extra ports' Services are rendered, and the
+service proxy reaches Loki: /ready (200 --loki-ms after its start), labels
+and series of the streams of --log-streams that the values' Promtail
+configuration would ship — k8s_sim_logs.py.
 A LoadBalancer Service's address comes from kube-vip (annotation
 kube-vip.io/loadbalancerIPs) only while a kube-vip DaemonSet runs with
 svc_enable true and takes the Service's class, else from ServiceLB (the
@@ -64,6 +77,7 @@ Usage: k8s_sim.py --port P --pve-state DIR [--latency-ms N] [--promote-ms N]
        [--ready-ms N] [--elect-503-ms N] [--never-ready NODE]...
        [--helm-ms N] [--schemas DIR] [--traefik-chart VERSION]
        [--argocd-ms N] [--git-repos FILE] [--prometheus-ms N] [--scrape-up FILE]
+       [--deploy-ms N] [--registry-dir DIR] [--loki-ms N] [--log-streams FILE]
        [--bearer-token TOKEN:USER[:GROUP,...]]...
 --git-repos FILE (JSON, read once at start) is what the simulated network
 holds: {URL: {"auth": null | {"username": U, "password": P} |
@@ -71,6 +85,9 @@ holds: {URL: {"auth": null | {"username": U, "password": P} |
 without it no repository is reachable. --scrape-up FILE (JSON list of
 "HOST:PORT", re-read whenever it changes; it may not exist yet) names the
 scrape targets that answer Prometheus; without it none does.
+--log-streams FILE (JSON list of label sets {NAME: VALUE}, re-read whenever
+it changes; it may not exist yet) is what the hosts and pods send to Loki;
+without it Loki holds no stream.
 Listens on 127.0.0.1 only. Clients authenticate with a certificate of the
 cluster's client CA (CN the user, O the groups) or with a bearer token
 given by --bearer-token; writes need the group system:masters.
@@ -112,6 +129,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import k8s_sim_objects as objects
+import k8s_sim_registry as registry
 import sim_record
 
 TLS = "/var/lib/rancher/k3s/server/tls/"
@@ -121,6 +139,7 @@ CA_FILES = ["server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", 
 CONFIG = "/etc/rancher/k3s/config.yaml"
 CRITICAL = ("cluster-cidr", "service-cidr", "disable")
 VERSION = "v1.33.5+k3s1"
+PROXY = re.compile(r"/api/v1/namespaces/[^/]+/services/[^/]+/proxy(/|$)")
 
 
 class Locked:
@@ -455,7 +474,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer: the headers of the GET, no body
+            self.wfile.write(body)
         return code
 
     def identity(self):
@@ -500,7 +520,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # never the Authorization header: only how the request authenticated
             self.server.rec.record({"method": method, "path": url.path, "query": url.query, "status": code,
                                     "user": user, "groups": groups, "auth": how, "time": time.time(),
-                                    "body": body.decode("utf-8", "replace") if method != "GET" else None,
+                                    "body": body.decode("utf-8", "replace") if method not in ("GET", "HEAD")
+                                    else None,
                                     "etcd": etcd_view(a)})
 
     def route(self, method, url, user, groups, body):
@@ -517,7 +538,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise Fail(401, "Unauthorized", "Unauthorized")
             if not quorate(st, live, now) or self.electing(st, now):
                 raise Fail(503, "ServiceUnavailable", "etcdserver: no leader")
-            if method != "GET" and "system:masters" not in groups:
+            if method not in ("GET", "HEAD") and "system:masters" not in groups:
                 raise Fail(403, "Forbidden", "User \"%s\" cannot %s resource at %s" % (user, method.lower(), path))
             if path in ("/readyz", "/livez", "/healthz"):
                 return self.send(200, b"ok", "text/plain")
@@ -541,14 +562,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return self.send(200, status_obj(200, "", "", "Success"))
             if path.startswith("/api/v1/nodes"):
                 raise Fail(404, "NotFound", "the server could not find the requested resource")
+            if method == "HEAD" and not PROXY.match(path):
+                raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                           "resource")  # HEAD goes to the service proxy only
             if path in ("/api", "/apis") or path.startswith(("/api/", "/apis/")):
                 w = world(st, live, a, now)
+                w.request_headers, w.reply_headers = self.headers, []  # the service proxy's
+                w.query_all = urllib.parse.parse_qs(url.query, keep_blank_values=True)  # Loki's match[]...
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
                 ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
                 code, out, otype = objects.api(w, method, path, query, body, ctype, self.headers.get("User-Agent"),
                                                node_secret(st, now))
+                registry.after_request(w)
                 warn = [("Warning", '299 - %s' % json.dumps(x)) for x in w.warnings]
-                return self.send(code, out, otype, warn)
+                return self.send(code, out, otype, warn + w.reply_headers)
             raise Fail(404, "NotFound", "the server could not find the requested resource")
 
     @staticmethod
@@ -563,6 +590,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.handle_one("GET")
+
+    def do_HEAD(self):
+        self.handle_one("HEAD")
 
     def do_DELETE(self):
         self.handle_one("DELETE")
@@ -605,6 +635,21 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         super().process_request_thread(request, client_address)
 
 
+def registry_ticker(a):
+    """DIR/ready follows the registry's Deployment between requests too:
+    every 200 ms, from the state as the last request left it (read only;
+    k8s_sim_registry.publish)."""
+    while True:
+        try:
+            pve = snapshot(a)
+            with Locked(a.pve_state, "k8s.json", new_state, write=False) as st:
+                if st["cluster"] is not None:
+                    registry.publish(world(st, {g[0]: g for g in guests(pve)}, a, time.time()))
+        except Exception:  # keep ticking; said in the log
+            traceback.print_exc(file=sys.stderr)
+        time.sleep(0.2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True)
@@ -623,6 +668,16 @@ def main():
                     "without it, none")
     ap.add_argument("--prometheus-ms", type=int, default=300,
                     help="the monitoring stack's Prometheus (and Grafana) pod is up this long after it could start")
+    ap.add_argument("--deploy-ms", type=int, default=1500,
+                    help="a client's Deployment is available this long after every claim it mounts exists")
+    ap.add_argument("--registry-dir", metavar="DIR",
+                    help="shared with the Proxmox simulator: DIR/ready while Deployment registry/registry is "
+                    "available; the registry holds what DIR/pushed.json lists")
+    ap.add_argument("--loki-ms", type=int, default=300,
+                    help="the log store's Loki is ready this long after its pod started")
+    ap.add_argument("--log-streams", metavar="FILE",
+                    help="the log streams sent to Loki (JSON list of label sets, re-read when it changes); "
+                    "without it, none")
     ap.add_argument("--scrape-up", metavar="FILE",
                     help='the scrape targets that answer (JSON list of "HOST:PORT", re-read when it changes); '
                     "without it, none")
@@ -643,6 +698,17 @@ def main():
         ap.error("--argocd-ms: not a duration")
     if a.prometheus_ms < 0:
         ap.error("--prometheus-ms: not a duration")
+    if a.deploy_ms < 0:
+        ap.error("--deploy-ms: not a duration")
+    if a.registry_dir and not os.path.isdir(a.registry_dir):
+        ap.error("--registry-dir %s: not a directory" % a.registry_dir)
+    if a.loki_ms < 0:
+        ap.error("--loki-ms: not a duration")
+    if a.log_streams:
+        try:
+            objects.logs.load_log_streams(a.log_streams)
+        except (OSError, ValueError) as e:
+            ap.error("--log-streams %s: %s" % (a.log_streams, e))
     if a.scrape_up:
         try:
             objects.monitoring.load_scrape_up(a.scrape_up)
@@ -668,6 +734,8 @@ def main():
     srv.tokens = tokens
     srv.tls = Tls()
     srv.rec = sim_record.Recorder("k8s", "api", local_dir=os.environ.get("K8S_SIM_RECORD_DIR"))
+    if a.registry_dir:
+        threading.Thread(target=registry_ticker, args=(a,), daemon=True).start()
     print("k8s_sim: listening on https://127.0.0.1:%d" % a.port, flush=True)
     srv.serve_forever()
 

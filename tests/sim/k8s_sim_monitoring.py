@@ -605,9 +605,51 @@ def grafana_answer(w, ns, release, m, path, query):
 
 
 # ---- kube-apiserver's service proxy ----------------------------------------------------
+# Shared with the registry's model (k8s_sim_registry.service_proxy): how
+# kube-apiserver resolves services/[SCHEME:]NAME[:PORT]/proxy/PATH before a
+# pod answers, and its own answers when none can.
+
+def parse_ref(ref):
+    """(scheme, name, port) of [SCHEME:]NAME[:PORT] ('' when left out)."""
+    parts = ref.split(":")
+    return ("", parts[0], "") if len(parts) == 1 else \
+        (("", parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2]))
+
+
+def proxy_target(w, ns, name, port):
+    """The Service NS/NAME and the entry of its spec.ports the request names
+    (by number or name; none named: the first, or None when it has none) —
+    404 when the Service does not exist, 503 when it has no such port."""
+    svc = w.get(objects.SERVICE, ns, name)
+    if svc is None:
+        raise objects.not_found(objects.SERVICE, name)
+    ports = (svc.get("spec") or {}).get("ports") or []
+    if not port:
+        return svc, (ports[0] if ports else None)
+    p = next((p for p in ports if str(p.get("port")) == port or p.get("name") == port), None)
+    if p is None:
+        raise objects.ApiError(503, "ServiceUnavailable", 'no service port "%s" found for service "%s"'
+                               % (port, name))
+    return svc, p
+
 
 def no_endpoints(name):
+    """The Service has no ready endpoint (no pod behind it is Ready)."""
     return objects.ApiError(503, "ServiceUnavailable", 'no endpoints available for service "%s"' % name)
+
+
+def method_not_modelled():
+    """A method the model of the pod behind the proxy does not take."""
+    return objects.ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                    "resource")
+
+
+def plain_http(scheme):
+    """The pods modelled serve plain HTTP: an https: proxy request fails as
+    kube-apiserver's TLS handshake with them would."""
+    if scheme == "https":
+        raise objects.ApiError(503, "ServiceUnavailable", "error trying to reach service: http: server gave HTTP "
+                                                          "response to HTTPS client")
 
 
 def service_proxy(w, method, ns, ref, rest, query):
@@ -615,19 +657,10 @@ def service_proxy(w, method, ns, ref, rest, query):
     as kube-apiserver resolves it (the Service must exist: 404; a port it
     has, by number or name: else 503; a ready endpoint: else 503) and as
     the pod behind it answers. (code, body, content type)."""
-    parts = ref.split(":")
-    scheme, name, port = ("", parts[0], "") if len(parts) == 1 else \
-        (("", parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2]))
-    svc = w.get(objects.SERVICE, ns, name)
-    if svc is None:
-        raise objects.not_found(objects.SERVICE, name)
-    ports = (svc.get("spec") or {}).get("ports") or []
-    if port and not any(str(p.get("port")) == port or p.get("name") == port for p in ports):
-        raise objects.ApiError(503, "ServiceUnavailable", 'no service port "%s" found for service "%s"'
-                               % (port, name))
+    scheme, name, port = parse_ref(ref)
+    proxy_target(w, ns, name, port)
     if method != "GET":
-        raise objects.ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
-                                                       "resource")
+        raise method_not_modelled()
     path = "/".join(rest)
     for rns, release, m in releases(w):
         if rns != ns:
@@ -636,21 +669,17 @@ def service_proxy(w, method, ns, ref, rest, query):
         if name == "%s-prometheus" % fullname(v, release):
             if not prometheus_up(w, m):
                 raise no_endpoints(name)
-            if scheme == "https":
-                raise objects.ApiError(503, "ServiceUnavailable", "error trying to reach service: http: server "
-                                                                  "gave HTTP response to HTTPS client")
+            plain_http(scheme)
             if path == "api/v1/targets":
                 return 200, prometheus_targets(w, ns, release, m), "application/json"
             return 404, b"404 page not found\n", "text/plain; charset=utf-8"
         if enabled(v, "grafana") and name == sub_fullname(release, "grafana"):
             if not grafana_up(w, m):
                 raise no_endpoints(name)
-            if scheme == "https":
-                raise objects.ApiError(503, "ServiceUnavailable", "error trying to reach service: http: server "
-                                                                  "gave HTTP response to HTTPS client")
+            plain_http(scheme)
             code, body = grafana_answer(w, ns, release, m, path, query)
             return code, body, "application/json"
-    raise no_endpoints(name)  # no pods of any other Service are modelled
+    raise no_endpoints(name)  # no pods of any other Service are modelled here
 
 
 def monitoring_controller(w):

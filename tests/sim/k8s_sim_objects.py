@@ -174,6 +174,18 @@ server's generic object store and the K3s controllers that act on it.
     503 "no endpoints available" for one without a modelled pod), with the
     Prometheus operator's ServiceMonitor and PodMonitor served while their
     CRDs exist.
+  * Workloads and the lab's registry (k8s_sim_registry.py): Deployments and
+    PersistentVolumeClaims decoded and validated as kube-apiserver does
+    (typed patch objects for server-side apply); a client's Deployment
+    rolled out (ReplicaSet, Pods, status) --deploy-ms after the claims it
+    mounts exist, a local-path claim Bound once its consumer is available;
+    DIR/ready (--registry-dir) while Deployment registry/registry is
+    available, and the Distribution API of Service registry/registry
+    through the service proxy.
+  * The log store (k8s_sim_logs.py), where a release of the chart named
+    loki-stack is deployed: Loki's Service, Promtail's DaemonSet and extra
+    ports' Services, and Loki's /ready, labels and series through the
+    service proxy.
 
 State (in k8s.json): "objects" {KEY: object} with KEY GROUP/PLURAL/NS/NAME
 ("core" for the core group, NS empty for cluster-scoped objects); an
@@ -186,7 +198,8 @@ served; "rv" the resourceVersion counter; "deploy" {K3S-START-KEY: {PATH:
 releases ("chart": the chart's name, which argocd_controller and the
 monitoring model follow); "monitoring" {NS/NAME: ...} what the monitoring
 model remembers of a deployed kube-prometheus-stack release
-(k8s_sim_monitoring.py).
+(k8s_sim_monitoring.py); "logs" the same of a loki-stack release
+(k8s_sim_logs.py).
 """
 import base64
 import copy
@@ -205,7 +218,9 @@ import urllib.parse
 import jsonschema
 import yaml
 
+import k8s_sim_logs as logs
 import k8s_sim_monitoring as monitoring
+import k8s_sim_registry as registry
 
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests/"
 STATIC = "/var/lib/rancher/k3s/server/static/"
@@ -1134,6 +1149,8 @@ class World:
         CustomResourceDefinition's (crd_causes). Raises ApiError."""
         md = obj.get("metadata") or {}
         causes = name_errors(r, md.get("name"))
+        if not status:  # Deployments and claims: decoded and validated (k8s_sim_registry)
+            causes += registry.builtin_causes(self, r, obj, strict)
         if r is SERVICE and not status:
             # ValidateServiceUpdate checks the class before the rest,
             # ValidateServiceCreate after
@@ -1481,8 +1498,10 @@ def api(w, method, path, query, body, ctype, ua, node_secret):
     if (group, version) == ("", "v1") and ns is not None and len(rest) >= 3 and rest[0] == "services" and \
             rest[2] == "proxy":
         # kube-apiserver's service proxy, to the pods the model has
-        # (k8s_sim_monitoring: Prometheus's and Grafana's)
-        return monitoring.service_proxy(w, method, ns, rest[1], rest[3:], query)
+        # (k8s_sim_registry: the registry's; k8s_sim_monitoring: Prometheus's and Grafana's)
+        # (k8s_sim_logs: Loki's, then the others)
+        return logs.service_proxy(w, method, ns, rest[1], rest[3:] + ([""] if path.endswith("/") else []), query,
+                                  registry.service_proxy)
     if len(rest) > 3:
         raise NOTHING
     r = BY_PATH.get((group, version, rest[0]))
@@ -1731,6 +1750,7 @@ def apply(w, r, ns, name, data, old, manager, force, dry=False, strict=False):
     for f in SERVER_META:
         cfg["metadata"].pop(f, None)
     cfg["metadata"]["name"] = name
+    registry.apply_check(r, cfg)  # a built-in type's typed patch object
     v = w.validator(r)
     if v is not None:
         gone = prune_unknown(v, cfg)
@@ -2521,6 +2541,7 @@ def helm_run(w, hc, action, head):
                         w.remove(SECRET, s)
                 prune_release(w, name, target, keep=())
                 monitoring.forget_release(w, name, target)
+                logs.forget_release(w, name, target)
         return True, out, gone
     upgrade = rkey in releases
     what = "UPGRADE FAILED" if upgrade else "INSTALLATION FAILED"
@@ -2575,13 +2596,15 @@ def helm_run(w, hc, action, head):
         releases[rkey] = {"revision": rev, "chart": chart["meta"]["name"], "version": str(chart["meta"]["version"]),
                           "status": "deployed"}
         # what the chart's templates make (modelled for the packaged Traefik
-        # and the monitoring stack only); what the release made before and
+        # and the monitoring and log stacks only); what the release made before and
         # no longer renders goes
         made = []
         if chart.get("packaged") == "traefik":
             made = render_traefik(w, chart, final, name, target)
         elif chart["meta"]["name"] == monitoring.MON_CHART:
             made = monitoring.render_monitoring(w, chart, final, name, target)
+        elif chart["meta"]["name"] == logs.LOGS_CHART:
+            made = logs.render_logs(w, chart, final, name, target)
         prune_release(w, name, target, keep={okey(r, o["metadata"].get("namespace"), o["metadata"]["name"])
                                              for r, o in made})
         # helm's secret storage driver: one secret per revision
@@ -3681,6 +3704,7 @@ def run_controllers(w):
     crd_controller(w)
     argocd_controller(w)
     monitoring.monitoring_controller(w)
+    registry.workload_controller(w)
     lb_controller(w)
     w.collect_garbage()
     expire_events(w)

@@ -28,6 +28,7 @@ import traceback
 import uuid
 
 import pve_sim_payload as pp
+import pve_sim_registry as reg
 from envfile import env_file
 import pve_sim_storage as st
 import pve_sim_vmconf as vc
@@ -76,6 +77,9 @@ def add_arguments(ap):
     ap.add_argument("--technitium-dir",
                     help="publish each Technitium install (agent/exec) in a VM of this node for "
                          "technitium_sim.py --install-dir: DIR/VM-NAME/{admin.pw,web.pfx,technitium.env,installed}")
+    ap.add_argument("--registry-dir",
+                    help="the in-cluster registry the seed script (agent/exec) pushes to, shared with "
+                         "k8s_sim.py: DIR/ready while it is available, DIR/pushed.json what was pushed")
     ap.add_argument("--lock-wait-ms", type=int, default=1000,
                     help="longest wait for a VM lock (Proxmox waits 1-10 s, by call)")
 
@@ -91,6 +95,7 @@ def init_node(sim, s, a, was_member=False):
     st.init(s, sim.node, a)
     s["nodes"][sim.node]["gopts"]["technitium_dir"] = os.path.abspath(a.technitium_dir) if a.technitium_dir \
         else None
+    s["nodes"][sim.node]["gopts"]["registry_dir"] = os.path.abspath(a.registry_dir) if a.registry_dir else None
     vms = s["guest"].setdefault("vms", {})
     s["guest"].setdefault("flocks", {})
     if a.fresh:  # the old installation's workers died with it, their task logs (/var/log/pve/tasks) too
@@ -1638,6 +1643,10 @@ def api_agent_ifaces(c, node, vmid):
 # real-guest test to replay). A re-created VM starts empty. With
 # --technitium-dir DIR a Technitium install is also published for
 # technitium_sim.py --install-dir DIR/VM-NAME (publish_technitium).
+# The registry step's `systemctl restart k3s|k3s-agent` (K3s reading
+# registries.yaml at each start, the install's too: "registries", "restarts",
+# "failed" in vm["k3s"]) and /bin/sh registry-seed.sh (images imported and
+# pushed to the --registry-dir registry) are in pve_sim_registry.py.
 
 K3S_INSTALL = "/usr/local/lib/devopslab/k3s-install.sh"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
@@ -1669,7 +1678,8 @@ def service(vm, unit):
 
 
 def unit_active(vm, unit):
-    return bool(vm["running"] and service(vm, unit))
+    svc = service(vm, unit)
+    return bool(vm["running"] and svc and not svc.get("failed"))
 
 
 def file_bytes(f):
@@ -1775,9 +1785,16 @@ def run_guest(s, node, vmid, vm, argv, data):
     if len(argv) == 3 and argv[:2] == ["systemctl", "is-active"]:
         # systemd 257 (Debian 13), as t-guest-boot's real guest answers:
         # 3 for a unit that is not running, 4 for one that does not exist
+        svc = service(vm, argv[2])
         if unit_active(vm, argv[2]):
             return 0, 0, "active\n", ""
-        return 0, 3 if service(vm, argv[2]) else 4, "inactive\n", ""
+        if svc and svc.get("failed"):
+            return 0, 3, "failed\n", ""
+        return 0, 3 if svc else 4, "inactive\n", ""
+    if len(argv) == 3 and argv[:2] == ["systemctl", "restart"] and argv[2] in reg.K3S_UNITS:
+        return reg.restart(vm, argv[2], exec_s)
+    if argv == ["systemctl", "restart", "systemd-resolved"]:
+        return reg.restart_resolved(vm, exec_s)
     if argv[:3] == ["/usr/bin/env", "INSTALL_K3S_SKIP_DOWNLOAD=true", "INSTALL_K3S_SKIP_SELINUX_RPM=true"] \
             and argv[4:] == ["/bin/sh", K3S_INSTALL] and argv[3] in ("INSTALL_K3S_EXEC=server",
                                                                    "INSTALL_K3S_EXEC=agent"):
@@ -1789,9 +1806,12 @@ def run_guest(s, node, vmid, vm, argv, data):
         unit = "k3s" if role == "server" else "k3s-agent"
         vm["k3s"] = {"unit": unit, "role": role, "started": time.time() + exec_s,
                      "identity": vm_identity(vm), "config": fs[K3S_CONFIG]["data"]}
-        return exec_s, 0, "[INFO]  systemd: Starting %s\n" % unit, ""
+        err = reg.k3s_start(vm["k3s"], fs)  # its registries.yaml; install.sh's restart fails on a bad one
+        return exec_s, 1 if err else 0, "[INFO]  systemd: Starting %s\n" % unit, err
     if argv == ["/bin/sh", TECHNITIUM_INSTALL]:
         return technitium_install(s, node, vmid, vm, exec_s)
+    if argv[:2] == ["/bin/sh", reg.SEED_SCRIPT]:
+        return reg.seed(s, node, vm, argv[2:], exec_s)
     raise Fail(500, "Agent error: Guest agent command failed, error was 'Failed to execute child process "
                "\u201c%s\u201d (No such file or directory)'" % argv[0])
 
