@@ -158,16 +158,20 @@ test-operations: $(BIN) tests
 		tests/integration/t-powercut.sh tests/integration/t-dr-node.sh tests/integration/t-plan.sh tests/integration/t-backup-pbs.sh \
 		tests/integration/t-sim-guests.sh tests/integration/t-guests.sh tests/integration/t-cluster-dr.sh
 
-# GitOps, registry, metrics and logs (issue 15, in progress): Argo CD from the
-# bundle, its repository and root Application (docs/gitops.md), the metrics
-# stack (docs/monitoring.md), against the simulators (the Kubernetes one
-# models Argo CD's application controller, Prometheus's targets and Grafana).
+# GitOps, registry, metrics and logs (issue 15): Argo CD from the bundle, its
+# repository and root Application (docs/gitops.md), the lab's registry
+# (docs/registry.md), the metrics stack and the logs (docs/monitoring.md),
+# against the simulators (the Kubernetes one models Argo CD's application
+# controller, the registry's Deployment and Distribution API, Prometheus's
+# targets, Grafana and Loki; the Proxmox one the nodes' K3s restarts and
+# image pushes).
 test-gitops: $(BIN) tests
-	tests/run.sh --unit $(BUILD)/tests/test-gitops $(BUILD)/tests/test-monitoring $(BUILD)/tests/test-plan \
-		$(BUILD)/tests/test-manifest
+	tests/run.sh --unit $(BUILD)/tests/test-gitops $(BUILD)/tests/test-monitoring $(BUILD)/tests/test-registry \
+		$(BUILD)/tests/test-plan $(BUILD)/tests/test-manifest $(BUILD)/tests/test-sysconf
 	DEVOPSLAB=$(CURDIR)/$(BIN) tests/run.sh --integration tests/integration/t-sim-argocd.sh \
-		tests/integration/t-gitops.sh tests/integration/t-sim-monitoring.sh tests/integration/t-monitoring.sh \
-		tests/integration/t-validate.sh
+		tests/integration/t-gitops.sh tests/integration/t-sim-registry.sh tests/integration/t-sim-registry-seed.sh \
+		tests/integration/t-registry.sh tests/integration/t-sim-monitoring.sh tests/integration/t-monitoring.sh \
+		tests/integration/t-sim-logs.sh tests/integration/t-logs.sh tests/integration/t-validate.sh
 
 # --- the boot image and its QEMU end-to-end tests (docs/image.md) -------------
 # make image PUBKEY=pub.pem [BUNDLE=b.tar.zst] [BUNDLE_URL=http://...]

@@ -34,15 +34,16 @@ done
 
 # What every node needs to boot (UEFI and BIOS), come up on the network the
 # way Proxmox configures it (ifupdown2, vmbr0) and run the first-boot phase;
-# and Debian's node exporter, which the lab's Prometheus scrapes on every
-# host (:9100, docs/monitoring.md), enabled by its package.
+# Debian's node exporter, which the lab's Prometheus scrapes on every host
+# (:9100, docs/monitoring.md), and rsyslog, which sends the host's logs to
+# the lab's log store (config-logs), each enabled by its package.
 base_pkgs="systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools
 grub-efi-amd64 grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed efibootmgr
 ifupdown2 bridge-utils iproute2 openssh-server chrony ca-certificates
 lvm2 thin-provisioning-tools e2fsprogs dosfstools locales tzdata
 console-setup keyboard-configuration libyaml-0-2 libjson-c5 libarchive13
 libcurl4 libblkid1 libfdisk1 libisofs6 libmicrohttpd12t64 zstd less
-prometheus-node-exporter"
+prometheus-node-exporter rsyslog"
 
 case "$variant" in
 debian)
@@ -97,6 +98,7 @@ set -- --mode=root --variant=minbase --format=tar \
 	--customize-hook='chroot "$1" dpkg-query -W -f="\${Package}\t\${Version}\t\${Architecture}\n" > "'"$out/$name.packages.tmp"'"' \
 	--customize-hook='"'"$boot_hook"'" "$1"' \
 	--customize-hook='test -L "$1/etc/systemd/system/multi-user.target.wants/prometheus-node-exporter.service" || { echo "rootfs.sh: prometheus-node-exporter is not enabled" >&2; exit 1; }' \
+	--customize-hook='test -L "$1/etc/systemd/system/multi-user.target.wants/rsyslog.service" || { echo "rootfs.sh: rsyslog is not enabled" >&2; exit 1; }' \
 	--customize-hook='rm -f "$1/etc/ssh/ssh_host_"* "$1/var/lib/dbus/machine-id" && : > "$1/etc/machine-id"' \
 	--customize-hook='rm -rf "$1/var/cache/apt/"*.bin "$1/var/lib/apt/lists/"*_Packages'
 if [ "$variant" = pve ]; then

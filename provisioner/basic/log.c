@@ -43,6 +43,20 @@ static const char *const level_prefix[] = {
 	[LOG_LEVEL_DEBUG] = "debug: ",
 };
 
+void log_progress(void (*fn)(void *userdata, const char *msg), void *userdata, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (fn)
+		fn(userdata, msg);
+	else
+		log_info("%s", msg);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;

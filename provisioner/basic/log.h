@@ -36,6 +36,10 @@ bool log_status_possible(void);
 void log_set_status(const char *line);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A progress line for the operator: through fn (a step's configured
+ * callback) when set, else log_info(); at most 1023 bytes. */
+void log_progress(void (*fn)(void *userdata, const char *msg), void *userdata, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

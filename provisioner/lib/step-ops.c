@@ -23,6 +23,7 @@
 #include "edge/edge.h"
 #include "gitops/gitops.h"
 #include "monitoring/monitoring.h"
+#include "registry/registry.h"
 #include "verify/verify.h"
 
 const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
@@ -53,6 +54,7 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 	[STEP_CONFIG_USERS] = &sysconf_users_ops, /* install: configure */
 
 	[STEP_CONFIG_TIMEZONE] = &sysconf_timezone_ops, /* install: configure */
+	[STEP_CONFIG_LOGS] = &sysconf_logs_ops,         /* install: configure */
 
 	[STEP_BOOTLOADER] = &bootloader_ops, /* install: boot loader */
 
@@ -99,6 +101,7 @@ const struct step_ops *const step_ops_table[_STEP_KIND_MAX] = {
 
 	[STEP_GITOPS] = &gitops_ops, /* gitops */
 
+	[STEP_REGISTRY] = &registry_ops, /* registry */
 	[STEP_MONITORING] = &monitoring_ops, /* monitoring */
 
 	[STEP_VERIFY] = &verify_ops, /* verify */

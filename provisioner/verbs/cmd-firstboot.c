@@ -46,6 +46,7 @@
 #include "edge/edge.h"
 #include "gitops/gitops.h"
 #include "monitoring/monitoring.h"
+#include "registry/registry.h"
 #include "report/report.h"
 #include "live/live.h"
 #include "install/rootfs.h"
@@ -712,14 +713,6 @@ static int k3s_setup(const struct fb_opts *o, const struct manifest *m, const st
 	return r;
 }
 
-static bool plan_has_kind(const struct plan *p, enum step_kind kind)
-{
-	for (size_t i = 0; i < p->n_steps; i++)
-		if (p->steps[i].kind == kind)
-			return true;
-	return false;
-}
-
 /* The DNS steps: the admin password is the bundle's dns.admin_password
  * secret (or --dns-password-file with --manifest); the cluster CA trusts
  * the servers' web consoles and issues their certificates. */
@@ -1109,6 +1102,8 @@ int verb_firstboot(int argc, char *argv[])
 	struct verify_cfg vcfg = {};
 	struct gitops_cfg gcfg = {};
 	struct monitoring_cfg mcfg = {};
+	struct registry_cfg rcfg = {};
+	_cleanup_free_ char *registry_ca = NULL;
 	char grafana_pw[PASSWORD_MAX + 2] = "";
 	_cleanup_wiped_ char *gitops_credential = NULL; /* a secret */
 	_cleanup_(work_dir_done) struct work_dir work = {};
@@ -1248,6 +1243,31 @@ int verb_firstboot(int argc, char *argv[])
 		}
 	}
 
+	/* The registry: the nodes trust the CA of the edge's certificate, the
+	 * cluster CA (with ACME: the VMs' own roots) */
+	if (plan_has_kind(plan, STEP_REGISTRY)) {
+		if (!kc) {
+			log_error("the registry runs in K3s: the plan has no K3s steps");
+			ret = EXIT_BADINPUT;
+			goto out;
+		}
+		rcfg = (struct registry_cfg){ .k3s = kc, .poll_ms = o.poll_ms, .timeout_ms = o.k3s_timeout_ms,
+					      .progress = on_progress };
+		if (m->edge.cert != MF_CERT_ACME_DNS01) {
+			size_t len = 0;
+			_cleanup_close_ int fd = o.ca ? open(o.ca, O_RDONLY | O_CLOEXEC) : -1;
+
+			r = fd < 0 ? -errno : read_fd_capped(fd, 64 << 10, &registry_ca, &len);
+			if (r < 0) {
+				log_error("the registry's nodes trust the cluster CA: cannot read '%s': %s", o.ca ?: "(none)",
+					  strerror(-r));
+				ret = EXIT_BADINPUT;
+				goto out;
+			}
+			rcfg.ca_pem = registry_ca;
+		}
+	}
+
 	/* Grafana's admin: the bundle's secret (ctx.secrets), or
 	 * --grafana-password-file */
 	if (plan_has_kind(plan, STEP_MONITORING)) {
@@ -1299,6 +1319,7 @@ int verb_firstboot(int argc, char *argv[])
 	ctx.k3s = kc;
 	ctx.dns = dc;
 	ctx.edge = ec;
+	ctx.registry = rcfg.k3s ? &rcfg : NULL;
 	ctx.gitops = gcfg.k3s ? &gcfg : NULL;
 	ctx.monitoring = mcfg.k3s ? &mcfg : NULL;
 	ctx.verify = &vcfg;

@@ -77,6 +77,8 @@
 #include "install/target.h"
 #include "util.h"
 #include "verbs.h"
+
+#define INSTALL_LOG_MAX (8u << 20) /* bytes of the install log kept on the node */
 #include "step-ops.h"
 #include "plan/engine.h"
 
@@ -642,6 +644,32 @@ static bool is_on_target(const struct step *s, void *userdata)
 	return s->phase == STEP_PHASE_INSTALL && !is_early(s, userdata);
 }
 
+/* The install's log (the boot image's, this run's lines among them) kept
+ * on the new system, where rsyslog sends it to the log store
+ * (config-logs). Best effort: a warning when it cannot be. */
+static void keep_install_log(const char *boot_log, const char *root)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int fd = boot_log ? open(boot_log, O_RDONLY | O_CLOEXEC) : -1;
+	char path[PATH_MAX], dir[PATH_MAX];
+	size_t len = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s%s", root, MANIFEST_LOGS_INSTALL_LOG);
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	r = fd < 0 ? -errno : read_fd_capped(fd, INSTALL_LOG_MAX, &text, &len);
+	if (r >= 0 && len > INSTALL_LOG_MAX)
+		len = INSTALL_LOG_MAX; /* its first part: the install's start */
+	if (r >= 0)
+		r = mkdir_p(dir, 0755);
+	if (r >= 0)
+		r = write_file_atomic(path, text, len, 0640);
+	if (r < 0)
+		log_warning("the install's log is not kept on the new system (%s): %s", MANIFEST_LOGS_INSTALL_LOG,
+			    strerror(-r));
+}
+
 /* Exit status for a failed step. */
 static int exit_for_step(const struct run_ctx *ctx, int r)
 {
@@ -799,6 +827,8 @@ static int step_install(struct install_ctx *c)
 		goto out;
 	}
 	ret = c->n_applied ? EXIT_REBOOT : EXIT_OK;
+	if (ret == EXIT_REBOOT && plan_has_kind(rest, STEP_CONFIG_LOGS))
+		keep_install_log(c->a.boot_log, tg.dir);
 out:
 	c->run = NULL;
 	run_ctx_done(&ctx);

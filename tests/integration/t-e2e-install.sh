@@ -139,6 +139,7 @@ inspect() { # NAME NODE IP
 		'ls -1 /boot/efi/EFI/proxmox /boot/efi/EFI/BOOT' \
 		'systemctl --failed --no-legend --plain' \
 		'systemctl is-active prometheus-node-exporter.service' \
+		'systemctl is-active rsyslog.service' \
 		"/usr/lib/apt/apt-helper download-file http://$3:9100/metrics /tmp/metrics >/dev/null && grep -c '^node_uname_info{' /tmp/metrics" \
 		>"$out" 2>"$out.err" || { cat "$out" "$out.err" >&2; fail "$1: cannot log in as root"; }
 	section() { awk -v c="=== $1" '$0 == c { on = 1; next } /^=== / { on = 0 } on' "$out"; }
@@ -179,6 +180,8 @@ inspect() { # NAME NODE IP
 	assert_eq active "$(section 'systemctl is-active prometheus-node-exporter.service')" "$1: node exporter"
 	assert_eq 1 "$(section "/usr/lib/apt/apt-helper download-file http://$3:9100/metrics /tmp/metrics >/dev/null && grep -c '^node_uname_info{' /tmp/metrics")" \
 		"$1: node exporter's metrics on $3:9100"
+	# rsyslog, which sends the node's logs to the lab's log store (config-logs)
+	assert_eq active "$(section 'systemctl is-active rsyslog.service')" "$1: rsyslog"
 	echo "e2e: $1: installed system checked"
 }
 e2e_boot uefi-disk uefi-sb-disk --nvme "$E2E/vm-uefi/nvme.img" --mac 52:54:00:0a:00:01 --nvme-serial E2E-INST-0001 \

@@ -229,13 +229,15 @@ open(sys.argv[1] + "/edge.key", "wb").write(base64.b64decode(t["tls.key"]))' "$T
 	fail "the edge stand-in did not start"
 }
 
-# The simulators of the lab of dns_edge_init: three Proxmox VE nodes, the
-# Kubernetes API (with K3s's Traefik 34.2.0 and K8S_ARGS...), Technitium
-# installed in dns-01; EDGE_PORT for the edge stand-in (lab_edge_serve).
+# The simulators of the lab of dns_edge_init: three Proxmox VE nodes (with
+# LAB_PVE_ARGS, an array, if set), the Kubernetes API (with K3s's Traefik
+# 34.2.0 and K8S_ARGS...), Technitium installed in dns-01; EDGE_PORT for
+# the edge stand-in (lab_edge_serve).
 lab_start() { # [K8S_ARGS...]
 	mkdir -p "$TESTTMP/tn-installed"
 	FB_PIN=local
-	SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$TESTTMP/tn-installed"
+	SIM_TASK_MS=100 sim_start_all --guest-boot-ms 200 --technitium-dir "$TESTTMP/tn-installed" \
+		${LAB_PVE_ARGS[@]+"${LAB_PVE_ARGS[@]}"}
 	k8s_start --promote-ms 300 --ready-ms 200 --helm-ms 300 --traefik-chart 34.2.0 "$@"
 	technitium_start_installed dns-01 "$TESTTMP/tn-installed/dns-01"
 	EDGE_PORT=$(free_port)

@@ -963,6 +963,21 @@ static void test_apps(void **state)
 	m = NULL;
 	diags_done(&d);
 
+	/* the registry's image on every K3s VM, the seed archives on the
+	 * servers only, outside K3s's import directory */
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/registry.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "registry.yaml", &d, &m), 0);
+	assert_int_equal(manifest_k3s_payload(m, manifest_find_vm_group(m, "k3s_server"), pl), 7);
+	assert_string_equal(pl[4].key, "registry.image");
+	assert_string_equal(pl[4].path, MANIFEST_K3S_IMAGES_DIR "/registry-2.8.3.tar");
+	assert_string_equal(pl[5].key, "registry.seed");
+	assert_string_equal(pl[5].asset, "podinfo-image");
+	assert_string_equal(pl[5].path, MANIFEST_REGISTRY_SEED_DIR "/podinfo-6.7.1.tar");
+	assert_string_equal(pl[6].path, MANIFEST_REGISTRY_SEED_DIR "/nginx-1.27.3.tar");
+	manifest_free(m);
+	m = NULL;
+	diags_done(&d);
+
 	/* the examples (one warning each: the DNS VMs without dns.airgap) */
 	snprintf(path, sizeof(path), "%s/tests/manifest/valid/gitops.yaml", top ? top : ".");
 	assert_int_equal(manifest_load(path, "gitops.yaml", &d, &m), 0);

@@ -612,7 +612,7 @@ static void test_monitoring(void **state)
 	diags_done(&d);
 	assert_int_equal(plan_build(m, NULL, &p), 0);
 	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
-	o = json_object_array_get_idx(a, json_object_array_length(a) - 1);
+	o = json_object_array_get_idx(a, json_object_array_length(a) - 2); /* the logs' chart last */
 	assert_string_equal(json_get_string(o, "name"), "monitoring");
 	assert_string_equal(json_get_string(o, "namespace"), "monitoring");
 	assert_string_equal(json_get_string(o, "archive"), "monitoring.tgz");
@@ -649,6 +649,133 @@ static void test_monitoring(void **state)
 	assert_string_equal(json_get_string(json_object_array_get_idx(a, 1), "host"), "prometheus.home.arpa");
 	s = plan_find_step(p, "cluster/verify");
 	assert_int_equal(json_object_array_length(json_get_array(json_get_object(s->params, "monitoring"), "jobs")), 3);
+	plan_free(p);
+	manifest_free(m);
+}
+
+static void test_logs(void **state)
+{
+	const char *top = getenv("TOP");
+	struct diags d = {};
+	struct manifest *m = NULL;
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o, *v, *src;
+	char path[4096];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/monitoring.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "monitoring.yaml", &d, &m), 0);
+	diags_done(&d);
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	/* the log store: a second system chart, Loki with the retention, the
+	 * agent's syslog receiver on a NodePort, the journal mounted */
+	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
+	o = json_object_array_get_idx(a, json_object_array_length(a) - 1);
+	assert_string_equal(json_get_string(o, "name"), "logs");
+	assert_string_equal(json_get_string(o, "namespace"), "monitoring");
+	assert_string_equal(json_get_string(o, "archive"), "logs.tgz");
+	v = json_tokener_parse(json_get_string(o, "values"));
+	assert_non_null(v);
+	o = json_get_object(v, "loki");
+	assert_string_equal(json_get_string(o, "fullnameOverride"), "logs-loki");
+	assert_string_equal(json_get_string(json_get_object(json_get_object(o, "config"), "limits_config"),
+					    "retention_period"),
+			    "1w2d");
+	o = json_get_object(v, "promtail");
+	assert_int_equal(json_object_get_int(json_object_object_get(
+				 json_get_object(json_get_object(json_get_object(o, "extraPorts"), "syslog"), "service"),
+				 "nodePort")),
+			 30514);
+	assert_non_null(strstr(json_get_string(json_get_object(json_get_object(o, "config"), "snippets"),
+					       "extraScrapeConfigs"),
+			       "job_name: syslog"));
+	json_object_put(v);
+	/* Grafana loads the data source the step writes */
+	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
+	v = json_tokener_parse(json_get_string(json_object_array_get_idx(a, json_object_array_length(a) - 2), "values"));
+	assert_string_equal(json_get_string(json_get_object(json_get_object(json_get_object(v, "grafana"), "sidecar"),
+							    "datasources"),
+					    "label"),
+			    "grafana_datasource");
+	json_object_put(v);
+	/* every node sends its logs to the receiver on the VIP */
+	s = plan_find_step(p, "node/node-02/config/logs");
+	assert_non_null(s);
+	assert_int_equal(s->kind, STEP_CONFIG_LOGS);
+	assert_int_equal(s->phase, STEP_PHASE_INSTALL);
+	assert_string_equal(json_get_string(s->params, "receiver"), "10.0.10.5");
+	assert_string_equal(json_get_string(s->params, "install_log"), "/var/log/devopslab/install.log");
+	/* the sources the step and the verification wait for */
+	s = plan_find_step(p, "cluster/monitoring");
+	src = json_get_array(json_get_object(s->params, "logs"), "sources");
+	assert_int_equal(json_object_array_length(src), 2 + 3 + 1); /* two nodes, three K3s VMs, Traefik */
+	assert_string_equal(json_get_string(json_object_array_get_idx(src, 1), "selector"),
+			    "{job=\"syslog\",host=\"node-02\"}");
+	assert_string_equal(json_get_string(json_object_array_get_idx(src, 5), "selector"),
+			    "{namespace=\"kube-system\",container=\"traefik\"}");
+	s = plan_find_step(p, "cluster/verify");
+	assert_non_null(json_get_object(json_get_object(s->params, "monitoring"), "logs"));
+	plan_free(p);
+	manifest_free(m);
+}
+
+static void test_registry(void **state)
+{
+	const char *top = getenv("TOP");
+	struct diags d = {};
+	struct manifest *m = NULL;
+	struct plan *p = NULL;
+	const struct step *s;
+	struct json_object *a, *o;
+	char path[4096];
+	size_t at_routes = 0, at_registry = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/registry.yaml", top ? top : ".");
+	assert_int_equal(manifest_load(path, "registry.yaml", &d, &m), 0);
+	diags_done(&d);
+	assert_int_equal(plan_build(m, NULL, &p), 0);
+	s = plan_find_step(p, "cluster/registry");
+	assert_non_null(s);
+	assert_int_equal(s->kind, STEP_REGISTRY);
+	assert_null(s->node); /* cluster-wide: the first node runs it */
+	assert_string_equal(json_get_string(s->params, "host"), "registry.home.arpa");
+	assert_string_equal(json_get_string(s->params, "image"), "docker.io/library/registry:2.8.3");
+	assert_string_equal(json_get_string(s->params, "trust"), "cluster-ca");
+	assert_int_equal(json_object_get_int64(json_object_object_get(s->params, "size")), 50LL << 30);
+	/* every K3s VM with its unit; the first server seeds */
+	a = json_get_array(s->params, "vms");
+	assert_int_equal(json_object_array_length(a), 3);
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 0), "vm"), "server-01");
+	assert_string_equal(json_get_string(json_object_array_get_idx(a, 2), "unit"), "k3s");
+	assert_string_equal(json_get_string(s->params, "seed_vm"), "server-01");
+	a = json_get_array(s->params, "seed");
+	assert_int_equal(json_object_array_length(a), 2);
+	o = json_object_array_get_idx(a, 1);
+	assert_string_equal(json_get_string(o, "asset"), "nginx-image");
+	assert_string_equal(json_get_string(o, "path"), "/var/lib/devopslab/registry-seed/nginx-1.27.3.tar");
+	/* the nodes resolve the zone through both DNS VMs */
+	o = json_get_object(s->params, "dns");
+	assert_string_equal(json_get_string(o, "zone"), "home.arpa");
+	assert_string_equal(str_at(json_get_array(o, "servers"), 0), "10.0.10.41");
+	assert_string_equal(str_at(json_get_array(o, "servers"), 1), "10.0.10.42");
+	/* after the routes, which serve it */
+	for (size_t i = 0; i < p->n_steps; i++) {
+		if (streq(p->steps[i].id, "cluster/edge/routes"))
+			at_routes = i;
+		if (streq(p->steps[i].id, "cluster/registry"))
+			at_registry = i;
+	}
+	assert_true(at_routes < at_registry);
+	a = json_get_array(plan_find_step(p, "cluster/edge/routes")->params, "apps");
+	assert_int_equal(json_object_array_length(a), 1);
+	o = json_object_array_get_idx(a, 0);
+	assert_string_equal(json_get_string(o, "namespace"), "registry");
+	assert_string_equal(json_get_string(o, "service"), "registry");
+	assert_int_equal(json_object_get_int64(json_object_object_get(o, "port")), 5000);
+	s = plan_find_step(p, "cluster/verify");
+	assert_non_null(json_get_object(s->params, "registry"));
 	plan_free(p);
 	manifest_free(m);
 }
@@ -696,6 +823,8 @@ int main(void)
 		cmocka_unit_test(test_k3s_vip),
 		cmocka_unit_test(test_gitops),
 		cmocka_unit_test(test_monitoring),
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_logs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,10 +187,9 @@ static struct step *step_of(struct fixture *f, enum step_kind kind)
 	return NULL;
 }
 
-/* A plan with just this one step, run twice: applied, then found done. */
-static void run_twice(struct fixture *f, enum step_kind kind)
+/* A plan with just step s, run twice: applied, then found done. */
+static void run_step_twice(struct fixture *f, const struct step *s)
 {
-	const struct step *s = step_of(f, kind);
 	struct plan *p = plan_new(f->m, "devops-node-01");
 	struct run_ctx ctx;
 	int r;
@@ -215,6 +214,12 @@ static void run_twice(struct fixture *f, enum step_kind kind)
 	plan_free(p);
 }
 
+/* The plan's step of kind, run twice. */
+static void run_twice(struct fixture *f, enum step_kind kind)
+{
+	run_step_twice(f, step_of(f, kind));
+}
+
 static void test_registered(void **state)
 {
 	(void)state;
@@ -223,6 +228,7 @@ static void test_registered(void **state)
 	assert_ptr_equal(step_ops_table[STEP_CONFIG_NETWORK], &sysconf_network_ops);
 	assert_ptr_equal(step_ops_table[STEP_CONFIG_USERS], &sysconf_users_ops);
 	assert_ptr_equal(step_ops_table[STEP_CONFIG_TIMEZONE], &sysconf_timezone_ops);
+	assert_ptr_equal(step_ops_table[STEP_CONFIG_LOGS], &sysconf_logs_ops);
 	assert_ptr_equal(step_ops_table[STEP_FIRSTBOOT_INSTALL], &sysconf_firstboot_ops);
 }
 
@@ -510,6 +516,45 @@ static void test_timezone(void **state)
 	assert_file(f->root, "/etc/default/keyboard", "XKBMODEL=\"pc105\"\nXKBLAYOUT=\"us\"\nXKBVARIANT=\"\"\n", 0644);
 }
 
+/* config-logs (the example has no monitoring.logs: the plan's shape,
+ * made here): rsyslog's forwarding and journald's hand-over; a receiver
+ * that is not a plain value is refused. */
+static void test_logs(void **state)
+{
+	struct fixture *f = *state;
+	char id[] = "node/devops-node-01/config/logs", title[] = "Sending the node's logs", node[] = "devops-node-01";
+	struct step s = { .id = id, .title = title, .phase = STEP_PHASE_INSTALL, .kind = STEP_CONFIG_LOGS,
+			  .node = node };
+	struct plan *p = plan_new(f->m, "devops-node-01");
+	struct run_ctx ctx;
+	char *text;
+
+	s.params = json_tokener_parse("{\"receiver\":\"10.0.10.5\",\"port\":30514,"
+				      "\"install_log\":\"/var/log/devopslab/install.log\"}");
+	run_step_twice(f, &s);
+	text = get(f->root, "/etc/rsyslog.d/60-devopslab-logs.conf");
+	assert_non_null(strstr(text, "input(type=\"imfile\" File=\"/var/log/devopslab/install.log\" "
+				     "Tag=\"devopslab-install\""));
+	assert_non_null(strstr(text, "action(type=\"omfwd\" target=\"10.0.10.5\" port=\"30514\" protocol=\"tcp\" "
+				     "TCP_Framing=\"octet-counted\""));
+	assert_non_null(strstr(text, "queue.saveOnShutdown=\"on\" action.resumeRetryCount=\"-1\""));
+	free(text);
+	assert_file(f->root, "/etc/systemd/journald.conf.d/60-devopslab-logs.conf",
+		    "# Written by devopslab (config-logs).\n[Journal]\nForwardToSyslog=yes\n", 0644);
+	json_object_put(s.params);
+	/* a receiver with a quote would write rsyslog's configuration for it */
+	s.params = json_tokener_parse("{\"receiver\":\"10.0.10.5\\\" x=\\\"\",\"port\":30514,"
+				      "\"install_log\":\"/var/log/devopslab/install.log\"}");
+	assert_non_null(p);
+	assert_true(plan_add(p, s.phase, s.kind, s.node, json_object_get(s.params), s.title, "%s", s.id) >= 0);
+	ctx_init(f, &ctx);
+	assert_int_equal(step_run(&ctx, p, STEP_PHASE_INSTALL), -EINVAL);
+	assert_non_null(strstr(ctx.error, "parameter 'receiver' is missing or not a plain value"));
+	run_ctx_done(&ctx);
+	plan_free(p);
+	json_object_put(s.params);
+}
+
 static void test_firstboot(void **state)
 {
 	struct fixture *f = *state;
@@ -616,6 +661,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users_no_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timezone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_firstboot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_stays_inside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rootfile_atomic, setup, teardown),

@@ -584,7 +584,7 @@ STEP_OPS_OF_RUN(edge_certs_ops, certs_run);
 
 #define ROUTES_MAX 8
 #define APPS_MAX 8
-#define WANTS_MAX (8 + 3 * ROUTES_MAX + 3 * APPS_MAX)
+#define WANTS_MAX (8 + 3 * ROUTES_MAX + 4 * APPS_MAX)
 #define NS_PATH(kind) "/api/v1/namespaces/" EDGE_NAMESPACE "/" kind "/"
 #define TR_PATH(kind) TRAEFIK_API EDGE_NAMESPACE "/" kind "/"
 #define META(name) "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"" EDGE_NAMESPACE "\"," LABELS "}"
@@ -705,10 +705,11 @@ static int route_wants(struct json_object *route, struct want *w, size_t *n)
 }
 
 /* An in-cluster web UI behind the edge (Argo CD's, say): in its own
- * namespace, the allow-list and rate-limit middlewares (once per
- * namespace: Traefik takes no middleware from another namespace unless
- * told to) and an IngressRoute to its Service, plain HTTP inside the
- * cluster. */
+ * namespace (made when it is not there yet: the registry's objects come
+ * after the routes; a chart's namespace is left as its chart made it),
+ * the allow-list and rate-limit middlewares (once per namespace: Traefik
+ * takes no middleware from another namespace unless told to) and an
+ * IngressRoute to its Service, plain HTTP inside the cluster. */
 static int app_route_wants(struct json_object *app, struct want *w, size_t *n, struct json_object *allow,
 			   uint64_t average, uint64_t burst)
 {
@@ -725,6 +726,8 @@ static int app_route_wants(struct json_object *app, struct want *w, size_t *n, s
 	for (size_t i = 0; i < *n && !have_mw; i++)
 		have_mw = streq(w[i].path, mpath);
 	if (!have_mw) {
+		snprintf(w[*n].path, sizeof(w[*n].path), "/api/v1/namespaces/%s", ns);
+		w[(*n)++].obj = jfmt("{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s\"}}", ns);
 		snprintf(w[*n].path, sizeof(w[*n].path), "%s", mpath);
 		w[*n].obj = jfmt("{\"apiVersion\":\"traefik.io/v1alpha1\",\"kind\":\"Middleware\",\"metadata\":{"
 				 "\"name\":\"" APP_ALLOW "\",\"namespace\":\"%s\"," LABELS "},\"spec\":{\"ipAllowList\":{}}}",

@@ -37,33 +37,10 @@ static struct gitops_cfg *gcfg(struct run_ctx *ctx)
 	return ctx->gitops;
 }
 
-__attribute__((format(printf, 2, 3))) static void progress(struct gitops_cfg *g, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	if (!g->progress)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	g->progress(g->userdata, msg);
-}
+#define progress(g, ...) log_progress((g)->progress, (g)->userdata, __VA_ARGS__)
 
 /* data[key] = base64(value): the form the API returns a Secret in, so
  * that kube_has() compares it as it is stored. */
-static int add_b64(struct json_object *data, const char *key, const char *value)
-{
-	_cleanup_free_ char *v = NULL;
-	int r = base64_encode(value, strlen(value), &v);
-
-	if (r >= 0)
-		r = json_add_string(data, key, v);
-	if (v)
-		explicit_wipe(v, strlen(v));
-	return r;
-}
-
 static struct json_object *labelled(const char *kind_json, const char *name, const char *ns)
 {
 	struct json_object *o = json_tokener_parse(kind_json), *md = json_object_new_object(),
@@ -126,15 +103,15 @@ static struct json_object *repo_secret(struct json_object *params, const char *n
 	}
 	r = json_add_string(labels, SECRET_TYPE, "repository");
 	if (r >= 0)
-		r = add_b64(data, "type", "git");
+		r = kube_put_b64(data, "type", "git");
 	if (r >= 0)
-		r = add_b64(data, "url", json_get_string(params, "repo"));
+		r = kube_put_b64(data, "url", json_get_string(params, "repo"));
 	if (r >= 0 && pw && user)
-		r = add_b64(data, "username", user);
+		r = kube_put_b64(data, "username", user);
 	if (r >= 0 && pw)
-		r = add_b64(data, "password", pw);
+		r = kube_put_b64(data, "password", pw);
 	if (r >= 0 && key)
-		r = add_b64(data, "sshPrivateKey", key);
+		r = kube_put_b64(data, "sshPrivateKey", key);
 	if (r >= 0)
 		r = json_add(o, "data", TAKE_PTR(data));
 	json_object_put(data);

@@ -784,6 +784,51 @@ static int build_timezone(struct run_ctx *ctx, const struct step *s, int rootfd,
 
 DEFINE_OPS(timezone, build_timezone);
 
+/* ---- config-logs ------------------------------------------------------------ */
+
+/* rsyslog (in the root file system) forwards everything the node logs —
+ * journald hands it every entry, the provisioner's first-boot runs
+ * included — and the install's log file to the log store's syslog
+ * receiver: RFC 5424 over TCP, octet-counted (what Promtail's syslog
+ * target reads), through a disk-assisted queue that keeps what the node
+ * logs until the receiver answers (it is not there before K3s is). */
+static int build_logs(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)
+{
+	const char *receiver = NULL, *install_log = NULL;
+	unsigned port = 0;
+	struct text t;
+	int r;
+
+	(void)rootfd;
+	if ((r = need_param(ctx, s, "receiver", 45, &receiver)) < 0 ||
+	    (r = need_param(ctx, s, "install_log", 200, &install_log)) < 0)
+		return r;
+	if (param_uint(s, "port", 65535, &port) < 0 || !port || install_log[0] != '/')
+		return run_ctx_error(ctx, -EINVAL, "step '%s': no port, or a relative install_log", s->id);
+	r = text_open(&t);
+	if (r < 0)
+		return r;
+	fprintf(t.f,
+		MARK " (config-logs): this node's logs to the lab's log store (docs/monitoring.md).\n"
+		"module(load=\"imfile\")\n"
+		"input(type=\"imfile\" File=\"%s\" Tag=\"devopslab-install\" Facility=\"local0\")\n"
+		"action(type=\"omfwd\" target=\"%s\" port=\"%u\" protocol=\"tcp\" TCP_Framing=\"octet-counted\"\n"
+		"       template=\"RSYSLOG_SyslogProtocol23Format\"\n"
+		"       queue.type=\"LinkedList\" queue.filename=\"devopslab-logs\" queue.maxDiskSpace=\"256m\"\n"
+		"       queue.saveOnShutdown=\"on\" action.resumeRetryCount=\"-1\" action.resumeInterval=\"10\")\n",
+		install_log, receiver, port);
+	r = add_text(set, "/etc/rsyslog.d/60-devopslab-logs.conf", &t, 0644, 0755);
+	text_done(&t);
+	/* journald hands rsyslog every entry (its socket, imuxsock) */
+	if (r >= 0)
+		r = rootfile_set_file(set, "/etc/systemd/journald.conf.d/60-devopslab-logs.conf",
+				      MARK " (config-logs).\n[Journal]\nForwardToSyslog=yes\n",
+				      strlen(MARK " (config-logs).\n[Journal]\nForwardToSyslog=yes\n"), 0644, 0755);
+	return r;
+}
+
+DEFINE_OPS(logs, build_logs);
+
 /* ---- firstboot-install ----------------------------------------------------- */
 
 static int build_firstboot(struct run_ctx *ctx, const struct step *s, int rootfd, struct rootfile_set *set)

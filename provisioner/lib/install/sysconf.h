@@ -64,4 +64,5 @@ extern const struct step_ops sysconf_hosts_ops;
 extern const struct step_ops sysconf_network_ops;
 extern const struct step_ops sysconf_users_ops;
 extern const struct step_ops sysconf_timezone_ops;
+extern const struct step_ops sysconf_logs_ops;
 extern const struct step_ops sysconf_firstboot_ops;

@@ -149,6 +149,11 @@ struct kube_client *k3s_kube(struct k3s_ctx *k)
 	return k->kube;
 }
 
+const struct guest_exec *k3s_guest(struct k3s_ctx *k)
+{
+	return &k->gx;
+}
+
 void k3s_progress(struct k3s_ctx *k, const char *fmt, ...)
 {
 	char msg[512];

@@ -77,6 +77,9 @@ int k3s_nodes_ready(struct k3s_ctx *k, const char *const *names, size_t n, bool 
 
 /* The Kubernetes API client (kube.h) the steps use; borrowed. */
 struct kube_client *k3s_kube(struct k3s_ctx *k);
+/* Commands in the K3s VMs through the guest agent (pve/guest-exec.h); borrowed. */
+struct guest_exec;
+const struct guest_exec *k3s_guest(struct k3s_ctx *k);
 
 extern const struct step_ops k3s_server_init_ops;
 extern const struct step_ops k3s_server_join_ops;

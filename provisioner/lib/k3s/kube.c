@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "base64.h"
 #include "kube.h"
 #include "plan/json-util.h"
 #include "util.h"
@@ -553,4 +554,16 @@ bool kube_has(const struct json_object *want, const struct json_object *have)
 	default:
 		return json_object_equal((struct json_object *)want, (struct json_object *)have);
 	}
+}
+
+int kube_put_b64(struct json_object *data, const char *key, const char *value)
+{
+	_cleanup_free_ char *v = NULL;
+	int r = base64_encode(value, strlen(value), &v);
+
+	if (r >= 0)
+		r = json_add_string(data, key, v);
+	if (v)
+		explicit_wipe(v, strlen(v));
+	return r;
 }

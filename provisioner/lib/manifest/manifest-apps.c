@@ -6,6 +6,8 @@
  * mf_check_apps() after manifest_check(), with its helpers.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,6 +161,8 @@ static int check_logs(struct mf_ctx *c, struct manifest *m)
 			       "bundle");
 	mf_check_asset_ref(c, m, mo->logs.chart, "monitoring.logs.chart");
 	check_asset_list(c, m, mo->logs.images, mo->logs.n_images, "monitoring.logs.images");
+	if (mo->logs.enabled && mo->enabled)
+		check_system_chart(c, m, MANIFEST_LOGS_CHART, "the log store's chart (monitoring.logs)");
 	return mf_set_default(&mo->logs.retention, MANIFEST_LOGS_RETENTION);
 }
 
@@ -195,6 +199,55 @@ static int check_monitoring(struct mf_ctx *c, struct manifest *m)
 	return check_scrape_targets(c, mo);
 }
 
+static bool in_cidr(uint32_t ip, const struct mf_cidr *n)
+{
+	uint32_t mask = n->prefix ? ~(uint32_t)0 << (32 - n->prefix) : 0;
+
+	return (ip & mask) == (n->addr & mask);
+}
+
+static bool listed(char *const *v, size_t n, const char *id)
+{
+	for (size_t i = 0; id && i < n; i++)
+		if (streq_ptr(v[i], id))
+			return true;
+	return false;
+}
+
+/* Every K3s node pulls through the edge, whose allow-list must let it:
+ * the first VM it leaves out, as an error at edge.allow. */
+static void check_registry_allowed(struct mf_ctx *c, const struct manifest *m)
+{
+	const struct mf_edge *e = &m->edge;
+
+	if (!e->present || !e->n_allow || mf_failed(c, "edge.allow"))
+		return;
+	for (size_t g = 0; g < m->n_vms; g++) {
+		if (!listed(m->k3s.servers, m->k3s.n_servers, m->vms[g].id) &&
+		    !listed(m->k3s.agents, m->k3s.n_agents, m->vms[g].id))
+			continue;
+		for (unsigned i = 0; i < m->vms[g].count; i++) {
+			struct mf_vm vm;
+			bool ok = false;
+			char ip[16];
+
+			if (manifest_vm_expand(&m->vms[g], i, &vm) < 0 || !vm.ip)
+				continue;
+			for (size_t a = 0; a < e->n_allow && !ok; a++)
+				ok = in_cidr(vm.ip, &e->allow[a]);
+			if (ok)
+				continue;
+			snprintf(ip, sizeof(ip), "%u.%u.%u.%u", vm.ip >> 24, (vm.ip >> 16) & 255, (vm.ip >> 8) & 255,
+				 vm.ip & 255);
+			mf_error_at(c, "edge.allow",
+				    "leaves out K3s VM %s (%s), which pulls its images from registry.host through the "
+				    "edge",
+				    vm.name, ip);
+			return;
+		}
+	}
+}
+
 static int check_registry(struct mf_ctx *c, struct manifest *m)
 {
 	struct mf_registry *rg = &m->registry;
@@ -209,6 +262,8 @@ static int check_registry(struct mf_ctx *c, struct manifest *m)
 		mf_error_whole(c, "registry",
 			       "registry.host is required: K3s pulls from the registry by that name, through the edge");
 	check_app_host(c, m, rg->host, "registry.host");
+	if (rg->enabled && m->k3s.present)
+		check_registry_allowed(c, m);
 	if (!mf_given(c, "registry.size"))
 		rg->size = MANIFEST_REGISTRY_SIZE;
 	else if (rg->size < MANIFEST_REGISTRY_SIZE_MIN)

@@ -222,6 +222,7 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 	const struct mf_k3s *k = &m->k3s;
 	const struct mf_gitops *go = &m->gitops;
 	const struct mf_monitoring *mo = &m->monitoring;
+	const struct mf_registry *rg = &m->registry;
 	const char *role = g ? k3s_role(m, g->id) : NULL;
 	bool server = streq_ptr(role, "servers");
 	size_t n = 0;
@@ -262,6 +263,25 @@ size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *
 	for (size_t i = 0; mo->enabled && i < mo->n_images && i < MANIFEST_IMAGES_MAX; i++)
 		if (k3s_image(&ret[n], m, mo->images[i], "monitoring.images"))
 			n++;
+	if (mo->enabled && mo->logs.enabled && server && mo->logs.chart)
+		payload_file(&ret[n++], mo->logs.chart, "monitoring.logs.chart", 0644, MANIFEST_K3S_CHARTS_DIR,
+			     MANIFEST_LOGS_CHART ".tgz");
+	for (size_t i = 0; mo->enabled && mo->logs.enabled && i < mo->logs.n_images && i < MANIFEST_IMAGES_MAX; i++)
+		if (k3s_image(&ret[n], m, mo->logs.images[i], "monitoring.logs.images"))
+			n++;
+	/* the registry's own image where its pod may run; the archives
+	 * pushed into it on the servers, where the registry step runs the
+	 * push, outside K3s's import directory */
+	if (rg->enabled && k3s_image(&ret[n], m, rg->image, "registry.image"))
+		n++;
+	for (size_t i = 0; rg->enabled && server && i < rg->n_seed && i < MANIFEST_IMAGES_MAX; i++) {
+		const struct mf_asset *a = manifest_find_asset(m, rg->seed[i]);
+		const char *slash = a && a->file ? strrchr(a->file, '/') : NULL;
+
+		if (a && a->file)
+			payload_file(&ret[n++], rg->seed[i], "registry.seed", 0644, MANIFEST_REGISTRY_SEED_DIR,
+				     slash ? slash + 1 : a->file);
+	}
 	return n;
 }
 

@@ -414,8 +414,11 @@ struct mf_gitops {
  * "monitoring"; docs/monitoring.md). The metrics' chart is a system chart
  * of the K3s charts step (MANIFEST_MONITORING_CHART into
  * MANIFEST_MONITORING_NAMESPACE); the step monitoring gives Grafana its
- * admin Secret and dashboards and waits for the targets. Nothing installs
- * the logs yet: that block is decoded and checked. After loading, retention defaults to
+ * admin Secret and dashboards and waits for the targets. The logs' chart
+ * is a second system chart (MANIFEST_LOGS_CHART, same namespace); the
+ * nodes send their logs to it (the install's config-logs), the monitoring
+ * step gives Grafana its data source and waits for every source's logs.
+ * After loading, retention defaults to
  * MANIFEST_MONITORING_RETENTION, logs.retention (with a logs block) to
  * MANIFEST_LOGS_RETENTION, scrape_targets[].metrics_path to
  * MANIFEST_SCRAPE_PATH. enabled is true when the block is present and does
@@ -429,6 +432,15 @@ struct mf_gitops {
 #define MANIFEST_MONITORING_HOSTS_JOB "proxmox-hosts" /* Prometheus's job for the nodes' exporters; not a scrape_targets name */
 #define MANIFEST_MONITORING_GRAFANA_SECRET "devopslab-grafana-admin" /* Grafana's admin: the monitoring step makes it */
 #define MANIFEST_MONITORING_GRAFANA_USER "admin"
+/* The log store (monitoring.logs; docs/monitoring.md): its HelmChart's
+ * and release's name (not one of k3s.charts'), in
+ * MANIFEST_MONITORING_NAMESPACE; Loki's Service; the agent's syslog
+ * receiver, a NodePort on every K3s VM, where the nodes send their logs. */
+#define MANIFEST_LOGS_CHART "logs"
+#define MANIFEST_LOGS_LOKI "logs-loki"
+#define MANIFEST_LOGS_LOKI_PORT 3100
+#define MANIFEST_LOGS_SYSLOG_PORT 30514
+#define MANIFEST_LOGS_INSTALL_LOG "/var/log/devopslab/install.log" /* the install's log, kept on the node */
 #define MANIFEST_SCRAPE_ENDPOINTS_MAX 64
 
 enum mf_scrape_scheme { MF_SCRAPE_HTTP, MF_SCRAPE_HTTPS };
@@ -468,9 +480,17 @@ struct mf_monitoring {
 };
 
 /* registry: the lab's own container registry in K3s (docs/manifest.md,
- * "registry"). Nothing installs it yet: the section is decoded and checked.
- * After loading, size defaults to MANIFEST_REGISTRY_SIZE; enabled is true
- * when the block is present and does not say false. */
+ * "registry"; docs/registry.md): the registry step runs it (Deployment,
+ * volume and Service MANIFEST_REGISTRY_NAME in namespace
+ * MANIFEST_REGISTRY_NAMESPACE), the edge serves it as host, every K3s
+ * node pulls through it, and the archives of seed are pushed into it from
+ * MANIFEST_REGISTRY_SEED_DIR on the first server. After loading, size
+ * defaults to MANIFEST_REGISTRY_SIZE; enabled is true when the block is
+ * present and does not say false. */
+#define MANIFEST_REGISTRY_NAME "registry"
+#define MANIFEST_REGISTRY_NAMESPACE "registry"
+#define MANIFEST_REGISTRY_PORT 5000
+#define MANIFEST_REGISTRY_SEED_DIR "/var/lib/devopslab/registry-seed"
 #define MANIFEST_REGISTRY_SIZE (20ULL << 30)
 #define MANIFEST_REGISTRY_SIZE_MIN (1ULL << 30)
 
@@ -602,7 +622,7 @@ struct mf_payload_file {
 	const char *key;   /* the manifest key that names the asset: "k3s.airgap.binary", "gitops.images" */
 };
 
-#define MANIFEST_K3S_PAYLOAD_MAX (6 + MANIFEST_K3S_CHARTS_MAX + 2 * MANIFEST_IMAGES_MAX)
+#define MANIFEST_K3S_PAYLOAD_MAX (8 + MANIFEST_K3S_CHARTS_MAX + 4 * MANIFEST_IMAGES_MAX)
 
 /* The K3s payload every VM of group g gets when g is in k3s.servers or
  * k3s.agents, in order: airgap.binary at MANIFEST_K3S_BINARY_PATH (0755),
@@ -614,7 +634,11 @@ struct mf_payload_file {
  * gitops, its chart as MANIFEST_K3S_CHARTS_DIR/MANIFEST_GITOPS_CHART.tgz
  * (servers only) and its images in MANIFEST_K3S_IMAGES_DIR (every K3s
  * VM: Argo CD's pods may run on any node); with monitoring enabled, the
- * same for its chart (MANIFEST_MONITORING_CHART.tgz) and images. An unset
+ * same for its chart (MANIFEST_MONITORING_CHART.tgz) and images, and with
+ * its logs enabled for theirs (MANIFEST_LOGS_CHART.tgz); with the
+ * registry enabled, its image in MANIFEST_K3S_IMAGES_DIR (every K3s VM)
+ * and, in a server group, each of registry.seed in
+ * MANIFEST_REGISTRY_SEED_DIR under its file's base name. An unset
  * key is left out. Returns how many entries of ret[] were filled: 0
  * for any other group or without k3s. */
 size_t manifest_k3s_payload(const struct manifest *m, const struct mf_vm_group *g,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "base64.h"
@@ -31,6 +32,8 @@
 #define DASHBOARDS_MAX 8
 #define MANAGED_BY "app.kubernetes.io/managed-by"
 #define DASHBOARD_LABEL "grafana_dashboard" /* the chart's sidecar: label and value */
+#define DATASOURCE_LABEL "grafana_datasource"
+#define LOKI_DATASOURCE "devopslab-datasource-loki"
 
 /* ---- the dashboards (Grafana's JSON model; our own) ------------------------- */
 
@@ -138,6 +141,76 @@ void monitoring_targets(struct json_object *params, struct json_object *answer, 
 	*ret_up = up;
 }
 
+/* ---- the log store ------------------------------------------------------------- */
+
+static void loki_path(const char *ns, struct json_object *logs, const char *rest, char *buf, size_t size)
+{
+	uint64_t port = 0;
+
+	(void)json_get_u64(logs, "port", &port);
+	snprintf(buf, size, "/api/v1/namespaces/%s/services/http:%s:%" PRIu64 "/proxy%s", ns ?: "?",
+		 json_get_string(logs, "service") ?: "?", port, rest);
+}
+
+int monitoring_log_streams(struct kube_client *k, const char *ns, struct json_object *logs, const char *selector,
+			   size_t *ret_n)
+{
+	_cleanup_json_ struct json_object *answer = NULL;
+	char *enc = curl_easy_escape(NULL, selector ? selector : "", 0);
+	char rest[640], path[800];
+	struct json_object *data;
+	int r;
+
+	*ret_n = 0;
+	if (!enc)
+		return -ENOMEM;
+	snprintf(rest, sizeof(rest), "/loki/api/v1/series?match%%5B%%5D=%s", enc);
+	curl_free(enc);
+	loki_path(ns, logs, rest, path, sizeof(path));
+	r = kube_get(k, path, &answer);
+	if (r < 0)
+		return r;
+	data = json_get_array(answer, "data");
+	if (!streq_ptr(json_get_string(answer, "status"), "success") || !data)
+		return -EPROTO;
+	*ret_n = json_object_array_length(data);
+	return 0;
+}
+
+/* Loki ready, and every source of the parameters' "logs" with a stream:
+ * *ret_n sources, *ret_have with logs; the first without into why. */
+static int log_sources(struct kube_client *k, const char *ns, struct json_object *logs, size_t *ret_n,
+		       size_t *ret_have, char *why, size_t why_size)
+{
+	struct json_object *src = json_get_array(logs, "sources");
+	_cleanup_free_ char *ready = NULL;
+	char path[384];
+	int r;
+
+	*ret_n = src ? json_object_array_length(src) : 0;
+	*ret_have = 0;
+	loki_path(ns, logs, "/ready", path, sizeof(path));
+	r = kube_get_text(k, path, 256, &ready);
+	if (r < 0 || !ready || strncmp(ready, "ready", 5) != 0) {
+		snprintf(why, why_size, "Loki is not ready yet (%s)", r < 0 ? kube_error(k) : ready ?: "");
+		return 0;
+	}
+	for (size_t i = 0; i < *ret_n; i++) {
+		struct json_object *e = json_object_array_get_idx(src, i);
+		size_t n = 0;
+
+		r = monitoring_log_streams(k, ns, logs, json_get_string(e, "selector"), &n);
+		if (r < 0 && r != -EPROTO)
+			return r;
+		if (n > 0)
+			(*ret_have)++;
+		else if (!why[0])
+			snprintf(why, why_size, "no logs of %s in Loki yet (%s)", json_get_string(e, "name") ?: "?",
+				 json_get_string(e, "selector") ?: "?");
+	}
+	return 0;
+}
+
 /* ---- the step ---------------------------------------------------------------- */
 
 static struct monitoring_cfg *mcfg(struct run_ctx *ctx)
@@ -145,18 +218,7 @@ static struct monitoring_cfg *mcfg(struct run_ctx *ctx)
 	return ctx->monitoring;
 }
 
-__attribute__((format(printf, 2, 3))) static void progress(struct monitoring_cfg *g, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	if (!g->progress)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	g->progress(g->userdata, msg);
-}
+#define progress(g, ...) log_progress((g)->progress, (g)->userdata, __VA_ARGS__)
 
 struct want {
 	char path[320];
@@ -185,18 +247,6 @@ static struct json_object *object(const char *kind, const char *ns, const char *
 		return NULL;
 	}
 	return o;
-}
-
-static int add_b64(struct json_object *data, const char *key, const char *value)
-{
-	_cleanup_free_ char *v = NULL;
-	int r = base64_encode(value, strlen(value), &v);
-
-	if (r >= 0)
-		r = json_add_string(data, key, v);
-	if (v)
-		explicit_wipe(v, strlen(v));
-	return r;
 }
 
 /* Grafana's admin password: the bundle's sealed secret, else the one a
@@ -231,8 +281,8 @@ static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size
 	snprintf(w[n].path, sizeof(w[n].path), "/api/v1/namespaces/%s/secrets/" MANIFEST_MONITORING_GRAFANA_SECRET, ns);
 	w[n].obj = object("Secret", ns, MANIFEST_MONITORING_GRAFANA_SECRET, "data");
 	if (!w[n].obj || json_add_string(w[n].obj, "type", "Opaque") < 0 ||
-	    add_b64(json_get_object(w[n].obj, "data"), "admin-user", user) < 0 ||
-	    add_b64(json_get_object(w[n].obj, "data"), "admin-password", pw) < 0)
+	    kube_put_b64(json_get_object(w[n].obj, "data"), "admin-user", user) < 0 ||
+	    kube_put_b64(json_get_object(w[n].obj, "data"), "admin-password", pw) < 0)
 		r = -ENOMEM;
 	n++;
 	for (size_t i = 0; r >= 0 && i < nd; i++) {
@@ -252,6 +302,27 @@ static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size
 		    json_add_string(json_get_object(json_get_object(w[n].obj, "metadata"), "labels"), DASHBOARD_LABEL,
 				    "1") < 0 ||
 		    json_add_string(json_get_object(w[n].obj, "data"), key, json) < 0)
+			r = -ENOMEM;
+		n++;
+	}
+	if (r >= 0 && json_get_object(s->params, "logs")) {
+		struct json_object *logs = json_get_object(s->params, "logs");
+		_cleanup_free_ char *yaml = NULL;
+		uint64_t port = 0;
+
+		(void)json_get_u64(logs, "port", &port);
+		/* Grafana's provisioning format; the sidecar loads it */
+		if (asprintf(&yaml,
+			     "apiVersion: 1\ndatasources:\n  - name: Loki\n    type: loki\n    uid: devopslab-loki\n"
+			     "    access: proxy\n    url: http://%s.%s.svc:%" PRIu64 "\n    jsonData:\n      maxLines: 1000\n",
+			     json_get_string(logs, "service") ?: "?", ns, port) < 0)
+			yaml = NULL;
+		snprintf(w[n].path, sizeof(w[n].path), "/api/v1/namespaces/%s/configmaps/" LOKI_DATASOURCE, ns);
+		w[n].obj = object("ConfigMap", ns, LOKI_DATASOURCE, "data");
+		if (!yaml || !w[n].obj ||
+		    json_add_string(json_get_object(json_get_object(w[n].obj, "metadata"), "labels"), DATASOURCE_LABEL,
+				    "1") < 0 ||
+		    json_add_string(json_get_object(w[n].obj, "data"), "loki.yaml", yaml) < 0)
 			r = -ENOMEM;
 		n++;
 	}
@@ -278,6 +349,7 @@ struct state {
 	size_t diff;      /* objects that differ from ours */
 	size_t n, up;     /* the plan's static targets, and how many are up */
 	bool grafana;     /* Grafana answered its health check */
+	size_t logs_n, logs_have; /* the sources of logs, and how many Loki has */
 	char why[512];    /* what is not there yet */
 };
 
@@ -316,17 +388,27 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct want *w, siz
 	if (!st->grafana && !st->why[0])
 		snprintf(st->why, sizeof(st->why), "Grafana does not answer yet (%s)",
 			 r < 0 ? kube_error(k) : "its database is not ok");
+	if (json_get_object(s->params, "logs")) {
+		char why[sizeof(st->why)] = "";
+
+		r = log_sources(k, json_get_string(s->params, "namespace"), json_get_object(s->params, "logs"),
+				&st->logs_n, &st->logs_have, why, sizeof(why));
+		if (r < 0)
+			return run_ctx_error(ctx, r, "Loki through the API server: %s", kube_error(k));
+		if (!st->why[0])
+			snprintf(st->why, sizeof(st->why), "%s", why);
+	}
 	return 0;
 }
 
 static bool done(const struct state *st)
 {
-	return st->diff == 0 && st->n > 0 && st->up == st->n && st->grafana;
+	return st->diff == 0 && st->n > 0 && st->up == st->n && st->grafana && st->logs_have == st->logs_n;
 }
 
 static int monitoring_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
-	struct want w[1 + DASHBOARDS_MAX];
+	struct want w[2 + DASHBOARDS_MAX];
 	struct state st;
 	size_t n = 0;
 	int r;
@@ -347,7 +429,7 @@ static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
 	struct monitoring_cfg *g = mcfg(ctx);
 	uint64_t poll = g && g->poll_ms ? g->poll_ms : POLL_MS_DEFAULT;
 	uint64_t timeout = g && g->timeout_ms ? g->timeout_ms : TIMEOUT_MS_DEFAULT, start;
-	struct want w[1 + DASHBOARDS_MAX];
+	struct want w[2 + DASHBOARDS_MAX];
 	struct json_object *res;
 	char said[sizeof(((struct state *)0)->why) + 64] = "", now[sizeof(said)];
 	struct state st;
@@ -363,7 +445,8 @@ static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
 	for (r = survey(ctx, s, w, n, true, &st); r >= 0 && !done(&st); r = survey(ctx, s, w, n, true, &st)) {
 		snprintf(now, sizeof(now), "%zu of %zu targets up%s%s", st.up, st.n, st.why[0] ? "; " : "", st.why);
 		if (http_now_ms() - start >= timeout) {
-			r = run_ctx_error(ctx, -ETIMEDOUT, "the metrics are not all there after %" PRIu64 " s: %s",
+			r = run_ctx_error(ctx, -ETIMEDOUT, "the metrics%s are not all there after %" PRIu64 " s: %s",
+					  st.logs_n ? " and logs" : "",
 					  timeout / 1000, now);
 			break;
 		}
@@ -376,7 +459,10 @@ static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
 	wants_done(w, n);
 	if (r < 0)
 		return r;
-	progress(g, "Prometheus scrapes all %zu targets of the plan; Grafana answers with %zu dashboards", st.n, n - 1);
+	progress(g, "Prometheus scrapes all %zu targets of the plan; Grafana answers with %zu dashboards", st.n,
+		 json_object_array_length(json_get_array(s->params, "dashboards")));
+	if (st.logs_n)
+		progress(g, "Loki has the logs of all %zu sources of the plan", st.logs_n);
 	res = json_object_new_object();
 	if (res && json_add_u64(res, "targets", st.n) >= 0)
 		run_ctx_set_result(ctx, res);

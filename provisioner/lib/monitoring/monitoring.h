@@ -17,6 +17,12 @@
  *               reports every target of the plan's static jobs up, and
  *               Grafana answers its health check; after the timeout it
  *               fails naming the targets that are down and why.
+ *               With monitoring.logs (params "logs"): also the log store's
+ *               data source (ConfigMap devopslab-datasource-loki, label
+ *               grafana_datasource "1"), and done only once Loki is ready
+ *               and has a stream for every source of the plan (each
+ *               node's syslog, each K3s VM's journal, Traefik's access
+ *               log: /loki/api/v1/series).
  *
  * The engine's run_ctx->monitoring slot holds a struct monitoring_cfg *
  * (owned by the verb); run_ctx->secrets the bundle's secrets.
@@ -54,5 +60,13 @@ const char *monitoring_dashboard(const char *name);
  * does not list counts as not up. Exposed for tests. */
 void monitoring_targets(struct json_object *params, struct json_object *answer, size_t *ret_n, size_t *ret_up,
 			char *why, size_t why_size);
+
+/* How many streams Loki has for a LogQL stream selector
+ * (/loki/api/v1/series, through the API server's service proxy to the
+ * Service the parameters' "logs" {service, port} name in ns). Errors: the
+ * API's (kube_error()), -EPROTO for an answer that is not Loki's. */
+struct kube_client;
+int monitoring_log_streams(struct kube_client *k, const char *ns, struct json_object *logs, const char *selector,
+			   size_t *ret_n);
 
 extern const struct step_ops monitoring_ops;

@@ -6,7 +6,8 @@
  * boot: each node's part of forming the cluster (the `first` node creates
  * it, the others join in manifest order; each installs its certificate and
  * waits for quorum); then, run by the first node, storage, templates, VMs,
- * K3s, DNS, the edge and a final verification.
+ * K3s, DNS, the edge, the lab's applications in K3s (plan-apps.c) and a
+ * final verification. The builder's helpers are plan-builder.c's.
  * docs/plan.md lists every step with its id and parameters; keep it in step.
  *
  * Parameters are what the step is asked to do, in full, because they are
@@ -22,6 +23,7 @@
 #include <stdarg.h>
 
 #include "json-util.h"
+#include "plan-builder.h"
 #include "plan-internal.h"
 #include "manifest/seed-id.h"
 #include "parse.h"
@@ -34,208 +36,10 @@
 #define K3S_API_PORT 6443
 #define EDGE_PVE_PORT 8006         /* pveproxy: the Proxmox web UI and API */
 #define EDGE_TECHNITIUM_PORT 53443 /* Technitium's console over HTTPS (TN_HTTPS_PORT, dns/technitium.h) */
-#define MONITORING_NODE_EXPORTER_PORT 9100 /* Debian's prometheus-node-exporter on every node */
 /* The interface kube-vip announces the API VIP on: the name the guests'
  * network config gives every VM's one NIC (guests' CLOUDINIT_IFNAME). */
 #define K3S_VIP_INTERFACE "eth0"
 #define FIRSTBOOT_UNIT "devopslab-firstboot.service"
-
-struct builder {
-	struct plan *plan;
-	const struct manifest *m;
-	const struct mf_node *first;
-	int error; /* first failure; every later call is a no-op */
-};
-
-/* snprintf that treats truncation as an error: a truncated name or id
- * would silently refer to something else. */
-__attribute__((format(printf, 4, 5))) static void bfmt(struct builder *b, char *buf, size_t size, const char *fmt,
-							...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if ((n < 0 || (size_t)n >= size) && b->error >= 0)
-		b->error = plan_fail(-ENAMETOOLONG, "name too long: \"%.64s...\"", buf);
-}
-
-/* ---- parameter helpers: they latch the first error in b->error ---------- */
-
-static struct json_object *obj(struct builder *b)
-{
-	struct json_object *o = json_object_new_object();
-
-	if (!o && b->error >= 0)
-		b->error = -ENOMEM;
-	return o;
-}
-
-static struct json_object *arr(struct builder *b)
-{
-	struct json_object *a = json_object_new_array();
-
-	if (!a && b->error >= 0)
-		b->error = -ENOMEM;
-	return a;
-}
-
-/* Add v (consumed) under key; v NULL means JSON null. */
-static void put(struct builder *b, struct json_object *o, const char *key, struct json_object *v)
-{
-	int r;
-
-	if (!o) {
-		json_object_put(v);
-		return;
-	}
-	r = json_add(o, key, v);
-	if (r < 0 && b->error >= 0)
-		b->error = r;
-}
-
-static struct json_object *str(struct builder *b, const char *s)
-{
-	struct json_object *v;
-
-	if (!s)
-		return NULL;
-	v = json_object_new_string(s);
-	if (!v && b->error >= 0)
-		b->error = -ENOMEM;
-	return v;
-}
-
-static void put_str(struct builder *b, struct json_object *o, const char *key, const char *s)
-{
-	put(b, o, key, str(b, s));
-}
-
-static void put_u64(struct builder *b, struct json_object *o, const char *key, uint64_t n)
-{
-	struct json_object *v = json_object_new_uint64(n);
-
-	if (!v && b->error >= 0)
-		b->error = -ENOMEM;
-	if (v)
-		put(b, o, key, v);
-}
-
-static void put_bool(struct builder *b, struct json_object *o, const char *key, bool val)
-{
-	struct json_object *v = json_object_new_boolean(val);
-
-	if (!v && b->error >= 0)
-		b->error = -ENOMEM;
-	if (v)
-		put(b, o, key, v);
-}
-
-static void push(struct builder *b, struct json_object *a, struct json_object *v)
-{
-	int r;
-
-	if (!a || !v) {
-		json_object_put(v);
-		if (b->error >= 0)
-			b->error = -ENOMEM;
-		return;
-	}
-	r = json_array_add(a, v);
-	if (r < 0 && b->error >= 0)
-		b->error = r;
-}
-
-static void fmt_ip(uint32_t ip, char buf[static 16])
-{
-	ipv4_format(ip, buf, 16);
-}
-
-static void put_ip(struct builder *b, struct json_object *o, const char *key, uint32_t ip)
-{
-	char buf[16];
-
-	if (!ip) {
-		put(b, o, key, NULL);
-		return;
-	}
-	fmt_ip(ip, buf);
-	put_str(b, o, key, buf);
-}
-
-static void put_cidr(struct builder *b, struct json_object *o, const char *key, uint32_t ip, unsigned prefix)
-{
-	char ipbuf[16], buf[24];
-
-	fmt_ip(ip, ipbuf);
-	snprintf(buf, sizeof(buf), "%s/%u", ipbuf, prefix);
-	put_str(b, o, key, buf);
-}
-
-/* Bytes, or null = "the installer decides" (printed as auto). */
-static void put_size_opt(struct builder *b, struct json_object *o, const char *key, const struct mf_size_opt *s)
-{
-	if (s->set)
-		put_u64(b, o, key, s->bytes);
-	else
-		put(b, o, key, NULL);
-}
-
-static void put_secret(struct builder *b, struct json_object *o, const char *key, const struct mf_secret *s)
-{
-	struct json_object *ref;
-
-	if (!s->name) {
-		put(b, o, key, NULL);
-		return;
-	}
-	ref = obj(b);
-	put_str(b, ref, "secret", s->name);
-	put(b, o, key, ref);
-}
-
-static void put_strv(struct builder *b, struct json_object *o, const char *key, char *const *v, size_t n)
-{
-	struct json_object *a = arr(b);
-
-	for (size_t i = 0; i < n; i++)
-		push(b, a, str(b, v[i]));
-	put(b, o, key, a);
-}
-
-/* Append a step; consumes params. The id is printf-formatted. */
-__attribute__((format(printf, 7, 8))) static struct step *add(struct builder *b, enum step_phase phase,
-							       enum step_kind kind, const char *node,
-							       struct json_object *params, const char *title,
-							       const char *id_fmt, ...)
-{
-	char id[STEP_ID_MAX + 1];
-	va_list ap;
-	int n, r;
-
-	if (b->error < 0 || !params) {
-		json_object_put(params);
-		if (b->error >= 0)
-			b->error = -ENOMEM;
-		return NULL;
-	}
-	va_start(ap, id_fmt);
-	n = vsnprintf(id, sizeof(id), id_fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(id)) {
-		json_object_put(params);
-		b->error = plan_fail(-ENAMETOOLONG, "step id \"%.64s...\" is longer than %d bytes", id, STEP_ID_MAX);
-		return NULL;
-	}
-	r = plan_add(b->plan, phase, kind, node, params, title, "%s", id);
-	if (r < 0) {
-		b->error = r;
-		return NULL;
-	}
-	return &b->plan->steps[r];
-}
 
 static const char *wipe_name(enum mf_wipe w)
 {
@@ -263,26 +67,26 @@ static const char *node_mac_string(const struct mf_node *n, char buf[static 18])
 
 static void add_identify(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	char title[STEP_TITLE_MAX], mac[18];
 	struct step *s;
 
-	put_str(b, p, "name", n->name);
+	pb_put_str(b, p, "name", n->name);
 	if (n->has_mac)
-		put_str(b, p, "mac", node_mac_string(n, mac));
+		pb_put_str(b, p, "mac", node_mac_string(n, mac));
 	else
-		put(b, p, "mac", NULL);
-	put_str(b, p, "serial", n->serial);
-	put_str(b, p, "product_uuid", n->product_uuid);
-	bfmt(b, title, sizeof(title), "Identifying this machine as %s", n->name);
-	s = add(b, STEP_PHASE_INSTALL, STEP_NODE_IDENTIFY, n->name, p, title, "node/%s/identify", n->name);
+		pb_put(b, p, "mac", NULL);
+	pb_put_str(b, p, "serial", n->serial);
+	pb_put_str(b, p, "product_uuid", n->product_uuid);
+	pb_bfmt(b, title, sizeof(title), "Identifying this machine as %s", n->name);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_NODE_IDENTIFY, n->name, p, title, "node/%s/identify", n->name);
 	if (s)
 		s->mf_node = n;
 }
 
 static void add_preflight(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b), *checks = arr(b);
+	struct json_object *p = pb_obj(b), *checks = pb_arr(b);
 	struct step *s;
 
 	static const struct {
@@ -295,19 +99,19 @@ static void add_preflight(struct builder *b, const struct mf_node *n)
 		{ "smart", MF_WAIVE_SMART },
 		{ "link", MF_WAIVE_LINK },
 	};
-	struct json_object *waived = arr(b);
+	struct json_object *waived = pb_arr(b);
 
 	for (size_t i = 0; i < ELEMENTSOF(all); i++)
-		push(b, n->preflight_waive & all[i].waive ? waived : checks, str(b, all[i].name));
-	put(b, p, "checks", checks);
-	put(b, p, "waived", waived);
+		pb_push(b, n->preflight_waive & all[i].waive ? waived : checks, pb_str(b, all[i].name));
+	pb_put(b, p, "checks", checks);
+	pb_put(b, p, "waived", waived);
 	if (n->min_memory)
-		put_u64(b, p, "min_memory_bytes", n->min_memory);
+		pb_put_u64(b, p, "min_memory_bytes", n->min_memory);
 	else
-		put(b, p, "min_memory_bytes", NULL);
-	put_str(b, p, "nic", n->nic);
-	s = add(b, STEP_PHASE_INSTALL, STEP_PREFLIGHT, n->name, p, "Running pre-flight checks", "node/%s/preflight",
-		n->name);
+		pb_put(b, p, "min_memory_bytes", NULL);
+	pb_put_str(b, p, "nic", n->nic);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_PREFLIGHT, n->name, p, "Running pre-flight checks", "node/%s/preflight",
+		   n->name);
 	if (s)
 		s->mf_node = n;
 }
@@ -315,25 +119,25 @@ static void add_preflight(struct builder *b, const struct mf_node *n)
 static void add_disk_select(struct builder *b, const struct mf_node *n)
 {
 	const struct mf_disk_rules *d = &n->disk;
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	struct step *s;
 
-	put_str(b, p, "by_id", d->by_id);
-	put_str(b, p, "serial", d->serial);
-	put_str(b, p, "model", d->model);
-	put_str(b, p, "transport", d->transport);
+	pb_put_str(b, p, "by_id", d->by_id);
+	pb_put_str(b, p, "serial", d->serial);
+	pb_put_str(b, p, "model", d->model);
+	pb_put_str(b, p, "transport", d->transport);
 	if (d->min_size)
-		put_u64(b, p, "min_size_bytes", d->min_size);
+		pb_put_u64(b, p, "min_size_bytes", d->min_size);
 	else
-		put(b, p, "min_size_bytes", NULL);
+		pb_put(b, p, "min_size_bytes", NULL);
 	if (d->max_size)
-		put_u64(b, p, "max_size_bytes", d->max_size);
+		pb_put_u64(b, p, "max_size_bytes", d->max_size);
 	else
-		put(b, p, "max_size_bytes", NULL);
-	put_bool(b, p, "largest_nvme", d->largest_nvme);
-	put_str(b, p, "wipe", wipe_name(d->wipe));
-	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_SELECT, n->name, p, "Selecting the target disk",
-		"node/%s/disk/select", n->name);
+		pb_put(b, p, "max_size_bytes", NULL);
+	pb_put_bool(b, p, "largest_nvme", d->largest_nvme);
+	pb_put_str(b, p, "wipe", wipe_name(d->wipe));
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_DISK_SELECT, n->name, p, "Selecting the target disk",
+		   "node/%s/disk/select", n->name);
 	if (s)
 		s->mf_node = n;
 }
@@ -341,90 +145,90 @@ static void add_disk_select(struct builder *b, const struct mf_node *n)
 static struct json_object *partition(struct builder *b, unsigned number, const char *name, const char *type,
 				     uint64_t size)
 {
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 
-	put_u64(b, p, "number", number);
-	put_str(b, p, "name", name);
-	put_str(b, p, "type", type);
+	pb_put_u64(b, p, "number", number);
+	pb_put_str(b, p, "name", name);
+	pb_put_str(b, p, "type", type);
 	if (size)
-		put_u64(b, p, "size_bytes", size);
+		pb_put_u64(b, p, "size_bytes", size);
 	else
-		put(b, p, "size_bytes", NULL); /* the rest of hdsize */
+		pb_put(b, p, "size_bytes", NULL); /* the rest of hdsize */
 	return p;
 }
 
 static void add_disk_partition(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b), *parts = arr(b);
+	struct json_object *p = pb_obj(b), *parts = pb_arr(b);
 	struct step *s;
 
-	put_str(b, p, "label", "gpt");
-	put_str(b, p, "seed", seed_of(b->m));
-	put_size_opt(b, p, "hdsize_bytes", &b->m->proxmox.storage.hdsize);
-	push(b, parts, partition(b, 1, "BIOS boot", "bios-boot", BIOS_BOOT_BYTES));
-	push(b, parts, partition(b, 2, "EFI system", "esp", ESP_BYTES));
-	push(b, parts, partition(b, 3, PVE_VG, "lvm", 0));
-	put(b, p, "partitions", parts);
-	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_PARTITION, n->name, p, "Partitioning the target disk (GPT)",
-		"node/%s/disk/partition", n->name);
+	pb_put_str(b, p, "label", "gpt");
+	pb_put_str(b, p, "seed", seed_of(b->m));
+	pb_put_size_opt(b, p, "hdsize_bytes", &b->m->proxmox.storage.hdsize);
+	pb_push(b, parts, partition(b, 1, "BIOS boot", "bios-boot", BIOS_BOOT_BYTES));
+	pb_push(b, parts, partition(b, 2, "EFI system", "esp", ESP_BYTES));
+	pb_push(b, parts, partition(b, 3, PVE_VG, "lvm", 0));
+	pb_put(b, p, "partitions", parts);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_DISK_PARTITION, n->name, p, "Partitioning the target disk (GPT)",
+		   "node/%s/disk/partition", n->name);
 	if (s)
 		s->mf_node = n;
 }
 
 static struct json_object *volume(struct builder *b, const char *name, const char *type)
 {
-	struct json_object *v = obj(b);
+	struct json_object *v = pb_obj(b);
 
-	put_str(b, v, "name", name);
-	put_str(b, v, "type", type);
+	pb_put_str(b, v, "name", name);
+	pb_put_str(b, v, "type", type);
 	return v;
 }
 
 static void add_disk_lvm(struct builder *b, const struct mf_node *n)
 {
 	const struct mf_storage *st = &b->m->proxmox.storage;
-	struct json_object *p = obj(b), *lvs = arr(b);
+	struct json_object *p = pb_obj(b), *lvs = pb_arr(b);
 	char title[STEP_TITLE_MAX];
 	struct step *s;
 
-	put_str(b, p, "vg", PVE_VG);
-	put_u64(b, p, "pv_partition", 3);
-	put_size_opt(b, p, "swapsize_bytes", &st->swapsize);
-	put_size_opt(b, p, "maxroot_bytes", &st->maxroot);
-	put_size_opt(b, p, "minfree_bytes", &st->minfree);
-	put_size_opt(b, p, "maxvz_bytes", &st->maxvz);
-	push(b, lvs, volume(b, "swap", "linear"));
-	push(b, lvs, volume(b, "root", "linear"));
-	push(b, lvs, volume(b, "data", "thin-pool"));
-	put(b, p, "volumes", lvs);
-	bfmt(b, title, sizeof(title), "Creating LVM volume group %s", PVE_VG);
-	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_LVM, n->name, p, title, "node/%s/disk/lvm", n->name);
+	pb_put_str(b, p, "vg", PVE_VG);
+	pb_put_u64(b, p, "pv_partition", 3);
+	pb_put_size_opt(b, p, "swapsize_bytes", &st->swapsize);
+	pb_put_size_opt(b, p, "maxroot_bytes", &st->maxroot);
+	pb_put_size_opt(b, p, "minfree_bytes", &st->minfree);
+	pb_put_size_opt(b, p, "maxvz_bytes", &st->maxvz);
+	pb_push(b, lvs, volume(b, "swap", "linear"));
+	pb_push(b, lvs, volume(b, "root", "linear"));
+	pb_push(b, lvs, volume(b, "data", "thin-pool"));
+	pb_put(b, p, "volumes", lvs);
+	pb_bfmt(b, title, sizeof(title), "Creating LVM volume group %s", PVE_VG);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_DISK_LVM, n->name, p, title, "node/%s/disk/lvm", n->name);
 	if (s)
 		s->mf_node = n;
 }
 
 static struct json_object *filesystem(struct builder *b, const char *device, const char *type, const char *mount)
 {
-	struct json_object *f = obj(b);
+	struct json_object *f = pb_obj(b);
 
-	put_str(b, f, "device", device);
-	put_str(b, f, "type", type);
-	put_str(b, f, "mount", mount);
+	pb_put_str(b, f, "device", device);
+	pb_put_str(b, f, "type", type);
+	pb_put_str(b, f, "mount", mount);
 	return f;
 }
 
 static void add_disk_filesystems(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b), *fs = arr(b);
+	struct json_object *p = pb_obj(b), *fs = pb_arr(b);
 	struct step *s;
 
-	put_str(b, p, "seed", seed_of(b->m));
-	push(b, fs, filesystem(b, "partition 2", "vfat", "/boot/efi"));
-	push(b, fs, filesystem(b, PVE_VG "/root", "ext4", "/"));
-	push(b, fs, filesystem(b, PVE_VG "/swap", "swap", NULL));
-	put(b, p, "filesystems", fs);
-	s = add(b, STEP_PHASE_INSTALL, STEP_DISK_FILESYSTEMS, n->name, p, "Creating filesystems",
-		"node/%s/disk/filesystems", n->name);
+	pb_put_str(b, p, "seed", seed_of(b->m));
+	pb_push(b, fs, filesystem(b, "partition 2", "vfat", "/boot/efi"));
+	pb_push(b, fs, filesystem(b, PVE_VG "/root", "ext4", "/"));
+	pb_push(b, fs, filesystem(b, PVE_VG "/swap", "swap", NULL));
+	pb_put(b, p, "filesystems", fs);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_DISK_FILESYSTEMS, n->name, p, "Creating filesystems",
+		   "node/%s/disk/filesystems", n->name);
 	if (s)
 		s->mf_node = n;
 }
@@ -432,14 +236,14 @@ static void add_disk_filesystems(struct builder *b, const struct mf_node *n)
 static void add_rootfs(struct builder *b, const struct mf_node *n)
 {
 	const struct mf_asset *a = manifest_find_asset(b->m, b->m->proxmox.rootfs);
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	struct step *s;
 
-	put_str(b, p, "asset", b->m->proxmox.rootfs);
-	put_str(b, p, "file", a ? a->file : NULL);
-	put_str(b, p, "target", "/");
-	s = add(b, STEP_PHASE_INSTALL, STEP_ROOTFS_EXTRACT, n->name, p, "Extracting the Proxmox VE root filesystem",
-		"node/%s/rootfs", n->name);
+	pb_put_str(b, p, "asset", b->m->proxmox.rootfs);
+	pb_put_str(b, p, "file", a ? a->file : NULL);
+	pb_put_str(b, p, "target", "/");
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_ROOTFS_EXTRACT, n->name, p, "Extracting the Proxmox VE root filesystem",
+		   "node/%s/rootfs", n->name);
 	if (s)
 		s->mf_node = n;
 }
@@ -447,9 +251,9 @@ static void add_rootfs(struct builder *b, const struct mf_node *n)
 static void fqdn(struct builder *b, const char *name, char *buf, size_t size)
 {
 	if (b->m->cluster.domain)
-		bfmt(b, buf, size, "%s.%s", name, b->m->cluster.domain);
+		pb_bfmt(b, buf, size, "%s.%s", name, b->m->cluster.domain);
 	else
-		bfmt(b, buf, size, "%s", name);
+		pb_bfmt(b, buf, size, "%s", name);
 }
 
 /* The file systems disk-filesystems makes, by the UUIDs it gives them
@@ -458,7 +262,7 @@ static void add_fstab(struct builder *b, const struct mf_node *n)
 {
 	const char *seed = seed_of(b->m);
 	char root[SEED_UUID_STR], swap[SEED_UUID_STR], esp[9], esp_uuid[10];
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 
 	if (b->error)
 		return;
@@ -471,10 +275,10 @@ static void add_fstab(struct builder *b, const struct mf_node *n)
 	for (size_t i = 0; i < 8; i++)
 		esp[i] = (char)toupper((unsigned char)esp[i]);
 	snprintf(esp_uuid, sizeof(esp_uuid), "%.4s-%.4s", esp, esp + 4);
-	put_str(b, p, "root_uuid", root);
-	put_str(b, p, "esp_uuid", esp_uuid);
-	put_str(b, p, "swap_uuid", swap);
-	add(b, STEP_PHASE_INSTALL, STEP_CONFIG_FSTAB, n->name, p, "Writing /etc/fstab", "node/%s/config/fstab", n->name);
+	pb_put_str(b, p, "root_uuid", root);
+	pb_put_str(b, p, "esp_uuid", esp_uuid);
+	pb_put_str(b, p, "swap_uuid", swap);
+	pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_FSTAB, n->name, p, "Writing /etc/fstab", "node/%s/config/fstab", n->name);
 }
 
 static void add_config(struct builder *b, const struct mf_node *n)
@@ -482,72 +286,73 @@ static void add_config(struct builder *b, const struct mf_node *n)
 	const struct manifest *m = b->m;
 	struct json_object *p, *a, *dns;
 	char title[STEP_TITLE_MAX], name[320], mac[18];
-	struct step *s[5];
+	struct step *s[6] = {};
 
 	add_fstab(b, n);
-	p = obj(b);
+	p = pb_obj(b);
 	fqdn(b, n->name, name, sizeof(name));
-	put_str(b, p, "hostname", n->name);
-	put_str(b, p, "fqdn", name);
-	bfmt(b, title, sizeof(title), "Setting the host name to %s", n->name);
-	s[0] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTNAME, n->name, p, title, "node/%s/config/hostname", n->name);
+	pb_put_str(b, p, "hostname", n->name);
+	pb_put_str(b, p, "fqdn", name);
+	pb_bfmt(b, title, sizeof(title), "Setting the host name to %s", n->name);
+	s[0] = pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTNAME, n->name, p, title, "node/%s/config/hostname", n->name);
 
-	p = obj(b);
-	a = arr(b);
+	p = pb_obj(b);
+	a = pb_arr(b);
 	for (size_t i = 0; i < m->n_nodes; i++) {
-		struct json_object *e = obj(b);
+		struct json_object *e = pb_obj(b);
 
 		fqdn(b, m->nodes[i].name, name, sizeof(name));
-		put_ip(b, e, "ip", m->nodes[i].ip);
-		put_str(b, e, "fqdn", name);
-		put_str(b, e, "name", m->nodes[i].name);
-		push(b, a, e);
+		pb_put_ip(b, e, "ip", m->nodes[i].ip);
+		pb_put_str(b, e, "fqdn", name);
+		pb_put_str(b, e, "name", m->nodes[i].name);
+		pb_push(b, a, e);
 	}
-	put(b, p, "entries", a);
-	s[1] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTS, n->name, p, "Writing /etc/hosts", "node/%s/config/hosts",
-		   n->name);
+	pb_put(b, p, "entries", a);
+	s[1] = pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_HOSTS, n->name, p, "Writing /etc/hosts", "node/%s/config/hosts",
+		      n->name);
 
-	p = obj(b);
-	dns = arr(b);
-	put_str(b, p, "bridge", m->network.bridge);
+	p = pb_obj(b);
+	dns = pb_arr(b);
+	pb_put_str(b, p, "bridge", m->network.bridge);
 	/* nodes[].nic, else the NIC with the node's mac; neither: the install
 	 * fills in the NIC it finds (cmd-install.c, choose_nic()) */
 	if (!n->nic && n->has_mac)
-		put_str(b, p, "nic", node_mac_string(n, mac));
+		pb_put_str(b, p, "nic", node_mac_string(n, mac));
 	else
-		put_str(b, p, "nic", n->nic);
-	put_cidr(b, p, "address", n->ip, m->network.subnet.prefix);
-	put_ip(b, p, "gateway", m->network.gateway);
+		pb_put_str(b, p, "nic", n->nic);
+	pb_put_cidr(b, p, "address", n->ip, m->network.subnet.prefix);
+	pb_put_ip(b, p, "gateway", m->network.gateway);
 	for (size_t i = 0; i < m->network.n_dns; i++) {
 		char ip[16];
 
-		fmt_ip(m->network.dns[i], ip);
-		push(b, dns, str(b, ip));
+		pb_fmt_ip(m->network.dns[i], ip);
+		pb_push(b, dns, pb_str(b, ip));
 	}
-	put(b, p, "dns", dns);
+	pb_put(b, p, "dns", dns);
 	if (m->network.vlan) /* 0: untagged */
-		put_u64(b, p, "vlan", m->network.vlan);
+		pb_put_u64(b, p, "vlan", m->network.vlan);
 	else
-		put(b, p, "vlan", NULL);
+		pb_put(b, p, "vlan", NULL);
 	if (m->network.mtu) /* 0: the interface's default */
-		put_u64(b, p, "mtu", m->network.mtu);
+		pb_put_u64(b, p, "mtu", m->network.mtu);
 	else
-		put(b, p, "mtu", NULL);
-	bfmt(b, title, sizeof(title), "Configuring the network (%s)", m->network.bridge ? m->network.bridge : "?");
-	s[2] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_NETWORK, n->name, p, title, "node/%s/config/network", n->name);
+		pb_put(b, p, "mtu", NULL);
+	pb_bfmt(b, title, sizeof(title), "Configuring the network (%s)", m->network.bridge ? m->network.bridge : "?");
+	s[2] = pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_NETWORK, n->name, p, title, "node/%s/config/network", n->name);
 
-	p = obj(b);
-	put_str(b, p, "user", "root");
-	put_secret(b, p, "password", &m->proxmox.root_password);
-	put_strv(b, p, "ssh_keys", m->proxmox.ssh_keys, m->proxmox.n_ssh_keys);
-	s[3] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_USERS, n->name, p, "Setting root's password and SSH keys",
-		   "node/%s/config/users", n->name);
+	p = pb_obj(b);
+	pb_put_str(b, p, "user", "root");
+	pb_put_secret(b, p, "password", &m->proxmox.root_password);
+	pb_put_strv(b, p, "ssh_keys", m->proxmox.ssh_keys, m->proxmox.n_ssh_keys);
+	s[3] = pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_USERS, n->name, p, "Setting root's password and SSH keys",
+		      "node/%s/config/users", n->name);
 
-	p = obj(b);
-	put_str(b, p, "timezone", m->cluster.timezone);
-	put_str(b, p, "keyboard", m->cluster.keyboard);
-	bfmt(b, title, sizeof(title), "Setting the time zone to %s", m->cluster.timezone ? m->cluster.timezone : "?");
-	s[4] = add(b, STEP_PHASE_INSTALL, STEP_CONFIG_TIMEZONE, n->name, p, title, "node/%s/config/timezone", n->name);
+	p = pb_obj(b);
+	pb_put_str(b, p, "timezone", m->cluster.timezone);
+	pb_put_str(b, p, "keyboard", m->cluster.keyboard);
+	pb_bfmt(b, title, sizeof(title), "Setting the time zone to %s", m->cluster.timezone ? m->cluster.timezone : "?");
+	s[4] = pb_add(b, STEP_PHASE_INSTALL, STEP_CONFIG_TIMEZONE, n->name, p, title, "node/%s/config/timezone", n->name);
+	s[5] = pb_add_config_logs(b, n);
 
 	for (size_t i = 0; i < ELEMENTSOF(s); i++)
 		if (s[i])
@@ -568,37 +373,37 @@ static void add_boot(struct builder *b, const struct mf_node *n)
 		b->error = -ENOMEM;
 		return;
 	}
-	p = obj(b);
-	targets = arr(b);
-	put_str(b, p, "loader", "grub");
-	push(b, targets, str(b, "x86_64-efi"));
-	push(b, targets, str(b, "i386-pc"));
-	put(b, p, "targets", targets);
-	put_u64(b, p, "esp_partition", 2);
-	put_str(b, p, "root_uuid", root);
-	s = add(b, STEP_PHASE_INSTALL, STEP_BOOTLOADER, n->name, p, "Installing the boot loader",
-		"node/%s/bootloader", n->name);
+	p = pb_obj(b);
+	targets = pb_arr(b);
+	pb_put_str(b, p, "loader", "grub");
+	pb_push(b, targets, pb_str(b, "x86_64-efi"));
+	pb_push(b, targets, pb_str(b, "i386-pc"));
+	pb_put(b, p, "targets", targets);
+	pb_put_u64(b, p, "esp_partition", 2);
+	pb_put_str(b, p, "root_uuid", root);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_BOOTLOADER, n->name, p, "Installing the boot loader",
+		   "node/%s/bootloader", n->name);
 	if (s)
 		s->mf_node = n;
 
-	p = obj(b);
-	put_str(b, p, "unit", FIRSTBOOT_UNIT);
-	put_str(b, p, "journal", "/var/lib/devopslab/journal");
-	s = add(b, STEP_PHASE_INSTALL, STEP_FIRSTBOOT_INSTALL, n->name, p, "Installing the first-boot service",
-		"node/%s/firstboot", n->name);
+	p = pb_obj(b);
+	pb_put_str(b, p, "unit", FIRSTBOOT_UNIT);
+	pb_put_str(b, p, "journal", "/var/lib/devopslab/journal");
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_FIRSTBOOT_INSTALL, n->name, p, "Installing the first-boot service",
+		   "node/%s/firstboot", n->name);
 	if (s)
 		s->mf_node = n;
 }
 
 static void add_install(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	struct step *s;
 
-	put_str(b, p, "cluster", b->m->cluster.name);
-	put_u64(b, p, "manifest_version", b->m->version);
-	s = add(b, STEP_PHASE_INSTALL, STEP_BUNDLE_VERIFY, n->name, p, "Verifying the bundle signature",
-		"node/%s/bundle/verify", n->name);
+	pb_put_str(b, p, "cluster", b->m->cluster.name);
+	pb_put_u64(b, p, "manifest_version", b->m->version);
+	s = pb_add(b, STEP_PHASE_INSTALL, STEP_BUNDLE_VERIFY, n->name, p, "Verifying the bundle signature",
+		   "node/%s/bundle/verify", n->name);
 	if (s)
 		s->mf_node = n;
 	add_identify(b, n);
@@ -634,32 +439,32 @@ static void add_node_certs(struct builder *b, const struct mf_node *n)
 
 	if (!has_secret(b->m, CLUSTER_CA_SECRET))
 		return;
-	p = obj(b);
-	ref = obj(b);
+	p = pb_obj(b);
+	ref = pb_obj(b);
 	fqdn(b, n->name, name, sizeof(name));
-	put_str(b, p, "node", n->name);
-	put_str(b, p, "fqdn", name);
-	put_ip(b, p, "ip", n->ip);
-	put_str(b, ref, "secret", CLUSTER_CA_SECRET);
-	put(b, p, "ca_key", ref);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, n->name, p,
-		"Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", n->name);
+	pb_put_str(b, p, "node", n->name);
+	pb_put_str(b, p, "fqdn", name);
+	pb_put_ip(b, p, "ip", n->ip);
+	pb_put_str(b, ref, "secret", CLUSTER_CA_SECRET);
+	pb_put(b, p, "ca_key", ref);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CERTS, n->name, p,
+		   "Installing the node certificate signed by the cluster CA", "node/%s/cluster/certs", n->name);
 	if (s)
 		s->mf_node = n;
 }
 
 static void add_quorum(struct builder *b, const struct mf_node *n)
 {
-	struct json_object *p = obj(b), *a = arr(b);
+	struct json_object *p = pb_obj(b), *a = pb_arr(b);
 	char title[STEP_TITLE_MAX];
 	struct step *s;
 
 	for (size_t i = 0; i < b->m->n_nodes; i++)
-		push(b, a, str(b, b->m->nodes[i].name));
-	put(b, p, "nodes", a);
-	put_u64(b, p, "expected_votes", b->m->n_nodes);
-	bfmt(b, title, sizeof(title), "Waiting for quorum (%zu votes)", b->m->n_nodes);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, n->name, p, title, "node/%s/cluster/quorum", n->name);
+		pb_push(b, a, pb_str(b, b->m->nodes[i].name));
+	pb_put(b, p, "nodes", a);
+	pb_put_u64(b, p, "expected_votes", b->m->n_nodes);
+	pb_bfmt(b, title, sizeof(title), "Waiting for quorum (%zu votes)", b->m->n_nodes);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_QUORUM, n->name, p, title, "node/%s/cluster/quorum", n->name);
 	if (s)
 		s->mf_node = n;
 }
@@ -675,15 +480,15 @@ static void add_cluster_formation(struct builder *b)
 {
 	const struct manifest *m = b->m;
 	const struct mf_node *f = b->first;
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	char title[STEP_TITLE_MAX];
 	struct step *s;
 
 	add_node_certs(b, f);
-	put_str(b, p, "cluster", m->cluster.name);
-	put_ip(b, p, "link0", f->ip);
-	bfmt(b, title, sizeof(title), "Creating Proxmox cluster %s", m->cluster.name);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, f->name, p, title, "node/%s/cluster/create", f->name);
+	pb_put_str(b, p, "cluster", m->cluster.name);
+	pb_put_ip(b, p, "link0", f->ip);
+	pb_bfmt(b, title, sizeof(title), "Creating Proxmox cluster %s", m->cluster.name);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_CREATE, f->name, p, title, "node/%s/cluster/create", f->name);
 	if (s)
 		s->mf_node = f;
 	add_quorum(b, f);
@@ -693,13 +498,13 @@ static void add_cluster_formation(struct builder *b)
 
 		if (n == f)
 			continue;
-		p = obj(b);
-		put_str(b, p, "cluster", m->cluster.name);
-		put_str(b, p, "via", f->name);
-		put_ip(b, p, "via_ip", f->ip);
-		put_ip(b, p, "link0", n->ip);
-		bfmt(b, title, sizeof(title), "Joining cluster %s", m->cluster.name);
-		s = add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, n->name, p, title, "node/%s/cluster/join", n->name);
+		p = pb_obj(b);
+		pb_put_str(b, p, "cluster", m->cluster.name);
+		pb_put_str(b, p, "via", f->name);
+		pb_put_ip(b, p, "via_ip", f->ip);
+		pb_put_ip(b, p, "link0", n->ip);
+		pb_bfmt(b, title, sizeof(title), "Joining cluster %s", m->cluster.name);
+		s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_CLUSTER_JOIN, n->name, p, title, "node/%s/cluster/join", n->name);
 		if (s)
 			s->mf_node = n;
 		add_node_certs(b, n);
@@ -784,27 +589,27 @@ static void add_storage_one(struct builder *b, const char *name)
 		b->error = r;
 		return;
 	}
-	p = obj(b);
-	a = arr(b);
-	bytes = obj(b);
-	put_str(b, p, "storage", name);
+	p = pb_obj(b);
+	a = pb_arr(b);
+	bytes = pb_obj(b);
+	pb_put_str(b, p, "storage", name);
 	for (size_t i = 0; i < m->n_nodes; i++) {
 		if (!used[i])
 			continue;
-		push(b, a, str(b, m->nodes[i].name));
-		put_u64(b, bytes, m->nodes[i].name, need[i]);
+		pb_push(b, a, pb_str(b, m->nodes[i].name));
+		pb_put_u64(b, bytes, m->nodes[i].name, need[i]);
 		last = m->nodes[i].name;
 		n++;
 	}
-	put(b, p, "nodes", a);
-	put(b, p, "bytes", bytes);
+	pb_put(b, p, "nodes", a);
+	pb_put(b, p, "bytes", bytes);
 	if (n == m->n_nodes)
-		bfmt(b, title, sizeof(title), "Checking storage %s on every node", name);
+		pb_bfmt(b, title, sizeof(title), "Checking storage %s on every node", name);
 	else if (n == 1)
-		bfmt(b, title, sizeof(title), "Checking storage %s on %s", name, last);
+		pb_bfmt(b, title, sizeof(title), "Checking storage %s on %s", name, last);
 	else
-		bfmt(b, title, sizeof(title), "Checking storage %s on %zu nodes", name, n);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_STORAGE, NULL, p, title, "cluster/storage/%s", name);
+		pb_bfmt(b, title, sizeof(title), "Checking storage %s on %zu nodes", name, n);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_STORAGE, NULL, p, title, "cluster/storage/%s", name);
 }
 
 /* Every storage a template or VM disk uses, in order of first use. */
@@ -827,47 +632,38 @@ static void add_templates(struct builder *b)
 
 		for (size_t j = 0; j < t->n_target_nodes; j++) {
 			const char *node = t->target_nodes[j];
-			struct json_object *p = obj(b);
+			struct json_object *p = pb_obj(b);
 			char title[STEP_TITLE_MAX];
 			struct step *s;
 
-			put_u64(b, p, "vmid", (uint64_t)t->vmid + j);
-			put_str(b, p, "name", t->name);
-			put_str(b, p, "node", node);
-			put_str(b, p, "storage", t->storage);
-			put_str(b, p, "image", t->image);
-			put_str(b, p, "file", a ? a->file : NULL);
-			bfmt(b, title, sizeof(title), "Creating template %s on %s", t->name, node);
-			s = add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s/%s", t->name,
-				node);
+			pb_put_u64(b, p, "vmid", (uint64_t)t->vmid + j);
+			pb_put_str(b, p, "name", t->name);
+			pb_put_str(b, p, "node", node);
+			pb_put_str(b, p, "storage", t->storage);
+			pb_put_str(b, p, "image", t->image);
+			pb_put_str(b, p, "file", a ? a->file : NULL);
+			pb_bfmt(b, title, sizeof(title), "Creating template %s on %s", t->name, node);
+			s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_TEMPLATE, NULL, p, title, "cluster/template/%s/%s", t->name,
+				   node);
 			if (s)
 				s->mf_template = t;
 		}
 	}
 }
 
-static int expand(struct builder *b, const struct mf_vm_group *g, unsigned i, struct mf_vm *ret)
-{
-	int r = manifest_vm_expand(g, i, ret);
-
-	if (r < 0 && b->error >= 0)
-		b->error = plan_fail(r, "cannot expand VM %u of group \"%s\"", i + 1, g->id);
-	return r;
-}
-
 static void push_file(struct builder *b, struct json_object *a, const char *asset_name, const char *path,
 		      unsigned mode)
 {
 	const struct mf_asset *asset = manifest_find_asset(b->m, asset_name);
-	struct json_object *o = obj(b);
+	struct json_object *o = pb_obj(b);
 	char octal[8];
 
 	snprintf(octal, sizeof(octal), "%04o", mode & 07777u);
-	put_str(b, o, "asset", asset_name);
-	put_str(b, o, "file", asset ? asset->file : NULL);
-	put_str(b, o, "path", path);
-	put_str(b, o, "mode", octal);
-	push(b, a, o);
+	pb_put_str(b, o, "asset", asset_name);
+	pb_put_str(b, o, "file", asset ? asset->file : NULL);
+	pb_put_str(b, o, "path", path);
+	pb_put_str(b, o, "mode", octal);
+	pb_push(b, a, o);
 }
 
 /* vms[].files: what to copy into the guest; then, in a K3s server or agent
@@ -878,7 +674,7 @@ static void push_file(struct builder *b, struct json_object *a, const char *asse
  * each from the verified bundle by `file`, as rootfs-extract does. */
 static struct json_object *vm_files(struct builder *b, const struct mf_vm_group *g)
 {
-	struct json_object *a = arr(b);
+	struct json_object *a = pb_arr(b);
 	struct mf_payload_file k3s[MANIFEST_K3S_PAYLOAD_MAX];
 	size_t n = manifest_k3s_payload(b->m, g, k3s);
 
@@ -922,52 +718,52 @@ static void add_vm(struct builder *b, const struct mf_vm *vm)
 					     g->clone, vm->target_node);
 		return;
 	}
-	p = obj(b);
-	disk = obj(b);
-	net = obj(b);
-	dns = arr(b);
-	put_u64(b, p, "vmid", vm->vmid);
-	put_str(b, p, "name", vm->name);
-	put_str(b, p, "node", vm->target_node);
-	put_str(b, p, "group", g->id);
-	put_str(b, p, "clone", g->clone);
-	put_u64(b, p, "template_vmid", vm->template_vmid);
-	put_bool(b, p, "full", g->full_clone);
-	put_u64(b, p, "cores", g->cores);
-	put_u64(b, p, "sockets", g->sockets);
-	put_u64(b, p, "memory_mib", g->memory);
-	put_bool(b, p, "agent", g->agent);
-	put_u64(b, disk, "size_bytes", g->disk.size);
-	put_str(b, disk, "type", g->disk.type);
-	put_str(b, disk, "storage", g->disk.storage);
-	put(b, p, "disk", disk);
-	put_str(b, net, "model", g->network.model);
-	put_str(b, net, "bridge", g->network.bridge);
-	put(b, p, "network", net);
+	p = pb_obj(b);
+	disk = pb_obj(b);
+	net = pb_obj(b);
+	dns = pb_arr(b);
+	pb_put_u64(b, p, "vmid", vm->vmid);
+	pb_put_str(b, p, "name", vm->name);
+	pb_put_str(b, p, "node", vm->target_node);
+	pb_put_str(b, p, "group", g->id);
+	pb_put_str(b, p, "clone", g->clone);
+	pb_put_u64(b, p, "template_vmid", vm->template_vmid);
+	pb_put_bool(b, p, "full", g->full_clone);
+	pb_put_u64(b, p, "cores", g->cores);
+	pb_put_u64(b, p, "sockets", g->sockets);
+	pb_put_u64(b, p, "memory_mib", g->memory);
+	pb_put_bool(b, p, "agent", g->agent);
+	pb_put_u64(b, disk, "size_bytes", g->disk.size);
+	pb_put_str(b, disk, "type", g->disk.type);
+	pb_put_str(b, disk, "storage", g->disk.storage);
+	pb_put(b, p, "disk", disk);
+	pb_put_str(b, net, "model", g->network.model);
+	pb_put_str(b, net, "bridge", g->network.bridge);
+	pb_put(b, p, "network", net);
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", vm->mac[0], vm->mac[1], vm->mac[2], vm->mac[3],
 		 vm->mac[4], vm->mac[5]);
-	put_str(b, p, "mac", mac);
-	put_cidr(b, p, "ip", vm->ip, g->ipconfig0.prefix);
-	put_ip(b, p, "gateway", g->ipconfig0.gw);
+	pb_put_str(b, p, "mac", mac);
+	pb_put_cidr(b, p, "ip", vm->ip, g->ipconfig0.prefix);
+	pb_put_ip(b, p, "gateway", g->ipconfig0.gw);
 	for (size_t i = 0; i < m->network.n_dns; i++) {
 		char ip[16];
 
-		fmt_ip(m->network.dns[i], ip);
-		push(b, dns, str(b, ip));
+		pb_fmt_ip(m->network.dns[i], ip);
+		pb_push(b, dns, pb_str(b, ip));
 	}
-	put(b, p, "nameserver", dns);
-	put_str(b, p, "searchdomain", m->cluster.domain);
-	put_str(b, p, "ciuser", g->ciuser);
-	put_strv(b, p, "sshkeys", g->sshkeys, g->n_sshkeys);
-	put(b, p, "files", vm_files(b, g));
+	pb_put(b, p, "nameserver", dns);
+	pb_put_str(b, p, "searchdomain", m->cluster.domain);
+	pb_put_str(b, p, "ciuser", g->ciuser);
+	pb_put_strv(b, p, "sshkeys", g->sshkeys, g->n_sshkeys);
+	pb_put(b, p, "files", vm_files(b, g));
 	/* A VM whose disks are gone (its node rebuilt) comes back from its
 	 * newest backup when the backup storage has one, else is made anew.
 	 * Never an etcd member: a stale disk would bring back a removed
 	 * member with old data; the cluster's etcd holds it all. */
 	if (m->backup.present && !etcd_member(m, g))
-		put_str(b, p, "restore_from", m->backup.storage);
-	bfmt(b, title, sizeof(title), "Creating VM %s", vm->name);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_VM, NULL, p, title, "cluster/vm/%s", vm->name);
+		pb_put_str(b, p, "restore_from", m->backup.storage);
+	pb_bfmt(b, title, sizeof(title), "Creating VM %s", vm->name);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_VM, NULL, p, title, "cluster/vm/%s", vm->name);
 	if (s) {
 		s->vm = *vm;
 		s->has_vm = true;
@@ -980,7 +776,7 @@ static void add_vms(struct builder *b)
 		for (unsigned k = 0; k < b->m->vms[i].count && b->error >= 0; k++) {
 			struct mf_vm vm;
 
-			if (expand(b, &b->m->vms[i], k, &vm) >= 0)
+			if (pb_expand(b, &b->m->vms[i], k, &vm) >= 0)
 				add_vm(b, &vm);
 		}
 }
@@ -995,23 +791,23 @@ static void add_backup_storage(struct builder *b)
 
 	if (!bk->present || !bk->pbs.present)
 		return;
-	p = obj(b);
-	put_str(b, p, "storage", bk->storage);
-	put_str(b, p, "type", "pbs");
-	put_str(b, p, "server", bk->pbs.server);
-	put_str(b, p, "datastore", bk->pbs.datastore);
-	put_str(b, p, "username", bk->pbs.username);
-	put_secret(b, p, "password", &bk->pbs.password);
+	p = pb_obj(b);
+	pb_put_str(b, p, "storage", bk->storage);
+	pb_put_str(b, p, "type", "pbs");
+	pb_put_str(b, p, "server", bk->pbs.server);
+	pb_put_str(b, p, "datastore", bk->pbs.datastore);
+	pb_put_str(b, p, "username", bk->pbs.username);
+	pb_put_secret(b, p, "password", &bk->pbs.password);
 	if (bk->pbs.fingerprint)
-		put_str(b, p, "fingerprint", bk->pbs.fingerprint);
+		pb_put_str(b, p, "fingerprint", bk->pbs.fingerprint);
 	if (bk->pbs.namespace)
-		put_str(b, p, "namespace", bk->pbs.namespace);
+		pb_put_str(b, p, "namespace", bk->pbs.namespace);
 	if (bk->pbs.port)
-		put_u64(b, p, "port", bk->pbs.port);
-	put_str(b, p, "content", "backup");
-	bfmt(b, title, sizeof(title), "Adding the Proxmox Backup Server storage %s (datastore %s on %s)", bk->storage,
-	     bk->pbs.datastore, bk->pbs.server);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_STORAGE, NULL, p, title, "cluster/backup-storage/%s", bk->storage);
+		pb_put_u64(b, p, "port", bk->pbs.port);
+	pb_put_str(b, p, "content", "backup");
+	pb_bfmt(b, title, sizeof(title), "Adding the Proxmox Backup Server storage %s (datastore %s on %s)", bk->storage,
+		bk->pbs.datastore, bk->pbs.server);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_STORAGE, NULL, p, title, "cluster/backup-storage/%s", bk->storage);
 }
 
 /* The backup job of every VM of the manifest (docs/operations.md). */
@@ -1043,7 +839,7 @@ static void add_backup(struct builder *b)
 		for (unsigned k = 0; k < b->m->vms[i].count && n < ELEMENTSOF(vmids) && b->error >= 0; k++) {
 			struct mf_vm vm;
 
-			if (expand(b, &b->m->vms[i], k, &vm) >= 0)
+			if (pb_expand(b, &b->m->vms[i], k, &vm) >= 0)
 				vmids[n++] = vm.vmid;
 		}
 	qsort(vmids, n, sizeof(vmids[0]), cmp_uint);
@@ -1054,16 +850,16 @@ static void add_backup(struct builder *b)
 		if (keep[i].n)
 			len += (size_t)snprintf(prune + len, sizeof(prune) - len, "%s%s=%" PRIu64, len ? "," : "",
 						keep[i].name, keep[i].n);
-	p = obj(b);
-	put_str(b, p, "id", MANIFEST_BACKUP_JOB);
-	put_str(b, p, "schedule", bk->schedule);
-	put_str(b, p, "storage", bk->storage);
-	put_str(b, p, "mode", modes[bk->mode]);
-	put_str(b, p, "compress", "zstd");
-	put_str(b, p, "vmid", list);
-	put_str(b, p, "prune-backups", prune);
-	bfmt(b, title, sizeof(title), "Scheduling the VMs' backups (%s, on %s)", bk->schedule, bk->storage);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_JOB, NULL, p, title, "cluster/backup/" MANIFEST_BACKUP_JOB);
+	p = pb_obj(b);
+	pb_put_str(b, p, "id", MANIFEST_BACKUP_JOB);
+	pb_put_str(b, p, "schedule", bk->schedule);
+	pb_put_str(b, p, "storage", bk->storage);
+	pb_put_str(b, p, "mode", modes[bk->mode]);
+	pb_put_str(b, p, "compress", "zstd");
+	pb_put_str(b, p, "vmid", list);
+	pb_put_str(b, p, "prune-backups", prune);
+	pb_bfmt(b, title, sizeof(title), "Scheduling the VMs' backups (%s, on %s)", bk->schedule, bk->storage);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_BACKUP_JOB, NULL, p, title, "cluster/backup/" MANIFEST_BACKUP_JOB);
 }
 
 /* ---- first boot: K3s, DNS, edge ----------------------------------------- */
@@ -1078,62 +874,62 @@ static struct json_object *kube_vip(struct builder *b)
 
 	if (!k->api_vip || !k->kube_vip.ref)
 		return NULL;
-	o = obj(b);
-	put_str(b, o, "ref", k->kube_vip.ref);
-	put_str(b, o, "interface", K3S_VIP_INTERFACE);
-	put_ip(b, o, "address", k->api_vip);
+	o = pb_obj(b);
+	pb_put_str(b, o, "ref", k->kube_vip.ref);
+	pb_put_str(b, o, "interface", K3S_VIP_INTERFACE);
+	pb_put_ip(b, o, "address", k->api_vip);
 	return o;
 }
 
 static void add_k3s_node(struct builder *b, enum step_kind kind, const struct mf_vm *vm, const struct mf_vm *init)
 {
 	const struct mf_k3s *k = &b->m->k3s;
-	struct json_object *p = obj(b), *san;
+	struct json_object *p = pb_obj(b), *san;
 	char title[STEP_TITLE_MAX], url[48], ip[16];
 	const char *role = kind == STEP_K3S_AGENT ? "agent" : "server";
 	struct step *s;
 
-	put_str(b, p, "vm", vm->name);
-	put_ip(b, p, "ip", vm->ip);
-	put_str(b, p, "role", role);
-	put_str(b, p, "version", k->version);
-	put_str(b, p, "node_name", vm->name);
-	put_cidr(b, p, "cluster_cidr", k->cluster_cidr.addr, k->cluster_cidr.prefix);
-	put_cidr(b, p, "service_cidr", k->service_cidr.addr, k->service_cidr.prefix);
-	put_strv(b, p, "disable", k->disable, k->n_disable);
-	put_ip(b, p, "api_vip", k->api_vip);
+	pb_put_str(b, p, "vm", vm->name);
+	pb_put_ip(b, p, "ip", vm->ip);
+	pb_put_str(b, p, "role", role);
+	pb_put_str(b, p, "version", k->version);
+	pb_put_str(b, p, "node_name", vm->name);
+	pb_put_cidr(b, p, "cluster_cidr", k->cluster_cidr.addr, k->cluster_cidr.prefix);
+	pb_put_cidr(b, p, "service_cidr", k->service_cidr.addr, k->service_cidr.prefix);
+	pb_put_strv(b, p, "disable", k->disable, k->n_disable);
+	pb_put_ip(b, p, "api_vip", k->api_vip);
 	if (kind != STEP_K3S_AGENT) {
 		/* The names the API server's certificate carries besides its
 		 * defaults: the virtual address first, then the VM's own. */
-		san = arr(b);
+		san = pb_arr(b);
 		if (k->api_vip) {
-			fmt_ip(k->api_vip, ip);
-			push(b, san, str(b, ip));
+			pb_fmt_ip(k->api_vip, ip);
+			pb_push(b, san, pb_str(b, ip));
 		}
-		fmt_ip(vm->ip, ip);
-		push(b, san, str(b, ip));
-		put(b, p, "tls_san", san);
+		pb_fmt_ip(vm->ip, ip);
+		pb_push(b, san, pb_str(b, ip));
+		pb_put(b, p, "tls_san", san);
 	}
 	if (kind == STEP_K3S_SERVER_INIT) {
-		put_str(b, p, "datastore", k->ha ? "embedded-etcd" : "sqlite");
-		put_bool(b, p, "cluster_init", k->ha);
-		put(b, p, "kube_vip", kube_vip(b));
+		pb_put_str(b, p, "datastore", k->ha ? "embedded-etcd" : "sqlite");
+		pb_put_bool(b, p, "cluster_init", k->ha);
+		pb_put(b, p, "kube_vip", kube_vip(b));
 	} else {
 		/* through the VIP when there is one, so that members and the
 		 * cluster outlive the first server */
-		fmt_ip(k->api_vip ? k->api_vip : init->ip, ip);
-		bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
-		put_str(b, p, "server", url);
+		pb_fmt_ip(k->api_vip ? k->api_vip : init->ip, ip);
+		pb_bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
+		pb_put_str(b, p, "server", url);
 	}
-	put_secret(b, p, "token", &k->token);
-	put_str(b, p, "airgap_binary", k->airgap.binary);
-	put_str(b, p, "airgap_images", k->airgap.images);
-	put_str(b, p, "install_script", k->airgap.install_script);
+	pb_put_secret(b, p, "token", &k->token);
+	pb_put_str(b, p, "airgap_binary", k->airgap.binary);
+	pb_put_str(b, p, "airgap_images", k->airgap.images);
+	pb_put_str(b, p, "install_script", k->airgap.install_script);
 	if (kind == STEP_K3S_SERVER_INIT)
-		bfmt(b, title, sizeof(title), "Initialising K3s server %s", vm->name);
+		pb_bfmt(b, title, sizeof(title), "Initialising K3s server %s", vm->name);
 	else
-		bfmt(b, title, sizeof(title), "Joining K3s %s %s", role, vm->name);
-	s = add(b, STEP_PHASE_FIRSTBOOT, kind, NULL, p, title, "cluster/k3s/%s/%s", role, vm->name);
+		pb_bfmt(b, title, sizeof(title), "Joining K3s %s %s", role, vm->name);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, kind, NULL, p, title, "cluster/k3s/%s/%s", role, vm->name);
 	if (s) {
 		s->vm = *vm;
 		s->has_vm = true;
@@ -1152,9 +948,9 @@ static void add_k3s_rejoin(struct builder *b, size_t init_step, const struct mf_
 
 	if (!k->ha || (!k->api_vip && !second))
 		return;
-	fmt_ip(k->api_vip ? k->api_vip : second->ip, ip);
-	bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
-	put_str(b, s->params, "rejoin", url);
+	pb_fmt_ip(k->api_vip ? k->api_vip : second->ip, ip);
+	pb_bfmt(b, url, sizeof(url), "https://%s:%d", ip, K3S_API_PORT);
+	pb_put_str(b, s->params, "rejoin", url);
 	if (b->error >= 0 && step_hash_params(s) < 0)
 		b->error = plan_fail(-ENOMEM, "cannot hash the K3s step's parameters");
 }
@@ -1172,7 +968,7 @@ static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool s
 		for (unsigned k = 0; k < g->count && b->error >= 0; k++) {
 			struct mf_vm vm;
 
-			if (expand(b, g, k, &vm) < 0)
+			if (pb_expand(b, g, k, &vm) < 0)
 				return;
 			if (servers && !*have_init) {
 				*init = vm;
@@ -1182,121 +978,6 @@ static void add_k3s_groups(struct builder *b, char *const *ids, size_t n, bool s
 				add_k3s_node(b, servers ? STEP_K3S_SERVER_JOIN : STEP_K3S_AGENT, &vm, init);
 		}
 	}
-}
-
-/* Argo CD's chart (gitops), a system chart beside k3s.charts': CRDs
- * installed and kept, its UI served over plain HTTP inside the cluster
- * (the edge terminates TLS), at global.domain when it has a name there;
- * no Dex, no notifications controller: the lab signs in with Argo CD's
- * own admin. */
-static struct json_object *gitops_chart(struct builder *b)
-{
-	const struct mf_gitops *g = &b->m->gitops;
-	struct json_object *o = obj(b);
-	char values[512];
-
-	bfmt(b, values, sizeof(values),
-	     "crds:\n  install: true\n  keep: true\n%s%s%s"
-	     "configs:\n  params:\n    server.insecure: true\n"
-	     "dex:\n  enabled: false\nnotifications:\n  enabled: false\n",
-	     g->host ? "global:\n  domain: " : "", g->host ? g->host : "", g->host ? "\n" : "");
-	put_str(b, o, "name", MANIFEST_GITOPS_CHART);
-	put_str(b, o, "namespace", MANIFEST_GITOPS_NAMESPACE);
-	put_str(b, o, "asset", g->chart);
-	put_str(b, o, "archive", MANIFEST_GITOPS_CHART ".tgz");
-	put_str(b, o, "values", values);
-	return o;
-}
-
-/* Every node's exporter, "IP:9100". */
-static struct json_object *exporter_targets(struct builder *b)
-{
-	struct json_object *t = arr(b);
-
-	for (size_t i = 0; i < b->m->n_nodes; i++) {
-		char ip[16], addr[24];
-
-		fmt_ip(b->m->nodes[i].ip, ip);
-		bfmt(b, addr, sizeof(addr), "%s:%u", ip, MONITORING_NODE_EXPORTER_PORT);
-		push(b, t, str(b, addr));
-	}
-	return t;
-}
-
-/* Traefik's metrics: every endpoint of the Service its chart makes for
- * them (kube-system/traefik-metrics, port metrics) through Kubernetes
- * service discovery: one target per Traefik pod, wherever they run. */
-#define TRAEFIK_SCRAPE_JOB                                                                                          \
-	"{\"job_name\":\"traefik\",\"kubernetes_sd_configs\":[{\"role\":\"endpoints\",\"namespaces\":{\"names\":"     \
-	"[\"kube-system\"]}}],\"relabel_configs\":[{\"source_labels\":[\"__meta_kubernetes_service_name\","             \
-	"\"__meta_kubernetes_endpoint_port_name\"],\"regex\":\"traefik-metrics;metrics\",\"action\":\"keep\"}]}"
-
-/* A static scrape job of Prometheus: name, targets, path, scheme. */
-static struct json_object *scrape_job(struct builder *b, const char *name, struct json_object *targets,
-				      const char *path, const char *scheme)
-{
-	struct json_object *job = obj(b), *sc = arr(b), *one = obj(b);
-
-	put_str(b, job, "job_name", name);
-	put_str(b, job, "metrics_path", path);
-	put_str(b, job, "scheme", scheme);
-	put(b, one, "targets", targets);
-	push(b, sc, one);
-	put(b, job, "static_configs", sc);
-	return job;
-}
-
-/* The monitoring stack's chart (kube-prometheus-stack), a system chart:
- * its objects named monitoring-*, Prometheus keeping monitoring.retention
- * and scraping the nodes' exporters and the manifest's targets besides
- * what the stack finds itself, Grafana's admin from a Secret the
- * monitoring step makes, its dashboards from ConfigMaps; no Alertmanager
- * (nowhere to send alerts in an air-gapped lab). The values are JSON,
- * which YAML reads as it is. */
-static struct json_object *monitoring_chart(struct builder *b)
-{
-	const struct manifest *m = b->m;
-	const struct mf_monitoring *mo = &m->monitoring;
-	struct json_object *o = obj(b), *v = obj(b), *prom = obj(b), *spec = obj(b), *jobs = arr(b), *graf = obj(b),
-			   *admin = obj(b), *sidecar = obj(b), *dash = obj(b), *off = obj(b);
-	struct json_object *traefik = json_tokener_parse(TRAEFIK_SCRAPE_JOB);
-
-	push(b, jobs, scrape_job(b, MANIFEST_MONITORING_HOSTS_JOB, exporter_targets(b), "/metrics", "http"));
-	push(b, jobs, traefik);
-	for (size_t i = 0; i < mo->n_scrape_targets; i++) {
-		const struct mf_scrape_target *t = &mo->scrape_targets[i];
-		struct json_object *targets = arr(b);
-
-		for (size_t j = 0; j < t->n_targets; j++)
-			push(b, targets, str(b, t->targets[j]));
-		push(b, jobs, scrape_job(b, t->name, targets, t->metrics_path,
-					 t->scheme == MF_SCRAPE_HTTPS ? "https" : "http"));
-	}
-	put_str(b, spec, "retention", mo->retention);
-	put(b, spec, "additionalScrapeConfigs", jobs);
-	put(b, prom, "prometheusSpec", spec);
-	put_str(b, admin, "existingSecret", MANIFEST_MONITORING_GRAFANA_SECRET);
-	put_str(b, admin, "userKey", "admin-user");
-	put_str(b, admin, "passwordKey", "admin-password");
-	put(b, graf, "admin", admin);
-	put_bool(b, dash, "enabled", true);
-	put_str(b, dash, "label", "grafana_dashboard");
-	put_str(b, dash, "labelValue", "1");
-	put(b, sidecar, "dashboards", dash);
-	put(b, graf, "sidecar", sidecar);
-	put_str(b, v, "fullnameOverride", MANIFEST_MONITORING_CHART);
-	put_bool(b, off, "enabled", false);
-	put(b, v, "alertmanager", off);
-	put(b, v, "prometheus", prom);
-	put(b, v, "grafana", graf);
-	put_str(b, o, "name", MANIFEST_MONITORING_CHART);
-	put_str(b, o, "namespace", MANIFEST_MONITORING_NAMESPACE);
-	put_str(b, o, "asset", mo->chart);
-	put_str(b, o, "archive", MANIFEST_MONITORING_CHART ".tgz");
-	put_str(b, o, "values",
-		v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL);
-	json_object_put(v);
-	return o;
 }
 
 /* The charts K3s installs, once every node has joined: their HelmCharts
@@ -1311,28 +992,30 @@ static void add_k3s_charts(struct builder *b, const struct mf_vm *init)
 
 	if (b->error < 0)
 		return;
-	p = obj(b);
-	a = arr(b);
-	put_str(b, p, "vm", init->name);
+	p = pb_obj(b);
+	a = pb_arr(b);
+	pb_put_str(b, p, "vm", init->name);
 	for (size_t i = 0; i < k->n_charts; i++) {
 		const struct mf_k3s_chart *c = &k->charts[i];
-		struct json_object *o = obj(b);
+		struct json_object *o = pb_obj(b);
 		char file[96];
 
-		put_str(b, o, "name", c->name);
-		put_str(b, o, "namespace", c->namespace ? c->namespace : "default");
-		put_str(b, o, "asset", c->chart);
-		bfmt(b, file, sizeof(file), "%s.tgz", c->name);
-		put_str(b, o, "archive", file);
-		put_str(b, o, "values", c->values);
-		push(b, a, o);
+		pb_put_str(b, o, "name", c->name);
+		pb_put_str(b, o, "namespace", c->namespace ? c->namespace : "default");
+		pb_put_str(b, o, "asset", c->chart);
+		pb_bfmt(b, file, sizeof(file), "%s.tgz", c->name);
+		pb_put_str(b, o, "archive", file);
+		pb_put_str(b, o, "values", c->values);
+		pb_push(b, a, o);
 	}
 	if (b->m->gitops.present)
-		push(b, a, gitops_chart(b));
+		pb_push(b, a, pb_gitops_chart(b));
 	if (b->m->monitoring.enabled)
-		push(b, a, monitoring_chart(b));
-	put(b, p, "charts", a);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_K3S_CHARTS, NULL, p, "Installing the K3s charts", "cluster/k3s/charts");
+		pb_push(b, a, pb_monitoring_chart(b));
+	if (b->m->monitoring.enabled && b->m->monitoring.logs.enabled)
+		pb_push(b, a, pb_logs_chart(b));
+	pb_put(b, p, "charts", a);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_K3S_CHARTS, NULL, p, "Installing the K3s charts", "cluster/k3s/charts");
 	if (s) {
 		s->vm = *init;
 		s->has_vm = true;
@@ -1371,15 +1054,6 @@ static void add_k3s(struct builder *b)
 	add_k3s_charts(b, &init);
 }
 
-static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)
-{
-	int r = name ? manifest_find_vm(b->m, name, ret) : -ENOENT;
-
-	if (r < 0 && b->error >= 0)
-		b->error = plan_fail(-EINVAL, "dns: no VM named \"%s\"", name ? name : "(none)");
-	return r;
-}
-
 /* Each DNS server: Technitium installed (from the bundle, or already in
  * the image), its web console on HTTPS with a certificate of the cluster
  * CA, recursion for the LAN only, and the zone-transfer TSIG key when
@@ -1387,24 +1061,24 @@ static int find_vm(struct builder *b, const char *name, struct mf_vm *ret)
 static void add_dns_server(struct builder *b, const struct mf_vm *vm, const char *role)
 {
 	const struct mf_dns *d = &b->m->dns;
-	struct json_object *p = obj(b), *acl = arr(b);
+	struct json_object *p = pb_obj(b), *acl = pb_arr(b);
 	char title[STEP_TITLE_MAX], fqdn[320], cidr[24], ip[16];
 	struct step *s;
 
-	bfmt(b, fqdn, sizeof(fqdn), "%s.%s", vm->name, d->zone);
-	fmt_ip(b->m->network.subnet.addr, ip);
-	bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, b->m->network.subnet.prefix);
-	push(b, acl, str(b, cidr));
-	put_str(b, p, "vm", vm->name);
-	put_ip(b, p, "ip", vm->ip);
-	put_str(b, p, "role", role);
-	put_str(b, p, "fqdn", fqdn);
-	put_str(b, p, "install", d->airgap.package ? "bundle" : "image");
-	put(b, p, "recursion_acl", acl);
-	put_str(b, p, "tsig_key", d->secondary ? MANIFEST_DNS_TSIG_KEY : NULL);
-	put_secret(b, p, "admin_password", &d->admin_password);
-	bfmt(b, title, sizeof(title), "Installing Technitium DNS on %s", vm->name);
-	s = add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SERVER, NULL, p, title, "cluster/dns/server/%s", vm->name);
+	pb_bfmt(b, fqdn, sizeof(fqdn), "%s.%s", vm->name, d->zone);
+	pb_fmt_ip(b->m->network.subnet.addr, ip);
+	pb_bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, b->m->network.subnet.prefix);
+	pb_push(b, acl, pb_str(b, cidr));
+	pb_put_str(b, p, "vm", vm->name);
+	pb_put_ip(b, p, "ip", vm->ip);
+	pb_put_str(b, p, "role", role);
+	pb_put_str(b, p, "fqdn", fqdn);
+	pb_put_str(b, p, "install", d->airgap.package ? "bundle" : "image");
+	pb_put(b, p, "recursion_acl", acl);
+	pb_put_str(b, p, "tsig_key", d->secondary ? MANIFEST_DNS_TSIG_KEY : NULL);
+	pb_put_secret(b, p, "admin_password", &d->admin_password);
+	pb_bfmt(b, title, sizeof(title), "Installing Technitium DNS on %s", vm->name);
+	s = pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SERVER, NULL, p, title, "cluster/dns/server/%s", vm->name);
 	if (s) {
 		s->vm = *vm;
 		s->has_vm = true;
@@ -1415,20 +1089,20 @@ static void add_record(struct builder *b, const char *name, const char *type, co
 {
 	const char *zone = b->m->dns.zone;
 	const char *server = b->m->dns.primary;
-	struct json_object *p = obj(b);
+	struct json_object *p = pb_obj(b);
 	char title[STEP_TITLE_MAX], full[320];
 
 	if (streq(name, "@"))
-		bfmt(b, full, sizeof(full), "%s", zone);
+		pb_bfmt(b, full, sizeof(full), "%s", zone);
 	else
-		bfmt(b, full, sizeof(full), "%s.%s", name, zone);
-	put_str(b, p, "zone", zone);
-	put_str(b, p, "server", server);
-	put_str(b, p, "name", full);
-	put_str(b, p, "type", type);
-	put_str(b, p, "value", value);
-	bfmt(b, title, sizeof(title), "Adding DNS record %s %s %s", full, type, value);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_RECORD, NULL, p, title, "cluster/dns/record/%s/%s", full, type);
+		pb_bfmt(b, full, sizeof(full), "%s.%s", name, zone);
+	pb_put_str(b, p, "zone", zone);
+	pb_put_str(b, p, "server", server);
+	pb_put_str(b, p, "name", full);
+	pb_put_str(b, p, "type", type);
+	pb_put_str(b, p, "value", value);
+	pb_bfmt(b, title, sizeof(title), "Adding DNS record %s %s %s", full, type, value);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_RECORD, NULL, p, title, "cluster/dns/record/%s/%s", full, type);
 }
 
 static void add_dns_records(struct builder *b)
@@ -1439,14 +1113,14 @@ static void add_dns_records(struct builder *b)
 
 	if (d->wildcard) {
 		if (streq(d->wildcard, "edge")) {
-			fmt_ip(b->m->edge.ip, ip);
+			pb_fmt_ip(b->m->edge.ip, ip);
 			add_record(b, "*", "A", ip);
 		} else
 			add_record(b, "*", "A", d->wildcard);
 	}
 	if (d->node_records) {
 		for (size_t i = 0; i < b->m->n_nodes; i++) {
-			fmt_ip(b->m->nodes[i].ip, ip);
+			pb_fmt_ip(b->m->nodes[i].ip, ip);
 			add_record(b, b->m->nodes[i].name, "A", ip);
 		}
 		/* the VMs with a static address, group by group */
@@ -1456,7 +1130,7 @@ static void add_dns_records(struct builder *b)
 
 				if (manifest_vm_expand(&b->m->vms[g], i, &vm) < 0 || !vm.ip)
 					continue;
-				fmt_ip(vm.ip, ip);
+				pb_fmt_ip(vm.ip, ip);
 				add_record(b, vm.name, "A", ip);
 			}
 	}
@@ -1469,7 +1143,7 @@ static void add_dns_records(struct builder *b)
 			continue;
 		memcpy(rel, hosts[i], n - z - 1);
 		rel[n - z - 1] = '\0';
-		fmt_ip(b->m->edge.ip, ip);
+		pb_fmt_ip(b->m->edge.ip, ip);
 		add_record(b, rel, "A", ip);
 	}
 	for (size_t i = 0; i < d->n_records; i++)
@@ -1485,20 +1159,20 @@ static void add_zone_records(struct builder *b, size_t zone)
 
 	if (b->error < 0 || zone >= b->plan->n_steps)
 		return;
-	a = arr(b);
+	a = pb_arr(b);
 	for (size_t i = zone + 1; i < b->plan->n_steps; i++) {
 		const struct step *s = &b->plan->steps[i];
 		struct json_object *q;
 
 		if (s->kind != STEP_DNS_RECORD)
 			continue;
-		q = obj(b);
-		put_str(b, q, "name", step_param_string(s, "name"));
-		put_str(b, q, "type", step_param_string(s, "type"));
-		push(b, a, q);
+		q = pb_obj(b);
+		pb_put_str(b, q, "name", step_param_string(s, "name"));
+		pb_put_str(b, q, "type", step_param_string(s, "type"));
+		pb_push(b, a, q);
 	}
 	z = &b->plan->steps[zone];
-	put(b, z->params, "records", a);
+	pb_put(b, z->params, "records", a);
 	if (b->error >= 0 && step_hash_params(z) < 0)
 		b->error = plan_fail(-ENOMEM, "cannot hash the zone step's parameters");
 }
@@ -1511,59 +1185,59 @@ static void add_dns(struct builder *b)
 	char title[STEP_TITLE_MAX];
 	size_t zone;
 
-	if (!d->present || find_vm(b, d->primary, &primary) < 0)
+	if (!d->present || pb_find_vm(b, d->primary, &primary) < 0)
 		return;
-	if (d->secondary && find_vm(b, d->secondary, &secondary) < 0)
+	if (d->secondary && pb_find_vm(b, d->secondary, &secondary) < 0)
 		return;
 	add_dns_server(b, &primary, "primary");
 	if (d->secondary)
 		add_dns_server(b, &secondary, "secondary");
 
-	p = obj(b);
-	put_str(b, p, "zone", d->zone);
-	put_str(b, p, "primary", primary.name);
-	put_ip(b, p, "primary_ip", primary.ip);
+	p = pb_obj(b);
+	pb_put_str(b, p, "zone", d->zone);
+	pb_put_str(b, p, "primary", primary.name);
+	pb_put_ip(b, p, "primary_ip", primary.ip);
 	if (d->secondary) {
-		put_ip(b, p, "secondary_ip", secondary.ip);
-		put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
+		pb_put_ip(b, p, "secondary_ip", secondary.ip);
+		pb_put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
 	}
-	bfmt(b, title, sizeof(title), "Creating DNS zone %s", d->zone);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_ZONE, NULL, p, title, "cluster/dns/zone/%s", d->zone);
+	pb_bfmt(b, title, sizeof(title), "Creating DNS zone %s", d->zone);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_ZONE, NULL, p, title, "cluster/dns/zone/%s", d->zone);
 	zone = b->plan->n_steps - 1;
 	add_dns_records(b);
 	add_zone_records(b, zone);
 
 	if (d->n_forwarders > 0) {
-		p = obj(b);
-		a = arr(b);
+		p = pb_obj(b);
+		a = pb_arr(b);
 		for (size_t i = 0; i < d->n_forwarders; i++) {
-			struct json_object *f = obj(b);
+			struct json_object *f = pb_obj(b);
 
-			put_str(b, f, "address", d->forwarders[i].address);
-			put_str(b, f, "protocol", manifest_dns_proto_name(d->forwarders[i].protocol));
-			put_str(b, f, "name", d->forwarders[i].name);
-			push(b, a, f);
+			pb_put_str(b, f, "address", d->forwarders[i].address);
+			pb_put_str(b, f, "protocol", manifest_dns_proto_name(d->forwarders[i].protocol));
+			pb_put_str(b, f, "name", d->forwarders[i].name);
+			pb_push(b, a, f);
 		}
-		put(b, p, "forwarders", a);
-		a = arr(b);
-		push(b, a, str(b, primary.name));
+		pb_put(b, p, "forwarders", a);
+		a = pb_arr(b);
+		pb_push(b, a, pb_str(b, primary.name));
 		if (d->secondary)
-			push(b, a, str(b, secondary.name));
-		put(b, p, "servers", a);
-		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_FORWARDERS, NULL, p, "Setting the DNS forwarders",
-		    "cluster/dns/forwarders");
+			pb_push(b, a, pb_str(b, secondary.name));
+		pb_put(b, p, "servers", a);
+		pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_FORWARDERS, NULL, p, "Setting the DNS forwarders",
+		       "cluster/dns/forwarders");
 	}
 	if (d->secondary) {
-		p = obj(b);
-		put_str(b, p, "zone", d->zone);
-		put_str(b, p, "secondary", secondary.name);
-		put_ip(b, p, "secondary_ip", secondary.ip);
-		put_ip(b, p, "primary_ip", primary.ip);
-		put_str(b, p, "primary", primary.name);
-		put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
-		bfmt(b, title, sizeof(title), "Making %s a secondary for %s", secondary.name, d->zone);
-		add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SECONDARY, NULL, p, title, "cluster/dns/secondary/%s",
-		    secondary.name);
+		p = pb_obj(b);
+		pb_put_str(b, p, "zone", d->zone);
+		pb_put_str(b, p, "secondary", secondary.name);
+		pb_put_ip(b, p, "secondary_ip", secondary.ip);
+		pb_put_ip(b, p, "primary_ip", primary.ip);
+		pb_put_str(b, p, "primary", primary.name);
+		pb_put_str(b, p, "tsig_key", MANIFEST_DNS_TSIG_KEY);
+		pb_bfmt(b, title, sizeof(title), "Making %s a secondary for %s", secondary.name, d->zone);
+		pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_SECONDARY, NULL, p, title, "cluster/dns/secondary/%s",
+		       secondary.name);
 	}
 }
 
@@ -1572,58 +1246,19 @@ static void add_dns(struct builder *b)
 static void add_edge_route(struct builder *b, struct json_object *routes, const char *name, const char *host,
 			   const uint32_t *addrs, size_t n, unsigned port)
 {
-	struct json_object *q = obj(b), *a = arr(b);
+	struct json_object *q = pb_obj(b), *a = pb_arr(b);
 
 	for (size_t i = 0; i < n; i++) {
 		char ip[16];
 
-		fmt_ip(addrs[i], ip);
-		push(b, a, str(b, ip));
+		pb_fmt_ip(addrs[i], ip);
+		pb_push(b, a, pb_str(b, ip));
 	}
-	put_str(b, q, "name", name);
-	put_str(b, q, "host", host);
-	put(b, q, "addresses", a);
-	put_u64(b, q, "port", port);
-	push(b, routes, q);
-}
-
-/* The lab's own web UIs in K3s behind the edge: a name, its host, and
- * the Service (namespace, name, port) the chart that makes it names. */
-static struct json_object *edge_apps(struct builder *b)
-{
-	const struct mf_gitops *g = &b->m->gitops;
-	struct json_object *a = arr(b), *q;
-
-	if (b->m->monitoring.enabled && b->m->edge.present) {
-		const char *hosts[] = { b->m->monitoring.hosts.grafana, b->m->monitoring.hosts.prometheus };
-		const char *names[] = { "grafana", "prometheus" };
-		const unsigned ports[] = { 80, 9090 };
-
-		for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
-			char svc[64];
-
-			if (!hosts[i])
-				continue;
-			q = obj(b);
-			bfmt(b, svc, sizeof(svc), MANIFEST_MONITORING_CHART "-%s", names[i]);
-			put_str(b, q, "name", names[i]);
-			put_str(b, q, "host", hosts[i]);
-			put_str(b, q, "namespace", MANIFEST_MONITORING_NAMESPACE);
-			put_str(b, q, "service", svc);
-			put_u64(b, q, "port", ports[i]);
-			push(b, a, q);
-		}
-	}
-	if (g->present && g->host) {
-		q = obj(b);
-		put_str(b, q, "name", "argocd");
-		put_str(b, q, "host", g->host);
-		put_str(b, q, "namespace", MANIFEST_GITOPS_NAMESPACE);
-		put_str(b, q, "service", "argocd-server"); /* the chart's (nameOverride argocd), plain HTTP */
-		put_u64(b, q, "port", 80);
-		push(b, a, q);
-	}
-	return a;
+	pb_put_str(b, q, "name", name);
+	pb_put_str(b, q, "host", host);
+	pb_put(b, q, "addresses", a);
+	pb_put_u64(b, q, "port", port);
+	pb_push(b, routes, q);
 }
 
 static void add_edge(struct builder *b)
@@ -1638,141 +1273,60 @@ static void add_edge(struct builder *b)
 
 	if (!e->present)
 		return;
-	fmt_ip(e->ip, ip);
-	p = obj(b);
-	put_str(b, p, "ip", ip);
-	bfmt(b, title, sizeof(title), "Deploying the Traefik edge on %s", ip);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_TRAEFIK, NULL, p, title, "cluster/edge/traefik");
+	pb_fmt_ip(e->ip, ip);
+	p = pb_obj(b);
+	pb_put_str(b, p, "ip", ip);
+	pb_bfmt(b, title, sizeof(title), "Deploying the Traefik edge on %s", ip);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_TRAEFIK, NULL, p, title, "cluster/edge/traefik");
 
-	p = obj(b);
-	a = arr(b);
-	bfmt(b, wild, sizeof(wild), "*.%s", domain ? domain : "?");
-	push(b, a, str(b, wild));
-	push(b, a, str(b, domain));
-	put_str(b, p, "mode", e->cert == MF_CERT_ACME_DNS01 ? "acme-dns01" : "internal-ca");
-	put(b, p, "domains", a);
+	p = pb_obj(b);
+	a = pb_arr(b);
+	pb_bfmt(b, wild, sizeof(wild), "*.%s", domain ? domain : "?");
+	pb_push(b, a, pb_str(b, wild));
+	pb_push(b, a, pb_str(b, domain));
+	pb_put_str(b, p, "mode", e->cert == MF_CERT_ACME_DNS01 ? "acme-dns01" : "internal-ca");
+	pb_put(b, p, "domains", a);
 	if (e->cert == MF_CERT_ACME_DNS01) {
-		acme = obj(b);
-		put_str(b, acme, "email", e->acme.email);
-		put_str(b, acme, "server", e->acme.server);
-		put_str(b, acme, "provider", e->acme.provider);
-		put(b, p, "acme", acme);
+		acme = pb_obj(b);
+		pb_put_str(b, acme, "email", e->acme.email);
+		pb_put_str(b, acme, "server", e->acme.server);
+		pb_put_str(b, acme, "provider", e->acme.provider);
+		pb_put(b, p, "acme", acme);
 	}
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_CERTS, NULL, p, "Issuing the edge certificates",
-	    "cluster/edge/certificates");
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_CERTS, NULL, p, "Issuing the edge certificates",
+	       "cluster/edge/certificates");
 
-	p = obj(b);
-	routes = arr(b);
+	p = pb_obj(b);
+	routes = pb_arr(b);
 	for (size_t i = 0; i < m->n_nodes && i < ELEMENTSOF(nodes); i++)
 		nodes[i] = m->nodes[i].ip;
 	if (e->proxmox_host)
 		add_edge_route(b, routes, "proxmox", e->proxmox_host, nodes,
 			       m->n_nodes < ELEMENTSOF(nodes) ? m->n_nodes : ELEMENTSOF(nodes), EDGE_PVE_PORT);
-	if (e->dns_host && m->dns.present && find_vm(b, m->dns.primary, &primary) >= 0)
+	if (e->dns_host && m->dns.present && pb_find_vm(b, m->dns.primary, &primary) >= 0)
 		add_edge_route(b, routes, "technitium", e->dns_host, &primary.ip, 1, EDGE_TECHNITIUM_PORT);
-	put(b, p, "routes", routes);
-	put(b, p, "apps", edge_apps(b));
-	a = arr(b);
+	pb_put(b, p, "routes", routes);
+	pb_put(b, p, "apps", pb_edge_apps(b));
+	a = pb_arr(b);
 	for (size_t i = 0; i < e->n_allow; i++) {
 		char cidr[24];
 
-		fmt_ip(e->allow[i].addr, ip);
-		bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, e->allow[i].prefix);
-		push(b, a, str(b, cidr));
+		pb_fmt_ip(e->allow[i].addr, ip);
+		pb_bfmt(b, cidr, sizeof(cidr), "%s/%u", ip, e->allow[i].prefix);
+		pb_push(b, a, pb_str(b, cidr));
 	}
-	put(b, p, "allow", a);
-	rl = obj(b);
-	put_u64(b, rl, "average", e->rate_limit.average);
-	put_u64(b, rl, "burst", e->rate_limit.burst);
-	put(b, p, "rate_limit", rl);
+	pb_put(b, p, "allow", a);
+	rl = pb_obj(b);
+	pb_put_u64(b, rl, "average", e->rate_limit.average);
+	pb_put_u64(b, rl, "burst", e->rate_limit.burst);
+	pb_put(b, p, "rate_limit", rl);
 	if (e->dashboard_host) {
-		put_str(b, p, "dashboard_host", e->dashboard_host);
-		put_str(b, p, "dashboard_user", MANIFEST_EDGE_DASHBOARD_USER);
-		put_secret(b, p, "dashboard_password", &e->dashboard_password);
+		pb_put_str(b, p, "dashboard_host", e->dashboard_host);
+		pb_put_str(b, p, "dashboard_user", MANIFEST_EDGE_DASHBOARD_USER);
+		pb_put_secret(b, p, "dashboard_password", &e->dashboard_password);
 	}
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_ROUTES, NULL, p, "Routing the web consoles through the edge",
-	    "cluster/edge/routes");
-}
-
-/* The root Application Argo CD keeps the cluster in step with, and its
- * repository's Secret: credentials by secret name only. */
-static void add_gitops(struct builder *b)
-{
-	const struct mf_gitops *g = &b->m->gitops;
-	struct json_object *p, *cred;
-
-	if (!g->present || !b->m->k3s.present)
-		return;
-	p = obj(b);
-	put_str(b, p, "namespace", MANIFEST_GITOPS_NAMESPACE);
-	put_str(b, p, "application", MANIFEST_GITOPS_APPLICATION);
-	put_str(b, p, "repo", g->repo);
-	put_str(b, p, "revision", g->revision);
-	put_str(b, p, "path", g->path);
-	put_str(b, p, "destination_namespace", "default");
-	if (g->credentials.password.name || g->credentials.ssh_key.name) {
-		cred = obj(b);
-		put_str(b, cred, "username", g->credentials.username);
-		put_secret(b, cred, "password", &g->credentials.password);
-		put_secret(b, cred, "ssh_key", &g->credentials.ssh_key);
-		put(b, p, "credentials", cred);
-	} else
-		put(b, p, "credentials", NULL);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_GITOPS, NULL, p, "Handing the cluster to Argo CD", "cluster/gitops/root");
-}
-
-/* A service of the monitoring stack (fullnameOverride monitoring). */
-static struct json_object *stack_service(struct builder *b, const char *name, unsigned port)
-{
-	struct json_object *o = obj(b);
-
-	put_str(b, o, "service", name);
-	put_u64(b, o, "port", port);
-	return o;
-}
-
-/* Where Prometheus answers and the static scrape jobs whose targets
- * must be up (the nodes' exporters, then the manifest's): the monitoring
- * step's and the verification's. */
-static void put_probe(struct builder *b, struct json_object *p)
-{
-	const struct mf_monitoring *mo = &b->m->monitoring;
-	struct json_object *jobs = arr(b), *job;
-
-	put_str(b, p, "namespace", MANIFEST_MONITORING_NAMESPACE);
-	put(b, p, "prometheus", stack_service(b, MANIFEST_MONITORING_CHART "-prometheus", 9090));
-	job = obj(b);
-	put_str(b, job, "name", MANIFEST_MONITORING_HOSTS_JOB);
-	put(b, job, "targets", exporter_targets(b));
-	push(b, jobs, job);
-	for (size_t i = 0; i < mo->n_scrape_targets; i++) {
-		job = obj(b);
-		put_str(b, job, "name", mo->scrape_targets[i].name);
-		put_strv(b, job, "targets", mo->scrape_targets[i].targets, mo->scrape_targets[i].n_targets);
-		push(b, jobs, job);
-	}
-	put(b, p, "jobs", jobs);
-}
-
-/* Grafana's admin and dashboards, and the targets up. */
-static void add_monitoring(struct builder *b)
-{
-	const struct mf_monitoring *mo = &b->m->monitoring;
-	struct json_object *p, *dash;
-
-	if (!mo->enabled || !b->m->k3s.present)
-		return;
-	p = obj(b);
-	put_probe(b, p);
-	put_str(b, p, "grafana_user", MANIFEST_MONITORING_GRAFANA_USER);
-	put_secret(b, p, "grafana_password", &mo->grafana_password);
-	put(b, p, "grafana", stack_service(b, MANIFEST_MONITORING_CHART "-grafana", 80));
-	dash = arr(b);
-	push(b, dash, str(b, "hosts"));
-	push(b, dash, str(b, "k3s"));
-	push(b, dash, str(b, "traefik"));
-	put(b, p, "dashboards", dash);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_MONITORING, NULL, p, "Checking the lab's metrics", "cluster/monitoring");
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_EDGE_ROUTES, NULL, p, "Routing the web consoles through the edge",
+	       "cluster/edge/routes");
 }
 
 /* What the verification step checks, from the steps before it: every VM
@@ -1781,8 +1335,8 @@ static void add_monitoring(struct builder *b)
 static void add_verify(struct builder *b)
 {
 	const struct manifest *m = b->m;
-	struct json_object *p = obj(b), *a = arr(b), *names = arr(b), *k3s = arr(b), *servers = arr(b),
-			   *dns = arr(b);
+	struct json_object *p = pb_obj(b), *a = pb_arr(b), *names = pb_arr(b), *k3s = pb_arr(b), *servers = pb_arr(b),
+			   *dns = pb_arr(b);
 	size_t n_vms = 0;
 
 	for (size_t g = 0; g < m->n_vms; g++)
@@ -1791,10 +1345,10 @@ static void add_verify(struct builder *b)
 
 			if (manifest_vm_expand(&m->vms[g], i, &vm) < 0)
 				continue;
-			push(b, names, str(b, vm.name));
+			pb_push(b, names, pb_str(b, vm.name));
 			if (m->k3s.present && (group_listed(m->k3s.servers, m->k3s.n_servers, m->vms[g].id) ||
 					       group_listed(m->k3s.agents, m->k3s.n_agents, m->vms[g].id)))
-				push(b, k3s, str(b, vm.name));
+				pb_push(b, k3s, pb_str(b, vm.name));
 			n_vms++;
 		}
 	for (size_t i = 0; m->dns.present && i < b->plan->n_steps; i++) {
@@ -1804,30 +1358,30 @@ static void add_verify(struct builder *b)
 		char under[320];
 
 		if (s->kind == STEP_DNS_SERVER) {
-			q = obj(b);
-			put_str(b, q, "vm", step_param_string(s, "vm"));
-			put_str(b, q, "ip", step_param_string(s, "ip"));
-			push(b, servers, q);
+			q = pb_obj(b);
+			pb_put_str(b, q, "vm", step_param_string(s, "vm"));
+			pb_put_str(b, q, "ip", step_param_string(s, "ip"));
+			pb_push(b, servers, q);
 		}
 		if (s->kind != STEP_DNS_RECORD || !name)
 			continue;
-		q = obj(b);
+		q = pb_obj(b);
 		/* a wildcard answers for any name under it: ask for one */
 		if (name[0] == '*' && name[1] == '.')
-			bfmt(b, under, sizeof(under), "devopslab-verify.%s", name + 2);
-		put_str(b, q, "name", name[0] == '*' ? under : name);
-		put_str(b, q, "type", step_param_string(s, "type"));
-		put_str(b, q, "value", step_param_string(s, "value"));
-		push(b, dns, q);
+			pb_bfmt(b, under, sizeof(under), "devopslab-verify.%s", name + 2);
+		pb_put_str(b, q, "name", name[0] == '*' ? under : name);
+		pb_put_str(b, q, "type", step_param_string(s, "type"));
+		pb_put_str(b, q, "value", step_param_string(s, "value"));
+		pb_push(b, dns, q);
 	}
-	push(b, a, str(b, "quorum"));
-	push(b, a, str(b, "vms-running"));
+	pb_push(b, a, pb_str(b, "quorum"));
+	pb_push(b, a, pb_str(b, "vms-running"));
 	if (m->k3s.present)
-		push(b, a, str(b, "k3s-nodes-ready"));
+		pb_push(b, a, pb_str(b, "k3s-nodes-ready"));
 	if (m->dns.present)
-		push(b, a, str(b, "dns-resolves"));
+		pb_push(b, a, pb_str(b, "dns-resolves"));
 	if (m->edge.present) {
-		struct json_object *e = obj(b), *routes = arr(b);
+		struct json_object *e = pb_obj(b), *routes = pb_arr(b);
 		const char *hosts[][3] = { { m->edge.proxmox_host, "/", "ok" },
 					   { m->dns.present ? m->edge.dns_host : NULL, "/", "ok" },
 					   /* no credentials: the dashboard must refuse */
@@ -1836,49 +1390,64 @@ static void add_verify(struct builder *b)
 					   { m->gitops.present ? m->gitops.host : NULL, "/", "ok" },
 					   /* Grafana's sign-in page (a redirect to it), Prometheus's UI */
 					   { m->monitoring.enabled ? m->monitoring.hosts.grafana : NULL, "/", "ok" },
-					   { m->monitoring.enabled ? m->monitoring.hosts.prometheus : NULL, "/", "ok" } };
+					   { m->monitoring.enabled ? m->monitoring.hosts.prometheus : NULL, "/", "ok" },
+					   /* the registry's API root, as a runtime first asks it */
+					   { m->registry.enabled && m->k3s.present ? m->registry.host : NULL, "/v2/", "ok" } };
 		char ip[16];
 
-		push(b, a, str(b, "edge-https"));
+		pb_push(b, a, pb_str(b, "edge-https"));
 		for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
 			struct json_object *q;
 
 			if (!hosts[i][0])
 				continue;
-			q = obj(b);
-			put_str(b, q, "host", hosts[i][0]);
-			put_str(b, q, "path", hosts[i][1]);
-			put_str(b, q, "expect", hosts[i][2]);
-			push(b, routes, q);
+			q = pb_obj(b);
+			pb_put_str(b, q, "host", hosts[i][0]);
+			pb_put_str(b, q, "path", hosts[i][1]);
+			pb_put_str(b, q, "expect", hosts[i][2]);
+			pb_push(b, routes, q);
 		}
-		fmt_ip(m->edge.ip, ip);
-		put_str(b, e, "ip", ip);
-		put(b, e, "routes", routes);
-		put(b, p, "edge", e);
+		pb_fmt_ip(m->edge.ip, ip);
+		pb_put_str(b, e, "ip", ip);
+		pb_put(b, e, "routes", routes);
+		pb_put(b, p, "edge", e);
 	}
 	if (m->gitops.present && m->k3s.present) {
-		struct json_object *g = obj(b);
+		struct json_object *g = pb_obj(b);
 
-		push(b, a, str(b, "gitops-synced"));
-		put_str(b, g, "namespace", MANIFEST_GITOPS_NAMESPACE);
-		put_str(b, g, "application", MANIFEST_GITOPS_APPLICATION);
-		put(b, p, "gitops", g);
+		pb_push(b, a, pb_str(b, "gitops-synced"));
+		pb_put_str(b, g, "namespace", MANIFEST_GITOPS_NAMESPACE);
+		pb_put_str(b, g, "application", MANIFEST_GITOPS_APPLICATION);
+		pb_put(b, p, "gitops", g);
+	}
+	if (m->registry.enabled && m->k3s.present && m->edge.present) {
+		struct json_object *rg = pb_obj(b);
+
+		pb_push(b, a, pb_str(b, "registry-images"));
+		pb_put_str(b, rg, "namespace", MANIFEST_REGISTRY_NAMESPACE);
+		pb_put_str(b, rg, "name", MANIFEST_REGISTRY_NAME);
+		pb_put_u64(b, rg, "port", MANIFEST_REGISTRY_PORT);
+		pb_put(b, p, "registry", rg);
 	}
 	if (m->monitoring.enabled && m->k3s.present) {
-		struct json_object *mon = obj(b);
+		struct json_object *mon = pb_obj(b);
 
-		push(b, a, str(b, "metrics-targets"));
-		put_probe(b, mon);
-		put(b, p, "monitoring", mon);
+		pb_push(b, a, pb_str(b, "metrics-targets"));
+		pb_put_probe(b, mon);
+		pb_put(b, p, "monitoring", mon);
+		if (m->monitoring.logs.enabled) {
+			pb_push(b, a, pb_str(b, "logs-sources"));
+			pb_put_logs(b, mon);
+		}
 	}
-	put(b, p, "checks", a);
-	put_u64(b, p, "nodes", m->n_nodes);
-	put_u64(b, p, "vms", n_vms);
-	put(b, p, "vm_names", names);
-	put(b, p, "k3s_nodes", k3s);
-	put(b, p, "dns_servers", servers);
-	put(b, p, "dns_names", dns);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_VERIFY, NULL, p, "Verifying the cluster end to end", "cluster/verify");
+	pb_put(b, p, "checks", a);
+	pb_put_u64(b, p, "nodes", m->n_nodes);
+	pb_put_u64(b, p, "vms", n_vms);
+	pb_put(b, p, "vm_names", names);
+	pb_put(b, p, "k3s_nodes", k3s);
+	pb_put(b, p, "dns_servers", servers);
+	pb_put(b, p, "dns_names", dns);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_VERIFY, NULL, p, "Verifying the cluster end to end", "cluster/verify");
 }
 
 /* Once the verification has passed: the Proxmox nodes resolve through the
@@ -1893,28 +1462,28 @@ static void add_dns_handover(struct builder *b)
 
 	if (!m->dns.present)
 		return;
-	p = obj(b);
-	nodes = arr(b);
-	servers = arr(b);
+	p = pb_obj(b);
+	nodes = pb_arr(b);
+	servers = pb_arr(b);
 	for (size_t i = 0; i < m->n_nodes; i++)
-		push(b, nodes, str(b, m->nodes[i].name));
+		pb_push(b, nodes, pb_str(b, m->nodes[i].name));
 	if (manifest_find_vm(m, m->dns.primary, &vm) >= 0) {
-		fmt_ip(vm.ip, ip);
-		push(b, servers, str(b, ip));
+		pb_fmt_ip(vm.ip, ip);
+		pb_push(b, servers, pb_str(b, ip));
 	}
 	if (m->dns.secondary && manifest_find_vm(m, m->dns.secondary, &vm) >= 0) {
-		fmt_ip(vm.ip, ip);
-		push(b, servers, str(b, ip));
+		pb_fmt_ip(vm.ip, ip);
+		pb_push(b, servers, pb_str(b, ip));
 	}
 	if (m->network.n_dns) {
-		fmt_ip(m->network.dns[0], ip);
-		push(b, servers, str(b, ip));
+		pb_fmt_ip(m->network.dns[0], ip);
+		pb_push(b, servers, pb_str(b, ip));
 	}
-	put(b, p, "nodes", nodes);
-	put(b, p, "servers", servers);
-	put_str(b, p, "search", m->dns.zone);
-	add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_HANDOVER, NULL, p, "Handing the nodes' DNS over to the lab's DNS servers",
-	    "cluster/dns/handover");
+	pb_put(b, p, "nodes", nodes);
+	pb_put(b, p, "servers", servers);
+	pb_put_str(b, p, "search", m->dns.zone);
+	pb_add(b, STEP_PHASE_FIRSTBOOT, STEP_DNS_HANDOVER, NULL, p, "Handing the nodes' DNS over to the lab's DNS servers",
+	       "cluster/dns/handover");
 }
 
 /* ---- the whole plan ----------------------------------------------------- */
@@ -1966,8 +1535,9 @@ int plan_build(const struct manifest *m, const char *node, struct plan **ret)
 	add_k3s(&b);
 	add_dns(&b);
 	add_edge(&b);
-	add_gitops(&b);
-	add_monitoring(&b);
+	pb_add_registry(&b);
+	pb_add_gitops(&b);
+	pb_add_monitoring(&b);
 	add_verify(&b);
 	add_dns_handover(&b);
 

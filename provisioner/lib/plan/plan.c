@@ -166,3 +166,11 @@ bool plan_step_runs_on(const struct plan *p, const struct step *s, const char *n
 		return node && streq_ptr(p->node, node);
 	return node && streq_ptr(first_node(p->manifest), node);
 }
+
+bool plan_has_kind(const struct plan *p, enum step_kind kind)
+{
+	for (size_t i = 0; p && i < p->n_steps; i++)
+		if (p->steps[i].kind == kind)
+			return true;
+	return false;
+}

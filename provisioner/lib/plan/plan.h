@@ -67,6 +67,8 @@ int plan_filter(const struct plan *p, bool (*keep)(const struct step *s, void *u
 		struct plan **ret);
 
 const struct step *plan_find_step(const struct plan *p, const char *id);
+/* Whether the plan has a step of that kind. */
+bool plan_has_kind(const struct plan *p, enum step_kind kind);
 
 /* True when the step runs on `node` (see the node filter above). */
 bool plan_step_runs_on(const struct plan *p, const struct step *s, const char *node);

@@ -69,6 +69,7 @@ struct run_ctx {
 	void *gate;    /* install: struct install_gate (gate.h): what the verb established before the plan */
 	void *boot;    /* bootloader: struct bootloader_opts (bootloader.h); NULL = the defaults */
 	void *guests;  /* guests: struct guests_ctx (guests.h): templates and VMs on the cluster */
+	void *registry; /* registry: struct registry_cfg (registry.h): the lab's container registry */
 	void *gitops;  /* gitops: struct gitops_cfg (gitops.h): Argo CD's root Application */
 	void *monitoring; /* monitoring: struct monitoring_cfg (monitoring.h): Grafana's admin, the targets */
 	void *verify;  /* verify: struct verify_cfg (verify.h): what the last step asks */

@@ -59,6 +59,7 @@ enum step_kind {
 	STEP_CONFIG_NETWORK,      /* "config-network" */
 	STEP_CONFIG_USERS,        /* "config-users" */
 	STEP_CONFIG_TIMEZONE,     /* "config-timezone" */
+	STEP_CONFIG_LOGS,         /* "config-logs" */
 	STEP_BOOTLOADER,          /* "bootloader" */
 	STEP_FIRSTBOOT_INSTALL,   /* "firstboot-install" */
 	/* first-boot phase */
@@ -83,6 +84,7 @@ enum step_kind {
 	STEP_EDGE_TRAEFIK,        /* "edge-traefik" */
 	STEP_EDGE_CERTS,          /* "edge-certs" */
 	STEP_EDGE_ROUTES,         /* "edge-routes" */
+	STEP_REGISTRY,            /* "registry" */
 	STEP_GITOPS,              /* "gitops" */
 	STEP_MONITORING,          /* "monitoring" */
 	STEP_VERIFY,              /* "verify" */

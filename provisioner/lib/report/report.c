@@ -136,6 +136,8 @@ static struct json_object *consoles(struct rb *b, const struct report_input *in)
 		console(b, a, "Grafana (edge)", "https://%s/", m->monitoring.hosts.grafana);
 	if (m->monitoring.enabled && m->monitoring.hosts.prometheus && m->edge.present)
 		console(b, a, "Prometheus (edge)", "https://%s/", m->monitoring.hosts.prometheus);
+	if (m->registry.enabled && m->registry.host && m->k3s.present && m->edge.present)
+		console(b, a, "Container registry (edge)", "https://%s/v2/", m->registry.host);
 	if (in->k3s_api)
 		console(b, a, "Kubernetes API", "%s", in->k3s_api);
 	return a;

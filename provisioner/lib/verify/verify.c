@@ -17,6 +17,7 @@
 #include "dns/resolve.h"
 #include "gitops/gitops.h"
 #include "monitoring/monitoring.h"
+#include "registry/registry.h"
 #include "k3s/k3s.h"
 #include "k3s/kube.h"
 #include "plan/json-util.h"
@@ -184,6 +185,26 @@ static void check_gitops(const struct verify_cfg *c, const struct step *s, struc
 		    st.health[0] ? st.health : "-", st.problem[0] ? ": " : "", st.problem);
 }
 
+/* The lab's registry: every image the seeding recorded is listed by the
+ * registry (through the API server's service proxy). */
+static void check_registry(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *rg = json_get_object(s->params, "registry");
+	char target[128], why[384] = "";
+	size_t n = 0, have = 0;
+	int r = -ENOTCONN;
+
+	snprintf(target, sizeof(target), "registry %s/%s", json_get_string(rg, "namespace") ?: "?",
+		 json_get_string(rg, "name") ?: "?");
+	if (c->k3s)
+		r = registry_seeded(k3s_kube(c->k3s), rg, &n, &have, why, sizeof(why));
+	if (r < 0)
+		row(t, "registry", false, target, "%s", c->k3s ? kube_error(k3s_kube(c->k3s)) : "no K3s context");
+	else
+		row(t, "registry", have == n, target, "%zu of %zu seeded images listed%s%s", have, n, why[0] ? "; " : "",
+		    why);
+}
+
 /* Prometheus's targets (through the API server's service proxy): one row
  * per static job of the plan, all its targets up. */
 static void check_metrics(const struct verify_cfg *c, const struct step *s, struct table *t)
@@ -219,6 +240,30 @@ static void check_metrics(const struct verify_cfg *c, const struct step *s, stru
 		}
 		json_object_put(list);
 		json_object_put(one);
+	}
+}
+
+/* The log store: one row per source of the plan, Loki with a stream of
+ * it (through the API server's service proxy). */
+static void check_logs(const struct verify_cfg *c, const struct step *s, struct table *t)
+{
+	struct json_object *mon = json_get_object(s->params, "monitoring"), *logs = json_get_object(mon, "logs");
+	struct json_object *src = json_get_array(logs, "sources");
+
+	for (size_t i = 0; src && i < json_object_array_length(src); i++) {
+		struct json_object *e = json_object_array_get_idx(src, i);
+		size_t n = 0;
+		int r = -ENOTCONN;
+
+		if (c->k3s)
+			r = monitoring_log_streams(k3s_kube(c->k3s), json_get_string(mon, "namespace"), logs,
+						   json_get_string(e, "selector"), &n);
+		if (r < 0)
+			row(t, "logs", false, json_get_string(e, "name") ?: "?", "%s",
+			    !c->k3s ? "no K3s context" : r == -EPROTO ? "not Loki's answer" : kube_error(k3s_kube(c->k3s)));
+		else
+			row(t, "logs", n > 0, json_get_string(e, "name") ?: "?", "%zu stream%s %s", n, n == 1 ? "" : "s",
+			    json_get_string(e, "selector") ?: "");
 	}
 }
 
@@ -383,8 +428,12 @@ static int survey(struct run_ctx *ctx, const struct step *s, struct table *t)
 		check_edge(c, s, t);
 	if (has_check(s, "gitops-synced"))
 		check_gitops(c, s, t);
+	if (has_check(s, "registry-images"))
+		check_registry(c, s, t);
 	if (has_check(s, "metrics-targets"))
 		check_metrics(c, s, t);
+	if (has_check(s, "logs-sources"))
+		check_logs(c, s, t);
 	return 0;
 }
 
