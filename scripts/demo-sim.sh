@@ -23,8 +23,10 @@
 # manifest's gitops and monitoring sections, the Kubernetes simulator also
 # installs the stand-in charts and models Argo CD's application controller
 # (the repository it follows is one of a simulated LAN, whose token is the
-# bundle's) and Prometheus's targets (every node's exporter answers) and
-# Grafana behind the API server's service proxy. Every simulator is
+# bundle's), the registry's Deployment and Distribution API (the Proxmox
+# simulators' guests push the seed into it), Prometheus's targets (every
+# node's exporter answers), Grafana and Loki (the streams the agent has
+# shipped) behind the API server's service proxy. Every simulator is
 # stopped on exit.
 set -euo pipefail
 bundle=$1 pubkey=$2 secret_key=$3 env=$4 work=$5
@@ -33,7 +35,7 @@ bin=$top/provisioner/devopslab
 nodes=(devops-node-01 devops-node-02 devops-node-03)
 ips=(10.0.10.11 10.0.10.12 10.0.10.13)
 rm -rf "$work"
-mkdir -p "$work/state" "$work/records"
+mkdir -p "$work/state" "$work/records" "$work/registry"
 grep '^root_password=' "$env" | cut -d= -f2- >"$work/root.pw"
 chmod 600 "$work/root.pw"
 
@@ -45,7 +47,8 @@ for i in 0 1 2; do
 	n=${nodes[$i]} port=$(free_port)
 	PVE_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/pve_sim.py" --state "$work/state" \
 		--node "$n" --ip "${ips[$i]}" --port "$port" --password-file "$work/root.pw" --task-ms 300 \
-		--latency-ms 20 --guest-boot-ms 2000 --technitium-dir "$work/technitium" >"$work/sim-$n.log" 2>&1 &
+		--latency-ms 20 --guest-boot-ms 2000 --technitium-dir "$work/technitium" --registry-dir "$work/registry" \
+		>"$work/sim-$n.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do [ -s "$work/state/$n.fp" ] && break; sleep 0.1; done
 	[ -s "$work/state/$n.fp" ] || { cat "$work/sim-$n.log" >&2; echo "demo: simulator $n did not start" >&2; exit 1; }
@@ -67,8 +70,20 @@ json.dump({"https://git.homelab.local/lab/cluster-config.git": {
     "paths": ["clusters/homelab"]}}, open(repos, "w"))
 json.dump(["%s:9100" % ip for ip in sys.argv[4:]], open(up, "w"))
 PY
+# What the log agent has shipped to Loki: every node's syslog, every K3s
+# VM's journal, Traefik's access log.
+/usr/bin/python3 - "$work/log-streams.json" "${nodes[@]}" <<'PY'
+import json, sys
+out = [{"job": "syslog", "host": n, "app": "devopslab"} for n in sys.argv[2:]]
+out += [{"job": "systemd-journal", "host": v, "unit": "k3s.service"} for v in
+        ("devops-k3s-server-01", "devops-k3s-server-02", "devops-k3s-server-03",
+         "devops-k3s-worker-01", "devops-k3s-worker-02")]
+out.append({"namespace": "kube-system", "pod": "traefik-demo", "container": "traefik"})
+json.dump(out, open(sys.argv[1], "w"))
+PY
 K8S_SIM_RECORD_DIR=$work/records /usr/bin/python3 "$top/tests/sim/k8s_sim.py" --port "$k8s_port" \
 	--pve-state "$work/state" --latency-ms 20 --git-repos "$work/git-repos.json" --scrape-up "$work/scrape-up.json" \
+	--registry-dir "$work/registry" --log-streams "$work/log-streams.json" \
 	>"$work/sim-k8s.log" 2>&1 &
 pids+=($!)
 echo "SIMULATED Kubernetes API (K3s): https://127.0.0.1:$k8s_port (requests: $work/records/)"
@@ -101,7 +116,7 @@ mkdir -p "$work/edge"
 /usr/bin/python3 "$top/tests/sim/edge_https.py" --port "$edge_port" --cert "$work/edge/tls.crt" \
 	--key "$work/edge/tls.key" --reload --route pve.homelab.local=200 --route dns.homelab.local=200 \
 	--route traefik.homelab.local=401 --route argocd.homelab.local=200 --route grafana.homelab.local=302 \
-	--route prometheus.homelab.local=200 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
+	--route prometheus.homelab.local=200 --route registry.homelab.local=200 --record-dir "$work/records" >"$work/sim-edge.log" 2>&1 &
 pids+=($!)
 /usr/bin/python3 "$top/tests/sim/edge_secret_watch.py" "$work/state/k8s.json" "$work/edge" &
 pids+=($!)

@@ -15,8 +15,9 @@
 # The demo manifest is examples/homelab.yaml with cluster.unattended: true
 # (no keyboard: the image writes the disk by itself), and the layers run
 # in K3s only against the simulators: a gitops section (Argo CD following
-# a repository of the simulated LAN) and a monitoring section (Prometheus
-# and Grafana), their charts our stand-ins from tests/data (the Kubernetes
+# a repository of the simulated LAN), a registry section (the lab's own
+# registry, seeded with two images) and a monitoring section (Prometheus,
+# Grafana and the logs), their charts our stand-ins from tests/data (the Kubernetes
 # simulator installs and models them; not the real charts). DEMO_MODE=bios-cd|
 # uefi-cd picks another firmware; DEMO_BOOT=0 stops after the plan.
 # Work files go to out/demo/ (the cloud image and K3s assets are
@@ -40,7 +41,10 @@ assert out != text
 out = out.replace("  - {name: aspnetcore-runtime, file: aspnetcore-runtime-8.0-linux-x64.tar.gz}\n",
                   "  - {name: aspnetcore-runtime, file: aspnetcore-runtime-8.0-linux-x64.tar.gz}\n"
                   "  - {name: argocd-chart, file: charts/argo-cd-7.7.0.tgz}\n"
-                  "  - {name: monitoring-chart, file: charts/kube-prometheus-stack-66.2.1.tgz}\n", 1)
+                  "  - {name: monitoring-chart, file: charts/kube-prometheus-stack-66.2.1.tgz}\n"
+                  "  - {name: logs-chart, file: charts/loki-stack-2.10.2.tgz}\n"
+                  "  - {name: registry-image, file: images/registry-2.8.3.tar}\n"
+                  "  - {name: seed-apps, file: images/seed-apps.tar}\n", 1)
 out = out.replace("cluster_ca_key, cluster_ca_cert]", "cluster_ca_key, cluster_ca_cert, gitops_token, grafana_password]", 1)
 out = out.replace("\nsecrets:\n", """
 gitops:
@@ -54,10 +58,16 @@ monitoring:
   grafana_password: {secret: grafana_password}
   chart: monitoring-chart
   hosts: {grafana: grafana.homelab.local, prometheus: prometheus.homelab.local}
+  logs: {chart: logs-chart}
+registry:
+  image: registry-image
+  ref: "docker.io/library/registry:2.8.3"
+  host: registry.homelab.local
+  seed: [seed-apps]
 
 secrets:
 """, 1)
-assert "gitops_token" in out and "\ngitops:\n" in out and "monitoring-chart" in out
+assert "gitops_token" in out and "\ngitops:\n" in out and "monitoring-chart" in out and "\nregistry:\n" in out
 open(sys.argv[2], "w").write(out)
 PY
 # the stand-in charts (tests/data: ours, not Argo CD's or the Prometheus
@@ -66,6 +76,14 @@ mkdir -p "$out/assets/charts"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C tests/data/gitops -czf "$out/assets/charts/argo-cd-7.7.0.tgz" argo-cd
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C tests/data/monitoring \
 	-czf "$out/assets/charts/kube-prometheus-stack-66.2.1.tgz" kube-prometheus-stack
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C tests/data/logs \
+	-czf "$out/assets/charts/loki-stack-2.10.2.tgz" loki-stack
+# the registry's image (a placeholder: K3s's import is simulated) and an
+# archive of two small real images (OCI layout) to seed it with
+mkdir -p "$out/assets/images"
+printf 'registry image placeholder\n' >"$out/assets/images/registry-2.8.3.tar"
+/usr/bin/python3 tests/sim/image_tar.py "$out/assets/images/seed-apps.tar" docker.io/library/nginx:1.27.3 \
+	ghcr.io/stefanprodan/podinfo:6.7.1 >/dev/null
 say "1. Validate the manifest ($manifest: examples/homelab.yaml, unattended)"
 "$bin" validate "$manifest"
 
