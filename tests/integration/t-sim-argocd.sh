@@ -36,6 +36,7 @@
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 . "$TOP/tests/sim/k3s-lib.sh"
+. "$TOP/tests/sim/k8s-client-lib.sh"
 
 SCHEMAS=$SHARED/reference/schemas
 [ -f "$SCHEMAS/helm.cattle.io/helmchart_v1.json" ] || fail "no HelmChart schema in $SCHEMAS"
@@ -75,34 +76,10 @@ k8s_start --helm-ms 200 --argocd-ms 300 --git-repos "$TESTTMP/git-repos.json" \
 	--bearer-token "$TOKEN:t-sim-argocd:system:masters"
 
 # --- helpers ----------------------------------------------------------------------
-# k METHOD PATH [FILE [CONTENT-TYPE]]: the answer's body in $TESTTMP/k.json,
-# its headers in $TESTTMP/k.head; prints the HTTP status
-k() {
-	local args=(-sS -o "$TESTTMP/k.json" -D "$TESTTMP/k.head" -w '%{http_code}' --cacert "$TESTTMP/server-ca.crt"
-		-H "Authorization: Bearer $TOKEN" -X "$1")
-	[ -z "${3:-}" ] || args+=(--data-binary "@$3" -H "Content-Type: ${4:-application/json}")
-	curl "${args[@]}" "$K8S_URL$2"
-}
-kok() { # METHOD PATH [FILE [CONTENT-TYPE]]: k, which must answer 2xx
-	local code
-	code=$(k "$@")
-	case $code in 2??) ;; *) cat "$TESTTMP/k.json" >&2; fail "$1 $2 answered $code" ;; esac
-}
-jget() { jq -r "$1" "$TESTTMP/k.json"; } # a jq expression over the last answer
-answers() { [ "$(k GET "$2")" = "$1" ]; } # CODE PATH: GET PATH answers CODE
 # apply PATH JSON: server-side apply, as the provisioner applies
 apply() {
 	jq -c . <<<"$2" >"$TESTTMP/apply.json" || fail "not JSON: $2"
 	kok PATCH "$1?fieldManager=t-sim-argocd&force=true" "$TESTTMP/apply.json" application/apply-patch+yaml
-}
-# poll SECONDS WHAT CMD...: CMD until it succeeds, at most SECONDS
-poll() {
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$end" ] || fail "timed out waiting for $what"
-		sleep 0.1
-	done
 }
 # app NAME SPEC-JSON: Application argocd/NAME with that spec
 app() {

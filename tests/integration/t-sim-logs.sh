@@ -31,6 +31,7 @@
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 . "$TOP/tests/sim/k3s-lib.sh"
+. "$TOP/tests/sim/k8s-client-lib.sh"
 
 SCHEMAS=$SHARED/reference/schemas
 [ -f "$SCHEMAS/helm.cattle.io/helmchart_v1.json" ] || fail "no HelmChart schema in $SCHEMAS"
@@ -58,29 +59,6 @@ streams "$STREAMS"
 k8s_start --helm-ms 200 --loki-ms 3000 --log-streams "$TESTTMP/streams.json"
 
 # --- helpers ----------------------------------------------------------------------
-# k METHOD PATH [FILE [CONTENT-TYPE [CURL-ARGS...]]]: the answer's body in
-# $TESTTMP/k.json; prints the HTTP status
-k() {
-	local args=(-sS -o "$TESTTMP/k.json" -w '%{http_code}' --cacert "$TESTTMP/server-ca.crt"
-		--cert "$TESTTMP/admin.crt" --key "$TESTTMP/admin.key" -X "$1")
-	[ -z "${3:-}" ] || args+=(--data-binary "@$3" -H "Content-Type: ${4:-application/json}")
-	curl "${args[@]}" "${@:5}" "$K8S_URL$2"
-}
-kok() { # METHOD PATH [FILE [CONTENT-TYPE]]: k, which must answer 2xx
-	local code
-	code=$(k "$@")
-	case $code in 2??) ;; *) cat "$TESTTMP/k.json" >&2; fail "$1 $2 answered $code" ;; esac
-}
-jget() { jq -r "$1" "$TESTTMP/k.json"; }
-answers() { [ "$(k GET "$2")" = "$1" ]; } # CODE PATH: GET PATH answers CODE
-poll() { # SECONDS WHAT CMD...: CMD until it succeeds, at most SECONDS
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$end" ] || { cat "$TESTTMP/k.json" >&2; fail "timed out waiting for $what"; }
-		sleep 0.1
-	done
-}
 # series SELECTOR...: GET series with one match[] per SELECTOR (and a time
 # range, which the model ignores); prints the HTTP status
 series() {

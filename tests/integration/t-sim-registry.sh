@@ -41,6 +41,7 @@
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 . "$TOP/tests/sim/k3s-lib.sh"
+. "$TOP/tests/sim/k8s-client-lib.sh"
 
 SCHEMAS=$SHARED/reference/schemas
 [ -f "$SCHEMAS/helm.cattle.io/helmchart_v1.json" ] || fail "no HelmChart schema in $SCHEMAS"
@@ -60,31 +61,6 @@ k3s_one_server
 k8s_start --deploy-ms "$DEPLOY_MS" --registry-dir "$REG" --bearer-token "$TOKEN:t-sim-registry:system:masters"
 
 # --- helpers ----------------------------------------------------------------------
-# k METHOD PATH [FILE [CONTENT-TYPE [CURL-ARGS...]]]: the answer's body in
-# $TESTTMP/k.json, its headers in $TESTTMP/k.head; prints the HTTP status
-k() {
-	local args=(-sS -o "$TESTTMP/k.json" -D "$TESTTMP/k.head" -w '%{http_code}' --cacert "$TESTTMP/server-ca.crt"
-		-H "Authorization: Bearer $TOKEN")
-	if [ "$1" = HEAD ]; then args+=(--head); else args+=(-X "$1"); fi
-	[ -z "${3:-}" ] || args+=(--data-binary "@$3" -H "Content-Type: ${4:-application/json}")
-	curl "${args[@]}" "${@:5}" "$K8S_URL$2"
-}
-kok() { # METHOD PATH [FILE [CONTENT-TYPE]]: k, which must answer 2xx
-	local code
-	code=$(k "$@")
-	case $code in 2??) ;; *) cat "$TESTTMP/k.json" >&2; fail "$1 $2 answered $code" ;; esac
-}
-jget() { jq -r "$1" "$TESTTMP/k.json"; }
-header() { tr -d '\r' <"$TESTTMP/k.head" | sed -n "s/^$1: //Ip"; } # NAME: its value in the last answer
-answers() { [ "$(k GET "$2")" = "$1" ]; } # CODE PATH: GET PATH answers CODE
-poll() { # SECONDS WHAT CMD...: CMD until it succeeds, at most SECONDS
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$end" ] || { cat "$TESTTMP/k.json" >&2; fail "timed out waiting for $what"; }
-		sleep 0.1
-	done
-}
 # apply PATH JSON: server-side apply as the registry step sends it; prints the status
 apply() {
 	jq -c . <<<"$2" >"$TESTTMP/apply.json" || fail "apply $1: not JSON"
