@@ -208,19 +208,8 @@ static char *secret_value(struct json_object *secret, const char *key)
 
 /* ---- compare, then apply ----------------------------------------------------- */
 
-struct want {
-	char path[256];
-	struct json_object *obj;
-};
-
-static void wants_done(struct want *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		json_object_put(w[i].obj);
-}
-
 /* Each object that differs from ours: counted, and applied when apply. */
-static int converge(struct run_ctx *ctx, struct edge_ctx *e, struct want *w, size_t n, bool apply, size_t *ret_diff)
+static int converge(struct run_ctx *ctx, struct edge_ctx *e, struct kube_want *w, size_t n, bool apply, size_t *ret_diff)
 {
 	struct kube_client *k = k3s_kube(e->cfg.k3s);
 	size_t diff = 0;
@@ -319,7 +308,7 @@ static int traefik_run(struct run_ctx *ctx, const struct step *s, bool apply, bo
 	const char *ip = step_param_string(s, "ip");
 	_cleanup_json_ struct json_object *chart = NULL;
 	_cleanup_free_ char *values = NULL;
-	struct want w = { .path = "/apis/helm.cattle.io/v1/namespaces/kube-system/helmchartconfigs/traefik" };
+	struct kube_want w = { .path = "/apis/helm.cattle.io/v1/namespaces/kube-system/helmchartconfigs/traefik" };
 	uint64_t deadline;
 	size_t diff = 0;
 	int major, r;
@@ -344,7 +333,7 @@ static int traefik_run(struct run_ctx *ctx, const struct step *s, bool apply, bo
 	if (w.obj && json_add_string(json_get_object(w.obj, "spec"), "valuesContent", values) < 0)
 		return run_ctx_error(ctx, -ENOMEM, "out of memory");
 	r = converge(ctx, e, &w, 1, apply, &diff);
-	wants_done(&w, 1);
+	kube_wants_done(&w, 1);
 	if (r < 0)
 		return r;
 	if (!apply) {
@@ -556,7 +545,7 @@ static int tls_secret(struct run_ctx *ctx, struct edge_ctx *e, const struct step
 static int certs_run(struct run_ctx *ctx, const struct step *s, bool apply, bool *ret_done)
 {
 	struct edge_ctx *e = ectx(ctx);
-	struct want w[2] = { { .path = TLS_SECRET_PATH }, { .path = TRAEFIK_API "kube-system/tlsstores/default" } };
+	struct kube_want w[2] = { { .path = TLS_SECRET_PATH }, { .path = TRAEFIK_API "kube-system/tlsstores/default" } };
 	size_t diff = 0;
 	int r;
 
@@ -573,7 +562,7 @@ static int certs_run(struct run_ctx *ctx, const struct step *s, bool apply, bool
 			"\"default\",\"namespace\":\"kube-system\"," LABELS "},\"spec\":{\"defaultCertificate\":{"
 			"\"secretName\":\"" EDGE_TLS_SECRET "\"}}}");
 	r = converge(ctx, e, w, 2, apply, &diff);
-	wants_done(w, 2);
+	kube_wants_done(w, 2);
 	*ret_done = r >= 0 && diff == 0;
 	return r;
 }
@@ -650,7 +639,7 @@ static struct json_object *edge_secret(const char *name, const char *key, const 
 /* What a route is guarded by: the allow-list and the rate limit. */
 #define GUARDS "{\"name\":\"allow\"},{\"name\":\"ratelimit\"}"
 
-static int route_wants(struct json_object *route, struct want *w, size_t *n)
+static int route_wants(struct json_object *route, struct kube_want *w, size_t *n)
 {
 	const char *name = json_get_string(route, "name"), *host = json_get_string(route, "host");
 	struct json_object *addrs = json_get_array(route, "addresses"), *a;
@@ -710,7 +699,7 @@ static int route_wants(struct json_object *route, struct want *w, size_t *n)
  * the allow-list and rate-limit middlewares (once per namespace: Traefik
  * takes no middleware from another namespace unless told to) and an
  * IngressRoute to its Service, plain HTTP inside the cluster. */
-static int app_route_wants(struct json_object *app, struct want *w, size_t *n, struct json_object *allow,
+static int app_route_wants(struct json_object *app, struct kube_want *w, size_t *n, struct json_object *allow,
 			   uint64_t average, uint64_t burst)
 {
 	const char *name = json_get_string(app, "name"), *host = json_get_string(app, "host"),
@@ -756,7 +745,7 @@ static int app_route_wants(struct json_object *app, struct want *w, size_t *n, s
 /* Objects of ours that the plan no longer wants (a console the manifest
  * dropped): in the edge's namespace, and the routes and middlewares of
  * in-cluster UIs in any namespace; counted, and deleted when apply. */
-static int prune(struct run_ctx *ctx, struct edge_ctx *e, const struct want *w, size_t n, bool apply, size_t *diff)
+static int prune(struct run_ctx *ctx, struct edge_ctx *e, const struct kube_want *w, size_t n, bool apply, size_t *diff)
 {
 	static const char *const kinds[] = { NS_PATH("services"), NS_PATH("endpoints"), NS_PATH("secrets"),
 					     "/apis/traefik.io/v1alpha1/ingressroutes/",
@@ -815,7 +804,7 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 	struct json_object *routes = json_get_array(s->params, "routes"), *allow = json_get_array(s->params, "allow"),
 			   *rl = json_get_object(s->params, "rate_limit"), *mw, *apps = json_get_array(s->params, "apps");
 	const char *dash = step_param_string(s, "dashboard_host"), *user = step_param_string(s, "dashboard_user");
-	struct want w[WANTS_MAX] = {};
+	struct kube_want w[WANTS_MAX] = {};
 	size_t n = 0, nr = routes ? json_object_array_length(routes) : 0, diff = 0;
 	size_t na = apps ? json_object_array_length(apps) : 0;
 	uint64_t average = 0, burst = 0;
@@ -855,7 +844,7 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 
 		r = dashboard_users(ctx, e, user ? user : "admin", &users);
 		if (r < 0) {
-			wants_done(w, n);
+			kube_wants_done(w, n);
 			return r;
 		}
 		snprintf(w[n].path, sizeof(w[n].path), NS_PATH("secrets") "dashboard-auth");
@@ -874,13 +863,13 @@ static int routes_run(struct run_ctx *ctx, const struct step *s, bool apply, boo
 		explicit_wipe(users, strlen(users));
 	}
 	if (r < 0) {
-		wants_done(w, n);
+		kube_wants_done(w, n);
 		return run_ctx_error(ctx, r, "%s: a route's parameters are incomplete", s->id);
 	}
 	r = converge(ctx, e, w, n, apply, &diff);
 	if (r >= 0)
 		r = prune(ctx, e, w, n, apply, &diff);
-	wants_done(w, n);
+	kube_wants_done(w, n);
 	if (r >= 0 && apply && diff)
 		progress(e, "the edge routes %zu console%s", nr + na + !!dash, nr + na + !!dash == 1 ? "" : "s");
 	*ret_done = r >= 0 && diff == 0;

@@ -301,21 +301,10 @@ static int survey(struct run_ctx *ctx, struct want w[static 2], bool apply, size
 	*st = (struct gitops_app_state){};
 	for (size_t i = 0; i < 2; i++) {
 		_cleanup_json_ struct json_object *have = NULL;
+		bool differs = false;
 
-		r = kube_get(k, w[i].path, &have);
-
-		if (r < 0 && r != -ENOENT)
-			return run_ctx_error(ctx, r, "the Kubernetes API at %s: %s", kube_url(k), kube_error(k));
-		if (i == 1 && r >= 0)
-			gitops_app_state(w[i].obj, have, st);
-		if (r >= 0 && kube_has(w[i].obj, have))
-			continue;
-		(*diff)++;
-		if (!apply)
-			continue;
-		progress(g, "%s %s", w[i].what, r >= 0 ? "differs from ours: setting it back" : "is new: applying it");
-		r = kube_apply(k, w[i].path, GITOPS_MANAGER, w[i].obj, NULL);
-		if (r == -ENOENT && i == 1)
+		r = kube_ensure(k, w[i].path, GITOPS_MANAGER, w[i].obj, apply, &differs, &have);
+		if (r == -ENOENT && i == 1 && apply)
 			return run_ctx_error(ctx, r,
 					     "the Kubernetes API does not serve Argo CD's Applications "
 					     "(argoproj.io/v1alpha1): its chart (HelmChart kube-system/%s) has not "
@@ -323,6 +312,13 @@ static int survey(struct run_ctx *ctx, struct want w[static 2], bool apply, size
 					     MANIFEST_GITOPS_CHART);
 		if (r < 0)
 			return run_ctx_error(ctx, r, "%s: %s", w[i].what, kube_error(k));
+		if (i == 1 && have)
+			gitops_app_state(w[i].obj, have, st);
+		if (!differs)
+			continue;
+		(*diff)++;
+		if (apply)
+			progress(g, "%s %s", w[i].what, have ? "differs from ours: setting it back" : "is new: applying it");
 	}
 	if (apply && *diff) {
 		/* Argo CD's word on the old Secret or spec is stale: a refresh */

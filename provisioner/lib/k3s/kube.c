@@ -567,3 +567,11 @@ int kube_put_b64(struct json_object *data, const char *key, const char *value)
 		explicit_wipe(v, strlen(v));
 	return r;
 }
+
+void kube_wants_done(struct kube_want *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_object_put(w[i].obj);
+		w[i].obj = NULL;
+	}
+}

@@ -115,6 +115,15 @@ int kube_ensure(struct kube_client *k, const char *path, const char *manager, st
  * element by element, same length): what an apply of want would leave
  * unchanged. Fields only have holds (defaults, status) do not count. */
 bool kube_has(const struct json_object *want, const struct json_object *have);
+/* An object a step wants at an API path (kube_ensure()'s want), for the
+ * steps that keep a list of them. */
+#define KUBE_PATH_MAX 320
+struct kube_want {
+	char path[KUBE_PATH_MAX];
+	struct json_object *obj; /* owned */
+};
+/* Each w[i].obj put. */
+void kube_wants_done(struct kube_want *w, size_t n);
 /* data[key] = base64(value), as a Secret's data holds it; the encoded
  * copy is wiped after (value may be a secret). 0 or -ENOMEM. */
 int kube_put_b64(struct json_object *data, const char *key, const char *value);

@@ -220,17 +220,6 @@ static struct monitoring_cfg *mcfg(struct run_ctx *ctx)
 
 #define progress(g, ...) log_progress((g)->progress, (g)->userdata, __VA_ARGS__)
 
-struct want {
-	char path[320];
-	struct json_object *obj;
-};
-
-static void wants_done(struct want *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		json_object_put(w[i].obj);
-}
-
 /* {apiVersion: v1, kind, metadata: {name, namespace, labels: ours}, KEY: {}} */
 static struct json_object *object(const char *kind, const char *ns, const char *name, const char *key)
 {
@@ -260,7 +249,7 @@ static const char *grafana_password(struct run_ctx *ctx, const struct step *s)
 }
 
 /* The step's objects: the admin Secret, then one ConfigMap per dashboard. */
-static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size_t *ret_n)
+static int wants(struct run_ctx *ctx, const struct step *s, struct kube_want *w, size_t *ret_n)
 {
 	const char *ns = json_get_string(s->params, "namespace"), *user = json_get_string(s->params, "grafana_user");
 	const char *pw = grafana_password(ctx, s);
@@ -291,7 +280,7 @@ static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size
 		char cm[96], key[96];
 
 		if (!json) {
-			wants_done(w, n);
+			kube_wants_done(w, n);
 			return run_ctx_error(ctx, -EINVAL, "%s: no dashboard '%s' in this build", s->id, name ?: "?");
 		}
 		snprintf(cm, sizeof(cm), "devopslab-dashboard-%s", name);
@@ -327,7 +316,7 @@ static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size
 		n++;
 	}
 	if (r < 0) {
-		wants_done(w, n);
+		kube_wants_done(w, n);
 		return run_ctx_error(ctx, r, "out of memory");
 	}
 	*ret_n = n;
@@ -353,7 +342,7 @@ struct state {
 	char why[512];    /* what is not there yet */
 };
 
-static int survey(struct run_ctx *ctx, const struct step *s, struct want *w, size_t nw, bool apply,
+static int survey(struct run_ctx *ctx, const struct step *s, struct kube_want *w, size_t nw, bool apply,
 		  struct state *st)
 {
 	struct monitoring_cfg *g = mcfg(ctx);
@@ -408,7 +397,7 @@ static bool done(const struct state *st)
 
 static int monitoring_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
-	struct want w[2 + DASHBOARDS_MAX];
+	struct kube_want w[2 + DASHBOARDS_MAX];
 	struct state st;
 	size_t n = 0;
 	int r;
@@ -419,7 +408,7 @@ static int monitoring_check(struct run_ctx *ctx, const struct step *s, bool *ret
 	if (r < 0)
 		return r;
 	r = survey(ctx, s, w, n, false, &st);
-	wants_done(w, n);
+	kube_wants_done(w, n);
 	*ret_done = r >= 0 && done(&st);
 	return r;
 }
@@ -429,7 +418,7 @@ static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
 	struct monitoring_cfg *g = mcfg(ctx);
 	uint64_t poll = g && g->poll_ms ? g->poll_ms : POLL_MS_DEFAULT;
 	uint64_t timeout = g && g->timeout_ms ? g->timeout_ms : TIMEOUT_MS_DEFAULT, start;
-	struct want w[2 + DASHBOARDS_MAX];
+	struct kube_want w[2 + DASHBOARDS_MAX];
 	struct json_object *res;
 	char said[sizeof(((struct state *)0)->why) + 64] = "", now[sizeof(said)];
 	struct state st;
@@ -456,7 +445,7 @@ static int monitoring_apply(struct run_ctx *ctx, const struct step *s)
 		}
 		sleep_ms(poll);
 	}
-	wants_done(w, n);
+	kube_wants_done(w, n);
 	if (r < 0)
 		return r;
 	progress(g, "Prometheus scrapes all %zu targets of the plan; Grafana answers with %zu dashboards", st.n,

@@ -298,17 +298,6 @@ static struct registry_cfg *rcfg(struct run_ctx *ctx)
 	return ctx->registry;
 }
 
-struct want {
-	char path[320];
-	struct json_object *obj;
-};
-
-static void wants_done(struct want *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		json_object_put(w[i].obj);
-}
-
 /* A size as the API server writes a quantity back: the largest binary
  * suffix that keeps it whole, so that a compare finds it unchanged. */
 static void quantity(uint64_t bytes, char *buf, size_t size)
@@ -329,7 +318,7 @@ static void quantity(uint64_t bytes, char *buf, size_t size)
 /* The Namespace, volume, Deployment and Service. The names and the image
  * reference come from the validated manifest (no quotes, no
  * backslashes), so the JSON is written as text and parsed. */
-static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size_t *ret_n)
+static int wants(struct run_ctx *ctx, const struct step *s, struct kube_want *w, size_t *ret_n)
 {
 	const char *ns = json_get_string(s->params, "namespace"), *name = json_get_string(s->params, "name");
 	const char *image = json_get_string(s->params, "image");
@@ -379,7 +368,7 @@ static int wants(struct run_ctx *ctx, const struct step *s, struct want *w, size
 #undef META
 	for (size_t i = 0; i < n; i++)
 		if (!w[i].obj) {
-			wants_done(w, n);
+			kube_wants_done(w, n);
 			return run_ctx_error(ctx, -EINVAL, "%s: cannot write the registry's objects", s->id);
 		}
 	*ret_n = n;
@@ -400,7 +389,7 @@ struct state {
 			snprintf((st)->why, sizeof((st)->why), __VA_ARGS__); \
 	} while (0)
 
-static int objects(struct run_ctx *ctx, const struct step *s, struct want *w, size_t nw, bool apply,
+static int objects(struct run_ctx *ctx, const struct step *s, struct kube_want *w, size_t nw, bool apply,
 		   struct state *st)
 {
 	struct registry_cfg *g = rcfg(ctx);
@@ -661,7 +650,7 @@ static int seeds(struct run_ctx *ctx, const struct step *s, bool apply, struct s
 	return 0;
 }
 
-static int survey(struct run_ctx *ctx, const struct step *s, struct want *w, size_t nw, bool apply,
+static int survey(struct run_ctx *ctx, const struct step *s, struct kube_want *w, size_t nw, bool apply,
 		  struct state *st)
 {
 	int r;
@@ -683,7 +672,7 @@ static bool done(const struct state *st)
 
 static int registry_check(struct run_ctx *ctx, const struct step *s, bool *ret_done)
 {
-	struct want w[OBJECTS];
+	struct kube_want w[OBJECTS];
 	struct state st;
 	size_t n = 0;
 	int r;
@@ -694,7 +683,7 @@ static int registry_check(struct run_ctx *ctx, const struct step *s, bool *ret_d
 	if (r < 0)
 		return r;
 	r = survey(ctx, s, w, n, false, &st);
-	wants_done(w, n);
+	kube_wants_done(w, n);
 	*ret_done = r >= 0 && done(&st);
 	return r;
 }
@@ -704,7 +693,7 @@ static int registry_apply(struct run_ctx *ctx, const struct step *s)
 	struct registry_cfg *g = rcfg(ctx);
 	uint64_t poll = g && g->poll_ms ? g->poll_ms : POLL_MS_DEFAULT;
 	uint64_t timeout = g && g->timeout_ms ? g->timeout_ms : TIMEOUT_MS_DEFAULT, start;
-	struct want w[OBJECTS];
+	struct kube_want w[OBJECTS];
 	struct json_object *res;
 	char said[sizeof(((struct state *)0)->why)] = "";
 	struct state st;
@@ -731,7 +720,7 @@ static int registry_apply(struct run_ctx *ctx, const struct step *s)
 		}
 		sleep_ms(poll);
 	}
-	wants_done(w, n);
+	kube_wants_done(w, n);
 	if (r < 0)
 		return r;
 	progress(g, "the registry answers at https://%s/ for %zu K3s VMs", json_get_string(s->params, "host"),
