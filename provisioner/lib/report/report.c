@@ -145,33 +145,23 @@ static struct json_object *consoles(struct rb *b, const struct report_input *in)
 
 /* ---- credentials: where each lives, never its value --------------------------- */
 
+/* Where a credential lives: a secret of the bundle's, a file, or a
+ * Kubernetes Secret (namespace/name) and its key; the others NULL. */
+struct cred_where {
+	const char *secret, *file, *k8s_secret, *key;
+};
+
 static void credential(struct rb *b, struct json_object *a, const char *what, const char *user,
-		       const char *secret, const char *file)
+		       struct cred_where w)
 {
 	struct json_object *c = rb_obj(b);
 
 	rb_str(b, c, "what", what);
 	rb_str(b, c, "user", user);
-	rb_str(b, c, "secret", secret);
-	rb_str(b, c, "file", file);
-	rb_str(b, c, "kubernetes_secret", NULL);
-	rb_str(b, c, "key", NULL);
-	rb_push(b, a, c);
-}
-
-/* A credential that lives in the cluster itself: a Kubernetes Secret
- * (namespace/name) and its key. */
-static void credential_in_cluster(struct rb *b, struct json_object *a, const char *what, const char *user,
-				  const char *k8s_secret, const char *key)
-{
-	struct json_object *c = rb_obj(b);
-
-	rb_str(b, c, "what", what);
-	rb_str(b, c, "user", user);
-	rb_str(b, c, "secret", NULL);
-	rb_str(b, c, "file", NULL);
-	rb_str(b, c, "kubernetes_secret", k8s_secret);
-	rb_str(b, c, "key", key);
+	rb_str(b, c, "secret", w.secret);
+	rb_str(b, c, "file", w.file);
+	rb_str(b, c, "kubernetes_secret", w.k8s_secret);
+	rb_str(b, c, "key", w.key);
 	rb_push(b, a, c);
 }
 
@@ -190,25 +180,29 @@ static struct json_object *credentials(struct rb *b, const struct report_input *
 
 	if (m->proxmox.root_password.name)
 		credential(b, a, "Proxmox VE web console and SSH of every node", "root@pam",
-			   m->proxmox.root_password.name, NULL);
+			   (struct cred_where){ .secret = m->proxmox.root_password.name });
 	if (m->k3s.present && m->k3s.token.name)
-		credential(b, a, "K3s join token", NULL, m->k3s.token.name, NULL);
+		credential(b, a, "K3s join token", NULL, (struct cred_where){ .secret = m->k3s.token.name });
 	if (kubeconfig)
-		credential(b, a, "Kubernetes cluster administrator", "devopslab", NULL, kubeconfig);
+		credential(b, a, "Kubernetes cluster administrator", "devopslab", (struct cred_where){ .file = kubeconfig });
 	if (m->dns.present && m->dns.admin_password.name)
-		credential(b, a, "Technitium DNS web console", "admin", m->dns.admin_password.name, NULL);
+		credential(b, a, "Technitium DNS web console", "admin",
+			   (struct cred_where){ .secret = m->dns.admin_password.name });
 	if (m->edge.present && m->edge.dashboard_host && m->edge.dashboard_password.name)
 		credential(b, a, "Traefik dashboard (basic auth)", MANIFEST_EDGE_DASHBOARD_USER,
-			   m->edge.dashboard_password.name, NULL);
+			   (struct cred_where){ .secret = m->edge.dashboard_password.name });
 	if (m->gitops.present && m->k3s.present)
-		credential_in_cluster(b, a, "Argo CD (its initial admin password)", "admin",
-				      MANIFEST_GITOPS_NAMESPACE "/argocd-initial-admin-secret", "password");
+		credential(b, a, "Argo CD (its initial admin password)", "admin",
+			   (struct cred_where){ .k8s_secret = MANIFEST_GITOPS_NAMESPACE "/argocd-initial-admin-secret",
+						.key = "password" });
 	if (m->monitoring.enabled && m->k3s.present && m->monitoring.grafana_password.name)
-		credential(b, a, "Grafana", MANIFEST_MONITORING_GRAFANA_USER, m->monitoring.grafana_password.name, NULL);
+		credential(b, a, "Grafana", MANIFEST_MONITORING_GRAFANA_USER,
+			   (struct cred_where){ .secret = m->monitoring.grafana_password.name });
 	if (secret_declared(m, MANIFEST_SECRET_CA_CERT))
-		credential(b, a, "cluster CA certificate (trust it in browsers)", NULL, MANIFEST_SECRET_CA_CERT, NULL);
+		credential(b, a, "cluster CA certificate (trust it in browsers)", NULL,
+			   (struct cred_where){ .secret = MANIFEST_SECRET_CA_CERT });
 	if (secret_declared(m, MANIFEST_SECRET_CA_KEY))
-		credential(b, a, "cluster CA private key", NULL, MANIFEST_SECRET_CA_KEY, NULL);
+		credential(b, a, "cluster CA private key", NULL, (struct cred_where){ .secret = MANIFEST_SECRET_CA_KEY });
 	return a;
 }
 
