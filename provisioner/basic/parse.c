@@ -135,6 +135,12 @@ char *ipv4_format(uint32_t ip, char *buf, size_t size)
 	return buf;
 }
 
+char *mac_format(const uint8_t mac[6], char buf[static 18])
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	return buf;
+}
+
 int parse_cidr(const char *s, bool host_bits_zero, uint32_t *ret_addr, unsigned *ret_prefix)
 {
 	char ip[16];

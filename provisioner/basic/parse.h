@@ -51,3 +51,5 @@ uint32_t ipv4_netmask(unsigned prefix);
 bool ipv4_in_cidr(uint32_t ip, uint32_t net, unsigned prefix);
 /* Writes "a.b.c.d" into buf (>= 16 bytes). Returns buf. */
 char *ipv4_format(uint32_t ip, char *buf, size_t size);
+/* Writes a MAC address as "aa:bb:cc:dd:ee:ff" (lower case). Returns buf. */
+char *mac_format(const uint8_t mac[6], char buf[static 18]);

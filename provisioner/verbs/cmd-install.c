@@ -366,7 +366,7 @@ static int choose_nic(struct install_ctx *c)
 	c->nic_by_mac = need;
 	if (need)
 		log_info("management NIC: %s (MAC %s), %s; the installed system knows it by this MAC", c->nic->name,
-			 node_mac_format(c->nic->mac, mac),
+			 mac_format(c->nic->mac, mac),
 			 c->a.nic ? "named by --nic"
 			 : n->nic && streq(n->nic, c->nic->name) ? "the manifest's nic"
 								   : "the only one with a link");
@@ -390,7 +390,7 @@ static int step_identify(struct install_ctx *c)
 	}
 	if (c->match.by == NODE_BY_MAC)
 		log_info("identified node %s by MAC %s (%s)", c->match.node->name,
-			 node_mac_format(c->match.nic->mac, mac), c->match.nic->name);
+			 mac_format(c->match.nic->mac, mac), c->match.nic->name);
 	else if (c->match.by == NODE_BY_NAME) {
 		if (node_facts_describe(&c->facts, facts, sizeof(facts)) < 0)
 			snprintf(facts, sizeof(facts), "(too many to list)");
@@ -420,7 +420,7 @@ static int node_plan(const struct install_ctx *c, struct plan **ret)
 	if (r < 0)
 		return r;
 	if (c->nic_by_mac) {
-		r = plan_set_node_nic(p, c->match.node->name, node_mac_format(c->nic->mac, mac));
+		r = plan_set_node_nic(p, c->match.node->name, mac_format(c->nic->mac, mac));
 		if (r < 0)
 			return r;
 	}

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "fake-tree.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +97,7 @@ static void test_by_mac(void **state)
 	assert_string_equal(r.node->name, "devops-node-02");
 	assert_int_equal(r.by, NODE_BY_MAC);
 	assert_string_equal(r.nic->name, "eth0");
-	assert_string_equal(node_mac_format(r.nic->mac, mac), "52:54:00:0a:00:02");
+	assert_string_equal(mac_format(r.nic->mac, mac), "52:54:00:0a:00:02");
 	assert_int_equal(node_identify(&m, &f, "devops-node-02", &r), 0);
 	/* --node names the node: a machine that is another node is refused */
 	assert_int_equal(node_identify(&m, &f, "devops-node-01", &r), -EBADE);

@@ -420,7 +420,7 @@ int cloudinit_network_config(const struct cloudinit_vm *vm, char **ret, size_t *
 	if (r < 0)
 		return r;
 	(void)parse_mac(vm->mac, m); /* checked above */
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	mac_format(m, mac);
 	r = yaml_out_new(NULL, CLOUDINIT_DOC_MAX, &y);
 	if (r < 0)
 		return r;

@@ -381,11 +381,6 @@ static void uniq_report(struct mf_ctx *c, struct uniq_set *s, const char *noun)
 	*s = (struct uniq_set){};
 }
 
-static void format_mac(const uint8_t mac[6], char buf[static 18])
-{
-	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-}
-
 /* ---- small rules ---------------------------------------------------------- */
 
 static bool cluster_name_valid(const char *s)
@@ -617,7 +612,7 @@ static int check_nodes(struct mf_ctx *c, struct manifest *m, struct uniq_set *na
 		if (r >= 0)
 			r = uniq_add(ips, ipv4_format(n->ip, k, sizeof(k)), P(p, "nodes[%zu].ip", i), NULL);
 		if (r >= 0 && n->has_mac) {
-			format_mac(n->mac, k);
+			mac_format(n->mac, k);
 			r = uniq_add(&macs, k, P(p, "nodes[%zu].mac", i), NULL);
 		}
 		if (r >= 0 && n->serial)

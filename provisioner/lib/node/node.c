@@ -44,12 +44,6 @@ const char *node_match_by_name(enum node_match_by by)
 	return by < ELEMENTSOF(names) ? names[by] : "?";
 }
 
-char *node_mac_format(const uint8_t mac[6], char buf[18])
-{
-	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-	return buf;
-}
-
 /* Read a small sysfs attribute, whitespace trimmed. -ENOENT when absent. */
 static int read_attr(const char *path, char *buf, size_t size)
 {
@@ -170,7 +164,7 @@ int node_facts_describe(const struct node_facts *f, char *buf, size_t size)
 	if (f->n_nics == 0)
 		PUT(" (none)");
 	for (size_t i = 0; i < f->n_nics; i++)
-		PUT("%s %s (%s)", i ? "," : "", node_mac_format(f->nics[i].mac, mac), f->nics[i].name);
+		PUT("%s %s (%s)", i ? "," : "", mac_format(f->nics[i].mac, mac), f->nics[i].name);
 	PUT("; DMI serial %s; product UUID %s", f->serial[0] ? f->serial : "(none)",
 	    f->uuid[0] ? f->uuid : "(none)");
 #undef PUT

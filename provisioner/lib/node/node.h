@@ -69,8 +69,6 @@ int node_identify(const struct manifest *m, const struct node_facts *f, const ch
 int node_choose_nic(const struct node_match *m, const struct node_facts *f, const char *want,
 		    const struct node_nic **ret);
 
-/* "52:54:00:0a:00:01" */
-char *node_mac_format(const uint8_t mac[6], char buf[18]);
 /* One line: "MACs 52:54:..(eth0), ...; DMI serial S; product UUID U". */
 int node_facts_describe(const struct node_facts *f, char *buf, size_t size);
 

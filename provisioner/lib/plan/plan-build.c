@@ -58,13 +58,6 @@ static const char *seed_of(const struct manifest *m)
 
 /* ---- install phase, per node -------------------------------------------- */
 
-static const char *node_mac_string(const struct mf_node *n, char buf[static 18])
-{
-	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
-		 n->mac[5]);
-	return buf;
-}
-
 static void add_identify(struct builder *b, const struct mf_node *n)
 {
 	struct json_object *p = pb_obj(b);
@@ -73,7 +66,7 @@ static void add_identify(struct builder *b, const struct mf_node *n)
 
 	pb_put_str(b, p, "name", n->name);
 	if (n->has_mac)
-		pb_put_str(b, p, "mac", node_mac_string(n, mac));
+		pb_put_str(b, p, "mac", mac_format(n->mac, mac));
 	else
 		pb_put(b, p, "mac", NULL);
 	pb_put_str(b, p, "serial", n->serial);
@@ -317,7 +310,7 @@ static void add_config(struct builder *b, const struct mf_node *n)
 	/* nodes[].nic, else the NIC with the node's mac; neither: the install
 	 * fills in the NIC it finds (cmd-install.c, choose_nic()) */
 	if (!n->nic && n->has_mac)
-		pb_put_str(b, p, "nic", node_mac_string(n, mac));
+		pb_put_str(b, p, "nic", mac_format(n->mac, mac));
 	else
 		pb_put_str(b, p, "nic", n->nic);
 	pb_put_cidr(b, p, "address", n->ip, m->network.subnet.prefix);
@@ -740,9 +733,7 @@ static void add_vm(struct builder *b, const struct mf_vm *vm)
 	pb_put_str(b, net, "model", g->network.model);
 	pb_put_str(b, net, "bridge", g->network.bridge);
 	pb_put(b, p, "network", net);
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", vm->mac[0], vm->mac[1], vm->mac[2], vm->mac[3],
-		 vm->mac[4], vm->mac[5]);
-	pb_put_str(b, p, "mac", mac);
+	pb_put_str(b, p, "mac", mac_format(vm->mac, mac));
 	pb_put_cidr(b, p, "ip", vm->ip, g->ipconfig0.prefix);
 	pb_put_ip(b, p, "gateway", g->ipconfig0.gw);
 	for (size_t i = 0; i < m->network.n_dns; i++) {
