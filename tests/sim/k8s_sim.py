@@ -128,6 +128,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+import k8s_sim_argocd as argocd
 import k8s_sim_objects as objects
 import k8s_sim_registry as registry
 import sim_record
@@ -717,7 +718,7 @@ def main():
     repos_file, a.git_repos = a.git_repos, {}
     if repos_file:
         try:
-            a.git_repos = objects.load_git_repos(repos_file)
+            a.git_repos = argocd.load_git_repos(repos_file)
         except (OSError, ValueError) as e:
             ap.error("--git-repos %s: %s" % (repos_file, e))
     if a.schema_store.traefik_values(a.traefik_chart) is None:
