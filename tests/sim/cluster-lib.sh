@@ -124,9 +124,12 @@ fb_cmd() { # NODE [args]
 		FB=("$DEVOPSLAB" firstboot --manifest "$TESTTMP/cluster.yaml" --password-file "$TESTTMP/root.pw")
 	fi
 	# the report (and kubeconfig) of each run stays in the test's directory;
-	# the status page on a free loopback port (not the node's address)
+	# the status page on a free loopback port (not the node's address); the
+	# waits generous (a node's turn waits for the joins before it, which a
+	# machine loaded by make check's lanes slows down): they only bound a
+	# failure, and a test that wants one to expire passes its own
 	FB+=(--node "$node" --report-dir "$TESTTMP/report-$node" --status-listen 127.0.0.1:0 --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
-		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 30 --wait-quorum 30 --wait-turn 10)
+		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 120 --wait-quorum 120 --wait-turn 60)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
 		# FB_PIN: all (default) pins every node; local trusts the node's own
