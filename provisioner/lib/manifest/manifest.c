@@ -1036,112 +1036,6 @@ static int p_api_vip(struct mf_ctx *c, const struct ynode *n, void *base, const 
 	return r;
 }
 
-/* ---- image references (distribution's grammar, the registry written out) -- */
-
-static bool ref_lower_alnum(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-}
-
-/* A path component: runs of lower-case letters and digits joined by '.',
- * '_', "__" or any number of '-'. */
-static bool ref_path_component(const char *s, size_t n)
-{
-	for (size_t i = 0;;) {
-		size_t start = i;
-
-		while (i < n && ref_lower_alnum(s[i]))
-			i++;
-		if (i == start)
-			return false;
-		if (i == n)
-			return true;
-		if (s[i] == '_' && i + 1 < n && s[i + 1] == '_')
-			i += 2;
-		else if (s[i] == '.' || s[i] == '_')
-			i++;
-		else if (s[i] == '-')
-			while (i < n && s[i] == '-')
-				i++;
-		else
-			return false;
-	}
-}
-
-/* The registry: a DNS name or address with an optional port, that reads
- * as one (a '.', a port, or localhost): a runtime takes "kube-vip/x:1" for
- * docker.io/kube-vip/x:1, and the name would no longer be the one in the
- * tarball. */
-static bool ref_registry(const char *s, size_t n)
-{
-	char host[MANIFEST_IMAGE_REF_MAX + 1];
-	const char *colon = memchr(s, ':', n);
-	size_t hn = colon ? (size_t)(colon - s) : n, digits = colon ? n - hn - 1 : 0;
-	unsigned long port = 0;
-
-	if (hn >= sizeof(host) || (colon && (digits == 0 || digits > 5)))
-		return false;
-	for (size_t i = 0; i < digits; i++) {
-		if (colon[1 + i] < '0' || colon[1 + i] > '9')
-			return false;
-		port = port * 10 + (unsigned long)(colon[1 + i] - '0');
-	}
-	if (colon && (port == 0 || port > 65535))
-		return false;
-	memcpy(host, s, hn);
-	host[hn] = '\0';
-	return dns_name_valid(host) && (colon || strchr(host, '.') || streq(host, "localhost"));
-}
-
-static bool ref_tag(const char *s, size_t n)
-{
-	if (n == 0 || n > 128 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!ref_lower_alnum(s[i]) && !(s[i] >= 'A' && s[i] <= 'Z') && s[i] != '_' && s[i] != '.' && s[i] != '-')
-			return false;
-	return true;
-}
-
-static bool ref_digest(const char *s)
-{
-	if (strncmp(s, "sha256:", 7) != 0 || strlen(s + 7) != 64)
-		return false;
-	for (s += 7; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return false;
-	return true;
-}
-
-/* REGISTRY/PATH[:TAG][@sha256:DIGEST], with a tag or a digest or both. */
-static bool image_ref_valid(const char *s)
-{
-	const char *at = strchr(s, '@'), *end = at ? at : s + strlen(s);
-	const char *slash = memchr(s, '/', (size_t)(end - s)), *last = slash, *colon;
-
-	if (!slash || (at && !ref_digest(at + 1)))
-		return false;
-	for (const char *p = slash; p < end; p++)
-		if (*p == '/')
-			last = p;
-	colon = memchr(last, ':', (size_t)(end - last));
-	if (colon ? !ref_tag(colon + 1, (size_t)(end - colon - 1)) : !at)
-		return false;
-	if (colon)
-		end = colon;
-	if (!ref_registry(s, (size_t)(slash - s)))
-		return false;
-	for (const char *p = slash + 1;;) {
-		const char *q = memchr(p, '/', (size_t)(end - p));
-
-		if (!ref_path_component(p, q ? (size_t)(q - p) : (size_t)(end - p)))
-			return false;
-		if (!q)
-			return true;
-		p = q + 1;
-	}
-}
-
 /* k3s.kube_vip.ref: the name of the image inside the asset's tarball, as
  * K3s imports it and the kube-vip DaemonSet asks for it. */
 static int p_image_ref(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1155,7 +1049,7 @@ static int p_image_ref(struct mf_ctx *c, const struct ynode *n, void *base, cons
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return derr(c, n, "must not contain whitespace or control characters");
-	if (!image_ref_valid(s))
+	if (!manifest_image_ref_valid(s))
 		return derr(c, n,
 			    "'%s' is not an image reference like ghcr.io/kube-vip/kube-vip:v0.9.2 "
 			    "(REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST)",

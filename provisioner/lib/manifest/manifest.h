@@ -237,6 +237,12 @@ struct mf_vm {
  * reference. */
 #define MANIFEST_IMAGE_REF_MAX 255
 
+/* Whether s is an image reference the manifest takes (docs/manifest.md,
+ * "image reference"): REGISTRY/PATH[:TAG][@sha256:DIGEST] with a tag or a
+ * digest or both, the registry written out (a '.', a port, or localhost).
+ * Length and whitespace are the caller's to check. */
+bool manifest_image_ref_valid(const char *s);
+
 /* A Helm chart K3s installs and keeps (a HelmChart; docs/k3s.md). */
 struct mf_k3s_chart {
 	char *name;      /* the HelmChart's and the release's name: a DNS-1123 label */
