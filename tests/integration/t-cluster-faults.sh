@@ -5,6 +5,8 @@
 # after it was processed), task polls failing, slow and failing tasks,
 # latency. Every request passes the schema check.
 . "$TOP/tests/lib.sh"
+# a lost answer (fault "timeout", delay 2500 ms) must outlast the client's patience
+FB_TIMEOUT_MS=1500
 . "$TOP/tests/sim/cluster-lib.sh"
 
 sim_init 3

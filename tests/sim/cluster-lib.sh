@@ -125,10 +125,12 @@ fb_cmd() { # NODE [args]
 	fi
 	# the report (and kubeconfig) of each run stays in the test's directory;
 	# the status page on a free loopback port (not the node's address); the
-	# waits generous (a node's turn waits for the joins before it, which a
-	# machine loaded by make check's lanes slows down): they only bound a
-	# failure, and a test that wants one to expire passes its own
-	FB+=(--node "$node" --report-dir "$TESTTMP/report-$node" --status-listen 127.0.0.1:0 --poll-ms 50 --task-poll-ms 50 --timeout-ms 1500
+	# waits and the request timeout generous (a machine loaded by make
+	# check's lanes slows the simulators down: a POST the client gives up on
+	# is not retried): they only bound a failure, and a test that wants one
+	# to expire passes its own (FB_TIMEOUT_MS: t-cluster-faults's lost answers)
+	FB+=(--node "$node" --report-dir "$TESTTMP/report-$node" --status-listen 127.0.0.1:0 --poll-ms 50 --task-poll-ms 50
+		--timeout-ms "${FB_TIMEOUT_MS:-10000}"
 		--retry-base-ms 20 --attempts 5 --seed 7 --wait-first 120 --wait-quorum 120 --wait-turn 60)
 	for ((i = 1; i <= SIM_NODES; i++)); do
 		FB+=(--api "pve$i=https://127.0.0.1:${SIM_PORT[pve$i]}")
