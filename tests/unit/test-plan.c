@@ -42,6 +42,21 @@ static const char small[] =
 	"    ipconfig0: \"ip=10.0.10.51/24,gw=10.0.10.1\"\n"
 	"secrets: {names: [root_password]}\n";
 
+/* The plan of tests/manifest/valid/NAME (its manifest into *ret_m). */
+static struct plan *plan_of_valid(const char *name, struct manifest **ret_m)
+{
+	const char *top = getenv("TOP");
+	struct diags d = {};
+	struct plan *p = NULL;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/tests/manifest/valid/%s", top ? top : ".", name);
+	assert_int_equal(manifest_load(path, name, &d, ret_m), 0);
+	diags_done(&d);
+	assert_int_equal(plan_build(*ret_m, NULL, &p), 0);
+	return p;
+}
+
 static struct manifest *load(const char *yaml)
 {
 	struct diags d = {};
@@ -545,20 +560,14 @@ static void test_k3s_vip(void **state)
  * gitops step after the edge's, its credentials by secret name only. */
 static void test_gitops(void **state)
 {
-	const char *top = getenv("TOP");
-	struct diags d = {};
 	struct manifest *m = NULL;
 	struct plan *p = NULL;
 	const struct step *s;
 	struct json_object *a, *o, *c;
-	char path[4096];
 	size_t at = 0;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/tests/manifest/valid/gitops.yaml", top ? top : ".");
-	assert_int_equal(manifest_load(path, "gitops.yaml", &d, &m), 0);
-	diags_done(&d);
-	assert_int_equal(plan_build(m, NULL, &p), 0);
+	p = plan_of_valid("gitops.yaml", &m);
 	s = plan_find_step(p, "cluster/k3s/charts");
 	assert_non_null(s);
 	a = json_get_array(s->params, "charts");
@@ -598,19 +607,13 @@ static void test_gitops(void **state)
  * targets. */
 static void test_monitoring(void **state)
 {
-	const char *top = getenv("TOP");
-	struct diags d = {};
 	struct manifest *m = NULL;
 	struct plan *p = NULL;
 	const struct step *s;
 	struct json_object *a, *o, *v, *jobs;
-	char path[4096];
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/tests/manifest/valid/monitoring.yaml", top ? top : ".");
-	assert_int_equal(manifest_load(path, "monitoring.yaml", &d, &m), 0);
-	diags_done(&d);
-	assert_int_equal(plan_build(m, NULL, &p), 0);
+	p = plan_of_valid("monitoring.yaml", &m);
 	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
 	o = json_object_array_get_idx(a, json_object_array_length(a) - 2); /* the logs' chart last */
 	assert_string_equal(json_get_string(o, "name"), "monitoring");
@@ -655,19 +658,13 @@ static void test_monitoring(void **state)
 
 static void test_logs(void **state)
 {
-	const char *top = getenv("TOP");
-	struct diags d = {};
 	struct manifest *m = NULL;
 	struct plan *p = NULL;
 	const struct step *s;
 	struct json_object *a, *o, *v, *src;
-	char path[4096];
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/tests/manifest/valid/monitoring.yaml", top ? top : ".");
-	assert_int_equal(manifest_load(path, "monitoring.yaml", &d, &m), 0);
-	diags_done(&d);
-	assert_int_equal(plan_build(m, NULL, &p), 0);
+	p = plan_of_valid("monitoring.yaml", &m);
 	/* the log store: a second system chart, Loki with the retention, the
 	 * agent's syslog receiver on a NodePort, the journal mounted */
 	a = json_get_array(plan_find_step(p, "cluster/k3s/charts")->params, "charts");
@@ -722,20 +719,14 @@ static void test_logs(void **state)
 
 static void test_registry(void **state)
 {
-	const char *top = getenv("TOP");
-	struct diags d = {};
 	struct manifest *m = NULL;
 	struct plan *p = NULL;
 	const struct step *s;
 	struct json_object *a, *o;
-	char path[4096];
 	size_t at_routes = 0, at_registry = 0;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/tests/manifest/valid/registry.yaml", top ? top : ".");
-	assert_int_equal(manifest_load(path, "registry.yaml", &d, &m), 0);
-	diags_done(&d);
-	assert_int_equal(plan_build(m, NULL, &p), 0);
+	p = plan_of_valid("registry.yaml", &m);
 	s = plan_find_step(p, "cluster/registry");
 	assert_non_null(s);
 	assert_int_equal(s->kind, STEP_REGISTRY);
