@@ -3,7 +3,8 @@
  * manifest-internal.h — shared between manifest.c (decoding the YAML tree
  * into struct manifest, field by field from declarative tables) and
  * manifest-check.c (the rules that span fields: references, duplicates,
- * addresses inside the subnet). Not for other modules.
+ * addresses inside the subnet) and grammars.c (the values' grammars). Not
+ * for other modules.
  */
 #pragma once
 
@@ -89,3 +90,12 @@ int mf_set_default(char **field, const char *value);
 void mf_check_secret(struct mf_ctx *c, const struct manifest *m, const struct mf_secret *s, const char *path);
 /* An asset reference names an asset (an error at path). */
 void mf_check_asset_ref(struct mf_ctx *c, const struct manifest *m, const char *name, const char *path);
+
+/* grammars.c: white space or a control character in s (never inside a
+ * URL, a revision, a metrics path); HOST or HOST:PORT in s[0..n); a Git
+ * URL's form (0, or -EACCES with a password, -EPERM for a user in an
+ * http(s) URL, -EINVAL); a Prometheus duration in milliseconds. */
+bool mf_has_space_or_control(const char *s);
+bool mf_host_port_valid(const char *s, size_t n, bool need_port);
+int mf_git_url_kind(const char *s, enum mf_git_url *ret);
+bool mf_duration_parse(const char *s, uint64_t *ret_ms);
