@@ -400,11 +400,10 @@ def node_obj(st, live, name, now, a):
 
 
 def snapshot(a):
-    """The Proxmox simulator's state (a copy), then ours reconciled with it:
-    (pve, st, live) — st written back."""
+    """The Proxmox simulator's state, parsed under its lock: a copy of its
+    own, not written back."""
     with Locked(a.pve_state, "state.json", dict, write=False) as pve:
-        pve = json.loads(json.dumps(pve))
-    return pve
+        return pve
 
 
 # ---- TLS ----------------------------------------------------------------------------

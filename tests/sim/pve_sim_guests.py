@@ -115,6 +115,17 @@ def init_node(sim, s, a, was_member=False):
         vms[sim.node] = {}
 
 
+def node_alive(d, s, node):
+    """NODE's simulator runs: it touched DIR/NODE.alive (pve_sim.py's
+    State.beat) under a second ago, and no test marked it down."""
+    n = s["nodes"].get(node)
+    try:
+        age = time.time() - os.stat(os.path.join(d, node + ".alive")).st_mtime
+    except FileNotFoundError:
+        return False
+    return n is not None and age < 1.0 and not n.get("down")
+
+
 def has_guests(s, node):
     """Guests of the node's own installation (pve-cluster's join check)."""
     return any(not vm.get("lost_disks") for vm in s.get("guest", {}).get("vms", {}).get(node, {}).values())
@@ -191,12 +202,11 @@ def wait_task(sim, upid, delay, errfmt):
     (Content.pm delete; Qemu.pm $update_vm_api)."""
     end = time.time() + delay
     while time.time() < end:
-        with sim.state as s:
-            t = s["tasks"][upid]
-            if t["status"] == "stopped":
-                if t["exitstatus"] == "OK":
-                    return None, None
-                raise Fail(500, errfmt % t["exitstatus"])
+        t = sim.state.peek()["tasks"][upid]
+        if t["status"] == "stopped":
+            if t["exitstatus"] == "OK":
+                return None, None
+            raise Fail(500, errfmt % t["exitstatus"])
         time.sleep(0.02)
     return upid, None
 

@@ -287,11 +287,6 @@ def selected(s, job, only_node=None):
     return sorted(out, key=lambda x: x[1])
 
 
-def node_up(s, node):
-    n = s["nodes"].get(node)
-    return bool(n) and time.time() - n["heartbeat"] < 1.0 and not n.get("down")
-
-
 def notes(template, s, node, vmid, conf):
     """VZDump.pm generate_notes: {{cluster}}, {{guestname}}, {{node}}, {{vmid}}."""
     if not template:
@@ -376,13 +371,14 @@ def backup_storage(s, opts):
     return sid
 
 
-def run_job(s, jid, when, out):
+def run_job(d, s, jid, when, out):
     """pvescheduler's run of job JID at WHEN (pve-manager PVE/Jobs/VZDump.pm:
     'vzdump' on every node with the job's options): each node whose
     simulator runs backs up its selected VMs; a node that is down backs up
     nothing (its vzdump never starts); a VM whose backup fails (locked, a
     disk gone) is reported and the others go on. OUT gets one line per
-    backup made, skipped, failed and pruned."""
+    backup made, skipped, failed and pruned. D is the state directory,
+    where the heartbeats are."""
     job = jobs(s).get(jid)
     if job is None:
         raise SystemExit("pve_sim_jobs: no job '%s'" % jid)
@@ -392,7 +388,7 @@ def run_job(s, jid, when, out):
     sid = backup_storage(s, job)
     keep = retention(s, sid, job)
     for node, vmid, vm in selected(s, job):
-        if not node_up(s, node):
+        if not g.node_alive(d, s, node):
             out.append("skipped %d on %s: its node is down" % (vmid, node))
             continue
         try:
@@ -475,7 +471,7 @@ def main():
         path = os.path.join(a.state, "state.json")
         s = json.load(open(path))
         try:
-            run_job(s, a.run_job, a.time or time.time(), out)
+            run_job(a.state, s, a.run_job, a.time or time.time(), out)
         except JobFail as e:
             raise SystemExit("pve_sim_jobs: %s" % e.reason)
         with open(path + ".tmp", "w") as f:
