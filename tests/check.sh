@@ -3,17 +3,25 @@
 # line:
 #   1. build;
 #   2. lanes side by side (tests/README.md):
-#        plain        unit and integration tests, every fuzz target's corpus
-#                     and a short fuzz run with a fixed seed, then the
-#                     scripts marked "# needs: rootfs" (once it is built);
-#        asan         the same tests built with ASan+UBSan (scripts marked
-#                     "# sanitizer: skip" left out);
-#        disk         the scripts marked "# lane: disk", plain then ASan;
+#        plain        unit tests, then integration tests from the shared
+#                     queues; every fuzz target's corpus and a short fuzz
+#                     run with a fixed seed; the scripts marked
+#                     "# needs: rootfs" (once it is built);
+#        asan         the ASan+UBSan build and its unit tests, then
+#                     integration tests from the shared queues; the
+#                     "# needs:" scripts under ASan;
+#        disk         the scripts marked "# lane: disk", plain then ASan,
+#                     then integration tests from the shared queues;
 #        rootfs       the Debian-only root file system (`make rootfs`) and
-#        guest-image  the cloud guest (`make guest-image`), if absent;
+#        guest-image  the cloud guest (`make guest-image`), if absent.
+#      The shared queues hold the other integration scripts, once plain and
+#      once under ASan (those not marked "# sanitizer: skip"): each test
+#      lane takes the next script from them until both are empty, so no
+#      lane idles while another has a long list left;
 #   3. the scripts marked "# alone: REASON" — QEMU guests: a TCG guest is one
-#      busy host thread, and a starved guest looks hung — one at a time with
-#      nothing of ours beside them.
+#      busy host thread, and a starved guest looks hung — after the lanes,
+#      with nothing else of ours beside them, one script per core at a time
+#      (each boots one guest at a time), the longest "# timeout:" first.
 set -u
 shopt -s nullglob
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +62,36 @@ needs_done() { # SCRIPT...: wait for the lanes building what they need
 	done
 }
 
+# Queues of "LABEL SCRIPT" lines that lanes share: queue_next prints and
+# drops the first line, under a lock.
+qdir=$(mktemp -d /tmp/devopslab-queues.XXXXXX)
+queue_next() { # QUEUE
+	local fd line
+	exec {fd}>>"$qdir/lock"
+	flock "$fd"
+	line=$(head -n1 "$qdir/$1")
+	[ -z "$line" ] || sed -i 1d "$qdir/$1"
+	exec {fd}>&-
+	[ -n "$line" ] && echo "$line"
+}
+drain() { # QUEUE...: run the queues' scripts, one queue after the other
+	local rc=0 q line bin
+	for q in "$@"; do
+		if [ "$q" = asan ]; then # its lane built the binary (or failed to)
+			while [ ! -e "$TEST_LOGDIR/lane-asan-build.rc" ]; do sleep 2; done
+			[ "$(cat "$TEST_LOGDIR/lane-asan-build.rc")" = 0 ] || continue
+		fi
+		while line=$(queue_next "$q"); do
+			bin=$top/provisioner/devopslab
+			[ "${line%% *}" = asan ] && bin=$top/build-asan/devopslab
+			LABEL=${line%% *} DEVOPSLAB=$bin tests/run.sh --integration "${line#* }" || rc=1
+		done
+	done
+	return $rc
+}
+printf 'plain %s\n' "${lane[@]}" >"$qdir/plain"
+san_only "${lane[@]}" | sed 's/^/asan /' >"$qdir/asan"
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
@@ -61,8 +99,8 @@ lane_plain() {
 	local rc=0
 	step "unit tests"
 	LABEL=plain tests/run.sh --unit build/tests/test-* || rc=1
-	step "integration tests"
-	LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${lane[@]}" || rc=1
+	step "integration tests (shared queues)"
+	drain plain asan || rc=1
 	step "fuzz targets (corpus replay + ${FUZZ_CHECK_RUNS:=10000} runs from seed 1)"
 	if make -s -j"$jobs" fuzz-build; then
 		LABEL=fuzz tests/fuzz/run.sh --runs "$FUZZ_CHECK_RUNS" build-fuzz/fuzz-* || rc=1
@@ -79,14 +117,15 @@ lane_asan() {
 	local rc=0 list
 	step "build with ASan+UBSan"
 	if ! make -s -j"$jobs" BUILD=build-asan SAN=1 build-asan/devopslab tests; then
-		echo "fail asan:build" >>"$tally"; echo 1 >"$TEST_LOGDIR/lane-asan-build.rc"; return 1
+		echo "fail asan:build" >>"$tally"; echo 1 >"$TEST_LOGDIR/lane-asan-build.rc"
+		drain plain
+		return 1
 	fi
 	echo 0 >"$TEST_LOGDIR/lane-asan-build.rc"
 	step "unit tests under ASan+UBSan"
 	LABEL=asan tests/run.sh --unit build-asan/tests/test-* || rc=1
-	step "integration tests under ASan+UBSan"
-	mapfile -t list < <(san_only "${lane[@]}")
-	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
+	step "integration tests (shared queues)"
+	drain asan plain || rc=1
 	mapfile -t list < <(san_only "${later[@]}")
 	if [ ${#list[@]} -gt 0 ]; then
 		step "integration tests that need a built image, under ASan+UBSan"
@@ -104,6 +143,8 @@ lane_disk() {
 	step "disk tests under ASan+UBSan"
 	while [ ! -e "$TEST_LOGDIR/lane-asan-build.rc" ]; do sleep 2; done
 	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || rc=1
+	step "integration tests (shared queues)"
+	drain asan plain || rc=1
 	return $rc
 }
 
@@ -133,12 +174,27 @@ for l in plain:p_plain asan:p_asan disk:p_disk rootfs:p_rootfs guest-image:p_gue
 	cat "$TEST_LOGDIR/lane-${l%%:*}.log"
 done
 
-step "alone: QEMU guests, one at a time"
-LABEL=plain DEVOPSLAB=$top/provisioner/devopslab tests/run.sh --integration "${alone[@]}" || status=1
-mapfile -t list < <(san_only "${alone[@]}")
-if [ ${#list[@]} -gt 0 ]; then
-	LABEL=asan DEVOPSLAB=$top/build-asan/devopslab tests/run.sh --integration "${list[@]}" || status=1
-fi
+# The alone scripts' queue, the longest "# timeout:" first; each of $jobs
+# streams takes the next script until none is left.
+by_timeout() { # SCRIPT... -> "TIMEOUT SCRIPT" lines
+	local t
+	for t in "$@"; do echo "$(sed -n 's/^# timeout: \([0-9]*\)$/\1/p' "$t" | head -1 | grep . || echo 900) $t"; done
+}
+{
+	by_timeout "${alone[@]}" | sed 's/ / plain /'
+	mapfile -t list < <(san_only "${alone[@]}")
+	[ ${#list[@]} -eq 0 ] || by_timeout "${list[@]}" | sed 's/ / asan /'
+} | sort -k1,1nr -s | cut -d' ' -f2- >"$qdir/alone"
+step "alone: QEMU guests, $jobs scripts at a time (logs: build/test-logs/alone-*.log)"
+pids=()
+for i in $(seq "$jobs"); do
+	drain alone >"$TEST_LOGDIR/alone-$i.log" 2>&1 & pids+=($!)
+done
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || status=1
+	cat "$TEST_LOGDIR/alone-$((i + 1)).log"
+done
+rm -rf "$qdir"
 
 passed=$(grep -c '^pass ' "$tally")
 failed=$(grep -c '^fail ' "$tally")
