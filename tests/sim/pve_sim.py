@@ -129,8 +129,10 @@ class State:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         try:
             with open(self.path, encoding="utf-8") as f:
-                self.s = json.load(f)
+                self.text = f.read()
+            self.s = json.loads(self.text)
         except FileNotFoundError:
+            self.text = None
             self.s = {"nodes": {}, "clusters": {}, "users": {}, "tokens": {}, "tasks": {},
                       "fault_hits": {}, "next_cluster": 1}
         return self.s
@@ -148,10 +150,11 @@ class State:
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            if exc_type is None:
+            text = json.dumps(self.s) if exc_type is None else None
+            if text is not None and text != self.text:  # unchanged: peek's caches stay good
                 tmp = self.path + ".tmp"
                 with open(tmp, "w", encoding="utf-8") as f:
-                    json.dump(self.s, f)
+                    f.write(text)
                 os.rename(tmp, self.path)
         finally:
             os.close(self.fd)
@@ -599,8 +602,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/access/ticket":
             return "none"
         if m:
-            with sim.state as s:
-                user = sim.check_ticket(s, urllib.parse.unquote(m.group(1)))
+            user = sim.check_ticket(sim.state.peek(), urllib.parse.unquote(m.group(1)))
             if user is None:
                 raise Fail(401, "invalid PVE ticket")
             if method != "GET" and not pve_sim_guests.is_upload(method, path) and \
@@ -611,8 +613,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         t = re.fullmatch(r"PVEAPIToken=([^!=\s]+@[^!=\s]+)!([^=\s]+)=(\S+)", authz.strip())
         if t:
             full = "%s!%s" % (t.group(1), t.group(2))
-            with sim.state as s:
-                tok = s["tokens"].get(full)
+            tok = sim.state.peek()["tokens"].get(full)
             if not tok or not hmac.compare_digest(tok["secret"], t.group(3)):
                 raise Fail(401, "invalid token value!")
             self.user = full
