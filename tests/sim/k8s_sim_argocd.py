@@ -58,7 +58,6 @@ Secret's type, project-scoped repositories, manual sync operations,
 Applications outside NS, ApplicationSets, and Argo CD's other
 components (no Deployments are rendered from the chart).
 """
-import base64
 import copy
 import json
 import posixpath
@@ -159,17 +158,6 @@ def git_path_key(p):
     return "." if p in ("", ".") else p
 
 
-def b64_field(o, k):
-    """A Secret's data[k], decoded (None when absent or not base64)."""
-    v = (o.get("data") or {}).get(k)
-    if not isinstance(v, str):
-        return None
-    try:
-        return base64.b64decode(v, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def argocd_credentials(w, ns, url):
     """Argo CD's declarative repositories (docs: declarative setup): the
     Secret of NS labelled secret-type repository whose url is this
@@ -179,18 +167,18 @@ def argocd_credentials(w, ns, url):
     repo, tmpl = None, None
     for s in w.list(objects.SECRET, ns):
         kind = (s["metadata"].get("labels") or {}).get(ARGOCD_SECRET_TYPE)
-        su = b64_field(s, "url")
+        su = objects.b64_field(s, "url")
         if su is None:
             continue
         if kind == "repository" and repo is None and git_url_key(su) == git_url_key(url):
             repo = s
         elif kind == "repo-creds" and su and str(url).startswith(su) and \
-                (tmpl is None or len(su) > len(b64_field(tmpl, "url"))):
+                (tmpl is None or len(su) > len(objects.b64_field(tmpl, "url"))):
             tmpl = s
     keys = ("username", "password", "sshPrivateKey")
-    have = {k: b64_field(repo, k) for k in keys} if repo is not None else {}
+    have = {k: objects.b64_field(repo, k) for k in keys} if repo is not None else {}
     if not any(have.values()) and tmpl is not None:
-        have = {k: b64_field(tmpl, k) for k in keys}
+        have = {k: objects.b64_field(tmpl, k) for k in keys}
     return {k: have.get(k) for k in keys}
 
 

@@ -87,7 +87,6 @@ import os
 import re
 import time
 
-import k8s_sim_argocd as argocd  # b64_field
 import k8s_sim_objects as objects
 
 MON_CHART = "kube-prometheus-stack"
@@ -500,7 +499,7 @@ def grafana_creds(w, ns, release, values):
     s = w.get(objects.SECRET, ns, name)
     if s is None:
         return None
-    u, p = argocd.b64_field(s, ukey), argocd.b64_field(s, pkey)
+    u, p = objects.b64_field(s, ukey), objects.b64_field(s, pkey)
     if u is None or p is None:
         return None
     return u, p

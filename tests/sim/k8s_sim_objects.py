@@ -312,6 +312,17 @@ def sha256(b):
     return hashlib.sha256(b.encode() if isinstance(b, str) else b).hexdigest()
 
 
+def b64_field(o, k):
+    """A Secret's data[k], decoded (None when absent or not base64)."""
+    v = (o.get("data") or {}).get(k)
+    if not isinstance(v, str):
+        return None
+    try:
+        return base64.b64decode(v, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def okey(r, ns, name):
     return "%s/%s/%s/%s" % (r.group or "core", r.plural, (ns or "") if r.namespaced else "", name)
 

@@ -88,7 +88,6 @@ pve_sim_jobs.register()
 
 # ---- shared state ---------------------------------------------------------
 
-
 class State:
     """DIR/state.json under DIR/lock (flock): nodes, clusters, users, tasks."""
 
@@ -243,22 +242,25 @@ class Sim:
         """The heartbeat; then, under the locks only if there is something to
         write, the tasks of ours that are due and a new certificate."""
         self.state.beat(self.node)
-        s, now = self.state.peek(), time.time()
+        s = self.state.peek()
         me = s and s["nodes"].get(self.node)
-        if (me and me["cert_gen"] == self.cert_gen
-                and not any(t["node"] == self.node and t["status"] == "running" and now >= t["end"]
-                            for t in s["tasks"].values())):
+        if me and me["cert_gen"] == self.cert_gen and not self.due(s):
             return
         with self.state as s:
             me = s["nodes"][self.node]
-            for upid, t in s["tasks"].items():
-                if t["node"] == self.node and t["status"] == "running" and time.time() >= t["end"]:
-                    self.finish_task(s, upid, t)
+            for upid, t in self.due(s):
+                self.finish_task(s, upid, t)
             if me["cert_gen"] != self.cert_gen:
                 self.ctx.load_cert_chain(me["cert"], me["key"])
                 self.cert_gen = me["cert_gen"]
                 self.publish(me)
                 self.restart()
+
+    def due(self, s):
+        """Our running tasks whose time is up: (UPID, task) pairs."""
+        now = time.time()
+        return [(upid, t) for upid, t in s["tasks"].items()
+                if t["node"] == self.node and t["status"] == "running" and now >= t["end"]]
 
     def restart(self):
         """pveproxy restarts: connections drop, new ones fail for a moment."""
