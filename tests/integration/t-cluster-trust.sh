@@ -2,7 +2,8 @@
 # Trust and waiting: a wrong pinned fingerprint is refused at once (exit 3)
 # without a single mutating call; a node without any trust is refused; a
 # wrong root password is a clear error; a first node that never comes up is
-# a clear timeout.
+# a clear timeout; a member's pin that its join made stale is learned again
+# from the first node, and only as the first node lists it.
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/sim/cluster-lib.sh"
 
@@ -56,5 +57,31 @@ assert_contains "$OUT" "timed out after 2 s waiting for 'pve1'"
 assert_contains "$OUT" "cannot connect"
 [ $(($(date +%s) - start)) -lt 15 ] || fail "the wait for pve1 was not bounded"
 assert_eq "$before" "$(mutations)" "mutating calls while pve1 was down"
+
+# A member's pin taken before it joined: the join gave it a new certificate.
+# pve3, started with pve2's old pin, looks at pve2 (has this node been
+# rebuilt?): the first node, trusted, lists pve2's new certificate, so it is
+# pinned and pve3 goes on. (CI once saw pve3's run refused here when pve2 had
+# joined first.)
+sim_start pve1
+sim_start pve3
+old2=$(fp_of pve2)
+fb pve1 --wait-quorum 1
+assert_contains "$OUT" "no quorum with all 3 nodes"
+fb pve2 --wait-quorum 1
+assert_contains "$OUT" "no quorum with all 3 nodes"
+[ "$(fp_of pve2)" != "$old2" ] || fail "pve2's join did not give it a new certificate"
+# A certificate the first node does not list for pve2 (pve3's, served on
+# pve2's address) stays refused, before anything changes.
+before=$(mutations)
+fb pve3 --fingerprint "pve2=$old2" --api "pve2=https://127.0.0.1:${SIM_PORT[pve3]}"
+assert_eq 3 "$RC" "exit status when pve2's address serves a certificate pve1 does not list"
+assert_contains "$OUT" "not taken for a join's new certificate: 'pve2' serves a certificate (fingerprint $(fp_of pve3))"
+assert_eq "$before" "$(mutations)" "mutating calls after the refusal of pve2's certificate"
+fb pve3 --fingerprint "pve2=$old2"
+fb_formed pve3
+assert_contains "$OUT" "'pve2' has a new certificate (it joined the cluster); pinned it as reported by 'pve1'"
+assert_one_cluster 3
+sim_stop pve3
 
 sim_schema_check || fail "schema check"

@@ -96,7 +96,7 @@ class State:
         self.path = os.path.join(d, "state.json")
         self.lockpath = os.path.join(d, "lock")
         self.tlock = threading.Lock()
-        self.seen = None  # peek's cache: (inode, mtime, size), state
+        self.seen = None  # peek's cache: (text, state)
 
     def beat(self, node):
         """NODE's heartbeat: DIR/NODE.alive touched (pve_sim_guests.node_alive).
@@ -111,15 +111,15 @@ class State:
     def peek(self):
         """The state as the file now stands, without the locks and not to be
         changed: writers rename a whole new file over it, so an open sees one
-        version or the next; parsed again only when that file is another."""
+        version or the next; parsed again only when its text is another (an
+        inode, size and coarse mtime can all repeat across two writes)."""
         try:
             with open(self.path, encoding="utf-8") as f:
-                st = os.fstat(f.fileno())
-                key = (st.st_ino, st.st_mtime_ns, st.st_size)
-                if self.seen is None or self.seen[0] != key:
-                    self.seen = (key, json.load(f))
+                text = f.read()
         except FileNotFoundError:
             return None
+        if self.seen is None or self.seen[0] != text:
+            self.seen = (text, json.loads(text))
         return self.seen[1]
 
     def __enter__(self):

@@ -40,13 +40,17 @@ struct waiter {
 };
 
 static void seterr(struct cluster_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The arguments may include c->err itself (a message that wraps the last
+ * one): formatted aside, then copied. */
 static void seterr(struct cluster_ctx *c, const char *fmt, ...)
 {
+	char buf[sizeof(c->err)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(c->err, buf, sizeof(buf));
 }
 
 static void progress(struct cluster_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -246,14 +250,19 @@ static int check_in_our_cluster(struct cluster_ctx *c, const struct pve_cluster_
 
 /* ---- trust after a join ---------------------------------------------------- */
 
-/* A join gave our node a new certificate: learn its fingerprint from a
- * member we already trust (its join info), pin it, log in again. */
-static int repin_self(struct cluster_ctx *c, size_t via)
+/* A join gives the joining member a new certificate. Learn node who's
+ * fingerprint from node via, which we trust: its join info lists every
+ * member's pve_fp. With seen (the certificate who served us), who is
+ * trusted only if via lists exactly that one. Pins it for who's client
+ * (which logs in again) and for clients made later. */
+static int pin_as_listed(struct cluster_ctx *c, size_t via, size_t who, const uint8_t *seen)
 {
 	struct pve_join_info *ji = calloc(1, sizeof(*ji));
-	const struct pve_join_node *me;
-	struct pve_client *pc, *self;
+	const struct pve_join_node *jn;
+	struct cluster_node_cfg *n = &c->cfg.nodes[who];
+	struct pve_client *pc;
 	uint8_t fp[HTTP_FP_LEN];
+	char text[HTTP_FP_TEXT_MAX];
 	int r;
 
 	if (!ji)
@@ -265,33 +274,41 @@ static int repin_self(struct cluster_ctx *c, size_t via)
 			seterr(c, "%s", pve_client_error(pc));
 	}
 	if (r >= 0) {
-		me = pve_join_info_find(ji, name_of(c, c->self));
-		if (!me || http_fp_parse(me->fp, fp) < 0) {
-			seterr(c, "'%s' does not list '%s' with a fingerprint after the join", name_of(c, via),
-			       name_of(c, c->self));
+		jn = pve_join_info_find(ji, n->name);
+		if (!jn || http_fp_parse(jn->fp, fp) < 0) {
+			seterr(c, "'%s' does not list '%s' with a fingerprint%s", name_of(c, via), n->name,
+			       who == c->self ? " after the join" : "");
 			r = -ENOENT;
+		} else if (seen && memcmp(seen, fp, HTTP_FP_LEN) != 0) {
+			http_fp_format(seen, text, sizeof(text));
+			seterr(c, "'%s' serves a certificate (fingerprint %s) that is neither pinned nor the one "
+				  "'%s' lists for it (%s)", n->name, text, name_of(c, via), jn->fp);
+			r = -EKEYREJECTED;
 		}
 	}
 	free(ji);
 	if (r < 0)
 		return r;
-	r = client(c, c->self, &self);
-	if (r < 0 && r != -EKEYREJECTED && !transient(r))
-		return r;
-	self = c->clients[c->self];
-	if (!self)
-		return r;
-	if (c->cfg.nodes[c->self].has_fp && memcmp(c->cfg.nodes[c->self].fp, fp, HTTP_FP_LEN) == 0)
+	if (n->has_fp && memcmp(n->fp, fp, HTTP_FP_LEN) == 0)
 		return 0; /* already pinned */
-	r = pve_client_pin(self, fp);
-	if (r < 0)
-		return r;
-	c->cfg.nodes[c->self].has_fp = true;
-	memcpy(c->cfg.nodes[c->self].fp, fp, HTTP_FP_LEN);
-	pve_logout(self);
-	progress(c, "'%s' has a new certificate after the join; pinned it as reported by '%s'", name_of(c, c->self),
-		 name_of(c, via));
+	pc = c->clients[who];
+	if (pc) {
+		r = pve_client_pin(pc, fp);
+		if (r < 0)
+			return r;
+		pve_logout(pc);
+	}
+	n->has_fp = true;
+	memcpy(n->fp, fp, HTTP_FP_LEN);
+	progress(c, "'%s' has a new certificate%s; pinned it as reported by '%s'", n->name,
+		 who == c->self ? " after the join" : " (it joined the cluster)", name_of(c, via));
 	return 0;
+}
+
+/* A join gave our node a new certificate: learn it from a member we trust. */
+static int repin_self(struct cluster_ctx *c, size_t via)
+{
+	return pin_as_listed(c, via, c->self, NULL);
 }
 
 /* ---- cluster-create ---------------------------------------------------------- */
@@ -312,46 +329,72 @@ int cluster_create_check(struct cluster_ctx *c, bool *ret_done)
 
 static int join_via(struct cluster_ctx *c, size_t via);
 
+/* One quick look at node i (one attempt, short deadline, a client of its
+ * own, dropped afterwards): does it run our cluster, quorate (and, with
+ * listing_self, still list this node)? 1 when it does, 0 when not or
+ * unreachable; -EKEYREJECTED when its certificate is not the pinned one,
+ * with the certificate it served in seen. */
+static int probe_member(struct cluster_ctx *c, size_t i, bool listing_self, uint8_t seen[HTTP_FP_LEN])
+{
+	struct pve_client_opts o = c->cfg.client;
+	struct pve_cluster_status *s;
+	struct pve_client *pc;
+	bool found;
+	int r;
+
+	o.http.max_attempts = 1;
+	pc = pve_client_new(name_of(c, i), c->cfg.nodes[i].api_url, &o);
+	s = calloc(1, sizeof(*s));
+	if (!pc || !s) {
+		pve_client_free(pc);
+		free(s);
+		return -ENOMEM;
+	}
+	r = c->cfg.nodes[i].has_fp ? pve_client_pin(pc, c->cfg.nodes[i].fp) : pve_client_ca(pc, c->cfg.ca_file);
+	http_transport_set_deadline(pve_client_transport(pc), http_now_ms() + c->cfg.poll_ms + 2000);
+	if (r >= 0)
+		r = pve_login(pc, "root@pam", c->password);
+	if (r >= 0)
+		r = pve_cluster_status(pc, s);
+	found = r >= 0 && s->in_cluster && streq(s->name, c->cfg.cluster_name) && s->quorate &&
+		(!listing_self || pve_cluster_find(s, name_of(c, c->self)));
+	if (r == -EKEYREJECTED && c->cfg.nodes[i].has_fp) {
+		seterr(c, "%s", pve_client_error(pc));
+		if (http_transport_peer_fp(pve_client_transport(pc), seen) < 0)
+			memset(seen, 0, HTTP_FP_LEN);
+	} else {
+		r = found;
+	}
+	pve_client_free(pc);
+	free(s);
+	return r;
+}
+
 /* Does a reachable member run our cluster, quorate (and, with listing_self,
- * still list this node)? One quick attempt each; unreachable members are
- * skipped. 1 and *ret_via when one does, else 0. */
+ * still list this node)? Unreachable members are skipped. A pinned
+ * certificate that does not match is refused, except on a member the first
+ * node lists with exactly that certificate: joining gave it a new one
+ * (pin_as_listed). 1 and *ret_via when one does, else 0. */
 static int find_existing_cluster(struct cluster_ctx *c, bool listing_self, size_t *ret_via)
 {
 	for (size_t i = 0; i < c->cfg.n_nodes; i++) {
-		struct pve_cluster_status *s;
-		struct pve_client *pc;
-		uint64_t deadline = http_now_ms() + c->cfg.poll_ms + 2000;
+		uint8_t seen[HTTP_FP_LEN];
+		char mismatch[sizeof(c->err)];
 		int r;
-
-		struct pve_client_opts o = c->cfg.client;
-		bool found;
 
 		if (i == c->self || (!c->cfg.nodes[i].has_fp && !c->cfg.ca_file))
 			continue;
-		/* A probe: one attempt, short deadline; dropped afterwards. */
-		o.http.max_attempts = 1;
-		pc = pve_client_new(name_of(c, i), c->cfg.nodes[i].api_url, &o);
-		s = calloc(1, sizeof(*s));
-		if (!pc || !s) {
-			pve_client_free(pc);
-			free(s);
-			return -ENOMEM;
+		r = probe_member(c, i, listing_self, seen);
+		if (r == -EKEYREJECTED && i != c->first) {
+			memcpy(mismatch, c->err, sizeof(mismatch));
+			if (pin_as_listed(c, c->first, i, seen) >= 0)
+				r = probe_member(c, i, listing_self, seen);
+			else
+				seterr(c, "%s; not taken for a join's new certificate: %s", mismatch, c->err);
 		}
-		r = c->cfg.nodes[i].has_fp ? pve_client_pin(pc, c->cfg.nodes[i].fp) : pve_client_ca(pc, c->cfg.ca_file);
-		http_transport_set_deadline(pve_client_transport(pc), deadline);
-		if (r >= 0)
-			r = pve_login(pc, "root@pam", c->password);
-		if (r >= 0)
-			r = pve_cluster_status(pc, s);
-		if (r == -EKEYREJECTED && c->cfg.nodes[i].has_fp)
-			seterr(c, "%s", pve_client_error(pc));
-		found = r >= 0 && s->in_cluster && streq(s->name, c->cfg.cluster_name) && s->quorate &&
-			(!listing_self || pve_cluster_find(s, name_of(c, c->self)));
-		pve_client_free(pc);
-		free(s);
-		if (r == -EKEYREJECTED && c->cfg.nodes[i].has_fp)
+		if (r < 0)
 			return r;
-		if (found) {
+		if (r > 0) {
 			*ret_via = i;
 			return 1;
 		}
