@@ -8,7 +8,9 @@
  * goes and whether the key is required; a key not in the table is an
  * error. Every rule about a single value is written once, in its parser.
  * Decoding never stops at the first problem: each problem becomes a
- * diagnostic with line:column and field path, and decoding goes on.
+ * diagnostic with line:column and field path, and decoding goes on. The
+ * machinery and the common parsers are manifest-fields.c's; the values
+ * particular to one field and the tables themselves are here.
  */
 #define _GNU_SOURCE 1 /* vasprintf */
 #include <errno.h>
@@ -29,243 +31,7 @@
 #include "util.h"
 #include "yaml-util.h"
 
-#define MF_MAX_STRING 4096
-#define MF_MAX_LIST 4096
-
-/* A problem with the map itself (unknown or missing key): its values are
- * not marked as failed. */
-__attribute__((format(printf, 3, 4))) static void dnote(struct mf_ctx *c, const struct ynode *n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	mf_vreport(c, DIAG_ERROR, n->line, n->column, c->path, fmt, ap);
-	va_end(ap);
-}
-
-__attribute__((format(printf, 3, 4))) static int derr(struct mf_ctx *c, const struct ynode *n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	mf_vreport(c, DIAG_ERROR, n ? n->line : 0, n ? n->column : 0, c->path, fmt, ap);
-	va_end(ap);
-	mf_mark_failed(c, c->path);
-	return -EINVAL;
-}
-
-/* ---- field tables -------------------------------------------------------- */
-
-struct field;
-typedef int (*field_parser)(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f);
-
-struct field {
-	const char *key;
-	field_parser parse;
-	size_t offset;  /* where the value goes, from the struct's start */
-	bool required;
-	const void *arg; /* parser-specific: a range, a name table, a sub-table */
-	size_t offset2;  /* count of an array; has_* flag */
-};
-
-struct range {
-	uint64_t min, max;
-};
-
-struct seq_spec {
-	const struct field *fields; /* element table (NULL: scalars) */
-	field_parser elem;          /* element parser for scalar lists */
-	size_t elem_size;
-	size_t max;
-	size_t pos_offset; /* struct mf_pos in the element, or SIZE_MAX */
-	void (*init)(void *elem); /* defaults that decoding may override, or NULL */
-};
-
-#define AT(base, off, type) ((type *)((char *)(base) + (off)))
-#define FIELD(k, p, type, member, req, a) { k, p, offsetof(type, member), req, a, 0 }
-#define FIELD2(k, p, type, member, member2, req, a) \
-	{ k, p, offsetof(type, member), req, a, offsetof(type, member2) }
-
-static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct field *fields, void *base);
-
-static const char *scalar(struct mf_ctx *c, const struct ynode *n, const char *what)
-{
-	if (n->kind != YNODE_SCALAR || ynode_is_null(n)) {
-		derr(c, n, "must be %s, not %s", what, ynode_kind_name(n));
-		return NULL;
-	}
-	return n->value;
-}
-
-/* A string value: any scalar YAML reads as a string. */
-static const char *string_value(struct mf_ctx *c, const struct ynode *n)
-{
-	const char *s = scalar(c, n, "a string");
-
-	if (!s)
-		return NULL;
-	if (ynode_plain_is_typed(n)) {
-		derr(c, n, "must be a string; quote it (\"%s\") if it is meant as one", s);
-		return NULL;
-	}
-	if (n->len == 0) {
-		derr(c, n, "must not be empty");
-		return NULL;
-	}
-	if (n->len > MF_MAX_STRING) {
-		derr(c, n, "is longer than %d bytes", MF_MAX_STRING);
-		return NULL;
-	}
-	return s;
-}
-
-static int set_string(struct mf_ctx *c, void *base, const struct field *f, const char *s)
-{
-	char **dst = AT(base, f->offset, char *);
-	char *d = strdup(s);
-
-	if (!d)
-		return c->oom = -ENOMEM;
-	free(*dst);
-	*dst = d;
-	return 0;
-}
-
-static int p_str(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-
-	return s ? set_string(c, base, f, s) : -EINVAL;
-}
-
-static int p_label(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-
-	if (!s)
-		return -EINVAL;
-	if (!hostname_label_valid(s))
-		return derr(c, n, "'%s' is not a valid host name (1-63 letters, digits and '-', not at either end)",
-			    s);
-	return set_string(c, base, f, s);
-}
-
-static int p_dnsname(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-
-	if (!s)
-		return -EINVAL;
-	if (!dns_name_valid(s))
-		return derr(c, n, "'%s' is not a valid DNS name", s);
-	return set_string(c, base, f, s);
-}
-
-static bool ident_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_' || *p == '-' || *p == '.'))
-			return false;
-	return true;
-}
-
-/* Names of assets, VM groups, secrets. */
-static int p_ident(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-
-	if (!s)
-		return -EINVAL;
-	if (!ident_valid(s))
-		return derr(c, n, "'%s' is not a valid name (1-64 of letters, digits, '_', '-', '.')", s);
-	return set_string(c, base, f, s);
-}
-
-/* One of the names in f->arg (NULL-terminated), kept as a string. */
-static int p_str_enum(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *const *names = f->arg;
-	const char *s = string_value(c, n);
-	char list[256] = "";
-
-	if (!s)
-		return -EINVAL;
-	for (size_t i = 0; names[i]; i++)
-		if (streq(s, names[i]))
-			return set_string(c, base, f, s);
-	for (size_t i = 0; names[i]; i++) {
-		size_t l = strlen(list);
-		snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
-	}
-	return derr(c, n, "'%s' is not one of: %s", s, list);
-}
-
-/* One of the names in f->arg, stored as its index (an enum). */
-static int p_enum(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *const *names = f->arg;
-	const char *s = string_value(c, n);
-	char list[256] = "";
-
-	if (!s)
-		return -EINVAL;
-	for (size_t i = 0; names[i]; i++)
-		if (streq(s, names[i])) {
-			*AT(base, f->offset, int) = (int)i;
-			return 0;
-		}
-	for (size_t i = 0; names[i]; i++) {
-		size_t l = strlen(list);
-		snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
-	}
-	return derr(c, n, "'%s' is not one of: %s", s, list);
-}
-
-static int uint_value(struct mf_ctx *c, const struct ynode *n, const struct range *rg, uint64_t *ret)
-{
-	const char *s = scalar(c, n, "an integer");
-	uint64_t v;
-
-	if (!s)
-		return -EINVAL;
-	if (!n->plain || parse_uint64(s, &v) < 0)
-		return derr(c, n, "must be an integer, not '%s'", s);
-	if (rg && (v < rg->min || v > rg->max))
-		return derr(c, n, "%" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, v, rg->min, rg->max);
-	*ret = v;
-	return 0;
-}
-
-static int p_uint(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	uint64_t v = 0;
-	int r = uint_value(c, n, f->arg, &v);
-
-	if (r < 0)
-		return r;
-	*AT(base, f->offset, unsigned) = (unsigned)v;
-	return 0;
-}
-
-static int p_bool(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = scalar(c, n, "true or false");
-
-	if (!s)
-		return -EINVAL;
-	if (n->plain && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE")))
-		*AT(base, f->offset, bool) = true;
-	else if (n->plain && (streq(s, "false") || streq(s, "False") || streq(s, "FALSE")))
-		*AT(base, f->offset, bool) = false;
-	else
-		return derr(c, n, "must be true or false, not '%s'", s);
-	return 0;
-}
+/* ---- special values -------------------------------------------------------- */
 
 /* Terraform's `agent = 1`: 0, 1, true or false. */
 static int p_agent(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -275,54 +41,8 @@ static int p_agent(struct mf_ctx *c, const struct ynode *n, void *base, const st
 		return 0;
 	}
 	if (n->kind == YNODE_SCALAR && n->plain && !streq(n->value, "true") && !streq(n->value, "false"))
-		return derr(c, n, "must be 0, 1, true or false, not '%s'", n->value);
-	return p_bool(c, n, base, f);
-}
-
-static int size_value(struct mf_ctx *c, const struct ynode *n, uint64_t *ret)
-{
-	const char *s = scalar(c, n, "a size");
-	int r;
-
-	if (!s)
-		return -EINVAL;
-	r = parse_size(s, ret);
-	if (r == -ERANGE)
-		return derr(c, n, "size '%s' is too large", s);
-	if (r < 0)
-		return derr(c, n, "'%s' is not a size (like 20G, 512M, 1T, 20GiB, 20GB or bytes)", s);
-	return 0;
-}
-
-static int p_size(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	return size_value(c, n, AT(base, f->offset, uint64_t));
-}
-
-static int p_size_opt(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	struct mf_size_opt *o = AT(base, f->offset, struct mf_size_opt);
-	int r = size_value(c, n, &o->bytes);
-
-	if (r >= 0)
-		o->set = true;
-	return r;
-}
-
-static int ipv4_value(struct mf_ctx *c, const struct ynode *n, uint32_t *ret)
-{
-	const char *s = scalar(c, n, "an IPv4 address");
-
-	if (!s)
-		return -EINVAL;
-	if (parse_ipv4(s, ret) < 0)
-		return derr(c, n, "'%s' is not an IPv4 address", s);
-	return 0;
-}
-
-static int p_ipv4(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	return ipv4_value(c, n, AT(base, f->offset, uint32_t));
+		return mf_derr(c, n, "must be 0, 1, true or false, not '%s'", n->value);
+	return mf_p_bool(c, n, base, f);
 }
 
 /* network.syslog: "HOST[:PORT]", HOST an IPv4 address or a DNS name, PORT
@@ -330,7 +50,7 @@ static int p_ipv4(struct mf_ctx *c, const struct ynode *n, void *base, const str
 static int p_syslog(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	struct mf_network *net = base;
-	const char *s = string_value(c, n), *colon;
+	const char *s = mf_string_value(c, n), *colon;
 	char host[256];
 	unsigned port = 514;
 	uint32_t ip;
@@ -369,62 +89,7 @@ static int p_syslog(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	net->syslog_port = port;
 	return 0;
 bad:
-	return derr(c, n, "'%s' is not HOST[:PORT] (an IPv4 address or DNS name, port 1-65535)", s);
-}
-
-/* A network: ADDRESS/PREFIX with the host bits clear. */
-static int cidr_value(struct mf_ctx *c, const struct ynode *n, struct mf_cidr *ret)
-{
-	const char *s = scalar(c, n, "an IPv4 prefix (CIDR)");
-	uint32_t a;
-	unsigned p;
-
-	if (!s)
-		return -EINVAL;
-	if (parse_cidr(s, false, &a, &p) < 0)
-		return derr(c, n, "'%s' is not an IPv4 prefix like 10.0.10.0/24", s);
-	if (parse_cidr(s, true, &a, &p) < 0)
-		return derr(c, n, "'%s' has host bits set; the network address is needed", s);
-	*ret = (struct mf_cidr){ .addr = a, .prefix = p };
-	return 0;
-}
-
-/* A network of the lab's own (the subnet, K3s's pod and service ranges). */
-static int p_cidr(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	struct mf_cidr v;
-	int r = cidr_value(c, n, &v);
-
-	if (r < 0)
-		return r;
-	if (v.prefix < 8 || v.prefix > 30)
-		return derr(c, n, "prefix length /%u is out of range 8..30", v.prefix);
-	*AT(base, f->offset, struct mf_cidr) = v;
-	return 0;
-}
-
-static int p_mac(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-
-	if (!s)
-		return -EINVAL;
-	if (parse_mac(s, AT(base, f->offset, uint8_t)) < 0)
-		return derr(c, n, "'%s' is not a MAC address like 52:54:00:0a:00:01", s);
-	*AT(base, f->offset2, bool) = true;
-	return 0;
-}
-
-static int p_uuid(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const char *s = string_value(c, n);
-	char u[37];
-
-	if (!s)
-		return -EINVAL;
-	if (parse_uuid(s, u) < 0)
-		return derr(c, n, "'%s' is not a UUID like 4c4c4544-0042-3610-8052-b4c04f4e4d32", s);
-	return set_string(c, base, f, u);
+	return mf_derr(c, n, "'%s' is not HOST[:PORT] (an IPv4 address or DNS name, port 1-65535)", s);
 }
 
 /* `{secret: NAME}`, the only way to give a secret. */
@@ -435,112 +100,18 @@ static int p_secret(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	struct mf_secret *s = AT(base, f->offset, struct mf_secret);
 
 	if (n->kind == YNODE_SCALAR && !ynode_is_null(n))
-		return derr(c, n, "secrets are never given in clear text; use {secret: NAME}");
+		return mf_derr(c, n, "secrets are never given in clear text; use {secret: NAME}");
 	if (n->kind != YNODE_MAPPING)
-		return derr(c, n, "must be {secret: NAME}, not %s", ynode_kind_name(n));
+		return mf_derr(c, n, "must be {secret: NAME}, not %s", ynode_kind_name(n));
 	s->pos = (struct mf_pos){ n->line, n->column };
-	return decode_map(c, n, secret_fields, s);
+	return mf_decode_map(c, n, secret_fields, s);
 }
-
-/* Any list: elements decoded by the element table or parser. */
-static int p_seq(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	const struct seq_spec *spec = f->arg;
-	void **arr = AT(base, f->offset, void *);
-	size_t *count = AT(base, f->offset2, size_t);
-	char *a;
-
-	if (n->kind != YNODE_SEQUENCE)
-		return derr(c, n, "must be a list, not %s", ynode_kind_name(n));
-	if (n->n > spec->max)
-		return derr(c, n, "has %zu entries; at most %zu are allowed", n->n, spec->max);
-	if (n->n == 0)
-		return 0;
-	a = calloc(n->n, spec->elem_size);
-	if (!a)
-		return c->oom = -ENOMEM;
-	*arr = a;
-	*count = n->n;
-	for (size_t i = 0; i < n->n && !c->oom; i++) {
-		size_t old = mf_path_push_index(c, i);
-		void *elem = a + i * spec->elem_size;
-		const struct ynode *item = n->items[i];
-
-		mf_record_pos(c, item);
-		if (spec->init)
-			spec->init(elem);
-		if (spec->pos_offset != SIZE_MAX)
-			*AT(elem, spec->pos_offset, struct mf_pos) = (struct mf_pos){ item->line, item->column };
-		if (spec->fields)
-			(void)decode_map(c, item, spec->fields, elem);
-		else {
-			struct field ef = { .offset = 0, .arg = NULL };
-			(void)spec->elem(c, item, elem, &ef);
-		}
-		mf_path_pop(c, old);
-	}
-	return 0;
-}
-
-/* A nested mapping, decoded by the table in f->arg. */
-static int p_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	return decode_map(c, n, f->arg, AT(base, f->offset, void));
-}
-
-static int p_ipv4_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
-{
-	(void)f;
-	return ipv4_value(c, n, base);
-}
-
-static int decode_map(struct mf_ctx *c, const struct ynode *n, const struct field *fields, void *base)
-{
-	bool seen[32] = {};
-	size_t nf = 0;
-
-	while (fields[nf].key)
-		nf++;
-	if (nf > ELEMENTSOF(seen))
-		abort(); /* a table bigger than `seen`: programmer error */
-	if (n->kind != YNODE_MAPPING)
-		return derr(c, n, "must be a mapping, not %s", ynode_kind_name(n));
-	for (size_t i = 0; i < n->n && !c->oom; i++) {
-		const struct ynode *k = n->keys[i], *v = n->items[i];
-		size_t j, old;
-
-		for (j = 0; j < nf; j++)
-			if (streq(fields[j].key, k->value))
-				break;
-		if (j == nf) {
-			dnote(c, k, "unknown key '%s'", k->value);
-			continue;
-		}
-		seen[j] = true;
-		old = mf_path_push_key(c, k->value);
-		mf_record_pos(c, v);
-		(void)fields[j].parse(c, v, base, &fields[j]);
-		mf_path_pop(c, old);
-	}
-	for (size_t j = 0; j < nf; j++)
-		if (fields[j].required && !seen[j]) {
-			size_t old;
-
-			dnote(c, n, "missing required key '%s'", fields[j].key);
-			old = mf_path_push_key(c, fields[j].key);
-			mf_mark_failed(c, c->path);
-			mf_path_pop(c, old);
-		}
-	return 0;
-}
-
-/* ---- special values -------------------------------------------------------- */
 
 /* "ip=10.0.10.21/24,gw=10.0.10.1", Proxmox's ipconfig0 syntax. */
 static int p_ipconfig(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	struct mf_vm_group *g = AT(base, f->offset, struct mf_vm_group);
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 	_cleanup_free_ char *copy = NULL;
 	bool have_ip = false;
 	char *save = NULL;
@@ -554,24 +125,24 @@ static int p_ipconfig(struct mf_ctx *c, const struct ynode *n, void *base, const
 		char *eq = strchr(part, '=');
 
 		if (!eq)
-			return derr(c, n, "'%s' is not key=value (like ip=10.0.10.21/24,gw=10.0.10.1)", part);
+			return mf_derr(c, n, "'%s' is not key=value (like ip=10.0.10.21/24,gw=10.0.10.1)", part);
 		*eq = '\0';
 		if (streq(part, "ip")) {
 			if (streq(eq + 1, "dhcp"))
-				return derr(c, n, "ip=dhcp is not supported: VMs get fixed addresses");
+				return mf_derr(c, n, "ip=dhcp is not supported: VMs get fixed addresses");
 			if (parse_cidr(eq + 1, false, &g->ipconfig0.ip, &g->ipconfig0.prefix) < 0)
-				return derr(c, n, "ip='%s' is not an address with prefix like 10.0.10.21/24", eq + 1);
+				return mf_derr(c, n, "ip='%s' is not an address with prefix like 10.0.10.21/24", eq + 1);
 			have_ip = true;
 		} else if (streq(part, "gw")) {
 			if (parse_ipv4(eq + 1, &g->ipconfig0.gw) < 0)
-				return derr(c, n, "gw='%s' is not an IPv4 address", eq + 1);
+				return mf_derr(c, n, "gw='%s' is not an IPv4 address", eq + 1);
 		} else if (streq(part, "ip6") || streq(part, "gw6"))
-			return derr(c, n, "%s: IPv6 is not supported yet", part);
+			return mf_derr(c, n, "%s: IPv6 is not supported yet", part);
 		else
-			return derr(c, n, "unknown ipconfig0 key '%s' (ip, gw)", part);
+			return mf_derr(c, n, "unknown ipconfig0 key '%s' (ip, gw)", part);
 	}
 	if (!have_ip)
-		return derr(c, n, "needs ip=ADDRESS/PREFIX");
+		return mf_derr(c, n, "needs ip=ADDRESS/PREFIX");
 	return 0;
 }
 
@@ -580,21 +151,21 @@ static int p_label_elem(struct mf_ctx *c, const struct ynode *n, void *base, con
 {
 	(void)f;
 	struct field ef = { .offset = 0 };
-	return p_label(c, n, base, &ef);
+	return mf_p_label(c, n, base, &ef);
 }
 
 static int p_ident_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	(void)f;
 	struct field ef = { .offset = 0 };
-	return p_ident(c, n, base, &ef);
+	return mf_p_ident(c, n, base, &ef);
 }
 
 static const struct seq_spec labels_spec = { .elem = p_label_elem, .elem_size = sizeof(char *), .max = MANIFEST_MAX_NODES,
 					     .pos_offset = SIZE_MAX };
 static const struct seq_spec idents_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *), .max = 256,
 					     .pos_offset = SIZE_MAX };
-static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = sizeof(uint32_t), .max = 16,
+static const struct seq_spec ipv4s_spec = { .elem = mf_p_ipv4_elem, .elem_size = sizeof(uint32_t), .max = 16,
 					    .pos_offset = SIZE_MAX };
 
 /* vms[].target_node and templates[].target_node: a node name, or a
@@ -602,19 +173,19 @@ static const struct seq_spec ipv4s_spec = { .elem = p_ipv4_elem, .elem_size = si
  * count; either way the model holds a list. */
 static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const struct field list = { f->key, p_seq, f->offset, true, &labels_spec, f->offset2 };
+	const struct field list = { f->key, mf_p_seq, f->offset, true, &labels_spec, f->offset2 };
 	static const struct field one = { .offset = 0 };
 	_cleanup_free_ char **v = NULL;
 
 	if (n->kind == YNODE_SEQUENCE) {
 		if (n->n == 0)
-			return derr(c, n, "must name at least one node");
-		return p_seq(c, n, base, &list);
+			return mf_derr(c, n, "must name at least one node");
+		return mf_p_seq(c, n, base, &list);
 	}
 	v = calloc(1, sizeof(char *));
 	if (!v)
 		return c->oom = -ENOMEM;
-	if (p_label(c, n, v, &one) < 0)
+	if (mf_p_label(c, n, v, &one) < 0)
 		return -EINVAL;
 	*AT(base, f->offset, char **) = TAKE_PTR(v);
 	*AT(base, f->offset2, size_t) = 1;
@@ -626,7 +197,7 @@ static int p_target_nodes(struct mf_ctx *c, const struct ynode *n, void *base, c
  * not root: cloud-init's `user` is the account it creates for people. */
 static int p_ciuser(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 	size_t len;
 
 	if (!s)
@@ -638,11 +209,11 @@ static int p_ciuser(struct mf_ctx *c, const struct ynode *n, void *base, const s
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
 			goto bad;
 	if (streq(s, "root"))
-		return derr(c, n, "must not be root: cloud-init creates this user (leave ciuser out for the "
+		return mf_derr(c, n, "must not be root: cloud-init creates this user (leave ciuser out for the "
 			    "image's default user)");
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 bad:
-	return derr(c, n, "'%s' is not a Linux user name (1-32 of a-z, 0-9, '_', '-'; starting with a-z or '_')",
+	return mf_derr(c, n, "'%s' is not a Linux user name (1-32 of a-z, 0-9, '_', '-'; starting with a-z or '_')",
 		    s);
 }
 
@@ -686,7 +257,7 @@ static bool ssh_blob_has_type(const uint8_t *blob, size_t size, const char *type
 static int p_sshkey_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	static const struct field ef = { .offset = 0 };
-	const char *s = string_value(c, n), *type, *b64;
+	const char *s = mf_string_value(c, n), *type, *b64;
 	_cleanup_free_ uint8_t *blob = NULL;
 	size_t tlen, blen, size = 0;
 	int r;
@@ -696,14 +267,14 @@ static int p_sshkey_elem(struct mf_ctx *c, const struct ynode *n, void *base, co
 		return -EINVAL;
 	for (const char *p = s; *p; p++) {
 		if (*p == '\n' || *p == '\r')
-			return derr(c, n, "must be one line: one OpenSSH public key per list entry");
+			return mf_derr(c, n, "must be one line: one OpenSSH public key per list entry");
 		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return derr(c, n, "contains a control character");
+			return mf_derr(c, n, "contains a control character");
 	}
 	tlen = strcspn(s, " \t");
 	type = ssh_key_type(s, tlen);
 	if (!type)
-		return derr(c, n,
+		return mf_derr(c, n,
 			    "'%.*s' is not an SSH key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521, "
 			    "sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com); a key line is TYPE "
 			    "BASE64 [comment], without options",
@@ -711,15 +282,15 @@ static int p_sshkey_elem(struct mf_ctx *c, const struct ynode *n, void *base, co
 	b64 = s + tlen + strspn(s + tlen, " \t");
 	blen = strcspn(b64, " \t");
 	if (blen == 0)
-		return derr(c, n, "needs the base64 key after '%s' (TYPE BASE64 [comment])", type);
+		return mf_derr(c, n, "needs the base64 key after '%s' (TYPE BASE64 [comment])", type);
 	r = base64_decode(b64, blen, &blob, &size);
 	if (r == -ENOMEM)
 		return c->oom = -ENOMEM;
 	if (r < 0)
-		return derr(c, n, "the key after '%s' is not valid base64", type);
+		return mf_derr(c, n, "the key after '%s' is not valid base64", type);
 	if (!ssh_blob_has_type(blob, size, type))
-		return derr(c, n, "the base64 key is not of type %s (the key blob starts with its type name)", type);
-	return set_string(c, base, &ef, s);
+		return mf_derr(c, n, "the base64 key is not of type %s (the key blob starts with its type name)", type);
+	return mf_set_string(c, base, &ef, s);
 }
 
 /* A path in the guest (vms[].files[].path): absolute and normalized (no
@@ -727,29 +298,29 @@ static int p_sshkey_elem(struct mf_ctx *c, const struct ynode *n, void *base, co
  * at most MANIFEST_VM_FILE_PATH_MAX bytes (PATH_MAX with its NUL). */
 static int p_guest_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (s[0] != '/')
-		return derr(c, n, "'%s' is not an absolute path", s);
+		return mf_derr(c, n, "'%s' is not an absolute path", s);
 	if (strlen(s) > MANIFEST_VM_FILE_PATH_MAX)
-		return derr(c, n, "is longer than %d bytes", MANIFEST_VM_FILE_PATH_MAX);
+		return mf_derr(c, n, "is longer than %d bytes", MANIFEST_VM_FILE_PATH_MAX);
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return derr(c, n, "contains a control character");
+			return mf_derr(c, n, "contains a control character");
 	for (const char *p = s + 1;; ) {
 		size_t len = strcspn(p, "/");
 
 		if (len == 0)
-			return derr(c, n, "'%s' is not normalized: no '//' and no trailing '/'", s);
+			return mf_derr(c, n, "'%s' is not normalized: no '//' and no trailing '/'", s);
 		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-			return derr(c, n, "'%s' must not have '.' or '..' components", s);
+			return mf_derr(c, n, "'%s' must not have '.' or '..' components", s);
 		if (!p[len])
 			break;
 		p += len + 1;
 	}
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* A permission mode (vms[].files[].mode): an octal string ("0644", "755"),
@@ -758,7 +329,7 @@ static int p_guest_path(struct mf_ctx *c, const struct ynode *n, void *base, con
  * is decimal 644 (0o1204) to every YAML reader, never what was meant. */
 static int p_mode(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = scalar(c, n, "a mode like \"0644\"");
+	const char *s = mf_scalar(c, n, "a mode like \"0644\"");
 	size_t len, digits;
 	unsigned v = 0;
 
@@ -767,9 +338,9 @@ static int p_mode(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	len = strlen(s);
 	digits = strspn(s, "01234567");
 	if (n->plain && s[0] != '0' && digits == len && len >= 3 && len <= 4)
-		return derr(c, n, "%s is a decimal integer to YAML; write \"0%s\" (octal)", s, s);
+		return mf_derr(c, n, "%s is a decimal integer to YAML; write \"0%s\" (octal)", s, s);
 	if (len < 3 || digits != len || len > (s[0] == '0' ? 5u : 4u) || (n->plain && s[0] != '0'))
-		return derr(c, n, "'%s' is not a mode: 3-4 octal digits like \"0644\"", s);
+		return mf_derr(c, n, "'%s' is not a mode: 3-4 octal digits like \"0644\"", s);
 	for (const char *p = s; *p; p++)
 		v = v * 8 + (unsigned)(*p - '0');
 	*AT(base, f->offset, unsigned) = v;
@@ -800,40 +371,40 @@ static const char *const record_type_names[] = { "A", "AAAA", "CNAME", "TXT", NU
 static const char *const cert_names[] = { "internal-ca", "acme-dns01", NULL };
 
 static const struct field secret_fields[] = {
-	FIELD("secret", p_ident, struct mf_secret, name, true, NULL),
+	FIELD("secret", mf_p_ident, struct mf_secret, name, true, NULL),
 	{}
 };
 
 static const struct field cluster_fields[] = {
-	FIELD("name", p_str, struct mf_cluster, name, true, NULL),
-	FIELD("domain", p_dnsname, struct mf_cluster, domain, true, NULL),
-	FIELD("timezone", p_str, struct mf_cluster, timezone, false, NULL),
-	FIELD("keyboard", p_str, struct mf_cluster, keyboard, false, NULL),
-	FIELD("seed", p_str, struct mf_cluster, seed, false, NULL),
-	FIELD("unattended", p_bool, struct mf_cluster, unattended, false, NULL),
+	FIELD("name", mf_p_str, struct mf_cluster, name, true, NULL),
+	FIELD("domain", mf_p_dnsname, struct mf_cluster, domain, true, NULL),
+	FIELD("timezone", mf_p_str, struct mf_cluster, timezone, false, NULL),
+	FIELD("keyboard", mf_p_str, struct mf_cluster, keyboard, false, NULL),
+	FIELD("seed", mf_p_str, struct mf_cluster, seed, false, NULL),
+	FIELD("unattended", mf_p_bool, struct mf_cluster, unattended, false, NULL),
 	{}
 };
 
 static const struct field network_fields[] = {
-	FIELD("subnet", p_cidr, struct mf_network, subnet, true, NULL),
-	FIELD("gateway", p_ipv4, struct mf_network, gateway, true, NULL),
-	FIELD2("dns", p_seq, struct mf_network, dns, n_dns, false, &ipv4s_spec),
-	FIELD("bridge", p_str, struct mf_network, bridge, false, NULL),
-	FIELD("vlan", p_uint, struct mf_network, vlan, false, &r_vlan),
-	FIELD("mtu", p_uint, struct mf_network, mtu, false, &r_mtu),
+	FIELD("subnet", mf_p_cidr, struct mf_network, subnet, true, NULL),
+	FIELD("gateway", mf_p_ipv4, struct mf_network, gateway, true, NULL),
+	FIELD2("dns", mf_p_seq, struct mf_network, dns, n_dns, false, &ipv4s_spec),
+	FIELD("bridge", mf_p_str, struct mf_network, bridge, false, NULL),
+	FIELD("vlan", mf_p_uint, struct mf_network, vlan, false, &r_vlan),
+	FIELD("mtu", mf_p_uint, struct mf_network, mtu, false, &r_mtu),
 	FIELD("syslog", p_syslog, struct mf_network, syslog_host, false, NULL),
 	{}
 };
 
 static const struct field disk_fields[] = {
-	FIELD("by_id", p_str, struct mf_disk_rules, by_id, false, NULL),
-	FIELD("serial", p_str, struct mf_disk_rules, serial, false, NULL),
-	FIELD("model", p_str, struct mf_disk_rules, model, false, NULL),
-	FIELD("transport", p_str_enum, struct mf_disk_rules, transport, false, transport_names),
-	FIELD("min_size", p_size, struct mf_disk_rules, min_size, false, NULL),
-	FIELD("max_size", p_size, struct mf_disk_rules, max_size, false, NULL),
-	FIELD("largest_nvme", p_bool, struct mf_disk_rules, largest_nvme, false, NULL),
-	FIELD("wipe", p_enum, struct mf_disk_rules, wipe, false, wipe_names),
+	FIELD("by_id", mf_p_str, struct mf_disk_rules, by_id, false, NULL),
+	FIELD("serial", mf_p_str, struct mf_disk_rules, serial, false, NULL),
+	FIELD("model", mf_p_str, struct mf_disk_rules, model, false, NULL),
+	FIELD("transport", mf_p_str_enum, struct mf_disk_rules, transport, false, transport_names),
+	FIELD("min_size", mf_p_size, struct mf_disk_rules, min_size, false, NULL),
+	FIELD("max_size", mf_p_size, struct mf_disk_rules, max_size, false, NULL),
+	FIELD("largest_nvme", mf_p_bool, struct mf_disk_rules, largest_nvme, false, NULL),
+	FIELD("wipe", mf_p_enum, struct mf_disk_rules, wipe, false, wipe_names),
 	{}
 };
 
@@ -842,7 +413,7 @@ static int p_disk(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	struct mf_disk_rules *d = AT(base, f->offset, struct mf_disk_rules);
 
 	d->pos = (struct mf_pos){ n->line, n->column };
-	return decode_map(c, n, disk_fields, d);
+	return mf_decode_map(c, n, disk_fields, d);
 }
 
 /* nodes[].preflight: {waive: [virtualization, memory, smart, link]}; the
@@ -854,9 +425,9 @@ static int p_waive(struct mf_ctx *c, const struct ynode *n, void *base, const st
 	unsigned *mask = AT(base, f->offset, unsigned);
 
 	if (n->kind != YNODE_SEQUENCE)
-		return derr(c, n, "must be a list, not %s", ynode_kind_name(n));
+		return mf_derr(c, n, "must be a list, not %s", ynode_kind_name(n));
 	for (size_t i = 0; i < n->n; i++) {
-		const char *s = string_value(c, n->items[i]);
+		const char *s = mf_string_value(c, n->items[i]);
 		size_t k;
 
 		if (!s)
@@ -864,7 +435,7 @@ static int p_waive(struct mf_ctx *c, const struct ynode *n, void *base, const st
 		for (k = 0; waive_names[k] && !streq(waive_names[k], s); k++)
 			;
 		if (!waive_names[k])
-			(void)derr(c, n->items[i], "'%s' is not one of virtualization, memory, smart, link", s);
+			(void)mf_derr(c, n->items[i], "'%s' is not one of virtualization, memory, smart, link", s);
 		else
 			*mask |= 1u << k;
 	}
@@ -879,18 +450,18 @@ static const struct field preflight_fields[] = {
 static int p_preflight(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	(void)f;
-	return decode_map(c, n, preflight_fields, base);
+	return mf_decode_map(c, n, preflight_fields, base);
 }
 
 static const struct field node_fields[] = {
-	FIELD("name", p_label, struct mf_node, name, true, NULL),
-	FIELD("role", p_enum, struct mf_node, role, false, role_names),
-	FIELD2("mac", p_mac, struct mf_node, mac, has_mac, false, NULL),
-	FIELD("serial", p_str, struct mf_node, serial, false, NULL),
-	FIELD("product_uuid", p_uuid, struct mf_node, product_uuid, false, NULL),
-	FIELD("ip", p_ipv4, struct mf_node, ip, true, NULL),
-	FIELD("nic", p_str, struct mf_node, nic, false, NULL),
-	FIELD("min_memory", p_size, struct mf_node, min_memory, false, NULL),
+	FIELD("name", mf_p_label, struct mf_node, name, true, NULL),
+	FIELD("role", mf_p_enum, struct mf_node, role, false, role_names),
+	FIELD2("mac", mf_p_mac, struct mf_node, mac, has_mac, false, NULL),
+	FIELD("serial", mf_p_str, struct mf_node, serial, false, NULL),
+	FIELD("product_uuid", mf_p_uuid, struct mf_node, product_uuid, false, NULL),
+	FIELD("ip", mf_p_ipv4, struct mf_node, ip, true, NULL),
+	FIELD("nic", mf_p_str, struct mf_node, nic, false, NULL),
+	FIELD("min_memory", mf_p_size, struct mf_node, min_memory, false, NULL),
 	FIELD("disk", p_disk, struct mf_node, disk, true, NULL),
 	FIELD("preflight", p_preflight, struct mf_node, preflight_waive, false, NULL),
 	{}
@@ -900,8 +471,8 @@ static const struct seq_spec nodes_spec = { .fields = node_fields, .elem_size = 
 					    .max = MANIFEST_MAX_NODES, .pos_offset = offsetof(struct mf_node, pos) };
 
 static const struct field asset_fields[] = {
-	FIELD("name", p_ident, struct mf_asset, name, true, NULL),
-	FIELD("file", p_str, struct mf_asset, file, true, NULL),
+	FIELD("name", mf_p_ident, struct mf_asset, name, true, NULL),
+	FIELD("file", mf_p_str, struct mf_asset, file, true, NULL),
 	{}
 };
 
@@ -909,28 +480,28 @@ static const struct seq_spec assets_spec = { .fields = asset_fields, .elem_size 
 					     .max = 256, .pos_offset = offsetof(struct mf_asset, pos) };
 
 static const struct field storage_fields[] = {
-	FIELD("hdsize", p_size_opt, struct mf_storage, hdsize, false, NULL),
-	FIELD("swapsize", p_size_opt, struct mf_storage, swapsize, false, NULL),
-	FIELD("maxroot", p_size_opt, struct mf_storage, maxroot, false, NULL),
-	FIELD("minfree", p_size_opt, struct mf_storage, minfree, false, NULL),
-	FIELD("maxvz", p_size_opt, struct mf_storage, maxvz, false, NULL),
+	FIELD("hdsize", mf_p_size_opt, struct mf_storage, hdsize, false, NULL),
+	FIELD("swapsize", mf_p_size_opt, struct mf_storage, swapsize, false, NULL),
+	FIELD("maxroot", mf_p_size_opt, struct mf_storage, maxroot, false, NULL),
+	FIELD("minfree", mf_p_size_opt, struct mf_storage, minfree, false, NULL),
+	FIELD("maxvz", mf_p_size_opt, struct mf_storage, maxvz, false, NULL),
 	{}
 };
 
 static const struct field proxmox_fields[] = {
-	FIELD("rootfs", p_ident, struct mf_proxmox, rootfs, true, NULL),
+	FIELD("rootfs", mf_p_ident, struct mf_proxmox, rootfs, true, NULL),
 	FIELD("root_password", p_secret, struct mf_proxmox, root_password, true, NULL),
-	FIELD2("ssh_keys", p_seq, struct mf_proxmox, ssh_keys, n_ssh_keys, false, &sshkeys_spec),
-	FIELD("storage", p_map, struct mf_proxmox, storage, false, storage_fields),
+	FIELD2("ssh_keys", mf_p_seq, struct mf_proxmox, ssh_keys, n_ssh_keys, false, &sshkeys_spec),
+	FIELD("storage", mf_p_map, struct mf_proxmox, storage, false, storage_fields),
 	{}
 };
 
 static const struct field template_fields[] = {
-	FIELD("name", p_label, struct mf_template, name, true, NULL),
-	FIELD("vmid", p_uint, struct mf_template, vmid, true, &r_vmid),
-	FIELD("image", p_ident, struct mf_template, image, true, NULL),
+	FIELD("name", mf_p_label, struct mf_template, name, true, NULL),
+	FIELD("vmid", mf_p_uint, struct mf_template, vmid, true, &r_vmid),
+	FIELD("image", mf_p_ident, struct mf_template, image, true, NULL),
 	FIELD2("target_node", p_target_nodes, struct mf_template, target_nodes, n_target_nodes, true, NULL),
-	FIELD("storage", p_str, struct mf_template, storage, false, NULL),
+	FIELD("storage", mf_p_str, struct mf_template, storage, false, NULL),
 	{}
 };
 
@@ -940,15 +511,15 @@ static const struct seq_spec templates_spec = { .fields = template_fields,
 						.pos_offset = offsetof(struct mf_template, pos) };
 
 static const struct field vm_disk_fields[] = {
-	FIELD("size", p_size, struct mf_vm_group, disk.size, true, NULL),
-	FIELD("type", p_str_enum, struct mf_vm_group, disk.type, false, disk_type_names),
-	FIELD("storage", p_str, struct mf_vm_group, disk.storage, false, NULL),
+	FIELD("size", mf_p_size, struct mf_vm_group, disk.size, true, NULL),
+	FIELD("type", mf_p_str_enum, struct mf_vm_group, disk.type, false, disk_type_names),
+	FIELD("storage", mf_p_str, struct mf_vm_group, disk.storage, false, NULL),
 	{}
 };
 
 static const struct field vm_network_fields[] = {
-	FIELD("model", p_str_enum, struct mf_vm_group, network.model, false, nic_model_names),
-	FIELD("bridge", p_str, struct mf_vm_group, network.bridge, false, NULL),
+	FIELD("model", mf_p_str_enum, struct mf_vm_group, network.model, false, nic_model_names),
+	FIELD("bridge", mf_p_str, struct mf_vm_group, network.bridge, false, NULL),
 	{}
 };
 
@@ -956,14 +527,14 @@ static const struct field vm_network_fields[] = {
  * (vms[].disk and .network, k3s.airgap and .kube_vip, edge.acme). */
 static int p_inline_map(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	return decode_map(c, n, f->arg, base);
+	return mf_decode_map(c, n, f->arg, base);
 }
 
 /* vms[].sshkeys: given (even as []) means "not proxmox.ssh_keys". */
 static int p_sshkeys(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	((struct mf_vm_group *)base)->has_sshkeys = true;
-	return p_seq(c, n, base, f);
+	return mf_p_seq(c, n, base, f);
 }
 
 static void vm_file_init(void *elem)
@@ -972,7 +543,7 @@ static void vm_file_init(void *elem)
 }
 
 static const struct field vm_file_fields[] = {
-	FIELD("asset", p_ident, struct mf_vm_file, asset, true, NULL),
+	FIELD("asset", mf_p_ident, struct mf_vm_file, asset, true, NULL),
 	FIELD("path", p_guest_path, struct mf_vm_file, path, true, NULL),
 	FIELD("mode", p_mode, struct mf_vm_file, mode, false, NULL),
 	{}
@@ -990,23 +561,23 @@ static void vm_group_init(void *elem)
 }
 
 static const struct field vm_fields[] = {
-	FIELD("id", p_ident, struct mf_vm_group, id, true, NULL),
-	FIELD("name", p_str, struct mf_vm_group, name, true, NULL),
-	FIELD("count", p_uint, struct mf_vm_group, count, false, &r_count),
-	FIELD("vmid", p_uint, struct mf_vm_group, vmid, true, &r_vmid),
+	FIELD("id", mf_p_ident, struct mf_vm_group, id, true, NULL),
+	FIELD("name", mf_p_str, struct mf_vm_group, name, true, NULL),
+	FIELD("count", mf_p_uint, struct mf_vm_group, count, false, &r_count),
+	FIELD("vmid", mf_p_uint, struct mf_vm_group, vmid, true, &r_vmid),
 	FIELD2("target_node", p_target_nodes, struct mf_vm_group, target_nodes, n_target_nodes, true, NULL),
-	FIELD("clone", p_label, struct mf_vm_group, clone, true, NULL),
-	FIELD("full_clone", p_bool, struct mf_vm_group, full_clone, false, NULL),
-	FIELD("cores", p_uint, struct mf_vm_group, cores, false, &r_cores),
-	FIELD("sockets", p_uint, struct mf_vm_group, sockets, false, &r_sockets),
-	FIELD("memory", p_uint, struct mf_vm_group, memory, true, &r_memory),
+	FIELD("clone", mf_p_label, struct mf_vm_group, clone, true, NULL),
+	FIELD("full_clone", mf_p_bool, struct mf_vm_group, full_clone, false, NULL),
+	FIELD("cores", mf_p_uint, struct mf_vm_group, cores, false, &r_cores),
+	FIELD("sockets", mf_p_uint, struct mf_vm_group, sockets, false, &r_sockets),
+	FIELD("memory", mf_p_uint, struct mf_vm_group, memory, true, &r_memory),
 	FIELD("agent", p_agent, struct mf_vm_group, agent, false, NULL),
 	{ "disk", p_inline_map, 0, true, vm_disk_fields, 0 },
 	{ "network", p_inline_map, 0, false, vm_network_fields, 0 },
 	{ "ipconfig0", p_ipconfig, 0, true, NULL, 0 },
 	FIELD("ciuser", p_ciuser, struct mf_vm_group, ciuser, false, NULL),
 	FIELD2("sshkeys", p_sshkeys, struct mf_vm_group, sshkeys, n_sshkeys, false, &sshkeys_spec),
-	FIELD2("files", p_seq, struct mf_vm_group, files, n_files, false, &vm_files_spec),
+	FIELD2("files", mf_p_seq, struct mf_vm_group, files, n_files, false, &vm_files_spec),
 	{}
 };
 
@@ -1019,9 +590,9 @@ static const struct seq_spec vms_spec = { .fields = vm_fields,
 /* binary and install_script are required whenever k3s is present, so
  * manifest-check.c says so, with why (the nodes have no internet). */
 static const struct field airgap_fields[] = {
-	FIELD("binary", p_ident, struct mf_k3s, airgap.binary, false, NULL),
-	FIELD("images", p_ident, struct mf_k3s, airgap.images, false, NULL),
-	FIELD("install_script", p_ident, struct mf_k3s, airgap.install_script, false, NULL),
+	FIELD("binary", mf_p_ident, struct mf_k3s, airgap.binary, false, NULL),
+	FIELD("images", mf_p_ident, struct mf_k3s, airgap.images, false, NULL),
+	FIELD("install_script", mf_p_ident, struct mf_k3s, airgap.install_script, false, NULL),
 	{}
 };
 
@@ -1029,10 +600,10 @@ static const struct field airgap_fields[] = {
 static int p_api_vip(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	uint32_t *ip = AT(base, f->offset, uint32_t);
-	int r = ipv4_value(c, n, ip);
+	int r = mf_ipv4_value(c, n, ip);
 
 	if (r >= 0 && *ip == 0)
-		return derr(c, n, "0.0.0.0 is not a host address");
+		return mf_derr(c, n, "0.0.0.0 is not a host address");
 	return r;
 }
 
@@ -1040,26 +611,26 @@ static int p_api_vip(struct mf_ctx *c, const struct ynode *n, void *base, const 
  * K3s imports it and the kube-vip DaemonSet asks for it. */
 static int p_image_ref(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (strlen(s) > MANIFEST_IMAGE_REF_MAX)
-		return derr(c, n, "is longer than %d bytes", MANIFEST_IMAGE_REF_MAX);
+		return mf_derr(c, n, "is longer than %d bytes", MANIFEST_IMAGE_REF_MAX);
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return derr(c, n, "must not contain whitespace or control characters");
+			return mf_derr(c, n, "must not contain whitespace or control characters");
 	if (!manifest_image_ref_valid(s))
-		return derr(c, n,
+		return mf_derr(c, n,
 			    "'%s' is not an image reference like ghcr.io/kube-vip/kube-vip:v0.9.2 "
 			    "(REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST)",
 			    s);
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* Both keys are required: the tarball and the name of the image in it. */
 static const struct field kube_vip_fields[] = {
-	FIELD("image", p_ident, struct mf_k3s, kube_vip.image, true, NULL),
+	FIELD("image", mf_p_ident, struct mf_k3s, kube_vip.image, true, NULL),
 	FIELD("ref", p_image_ref, struct mf_k3s, kube_vip.ref, true, NULL),
 	{}
 };
@@ -1073,7 +644,7 @@ static int p_k3s_component_elem(struct mf_ctx *c, const struct ynode *n, void *b
 	const struct field ef = { .offset = 0, .arg = k3s_component_names };
 
 	(void)f;
-	return p_str_enum(c, n, base, &ef);
+	return mf_p_str_enum(c, n, base, &ef);
 }
 
 static const struct seq_spec k3s_components_spec = { .elem = p_k3s_component_elem, .elem_size = sizeof(char *),
@@ -1083,16 +654,16 @@ static const struct seq_spec k3s_components_spec = { .elem = p_k3s_component_ele
  * HelmChart's name and a namespace must be. */
 static int p_kube_label(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (!hostname_label_valid(s) || strpbrk(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-		return derr(c, n,
+		return mf_derr(c, n,
 			    "'%s' is not a Kubernetes name (1-63 lower-case letters, digits and '-', not at either "
 			    "end)",
 			    s);
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* k3s.charts[].values: any mapping, kept as the YAML text that becomes
@@ -1107,7 +678,7 @@ static int p_chart_values(struct mf_ctx *c, const struct ynode *n, void *base, c
 	int r;
 
 	if (n->kind != YNODE_MAPPING)
-		return derr(c, n, "must be a mapping (the chart's values), not %s", ynode_kind_name(n));
+		return mf_derr(c, n, "must be a mapping (the chart's values), not %s", ynode_kind_name(n));
 	r = yaml_out_new(NULL, MANIFEST_K3S_VALUES_MAX, &y);
 	if (r < 0)
 		return c->oom = r;
@@ -1116,9 +687,9 @@ static int p_chart_values(struct mf_ctx *c, const struct ynode *n, void *base, c
 	if (r == -ENOMEM)
 		return c->oom = r;
 	if (r == -EFBIG)
-		return derr(c, n, "is longer than %d bytes as YAML", MANIFEST_K3S_VALUES_MAX);
+		return mf_derr(c, n, "is longer than %d bytes as YAML", MANIFEST_K3S_VALUES_MAX);
 	if (r < 0)
-		return derr(c, n, "cannot be written back as YAML (a NUL byte in a string?)");
+		return mf_derr(c, n, "cannot be written back as YAML (a NUL byte in a string?)");
 	free(*dst);
 	*dst = text;
 	return 0;
@@ -1126,7 +697,7 @@ static int p_chart_values(struct mf_ctx *c, const struct ynode *n, void *base, c
 
 static const struct field k3s_chart_fields[] = {
 	FIELD("name", p_kube_label, struct mf_k3s_chart, name, true, NULL),
-	FIELD("chart", p_ident, struct mf_k3s_chart, chart, true, NULL),
+	FIELD("chart", mf_p_ident, struct mf_k3s_chart, chart, true, NULL),
 	FIELD("namespace", p_kube_label, struct mf_k3s_chart, namespace, false, NULL),
 	FIELD("values", p_chart_values, struct mf_k3s_chart, values, false, NULL),
 	{}
@@ -1138,25 +709,25 @@ static const struct seq_spec k3s_charts_spec = { .fields = k3s_chart_fields,
 						 .pos_offset = offsetof(struct mf_k3s_chart, pos) };
 
 static const struct field k3s_fields[] = {
-	FIELD("version", p_str, struct mf_k3s, version, false, NULL),
+	FIELD("version", mf_p_str, struct mf_k3s, version, false, NULL),
 	FIELD("token", p_secret, struct mf_k3s, token, true, NULL),
-	FIELD2("servers", p_seq, struct mf_k3s, servers, n_servers, true, &idents_spec),
-	FIELD2("agents", p_seq, struct mf_k3s, agents, n_agents, false, &idents_spec),
-	FIELD("ha", p_bool, struct mf_k3s, ha, false, NULL),
+	FIELD2("servers", mf_p_seq, struct mf_k3s, servers, n_servers, true, &idents_spec),
+	FIELD2("agents", mf_p_seq, struct mf_k3s, agents, n_agents, false, &idents_spec),
+	FIELD("ha", mf_p_bool, struct mf_k3s, ha, false, NULL),
 	FIELD("api_vip", p_api_vip, struct mf_k3s, api_vip, false, NULL),
-	FIELD("cluster_cidr", p_cidr, struct mf_k3s, cluster_cidr, false, NULL),
-	FIELD("service_cidr", p_cidr, struct mf_k3s, service_cidr, false, NULL),
-	FIELD2("disable", p_seq, struct mf_k3s, disable, n_disable, false, &k3s_components_spec),
+	FIELD("cluster_cidr", mf_p_cidr, struct mf_k3s, cluster_cidr, false, NULL),
+	FIELD("service_cidr", mf_p_cidr, struct mf_k3s, service_cidr, false, NULL),
+	FIELD2("disable", mf_p_seq, struct mf_k3s, disable, n_disable, false, &k3s_components_spec),
 	{ "airgap", p_inline_map, 0, false, airgap_fields, 0 },
 	{ "kube_vip", p_inline_map, 0, false, kube_vip_fields, 0 },
-	FIELD2("charts", p_seq, struct mf_k3s, charts, n_charts, false, &k3s_charts_spec),
+	FIELD2("charts", mf_p_seq, struct mf_k3s, charts, n_charts, false, &k3s_charts_spec),
 	{}
 };
 
 static const struct field record_fields[] = {
-	FIELD("name", p_str, struct mf_dns_record, name, true, NULL),
-	FIELD("type", p_str_enum, struct mf_dns_record, type, true, record_type_names),
-	FIELD("value", p_str, struct mf_dns_record, value, true, NULL),
+	FIELD("name", mf_p_str, struct mf_dns_record, name, true, NULL),
+	FIELD("type", mf_p_str_enum, struct mf_dns_record, type, true, record_type_names),
+	FIELD("value", mf_p_str, struct mf_dns_record, value, true, NULL),
 	{}
 };
 
@@ -1164,9 +735,9 @@ static const struct seq_spec records_spec = { .fields = record_fields, .elem_siz
 					      .max = 1024, .pos_offset = SIZE_MAX };
 
 static const struct field forwarder_fields[] = {
-	FIELD("address", p_str, struct mf_dns_forwarder, address, true, NULL),
-	FIELD("protocol", p_enum, struct mf_dns_forwarder, protocol, false, manifest_dns_proto_names),
-	FIELD("name", p_str, struct mf_dns_forwarder, name, false, NULL),
+	FIELD("address", mf_p_str, struct mf_dns_forwarder, address, true, NULL),
+	FIELD("protocol", mf_p_enum, struct mf_dns_forwarder, protocol, false, manifest_dns_proto_names),
+	FIELD("name", mf_p_str, struct mf_dns_forwarder, name, false, NULL),
 	{}
 };
 
@@ -1176,35 +747,35 @@ static const struct seq_spec forwarders_spec = { .fields = forwarder_fields,
 						 .pos_offset = SIZE_MAX };
 
 static const struct field dns_airgap_fields[] = {
-	FIELD("package", p_ident, struct mf_dns, airgap.package, true, NULL),
-	FIELD("runtime", p_ident, struct mf_dns, airgap.runtime, true, NULL),
+	FIELD("package", mf_p_ident, struct mf_dns, airgap.package, true, NULL),
+	FIELD("runtime", mf_p_ident, struct mf_dns, airgap.runtime, true, NULL),
 	{}
 };
 
 static const struct field dns_fields[] = {
-	FIELD("primary", p_label, struct mf_dns, primary, true, NULL),
-	FIELD("secondary", p_label, struct mf_dns, secondary, false, NULL),
-	FIELD("zone", p_dnsname, struct mf_dns, zone, false, NULL),
-	FIELD("wildcard", p_str, struct mf_dns, wildcard, false, NULL),
-	FIELD("node_records", p_bool, struct mf_dns, node_records, false, NULL),
-	FIELD2("records", p_seq, struct mf_dns, records, n_records, false, &records_spec),
-	FIELD2("forwarders", p_seq, struct mf_dns, forwarders, n_forwarders, false, &forwarders_spec),
+	FIELD("primary", mf_p_label, struct mf_dns, primary, true, NULL),
+	FIELD("secondary", mf_p_label, struct mf_dns, secondary, false, NULL),
+	FIELD("zone", mf_p_dnsname, struct mf_dns, zone, false, NULL),
+	FIELD("wildcard", mf_p_str, struct mf_dns, wildcard, false, NULL),
+	FIELD("node_records", mf_p_bool, struct mf_dns, node_records, false, NULL),
+	FIELD2("records", mf_p_seq, struct mf_dns, records, n_records, false, &records_spec),
+	FIELD2("forwarders", mf_p_seq, struct mf_dns, forwarders, n_forwarders, false, &forwarders_spec),
 	FIELD("admin_password", p_secret, struct mf_dns, admin_password, true, NULL),
 	{ "airgap", p_inline_map, 0, false, dns_airgap_fields, 0 },
 	{}
 };
 
 static const struct field acme_fields[] = {
-	FIELD("email", p_str, struct mf_edge, acme.email, true, NULL),
-	FIELD("server", p_str, struct mf_edge, acme.server, false, NULL),
-	FIELD("provider", p_str, struct mf_edge, acme.provider, false, NULL),
+	FIELD("email", mf_p_str, struct mf_edge, acme.email, true, NULL),
+	FIELD("server", mf_p_str, struct mf_edge, acme.server, false, NULL),
+	FIELD("provider", mf_p_str, struct mf_edge, acme.provider, false, NULL),
 	{}
 };
 
 /* An allow-list entry: any network, /0 to /32. */
 static int p_allow_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	return cidr_value(c, n, AT(base, f->offset, struct mf_cidr));
+	return mf_cidr_value(c, n, AT(base, f->offset, struct mf_cidr));
 }
 
 static const struct seq_spec allow_spec = { .elem = p_allow_elem, .elem_size = sizeof(struct mf_cidr), .max = 64,
@@ -1213,20 +784,20 @@ static const struct seq_spec allow_spec = { .elem = p_allow_elem, .elem_size = s
 static const struct range rate_range = { 1, 1000000 };
 
 static const struct field rate_limit_fields[] = {
-	FIELD("average", p_uint, struct mf_edge, rate_limit.average, true, &rate_range),
-	FIELD("burst", p_uint, struct mf_edge, rate_limit.burst, true, &rate_range),
+	FIELD("average", mf_p_uint, struct mf_edge, rate_limit.average, true, &rate_range),
+	FIELD("burst", mf_p_uint, struct mf_edge, rate_limit.burst, true, &rate_range),
 	{}
 };
 
 static const struct field edge_fields[] = {
-	FIELD("ip", p_ipv4, struct mf_edge, ip, true, NULL),
-	FIELD("certificate", p_enum, struct mf_edge, cert, false, cert_names),
+	FIELD("ip", mf_p_ipv4, struct mf_edge, ip, true, NULL),
+	FIELD("certificate", mf_p_enum, struct mf_edge, cert, false, cert_names),
 	{ "acme", p_inline_map, 0, false, acme_fields, 0 },
-	FIELD("dashboard_host", p_dnsname, struct mf_edge, dashboard_host, false, NULL),
+	FIELD("dashboard_host", mf_p_dnsname, struct mf_edge, dashboard_host, false, NULL),
 	FIELD("dashboard_password", p_secret, struct mf_edge, dashboard_password, false, NULL),
-	FIELD("proxmox_host", p_dnsname, struct mf_edge, proxmox_host, false, NULL),
-	FIELD("dns_host", p_dnsname, struct mf_edge, dns_host, false, NULL),
-	FIELD2("allow", p_seq, struct mf_edge, allow, n_allow, false, &allow_spec),
+	FIELD("proxmox_host", mf_p_dnsname, struct mf_edge, proxmox_host, false, NULL),
+	FIELD("dns_host", mf_p_dnsname, struct mf_edge, dns_host, false, NULL),
+	FIELD2("allow", mf_p_seq, struct mf_edge, allow, n_allow, false, &allow_spec),
 	{ "rate_limit", p_inline_map, 0, false, rate_limit_fields, 0 },
 	{}
 };
@@ -1235,31 +806,31 @@ static const char *const backup_mode_names[] = { "snapshot", "suspend", "stop", 
 static const struct range keep_range = { 0, 1000 };
 
 static const struct field keep_fields[] = {
-	FIELD("last", p_uint, struct mf_backup, keep.last, false, &keep_range),
-	FIELD("daily", p_uint, struct mf_backup, keep.daily, false, &keep_range),
-	FIELD("weekly", p_uint, struct mf_backup, keep.weekly, false, &keep_range),
-	FIELD("monthly", p_uint, struct mf_backup, keep.monthly, false, &keep_range),
-	FIELD("yearly", p_uint, struct mf_backup, keep.yearly, false, &keep_range),
+	FIELD("last", mf_p_uint, struct mf_backup, keep.last, false, &keep_range),
+	FIELD("daily", mf_p_uint, struct mf_backup, keep.daily, false, &keep_range),
+	FIELD("weekly", mf_p_uint, struct mf_backup, keep.weekly, false, &keep_range),
+	FIELD("monthly", mf_p_uint, struct mf_backup, keep.monthly, false, &keep_range),
+	FIELD("yearly", mf_p_uint, struct mf_backup, keep.yearly, false, &keep_range),
 	{}
 };
 
 static const struct range pbs_port_range = { 1, 65535 };
 
 static const struct field pbs_fields[] = {
-	FIELD("server", p_str, struct mf_backup, pbs.server, true, NULL),
-	FIELD("datastore", p_str, struct mf_backup, pbs.datastore, true, NULL),
-	FIELD("username", p_str, struct mf_backup, pbs.username, true, NULL),
+	FIELD("server", mf_p_str, struct mf_backup, pbs.server, true, NULL),
+	FIELD("datastore", mf_p_str, struct mf_backup, pbs.datastore, true, NULL),
+	FIELD("username", mf_p_str, struct mf_backup, pbs.username, true, NULL),
 	FIELD("password", p_secret, struct mf_backup, pbs.password, true, NULL),
-	FIELD("fingerprint", p_str, struct mf_backup, pbs.fingerprint, false, NULL),
-	FIELD("namespace", p_str, struct mf_backup, pbs.namespace, false, NULL),
-	FIELD("port", p_uint, struct mf_backup, pbs.port, false, &pbs_port_range),
+	FIELD("fingerprint", mf_p_str, struct mf_backup, pbs.fingerprint, false, NULL),
+	FIELD("namespace", mf_p_str, struct mf_backup, pbs.namespace, false, NULL),
+	FIELD("port", mf_p_uint, struct mf_backup, pbs.port, false, &pbs_port_range),
 	{}
 };
 
 static const struct field backup_fields[] = {
-	FIELD("schedule", p_str, struct mf_backup, schedule, false, NULL),
-	FIELD("storage", p_str, struct mf_backup, storage, false, NULL),
-	FIELD("mode", p_enum, struct mf_backup, mode, false, backup_mode_names),
+	FIELD("schedule", mf_p_str, struct mf_backup, schedule, false, NULL),
+	FIELD("storage", mf_p_str, struct mf_backup, storage, false, NULL),
+	FIELD("mode", mf_p_enum, struct mf_backup, mode, false, backup_mode_names),
 	{ "keep", p_inline_map, 0, false, keep_fields, 0 },
 	{ "pbs", p_inline_map, 0, false, pbs_fields, 0 },
 	{}
@@ -1268,8 +839,8 @@ static const struct field backup_fields[] = {
 static const struct range port_range = { 1, 65535 };
 
 static const struct field status_fields[] = {
-	FIELD("port", p_uint, struct mf_status, port, false, &port_range),
-	FIELD("enabled", p_bool, struct mf_status, enabled, false, NULL),
+	FIELD("port", mf_p_uint, struct mf_status, port, false, &port_range),
+	FIELD("enabled", mf_p_bool, struct mf_status, enabled, false, NULL),
 	{}
 };
 
@@ -1279,94 +850,94 @@ static const struct field status_fields[] = {
  * password is refused without being quoted back. */
 static int p_git_repo(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 	enum mf_git_url kind = MF_GIT_HTTPS;
 	int r;
 
 	if (!s)
 		return -EINVAL;
 	if (mf_has_space_or_control(s))
-		return derr(c, n, "must not contain whitespace or control characters");
+		return mf_derr(c, n, "must not contain whitespace or control characters");
 	r = mf_git_url_kind(s, &kind);
 	if (r == -EACCES)
-		return derr(c, n, "holds a password: secrets are never given in clear text; use gitops.credentials");
+		return mf_derr(c, n, "holds a password: secrets are never given in clear text; use gitops.credentials");
 	if (r == -EPERM)
-		return derr(c, n, "'%s' holds a user name: give it as gitops.credentials.username", s);
+		return mf_derr(c, n, "'%s' holds a user name: give it as gitops.credentials.username", s);
 	if (r < 0)
-		return derr(c, n,
+		return mf_derr(c, n,
 			    "'%s' is not a Git repository URL (https://HOST/PATH, http://HOST/PATH, "
 			    "ssh://[USER@]HOST[:PORT]/PATH or USER@HOST:PATH)",
 			    s);
 	*AT(base, f->offset2, enum mf_git_url) = kind;
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* gitops.revision: a branch, tag or commit, as Argo CD's targetRevision. */
 static int p_git_revision(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (strlen(s) > MANIFEST_GITOPS_REVISION_MAX)
-		return derr(c, n, "is longer than %d bytes", MANIFEST_GITOPS_REVISION_MAX);
+		return mf_derr(c, n, "is longer than %d bytes", MANIFEST_GITOPS_REVISION_MAX);
 	if (mf_has_space_or_control(s))
-		return derr(c, n, "must not contain whitespace or control characters (a branch, tag or commit)");
-	return set_string(c, base, f, s);
+		return mf_derr(c, n, "must not contain whitespace or control characters (a branch, tag or commit)");
+	return mf_set_string(c, base, f, s);
 }
 
 /* gitops.path: a directory inside the repository, relative to its root. */
 static int p_git_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return derr(c, n, "contains a control character");
+			return mf_derr(c, n, "contains a control character");
 	if (s[0] == '/')
-		return derr(c, n, "'%s' is absolute: the path is relative to the repository's root", s);
+		return mf_derr(c, n, "'%s' is absolute: the path is relative to the repository's root", s);
 	for (const char *p = s;;) {
 		size_t len = strcspn(p, "/");
 
 		if (len == 2 && p[0] == '.' && p[1] == '.')
-			return derr(c, n, "'%s' has a '..' component: the path stays inside the repository", s);
+			return mf_derr(c, n, "'%s' has a '..' component: the path stays inside the repository", s);
 		if (!p[len])
 			break;
 		p += len + 1;
 	}
-	return set_string(c, base, f, s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* monitoring.retention, monitoring.logs.retention: how long data is kept. */
 static int p_duration(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 	uint64_t ms = 0;
 
 	if (!s)
 		return -EINVAL;
 	if (!mf_duration_parse(s, &ms))
-		return derr(c, n,
+		return mf_derr(c, n,
 			    "'%s' is not a duration like 15d or 1w2d (NUMBER UNIT, repeated; units y, w, d, h, m, s, "
 			    "ms, each once, larger first)",
 			    s);
 	if (ms == 0)
-		return derr(c, n, "'%s' is zero: nothing would be kept", s);
-	return set_string(c, base, f, s);
+		return mf_derr(c, n, "'%s' is zero: nothing would be kept", s);
+	return mf_set_string(c, base, f, s);
 }
 
 /* gitops.credentials.username: HTTP basic auth's user (RFC 7617: no ':'). */
 static int p_git_username(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (strchr(s, ':') || mf_has_space_or_control(s))
-		return derr(c, n, "must not contain ':', whitespace or control characters (an HTTP basic auth user)");
-	return set_string(c, base, f, s);
+		return mf_derr(c, n, "must not contain ':', whitespace or control characters (an HTTP basic auth user)");
+	return mf_set_string(c, base, f, s);
 }
 
 /* monitoring.scrape_targets[].targets[]: HOST:PORT, as Prometheus's
@@ -1374,14 +945,14 @@ static int p_git_username(struct mf_ctx *c, const struct ynode *n, void *base, c
 static int p_scrape_endpoint_elem(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	static const struct field ef = { .offset = 0 };
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	(void)f;
 	if (!s)
 		return -EINVAL;
 	if (!mf_host_port_valid(s, strlen(s), true))
-		return derr(c, n, "'%s' is not HOST:PORT (an IPv4 address or DNS name, port 1-65535)", s);
-	return set_string(c, base, &ef, s);
+		return mf_derr(c, n, "'%s' is not HOST:PORT (an IPv4 address or DNS name, port 1-65535)", s);
+	return mf_set_string(c, base, &ef, s);
 }
 
 static const struct seq_spec scrape_endpoints_spec = { .elem = p_scrape_endpoint_elem,
@@ -1392,22 +963,22 @@ static const struct seq_spec scrape_endpoints_spec = { .elem = p_scrape_endpoint
 static int p_scrape_endpoints(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
 	if (n->kind == YNODE_SEQUENCE && n->n == 0)
-		return derr(c, n, "needs at least one HOST:PORT");
-	return p_seq(c, n, base, f);
+		return mf_derr(c, n, "needs at least one HOST:PORT");
+	return mf_p_seq(c, n, base, f);
 }
 
 /* monitoring.scrape_targets[].metrics_path: the path on each target. */
 static int p_metrics_path(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
 {
-	const char *s = string_value(c, n);
+	const char *s = mf_string_value(c, n);
 
 	if (!s)
 		return -EINVAL;
 	if (mf_has_space_or_control(s))
-		return derr(c, n, "must not contain whitespace or control characters");
+		return mf_derr(c, n, "must not contain whitespace or control characters");
 	if (s[0] != '/')
-		return derr(c, n, "'%s' does not start with '/'", s);
-	return set_string(c, base, f, s);
+		return mf_derr(c, n, "'%s' does not start with '/'", s);
+	return mf_set_string(c, base, f, s);
 }
 
 static const struct seq_spec images_spec = { .elem = p_ident_elem, .elem_size = sizeof(char *),
@@ -1424,11 +995,11 @@ static const struct field gitops_fields[] = {
 	FIELD2("repo", p_git_repo, struct mf_gitops, repo, repo_kind, true, NULL),
 	FIELD("revision", p_git_revision, struct mf_gitops, revision, false, NULL),
 	FIELD("path", p_git_path, struct mf_gitops, path, false, NULL),
-	FIELD("public", p_bool, struct mf_gitops, public, false, NULL),
+	FIELD("public", mf_p_bool, struct mf_gitops, public, false, NULL),
 	{ "credentials", p_inline_map, 0, false, git_credentials_fields, 0 },
-	FIELD("chart", p_ident, struct mf_gitops, chart, true, NULL),
-	FIELD2("images", p_seq, struct mf_gitops, images, n_images, false, &images_spec),
-	FIELD("host", p_dnsname, struct mf_gitops, host, false, NULL),
+	FIELD("chart", mf_p_ident, struct mf_gitops, chart, true, NULL),
+	FIELD2("images", mf_p_seq, struct mf_gitops, images, n_images, false, &images_spec),
+	FIELD("host", mf_p_dnsname, struct mf_gitops, host, false, NULL),
 	{}
 };
 
@@ -1438,7 +1009,7 @@ static const struct field scrape_target_fields[] = {
 	FIELD("name", p_kube_label, struct mf_scrape_target, name, true, NULL),
 	FIELD2("targets", p_scrape_endpoints, struct mf_scrape_target, targets, n_targets, true, &scrape_endpoints_spec),
 	FIELD("metrics_path", p_metrics_path, struct mf_scrape_target, metrics_path, false, NULL),
-	FIELD("scheme", p_enum, struct mf_scrape_target, scheme, false, scrape_scheme_names),
+	FIELD("scheme", mf_p_enum, struct mf_scrape_target, scheme, false, scrape_scheme_names),
 	{}
 };
 
@@ -1448,10 +1019,10 @@ static const struct seq_spec scrape_targets_spec = { .fields = scrape_target_fie
 						     .pos_offset = offsetof(struct mf_scrape_target, pos) };
 
 static const struct field logs_fields[] = {
-	FIELD("enabled", p_bool, struct mf_monitoring, logs.enabled, false, NULL),
+	FIELD("enabled", mf_p_bool, struct mf_monitoring, logs.enabled, false, NULL),
 	FIELD("retention", p_duration, struct mf_monitoring, logs.retention, false, NULL),
-	FIELD("chart", p_ident, struct mf_monitoring, logs.chart, false, NULL),
-	FIELD2("images", p_seq, struct mf_monitoring, logs.images, logs.n_images, false, &images_spec),
+	FIELD("chart", mf_p_ident, struct mf_monitoring, logs.chart, false, NULL),
+	FIELD2("images", mf_p_seq, struct mf_monitoring, logs.images, logs.n_images, false, &images_spec),
 	{}
 };
 
@@ -1463,25 +1034,25 @@ static int p_logs(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	(void)f;
 	mo->logs.present = true;
 	mo->logs.enabled = true;
-	return decode_map(c, n, logs_fields, mo);
+	return mf_decode_map(c, n, logs_fields, mo);
 }
 
 static const struct field monitoring_hosts_fields[] = {
-	FIELD("grafana", p_dnsname, struct mf_monitoring, hosts.grafana, false, NULL),
-	FIELD("prometheus", p_dnsname, struct mf_monitoring, hosts.prometheus, false, NULL),
+	FIELD("grafana", mf_p_dnsname, struct mf_monitoring, hosts.grafana, false, NULL),
+	FIELD("prometheus", mf_p_dnsname, struct mf_monitoring, hosts.prometheus, false, NULL),
 	{}
 };
 
 /* chart and grafana_password are required when enabled: manifest-check.c
  * says so. */
 static const struct field monitoring_fields[] = {
-	FIELD("enabled", p_bool, struct mf_monitoring, enabled, false, NULL),
+	FIELD("enabled", mf_p_bool, struct mf_monitoring, enabled, false, NULL),
 	FIELD("retention", p_duration, struct mf_monitoring, retention, false, NULL),
 	FIELD("grafana_password", p_secret, struct mf_monitoring, grafana_password, false, NULL),
-	FIELD2("scrape_targets", p_seq, struct mf_monitoring, scrape_targets, n_scrape_targets, false,
+	FIELD2("scrape_targets", mf_p_seq, struct mf_monitoring, scrape_targets, n_scrape_targets, false,
 	       &scrape_targets_spec),
-	FIELD("chart", p_ident, struct mf_monitoring, chart, false, NULL),
-	FIELD2("images", p_seq, struct mf_monitoring, images, n_images, false, &images_spec),
+	FIELD("chart", mf_p_ident, struct mf_monitoring, chart, false, NULL),
+	FIELD2("images", mf_p_seq, struct mf_monitoring, images, n_images, false, &images_spec),
 	{ "logs", p_logs, 0, false, NULL, 0 },
 	{ "hosts", p_inline_map, 0, false, monitoring_hosts_fields, 0 },
 	{}
@@ -1489,18 +1060,18 @@ static const struct field monitoring_fields[] = {
 
 /* host is required when enabled: manifest-check.c says so. */
 static const struct field registry_fields[] = {
-	FIELD("enabled", p_bool, struct mf_registry, enabled, false, NULL),
-	FIELD("image", p_ident, struct mf_registry, image, true, NULL),
+	FIELD("enabled", mf_p_bool, struct mf_registry, enabled, false, NULL),
+	FIELD("image", mf_p_ident, struct mf_registry, image, true, NULL),
 	FIELD("ref", p_image_ref, struct mf_registry, ref, true, NULL),
-	FIELD("host", p_dnsname, struct mf_registry, host, false, NULL),
-	FIELD("size", p_size, struct mf_registry, size, false, NULL),
-	FIELD2("seed", p_seq, struct mf_registry, seed, n_seed, false, &images_spec),
+	FIELD("host", mf_p_dnsname, struct mf_registry, host, false, NULL),
+	FIELD("size", mf_p_size, struct mf_registry, size, false, NULL),
+	FIELD2("seed", mf_p_seq, struct mf_registry, seed, n_seed, false, &images_spec),
 	{}
 };
 
 static const struct field secrets_fields[] = {
-	FIELD("key_source", p_str, struct mf_secrets, key_source, false, NULL),
-	FIELD2("names", p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
+	FIELD("key_source", mf_p_str, struct mf_secrets, key_source, false, NULL),
+	FIELD2("names", mf_p_seq, struct mf_secrets, names, n_names, false, &idents_spec),
 	{}
 };
 
@@ -1510,7 +1081,7 @@ static int p_k3s(struct mf_ctx *c, const struct ynode *n, void *base, const stru
 	struct mf_k3s *k = AT(base, f->offset, struct mf_k3s);
 
 	k->present = true;
-	return decode_map(c, n, k3s_fields, k);
+	return mf_decode_map(c, n, k3s_fields, k);
 }
 
 static int p_dns(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1519,7 +1090,7 @@ static int p_dns(struct mf_ctx *c, const struct ynode *n, void *base, const stru
 
 	d->present = true;
 	d->node_records = true;
-	return decode_map(c, n, dns_fields, d);
+	return mf_decode_map(c, n, dns_fields, d);
 }
 
 static int p_edge(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1527,7 +1098,7 @@ static int p_edge(struct mf_ctx *c, const struct ynode *n, void *base, const str
 	struct mf_edge *e = AT(base, f->offset, struct mf_edge);
 
 	e->present = true;
-	return decode_map(c, n, edge_fields, e);
+	return mf_decode_map(c, n, edge_fields, e);
 }
 
 static int p_backup(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1535,7 +1106,7 @@ static int p_backup(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	struct mf_backup *b = AT(base, f->offset, struct mf_backup);
 
 	b->present = true;
-	return decode_map(c, n, backup_fields, b);
+	return mf_decode_map(c, n, backup_fields, b);
 }
 
 static int p_status(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1544,7 +1115,7 @@ static int p_status(struct mf_ctx *c, const struct ynode *n, void *base, const s
 
 	st->present = true;
 	st->enabled = true;
-	return decode_map(c, n, status_fields, st);
+	return mf_decode_map(c, n, status_fields, st);
 }
 
 static int p_gitops(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1552,7 +1123,7 @@ static int p_gitops(struct mf_ctx *c, const struct ynode *n, void *base, const s
 	struct mf_gitops *g = AT(base, f->offset, struct mf_gitops);
 
 	g->present = true;
-	return decode_map(c, n, gitops_fields, g);
+	return mf_decode_map(c, n, gitops_fields, g);
 }
 
 static int p_monitoring(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1561,7 +1132,7 @@ static int p_monitoring(struct mf_ctx *c, const struct ynode *n, void *base, con
 
 	mo->present = true;
 	mo->enabled = true;
-	return decode_map(c, n, monitoring_fields, mo);
+	return mf_decode_map(c, n, monitoring_fields, mo);
 }
 
 static int p_registry(struct mf_ctx *c, const struct ynode *n, void *base, const struct field *f)
@@ -1570,18 +1141,18 @@ static int p_registry(struct mf_ctx *c, const struct ynode *n, void *base, const
 
 	rg->present = true;
 	rg->enabled = true;
-	return decode_map(c, n, registry_fields, rg);
+	return mf_decode_map(c, n, registry_fields, rg);
 }
 
 static const struct field manifest_fields[] = {
-	FIELD("version", p_uint, struct manifest, version, true, &r_version),
-	FIELD("cluster", p_map, struct manifest, cluster, true, cluster_fields),
-	FIELD("network", p_map, struct manifest, network, true, network_fields),
-	FIELD2("nodes", p_seq, struct manifest, nodes, n_nodes, true, &nodes_spec),
-	FIELD2("assets", p_seq, struct manifest, assets, n_assets, false, &assets_spec),
-	FIELD("proxmox", p_map, struct manifest, proxmox, true, proxmox_fields),
-	FIELD2("templates", p_seq, struct manifest, templates, n_templates, false, &templates_spec),
-	FIELD2("vms", p_seq, struct manifest, vms, n_vms, false, &vms_spec),
+	FIELD("version", mf_p_uint, struct manifest, version, true, &r_version),
+	FIELD("cluster", mf_p_map, struct manifest, cluster, true, cluster_fields),
+	FIELD("network", mf_p_map, struct manifest, network, true, network_fields),
+	FIELD2("nodes", mf_p_seq, struct manifest, nodes, n_nodes, true, &nodes_spec),
+	FIELD2("assets", mf_p_seq, struct manifest, assets, n_assets, false, &assets_spec),
+	FIELD("proxmox", mf_p_map, struct manifest, proxmox, true, proxmox_fields),
+	FIELD2("templates", mf_p_seq, struct manifest, templates, n_templates, false, &templates_spec),
+	FIELD2("vms", mf_p_seq, struct manifest, vms, n_vms, false, &vms_spec),
 	FIELD("k3s", p_k3s, struct manifest, k3s, false, NULL),
 	FIELD("dns", p_dns, struct manifest, dns, false, NULL),
 	FIELD("edge", p_edge, struct manifest, edge, false, NULL),
@@ -1590,7 +1161,7 @@ static const struct field manifest_fields[] = {
 	FIELD("gitops", p_gitops, struct manifest, gitops, false, NULL),
 	FIELD("monitoring", p_monitoring, struct manifest, monitoring, false, NULL),
 	FIELD("registry", p_registry, struct manifest, registry, false, NULL),
-	FIELD("secrets", p_map, struct manifest, secrets, false, secrets_fields),
+	FIELD("secrets", mf_p_map, struct manifest, secrets, false, secrets_fields),
 	{}
 };
 
@@ -1788,7 +1359,7 @@ int manifest_load_buffer(const char *data, size_t size, const char *display_name
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	(void)decode_map(&c, root, manifest_fields, m);
+	(void)mf_decode_map(&c, root, manifest_fields, m);
 	if (!c.oom)
 		r = manifest_check(&c, m);
 	if (!c.oom && r >= 0)
