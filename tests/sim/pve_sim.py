@@ -88,6 +88,7 @@ pve_sim_jobs.register()
 
 # ---- shared state ---------------------------------------------------------
 
+
 class State:
     """DIR/state.json under DIR/lock (flock): nodes, clusters, users, tasks."""
 
